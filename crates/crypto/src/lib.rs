@@ -1,0 +1,179 @@
+//! Starling signatures: Ed25519 and secp256k1 BIP-340 keys, signing, single and batched
+//! verification, and secret keys that are zeroized on drop and never printed.
+
+use ed25519_dalek::Signer as _;
+use rand_core::{CryptoRng, RngCore};
+use starling_types::tx::{signing_hash, ChainId, TxBody, TxEnvelope};
+use starling_types::{Encode, Hash, KeyType, PublicKey, Signature};
+use std::fmt;
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SigError {
+    #[error("public key is not a valid {0:?} key")]
+    InvalidKey(KeyType),
+    #[error("weak (small-order) Ed25519 public key")]
+    WeakKey,
+    #[error("signature does not verify")]
+    BadSignature,
+}
+
+/// A secret signing key. Zeroized on drop; `Debug` never shows it.
+pub enum SecretKey {
+    Ed25519(ed25519_dalek::SigningKey),
+    Secp256k1(k256::schnorr::SigningKey),
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey({}, <redacted>)", self.public_key())
+    }
+}
+
+impl SecretKey {
+    pub fn generate<R: RngCore + CryptoRng>(key_type: KeyType, rng: &mut R) -> SecretKey {
+        loop {
+            let mut seed = Zeroizing::new([0u8; 32]);
+            rng.fill_bytes(seed.as_mut());
+            // A secp256k1 seed is out of range with probability ~2^-128; draw again.
+            if let Ok(k) = SecretKey::from_seed(key_type, &seed) {
+                return k;
+            }
+        }
+    }
+
+    /// From 32 secret bytes: the Ed25519 seed, or the secp256k1 secret scalar.
+    pub fn from_seed(key_type: KeyType, seed: &[u8; 32]) -> Result<SecretKey, SigError> {
+        match key_type {
+            KeyType::Ed25519 => Ok(SecretKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(seed))),
+            KeyType::Secp256k1 => k256::schnorr::SigningKey::from_bytes(seed)
+                .map(SecretKey::Secp256k1)
+                .map_err(|_| SigError::InvalidKey(KeyType::Secp256k1)),
+        }
+    }
+
+    /// The 32 secret bytes, for an encrypted keystore or a backup.
+    pub fn to_seed(&self) -> Zeroizing<[u8; 32]> {
+        match self {
+            SecretKey::Ed25519(k) => Zeroizing::new(k.to_bytes()),
+            SecretKey::Secp256k1(k) => Zeroizing::new(k.to_bytes().into()),
+        }
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        match self {
+            SecretKey::Ed25519(k) => PublicKey::ed25519(k.verifying_key().to_bytes()),
+            SecretKey::Secp256k1(k) => PublicKey::secp256k1(k.verifying_key().to_bytes().into()),
+        }
+    }
+
+    /// Signs `msg`. BIP-340 signing uses auxiliary randomness derived from the key and message.
+    pub fn sign(&self, msg: &[u8]) -> Signature {
+        match self {
+            SecretKey::Ed25519(k) => Signature(k.sign(msg).to_bytes()),
+            SecretKey::Secp256k1(k) => {
+                let aux = Hash::of(&[b"starling/bip340-aux", &k.to_bytes()[..], msg]);
+                sign_bip340(k, msg, &aux.0)
+            }
+        }
+    }
+
+    /// Signs a transaction body for `chain_id`.
+    pub fn sign_tx(&self, chain_id: &ChainId, body: &TxBody) -> TxEnvelope {
+        let body_bytes = body.to_bytes();
+        let signature = self.sign(signing_hash(chain_id, &body_bytes).as_bytes());
+        TxEnvelope { body_bytes, signature }
+    }
+}
+
+/// BIP-340 signing with explicit auxiliary randomness.
+pub fn sign_bip340(k: &k256::schnorr::SigningKey, msg: &[u8], aux: &[u8; 32]) -> Signature {
+    match k.sign_raw(msg, aux) {
+        Ok(sig) => Signature(sig.to_bytes()),
+        // Only fails for a zero nonce (probability ~2^-256); an all-zero signature never
+        // verifies, so the error surfaces at verification instead of as a panic here.
+        Err(_) => Signature([0u8; 64]),
+    }
+}
+
+/// Verifies one signature. Ed25519 uses the strict rules (canonical `S`, no small-order keys).
+pub fn verify(key: &PublicKey, msg: &[u8], sig: &Signature) -> Result<(), SigError> {
+    match key.key_type {
+        KeyType::Ed25519 => {
+            let vk = ed25519_key(key)?;
+            let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
+            vk.verify_strict(msg, &sig).map_err(|_| SigError::BadSignature)
+        }
+        KeyType::Secp256k1 => {
+            let vk = k256::schnorr::VerifyingKey::from_bytes(&key.bytes)
+                .map_err(|_| SigError::InvalidKey(KeyType::Secp256k1))?;
+            let sig = k256::schnorr::Signature::try_from(&sig.0[..])
+                .map_err(|_| SigError::BadSignature)?;
+            vk.verify_raw(msg, &sig).map_err(|_| SigError::BadSignature)
+        }
+    }
+}
+
+fn ed25519_key(key: &PublicKey) -> Result<ed25519_dalek::VerifyingKey, SigError> {
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&key.bytes)
+        .map_err(|_| SigError::InvalidKey(KeyType::Ed25519))?;
+    if vk.is_weak() {
+        return Err(SigError::WeakKey);
+    }
+    Ok(vk)
+}
+
+/// One signature to check: key, signed message (a 32-byte digest for transactions), signature.
+#[derive(Debug, Clone, Copy)]
+pub struct SigItem<'a> {
+    pub key: &'a PublicKey,
+    pub msg: &'a [u8],
+    pub sig: &'a Signature,
+}
+
+/// Verifies many signatures and says which failed (indices into `items`, ascending).
+///
+/// Rule (deterministic, so every validator agrees on a block): Ed25519 keys are decoded and
+/// weak keys rejected; all Ed25519 signatures are checked in one batch, in order; only if the
+/// batch fails is each checked alone to find the culprits. secp256k1 signatures are checked one
+/// by one.
+pub fn verify_batch(items: &[SigItem<'_>]) -> Vec<usize> {
+    let mut failed = Vec::new();
+    let mut ed_idx = Vec::with_capacity(items.len());
+    let mut ed_keys = Vec::with_capacity(items.len());
+    let mut ed_msgs: Vec<&[u8]> = Vec::with_capacity(items.len());
+    let mut ed_sigs = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match item.key.key_type {
+            KeyType::Ed25519 => match ed25519_key(item.key) {
+                Ok(vk) => {
+                    ed_idx.push(i);
+                    ed_keys.push(vk);
+                    ed_msgs.push(item.msg);
+                    ed_sigs.push(ed25519_dalek::Signature::from_bytes(&item.sig.0));
+                }
+                Err(_) => failed.push(i),
+            },
+            KeyType::Secp256k1 => {
+                if verify(item.key, item.msg, item.sig).is_err() {
+                    failed.push(i);
+                }
+            }
+        }
+    }
+    if !ed_idx.is_empty()
+        && ed25519_dalek::verify_batch(&ed_msgs, &ed_sigs, &ed_keys).is_err()
+    {
+        for (j, &i) in ed_idx.iter().enumerate() {
+            if ed_keys[j].verify_strict(ed_msgs[j], &ed_sigs[j]).is_err() {
+                failed.push(i);
+            }
+        }
+    }
+    failed.sort_unstable();
+    failed
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,20 @@
+//! Starling protocol types: keys, accounts, the shard space, transactions, receipts and
+//! blocks, with one canonical, versioned binary encoding decoded within explicit limits.
+
+pub mod block;
+pub mod codec;
+pub mod hash;
+pub mod keys;
+pub mod merkle;
+pub mod receipt;
+pub mod shard;
+pub mod tx;
+
+pub use block::{Block, BlockHeader, InboundBatch};
+pub use codec::{Decode, DecodeError, Encode, Reader};
+pub use hash::Hash;
+pub use keys::{AccountId, KeyType, PublicKey, Signature};
+pub use merkle::MerkleProof;
+pub use receipt::{Payload, Receipt, ShardMessage, StatusCode, TxReceipt};
+pub use shard::{ShardId, ShardMap, ShardPoint, ShardRange};
+pub use tx::{Action, Asset, ChainId, PostId, Tx, TxBody, TxEnvelope};

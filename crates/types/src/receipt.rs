@@ -1,0 +1,189 @@
+//! Receipts: the outcome of each transaction, and messages from one shard to another.
+//!
+//! A block's `receipt_root` is the Merkle root (see [`crate::merkle`]) over the leaves
+//! `blake3(0x00 || encoded receipt)`, in order: first one [`TxReceipt`] per transaction, then
+//! the [`ShardMessage`]s the block emits. A destination shard applies a message after
+//! checking the source block's finality and the message's Merkle proof under that root.
+//!
+//! Messages between a pair of shards carry consecutive sequence numbers (`seq`, from 0); the
+//! destination applies `seq == next` and treats `seq < next` as an already-applied duplicate,
+//! so every message is applied exactly once and in order, however often it is delivered.
+
+use crate::codec::{put, Decode, DecodeError, Encode, Reader};
+use crate::hash::Hash;
+use crate::keys::{AccountId, PublicKey};
+use crate::merkle;
+use crate::shard::ShardId;
+use crate::tx::{Asset, MAX_HANDLE_BYTES};
+
+/// The result code of a transaction: 0 is success, anything else names the rejection.
+pub type StatusCode = u16;
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct TxReceipt {
+    pub tx_hash: Hash,
+    pub status: StatusCode,
+    pub gas_used: u64,
+    pub fee_paid: u128,
+}
+
+impl Encode for TxReceipt {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.tx_hash.encode(out);
+        put::u16(out, self.status);
+        put::u64(out, self.gas_used);
+        put::u128(out, self.fee_paid);
+    }
+}
+
+impl Decode for TxReceipt {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(TxReceipt {
+            tx_hash: Hash::decode(r)?,
+            status: r.u16()?,
+            gas_used: r.u64()?,
+            fee_paid: r.u128()?,
+        })
+    }
+}
+
+/// What a cross-shard message asks the destination to do.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Payload {
+    /// tag 1: credit `amount` of `asset` to `to`.
+    Credit { from: AccountId, to: AccountId, asset: Asset, amount: u128 },
+    /// tag 2: `follower` started (`following = true`) or stopped following `followee`.
+    FollowNotice { follower: AccountId, followee: AccountId, following: bool },
+    /// tag 3: `account` claims a handle on the global shard.
+    HandleClaim { account: AccountId, handle: String },
+    /// tag 4: the global shard's answer to a claim.
+    HandleResult { account: AccountId, handle: String, accepted: bool },
+}
+
+impl Encode for Payload {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Payload::Credit { from, to, asset, amount } => {
+                put::u8(out, 1);
+                from.encode(out);
+                to.encode(out);
+                asset.encode(out);
+                put::u128(out, *amount);
+            }
+            Payload::FollowNotice { follower, followee, following } => {
+                put::u8(out, 2);
+                follower.encode(out);
+                followee.encode(out);
+                put::bool(out, *following);
+            }
+            Payload::HandleClaim { account, handle } => {
+                put::u8(out, 3);
+                account.encode(out);
+                put::string(out, handle);
+            }
+            Payload::HandleResult { account, handle, accepted } => {
+                put::u8(out, 4);
+                account.encode(out);
+                put::string(out, handle);
+                put::bool(out, *accepted);
+            }
+        }
+    }
+}
+
+impl Decode for Payload {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.u8()? {
+            1 => Payload::Credit {
+                from: PublicKey::decode(r)?,
+                to: PublicKey::decode(r)?,
+                asset: Asset::decode(r)?,
+                amount: r.u128()?,
+            },
+            2 => Payload::FollowNotice {
+                follower: PublicKey::decode(r)?,
+                followee: PublicKey::decode(r)?,
+                following: r.bool()?,
+            },
+            3 => Payload::HandleClaim {
+                account: PublicKey::decode(r)?,
+                handle: r.string("handle", MAX_HANDLE_BYTES)?,
+            },
+            4 => Payload::HandleResult {
+                account: PublicKey::decode(r)?,
+                handle: r.string("handle", MAX_HANDLE_BYTES)?,
+                accepted: r.bool()?,
+            },
+            tag => return Err(DecodeError::InvalidTag { what: "message payload", tag }),
+        })
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ShardMessage {
+    pub source: ShardId,
+    pub dest: ShardId,
+    /// Consecutive per `(source, dest)` pair, from 0.
+    pub seq: u64,
+    pub payload: Payload,
+}
+
+impl Encode for ShardMessage {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.source.encode(out);
+        self.dest.encode(out);
+        put::u64(out, self.seq);
+        self.payload.encode(out);
+    }
+}
+
+impl Decode for ShardMessage {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(ShardMessage {
+            source: ShardId::decode(r)?,
+            dest: ShardId::decode(r)?,
+            seq: r.u64()?,
+            payload: Payload::decode(r)?,
+        })
+    }
+}
+
+/// One leaf of a block's receipt tree.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Receipt {
+    /// tag 1
+    Tx(TxReceipt),
+    /// tag 2
+    Message(ShardMessage),
+}
+
+impl Receipt {
+    pub fn leaf_hash(&self) -> Hash {
+        merkle::leaf_hash(&self.to_bytes())
+    }
+}
+
+impl Encode for Receipt {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Receipt::Tx(t) => {
+                put::u8(out, 1);
+                t.encode(out);
+            }
+            Receipt::Message(m) => {
+                put::u8(out, 2);
+                m.encode(out);
+            }
+        }
+    }
+}
+
+impl Decode for Receipt {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            1 => Ok(Receipt::Tx(TxReceipt::decode(r)?)),
+            2 => Ok(Receipt::Message(ShardMessage::decode(r)?)),
+            tag => Err(DecodeError::InvalidTag { what: "receipt", tag }),
+        }
+    }
+}

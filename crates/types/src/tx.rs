@@ -1,0 +1,395 @@
+//! Transactions: the signed envelope, the body, and the actions.
+//!
+//! Wire form (version 1):
+//! - envelope: `version:u8 (=1) || body_len:u32 || body_bytes || signature:[u8;64]`;
+//! - body: `version:u8 (=1) || account:PublicKey || nonce:u64 || max_fee:u128 || tip:u128 ||
+//!   expires_at_height:u64 || action:Action`;
+//! - the signature covers `blake3("starling/tx/v1" || chain_id(encoded) || body_bytes)`.
+//!
+//! `body_bytes` travel verbatim: the hash and the signature are always computed over the bytes
+//! that were received, never over a re-encoding.
+
+use crate::codec::{put, Decode, DecodeError, Encode, Reader};
+use crate::hash::Hash;
+use crate::keys::{AccountId, PublicKey, Signature};
+use std::fmt;
+
+/// Largest encoded envelope accepted anywhere.
+pub const MAX_TX_BYTES: usize = 8 * 1024;
+/// Largest post text in bytes (the grapheme limit is a ledger rule).
+pub const MAX_TEXT_BYTES: usize = 4096;
+pub const MAX_LANGS: usize = 3;
+pub const MAX_LANG_BYTES: usize = 16;
+pub const MAX_DISPLAY_NAME_BYTES: usize = 256;
+pub const MAX_BIO_BYTES: usize = 1024;
+pub const MAX_URL_BYTES: usize = 256;
+pub const MAX_HANDLE_BYTES: usize = 64;
+pub const MAX_CHAIN_ID_BYTES: usize = 32;
+
+const TX_VERSION: u8 = 1;
+const SIGNING_DOMAIN: &[u8] = b"starling/tx/v1";
+
+/// Names one network; part of every signature so a transaction cannot be replayed elsewhere.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct ChainId(String);
+
+impl ChainId {
+    pub fn new(s: &str) -> Result<Self, DecodeError> {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_CHAIN_ID_BYTES
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if ok {
+            Ok(ChainId(s.to_owned()))
+        } else {
+            Err(DecodeError::InvalidValue("chain id (1-32 of [A-Za-z0-9._-])"))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ChainId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Encode for ChainId {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put::u8(out, self.0.len() as u8);
+        out.extend_from_slice(self.0.as_bytes());
+    }
+}
+
+impl Decode for ChainId {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let len = r.u8()? as usize;
+        if len > MAX_CHAIN_ID_BYTES {
+            return Err(DecodeError::TooLong { what: "chain id", len, max: MAX_CHAIN_ID_BYTES });
+        }
+        let s = std::str::from_utf8(r.take(len)?).map_err(|_| DecodeError::InvalidUtf8("chain id"))?;
+        ChainId::new(s)
+    }
+}
+
+/// Assets on the ledger. VOTE credits are not an asset: they cannot be transferred.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum Asset {
+    /// The spending coin; pays fees.
+    Spend = 0,
+    /// The universal reward coin.
+    Urc = 1,
+    /// Fixed-cap, burn-only.
+    Core = 2,
+}
+
+impl Asset {
+    pub const ALL: [Asset; 3] = [Asset::Spend, Asset::Urc, Asset::Core];
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl Encode for Asset {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put::u8(out, *self as u8);
+    }
+}
+
+impl Decode for Asset {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            0 => Ok(Asset::Spend),
+            1 => Ok(Asset::Urc),
+            2 => Ok(Asset::Core),
+            tag => Err(DecodeError::InvalidTag { what: "asset", tag }),
+        }
+    }
+}
+
+/// A post is named by its author and the nonce of the transaction that created it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct PostId {
+    pub author: AccountId,
+    pub seq: u64,
+}
+
+impl Encode for PostId {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.author.encode(out);
+        put::u64(out, self.seq);
+    }
+}
+
+impl Decode for PostId {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(PostId { author: PublicKey::decode(r)?, seq: r.u64()? })
+    }
+}
+
+/// What a transaction does. Tags are part of the wire format and never reused.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Action {
+    /// tag 1
+    Post { text: String, reply_to: Option<PostId>, quote_of: Option<PostId>, langs: Vec<String> },
+    /// tag 2
+    EditPost { post: PostId, text: String },
+    /// tag 3
+    DeletePost { post: PostId },
+    /// tag 4
+    Repost { post: PostId },
+    /// tag 5
+    Unrepost { post: PostId },
+    /// tag 6
+    Like { post: PostId },
+    /// tag 7
+    Unlike { post: PostId },
+    /// tag 8
+    Follow { target: AccountId },
+    /// tag 9
+    Unfollow { target: AccountId },
+    /// tag 10
+    Block { target: AccountId },
+    /// tag 11
+    Unblock { target: AccountId },
+    /// tag 12
+    Mute { target: AccountId },
+    /// tag 13
+    Unmute { target: AccountId },
+    /// tag 14
+    SetProfile { display_name: String, bio: String, avatar_url: String },
+    /// tag 15
+    RegisterHandle { handle: String },
+    /// tag 16
+    Transfer { asset: Asset, to: AccountId, amount: u128 },
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Post { .. } => "post",
+            Action::EditPost { .. } => "edit_post",
+            Action::DeletePost { .. } => "delete_post",
+            Action::Repost { .. } => "repost",
+            Action::Unrepost { .. } => "unrepost",
+            Action::Like { .. } => "like",
+            Action::Unlike { .. } => "unlike",
+            Action::Follow { .. } => "follow",
+            Action::Unfollow { .. } => "unfollow",
+            Action::Block { .. } => "block",
+            Action::Unblock { .. } => "unblock",
+            Action::Mute { .. } => "mute",
+            Action::Unmute { .. } => "unmute",
+            Action::SetProfile { .. } => "set_profile",
+            Action::RegisterHandle { .. } => "register_handle",
+            Action::Transfer { .. } => "transfer",
+        }
+    }
+}
+
+impl Encode for Action {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Action::Post { text, reply_to, quote_of, langs } => {
+                put::u8(out, 1);
+                put::string(out, text);
+                put::option(out, reply_to, |o, p| p.encode(o));
+                put::option(out, quote_of, |o, p| p.encode(o));
+                put::seq(out, langs, |o, l| put::string(o, l));
+            }
+            Action::EditPost { post, text } => {
+                put::u8(out, 2);
+                post.encode(out);
+                put::string(out, text);
+            }
+            Action::DeletePost { post } => post_action(out, 3, post),
+            Action::Repost { post } => post_action(out, 4, post),
+            Action::Unrepost { post } => post_action(out, 5, post),
+            Action::Like { post } => post_action(out, 6, post),
+            Action::Unlike { post } => post_action(out, 7, post),
+            Action::Follow { target } => account_action(out, 8, target),
+            Action::Unfollow { target } => account_action(out, 9, target),
+            Action::Block { target } => account_action(out, 10, target),
+            Action::Unblock { target } => account_action(out, 11, target),
+            Action::Mute { target } => account_action(out, 12, target),
+            Action::Unmute { target } => account_action(out, 13, target),
+            Action::SetProfile { display_name, bio, avatar_url } => {
+                put::u8(out, 14);
+                put::string(out, display_name);
+                put::string(out, bio);
+                put::string(out, avatar_url);
+            }
+            Action::RegisterHandle { handle } => {
+                put::u8(out, 15);
+                put::string(out, handle);
+            }
+            Action::Transfer { asset, to, amount } => {
+                put::u8(out, 16);
+                asset.encode(out);
+                to.encode(out);
+                put::u128(out, *amount);
+            }
+        }
+    }
+}
+
+fn post_action(out: &mut Vec<u8>, tag: u8, post: &PostId) {
+    put::u8(out, tag);
+    post.encode(out);
+}
+
+fn account_action(out: &mut Vec<u8>, tag: u8, target: &AccountId) {
+    put::u8(out, tag);
+    target.encode(out);
+}
+
+impl Decode for Action {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let tag = r.u8()?;
+        Ok(match tag {
+            1 => Action::Post {
+                text: r.string("post text", MAX_TEXT_BYTES)?,
+                reply_to: r.option("reply_to", PostId::decode)?,
+                quote_of: r.option("quote_of", PostId::decode)?,
+                langs: r.seq("langs", MAX_LANGS, |r| r.string("lang", MAX_LANG_BYTES))?,
+            },
+            2 => Action::EditPost {
+                post: PostId::decode(r)?,
+                text: r.string("post text", MAX_TEXT_BYTES)?,
+            },
+            3 => Action::DeletePost { post: PostId::decode(r)? },
+            4 => Action::Repost { post: PostId::decode(r)? },
+            5 => Action::Unrepost { post: PostId::decode(r)? },
+            6 => Action::Like { post: PostId::decode(r)? },
+            7 => Action::Unlike { post: PostId::decode(r)? },
+            8 => Action::Follow { target: PublicKey::decode(r)? },
+            9 => Action::Unfollow { target: PublicKey::decode(r)? },
+            10 => Action::Block { target: PublicKey::decode(r)? },
+            11 => Action::Unblock { target: PublicKey::decode(r)? },
+            12 => Action::Mute { target: PublicKey::decode(r)? },
+            13 => Action::Unmute { target: PublicKey::decode(r)? },
+            14 => Action::SetProfile {
+                display_name: r.string("display name", MAX_DISPLAY_NAME_BYTES)?,
+                bio: r.string("bio", MAX_BIO_BYTES)?,
+                avatar_url: r.string("avatar url", MAX_URL_BYTES)?,
+            },
+            15 => Action::RegisterHandle { handle: r.string("handle", MAX_HANDLE_BYTES)? },
+            16 => Action::Transfer {
+                asset: Asset::decode(r)?,
+                to: PublicKey::decode(r)?,
+                amount: r.u128()?,
+            },
+            tag => return Err(DecodeError::InvalidTag { what: "action", tag }),
+        })
+    }
+}
+
+/// The signed content of a transaction.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct TxBody {
+    pub account: AccountId,
+    pub nonce: u64,
+    /// The most the sender pays in total (base fee for the gas used, plus tip), in SPEND units.
+    pub max_fee: u128,
+    /// Paid to the block proposer on top of the base fee.
+    pub tip: u128,
+    /// The last height at which the transaction may be included.
+    pub expires_at_height: u64,
+    pub action: Action,
+}
+
+impl Encode for TxBody {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put::u8(out, TX_VERSION);
+        self.account.encode(out);
+        put::u64(out, self.nonce);
+        put::u128(out, self.max_fee);
+        put::u128(out, self.tip);
+        put::u64(out, self.expires_at_height);
+        self.action.encode(out);
+    }
+}
+
+impl Decode for TxBody {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let version = r.u8()?;
+        if version != TX_VERSION {
+            return Err(DecodeError::UnsupportedVersion { what: "tx body", version });
+        }
+        Ok(TxBody {
+            account: PublicKey::decode(r)?,
+            nonce: r.u64()?,
+            max_fee: r.u128()?,
+            tip: r.u128()?,
+            expires_at_height: r.u64()?,
+            action: Action::decode(r)?,
+        })
+    }
+}
+
+/// The digest a transaction signature covers.
+pub fn signing_hash(chain_id: &ChainId, body_bytes: &[u8]) -> Hash {
+    Hash::of(&[SIGNING_DOMAIN, &chain_id.to_bytes(), body_bytes])
+}
+
+/// A transaction as it travels: the body bytes verbatim and the signature over them.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct TxEnvelope {
+    pub body_bytes: Vec<u8>,
+    pub signature: Signature,
+}
+
+impl TxEnvelope {
+    /// The transaction's identity: the hash of its whole encoded envelope.
+    pub fn hash(&self) -> Hash {
+        Hash::of(&[&self.to_bytes()])
+    }
+
+    pub fn body(&self) -> Result<TxBody, DecodeError> {
+        TxBody::from_bytes(&self.body_bytes)
+    }
+
+    pub fn encoded_len(&self) -> usize {
+        1 + 4 + self.body_bytes.len() + 64
+    }
+}
+
+impl Encode for TxEnvelope {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put::u8(out, TX_VERSION);
+        put::bytes32(out, &self.body_bytes);
+        self.signature.encode(out);
+    }
+}
+
+impl Decode for TxEnvelope {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let version = r.u8()?;
+        if version != TX_VERSION {
+            return Err(DecodeError::UnsupportedVersion { what: "tx envelope", version });
+        }
+        let body_bytes = r.bytes32("tx body", MAX_TX_BYTES - 69)?.to_vec();
+        Ok(TxEnvelope { body_bytes, signature: Signature::decode(r)? })
+    }
+}
+
+/// A decoded transaction: envelope, parsed body and the digest its signature covers.
+#[derive(Clone, Debug)]
+pub struct Tx {
+    pub envelope: TxEnvelope,
+    pub body: TxBody,
+    pub hash: Hash,
+    pub signing_hash: Hash,
+}
+
+impl Tx {
+    /// Decodes and parses an envelope (no signature check; that is batched per block).
+    pub fn parse(chain_id: &ChainId, envelope: TxEnvelope) -> Result<Tx, DecodeError> {
+        let body = envelope.body()?;
+        let signing_hash = signing_hash(chain_id, &envelope.body_bytes);
+        let hash = envelope.hash();
+        Ok(Tx { envelope, body, hash, signing_hash })
+    }
+}
