@@ -1,0 +1,148 @@
+//! Why a transaction, a message or a block is rejected.
+
+use starling_types::{DecodeError, ShardId};
+use thiserror::Error;
+
+/// A rejected transaction. A rejected transaction changes no state; its receipt carries
+/// [`TxError::code`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TxError {
+    #[error("malformed transaction: {0}")]
+    Malformed(DecodeError),
+    #[error("bad signature (forged, or signed for another chain)")]
+    BadSignature,
+    #[error("account belongs to shard {expected}, not this one")]
+    WrongShard { expected: ShardId },
+    #[error("unknown account (an account exists once it has received funds)")]
+    UnknownAccount,
+    #[error("nonce gap: expected {expected}, got {got}")]
+    NonceGap { expected: u64, got: u64 },
+    #[error("nonce already used: expected {expected}, got {got}")]
+    NonceReused { expected: u64, got: u64 },
+    #[error("expired at height {expires_at}, block is {height}")]
+    Expired { expires_at: u64, height: u64 },
+    #[error("expiry {expires_at} is too far ahead (at most {max})")]
+    ExpiryTooFar { expires_at: u64, max: u64 },
+    #[error("fee too low: needs {required}, max_fee is {max_fee}")]
+    FeeTooLow { required: u128, max_fee: u128 },
+    #[error("insufficient balance: needs {needed}, has {available}")]
+    InsufficientBalance { needed: u128, available: u128 },
+    #[error("text too long: {graphemes} graphemes (at most {max})")]
+    TextTooLong { graphemes: usize, max: usize },
+    #[error("text is empty")]
+    EmptyText,
+    #[error("invalid language tag")]
+    InvalidLang,
+    #[error("unknown target")]
+    UnknownTarget,
+    #[error("the post was deleted")]
+    PostDeleted,
+    #[error("only the author may change a post")]
+    NotAuthor,
+    #[error("edit limit reached ({max})")]
+    EditLimit { max: u16 },
+    #[error("already liked")]
+    AlreadyLiked,
+    #[error("not liked")]
+    NotLiked,
+    #[error("already reposted")]
+    AlreadyReposted,
+    #[error("not reposted")]
+    NotReposted,
+    #[error("already following")]
+    AlreadyFollowing,
+    #[error("not following")]
+    NotFollowing,
+    #[error("an account cannot target itself")]
+    SelfTarget,
+    #[error("already blocked")]
+    AlreadyBlocked,
+    #[error("not blocked")]
+    NotBlocked,
+    #[error("already muted")]
+    AlreadyMuted,
+    #[error("not muted")]
+    NotMuted,
+    #[error("invalid profile: {0}")]
+    InvalidProfile(&'static str),
+    #[error("invalid handle: {0}")]
+    InvalidHandle(&'static str),
+    #[error("handle already taken")]
+    HandleTaken,
+    #[error("a handle claim is already pending")]
+    HandlePending,
+    #[error("amount must be positive")]
+    InvalidAmount,
+    #[error("block gas limit reached")]
+    BlockFull,
+    #[error("amount overflow")]
+    Overflow,
+}
+
+impl TxError {
+    /// The status code in receipts (0 is success). Codes are part of the protocol.
+    pub fn code(&self) -> u16 {
+        match self {
+            TxError::Malformed(_) => 1,
+            TxError::BadSignature => 2,
+            TxError::WrongShard { .. } => 3,
+            TxError::UnknownAccount => 4,
+            TxError::NonceGap { .. } => 5,
+            TxError::NonceReused { .. } => 6,
+            TxError::Expired { .. } => 7,
+            TxError::ExpiryTooFar { .. } => 8,
+            TxError::FeeTooLow { .. } => 9,
+            TxError::InsufficientBalance { .. } => 10,
+            TxError::TextTooLong { .. } => 11,
+            TxError::EmptyText => 12,
+            TxError::InvalidLang => 13,
+            TxError::UnknownTarget => 14,
+            TxError::PostDeleted => 15,
+            TxError::NotAuthor => 16,
+            TxError::EditLimit { .. } => 17,
+            TxError::AlreadyLiked => 18,
+            TxError::NotLiked => 19,
+            TxError::AlreadyReposted => 20,
+            TxError::NotReposted => 21,
+            TxError::AlreadyFollowing => 22,
+            TxError::NotFollowing => 23,
+            TxError::SelfTarget => 24,
+            TxError::AlreadyBlocked => 25,
+            TxError::NotBlocked => 26,
+            TxError::AlreadyMuted => 27,
+            TxError::NotMuted => 28,
+            TxError::InvalidProfile(_) => 29,
+            TxError::InvalidHandle(_) => 30,
+            TxError::HandleTaken => 31,
+            TxError::HandlePending => 32,
+            TxError::InvalidAmount => 33,
+            TxError::BlockFull => 34,
+            TxError::Overflow => 35,
+        }
+    }
+}
+
+/// A block that must not be applied. Applying it changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BlockError {
+    #[error("block is for chain {got}, this is {expected}")]
+    WrongChain { expected: String, got: String },
+    #[error("block is for shard {got}, this is shard {expected}")]
+    WrongShard { expected: ShardId, got: ShardId },
+    #[error("expected height {expected}, got {got}")]
+    WrongHeight { expected: u64, got: u64 },
+    #[error("parent does not match the last applied block")]
+    WrongParent,
+    #[error("timestamp goes backwards")]
+    TimestampRegression,
+    #[error("base fee is {got}, rules require {expected}")]
+    WrongBaseFee { expected: u64, got: u64 },
+    #[error("{0} root does not match the block's contents")]
+    RootMismatch(&'static str),
+    #[error("inbound message {index} from shard {source_shard}: {reason}")]
+    BadInbound { source_shard: ShardId, index: usize, reason: &'static str },
+    #[error("too many transactions or messages")]
+    TooLarge,
+    #[error("state error: {0}")]
+    State(String),
+}

@@ -1,0 +1,57 @@
+//! Starling's ledger: a pure, deterministic state machine,
+//! `execute(state, block) -> (writes, receipts, events)`, for one shard of the network.
+//!
+//! The crate does no IO and has no async runtime: it reads the state through [`StateView`] and
+//! returns the writes, which the caller commits (in memory with [`MemLedger`], on disk with
+//! `starling-store`). Rules are numbered in module docs and cited where they are implemented:
+//! B* block flow ([`exec`]), T* transaction checks, F* fees ([`fees`]), G* gas ([`gas`]),
+//! S* social and K* bank actions, M* cross-shard messages ([`actions`]).
+
+pub mod actions;
+pub mod exec;
+pub mod fees;
+pub mod gas;
+mod overlay;
+pub mod params;
+pub mod records;
+pub mod validate;
+
+mod error;
+mod mem;
+
+pub use error::{BlockError, TxError};
+pub use exec::{BlockInput, Executed, ShardLedger};
+pub use mem::MemLedger;
+pub use params::LedgerParams;
+
+use starling_types::{AccountId, Hash, ShardId};
+use thiserror::Error;
+
+/// The state of a shard as of its last applied block, addressed by key hash.
+pub trait StateView {
+    fn get(&self, key_hash: &Hash) -> Result<Option<Vec<u8>>, StateError>;
+}
+
+/// The state could not be read (IO or corruption). Aborts the block; never a rejection.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("state unavailable: {0}")]
+pub struct StateError(pub String);
+
+impl StateView for starling_state::MemState {
+    fn get(&self, key_hash: &Hash) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(starling_state::MemState::get(self, key_hash).map(<[u8]>::to_vec))
+    }
+}
+
+/// What happened in a block, for indexers and clients.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Event {
+    TxApplied { index: u32, tx_hash: Hash, account: AccountId, nonce: u64, fee: u128 },
+    TxRejected { index: u32, tx_hash: Hash, error: TxError },
+    MessageApplied { source: ShardId, seq: u64 },
+    MessageDuplicate { source: ShardId, seq: u64 },
+    MessageOutOfOrder { source: ShardId, seq: u64, expected: u64 },
+    MessageRejected { source: ShardId, seq: u64, error: TxError },
+    HandleRegistered { account: AccountId, handle: String },
+    HandleRefused { account: AccountId, handle: String, error: TxError },
+}

@@ -1,0 +1,154 @@
+//! Parameters of a ledger, fixed at genesis (governance will version them later).
+
+use crate::fees::FeeSplit;
+use starling_types::codec::{put, Decode, DecodeError, Encode, Reader};
+use starling_types::{AccountId, ChainId, Hash, PublicKey, ShardId, ShardMap};
+
+/// Most foundations a network can have.
+pub const MAX_FOUNDATIONS: usize = 64;
+
+/// The fee allowance new accounts receive from their foundation (rate-limited per account).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct AllowanceParams {
+    /// Granted when the account is created.
+    pub initial: u128,
+    /// Regained per block, up to `cap`.
+    pub refill_per_block: u128,
+    pub cap: u128,
+    /// How many blocks after creation an account counts as new.
+    pub period_blocks: u64,
+}
+
+impl Default for AllowanceParams {
+    fn default() -> Self {
+        // At the initial base fee a post costs ~4,000,000 units: ~100 posts, then one post
+        // per ~100 blocks, for the first ~week of blocks at one block per second.
+        Self { initial: 400_000_000, refill_per_block: 40_000, cap: 400_000_000, period_blocks: 600_000 }
+    }
+}
+
+/// Everything that defines the rules of one network.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct LedgerParams {
+    pub chain_id: ChainId,
+    pub shard_map: ShardMap,
+    pub block_gas_limit: u64,
+    pub initial_base_fee: u64,
+    pub min_base_fee: u64,
+    pub fee_split: FeeSplit,
+    pub allowance: AllowanceParams,
+    /// A transaction may name an expiry at most this many blocks ahead.
+    pub max_expiry_blocks: u64,
+    /// Most edits one post may have.
+    pub max_edits: u16,
+    /// The foundations' accounts, in registry order.
+    pub foundations: Vec<AccountId>,
+    /// Seed of the current foundation-assignment period.
+    pub assignment_seed: Hash,
+}
+
+impl LedgerParams {
+    pub fn gas_target(&self) -> u64 {
+        self.block_gas_limit / 2
+    }
+
+    /// The foundation an account belongs to: rendezvous hashing,
+    /// `argmax_f blake3(seed || f || account)`, so a departing foundation only moves its own.
+    pub fn foundation_of(&self, account: &AccountId) -> u16 {
+        let enc = account.encoded();
+        let mut best = (Hash::ZERO, 0u16);
+        for (i, f) in self.foundations.iter().enumerate() {
+            let score = Hash::of(&[&self.assignment_seed.0, &f.encoded(), &enc]);
+            if i == 0 || score > best.0 {
+                best = (score, i as u16);
+            }
+        }
+        best.1
+    }
+
+    /// A reasonable devnet configuration.
+    pub fn devnet(chain_id: ChainId, account_shards: u16, foundations: Vec<AccountId>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            chain_id,
+            shard_map: ShardMap::even(account_shards)?,
+            block_gas_limit: 200_000_000,
+            // The floor is at least 8: below it, F1's integer delta rounds to zero and an idle
+            // shard's fee could never fall back to the floor.
+            initial_base_fee: 1_000,
+            min_base_fee: 100,
+            fee_split: FeeSplit::default(),
+            allowance: AllowanceParams::default(),
+            max_expiry_blocks: 100_000,
+            max_edits: 10,
+            foundations,
+            assignment_seed: Hash::of(&[b"starling/foundation-period/0"]),
+        })
+    }
+
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        if !self.fee_split.is_valid() {
+            return Err(DecodeError::InvalidValue("fee split (must sum to 10000 bps)"));
+        }
+        if self.foundations.is_empty() || self.foundations.len() > MAX_FOUNDATIONS {
+            return Err(DecodeError::InvalidValue("foundations (1..=64)"));
+        }
+        if self.block_gas_limit < 2 || self.min_base_fee == 0 || self.initial_base_fee < self.min_base_fee {
+            return Err(DecodeError::InvalidValue("gas limit or base fee"));
+        }
+        Ok(())
+    }
+
+    /// Identifies the genesis of a shard: the parent of its block 1.
+    pub fn genesis_id(&self, shard: ShardId) -> Hash {
+        Hash::of(&[b"starling/genesis/v1", &self.to_bytes(), &shard.to_bytes()])
+    }
+}
+
+impl Encode for LedgerParams {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put::u8(out, 1);
+        self.chain_id.encode(out);
+        self.shard_map.encode(out);
+        put::u64(out, self.block_gas_limit);
+        put::u64(out, self.initial_base_fee);
+        put::u64(out, self.min_base_fee);
+        self.fee_split.encode(out);
+        put::u128(out, self.allowance.initial);
+        put::u128(out, self.allowance.refill_per_block);
+        put::u128(out, self.allowance.cap);
+        put::u64(out, self.allowance.period_blocks);
+        put::u64(out, self.max_expiry_blocks);
+        put::u16(out, self.max_edits);
+        put::seq(out, &self.foundations, |o, f| f.encode(o));
+        self.assignment_seed.encode(out);
+    }
+}
+
+impl Decode for LedgerParams {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let version = r.u8()?;
+        if version != 1 {
+            return Err(DecodeError::UnsupportedVersion { what: "ledger params", version });
+        }
+        let p = LedgerParams {
+            chain_id: ChainId::decode(r)?,
+            shard_map: ShardMap::decode(r)?,
+            block_gas_limit: r.u64()?,
+            initial_base_fee: r.u64()?,
+            min_base_fee: r.u64()?,
+            fee_split: FeeSplit::decode(r)?,
+            allowance: AllowanceParams {
+                initial: r.u128()?,
+                refill_per_block: r.u128()?,
+                cap: r.u128()?,
+                period_blocks: r.u64()?,
+            },
+            max_expiry_blocks: r.u64()?,
+            max_edits: r.u16()?,
+            foundations: r.seq("foundations", MAX_FOUNDATIONS, PublicKey::decode)?,
+            assignment_seed: Hash::decode(r)?,
+        };
+        p.validate()?;
+        Ok(p)
+    }
+}

@@ -1,0 +1,304 @@
+//! The ledger's state layout: keys and the records stored under them.
+//!
+//! Every key is `tag:u8 || fields`, hashed into the authenticated map with
+//! [`starling_state::key_hash`]. Presence-only records (likes, follows, blocks...) store `[1]`.
+
+use starling_types::codec::{put, Decode, DecodeError, Encode, Reader};
+use starling_types::tx::{MAX_BIO_BYTES, MAX_DISPLAY_NAME_BYTES, MAX_HANDLE_BYTES, MAX_LANGS, MAX_LANG_BYTES, MAX_TEXT_BYTES, MAX_URL_BYTES};
+use starling_types::{AccountId, Asset, Hash, PostId, PublicKey, ShardId};
+
+/// Pools of SPEND kept per shard.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum Pool {
+    /// Burned base fees (counted, so that supply can be audited).
+    Burned,
+    Operations,
+    Venture,
+    Rewards,
+    /// A foundation's treasury on this shard (index in the foundation registry).
+    Foundation(u16),
+}
+
+/// A key in the ledger state.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum StateKey<'a> {
+    Meta,
+    Account(&'a AccountId),
+    Profile(&'a AccountId),
+    Post(&'a PostId),
+    Revision(&'a PostId, u16),
+    Like(&'a AccountId, &'a PostId),
+    Repost(&'a AccountId, &'a PostId),
+    /// follower → followee, on the follower's shard.
+    Follow(&'a AccountId, &'a AccountId),
+    /// followee ← follower, on the followee's shard.
+    Follower(&'a AccountId, &'a AccountId),
+    Block(&'a AccountId, &'a AccountId),
+    Mute(&'a AccountId, &'a AccountId),
+    /// A registered handle (global shard).
+    Handle(&'a str),
+    Pool(Pool),
+    /// Next sequence number for messages to a shard.
+    Outbox(ShardId),
+    /// Next sequence number expected from a shard.
+    Inbox(ShardId),
+    /// Total issued at genesis on this shard.
+    Issued(Asset),
+    /// The handle an account holds (global shard).
+    HandleOf(&'a AccountId),
+}
+
+impl StateKey<'_> {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(80);
+        match self {
+            StateKey::Meta => out.push(1),
+            StateKey::Account(a) => tagged(&mut out, 2, &[*a]),
+            StateKey::Profile(a) => tagged(&mut out, 3, &[*a]),
+            StateKey::Post(p) => {
+                out.push(4);
+                p.encode(&mut out);
+            }
+            StateKey::Revision(p, n) => {
+                out.push(5);
+                p.encode(&mut out);
+                put::u16(&mut out, *n);
+            }
+            StateKey::Like(a, p) => {
+                out.push(6);
+                a.encode(&mut out);
+                p.encode(&mut out);
+            }
+            StateKey::Repost(a, p) => {
+                out.push(7);
+                a.encode(&mut out);
+                p.encode(&mut out);
+            }
+            StateKey::Follow(a, b) => tagged(&mut out, 8, &[*a, *b]),
+            StateKey::Follower(a, b) => tagged(&mut out, 9, &[*a, *b]),
+            StateKey::Block(a, b) => tagged(&mut out, 10, &[*a, *b]),
+            StateKey::Mute(a, b) => tagged(&mut out, 11, &[*a, *b]),
+            StateKey::Handle(h) => {
+                out.push(12);
+                put::string(&mut out, h);
+            }
+            StateKey::Pool(p) => {
+                out.push(13);
+                match p {
+                    Pool::Burned => out.push(0),
+                    Pool::Operations => out.push(1),
+                    Pool::Venture => out.push(2),
+                    Pool::Rewards => out.push(3),
+                    Pool::Foundation(i) => {
+                        out.push(4);
+                        put::u16(&mut out, *i);
+                    }
+                }
+            }
+            StateKey::Outbox(s) => {
+                out.push(14);
+                s.encode(&mut out);
+            }
+            StateKey::Inbox(s) => {
+                out.push(15);
+                s.encode(&mut out);
+            }
+            StateKey::Issued(a) => {
+                out.push(16);
+                a.encode(&mut out);
+            }
+            StateKey::HandleOf(a) => tagged(&mut out, 17, &[*a]),
+        }
+        out
+    }
+
+    pub fn hash(&self) -> Hash {
+        starling_state::key_hash(&self.encode())
+    }
+}
+
+fn tagged(out: &mut Vec<u8>, tag: u8, accounts: &[&AccountId]) {
+    out.push(tag);
+    for a in accounts {
+        a.encode(out);
+    }
+}
+
+/// The per-shard chain position and fee level.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Meta {
+    pub height: u64,
+    pub last_block: Hash,
+    pub timestamp_ms: u64,
+    /// Base fee of the next block.
+    pub base_fee: u64,
+}
+
+impl Encode for Meta {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put::u64(out, self.height);
+        self.last_block.encode(out);
+        put::u64(out, self.timestamp_ms);
+        put::u64(out, self.base_fee);
+    }
+}
+
+impl Decode for Meta {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Meta { height: r.u64()?, last_block: Hash::decode(r)?, timestamp_ms: r.u64()?, base_fee: r.u64()? })
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct AccountRecord {
+    pub nonce: u64,
+    /// Indexed by [`Asset::index`].
+    pub balances: [u128; 3],
+    pub created_height: u64,
+    /// Fee allowance left (paid by the account's foundation).
+    pub allowance: u128,
+    pub allowance_height: u64,
+    pub handle: Option<String>,
+    pub pending_handle: Option<String>,
+}
+
+impl AccountRecord {
+    pub fn balance(&self, asset: Asset) -> u128 {
+        self.balances[asset.index()]
+    }
+}
+
+impl Encode for AccountRecord {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put::u64(out, self.nonce);
+        for b in &self.balances {
+            put::u128(out, *b);
+        }
+        put::u64(out, self.created_height);
+        put::u128(out, self.allowance);
+        put::u64(out, self.allowance_height);
+        put::option(out, &self.handle, |o, h| put::string(o, h));
+        put::option(out, &self.pending_handle, |o, h| put::string(o, h));
+    }
+}
+
+impl Decode for AccountRecord {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(AccountRecord {
+            nonce: r.u64()?,
+            balances: [r.u128()?, r.u128()?, r.u128()?],
+            created_height: r.u64()?,
+            allowance: r.u128()?,
+            allowance_height: r.u64()?,
+            handle: r.option("handle", |r| r.string("handle", MAX_HANDLE_BYTES))?,
+            pending_handle: r.option("pending handle", |r| r.string("handle", MAX_HANDLE_BYTES))?,
+        })
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct ProfileRecord {
+    pub display_name: String,
+    pub bio: String,
+    pub avatar_url: String,
+}
+
+impl Encode for ProfileRecord {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put::string(out, &self.display_name);
+        put::string(out, &self.bio);
+        put::string(out, &self.avatar_url);
+    }
+}
+
+impl Decode for ProfileRecord {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(ProfileRecord {
+            display_name: r.string("display name", MAX_DISPLAY_NAME_BYTES)?,
+            bio: r.string("bio", MAX_BIO_BYTES)?,
+            avatar_url: r.string("avatar url", MAX_URL_BYTES)?,
+        })
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct PostRecord {
+    /// Empty once deleted.
+    pub text: String,
+    pub reply_to: Option<PostId>,
+    pub quote_of: Option<PostId>,
+    pub langs: Vec<String>,
+    pub created_height: u64,
+    pub edited_height: u64,
+    /// How many earlier versions are kept under [`StateKey::Revision`] (`0..revisions`).
+    pub revisions: u16,
+    pub deleted: bool,
+}
+
+impl Encode for PostRecord {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put::string(out, &self.text);
+        put::option(out, &self.reply_to, |o, p| p.encode(o));
+        put::option(out, &self.quote_of, |o, p| p.encode(o));
+        put::seq(out, &self.langs, |o, l| put::string(o, l));
+        put::u64(out, self.created_height);
+        put::u64(out, self.edited_height);
+        put::u16(out, self.revisions);
+        put::bool(out, self.deleted);
+    }
+}
+
+impl Decode for PostRecord {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(PostRecord {
+            text: r.string("post text", MAX_TEXT_BYTES)?,
+            reply_to: r.option("reply_to", PostId::decode)?,
+            quote_of: r.option("quote_of", PostId::decode)?,
+            langs: r.seq("langs", MAX_LANGS, |r| r.string("lang", MAX_LANG_BYTES))?,
+            created_height: r.u64()?,
+            edited_height: r.u64()?,
+            revisions: r.u16()?,
+            deleted: r.bool()?,
+        })
+    }
+}
+
+/// An earlier version of an edited post.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RevisionRecord {
+    pub text: String,
+    /// The height at which this version was written.
+    pub height: u64,
+}
+
+impl Encode for RevisionRecord {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put::string(out, &self.text);
+        put::u64(out, self.height);
+    }
+}
+
+impl Decode for RevisionRecord {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(RevisionRecord { text: r.string("post text", MAX_TEXT_BYTES)?, height: r.u64()? })
+    }
+}
+
+/// `u128` amounts and `u64` counters stored as plain big-endian numbers.
+pub fn decode_u128(bytes: &[u8]) -> Result<u128, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let v = r.u128()?;
+    r.finish()?;
+    Ok(v)
+}
+
+pub fn decode_u64(bytes: &[u8]) -> Result<u64, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let v = r.u64()?;
+    r.finish()?;
+    Ok(v)
+}
+
+pub fn decode_account_id(bytes: &[u8]) -> Result<AccountId, DecodeError> {
+    PublicKey::from_bytes(bytes)
+}

@@ -1,0 +1,74 @@
+//! Content rules for text, language tags, profiles and handles.
+
+use crate::TxError;
+use unicode_segmentation::UnicodeSegmentation;
+
+/// Rule S1: a post is at most 300 grapheme clusters.
+pub const MAX_POST_GRAPHEMES: usize = 300;
+pub const MAX_DISPLAY_NAME_GRAPHEMES: usize = 50;
+pub const MAX_BIO_GRAPHEMES: usize = 160;
+
+pub fn graphemes(s: &str) -> usize {
+    s.graphemes(true).count()
+}
+
+pub fn post_text(text: &str, allow_empty: bool) -> Result<(), TxError> {
+    if text.trim().is_empty() && !allow_empty {
+        return Err(TxError::EmptyText);
+    }
+    let n = graphemes(text);
+    if n > MAX_POST_GRAPHEMES {
+        return Err(TxError::TextTooLong { graphemes: n, max: MAX_POST_GRAPHEMES });
+    }
+    Ok(())
+}
+
+/// BCP-47-like: 2 to 16 ASCII letters, digits or `-`, starting with a letter.
+pub fn langs(langs: &[String]) -> Result<(), TxError> {
+    for l in langs {
+        let ok = (2..=16).contains(&l.len())
+            && l.starts_with(|c: char| c.is_ascii_alphabetic())
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !ok {
+            return Err(TxError::InvalidLang);
+        }
+    }
+    Ok(())
+}
+
+pub fn profile(display_name: &str, bio: &str, avatar_url: &str) -> Result<(), TxError> {
+    if graphemes(display_name) > MAX_DISPLAY_NAME_GRAPHEMES {
+        return Err(TxError::InvalidProfile("display name longer than 50 graphemes"));
+    }
+    if display_name.chars().any(char::is_control) {
+        return Err(TxError::InvalidProfile("control characters in display name"));
+    }
+    if graphemes(bio) > MAX_BIO_GRAPHEMES {
+        return Err(TxError::InvalidProfile("bio longer than 160 graphemes"));
+    }
+    if !avatar_url.is_empty()
+        && (!avatar_url.starts_with("https://") || avatar_url.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        return Err(TxError::InvalidProfile("avatar must be an https:// URL"));
+    }
+    Ok(())
+}
+
+/// Rule S2: handles are 3 to 30 of `[a-z0-9_]`, starting with a letter, compared without case.
+/// Returns the normalized (lowercase) handle.
+pub fn handle(raw: &str) -> Result<String, TxError> {
+    if !raw.is_ascii() {
+        return Err(TxError::InvalidHandle("only ASCII letters, digits and _"));
+    }
+    let h = raw.to_ascii_lowercase();
+    if !(3..=30).contains(&h.len()) {
+        return Err(TxError::InvalidHandle("must be 3 to 30 characters"));
+    }
+    if !h.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err(TxError::InvalidHandle("must start with a letter"));
+    }
+    if !h.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        return Err(TxError::InvalidHandle("only ASCII letters, digits and _"));
+    }
+    Ok(h)
+}

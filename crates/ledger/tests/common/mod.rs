@@ -1,0 +1,161 @@
+//! A small multi-shard network in memory, for ledger tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use rand::SeedableRng;
+use starling_crypto::SecretKey;
+use starling_ledger::records::{AccountRecord, Pool, StateKey};
+use starling_ledger::{actions, Event, Executed, LedgerParams, MemLedger, TxError};
+use starling_types::merkle;
+use starling_types::receipt::ShardMessage;
+use starling_types::{
+    AccountId, Action, Asset, Block, ChainId, InboundBatch, KeyType, Receipt, ShardId, TxBody, TxEnvelope,
+};
+
+pub const FUND: u128 = 1_000_000_000_000;
+pub const FOUNDATION_SEED: u128 = 50_000_000_000;
+
+pub struct Net {
+    pub params: LedgerParams,
+    pub shards: Vec<MemLedger>,
+    pub proposer: AccountId,
+    pub time_ms: u64,
+}
+
+pub fn key(seed: u64) -> SecretKey {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+    SecretKey::generate(KeyType::Ed25519, &mut rng)
+}
+
+/// Finds `n` keys (by seed) whose accounts live on `shard`.
+pub fn keys_on(params: &LedgerParams, shard: ShardId, n: usize, start_seed: u64) -> Vec<SecretKey> {
+    (start_seed..)
+        .map(key)
+        .filter(|k| params.shard_map.shard_of(&k.public_key()) == shard)
+        .take(n)
+        .collect()
+}
+
+pub fn params(account_shards: u16) -> LedgerParams {
+    let foundations = (0..3).map(|i| key(9_000 + i).public_key()).collect();
+    LedgerParams::devnet(ChainId::new("starling-test").unwrap(), account_shards, foundations).unwrap()
+}
+
+impl Net {
+    /// A network with the global shard and `account_shards` account shards; every key in
+    /// `funded` gets `FUND` SPEND, URC and CORE.
+    pub fn new(account_shards: u16, funded: &[&SecretKey]) -> Net {
+        let params = params(account_shards);
+        let mut alloc = Vec::new();
+        for k in funded {
+            for asset in Asset::ALL {
+                alloc.push((k.public_key(), asset, FUND));
+            }
+        }
+        let shards = (0..=account_shards)
+            .map(|s| MemLedger::genesis(params.clone(), ShardId(s), &alloc, FOUNDATION_SEED, 4))
+            .collect();
+        Net { params, shards, proposer: key(424242).public_key(), time_ms: 1_000 }
+    }
+
+    pub fn shard_of(&self, k: &SecretKey) -> ShardId {
+        self.params.shard_map.shard_of(&k.public_key())
+    }
+
+    pub fn ledger(&mut self, s: ShardId) -> &mut MemLedger {
+        &mut self.shards[s.0 as usize]
+    }
+
+    pub fn sign(&self, k: &SecretKey, nonce: u64, action: Action) -> TxEnvelope {
+        let body = TxBody {
+            account: k.public_key(),
+            nonce,
+            max_fee: 1_000_000_000,
+            tip: 10,
+            expires_at_height: 1_000,
+            action,
+        };
+        k.sign_tx(&self.params.chain_id, &body)
+    }
+
+    pub fn sign_body(&self, k: &SecretKey, body: &TxBody) -> TxEnvelope {
+        k.sign_tx(&self.params.chain_id, body)
+    }
+
+    /// Proposes and applies one block on `shard`.
+    pub fn block(&mut self, shard: ShardId, txs: Vec<TxEnvelope>, inbound: Vec<InboundBatch>) -> (Block, Executed) {
+        self.time_ms += 1_000;
+        let (t, p) = (self.time_ms, self.proposer);
+        self.ledger(shard).propose(txs, inbound, t, p).unwrap()
+    }
+
+    /// Runs one transaction alone in a block and returns its outcome.
+    pub fn run(&mut self, k: &SecretKey, nonce: u64, action: Action) -> Result<(), TxError> {
+        let shard = self.shard_of(k);
+        let tx = self.sign(k, nonce, action);
+        let (_, ex) = self.block(shard, vec![tx], vec![]);
+        tx_result(&ex, 0)
+    }
+
+    pub fn account(&self, k: &AccountId) -> Option<AccountRecord> {
+        let s = self.params.shard_map.shard_of(k);
+        actions::account(&self.shards[s.0 as usize].state, k).unwrap()
+    }
+
+    pub fn get<T: starling_types::Decode>(&self, shard: ShardId, key: StateKey<'_>) -> Option<T> {
+        actions::get_record(&self.shards[shard.0 as usize].state, key).unwrap()
+    }
+
+    pub fn exists(&self, shard: ShardId, key: StateKey<'_>) -> bool {
+        self.shards[shard.0 as usize].state.get(&key.hash()).is_some()
+    }
+
+    pub fn pool(&self, shard: ShardId, pool: Pool) -> u128 {
+        self.shards[shard.0 as usize]
+            .state
+            .get(&StateKey::Pool(pool).hash())
+            .map(|b| u128::from_be_bytes(b.try_into().unwrap()))
+            .unwrap_or(0)
+    }
+
+    /// Delivers every message a source block emitted to its destination, in one block each.
+    pub fn deliver(&mut self, source: &Block, executed: &Executed) -> Vec<(Block, Executed)> {
+        batches_for(source, executed)
+            .into_iter()
+            .map(|(dest, batch)| self.block(dest, vec![], vec![batch]))
+            .collect()
+    }
+}
+
+/// The inbound batches (one per destination) for the messages of a block.
+pub fn batches_for(source: &Block, executed: &Executed) -> Vec<(ShardId, InboundBatch)> {
+    let leaves: Vec<_> = executed.receipts.iter().map(Receipt::leaf_hash).collect();
+    let mut by_dest: std::collections::BTreeMap<ShardId, Vec<(ShardMessage, merkle::MerkleProof)>> = Default::default();
+    for (i, r) in executed.receipts.iter().enumerate() {
+        if let Receipt::Message(m) = r {
+            by_dest.entry(m.dest).or_default().push((m.clone(), merkle::prove(&leaves, i).unwrap()));
+        }
+    }
+    by_dest
+        .into_iter()
+        .map(|(d, messages)| (d, InboundBatch { source: source.header.clone(), messages }))
+        .collect()
+}
+
+pub fn messages(executed: &Executed) -> Vec<ShardMessage> {
+    executed
+        .receipts
+        .iter()
+        .filter_map(|r| if let Receipt::Message(m) = r { Some(m.clone()) } else { None })
+        .collect()
+}
+
+pub fn tx_result(ex: &Executed, index: u32) -> Result<(), TxError> {
+    for e in &ex.events {
+        match e {
+            Event::TxApplied { index: i, .. } if *i == index => return Ok(()),
+            Event::TxRejected { index: i, error, .. } if *i == index => return Err(error.clone()),
+            _ => {}
+        }
+    }
+    panic!("no outcome for tx {index}")
+}
