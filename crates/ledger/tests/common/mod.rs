@@ -110,10 +110,24 @@ impl Net {
     }
 
     pub fn pool(&self, shard: ShardId, pool: Pool) -> u128 {
+        self.amount(shard, StateKey::Pool(pool))
+    }
+
+    /// A `u128` amount record (pools, issuance); 0 if absent.
+    pub fn amount(&self, shard: ShardId, key: StateKey<'_>) -> u128 {
         self.shards[shard.0 as usize]
             .state
-            .get(&StateKey::Pool(pool).hash())
-            .map(|b| u128::from_be_bytes(b.try_into().unwrap()))
+            .get(&key.hash())
+            .map(|b| starling_ledger::records::decode_u128(b).unwrap())
+            .unwrap_or(0)
+    }
+
+    /// A `u64` counter record (inbox, outbox); 0 if absent.
+    pub fn counter(&self, shard: ShardId, key: StateKey<'_>) -> u64 {
+        self.shards[shard.0 as usize]
+            .state
+            .get(&key.hash())
+            .map(|b| starling_ledger::records::decode_u64(b).unwrap())
             .unwrap_or(0)
     }
 
