@@ -57,6 +57,36 @@ impl TopTree {
         t
     }
 
+    /// The summary of one bucket.
+    pub fn bucket(&self, bucket: u32) -> BucketSummary {
+        self.levels[self.bits as usize].get(bucket as usize).copied().unwrap_or_default()
+    }
+
+    /// Overwrites bucket summaries (e.g. to undo an [`Self::apply`] whose result was refused)
+    /// and recomputes their ancestors.
+    pub fn set_buckets(&mut self, buckets: &[(u32, BucketSummary)]) {
+        let bits = self.bits as usize;
+        let mut dirty = Vec::with_capacity(buckets.len());
+        for (b, s) in buckets {
+            if let Some(slot) = self.levels[bits].get_mut(*b as usize) {
+                *slot = *s;
+                dirty.push(*b as usize);
+            }
+        }
+        dirty.sort_unstable();
+        self.recompute(dirty);
+    }
+
+    fn recompute(&mut self, mut dirty: Vec<usize>) {
+        for d in (0..self.bits as usize).rev() {
+            dirty.iter_mut().for_each(|i| *i /= 2);
+            dirty.dedup();
+            for &i in &dirty {
+                self.levels[d][i] = combine(&self.levels[d + 1][2 * i], &self.levels[d + 1][2 * i + 1]);
+            }
+        }
+    }
+
     pub fn bits(&self) -> u8 {
         self.bits
     }
@@ -108,15 +138,8 @@ impl TopTree {
             self.levels[bits][bucket as usize] = summary;
             changed.push((bucket, summary));
         }
-        // Recompute the ancestors of changed buckets, level by level.
-        let mut dirty: Vec<usize> = changed.iter().map(|(b, _)| *b as usize).collect();
-        for d in (0..bits).rev() {
-            dirty.iter_mut().for_each(|i| *i /= 2);
-            dirty.dedup();
-            for &i in &dirty {
-                self.levels[d][i] = combine(&self.levels[d + 1][2 * i], &self.levels[d + 1][2 * i + 1]);
-            }
-        }
+        // Recompute the ancestors of changed buckets (ascending, as the writes are sorted).
+        self.recompute(changed.iter().map(|(b, _)| *b as usize).collect());
         Ok(changed)
     }
 
