@@ -1,41 +1,83 @@
 //! Starling's on-disk chain store for one shard: blocks, receipts and the authenticated state
-//! in an embedded database (redb), where applying a block is one atomic transaction.
+//! in an embedded database (LMDB), where applying a block is one atomic transaction.
 //!
 //! # Crash safety (invariant)
-//! Everything a block changes (state entries, tree bucket summaries, the block, its receipts,
-//! the head) is written in a single redb write transaction committed with immediate
-//! durability. A process killed at any moment reopens at the last committed block, whose
-//! state root the reopened tree reproduces; [`ChainStore::open`] checks that it does.
+//! A block is committed in one LMDB write transaction, synced to disk before it returns: the block,
+//! its receipts and the new head. Its state changes are kept in memory (`pending`) and merged
+//! into the `state` and `buckets` tables by a later commit (a *checkpoint*, every
+//! [`CHECKPOINT_ENTRIES`] changed entries or [`CHECKPOINT_BLOCKS`] blocks), in that commit's
+//! transaction. The chain is the write-ahead log: [`ChainStore::open`] re-executes the blocks
+//! after the last checkpoint and checks that every one reproduces its committed state root.
+//! A process killed at any moment therefore reopens at the last committed block with the
+//! right root. Writing each block's state into the B-tree at once would rewrite most of its
+//! pages every block; batching checkpoints touches each page once per checkpoint instead.
 //!
-//! # Layout
-//! | table | key | value |
+//! # Layout (one LMDB environment in `<dir>/chain.lmdb`)
+//! | database | key | value |
 //! |---|---|---|
 //! | `state` | key hash (32 bytes) | `value_hash (32) || value` |
-//! | `buckets` | bucket index (`u32`) | `hash (32) || count (u64 BE)` |
-//! | `blocks` | height | encoded block |
-//! | `receipts` | height | receipts, each `u32 BE length || encoded receipt` |
-//! | `meta` | name | `params`, `shard`, `bits`, `head` |
+//! | `buckets` | bucket index (`u32` BE) | `hash (32) || count (u64 BE)` |
+//! | `blocks` | height (`u64` BE) | encoded block |
+//! | `receipts` | height (`u64` BE) | receipts, each `u32 BE length || encoded receipt` |
+//! | `meta` | name | `params`, `shard`, `bits`, `head`, `checkpoint` (height) |
 
 mod error;
 pub use error::StoreError;
 
-use redb::{Database, Durability, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition};
+use heed::types::Bytes;
+use heed::{Database, Env, EnvOpenOptions, RoTxn, RwTxn};
 use starling_ledger::{BlockInput, Executed, LedgerParams, ShardLedger, StateError, StateView};
 use starling_state::{bucket_bounds, bucket_of, value_hash, BucketSummary, Leaf, LeafSource, Proof, TopTree, WriteSet};
 use starling_types::codec::{Decode, Encode, Reader};
 use starling_types::{AccountId, Asset, Block, Hash, InboundBatch, Receipt, ShardId, TxEnvelope};
+use std::collections::BTreeMap;
 use std::path::Path;
 
-const STATE: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("state");
-const BUCKETS: TableDefinition<u32, &[u8]> = TableDefinition::new("buckets");
-const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
-const RECEIPTS: TableDefinition<u64, &[u8]> = TableDefinition::new("receipts");
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+type Db = Database<Bytes, Bytes>;
+
+/// The databases of one environment.
+#[derive(Clone, Copy)]
+struct Tables {
+    state: Db,
+    buckets: Db,
+    blocks: Db,
+    receipts: Db,
+    meta: Db,
+}
+
+/// Address space reserved for the memory map (the file only grows as data is written).
+const MAP_SIZE_BYTES: usize = 1 << 40;
+
+fn open_env(path: &Path) -> Result<(Env, Tables), StoreError> {
+    std::fs::create_dir_all(path).map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
+    // SAFETY: LMDB memory-maps the file. The mapping is only undefined behaviour if the file
+    // is modified outside LMDB's own locking; this store is the only writer of its directory,
+    // opens it once per `ChainStore`, and keeps no transaction across a process boundary.
+    #[allow(unsafe_code)]
+    let env = unsafe { EnvOpenOptions::new().map_size(MAP_SIZE_BYTES).max_dbs(8).open(path)? };
+    let mut wtx = env.write_txn()?;
+    let tables = Tables {
+        state: env.create_database(&mut wtx, Some("state"))?,
+        buckets: env.create_database(&mut wtx, Some("buckets"))?,
+        blocks: env.create_database(&mut wtx, Some("blocks"))?,
+        receipts: env.create_database(&mut wtx, Some("receipts"))?,
+        meta: env.create_database(&mut wtx, Some("meta"))?,
+    };
+    wtx.commit()?;
+    Ok((env, tables))
+}
 
 /// Default number of tree levels kept in memory: 2^18 buckets, ~21 MB.
 pub const DEFAULT_TREE_BITS: u8 = 18;
+/// Merge pending state into the tables once this many entries changed since the last merge.
+pub const CHECKPOINT_ENTRIES: usize = 100_000;
+/// ... or once this many blocks were committed since (bounds the replay on open).
+pub const CHECKPOINT_BLOCKS: u64 = 64;
 
-const DB_FILE: &str = "chain.redb";
+/// State changes since the last checkpoint: `Some((value_hash, value))` or a deletion.
+type Pending = BTreeMap<Hash, Option<(Hash, Vec<u8>)>>;
+
+const DB_DIR: &str = "chain.lmdb";
 
 /// The last applied block.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -63,10 +105,15 @@ impl Head {
 
 /// One shard's chain on disk.
 pub struct ChainStore {
-    db: Database,
+    env: Env,
+    t: Tables,
     ledger: ShardLedger,
     top: TopTree,
     head: Head,
+    /// Height of the last checkpoint: the tables hold the state as of this block.
+    checkpoint: u64,
+    pending: Pending,
+    pending_buckets: BTreeMap<u32, BucketSummary>,
 }
 
 impl std::fmt::Debug for ChainStore {
@@ -86,76 +133,110 @@ impl ChainStore {
         bits: u8,
     ) -> Result<ChainStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
-        let path = dir.join(DB_FILE);
+        let path = dir.join(DB_DIR);
         if path.exists() {
             return Err(StoreError::AlreadyExists(path.display().to_string()));
         }
         params.validate().map_err(|e| StoreError::Config(e.to_string()))?;
-        // Genesis is written to a temporary file and renamed into place, so a crash during
+        // Genesis is written to a temporary directory and renamed into place, so a crash during
         // creation never leaves a half-initialized store behind.
-        let tmp = dir.join(format!("{DB_FILE}.creating"));
+        let tmp = dir.join(format!("{DB_DIR}.creating"));
         if tmp.exists() {
-            std::fs::remove_file(&tmp).map_err(|e| StoreError::Io(format!("{}: {e}", tmp.display())))?;
+            std::fs::remove_dir_all(&tmp).map_err(|e| StoreError::Io(format!("{}: {e}", tmp.display())))?;
         }
         {
-            let db = Database::create(&tmp)?;
-            let wtx = db.begin_write()?;
-            wtx.open_table(STATE)?;
-            wtx.open_table(BUCKETS)?;
-            wtx.commit()?;
+            let (env, t) = open_env(&tmp)?;
             let ledger = ShardLedger::new(params, shard);
             let writes = ledger.genesis_writes(allocations, foundation_seed);
             let mut top = TopTree::new(bits);
             let changed = {
-                let rtx = db.begin_read()?;
-                let view = View::open(&rtx)?;
+                let rtx = env.read_txn()?;
+                let empty = Pending::new();
+                let view = View { txn: &rtx, t, pending: &empty };
                 top.apply(&view, &writes)?
             };
             let head = Head { height: 0, id: ledger.params.genesis_id(shard), state_root: top.root() };
-            let mut wtx = db.begin_write()?;
-            wtx.set_durability(Durability::Immediate);
-            {
-                write_state(&wtx, &writes, &changed)?;
-                let mut meta = wtx.open_table(META)?;
-                meta.insert("params", ledger.params.to_bytes().as_slice())?;
-                meta.insert("shard", shard.to_bytes().as_slice())?;
-                meta.insert("bits", [top.bits()].as_slice())?;
-                meta.insert("head", head.to_bytes().as_slice())?;
-                wtx.open_table(BLOCKS)?;
-                wtx.open_table(RECEIPTS)?;
-            }
+            let mut wtx = env.write_txn()?;
+            let entries: Pending = writes.iter().map(|(k, v)| (*k, v.as_ref().map(|v| (value_hash(v), v.clone())))).collect();
+            write_state(&mut wtx, t, &entries, &changed.into_iter().collect())?;
+            t.meta.put(&mut wtx, b"params", &ledger.params.to_bytes())?;
+            t.meta.put(&mut wtx, b"shard", &shard.to_bytes())?;
+            t.meta.put(&mut wtx, b"bits", &[top.bits()])?;
+            t.meta.put(&mut wtx, b"head", &head.to_bytes())?;
+            t.meta.put(&mut wtx, b"checkpoint", &0u64.to_be_bytes())?;
             wtx.commit()?;
             tracing::info!(shard = %shard, root = %head.state_root, "created chain store");
         }
         std::fs::rename(&tmp, &path).map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
         Self::open(dir)
     }
+
     /// Opens an existing store and checks that its tree reproduces the committed root.
     pub fn open(dir: &Path) -> Result<ChainStore, StoreError> {
-        let path = dir.join(DB_FILE);
+        let path = dir.join(DB_DIR);
         if !path.exists() {
             return Err(StoreError::NotInitialized(path.display().to_string()));
         }
-        let db = Database::open(&path)?;
-        let (ledger, top, head) = {
-            let rtx = db.begin_read()?;
-            let meta = rtx.open_table(META)?;
+        let (env, t) = open_env(&path)?;
+        let (ledger, top, head, checkpoint) = {
+            let rtx = env.read_txn()?;
             let get = |k: &str| -> Result<Vec<u8>, StoreError> {
-                Ok(meta.get(k)?.ok_or_else(|| StoreError::Corrupt(format!("meta `{k}` missing")))?.value().to_vec())
+                Ok(t.meta.get(&rtx, k.as_bytes())?.ok_or_else(|| StoreError::Corrupt(format!("meta `{k}` missing")))?.to_vec())
             };
             let params = LedgerParams::from_bytes(&get("params")?)?;
             let shard = ShardId::from_bytes(&get("shard")?)?;
             let bits = *get("bits")?.first().ok_or_else(|| StoreError::Corrupt("meta `bits` empty".into()))?;
             let head = Head::from_bytes(&get("head")?)?;
-            let buckets = rtx.open_table(BUCKETS)?;
-            let mut summaries = Vec::with_capacity(buckets.len()? as usize);
-            for row in buckets.iter()? {
+            let checkpoint = starling_ledger::records::decode_u64(&get("checkpoint")?)?;
+            let mut summaries = Vec::new();
+            for row in t.buckets.iter(&rtx)? {
                 let (k, v) = row?;
-                summaries.push((k.value(), decode_summary(v.value())?));
+                let k: [u8; 4] = k.try_into().map_err(|_| StoreError::Corrupt("bucket key".into()))?;
+                summaries.push((u32::from_be_bytes(k), decode_summary(v)?));
             }
-            (ShardLedger::new(params, shard), TopTree::from_buckets(bits, summaries), head)
+            (ShardLedger::new(params, shard), TopTree::from_buckets(bits, summaries), head, checkpoint)
         };
-        if top.root() != head.state_root {
+        let mut store = ChainStore {
+            env,
+            t,
+            ledger,
+            top,
+            head: Head { height: checkpoint, id: Hash::ZERO, state_root: Hash::ZERO },
+            checkpoint,
+            pending: Pending::new(),
+            pending_buckets: BTreeMap::new(),
+        };
+        store.replay(head)?;
+        tracing::info!(shard = %store.ledger.shard, height = head.height, "opened chain store");
+        Ok(store)
+    }
+
+    /// Re-executes the blocks after the checkpoint, rebuilding the pending state, and checks
+    /// that each reproduces its committed roots.
+    fn replay(&mut self, head: Head) -> Result<(), StoreError> {
+        if head.height > self.checkpoint {
+            tracing::info!(from = self.checkpoint + 1, to = head.height, "replaying blocks after the last checkpoint");
+        }
+        self.head.id = if self.checkpoint == 0 {
+            self.ledger.params.genesis_id(self.ledger.shard)
+        } else {
+            self.block(self.checkpoint)?
+                .ok_or_else(|| StoreError::Corrupt(format!("checkpoint block {} missing", self.checkpoint)))?
+                .header
+                .id()
+        };
+        self.head.state_root = self.top.root();
+        for h in self.checkpoint + 1..=head.height {
+            let block = self.block(h)?.ok_or_else(|| StoreError::Corrupt(format!("block {h} missing")))?;
+            let (executed, changed) = self.execute_block(&block)?;
+            self.ledger
+                .check_header(&block.header, &executed, self.top.root())
+                .map_err(|e| StoreError::Corrupt(format!("replaying block {h}: {e}")))?;
+            self.absorb(&executed.writes, &changed);
+            self.head = Head { height: h, id: block.header.id(), state_root: block.header.state_root };
+        }
+        let (top, head) = (&self.top, head);
+        if top.root() != head.state_root || self.head != head {
             return Err(StoreError::Corrupt(format!(
                 "state tree root {} does not match the committed root {} at height {}",
                 top.root(),
@@ -163,8 +244,7 @@ impl ChainStore {
                 head.height
             )));
         }
-        tracing::info!(shard = %ledger.shard, height = head.height, "opened chain store");
-        Ok(ChainStore { db, ledger, top, head })
+        Ok(())
     }
 
     pub fn head(&self) -> Head {
@@ -184,12 +264,13 @@ impl ChainStore {
         proposer: AccountId,
     ) -> Result<(Block, Executed), StoreError> {
         let input = BlockInput { height: self.head.height + 1, parent: self.head.id, timestamp_ms, proposer, txs, inbound };
-        let rtx = self.db.begin_read()?;
-        let view = View::open(&rtx)?;
-        let executed = self.ledger.execute(&view, &input)?;
-        let (changed, undo) = self.update_tree(&view, &executed.writes)?;
-        drop(view);
-        drop(rtx);
+        let (executed, changed, undo) = {
+            let rtx = self.env.read_txn()?;
+            let view = View { txn: &rtx, t: self.t, pending: &self.pending };
+            let executed = self.ledger.execute(&view, &input)?;
+            let (changed, undo) = update_tree(&mut self.top, &view, &executed.writes)?;
+            (executed, changed, undo)
+        };
         let header = self.ledger.header(&input, &executed, self.top.root());
         let block = Block { header, txs: input.txs, inbound: input.inbound };
         if let Err(e) = self.commit(&block, &executed, &changed) {
@@ -205,121 +286,162 @@ impl ChainStore {
         if block.header.parent != self.head.id {
             return Err(starling_ledger::BlockError::WrongParent.into());
         }
-        let input = BlockInput::from_block(block);
-        let rtx = self.db.begin_read()?;
-        let view = View::open(&rtx)?;
-        let executed = self.ledger.execute(&view, &input)?;
-        let (changed, undo) = self.update_tree(&view, &executed.writes)?;
-        drop(view);
-        drop(rtx);
-        let result = self
-            .ledger
-            .check_header(&block.header, &executed, self.top.root())
-            .map_err(StoreError::from)
-            .and_then(|()| self.commit(block, &executed, &changed));
-        if let Err(e) = result {
-            self.top.set_buckets(&undo);
-            return Err(e);
-        }
-        Ok(executed)
-    }
-
-    /// Applies writes to the in-memory tree; returns the changed buckets and how to undo them.
-    #[allow(clippy::type_complexity)]
-    fn update_tree(
-        &mut self,
-        view: &View,
-        writes: &WriteSet,
-    ) -> Result<(Vec<(u32, BucketSummary)>, Vec<(u32, BucketSummary)>), StoreError> {
-        let bits = self.top.bits();
-        let mut undo: Vec<(u32, BucketSummary)> = Vec::new();
-        for k in writes.keys() {
-            let b = bucket_of(k, bits);
-            if undo.last().map(|(l, _)| *l) != Some(b) {
-                undo.push((b, self.top.bucket(b)));
+        let undo = {
+            let rtx = self.env.read_txn()?;
+            let view = View { txn: &rtx, t: self.t, pending: &self.pending };
+            let executed = self.ledger.execute(&view, &BlockInput::from_block(block))?;
+            let (changed, undo) = update_tree(&mut self.top, &view, &executed.writes)?;
+            drop(view);
+            drop(rtx);
+            let result = self
+                .ledger
+                .check_header(&block.header, &executed, self.top.root())
+                .map_err(StoreError::from)
+                .and_then(|()| self.commit(block, &executed, &changed));
+            match result {
+                Ok(()) => return Ok(executed),
+                Err(e) => (undo, e),
             }
-        }
-        let changed = self.top.apply(view, writes)?;
-        Ok((changed, undo))
+        };
+        self.top.set_buckets(&undo.0);
+        Err(undo.1)
     }
 
+    /// Executes a stored block against the current state and updates the tree (replay).
+    fn execute_block(&mut self, block: &Block) -> Result<(Executed, Vec<(u32, BucketSummary)>), StoreError> {
+        let rtx = self.env.read_txn()?;
+        let view = View { txn: &rtx, t: self.t, pending: &self.pending };
+        let executed = self.ledger.execute(&view, &BlockInput::from_block(block))?;
+        let (changed, _) = update_tree(&mut self.top, &view, &executed.writes)?;
+        Ok((executed, changed))
+    }
+
+    /// Folds a committed block's changes into the pending state.
+    fn absorb(&mut self, writes: &WriteSet, changed: &[(u32, BucketSummary)]) {
+        for (k, v) in writes {
+            self.pending.insert(*k, v.as_ref().map(|v| (value_hash(v), v.clone())));
+        }
+        self.pending_buckets.extend(changed.iter().copied());
+    }
+
+    /// Commits a block; merges the pending state into the tables when it is due.
     fn commit(&mut self, block: &Block, executed: &Executed, changed: &[(u32, BucketSummary)]) -> Result<(), StoreError> {
         let head = Head { height: block.header.height, id: block.header.id(), state_root: block.header.state_root };
-        let mut wtx = self.db.begin_write()?;
-        wtx.set_durability(Durability::Immediate);
+        let checkpoint = self.pending.len() + executed.writes.len() >= CHECKPOINT_ENTRIES
+            || head.height - self.checkpoint >= CHECKPOINT_BLOCKS;
+        let t = self.t;
+        let mut wtx = self.env.write_txn()?;
         {
-            write_state(&wtx, &executed.writes, changed)?;
-            wtx.open_table(BLOCKS)?.insert(head.height, block.to_bytes().as_slice())?;
-            wtx.open_table(RECEIPTS)?.insert(head.height, encode_receipts(&executed.receipts).as_slice())?;
-            wtx.open_table(META)?.insert("head", head.to_bytes().as_slice())?;
+            t.blocks.put(&mut wtx, &head.height.to_be_bytes(), &block.to_bytes())?;
+            t.receipts.put(&mut wtx, &head.height.to_be_bytes(), &encode_receipts(&executed.receipts))?;
+            t.meta.put(&mut wtx, b"head", &head.to_bytes())?;
+            if checkpoint {
+                // The merged view: pending, then this block on top.
+                let mut merged: Pending = self.pending.clone();
+                for (k, v) in &executed.writes {
+                    merged.insert(*k, v.as_ref().map(|v| (value_hash(v), v.clone())));
+                }
+                let mut buckets = self.pending_buckets.clone();
+                buckets.extend(changed.iter().copied());
+                write_state(&mut wtx, t, &merged, &buckets)?;
+                t.meta.put(&mut wtx, b"checkpoint", &head.height.to_be_bytes())?;
+            }
         }
         wtx.commit()?;
+        if checkpoint {
+            self.pending.clear();
+            self.pending_buckets.clear();
+            self.checkpoint = head.height;
+            tracing::debug!(height = head.height, "state checkpoint");
+        } else {
+            self.absorb(&executed.writes, changed);
+        }
         self.head = head;
         Ok(())
     }
 
     /// The current value under a key hash.
     pub fn get(&self, key_hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
-        let rtx = self.db.begin_read()?;
-        let view = View::open(&rtx)?;
+        let rtx = self.env.read_txn()?;
+        let view = View { txn: &rtx, t: self.t, pending: &self.pending };
         Ok(view.get(key_hash)?)
     }
 
     /// The current value under a key hash with its proof against [`Head::state_root`].
     pub fn prove(&self, key_hash: &Hash) -> Result<(Option<Vec<u8>>, Proof), StoreError> {
-        let rtx = self.db.begin_read()?;
-        let view = View::open(&rtx)?;
+        let rtx = self.env.read_txn()?;
+        let view = View { txn: &rtx, t: self.t, pending: &self.pending };
         let value = view.get(key_hash)?;
         let proof = self.top.prove(&view, key_hash)?;
         Ok((value, proof))
     }
 
     pub fn block(&self, height: u64) -> Result<Option<Block>, StoreError> {
-        let rtx = self.db.begin_read()?;
-        let t = rtx.open_table(BLOCKS)?;
-        let Some(v) = t.get(height)? else { return Ok(None) };
-        Ok(Some(Block::from_bytes(v.value())?))
+        let rtx = self.env.read_txn()?;
+        let Some(v) = self.t.blocks.get(&rtx, &height.to_be_bytes())? else { return Ok(None) };
+        Ok(Some(Block::from_bytes(v)?))
     }
 
     pub fn receipts(&self, height: u64) -> Result<Option<Vec<Receipt>>, StoreError> {
-        let rtx = self.db.begin_read()?;
-        let t = rtx.open_table(RECEIPTS)?;
-        let Some(v) = t.get(height)? else { return Ok(None) };
-        Ok(Some(decode_receipts(v.value())?))
+        let rtx = self.env.read_txn()?;
+        let Some(v) = self.t.receipts.get(&rtx, &height.to_be_bytes())? else { return Ok(None) };
+        Ok(Some(decode_receipts(v)?))
     }
 
     /// A read-only view of the current state, for the ledger's query helpers.
     pub fn with_view<T>(&self, f: impl FnOnce(&dyn StateView) -> T) -> Result<T, StoreError> {
-        let rtx = self.db.begin_read()?;
-        let view = View::open(&rtx)?;
+        let rtx = self.env.read_txn()?;
+        let view = View { txn: &rtx, t: self.t, pending: &self.pending };
         Ok(f(&view))
     }
 }
 
-fn write_state(wtx: &redb::WriteTransaction, writes: &WriteSet, changed: &[(u32, BucketSummary)]) -> Result<(), StoreError> {
-    let mut state = wtx.open_table(STATE)?;
+/// Applies writes to the in-memory tree; returns the changed buckets and how to undo them.
+#[allow(clippy::type_complexity)]
+fn update_tree(
+    top: &mut TopTree,
+    view: &View<'_>,
+    writes: &WriteSet,
+) -> Result<(Vec<(u32, BucketSummary)>, Vec<(u32, BucketSummary)>), StoreError> {
+    let bits = top.bits();
+    let mut undo: Vec<(u32, BucketSummary)> = Vec::new();
+    for k in writes.keys() {
+        let b = bucket_of(k, bits);
+        if undo.last().map(|(l, _)| *l) != Some(b) {
+            undo.push((b, top.bucket(b)));
+        }
+    }
+    let changed = top.apply(view, writes)?;
+    Ok((changed, undo))
+}
+
+fn write_state(
+    wtx: &mut RwTxn<'_>,
+    t: Tables,
+    entries: &Pending,
+    changed: &BTreeMap<u32, BucketSummary>,
+) -> Result<(), StoreError> {
     let mut buf = Vec::with_capacity(256);
-    for (k, v) in writes {
+    for (k, v) in entries {
         match v {
-            Some(v) => {
+            Some((vh, v)) => {
                 buf.clear();
-                buf.extend_from_slice(&value_hash(v).0);
+                buf.extend_from_slice(&vh.0);
                 buf.extend_from_slice(v);
-                state.insert(&k.0, buf.as_slice())?;
+                t.state.put(wtx, &k.0, &buf)?;
             }
             None => {
-                state.remove(&k.0)?;
+                t.state.delete(wtx, &k.0)?;
             }
         }
     }
-    let mut buckets = wtx.open_table(BUCKETS)?;
     for (b, s) in changed {
         if s.count == 0 {
-            buckets.remove(*b)?;
+            t.buckets.delete(wtx, &b.to_be_bytes())?;
         } else {
             let mut v = s.hash.0.to_vec();
             v.extend_from_slice(&s.count.to_be_bytes());
-            buckets.insert(*b, v.as_slice())?;
+            t.buckets.put(wtx, &b.to_be_bytes(), &v)?;
         }
     }
     Ok(())
@@ -354,23 +476,22 @@ fn decode_receipts(b: &[u8]) -> Result<Vec<Receipt>, StoreError> {
     Ok(out)
 }
 
-/// The state as of the last commit, read through one redb snapshot.
-struct View {
-    state: redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>,
+/// The state as of the last commit: the pending changes over the tables' checkpoint,
+/// read through one redb snapshot.
+struct View<'a> {
+    txn: &'a RoTxn<'a>,
+    t: Tables,
+    pending: &'a Pending,
 }
 
-impl View {
-    fn open(rtx: &ReadTransaction) -> Result<View, StoreError> {
-        Ok(View { state: rtx.open_table(STATE)? })
-    }
-}
-
-impl StateView for View {
+impl StateView for View<'_> {
     fn get(&self, key_hash: &Hash) -> Result<Option<Vec<u8>>, StateError> {
-        match self.state.get(&key_hash.0) {
+        if let Some(p) = self.pending.get(key_hash) {
+            return Ok(p.as_ref().map(|(_, v)| v.clone()));
+        }
+        match self.t.state.get(self.txn, &key_hash.0) {
             Ok(None) => Ok(None),
             Ok(Some(v)) => {
-                let v = v.value();
                 if v.len() < 32 {
                     return Err(StateError(format!("state entry {key_hash} is truncated")));
                 }
@@ -381,19 +502,38 @@ impl StateView for View {
     }
 }
 
-impl LeafSource for View {
+impl LeafSource for View<'_> {
     type Error = StoreError;
+    /// The bucket's entries from the tables, overridden by the pending changes.
     fn bucket_leaves(&self, bits: u8, bucket: u32, out: &mut Vec<Leaf>) -> Result<(), StoreError> {
         let (lo, hi) = bucket_bounds(bits, bucket);
-        for row in self.state.range::<&[u8; 32]>(&lo.0..=&hi.0)? {
+        let mut pending = self.pending.range(lo..=hi).peekable();
+        let range = (std::ops::Bound::Included(&lo.0[..]), std::ops::Bound::Included(&hi.0[..]));
+        for row in self.t.state.range(self.txn, &range)? {
             let (k, v) = row?;
-            let v = v.value();
+            let key = Hash::from_bytes(k)?;
+            while let Some((pk, pv)) = pending.next_if(|(pk, _)| **pk < key) {
+                if let Some((vh, _)) = pv {
+                    out.push((*pk, *vh));
+                }
+            }
+            if let Some((_, pv)) = pending.next_if(|(pk, _)| **pk == key) {
+                if let Some((vh, _)) = pv {
+                    out.push((key, *vh));
+                }
+                continue;
+            }
             if v.len() < 32 {
                 return Err(StoreError::Corrupt("state entry truncated".into()));
             }
             let mut vh = [0u8; 32];
             vh.copy_from_slice(&v[..32]);
-            out.push((Hash(*k.value()), Hash(vh)));
+            out.push((key, Hash(vh)));
+        }
+        for (pk, pv) in pending {
+            if let Some((vh, _)) = pv {
+                out.push((*pk, *vh));
+            }
         }
         Ok(())
     }

@@ -113,7 +113,7 @@ fn clear_errors_for_missing_existing_and_damaged_stores() {
         Err(StoreError::AlreadyExists(_))
     ));
     // A damaged file is reported, not a panic.
-    let path = d.path().join("chain.redb");
+    let path = d.path().join("chain.lmdb").join("data.mdb");
     let len = std::fs::metadata(&path).unwrap().len() as usize;
     std::fs::write(&path, vec![0x5a; len]).unwrap();
     assert!(ChainStore::open(d.path()).is_err());
