@@ -46,7 +46,9 @@ impl SecretKey {
     /// From 32 secret bytes: the Ed25519 seed, or the secp256k1 secret scalar.
     pub fn from_seed(key_type: KeyType, seed: &[u8; 32]) -> Result<SecretKey, SigError> {
         match key_type {
-            KeyType::Ed25519 => Ok(SecretKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(seed))),
+            KeyType::Ed25519 => Ok(SecretKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(
+                seed,
+            ))),
             KeyType::Secp256k1 => k256::schnorr::SigningKey::from_bytes(seed)
                 .map(SecretKey::Secp256k1)
                 .map_err(|_| SigError::InvalidKey(KeyType::Secp256k1)),
@@ -83,7 +85,10 @@ impl SecretKey {
     pub fn sign_tx(&self, chain_id: &ChainId, body: &TxBody) -> TxEnvelope {
         let body_bytes = body.to_bytes();
         let signature = self.sign(signing_hash(chain_id, &body_bytes).as_bytes());
-        TxEnvelope { body_bytes, signature }
+        TxEnvelope {
+            body_bytes,
+            signature,
+        }
     }
 }
 
@@ -103,7 +108,8 @@ pub fn verify(key: &PublicKey, msg: &[u8], sig: &Signature) -> Result<(), SigErr
         KeyType::Ed25519 => {
             let vk = ed25519_key(key)?;
             let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
-            vk.verify_strict(msg, &sig).map_err(|_| SigError::BadSignature)
+            vk.verify_strict(msg, &sig)
+                .map_err(|_| SigError::BadSignature)
         }
         KeyType::Secp256k1 => {
             let vk = k256::schnorr::VerifyingKey::from_bytes(&key.bytes)
@@ -162,9 +168,7 @@ pub fn verify_batch(items: &[SigItem<'_>]) -> Vec<usize> {
             }
         }
     }
-    if !ed_idx.is_empty()
-        && ed25519_dalek::verify_batch(&ed_msgs, &ed_sigs, &ed_keys).is_err()
-    {
+    if !ed_idx.is_empty() && ed25519_dalek::verify_batch(&ed_msgs, &ed_sigs, &ed_keys).is_err() {
         for (j, &i) in ed_idx.iter().enumerate() {
             if ed_keys[j].verify_strict(ed_msgs[j], &ed_sigs[j]).is_err() {
                 failed.push(i);

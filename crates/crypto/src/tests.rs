@@ -9,7 +9,10 @@ fn unhex(s: &str) -> Vec<u8> {
 fn rfc8032_vectors() {
     let text = include_str!("../vectors/rfc8032-ed25519.txt");
     let mut n = 0;
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let f: Vec<&str> = line.split(':').collect();
         let seed: [u8; 32] = unhex(f[0]).try_into().unwrap();
         let sk = SecretKey::from_seed(KeyType::Ed25519, &seed).unwrap();
@@ -44,11 +47,22 @@ fn bip340_vectors() {
             let sk = SecretKey::from_seed(KeyType::Secp256k1, &seed).unwrap();
             assert_eq!(sk.public_key(), pk, "public key of vector {}", f[0]);
             let aux: [u8; 32] = unhex(f[3]).try_into().unwrap();
-            let SecretKey::Secp256k1(k) = &sk else { unreachable!() };
-            assert_eq!(sign_bip340(k, &msg, &aux), sig, "signature of vector {}", f[0]);
+            let SecretKey::Secp256k1(k) = &sk else {
+                unreachable!()
+            };
+            assert_eq!(
+                sign_bip340(k, &msg, &aux),
+                sig,
+                "signature of vector {}",
+                f[0]
+            );
         }
         // The batch path gives the same verdict.
-        let failed = verify_batch(&[SigItem { key: &pk, msg: &msg, sig: &sig }]);
+        let failed = verify_batch(&[SigItem {
+            key: &pk,
+            msg: &msg,
+            sig: &sig,
+        }]);
         assert_eq!(failed.is_empty(), expected);
         n += 1;
     }
@@ -59,14 +73,28 @@ fn bip340_vectors() {
 fn batch_finds_exactly_the_bad_signatures() {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
     let keys: Vec<SecretKey> = (0..40)
-        .map(|i| SecretKey::generate(if i % 5 == 0 { KeyType::Secp256k1 } else { KeyType::Ed25519 }, &mut rng))
+        .map(|i| {
+            SecretKey::generate(
+                if i % 5 == 0 {
+                    KeyType::Secp256k1
+                } else {
+                    KeyType::Ed25519
+                },
+                &mut rng,
+            )
+        })
         .collect();
     let pks: Vec<PublicKey> = keys.iter().map(SecretKey::public_key).collect();
     let msgs: Vec<[u8; 32]> = (0..40u8).map(|i| [i; 32]).collect();
     let mut sigs: Vec<Signature> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
     let items = |sigs: &[Signature]| -> Vec<usize> {
-        let v: Vec<SigItem<'_>> =
-            (0..40).map(|i| SigItem { key: &pks[i], msg: &msgs[i], sig: &sigs[i] }).collect();
+        let v: Vec<SigItem<'_>> = (0..40)
+            .map(|i| SigItem {
+                key: &pks[i],
+                msg: &msgs[i],
+                sig: &sigs[i],
+            })
+            .collect();
         verify_batch(&v)
     };
     assert!(items(&sigs).is_empty());
@@ -84,7 +112,14 @@ fn weak_ed25519_keys_are_rejected() {
     let pk = PublicKey::ed25519(identity);
     let sig = Signature([0u8; 64]);
     assert_eq!(verify(&pk, b"m", &sig), Err(SigError::WeakKey));
-    assert_eq!(verify_batch(&[SigItem { key: &pk, msg: b"m", sig: &sig }]), vec![0]);
+    assert_eq!(
+        verify_batch(&[SigItem {
+            key: &pk,
+            msg: b"m",
+            sig: &sig
+        }]),
+        vec![0]
+    );
 }
 
 #[test]

@@ -6,7 +6,9 @@
 
 use crate::exec::{BlockCtx, Failure};
 use crate::overlay::Overlay;
-use crate::records::{decode_account_id, AccountRecord, PostRecord, ProfileRecord, RevisionRecord, StateKey};
+use crate::records::{
+    decode_account_id, AccountRecord, PostRecord, ProfileRecord, RevisionRecord, StateKey,
+};
 use crate::{validate, Event, ShardLedger, StateError, StateView, TxError};
 use starling_types::receipt::Payload;
 use starling_types::{AccountId, Action, Encode, PostId, ShardId, TxBody};
@@ -19,7 +21,11 @@ impl ShardLedger {
     }
 
     /// A post that must exist and not be deleted, when it lives here.
-    fn check_target<V: StateView + ?Sized>(&self, st: &Overlay<'_, V>, post: &PostId) -> Result<(), Failure> {
+    fn check_target<V: StateView + ?Sized>(
+        &self,
+        st: &Overlay<'_, V>,
+        post: &PostId,
+    ) -> Result<(), Failure> {
         if !self.local(&post.author) {
             return Ok(());
         }
@@ -40,7 +46,9 @@ impl ShardLedger {
         if post.author != *author {
             return Err(TxError::NotAuthor.into());
         }
-        let rec: PostRecord = st.get(StateKey::Post(post))?.ok_or(TxError::UnknownTarget)?;
+        let rec: PostRecord = st
+            .get(StateKey::Post(post))?
+            .ok_or(TxError::UnknownTarget)?;
         if rec.deleted {
             return Err(TxError::PostDeleted.into());
         }
@@ -80,13 +88,21 @@ impl ShardLedger {
         let me = &body.account;
         match &body.action {
             // S1: text of at most 300 graphemes (empty only for a quote); targets exist here.
-            Action::Post { text, reply_to, quote_of, langs } => {
+            Action::Post {
+                text,
+                reply_to,
+                quote_of,
+                langs,
+            } => {
                 validate::post_text(text, quote_of.is_some())?;
                 validate::langs(langs)?;
                 for target in reply_to.iter().chain(quote_of.iter()) {
                     self.check_target(st, target)?;
                 }
-                let id = PostId { author: *me, seq: body.nonce };
+                let id = PostId {
+                    author: *me,
+                    seq: body.nonce,
+                };
                 let rec = PostRecord {
                     text: text.clone(),
                     reply_to: *reply_to,
@@ -103,10 +119,16 @@ impl ShardLedger {
             Action::EditPost { post, text } => {
                 let mut rec = self.own_post(st, me, post)?;
                 if rec.revisions >= self.params.max_edits {
-                    return Err(TxError::EditLimit { max: self.params.max_edits }.into());
+                    return Err(TxError::EditLimit {
+                        max: self.params.max_edits,
+                    }
+                    .into());
                 }
                 validate::post_text(text, rec.quote_of.is_some())?;
-                let old = RevisionRecord { text: std::mem::replace(&mut rec.text, text.clone()), height: rec.edited_height };
+                let old = RevisionRecord {
+                    text: std::mem::replace(&mut rec.text, text.clone()),
+                    height: rec.edited_height,
+                };
                 st.put(StateKey::Revision(post, rec.revisions), &old);
                 rec.revisions += 1;
                 rec.edited_height = ctx.height;
@@ -128,17 +150,41 @@ impl ShardLedger {
             // S5: one like and one repost per account and post.
             Action::Like { post } => {
                 self.check_target(st, post)?;
-                Self::toggle(st, StateKey::Like(me, post), true, TxError::AlreadyLiked, TxError::NotLiked)?;
+                Self::toggle(
+                    st,
+                    StateKey::Like(me, post),
+                    true,
+                    TxError::AlreadyLiked,
+                    TxError::NotLiked,
+                )?;
             }
             Action::Unlike { post } => {
-                Self::toggle(st, StateKey::Like(me, post), false, TxError::AlreadyLiked, TxError::NotLiked)?;
+                Self::toggle(
+                    st,
+                    StateKey::Like(me, post),
+                    false,
+                    TxError::AlreadyLiked,
+                    TxError::NotLiked,
+                )?;
             }
             Action::Repost { post } => {
                 self.check_target(st, post)?;
-                Self::toggle(st, StateKey::Repost(me, post), true, TxError::AlreadyReposted, TxError::NotReposted)?;
+                Self::toggle(
+                    st,
+                    StateKey::Repost(me, post),
+                    true,
+                    TxError::AlreadyReposted,
+                    TxError::NotReposted,
+                )?;
             }
             Action::Unrepost { post } => {
-                Self::toggle(st, StateKey::Repost(me, post), false, TxError::AlreadyReposted, TxError::NotReposted)?;
+                Self::toggle(
+                    st,
+                    StateKey::Repost(me, post),
+                    false,
+                    TxError::AlreadyReposted,
+                    TxError::NotReposted,
+                )?;
             }
             // S6: follows are recorded on both sides; the followee's side by message if remote.
             Action::Follow { target } | Action::Unfollow { target } => {
@@ -146,12 +192,27 @@ impl ShardLedger {
                 if target == me {
                     return Err(TxError::SelfTarget.into());
                 }
-                Self::toggle(st, StateKey::Follow(me, target), following, TxError::AlreadyFollowing, TxError::NotFollowing)?;
+                Self::toggle(
+                    st,
+                    StateKey::Follow(me, target),
+                    following,
+                    TxError::AlreadyFollowing,
+                    TxError::NotFollowing,
+                )?;
                 if self.local(target) {
                     set_presence(st, StateKey::Follower(target, me), following);
                 } else {
                     let dest = self.params.shard_map.shard_of(target);
-                    self.send(st, ctx, dest, Payload::FollowNotice { follower: *me, followee: *target, following })?;
+                    self.send(
+                        st,
+                        ctx,
+                        dest,
+                        Payload::FollowNotice {
+                            follower: *me,
+                            followee: *target,
+                            following,
+                        },
+                    )?;
                 }
             }
             // S7: blocks and mutes are the user's own lists, applied by relays when reading.
@@ -160,18 +221,38 @@ impl ShardLedger {
                     return Err(TxError::SelfTarget.into());
                 }
                 let on = matches!(body.action, Action::Block { .. });
-                Self::toggle(st, StateKey::Block(me, target), on, TxError::AlreadyBlocked, TxError::NotBlocked)?;
+                Self::toggle(
+                    st,
+                    StateKey::Block(me, target),
+                    on,
+                    TxError::AlreadyBlocked,
+                    TxError::NotBlocked,
+                )?;
             }
             Action::Mute { target } | Action::Unmute { target } => {
                 if target == me {
                     return Err(TxError::SelfTarget.into());
                 }
                 let on = matches!(body.action, Action::Mute { .. });
-                Self::toggle(st, StateKey::Mute(me, target), on, TxError::AlreadyMuted, TxError::NotMuted)?;
+                Self::toggle(
+                    st,
+                    StateKey::Mute(me, target),
+                    on,
+                    TxError::AlreadyMuted,
+                    TxError::NotMuted,
+                )?;
             }
-            Action::SetProfile { display_name, bio, avatar_url } => {
+            Action::SetProfile {
+                display_name,
+                bio,
+                avatar_url,
+            } => {
                 validate::profile(display_name, bio, avatar_url)?;
-                let rec = ProfileRecord { display_name: display_name.clone(), bio: bio.clone(), avatar_url: avatar_url.clone() };
+                let rec = ProfileRecord {
+                    display_name: display_name.clone(),
+                    bio: bio.clone(),
+                    avatar_url: avatar_url.clone(),
+                };
                 st.put(StateKey::Profile(me), &rec);
             }
             // S2: a handle is claimed on the global shard; one claim in flight per account.
@@ -184,7 +265,15 @@ impl ShardLedger {
                     return Err(TxError::InvalidHandle("already this account's handle").into());
                 }
                 acct.pending_handle = Some(handle.clone());
-                self.send(st, ctx, ShardId::GLOBAL, Payload::HandleClaim { account: *me, handle })?;
+                self.send(
+                    st,
+                    ctx,
+                    ShardId::GLOBAL,
+                    Payload::HandleClaim {
+                        account: *me,
+                        handle,
+                    },
+                )?;
             }
             // K1: a transfer debits here and credits here or, by message, on the other shard.
             Action::Transfer { asset, to, amount } => {
@@ -193,7 +282,11 @@ impl ShardLedger {
                 }
                 let bal = acct.balances[asset.index()];
                 if bal < *amount {
-                    return Err(TxError::InsufficientBalance { needed: *amount, available: bal }.into());
+                    return Err(TxError::InsufficientBalance {
+                        needed: *amount,
+                        available: bal,
+                    }
+                    .into());
                 }
                 acct.balances[asset.index()] = bal - amount;
                 if to == me {
@@ -215,16 +308,31 @@ impl ShardLedger {
     ) -> Result<(), Failure> {
         match payload {
             // M2: credits create the account if needed.
-            Payload::Credit { from, to, asset, amount } => {
+            Payload::Credit {
+                from,
+                to,
+                asset,
+                amount,
+            } => {
                 if !self.local(to) {
-                    return Err(TxError::WrongShard { expected: self.params.shard_map.shard_of(to) }.into());
+                    return Err(TxError::WrongShard {
+                        expected: self.params.shard_map.shard_of(to),
+                    }
+                    .into());
                 }
                 self.credit(st, ctx, from, to, *asset, *amount)?;
             }
             // M3: the followee's side of a follow.
-            Payload::FollowNotice { follower, followee, following } => {
+            Payload::FollowNotice {
+                follower,
+                followee,
+                following,
+            } => {
                 if !self.local(followee) {
-                    return Err(TxError::WrongShard { expected: self.params.shard_map.shard_of(followee) }.into());
+                    return Err(TxError::WrongShard {
+                        expected: self.params.shard_map.shard_of(followee),
+                    }
+                    .into());
                 }
                 set_presence(st, StateKey::Follower(followee, follower), *following);
             }
@@ -232,44 +340,80 @@ impl ShardLedger {
             // the account's previous handle, and answers the account's shard either way.
             Payload::HandleClaim { account, handle } => {
                 if self.shard != ShardId::GLOBAL {
-                    return Err(TxError::WrongShard { expected: ShardId::GLOBAL }.into());
+                    return Err(TxError::WrongShard {
+                        expected: ShardId::GLOBAL,
+                    }
+                    .into());
                 }
                 let handle = validate::handle(handle)?;
                 let owner = match st.get_raw(&StateKey::Handle(&handle).hash())? {
-                    Some(b) => Some(decode_account_id(&b).map_err(|e| StateError(format!("corrupt handle: {e}")))?),
+                    Some(b) => Some(
+                        decode_account_id(&b)
+                            .map_err(|e| StateError(format!("corrupt handle: {e}")))?,
+                    ),
                     None => None,
                 };
                 let accepted = owner.is_none() || owner == Some(*account);
                 if accepted {
                     let reverse = StateKey::HandleOf(account);
                     if let Some(old) = st.get_raw(&reverse.hash())? {
-                        let old = String::from_utf8(old).map_err(|_| StateError("corrupt handle owner".into()))?;
+                        let old = String::from_utf8(old)
+                            .map_err(|_| StateError("corrupt handle owner".into()))?;
                         if old != handle {
                             st.delete(StateKey::Handle(&old));
                         }
                     }
                     st.put_raw(StateKey::Handle(&handle), account.to_bytes());
                     st.put_raw(reverse, handle.clone().into_bytes());
-                    ctx.events.push(Event::HandleRegistered { account: *account, handle: handle.clone() });
+                    ctx.events.push(Event::HandleRegistered {
+                        account: *account,
+                        handle: handle.clone(),
+                    });
                 } else {
-                    ctx.events.push(Event::HandleRefused { account: *account, handle: handle.clone(), error: TxError::HandleTaken });
+                    ctx.events.push(Event::HandleRefused {
+                        account: *account,
+                        handle: handle.clone(),
+                        error: TxError::HandleTaken,
+                    });
                 }
                 let dest = self.params.shard_map.shard_of(account);
-                self.send(st, ctx, dest, Payload::HandleResult { account: *account, handle, accepted })?;
+                self.send(
+                    st,
+                    ctx,
+                    dest,
+                    Payload::HandleResult {
+                        account: *account,
+                        handle,
+                        accepted,
+                    },
+                )?;
             }
             // M5: the account's shard learns the outcome of its claim.
-            Payload::HandleResult { account, handle, accepted } => {
+            Payload::HandleResult {
+                account,
+                handle,
+                accepted,
+            } => {
                 if !self.local(account) {
-                    return Err(TxError::WrongShard { expected: self.params.shard_map.shard_of(account) }.into());
+                    return Err(TxError::WrongShard {
+                        expected: self.params.shard_map.shard_of(account),
+                    }
+                    .into());
                 }
-                let mut rec: AccountRecord = st.get(StateKey::Account(account))?.ok_or(TxError::UnknownAccount)?;
+                let mut rec: AccountRecord = st
+                    .get(StateKey::Account(account))?
+                    .ok_or(TxError::UnknownAccount)?;
                 if rec.pending_handle.as_deref() == Some(handle.as_str()) {
                     rec.pending_handle = None;
                 }
                 if *accepted {
                     rec.handle = Some(handle.clone());
                 } else {
-                    ctx.events.push(Event::HandleRefused { account: *account, handle: handle.clone(), error: TxError::HandleTaken });
+                    ctx.events.push(Event::HandleRefused {
+                        account: *account,
+                        handle: handle.clone(),
+                        error: TxError::HandleTaken,
+                    });
                 }
                 st.put(StateKey::Account(account), &rec);
             }
@@ -287,14 +431,26 @@ fn set_presence<V: StateView + ?Sized>(st: &mut Overlay<'_, V>, key: StateKey<'_
 }
 
 /// Balances of an account as the state holds them (zero if it does not exist).
-pub fn balances<V: StateView + ?Sized>(view: &V, account: &AccountId) -> Result<[u128; 3], StateError> {
-    Ok(Overlay::new(view).get::<AccountRecord>(StateKey::Account(account))?.map(|r| r.balances).unwrap_or_default())
+pub fn balances<V: StateView + ?Sized>(
+    view: &V,
+    account: &AccountId,
+) -> Result<[u128; 3], StateError> {
+    Ok(Overlay::new(view)
+        .get::<AccountRecord>(StateKey::Account(account))?
+        .map(|r| r.balances)
+        .unwrap_or_default())
 }
 
-pub fn account<V: StateView + ?Sized>(view: &V, account: &AccountId) -> Result<Option<AccountRecord>, StateError> {
+pub fn account<V: StateView + ?Sized>(
+    view: &V,
+    account: &AccountId,
+) -> Result<Option<AccountRecord>, StateError> {
     Overlay::new(view).get(StateKey::Account(account))
 }
 
-pub fn get_record<V: StateView + ?Sized, T: starling_types::Decode>(view: &V, key: StateKey<'_>) -> Result<Option<T>, StateError> {
+pub fn get_record<V: StateView + ?Sized, T: starling_types::Decode>(
+    view: &V,
+    key: StateKey<'_>,
+) -> Result<Option<T>, StateError> {
     Overlay::new(view).get(key)
 }

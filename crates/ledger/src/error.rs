@@ -140,7 +140,11 @@ pub enum BlockError {
     #[error("{0} root does not match the block's contents")]
     RootMismatch(&'static str),
     #[error("inbound message {index} from shard {source_shard}: {reason}")]
-    BadInbound { source_shard: ShardId, index: usize, reason: &'static str },
+    BadInbound {
+        source_shard: ShardId,
+        index: usize,
+        reason: &'static str,
+    },
     #[error("too many transactions or messages")]
     TooLarge,
     #[error("state error: {0}")]

@@ -20,7 +20,8 @@ use starling_types::block::{MAX_BLOCK_TXS, MAX_INBOUND_BATCHES};
 use starling_types::receipt::{Payload, ShardMessage};
 use starling_types::tx::{signing_hash, TxBody};
 use starling_types::{
-    merkle, AccountId, Asset, Block, BlockHeader, Encode, Hash, InboundBatch, Receipt, ShardId, TxEnvelope, TxReceipt,
+    merkle, AccountId, Asset, Block, BlockHeader, Encode, Hash, InboundBatch, Receipt, ShardId,
+    TxEnvelope, TxReceipt,
 };
 use std::collections::BTreeMap;
 
@@ -89,7 +90,11 @@ pub(crate) struct Mark {
 
 impl BlockCtx {
     pub(crate) fn mark(&self) -> Mark {
-        Mark { messages: self.messages.len(), events: self.events.len(), outbox: self.outbox.clone() }
+        Mark {
+            messages: self.messages.len(),
+            events: self.events.len(),
+            outbox: self.outbox.clone(),
+        }
     }
 
     pub(crate) fn rewind(&mut self, mark: Mark) {
@@ -106,7 +111,11 @@ impl ShardLedger {
 
     /// The state of this shard before block 1: chain position, balances of the accounts that
     /// live here, and foundation treasuries seeded with `foundation_seed` SPEND each.
-    pub fn genesis_writes(&self, allocations: &[(AccountId, Asset, u128)], foundation_seed: u128) -> WriteSet {
+    pub fn genesis_writes(
+        &self,
+        allocations: &[(AccountId, Asset, u128)],
+        foundation_seed: u128,
+    ) -> WriteSet {
         let mut w = WriteSet::new();
         let meta = Meta {
             height: 0,
@@ -118,10 +127,14 @@ impl ShardLedger {
         let mut accounts: BTreeMap<AccountId, AccountRecord> = BTreeMap::new();
         let mut issued = [0u128; 3];
         for (account, asset, amount) in allocations {
-            if self.params.shard_map.shard_of(account) != self.shard || self.shard == ShardId::GLOBAL {
+            if self.params.shard_map.shard_of(account) != self.shard
+                || self.shard == ShardId::GLOBAL
+            {
                 continue;
             }
-            let rec = accounts.entry(*account).or_insert_with(|| self.new_account(0));
+            let rec = accounts
+                .entry(*account)
+                .or_insert_with(|| self.new_account(0));
             rec.balances[asset.index()] = rec.balances[asset.index()].saturating_add(*amount);
             issued[asset.index()] = issued[asset.index()].saturating_add(*amount);
         }
@@ -129,11 +142,17 @@ impl ShardLedger {
             w.insert(StateKey::Account(a).hash(), Some(rec.to_bytes()));
         }
         for i in 0..self.params.foundations.len() as u16 {
-            w.insert(StateKey::Pool(Pool::Foundation(i)).hash(), Some(foundation_seed.to_be_bytes().to_vec()));
+            w.insert(
+                StateKey::Pool(Pool::Foundation(i)).hash(),
+                Some(foundation_seed.to_be_bytes().to_vec()),
+            );
             issued[Asset::Spend.index()] += foundation_seed;
         }
         for asset in Asset::ALL {
-            w.insert(StateKey::Issued(asset).hash(), Some(issued[asset.index()].to_be_bytes().to_vec()));
+            w.insert(
+                StateKey::Issued(asset).hash(),
+                Some(issued[asset.index()].to_be_bytes().to_vec()),
+            );
         }
         w
     }
@@ -157,10 +176,17 @@ impl ShardLedger {
 
     /// Executes a block against `view` (the state after its parent). Pure: same inputs, same
     /// outputs, on every machine.
-    pub fn execute<V: StateView + ?Sized>(&self, view: &V, input: &BlockInput) -> Result<Executed, BlockError> {
+    pub fn execute<V: StateView + ?Sized>(
+        &self,
+        view: &V,
+        input: &BlockInput,
+    ) -> Result<Executed, BlockError> {
         let meta = Self::meta(view)?;
         if input.height != meta.height + 1 {
-            return Err(BlockError::WrongHeight { expected: meta.height + 1, got: input.height });
+            return Err(BlockError::WrongHeight {
+                expected: meta.height + 1,
+                got: input.height,
+            });
         }
         if input.timestamp_ms < meta.timestamp_ms {
             return Err(BlockError::TimestampRegression);
@@ -199,7 +225,14 @@ impl ShardLedger {
             .enumerate()
             .filter_map(|(i, p)| {
                 p.as_ref().ok().map(|(body, h)| {
-                    (i, SigItem { key: &body.account, msg: h.as_bytes(), sig: &input.txs[i].signature })
+                    (
+                        i,
+                        SigItem {
+                            key: &body.account,
+                            msg: h.as_bytes(),
+                            sig: &input.txs[i].signature,
+                        },
+                    )
                 })
             })
             .collect();
@@ -233,23 +266,43 @@ impl ShardLedger {
                         nonce: body.nonce,
                         fee: fee_paid,
                     });
-                    receipts.push(Receipt::Tx(TxReceipt { tx_hash, status: 0, gas_used, fee_paid }));
+                    receipts.push(Receipt::Tx(TxReceipt {
+                        tx_hash,
+                        status: 0,
+                        gas_used,
+                        fee_paid,
+                    }));
                 }
                 Err(error) => {
                     st.rollback_tx();
                     ctx.rewind(mark);
-                    receipts.push(Receipt::Tx(TxReceipt { tx_hash, status: error.code(), gas_used: 0, fee_paid: 0 }));
-                    ctx.events.push(Event::TxRejected { index: i as u32, tx_hash, error });
+                    receipts.push(Receipt::Tx(TxReceipt {
+                        tx_hash,
+                        status: error.code(),
+                        gas_used: 0,
+                        fee_paid: 0,
+                    }));
+                    ctx.events.push(Event::TxRejected {
+                        index: i as u32,
+                        tx_hash,
+                        error,
+                    });
                 }
             }
         }
 
-        self.settle_fees(&mut st, &mut ctx, &input.proposer).map_err(state_err)?;
+        self.settle_fees(&mut st, &mut ctx, &input.proposer)
+            .map_err(state_err)?;
         let next = Meta {
             height: input.height,
             last_block: input.parent,
             timestamp_ms: input.timestamp_ms,
-            base_fee: next_base_fee(meta.base_fee, ctx.gas_used, self.params.gas_target(), self.params.min_base_fee),
+            base_fee: next_base_fee(
+                meta.base_fee,
+                ctx.gas_used,
+                self.params.gas_target(),
+                self.params.min_base_fee,
+            ),
         };
         st.put(StateKey::Meta, &next);
         for (dest, seq) in &ctx.outbox {
@@ -287,7 +340,12 @@ impl ShardLedger {
     }
 
     /// Checks a received header against what executing its body produced.
-    pub fn check_header(&self, header: &BlockHeader, executed: &Executed, state_root: Hash) -> Result<(), BlockError> {
+    pub fn check_header(
+        &self,
+        header: &BlockHeader,
+        executed: &Executed,
+        state_root: Hash,
+    ) -> Result<(), BlockError> {
         if header.chain_id != self.params.chain_id {
             return Err(BlockError::WrongChain {
                 expected: self.params.chain_id.to_string(),
@@ -295,10 +353,16 @@ impl ShardLedger {
             });
         }
         if header.shard != self.shard {
-            return Err(BlockError::WrongShard { expected: self.shard, got: header.shard });
+            return Err(BlockError::WrongShard {
+                expected: self.shard,
+                got: header.shard,
+            });
         }
         if header.base_fee != executed.base_fee {
-            return Err(BlockError::WrongBaseFee { expected: executed.base_fee, got: header.base_fee });
+            return Err(BlockError::WrongBaseFee {
+                expected: executed.base_fee,
+                got: header.base_fee,
+            });
         }
         if header.tx_root != executed.tx_root {
             return Err(BlockError::RootMismatch("tx"));
@@ -327,22 +391,35 @@ impl ShardLedger {
             return Err(Failure::Rejected(TxError::WrongShard { expected: home }));
         }
         // T2: the account exists.
-        let mut acct: AccountRecord =
-            st.get(StateKey::Account(&body.account))?.ok_or(TxError::UnknownAccount)?;
+        let mut acct: AccountRecord = st
+            .get(StateKey::Account(&body.account))?
+            .ok_or(TxError::UnknownAccount)?;
         // T3: nonces are consecutive; a used nonce is a replay.
         if body.nonce < acct.nonce {
-            return Err(Failure::Rejected(TxError::NonceReused { expected: acct.nonce, got: body.nonce }));
+            return Err(Failure::Rejected(TxError::NonceReused {
+                expected: acct.nonce,
+                got: body.nonce,
+            }));
         }
         if body.nonce > acct.nonce {
-            return Err(Failure::Rejected(TxError::NonceGap { expected: acct.nonce, got: body.nonce }));
+            return Err(Failure::Rejected(TxError::NonceGap {
+                expected: acct.nonce,
+                got: body.nonce,
+            }));
         }
         // T4: expiry bounds the life of a transaction.
         if body.expires_at_height < ctx.height {
-            return Err(Failure::Rejected(TxError::Expired { expires_at: body.expires_at_height, height: ctx.height }));
+            return Err(Failure::Rejected(TxError::Expired {
+                expires_at: body.expires_at_height,
+                height: ctx.height,
+            }));
         }
         let max_expiry = ctx.height.saturating_add(self.params.max_expiry_blocks);
         if body.expires_at_height > max_expiry {
-            return Err(Failure::Rejected(TxError::ExpiryTooFar { expires_at: body.expires_at_height, max: max_expiry }));
+            return Err(Failure::Rejected(TxError::ExpiryTooFar {
+                expires_at: body.expires_at_height,
+                max: max_expiry,
+            }));
         }
         // T5: the block has room.
         let gas_used = gas::tx_gas(envelope_len, &body.action);
@@ -353,14 +430,20 @@ impl ShardLedger {
         let base_cost = gas_used as u128 * ctx.base_fee as u128;
         let required = base_cost.checked_add(body.tip).ok_or(TxError::Overflow)?;
         if body.max_fee < required {
-            return Err(Failure::Rejected(TxError::FeeTooLow { required, max_fee: body.max_fee }));
+            return Err(Failure::Rejected(TxError::FeeTooLow {
+                required,
+                max_fee: body.max_fee,
+            }));
         }
         let foundation = self.params.foundation_of(&body.account);
         let from_allowance = self.use_allowance(st, ctx, &mut acct, foundation, base_cost)?;
         let from_balance = required - from_allowance;
         let spend = acct.balances[Asset::Spend.index()];
         if spend < from_balance {
-            return Err(Failure::Rejected(TxError::InsufficientBalance { needed: from_balance, available: spend }));
+            return Err(Failure::Rejected(TxError::InsufficientBalance {
+                needed: from_balance,
+                available: spend,
+            }));
         }
         acct.balances[Asset::Spend.index()] = spend - from_balance;
         acct.nonce += 1;
@@ -390,7 +473,10 @@ impl ShardLedger {
             return Ok(0);
         }
         let elapsed = ctx.height.saturating_sub(acct.allowance_height) as u128;
-        acct.allowance = acct.allowance.saturating_add(elapsed.saturating_mul(p.refill_per_block)).min(p.cap);
+        acct.allowance = acct
+            .allowance
+            .saturating_add(elapsed.saturating_mul(p.refill_per_block))
+            .min(p.cap);
         acct.allowance_height = ctx.height;
         let pool_key = StateKey::Pool(Pool::Foundation(foundation));
         let treasury = pool_balance(st, pool_key)?;
@@ -440,13 +526,25 @@ impl ShardLedger {
     ) -> Result<(), StateError> {
         let dest = self.params.shard_map.shard_of(to);
         if dest == self.shard {
-            let mut rec = st.get::<AccountRecord>(StateKey::Account(to))?.unwrap_or_else(|| self.new_account(ctx.height));
+            let mut rec = st
+                .get::<AccountRecord>(StateKey::Account(to))?
+                .unwrap_or_else(|| self.new_account(ctx.height));
             let b = &mut rec.balances[asset.index()];
             *b = b.saturating_add(amount);
             st.put(StateKey::Account(to), &rec);
             Ok(())
         } else {
-            self.send(st, ctx, dest, Payload::Credit { from: *from, to: *to, asset, amount })
+            self.send(
+                st,
+                ctx,
+                dest,
+                Payload::Credit {
+                    from: *from,
+                    to: *to,
+                    asset,
+                    amount,
+                },
+            )
         }
     }
 
@@ -461,12 +559,19 @@ impl ShardLedger {
         let seq = match ctx.outbox.get(&dest) {
             Some(s) => *s,
             None => match st.get_raw(&StateKey::Outbox(dest).hash())? {
-                Some(b) => decode_u64(&b).map_err(|e| StateError(format!("corrupt outbox: {e}")))?,
+                Some(b) => {
+                    decode_u64(&b).map_err(|e| StateError(format!("corrupt outbox: {e}")))?
+                }
                 None => 0,
             },
         };
         ctx.outbox.insert(dest, seq + 1);
-        ctx.messages.push(ShardMessage { source: self.shard, dest, seq, payload });
+        ctx.messages.push(ShardMessage {
+            source: self.shard,
+            dest,
+            seq,
+            payload,
+        });
         Ok(())
     }
 
@@ -477,7 +582,11 @@ impl ShardLedger {
         batch: &InboundBatch,
     ) -> Result<(), BlockError> {
         let source = batch.source.shard;
-        let bad = |index: usize, reason: &'static str| BlockError::BadInbound { source_shard: source, index, reason };
+        let bad = |index: usize, reason: &'static str| BlockError::BadInbound {
+            source_shard: source,
+            index,
+            reason,
+        };
         if batch.source.chain_id != self.params.chain_id {
             return Err(bad(0, "source block is for another chain"));
         }
@@ -486,10 +595,19 @@ impl ShardLedger {
         }
         for (index, (msg, proof)) in batch.messages.iter().enumerate() {
             if msg.source != source || msg.dest != self.shard {
-                return Err(bad(index, "message is not from the source block's shard to this shard"));
+                return Err(bad(
+                    index,
+                    "message is not from the source block's shard to this shard",
+                ));
             }
-            if !proof.verify(&batch.source.receipt_root, &Receipt::Message(msg.clone()).leaf_hash()) {
-                return Err(bad(index, "receipt proof does not verify under the source receipt root"));
+            if !proof.verify(
+                &batch.source.receipt_root,
+                &Receipt::Message(msg.clone()).leaf_hash(),
+            ) {
+                return Err(bad(
+                    index,
+                    "receipt proof does not verify under the source receipt root",
+                ));
             }
             self.apply_message(st, ctx, msg).map_err(state_err)?;
         }
@@ -509,11 +627,18 @@ impl ShardLedger {
             None => 0,
         };
         if msg.seq < expected {
-            ctx.events.push(Event::MessageDuplicate { source: msg.source, seq: msg.seq });
+            ctx.events.push(Event::MessageDuplicate {
+                source: msg.source,
+                seq: msg.seq,
+            });
             return Ok(());
         }
         if msg.seq > expected {
-            ctx.events.push(Event::MessageOutOfOrder { source: msg.source, seq: msg.seq, expected });
+            ctx.events.push(Event::MessageOutOfOrder {
+                source: msg.source,
+                seq: msg.seq,
+                expected,
+            });
             return Ok(());
         }
         st.put_raw(inbox_key, (expected + 1).to_be_bytes().to_vec());
@@ -522,12 +647,19 @@ impl ShardLedger {
         match self.apply_payload(st, ctx, &msg.payload) {
             Ok(()) => {
                 st.commit_tx();
-                ctx.events.push(Event::MessageApplied { source: msg.source, seq: msg.seq });
+                ctx.events.push(Event::MessageApplied {
+                    source: msg.source,
+                    seq: msg.seq,
+                });
             }
             Err(Failure::Rejected(error)) => {
                 st.rollback_tx();
                 ctx.rewind(mark);
-                ctx.events.push(Event::MessageRejected { source: msg.source, seq: msg.seq, error });
+                ctx.events.push(Event::MessageRejected {
+                    source: msg.source,
+                    seq: msg.seq,
+                    error,
+                });
             }
             Err(Failure::State(e)) => return Err(e),
         }
@@ -556,14 +688,21 @@ impl From<TxError> for Failure {
     }
 }
 
-pub(crate) fn pool_balance<V: StateView + ?Sized>(st: &Overlay<'_, V>, key: StateKey<'_>) -> Result<u128, StateError> {
+pub(crate) fn pool_balance<V: StateView + ?Sized>(
+    st: &Overlay<'_, V>,
+    key: StateKey<'_>,
+) -> Result<u128, StateError> {
     match st.get_raw(&key.hash())? {
         Some(b) => decode_u128(&b).map_err(|e| StateError(format!("corrupt pool: {e}"))),
         None => Ok(0),
     }
 }
 
-fn add_to_pool<V: StateView + ?Sized>(st: &mut Overlay<'_, V>, pool: Pool, amount: u128) -> Result<(), StateError> {
+fn add_to_pool<V: StateView + ?Sized>(
+    st: &mut Overlay<'_, V>,
+    pool: Pool,
+    amount: u128,
+) -> Result<(), StateError> {
     if amount == 0 {
         return Ok(());
     }
@@ -576,4 +715,3 @@ fn add_to_pool<V: StateView + ?Sized>(st: &mut Overlay<'_, V>, pool: Pool, amoun
 fn state_err(e: StateError) -> BlockError {
     BlockError::State(e.0)
 }
-

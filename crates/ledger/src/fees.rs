@@ -39,19 +39,37 @@ impl FeeSplit {
         let rewards = part(self.rewards_bps);
         // Dust to Operations: whatever the floors left over.
         let operations = fee - burn - foundation - venture - rewards;
-        SplitAmounts { burn, foundation, operations, venture, rewards }
+        SplitAmounts {
+            burn,
+            foundation,
+            operations,
+            venture,
+            rewards,
+        }
     }
 }
 
 impl Default for FeeSplit {
     fn default() -> Self {
-        Self { burn_bps: 2_000, foundation_bps: 2_000, operations_bps: 3_000, venture_bps: 1_500, rewards_bps: 1_500 }
+        Self {
+            burn_bps: 2_000,
+            foundation_bps: 2_000,
+            operations_bps: 3_000,
+            venture_bps: 1_500,
+            rewards_bps: 1_500,
+        }
     }
 }
 
 impl Encode for FeeSplit {
     fn encode(&self, out: &mut Vec<u8>) {
-        for v in [self.burn_bps, self.foundation_bps, self.operations_bps, self.venture_bps, self.rewards_bps] {
+        for v in [
+            self.burn_bps,
+            self.foundation_bps,
+            self.operations_bps,
+            self.venture_bps,
+            self.rewards_bps,
+        ] {
             put::u16(out, v);
         }
     }
@@ -67,7 +85,9 @@ impl Decode for FeeSplit {
             rewards_bps: r.u16()?,
         };
         if !s.is_valid() {
-            return Err(DecodeError::InvalidValue("fee split (must sum to 10000 bps)"));
+            return Err(DecodeError::InvalidValue(
+                "fee split (must sum to 10000 bps)",
+            ));
         }
         Ok(s)
     }
@@ -116,9 +136,15 @@ mod tests {
 
     #[test]
     fn design_vectors() {
-        assert_eq!(next_base_fee(1_000_000_000, 10_000_000, 5_000_000, 0), 1_125_000_000);
+        assert_eq!(
+            next_base_fee(1_000_000_000, 10_000_000, 5_000_000, 0),
+            1_125_000_000
+        );
         assert_eq!(next_base_fee(1_000_000_000, 0, 5_000_000, 0), 875_000_000);
-        assert_eq!(next_base_fee(1_000_000_000, 5_000_001, 5_000_000, 0), 1_000_000_025);
+        assert_eq!(
+            next_base_fee(1_000_000_000, 5_000_001, 5_000_000, 0),
+            1_000_000_025
+        );
     }
 
     #[test]
@@ -133,12 +159,24 @@ mod tests {
         let s = FeeSplit::default();
         for fee in [0u128, 1, 7, 9_999, 10_001, 123_456_789] {
             let a = s.split(fee);
-            assert_eq!(a.burn + a.foundation + a.operations + a.venture + a.rewards, fee);
+            assert_eq!(
+                a.burn + a.foundation + a.operations + a.venture + a.rewards,
+                fee
+            );
         }
         // 4 units: every share floors to 0, so all of it is dust for Operations.
         assert_eq!(s.split(4).operations, 4);
         // 9 units: 1 each for burn, foundation, venture and rewards; the rest to Operations.
-        assert_eq!(s.split(9), SplitAmounts { burn: 1, foundation: 1, operations: 5, venture: 1, rewards: 1 });
+        assert_eq!(
+            s.split(9),
+            SplitAmounts {
+                burn: 1,
+                foundation: 1,
+                operations: 5,
+                venture: 1,
+                rewards: 1
+            }
+        );
         assert!(!FeeSplit { burn_bps: 1, ..s }.is_valid());
     }
 }

@@ -10,14 +10,20 @@ pub const GAS_PER_BYTE: u64 = 8;
 
 pub fn action_gas(action: &Action) -> u64 {
     match action {
-        Action::Post { reply_to, quote_of, .. } => {
-            2_000 + 500 * (u64::from(reply_to.is_some()) + u64::from(quote_of.is_some()))
-        }
+        Action::Post {
+            reply_to, quote_of, ..
+        } => 2_000 + 500 * (u64::from(reply_to.is_some()) + u64::from(quote_of.is_some())),
         Action::EditPost { .. } => 2_000,
         Action::DeletePost { .. } => 1_000,
-        Action::Repost { .. } | Action::Unrepost { .. } | Action::Like { .. } | Action::Unlike { .. } => 500,
+        Action::Repost { .. }
+        | Action::Unrepost { .. }
+        | Action::Like { .. }
+        | Action::Unlike { .. } => 500,
         Action::Follow { .. } | Action::Unfollow { .. } => 1_000,
-        Action::Block { .. } | Action::Unblock { .. } | Action::Mute { .. } | Action::Unmute { .. } => 500,
+        Action::Block { .. }
+        | Action::Unblock { .. }
+        | Action::Mute { .. }
+        | Action::Unmute { .. } => 500,
         Action::SetProfile { .. } => 1_000,
         Action::RegisterHandle { .. } => 5_000,
         Action::Transfer { .. } => 1_000,

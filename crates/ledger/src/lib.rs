@@ -46,12 +46,43 @@ impl StateView for starling_state::MemState {
 /// What happened in a block, for indexers and clients.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Event {
-    TxApplied { index: u32, tx_hash: Hash, account: AccountId, nonce: u64, fee: u128 },
-    TxRejected { index: u32, tx_hash: Hash, error: TxError },
-    MessageApplied { source: ShardId, seq: u64 },
-    MessageDuplicate { source: ShardId, seq: u64 },
-    MessageOutOfOrder { source: ShardId, seq: u64, expected: u64 },
-    MessageRejected { source: ShardId, seq: u64, error: TxError },
-    HandleRegistered { account: AccountId, handle: String },
-    HandleRefused { account: AccountId, handle: String, error: TxError },
+    TxApplied {
+        index: u32,
+        tx_hash: Hash,
+        account: AccountId,
+        nonce: u64,
+        fee: u128,
+    },
+    TxRejected {
+        index: u32,
+        tx_hash: Hash,
+        error: TxError,
+    },
+    MessageApplied {
+        source: ShardId,
+        seq: u64,
+    },
+    MessageDuplicate {
+        source: ShardId,
+        seq: u64,
+    },
+    MessageOutOfOrder {
+        source: ShardId,
+        seq: u64,
+        expected: u64,
+    },
+    MessageRejected {
+        source: ShardId,
+        seq: u64,
+        error: TxError,
+    },
+    HandleRegistered {
+        account: AccountId,
+        handle: String,
+    },
+    HandleRefused {
+        account: AccountId,
+        handle: String,
+        error: TxError,
+    },
 }

@@ -26,7 +26,12 @@ impl MemLedger {
         let mut state = MemState::new(bits);
         state.commit(&ledger.genesis_writes(allocations, foundation_seed));
         let head = ledger.params.genesis_id(shard);
-        Self { ledger, state, head, height: 0 }
+        Self {
+            ledger,
+            state,
+            head,
+            height: 0,
+        }
     }
 
     /// Builds the next block from `txs` and `inbound`, applies it, and returns it.
@@ -37,13 +42,27 @@ impl MemLedger {
         timestamp_ms: u64,
         proposer: AccountId,
     ) -> Result<(Block, Executed), BlockError> {
-        let input = BlockInput { height: self.height + 1, parent: self.head, timestamp_ms, proposer, txs, inbound };
+        let input = BlockInput {
+            height: self.height + 1,
+            parent: self.head,
+            timestamp_ms,
+            proposer,
+            txs,
+            inbound,
+        };
         let executed = self.ledger.execute(&self.state, &input)?;
         let root = self.state.commit(&executed.writes);
         let header = self.ledger.header(&input, &executed, root);
         self.head = header.id();
         self.height = header.height;
-        Ok((Block { header, txs: input.txs, inbound: input.inbound }, executed))
+        Ok((
+            Block {
+                header,
+                txs: input.txs,
+                inbound: input.inbound,
+            },
+            executed,
+        ))
     }
 
     /// Verifies and applies a block built elsewhere; on error nothing changes.

@@ -5,16 +5,41 @@ use crate::{StateError, StateView};
 use starling_state::WriteSet;
 use starling_types::{Decode, Encode, Hash};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Keys are BLAKE3 digests, already uniform: their first eight bytes are a good hash.
+#[derive(Default)]
+pub(crate) struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // `Hash` feeds its 32 bytes in one call; fold anything else in too.
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(b);
+        }
+    }
+}
+
+type DigestMap<V> = HashMap<Hash, V, BuildHasherDefault<DigestHasher>>;
 
 pub(crate) struct Overlay<'v, V: ?Sized> {
     base: &'v V,
-    block: HashMap<Hash, Option<Vec<u8>>>,
-    tx: HashMap<Hash, Option<Vec<u8>>>,
+    block: DigestMap<Option<Vec<u8>>>,
+    tx: DigestMap<Option<Vec<u8>>>,
 }
 
 impl<'v, V: StateView + ?Sized> Overlay<'v, V> {
     pub fn new(base: &'v V) -> Self {
-        Self { base, block: HashMap::new(), tx: HashMap::new() }
+        Self {
+            base,
+            block: DigestMap::default(),
+            tx: DigestMap::default(),
+        }
     }
 
     pub fn get_raw(&self, key: &Hash) -> Result<Option<Vec<u8>>, StateError> {

@@ -23,7 +23,12 @@ impl Default for AllowanceParams {
     fn default() -> Self {
         // At the initial base fee a post costs ~4,000,000 units: ~100 posts, then one post
         // per ~100 blocks, for the first ~week of blocks at one block per second.
-        Self { initial: 400_000_000, refill_per_block: 40_000, cap: 400_000_000, period_blocks: 600_000 }
+        Self {
+            initial: 400_000_000,
+            refill_per_block: 40_000,
+            cap: 400_000_000,
+            period_blocks: 600_000,
+        }
     }
 }
 
@@ -67,7 +72,11 @@ impl LedgerParams {
     }
 
     /// A reasonable devnet configuration.
-    pub fn devnet(chain_id: ChainId, account_shards: u16, foundations: Vec<AccountId>) -> Result<Self, DecodeError> {
+    pub fn devnet(
+        chain_id: ChainId,
+        account_shards: u16,
+        foundations: Vec<AccountId>,
+    ) -> Result<Self, DecodeError> {
         Ok(Self {
             chain_id,
             shard_map: ShardMap::even(account_shards)?,
@@ -87,12 +96,17 @@ impl LedgerParams {
 
     pub fn validate(&self) -> Result<(), DecodeError> {
         if !self.fee_split.is_valid() {
-            return Err(DecodeError::InvalidValue("fee split (must sum to 10000 bps)"));
+            return Err(DecodeError::InvalidValue(
+                "fee split (must sum to 10000 bps)",
+            ));
         }
         if self.foundations.is_empty() || self.foundations.len() > MAX_FOUNDATIONS {
             return Err(DecodeError::InvalidValue("foundations (1..=64)"));
         }
-        if self.block_gas_limit < 2 || self.min_base_fee == 0 || self.initial_base_fee < self.min_base_fee {
+        if self.block_gas_limit < 2
+            || self.min_base_fee == 0
+            || self.initial_base_fee < self.min_base_fee
+        {
             return Err(DecodeError::InvalidValue("gas limit or base fee"));
         }
         Ok(())
@@ -128,7 +142,10 @@ impl Decode for LedgerParams {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let version = r.u8()?;
         if version != 1 {
-            return Err(DecodeError::UnsupportedVersion { what: "ledger params", version });
+            return Err(DecodeError::UnsupportedVersion {
+                what: "ledger params",
+                version,
+            });
         }
         let p = LedgerParams {
             chain_id: ChainId::decode(r)?,

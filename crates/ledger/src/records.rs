@@ -4,7 +4,10 @@
 //! [`starling_state::key_hash`]. Presence-only records (likes, follows, blocks...) store `[1]`.
 
 use starling_types::codec::{put, Decode, DecodeError, Encode, Reader};
-use starling_types::tx::{MAX_BIO_BYTES, MAX_DISPLAY_NAME_BYTES, MAX_HANDLE_BYTES, MAX_LANGS, MAX_LANG_BYTES, MAX_TEXT_BYTES, MAX_URL_BYTES};
+use starling_types::tx::{
+    MAX_BIO_BYTES, MAX_DISPLAY_NAME_BYTES, MAX_HANDLE_BYTES, MAX_LANGS, MAX_LANG_BYTES,
+    MAX_TEXT_BYTES, MAX_URL_BYTES,
+};
 use starling_types::{AccountId, Asset, Hash, PostId, PublicKey, ShardId};
 
 /// Pools of SPEND kept per shard.
@@ -145,7 +148,12 @@ impl Encode for Meta {
 
 impl Decode for Meta {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Meta { height: r.u64()?, last_block: Hash::decode(r)?, timestamp_ms: r.u64()?, base_fee: r.u64()? })
+        Ok(Meta {
+            height: r.u64()?,
+            last_block: Hash::decode(r)?,
+            timestamp_ms: r.u64()?,
+            base_fee: r.u64()?,
+        })
     }
 }
 
@@ -280,7 +288,10 @@ impl Encode for RevisionRecord {
 
 impl Decode for RevisionRecord {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(RevisionRecord { text: r.string("post text", MAX_TEXT_BYTES)?, height: r.u64()? })
+        Ok(RevisionRecord {
+            text: r.string("post text", MAX_TEXT_BYTES)?,
+            height: r.u64()?,
+        })
     }
 }
 

@@ -9,6 +9,10 @@ pub const MAX_DISPLAY_NAME_GRAPHEMES: usize = 50;
 pub const MAX_BIO_GRAPHEMES: usize = 160;
 
 pub fn graphemes(s: &str) -> usize {
+    if s.is_ascii() {
+        // In ASCII every character is its own cluster except CR LF, which is one (UAX #29 GB3).
+        return s.len() - s.matches("\r\n").count();
+    }
     s.graphemes(true).count()
 }
 
@@ -18,7 +22,10 @@ pub fn post_text(text: &str, allow_empty: bool) -> Result<(), TxError> {
     }
     let n = graphemes(text);
     if n > MAX_POST_GRAPHEMES {
-        return Err(TxError::TextTooLong { graphemes: n, max: MAX_POST_GRAPHEMES });
+        return Err(TxError::TextTooLong {
+            graphemes: n,
+            max: MAX_POST_GRAPHEMES,
+        });
     }
     Ok(())
 }
@@ -38,16 +45,23 @@ pub fn langs(langs: &[String]) -> Result<(), TxError> {
 
 pub fn profile(display_name: &str, bio: &str, avatar_url: &str) -> Result<(), TxError> {
     if graphemes(display_name) > MAX_DISPLAY_NAME_GRAPHEMES {
-        return Err(TxError::InvalidProfile("display name longer than 50 graphemes"));
+        return Err(TxError::InvalidProfile(
+            "display name longer than 50 graphemes",
+        ));
     }
     if display_name.chars().any(char::is_control) {
-        return Err(TxError::InvalidProfile("control characters in display name"));
+        return Err(TxError::InvalidProfile(
+            "control characters in display name",
+        ));
     }
     if graphemes(bio) > MAX_BIO_GRAPHEMES {
         return Err(TxError::InvalidProfile("bio longer than 160 graphemes"));
     }
     if !avatar_url.is_empty()
-        && (!avatar_url.starts_with("https://") || avatar_url.chars().any(|c| c.is_whitespace() || c.is_control()))
+        && (!avatar_url.starts_with("https://")
+            || avatar_url
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control()))
     {
         return Err(TxError::InvalidProfile("avatar must be an https:// URL"));
     }
@@ -67,7 +81,10 @@ pub fn handle(raw: &str) -> Result<String, TxError> {
     if !h.starts_with(|c: char| c.is_ascii_lowercase()) {
         return Err(TxError::InvalidHandle("must start with a letter"));
     }
-    if !h.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+    if !h
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
         return Err(TxError::InvalidHandle("only ASCII letters, digits and _"));
     }
     Ok(h)

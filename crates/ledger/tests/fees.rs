@@ -1,5 +1,5 @@
 //! Fees: who pays, who receives, and how the base fee moves.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
 use common::*;
@@ -8,7 +8,12 @@ use starling_ledger::records::{Meta, Pool, StateKey};
 use starling_types::{Action, Asset, ShardId, TxBody};
 
 fn post(text: &str) -> Action {
-    Action::Post { text: text.into(), reply_to: None, quote_of: None, langs: vec![] }
+    Action::Post {
+        text: text.into(),
+        reply_to: None,
+        quote_of: None,
+        langs: vec![],
+    }
 }
 
 #[test]
@@ -16,8 +21,18 @@ fn base_fee_is_split_into_pools_and_tips_go_to_the_proposer() {
     let p = params(1);
     let a = keys_on(&p, ShardId(1), 1, 1).pop().unwrap();
     let mut net = Net::new(1, &[&a]);
-    net.proposer = keys_on(&p, ShardId(1), 1, 5_000).pop().unwrap().public_key();
-    let body = TxBody { account: a.public_key(), nonce: 0, max_fee: 10_000_000, tip: 77, expires_at_height: 100, action: post("fees") };
+    net.proposer = keys_on(&p, ShardId(1), 1, 5_000)
+        .pop()
+        .unwrap()
+        .public_key();
+    let body = TxBody {
+        account: a.public_key(),
+        nonce: 0,
+        max_fee: 10_000_000,
+        tip: 77,
+        expires_at_height: 100,
+        action: post("fees"),
+    };
     let env = net.sign_body(&a, &body);
     let gas_used = gas::tx_gas(env.encoded_len(), &body.action);
     let base_fee = net.params.initial_base_fee as u128;
@@ -37,7 +52,10 @@ fn base_fee_is_split_into_pools_and_tips_go_to_the_proposer() {
     assert_eq!(net.pool(ShardId(1), Pool::Operations), split.operations);
     assert_eq!(net.pool(ShardId(1), Pool::Venture), split.venture);
     assert_eq!(net.pool(ShardId(1), Pool::Rewards), split.rewards);
-    assert_eq!(net.pool(ShardId(1), Pool::Foundation(f)), treasury_before - base_cost + split.foundation);
+    assert_eq!(
+        net.pool(ShardId(1), Pool::Foundation(f)),
+        treasury_before - base_cost + split.foundation
+    );
     assert_eq!(net.account(&net.proposer).unwrap().balances[0], 77);
 }
 
@@ -72,7 +90,10 @@ fn base_fee_rises_when_blocks_are_full_and_falls_when_empty() {
     }
     let meta = |net: &Net| -> Meta { net.get(ShardId(1), StateKey::Meta).unwrap() };
     let start = meta(&net).base_fee;
-    let txs: Vec<_> = keys.iter().map(|k| net.sign(k, 0, post("full block"))).collect();
+    let txs: Vec<_> = keys
+        .iter()
+        .map(|k| net.sign(k, 0, post("full block")))
+        .collect();
     let (_, ex) = net.block(ShardId(1), txs, vec![]);
     assert!(ex.gas_used > 100_000, "used {}", ex.gas_used);
     let risen = meta(&net).base_fee;
@@ -95,6 +116,17 @@ fn transfers_pay_fees_on_top_of_the_amount() {
         l.ledger.params.allowance.period_blocks = 0;
     }
     let all = net.account(&k[0].public_key()).unwrap().balances[0];
-    let r = net.run(&k[0], 0, Action::Transfer { asset: Asset::Spend, to: k[1].public_key(), amount: all });
-    assert!(matches!(r, Err(starling_ledger::TxError::InsufficientBalance { .. })));
+    let r = net.run(
+        &k[0],
+        0,
+        Action::Transfer {
+            asset: Asset::Spend,
+            to: k[1].public_key(),
+            amount: all,
+        },
+    );
+    assert!(matches!(
+        r,
+        Err(starling_ledger::TxError::InsufficientBalance { .. })
+    ));
 }

@@ -1,5 +1,5 @@
 //! Properties over random traffic: determinism, conservation of supply, exactly-once messages.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
 use common::*;
@@ -13,7 +13,13 @@ use starling_types::receipt::Payload;
 use starling_types::{Action, Asset, Block, InboundBatch, PostId, ShardId, TxBody, TxEnvelope};
 
 /// A random mix of valid and invalid transactions from `keys` on `shard`.
-fn random_txs(net: &Net, keys: &[SecretKey], nonces: &mut [u64], rng: &mut ChaCha20Rng, n: usize) -> Vec<TxEnvelope> {
+fn random_txs(
+    net: &Net,
+    keys: &[SecretKey],
+    nonces: &mut [u64],
+    rng: &mut ChaCha20Rng,
+    n: usize,
+) -> Vec<TxEnvelope> {
     let all: Vec<_> = keys.iter().map(SecretKey::public_key).collect();
     (0..n)
         .map(|_| {
@@ -24,14 +30,42 @@ fn random_txs(net: &Net, keys: &[SecretKey], nonces: &mut [u64], rng: &mut ChaCh
                     asset: Asset::ALL[rng.gen_range(0..3)],
                     to: all[rng.gen_range(0..all.len())],
                     // Sometimes more than anyone has.
-                    amount: if rng.gen_bool(0.1) { FUND * 3 } else { rng.gen_range(0..1_000_000) },
+                    amount: if rng.gen_bool(0.1) {
+                        FUND * 3
+                    } else {
+                        rng.gen_range(0..1_000_000)
+                    },
                 },
-                2 => Action::Post { text: "p".repeat(rng.gen_range(0..310)), reply_to: None, quote_of: None, langs: vec![] },
-                3 => Action::Like { post: PostId { author: all[rng.gen_range(0..all.len())], seq: rng.gen_range(0..4) } },
-                4 => Action::Follow { target: all[rng.gen_range(0..all.len())] },
-                5 => Action::Unfollow { target: all[rng.gen_range(0..all.len())] },
-                6 => Action::DeletePost { post: PostId { author: k.public_key(), seq: rng.gen_range(0..4) } },
-                _ => Action::Repost { post: PostId { author: all[rng.gen_range(0..all.len())], seq: rng.gen_range(0..4) } },
+                2 => Action::Post {
+                    text: "p".repeat(rng.gen_range(0..310)),
+                    reply_to: None,
+                    quote_of: None,
+                    langs: vec![],
+                },
+                3 => Action::Like {
+                    post: PostId {
+                        author: all[rng.gen_range(0..all.len())],
+                        seq: rng.gen_range(0..4),
+                    },
+                },
+                4 => Action::Follow {
+                    target: all[rng.gen_range(0..all.len())],
+                },
+                5 => Action::Unfollow {
+                    target: all[rng.gen_range(0..all.len())],
+                },
+                6 => Action::DeletePost {
+                    post: PostId {
+                        author: k.public_key(),
+                        seq: rng.gen_range(0..4),
+                    },
+                },
+                _ => Action::Repost {
+                    post: PostId {
+                        author: all[rng.gen_range(0..all.len())],
+                        seq: rng.gen_range(0..4),
+                    },
+                },
             };
             // Mostly the right nonce; sometimes a replay or a gap.
             let nonce = match rng.gen_range(0..10) {
@@ -39,7 +73,14 @@ fn random_txs(net: &Net, keys: &[SecretKey], nonces: &mut [u64], rng: &mut ChaCh
                 1 => nonces[i] + 2,
                 _ => nonces[i],
             };
-            let body = TxBody { account: k.public_key(), nonce, max_fee: rng.gen_range(0..50_000_000), tip: rng.gen_range(0..3), expires_at_height: 10_000, action };
+            let body = TxBody {
+                account: k.public_key(),
+                nonce,
+                max_fee: rng.gen_range(0..50_000_000),
+                tip: rng.gen_range(0..3),
+                expires_at_height: 10_000,
+                action,
+            };
             let tx = net.sign_body(k, &body);
             // Optimistically advance; rejected ones make later ones gaps, which is fine.
             if nonce == nonces[i] {
@@ -52,7 +93,11 @@ fn random_txs(net: &Net, keys: &[SecretKey], nonces: &mut [u64], rng: &mut ChaCh
 
 /// Everything each asset adds up to across shards: balances of `accounts`, pools, and credits
 /// still in flight.
-fn totals(net: &Net, accounts: &[starling_types::AccountId], in_flight: &[(Block, starling_ledger::Executed)]) -> [u128; 3] {
+fn totals(
+    net: &Net,
+    accounts: &[starling_types::AccountId],
+    in_flight: &[(Block, starling_ledger::Executed)],
+) -> [u128; 3] {
     let mut sum = [0u128; 3];
     for a in accounts {
         if let Some(r) = net.account(a) {
@@ -161,14 +206,10 @@ proptest! {
             }
         }
         // Finally deliver everything, in order, twice over: nothing is lost or doubled.
-        for _ in 0..2 {
-            for i in 0..produced.len() {
-                let (b, ex) = &produced[i];
-                for (dest, batch) in batches_for(b, ex) {
-                    if dest != ShardId::GLOBAL {
-                        let (_, _) = net.block(dest, vec![], vec![batch]);
-                    }
-                }
+        let all: Vec<_> = produced.iter().flat_map(|(b, ex)| batches_for(b, ex)).collect();
+        for (dest, batch) in all.iter().chain(all.iter()) {
+            if *dest != ShardId::GLOBAL {
+                net.block(*dest, vec![], vec![batch.clone()]);
             }
         }
         prop_assert_eq!(totals(&net, &accounts, &produced), issued);
@@ -194,5 +235,7 @@ proptest! {
 }
 
 fn alloc(keys: &[&SecretKey]) -> Vec<(starling_types::AccountId, Asset, u128)> {
-    keys.iter().flat_map(|k| Asset::ALL.map(|a| (k.public_key(), a, FUND))).collect()
+    keys.iter()
+        .flat_map(|k| Asset::ALL.map(|a| (k.public_key(), a, FUND)))
+        .collect()
 }

@@ -68,9 +68,13 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
     let quiet = false;
     let chain = ChainId::new("starling-bench")?;
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
-    let foundations = (0..3).map(|_| SecretKey::generate(KeyType::Ed25519, &mut rng).public_key()).collect();
+    let foundations = (0..3)
+        .map(|_| SecretKey::generate(KeyType::Ed25519, &mut rng).public_key())
+        .collect();
     let mut params = LedgerParams::devnet(chain.clone(), 1, foundations)?;
-    params.block_gas_limit = params.block_gas_limit.max(args.txs_per_block as u64 * 20_000);
+    params.block_gas_limit = params
+        .block_gas_limit
+        .max(args.txs_per_block as u64 * 20_000);
 
     // Accounts on the one account shard (all of the space), funded at genesis.
     let pb = bar(args.accounts as u64, "keys", quiet);
@@ -81,13 +85,17 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
         })
         .collect();
     pb.finish_and_clear();
-    let alloc: Vec<_> = keys.iter().map(|k| (k.public_key(), Asset::Spend, 1u128 << 100)).collect();
+    let alloc: Vec<_> = keys
+        .iter()
+        .map(|k| (k.public_key(), Asset::Spend, 1u128 << 100))
+        .collect();
     let proposer = keys[0].public_key();
 
     // Build the blocks on an in-memory replica (not timed).
     let total = args.blocks * args.txs_per_block as u64;
     let pb = bar(total, "signing", quiet);
-    let mut builder = MemLedger::genesis(params.clone(), ShardId(1), &alloc, 1 << 90, args.tree_bits);
+    let mut builder =
+        MemLedger::genesis(params.clone(), ShardId(1), &alloc, 1 << 90, args.tree_bits);
     let mut nonces = vec![0u64; keys.len()];
     let mut blocks: Vec<Block> = Vec::with_capacity(args.blocks as usize);
     let mut next = 0usize;
@@ -115,7 +123,11 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
             })
             .collect();
         let (block, executed) = builder.propose(txs, vec![], (b + 1) * 1_000, proposer)?;
-        if executed.events.iter().any(|e| matches!(e, starling_ledger::Event::TxRejected { .. })) {
+        if executed
+            .events
+            .iter()
+            .any(|e| matches!(e, starling_ledger::Event::TxRejected { .. }))
+        {
             bail!("benchmark block {b} has rejected transactions");
         }
         blocks.push(block);
@@ -134,7 +146,11 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
         let items: Vec<SigItem<'_>> = bodies
             .iter()
             .zip(&block.txs)
-            .map(|((b, h), t)| SigItem { key: &b.account, msg: h.as_bytes(), sig: &t.signature })
+            .map(|((b, h), t)| SigItem {
+                key: &b.account,
+                msg: h.as_bytes(),
+                sig: &t.signature,
+            })
             .collect();
         if !verify_batch(&items).is_empty() {
             bail!("benchmark signatures failed to verify");

@@ -5,7 +5,11 @@ mod bench;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "starling", version, about = "Starling: a decentralized social network on a sharded BFT ledger")]
+#[command(
+    name = "starling",
+    version,
+    about = "Starling: a decentralized social network on a sharded BFT ledger"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

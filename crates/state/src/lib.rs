@@ -54,7 +54,11 @@ fn keyed_pair(key: &[u8; 32], a: &Hash, b: &Hash) -> Hash {
 
 pub fn leaf_hash(key_hash: &Hash, value_hash: &Hash) -> Hash {
     static KEY: OnceLock<[u8; 32]> = OnceLock::new();
-    keyed_pair(domain_key(&KEY, "starling/state/leaf/v1"), key_hash, value_hash)
+    keyed_pair(
+        domain_key(&KEY, "starling/state/leaf/v1"),
+        key_hash,
+        value_hash,
+    )
 }
 
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
@@ -128,7 +132,10 @@ pub struct MemState {
 
 impl MemState {
     pub fn new(bits: u8) -> Self {
-        Self { entries: BTreeMap::new(), top: TopTree::new(bits) }
+        Self {
+            entries: BTreeMap::new(),
+            top: TopTree::new(bits),
+        }
     }
 
     pub fn root(&self) -> Hash {

@@ -45,7 +45,13 @@ impl Proof {
             return Err(ProofError::TooDeep);
         }
         let mut acc = match (&self.terminal, value) {
-            (Terminal::Leaf { key_hash, value_hash }, Some(v)) => {
+            (
+                Terminal::Leaf {
+                    key_hash,
+                    value_hash,
+                },
+                Some(v),
+            ) => {
                 if key_hash != key {
                     return Err(ProofError::WrongPath);
                 }
@@ -54,7 +60,13 @@ impl Proof {
                 }
                 leaf_hash(key_hash, value_hash)
             }
-            (Terminal::Leaf { key_hash, value_hash }, None) => {
+            (
+                Terminal::Leaf {
+                    key_hash,
+                    value_hash,
+                },
+                None,
+            ) => {
                 if key_hash == key {
                     return Err(ProofError::WrongValue);
                 }
@@ -69,7 +81,11 @@ impl Proof {
         };
         for d in (0..depth).rev() {
             let sibling = &self.siblings[d];
-            acc = if bit(key, d) { node_hash(sibling, &acc) } else { node_hash(&acc, sibling) };
+            acc = if bit(key, d) {
+                node_hash(sibling, &acc)
+            } else {
+                node_hash(&acc, sibling)
+            };
         }
         if acc == *root {
             Ok(())
@@ -96,7 +112,10 @@ impl Encode for Proof {
         }
         match &self.terminal {
             Terminal::Empty => put::u8(out, 0),
-            Terminal::Leaf { key_hash, value_hash } => {
+            Terminal::Leaf {
+                key_hash,
+                value_hash,
+            } => {
                 put::u8(out, 1);
                 key_hash.encode(out);
                 value_hash.encode(out);
@@ -109,10 +128,18 @@ impl Decode for Proof {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let depth = r.u16()? as usize;
         if depth > 256 {
-            return Err(DecodeError::TooLong { what: "state proof", len: depth, max: 256 });
+            return Err(DecodeError::TooLong {
+                what: "state proof",
+                len: depth,
+                max: 256,
+            });
         }
         let bitmap = r.take(depth.div_ceil(8))?;
-        if depth % 8 != 0 && bitmap.last().is_some_and(|b| b & (0xff >> (depth % 8)) != 0) {
+        if !depth.is_multiple_of(8)
+            && bitmap
+                .last()
+                .is_some_and(|b| b & (0xff >> (depth % 8)) != 0)
+        {
             return Err(DecodeError::InvalidValue("state proof (bitmap padding)"));
         }
         let mut siblings = Vec::with_capacity(depth);
@@ -120,7 +147,9 @@ impl Decode for Proof {
             if bitmap[i / 8] & (1 << (7 - i % 8)) != 0 {
                 let h = Hash::decode(r)?;
                 if h == EMPTY {
-                    return Err(DecodeError::InvalidValue("state proof (non-canonical sibling)"));
+                    return Err(DecodeError::InvalidValue(
+                        "state proof (non-canonical sibling)",
+                    ));
                 }
                 siblings.push(h);
             } else {
@@ -129,8 +158,16 @@ impl Decode for Proof {
         }
         let terminal = match r.u8()? {
             0 => Terminal::Empty,
-            1 => Terminal::Leaf { key_hash: Hash::decode(r)?, value_hash: Hash::decode(r)? },
-            tag => return Err(DecodeError::InvalidTag { what: "proof terminal", tag }),
+            1 => Terminal::Leaf {
+                key_hash: Hash::decode(r)?,
+                value_hash: Hash::decode(r)?,
+            },
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    what: "proof terminal",
+                    tag,
+                })
+            }
         };
         Ok(Proof { siblings, terminal })
     }

@@ -33,11 +33,17 @@ fn tampered_proofs_fail() {
     let p = s.prove(&k);
     let v = value_hash(&[7u8; 3]);
     p.verify(&root, &k, Some(&v)).unwrap();
-    assert_eq!(p.verify(&root, &k, Some(&value_hash(b"x"))), Err(ProofError::WrongValue));
+    assert_eq!(
+        p.verify(&root, &k, Some(&value_hash(b"x"))),
+        Err(ProofError::WrongValue)
+    );
     assert!(p.verify(&root, &k, None).is_err());
     let mut bad = p.clone();
     bad.siblings[2].0[0] ^= 1;
-    assert_eq!(bad.verify(&root, &k, Some(&v)), Err(ProofError::RootMismatch));
+    assert_eq!(
+        bad.verify(&root, &k, Some(&v)),
+        Err(ProofError::RootMismatch)
+    );
     let mut short = p.clone();
     short.siblings.pop();
     assert!(short.verify(&root, &k, Some(&v)).is_err());
@@ -48,7 +54,13 @@ fn tampered_proofs_fail() {
 
 #[test]
 fn proof_decoding_rejects_garbage() {
-    for bytes in [&[][..], &[1, 1][..], &[0, 1, 0x80][..], &[0, 1, 0x40, 0][..], &[0xff, 0xff][..]] {
+    for bytes in [
+        &[][..],
+        &[1, 1][..],
+        &[0, 1, 0x80][..],
+        &[0, 1, 0x40, 0][..],
+        &[0xff, 0xff][..],
+    ] {
         assert!(Proof::from_bytes(bytes).is_err(), "{bytes:?}");
     }
 }

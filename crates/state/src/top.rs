@@ -1,6 +1,9 @@
 //! The top levels of the tree, kept in memory.
 
-use crate::{bit, bucket_of, leaf_hash, node_hash, subtree_hash, value_hash, Leaf, LeafSource, Proof, Terminal, WriteSet, EMPTY};
+use crate::{
+    bit, bucket_of, leaf_hash, node_hash, subtree_hash, value_hash, Leaf, LeafSource, Proof,
+    Terminal, WriteSet, EMPTY,
+};
 use starling_types::Hash;
 
 /// The hash of a subtree and how many entries it holds.
@@ -36,7 +39,9 @@ impl TopTree {
     /// An empty tree with `2^bits` buckets (`bits` is clamped to [`MAX_BITS`]).
     pub fn new(bits: u8) -> Self {
         let bits = bits.min(MAX_BITS);
-        let levels = (0..=bits).map(|d| vec![BucketSummary::default(); 1usize << d]).collect();
+        let levels = (0..=bits)
+            .map(|d| vec![BucketSummary::default(); 1usize << d])
+            .collect();
         Self { bits, levels }
     }
 
@@ -59,7 +64,10 @@ impl TopTree {
 
     /// The summary of one bucket.
     pub fn bucket(&self, bucket: u32) -> BucketSummary {
-        self.levels[self.bits as usize].get(bucket as usize).copied().unwrap_or_default()
+        self.levels[self.bits as usize]
+            .get(bucket as usize)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Overwrites bucket summaries (e.g. to undo an [`Self::apply`] whose result was refused)
@@ -82,7 +90,8 @@ impl TopTree {
             dirty.iter_mut().for_each(|i| *i /= 2);
             dirty.dedup();
             for &i in &dirty {
-                self.levels[d][i] = combine(&self.levels[d + 1][2 * i], &self.levels[d + 1][2 * i + 1]);
+                self.levels[d][i] =
+                    combine(&self.levels[d + 1][2 * i], &self.levels[d + 1][2 * i + 1]);
             }
         }
     }
@@ -118,7 +127,10 @@ impl TopTree {
         while let Some((first_key, _)) = iter.peek() {
             let bucket = bucket_of(first_key, self.bits);
             old.clear();
-            source.bucket_leaves(self.bits, bucket, &mut old)?;
+            // The summary says whether there is anything to read.
+            if self.levels[bits][bucket as usize].count > 0 {
+                source.bucket_leaves(self.bits, bucket, &mut old)?;
+            }
             merged.clear();
             let mut old_iter = old.iter().peekable();
             while let Some((k, v)) = iter.next_if(|(k, _)| bucket_of(k, self.bits) == bucket) {
@@ -150,7 +162,10 @@ impl TopTree {
         for d in 0..self.bits as usize {
             let node = &self.levels[d][index];
             if node.count <= 1 {
-                return Ok(Proof::new(siblings, self.terminal_from_summary(source, node, d, index)?));
+                return Ok(Proof::new(
+                    siblings,
+                    self.terminal_from_summary(source, node, d, index)?,
+                ));
             }
             let b = usize::from(bit(key, d));
             siblings.push(self.levels[d + 1][2 * index + (1 - b)].hash);
@@ -173,7 +188,10 @@ impl TopTree {
             depth += 1;
         }
         let terminal = match slice {
-            [(k, v)] => Terminal::Leaf { key_hash: *k, value_hash: *v },
+            [(k, v)] => Terminal::Leaf {
+                key_hash: *k,
+                value_hash: *v,
+            },
             _ => Terminal::Empty,
         };
         Ok(Proof::new(siblings, terminal))
@@ -193,14 +211,17 @@ impl TopTree {
         // Find the single entry: it is in exactly one bucket under this node.
         let span = 1usize << (self.bits as usize - depth);
         let first = index * span;
-        let bucket_level = &self.levels[self.bits as usize];
-        for b in first..first + span {
-            if bucket_level[b].count == 1 {
+        let buckets = &self.levels[self.bits as usize][first..first + span];
+        for (offset, summary) in buckets.iter().enumerate() {
+            if summary.count == 1 {
                 let mut leaves = Vec::new();
-                source.bucket_leaves(self.bits, b as u32, &mut leaves)?;
+                source.bucket_leaves(self.bits, (first + offset) as u32, &mut leaves)?;
                 if let [(k, v)] = leaves.as_slice() {
                     debug_assert_eq!(leaf_hash(k, v), node.hash);
-                    return Ok(Terminal::Leaf { key_hash: *k, value_hash: *v });
+                    return Ok(Terminal::Leaf {
+                        key_hash: *k,
+                        value_hash: *v,
+                    });
                 }
             }
         }

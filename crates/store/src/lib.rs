@@ -27,7 +27,9 @@ pub use error::StoreError;
 use heed::types::Bytes;
 use heed::{Database, Env, EnvOpenOptions, RoTxn, RwTxn};
 use starling_ledger::{BlockInput, Executed, LedgerParams, ShardLedger, StateError, StateView};
-use starling_state::{bucket_bounds, bucket_of, value_hash, BucketSummary, Leaf, LeafSource, Proof, TopTree, WriteSet};
+use starling_state::{
+    bucket_bounds, bucket_of, value_hash, BucketSummary, Leaf, LeafSource, Proof, TopTree, WriteSet,
+};
 use starling_types::codec::{Decode, Encode, Reader};
 use starling_types::{AccountId, Asset, Block, Hash, InboundBatch, Receipt, ShardId, TxEnvelope};
 use std::collections::BTreeMap;
@@ -49,12 +51,18 @@ struct Tables {
 const MAP_SIZE_BYTES: usize = 1 << 40;
 
 fn open_env(path: &Path) -> Result<(Env, Tables), StoreError> {
-    std::fs::create_dir_all(path).map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
+    std::fs::create_dir_all(path)
+        .map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
     // SAFETY: LMDB memory-maps the file. The mapping is only undefined behaviour if the file
     // is modified outside LMDB's own locking; this store is the only writer of its directory,
     // opens it once per `ChainStore`, and keeps no transaction across a process boundary.
     #[allow(unsafe_code)]
-    let env = unsafe { EnvOpenOptions::new().map_size(MAP_SIZE_BYTES).max_dbs(8).open(path)? };
+    let env = unsafe {
+        EnvOpenOptions::new()
+            .map_size(MAP_SIZE_BYTES)
+            .max_dbs(8)
+            .open(path)?
+    };
     let mut wtx = env.write_txn()?;
     let tables = Tables {
         state: env.create_database(&mut wtx, Some("state"))?,
@@ -97,7 +105,11 @@ impl Head {
 
     fn from_bytes(b: &[u8]) -> Result<Head, StoreError> {
         let mut r = Reader::new(b);
-        let head = Head { height: r.u64()?, id: Hash::decode(&mut r)?, state_root: Hash::decode(&mut r)? };
+        let head = Head {
+            height: r.u64()?,
+            id: Hash::decode(&mut r)?,
+            state_root: Hash::decode(&mut r)?,
+        };
         r.finish()?;
         Ok(head)
     }
@@ -118,7 +130,10 @@ pub struct ChainStore {
 
 impl std::fmt::Debug for ChainStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChainStore").field("shard", &self.ledger.shard).field("head", &self.head).finish()
+        f.debug_struct("ChainStore")
+            .field("shard", &self.ledger.shard)
+            .field("head", &self.head)
+            .finish()
     }
 }
 
@@ -132,17 +147,21 @@ impl ChainStore {
         foundation_seed: u128,
         bits: u8,
     ) -> Result<ChainStore, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
         let path = dir.join(DB_DIR);
         if path.exists() {
             return Err(StoreError::AlreadyExists(path.display().to_string()));
         }
-        params.validate().map_err(|e| StoreError::Config(e.to_string()))?;
+        params
+            .validate()
+            .map_err(|e| StoreError::Config(e.to_string()))?;
         // Genesis is written to a temporary directory and renamed into place, so a crash during
         // creation never leaves a half-initialized store behind.
         let tmp = dir.join(format!("{DB_DIR}.creating"));
         if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(|e| StoreError::Io(format!("{}: {e}", tmp.display())))?;
+            std::fs::remove_dir_all(&tmp)
+                .map_err(|e| StoreError::Io(format!("{}: {e}", tmp.display())))?;
         }
         {
             let (env, t) = open_env(&tmp)?;
@@ -152,13 +171,23 @@ impl ChainStore {
             let changed = {
                 let rtx = env.read_txn()?;
                 let empty = Pending::new();
-                let view = View { txn: &rtx, t, pending: &empty };
+                let view = View {
+                    txn: &rtx,
+                    t,
+                    pending: &empty,
+                };
                 top.apply(&view, &writes)?
             };
-            let head = Head { height: 0, id: ledger.params.genesis_id(shard), state_root: top.root() };
+            let head = Head {
+                height: 0,
+                id: ledger.params.genesis_id(shard),
+                state_root: top.root(),
+            };
             let mut wtx = env.write_txn()?;
-            let entries: Pending = writes.iter().map(|(k, v)| (*k, v.as_ref().map(|v| (value_hash(v), v.clone())))).collect();
-            write_state(&mut wtx, t, &entries, &changed.into_iter().collect())?;
+            let entries = writes
+                .iter()
+                .map(|(k, v)| (k, v.as_ref().map(|v| (value_hash(v), v.as_slice()))));
+            write_state(&mut wtx, t, entries, &changed.into_iter().collect())?;
             t.meta.put(&mut wtx, b"params", &ledger.params.to_bytes())?;
             t.meta.put(&mut wtx, b"shard", &shard.to_bytes())?;
             t.meta.put(&mut wtx, b"bits", &[top.bits()])?;
@@ -167,7 +196,8 @@ impl ChainStore {
             wtx.commit()?;
             tracing::info!(shard = %shard, root = %head.state_root, "created chain store");
         }
-        std::fs::rename(&tmp, &path).map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
         Self::open(dir)
     }
 
@@ -181,27 +211,43 @@ impl ChainStore {
         let (ledger, top, head, checkpoint) = {
             let rtx = env.read_txn()?;
             let get = |k: &str| -> Result<Vec<u8>, StoreError> {
-                Ok(t.meta.get(&rtx, k.as_bytes())?.ok_or_else(|| StoreError::Corrupt(format!("meta `{k}` missing")))?.to_vec())
+                Ok(t.meta
+                    .get(&rtx, k.as_bytes())?
+                    .ok_or_else(|| StoreError::Corrupt(format!("meta `{k}` missing")))?
+                    .to_vec())
             };
             let params = LedgerParams::from_bytes(&get("params")?)?;
             let shard = ShardId::from_bytes(&get("shard")?)?;
-            let bits = *get("bits")?.first().ok_or_else(|| StoreError::Corrupt("meta `bits` empty".into()))?;
+            let bits = *get("bits")?
+                .first()
+                .ok_or_else(|| StoreError::Corrupt("meta `bits` empty".into()))?;
             let head = Head::from_bytes(&get("head")?)?;
             let checkpoint = starling_ledger::records::decode_u64(&get("checkpoint")?)?;
             let mut summaries = Vec::new();
             for row in t.buckets.iter(&rtx)? {
                 let (k, v) = row?;
-                let k: [u8; 4] = k.try_into().map_err(|_| StoreError::Corrupt("bucket key".into()))?;
+                let k: [u8; 4] = k
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("bucket key".into()))?;
                 summaries.push((u32::from_be_bytes(k), decode_summary(v)?));
             }
-            (ShardLedger::new(params, shard), TopTree::from_buckets(bits, summaries), head, checkpoint)
+            (
+                ShardLedger::new(params, shard),
+                TopTree::from_buckets(bits, summaries),
+                head,
+                checkpoint,
+            )
         };
         let mut store = ChainStore {
             env,
             t,
             ledger,
             top,
-            head: Head { height: checkpoint, id: Hash::ZERO, state_root: Hash::ZERO },
+            head: Head {
+                height: checkpoint,
+                id: Hash::ZERO,
+                state_root: Hash::ZERO,
+            },
             checkpoint,
             pending: Pending::new(),
             pending_buckets: BTreeMap::new(),
@@ -215,25 +261,37 @@ impl ChainStore {
     /// that each reproduces its committed roots.
     fn replay(&mut self, head: Head) -> Result<(), StoreError> {
         if head.height > self.checkpoint {
-            tracing::info!(from = self.checkpoint + 1, to = head.height, "replaying blocks after the last checkpoint");
+            tracing::info!(
+                from = self.checkpoint + 1,
+                to = head.height,
+                "replaying blocks after the last checkpoint"
+            );
         }
         self.head.id = if self.checkpoint == 0 {
             self.ledger.params.genesis_id(self.ledger.shard)
         } else {
             self.block(self.checkpoint)?
-                .ok_or_else(|| StoreError::Corrupt(format!("checkpoint block {} missing", self.checkpoint)))?
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("checkpoint block {} missing", self.checkpoint))
+                })?
                 .header
                 .id()
         };
         self.head.state_root = self.top.root();
         for h in self.checkpoint + 1..=head.height {
-            let block = self.block(h)?.ok_or_else(|| StoreError::Corrupt(format!("block {h} missing")))?;
+            let block = self
+                .block(h)?
+                .ok_or_else(|| StoreError::Corrupt(format!("block {h} missing")))?;
             let (executed, changed) = self.execute_block(&block)?;
             self.ledger
                 .check_header(&block.header, &executed, self.top.root())
                 .map_err(|e| StoreError::Corrupt(format!("replaying block {h}: {e}")))?;
             self.absorb(&executed.writes, &changed);
-            self.head = Head { height: h, id: block.header.id(), state_root: block.header.state_root };
+            self.head = Head {
+                height: h,
+                id: block.header.id(),
+                state_root: block.header.state_root,
+            };
         }
         let (top, head) = (&self.top, head);
         if top.root() != head.state_root || self.head != head {
@@ -263,16 +321,31 @@ impl ChainStore {
         timestamp_ms: u64,
         proposer: AccountId,
     ) -> Result<(Block, Executed), StoreError> {
-        let input = BlockInput { height: self.head.height + 1, parent: self.head.id, timestamp_ms, proposer, txs, inbound };
+        let input = BlockInput {
+            height: self.head.height + 1,
+            parent: self.head.id,
+            timestamp_ms,
+            proposer,
+            txs,
+            inbound,
+        };
         let (executed, changed, undo) = {
             let rtx = self.env.read_txn()?;
-            let view = View { txn: &rtx, t: self.t, pending: &self.pending };
+            let view = View {
+                txn: &rtx,
+                t: self.t,
+                pending: &self.pending,
+            };
             let executed = self.ledger.execute(&view, &input)?;
             let (changed, undo) = update_tree(&mut self.top, &view, &executed.writes)?;
             (executed, changed, undo)
         };
         let header = self.ledger.header(&input, &executed, self.top.root());
-        let block = Block { header, txs: input.txs, inbound: input.inbound };
+        let block = Block {
+            header,
+            txs: input.txs,
+            inbound: input.inbound,
+        };
         if let Err(e) = self.commit(&block, &executed, &changed) {
             self.top.set_buckets(&undo);
             return Err(e);
@@ -286,31 +359,42 @@ impl ChainStore {
         if block.header.parent != self.head.id {
             return Err(starling_ledger::BlockError::WrongParent.into());
         }
-        let undo = {
+        let (executed, changed, undo) = {
             let rtx = self.env.read_txn()?;
-            let view = View { txn: &rtx, t: self.t, pending: &self.pending };
+            let view = View {
+                txn: &rtx,
+                t: self.t,
+                pending: &self.pending,
+            };
             let executed = self.ledger.execute(&view, &BlockInput::from_block(block))?;
             let (changed, undo) = update_tree(&mut self.top, &view, &executed.writes)?;
-            drop(view);
-            drop(rtx);
-            let result = self
-                .ledger
-                .check_header(&block.header, &executed, self.top.root())
-                .map_err(StoreError::from)
-                .and_then(|()| self.commit(block, &executed, &changed));
-            match result {
-                Ok(()) => return Ok(executed),
-                Err(e) => (undo, e),
-            }
+            (executed, changed, undo)
         };
-        self.top.set_buckets(&undo.0);
-        Err(undo.1)
+        let result = self
+            .ledger
+            .check_header(&block.header, &executed, self.top.root())
+            .map_err(StoreError::from)
+            .and_then(|()| self.commit(block, &executed, &changed));
+        match result {
+            Ok(()) => Ok(executed),
+            Err(e) => {
+                self.top.set_buckets(&undo);
+                Err(e)
+            }
+        }
     }
 
     /// Executes a stored block against the current state and updates the tree (replay).
-    fn execute_block(&mut self, block: &Block) -> Result<(Executed, Vec<(u32, BucketSummary)>), StoreError> {
+    fn execute_block(
+        &mut self,
+        block: &Block,
+    ) -> Result<(Executed, Vec<(u32, BucketSummary)>), StoreError> {
         let rtx = self.env.read_txn()?;
-        let view = View { txn: &rtx, t: self.t, pending: &self.pending };
+        let view = View {
+            txn: &rtx,
+            t: self.t,
+            pending: &self.pending,
+        };
         let executed = self.ledger.execute(&view, &BlockInput::from_block(block))?;
         let (changed, _) = update_tree(&mut self.top, &view, &executed.writes)?;
         Ok((executed, changed))
@@ -319,32 +403,54 @@ impl ChainStore {
     /// Folds a committed block's changes into the pending state.
     fn absorb(&mut self, writes: &WriteSet, changed: &[(u32, BucketSummary)]) {
         for (k, v) in writes {
-            self.pending.insert(*k, v.as_ref().map(|v| (value_hash(v), v.clone())));
+            self.pending
+                .insert(*k, v.as_ref().map(|v| (value_hash(v), v.clone())));
         }
         self.pending_buckets.extend(changed.iter().copied());
     }
 
     /// Commits a block; merges the pending state into the tables when it is due.
-    fn commit(&mut self, block: &Block, executed: &Executed, changed: &[(u32, BucketSummary)]) -> Result<(), StoreError> {
-        let head = Head { height: block.header.height, id: block.header.id(), state_root: block.header.state_root };
+    fn commit(
+        &mut self,
+        block: &Block,
+        executed: &Executed,
+        changed: &[(u32, BucketSummary)],
+    ) -> Result<(), StoreError> {
+        let head = Head {
+            height: block.header.height,
+            id: block.header.id(),
+            state_root: block.header.state_root,
+        };
         let checkpoint = self.pending.len() + executed.writes.len() >= CHECKPOINT_ENTRIES
             || head.height - self.checkpoint >= CHECKPOINT_BLOCKS;
         let t = self.t;
         let mut wtx = self.env.write_txn()?;
         {
-            t.blocks.put(&mut wtx, &head.height.to_be_bytes(), &block.to_bytes())?;
-            t.receipts.put(&mut wtx, &head.height.to_be_bytes(), &encode_receipts(&executed.receipts))?;
+            t.blocks
+                .put(&mut wtx, &head.height.to_be_bytes(), &block.to_bytes())?;
+            t.receipts.put(
+                &mut wtx,
+                &head.height.to_be_bytes(),
+                &encode_receipts(&executed.receipts),
+            )?;
             t.meta.put(&mut wtx, b"head", &head.to_bytes())?;
             if checkpoint {
-                // The merged view: pending, then this block on top.
-                let mut merged: Pending = self.pending.clone();
-                for (k, v) in &executed.writes {
-                    merged.insert(*k, v.as_ref().map(|v| (value_hash(v), v.clone())));
-                }
-                let mut buckets = self.pending_buckets.clone();
-                buckets.extend(changed.iter().copied());
-                write_state(&mut wtx, t, &merged, &buckets)?;
-                t.meta.put(&mut wtx, b"checkpoint", &head.height.to_be_bytes())?;
+                // Pending first, then this block on top of it (later puts win).
+                write_state(
+                    &mut wtx,
+                    t,
+                    self.pending
+                        .iter()
+                        .map(|(k, v)| (k, v.as_ref().map(|(h, v)| (*h, v.as_slice())))),
+                    &self.pending_buckets,
+                )?;
+                let this_block = executed
+                    .writes
+                    .iter()
+                    .map(|(k, v)| (k, v.as_ref().map(|v| (value_hash(v), v.as_slice()))));
+                write_state(&mut wtx, t, this_block, &changed.iter().copied().collect())?;
+                t.meta
+                    .put(&mut wtx, b"checkpoint", &head.height.to_be_bytes())?;
             }
         }
         wtx.commit()?;
@@ -363,14 +469,22 @@ impl ChainStore {
     /// The current value under a key hash.
     pub fn get(&self, key_hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
         let rtx = self.env.read_txn()?;
-        let view = View { txn: &rtx, t: self.t, pending: &self.pending };
+        let view = View {
+            txn: &rtx,
+            t: self.t,
+            pending: &self.pending,
+        };
         Ok(view.get(key_hash)?)
     }
 
     /// The current value under a key hash with its proof against [`Head::state_root`].
     pub fn prove(&self, key_hash: &Hash) -> Result<(Option<Vec<u8>>, Proof), StoreError> {
         let rtx = self.env.read_txn()?;
-        let view = View { txn: &rtx, t: self.t, pending: &self.pending };
+        let view = View {
+            txn: &rtx,
+            t: self.t,
+            pending: &self.pending,
+        };
         let value = view.get(key_hash)?;
         let proof = self.top.prove(&view, key_hash)?;
         Ok((value, proof))
@@ -378,20 +492,28 @@ impl ChainStore {
 
     pub fn block(&self, height: u64) -> Result<Option<Block>, StoreError> {
         let rtx = self.env.read_txn()?;
-        let Some(v) = self.t.blocks.get(&rtx, &height.to_be_bytes())? else { return Ok(None) };
+        let Some(v) = self.t.blocks.get(&rtx, &height.to_be_bytes())? else {
+            return Ok(None);
+        };
         Ok(Some(Block::from_bytes(v)?))
     }
 
     pub fn receipts(&self, height: u64) -> Result<Option<Vec<Receipt>>, StoreError> {
         let rtx = self.env.read_txn()?;
-        let Some(v) = self.t.receipts.get(&rtx, &height.to_be_bytes())? else { return Ok(None) };
+        let Some(v) = self.t.receipts.get(&rtx, &height.to_be_bytes())? else {
+            return Ok(None);
+        };
         Ok(Some(decode_receipts(v)?))
     }
 
     /// A read-only view of the current state, for the ledger's query helpers.
     pub fn with_view<T>(&self, f: impl FnOnce(&dyn StateView) -> T) -> Result<T, StoreError> {
         let rtx = self.env.read_txn()?;
-        let view = View { txn: &rtx, t: self.t, pending: &self.pending };
+        let view = View {
+            txn: &rtx,
+            t: self.t,
+            pending: &self.pending,
+        };
         Ok(f(&view))
     }
 }
@@ -415,10 +537,10 @@ fn update_tree(
     Ok((changed, undo))
 }
 
-fn write_state(
+fn write_state<'a>(
     wtx: &mut RwTxn<'_>,
     t: Tables,
-    entries: &Pending,
+    entries: impl Iterator<Item = (&'a Hash, Option<(Hash, &'a [u8])>)>,
     changed: &BTreeMap<u32, BucketSummary>,
 ) -> Result<(), StoreError> {
     let mut buf = Vec::with_capacity(256);
@@ -449,7 +571,10 @@ fn write_state(
 
 fn decode_summary(b: &[u8]) -> Result<BucketSummary, StoreError> {
     let mut r = Reader::new(b);
-    let s = BucketSummary { hash: Hash::decode(&mut r)?, count: r.u64()? };
+    let s = BucketSummary {
+        hash: Hash::decode(&mut r)?,
+        count: r.u64()?,
+    };
     r.finish()?;
     Ok(s)
 }
@@ -508,7 +633,10 @@ impl LeafSource for View<'_> {
     fn bucket_leaves(&self, bits: u8, bucket: u32, out: &mut Vec<Leaf>) -> Result<(), StoreError> {
         let (lo, hi) = bucket_bounds(bits, bucket);
         let mut pending = self.pending.range(lo..=hi).peekable();
-        let range = (std::ops::Bound::Included(&lo.0[..]), std::ops::Bound::Included(&hi.0[..]));
+        let range = (
+            std::ops::Bound::Included(&lo.0[..]),
+            std::ops::Bound::Included(&hi.0[..]),
+        );
         for row in self.t.state.range(self.txn, &range)? {
             let (k, v) = row?;
             let key = Hash::from_bytes(k)?;

@@ -19,16 +19,26 @@ const ACCOUNTS: usize = 24;
 const BITS: u8 = 10;
 
 fn params() -> LedgerParams {
-    let foundations = (0..3u8).map(|i| SecretKey::from_seed(KeyType::Ed25519, &[100 + i; 32]).unwrap().public_key()).collect();
+    let foundations = (0..3u8)
+        .map(|i| {
+            SecretKey::from_seed(KeyType::Ed25519, &[100 + i; 32])
+                .unwrap()
+                .public_key()
+        })
+        .collect();
     LedgerParams::devnet(ChainId::new("crash-test").unwrap(), 1, foundations).unwrap()
 }
 
 fn keys() -> Vec<SecretKey> {
-    (0..ACCOUNTS).map(|i| SecretKey::from_seed(KeyType::Ed25519, &[i as u8 + 1; 32]).unwrap()).collect()
+    (0..ACCOUNTS)
+        .map(|i| SecretKey::from_seed(KeyType::Ed25519, &[i as u8 + 1; 32]).unwrap())
+        .collect()
 }
 
 fn alloc(keys: &[SecretKey]) -> Vec<(starling_types::AccountId, Asset, u128)> {
-    keys.iter().map(|k| (k.public_key(), Asset::Spend, 1u128 << 100)).collect()
+    keys.iter()
+        .map(|k| (k.public_key(), Asset::Spend, 1u128 << 100))
+        .collect()
 }
 
 /// Block `h`'s transactions: every account acts once (so its nonce is `h - 1`).
@@ -36,19 +46,37 @@ fn txs_for(params: &LedgerParams, keys: &[SecretKey], h: u64) -> Vec<TxEnvelope>
     keys.iter()
         .enumerate()
         .map(|(i, k)| {
-            let action = if (h + i as u64) % 3 == 0 {
-                Action::Transfer { asset: Asset::Spend, to: keys[(i + 1) % keys.len()].public_key(), amount: h as u128 }
+            let action = if (h + i as u64).is_multiple_of(3) {
+                Action::Transfer {
+                    asset: Asset::Spend,
+                    to: keys[(i + 1) % keys.len()].public_key(),
+                    amount: h as u128,
+                }
             } else {
-                Action::Post { text: format!("block {h} from {i}"), reply_to: None, quote_of: None, langs: vec![] }
+                Action::Post {
+                    text: format!("block {h} from {i}"),
+                    reply_to: None,
+                    quote_of: None,
+                    langs: vec![],
+                }
             };
-            let body = TxBody { account: k.public_key(), nonce: h - 1, max_fee: u128::MAX, tip: 1, expires_at_height: h + 10, action };
+            let body = TxBody {
+                account: k.public_key(),
+                nonce: h - 1,
+                max_fee: u128::MAX,
+                tip: 1,
+                expires_at_height: h + 10,
+                action,
+            };
             k.sign_tx(&params.chain_id, &body)
         })
         .collect()
 }
 
 fn proposer() -> starling_types::AccountId {
-    SecretKey::from_seed(KeyType::Ed25519, &[200; 32]).unwrap().public_key()
+    SecretKey::from_seed(KeyType::Ed25519, &[200; 32])
+        .unwrap()
+        .public_key()
 }
 
 fn child(dir: &Path) {
@@ -56,15 +84,23 @@ fn child(dir: &Path) {
     let keys = keys();
     let mut store = match ChainStore::open(dir) {
         Ok(s) => s,
-        Err(starling_store::StoreError::NotInitialized(_)) => {
-            ChainStore::create(dir, params.clone(), ShardId(1), &alloc(&keys), 1u128 << 90, BITS).unwrap()
-        }
+        Err(starling_store::StoreError::NotInitialized(_)) => ChainStore::create(
+            dir,
+            params.clone(),
+            ShardId(1),
+            &alloc(&keys),
+            1u128 << 90,
+            BITS,
+        )
+        .unwrap(),
         Err(e) => panic!("child cannot open store: {e}"),
     };
     let mut out = std::io::stdout().lock();
     loop {
         let h = store.head().height + 1;
-        store.propose(txs_for(&params, &keys, h), vec![], h * 1000, proposer()).unwrap();
+        store
+            .propose(txs_for(&params, &keys, h), vec![], h * 1000, proposer())
+            .unwrap();
         writeln!(out, "applied {h}").unwrap();
         out.flush().unwrap();
     }
@@ -74,7 +110,8 @@ fn parent() {
     let dir = tempfile::tempdir().unwrap();
     let params = params();
     let keys = keys();
-    let mut reference = MemLedger::genesis(params.clone(), ShardId(1), &alloc(&keys), 1u128 << 90, 4);
+    let mut reference =
+        MemLedger::genesis(params.clone(), ShardId(1), &alloc(&keys), 1u128 << 90, 4);
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(20261122);
     let exe = std::env::current_exe().unwrap();
     let mut last_reported = 0u64;
@@ -107,19 +144,39 @@ fn parent() {
                 let head = store.head();
                 // Every block the child reported is there; at most one more got committed
                 // between its report and the kill.
-                assert!(head.height >= last_reported && head.height <= last_reported + 1 || wait_for == 0,
-                    "round {round}: head {} vs last reported {last_reported}", head.height);
-                assert!(head.height >= last_reported, "round {round}: lost committed block {last_reported}");
+                assert!(
+                    head.height >= last_reported && head.height <= last_reported + 1
+                        || wait_for == 0,
+                    "round {round}: head {} vs last reported {last_reported}",
+                    head.height
+                );
+                assert!(
+                    head.height >= last_reported,
+                    "round {round}: lost committed block {last_reported}"
+                );
                 while reference.height < head.height {
                     let h = reference.height + 1;
-                    reference.propose(txs_for(&params, &keys, h), vec![], h * 1000, proposer()).unwrap();
+                    reference
+                        .propose(txs_for(&params, &keys, h), vec![], h * 1000, proposer())
+                        .unwrap();
                 }
-                assert_eq!(head.state_root, reference.state.root(), "round {round}: wrong root at height {}", head.height);
+                assert_eq!(
+                    head.state_root,
+                    reference.state.root(),
+                    "round {round}: wrong root at height {}",
+                    head.height
+                );
                 assert_eq!(head.id, reference.head, "round {round}: wrong head block");
                 if head.height > 0 {
-                    let block = store.block(head.height).unwrap().expect("head block stored");
+                    let block = store
+                        .block(head.height)
+                        .unwrap()
+                        .expect("head block stored");
                     assert_eq!(block.header.state_root, head.state_root);
-                    assert_eq!(store.receipts(head.height).unwrap().unwrap().len(), ACCOUNTS);
+                    assert_eq!(
+                        store.receipts(head.height).unwrap().unwrap().len(),
+                        ACCOUNTS
+                    );
                 }
                 // The reopened state proves what the reference holds.
                 for k in keys.iter().take(3) {
@@ -127,7 +184,13 @@ fn parent() {
                     let (value, proof) = store.prove(&kh).unwrap();
                     let value = value.expect("account exists");
                     assert_eq!(Some(value.as_slice()), reference.state.get(&kh));
-                    proof.verify(&head.state_root, &kh, Some(&starling_state::value_hash(&value))).unwrap();
+                    proof
+                        .verify(
+                            &head.state_root,
+                            &kh,
+                            Some(&starling_state::value_hash(&value)),
+                        )
+                        .unwrap();
                 }
                 println!("round {round}: killed after {wait_for} reports, reopened at height {} with the right root", head.height);
                 last_reported = head.height;

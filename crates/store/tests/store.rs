@@ -1,5 +1,5 @@
 //! The chain store: create, open, propose, apply, prove, and refuse bad input.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use starling_crypto::SecretKey;
 use starling_ledger::records::StateKey;
@@ -8,24 +8,44 @@ use starling_store::{ChainStore, StoreError};
 use starling_types::{Action, Asset, ChainId, KeyType, ShardId, TxBody};
 
 fn setup() -> (LedgerParams, Vec<SecretKey>) {
-    let f = (0..3u8).map(|i| SecretKey::from_seed(KeyType::Ed25519, &[90 + i; 32]).unwrap().public_key()).collect();
+    let f = (0..3u8)
+        .map(|i| {
+            SecretKey::from_seed(KeyType::Ed25519, &[90 + i; 32])
+                .unwrap()
+                .public_key()
+        })
+        .collect();
     let params = LedgerParams::devnet(ChainId::new("store-test").unwrap(), 1, f).unwrap();
-    let keys = (1..=4u8).map(|i| SecretKey::from_seed(KeyType::Ed25519, &[i; 32]).unwrap()).collect();
+    let keys = (1..=4u8)
+        .map(|i| SecretKey::from_seed(KeyType::Ed25519, &[i; 32]).unwrap())
+        .collect();
     (params, keys)
 }
 
 fn alloc(keys: &[SecretKey]) -> Vec<(starling_types::AccountId, Asset, u128)> {
-    keys.iter().map(|k| (k.public_key(), Asset::Spend, 1u128 << 80)).collect()
+    keys.iter()
+        .map(|k| (k.public_key(), Asset::Spend, 1u128 << 80))
+        .collect()
 }
 
-fn post(params: &LedgerParams, k: &SecretKey, nonce: u64, text: &str) -> starling_types::TxEnvelope {
+fn post(
+    params: &LedgerParams,
+    k: &SecretKey,
+    nonce: u64,
+    text: &str,
+) -> starling_types::TxEnvelope {
     let body = TxBody {
         account: k.public_key(),
         nonce,
         max_fee: u128::MAX,
         tip: 0,
         expires_at_height: 50,
-        action: Action::Post { text: text.into(), reply_to: None, quote_of: None, langs: vec![] },
+        action: Action::Post {
+            text: text.into(),
+            reply_to: None,
+            quote_of: None,
+            langs: vec![],
+        },
     };
     k.sign_tx(&params.chain_id, &body)
 }
@@ -34,13 +54,32 @@ fn post(params: &LedgerParams, k: &SecretKey, nonce: u64, text: &str) -> starlin
 fn two_stores_agree_and_a_reopened_store_resumes() {
     let (params, keys) = setup();
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut a = ChainStore::create(da.path(), params.clone(), ShardId(1), &alloc(&keys), 1 << 60, 8).unwrap();
+    let mut a = ChainStore::create(
+        da.path(),
+        params.clone(),
+        ShardId(1),
+        &alloc(&keys),
+        1 << 60,
+        8,
+    )
+    .unwrap();
     // The other node keeps more levels in memory: the roots must not care.
-    let mut b = ChainStore::create(db.path(), params.clone(), ShardId(1), &alloc(&keys), 1 << 60, 12).unwrap();
+    let mut b = ChainStore::create(
+        db.path(),
+        params.clone(),
+        ShardId(1),
+        &alloc(&keys),
+        1 << 60,
+        12,
+    )
+    .unwrap();
     assert_eq!(a.head(), b.head());
     let proposer = keys[0].public_key();
     for h in 1..=5u64 {
-        let txs = keys.iter().map(|k| post(&params, k, h - 1, &format!("post {h}"))).collect();
+        let txs = keys
+            .iter()
+            .map(|k| post(&params, k, h - 1, &format!("post {h}")))
+            .collect();
         let (block, _) = a.propose(txs, vec![], h * 10, proposer).unwrap();
         b.apply(&block).unwrap();
         assert_eq!(a.head(), b.head());
@@ -60,23 +99,58 @@ fn two_stores_agree_and_a_reopened_store_resumes() {
 fn bad_blocks_change_nothing() {
     let (params, keys) = setup();
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut a = ChainStore::create(da.path(), params.clone(), ShardId(1), &alloc(&keys), 1 << 60, 8).unwrap();
-    let mut b = ChainStore::create(db.path(), params.clone(), ShardId(1), &alloc(&keys), 1 << 60, 8).unwrap();
-    let (block, _) = a.propose(vec![post(&params, &keys[1], 0, "hi")], vec![], 10, keys[0].public_key()).unwrap();
+    let mut a = ChainStore::create(
+        da.path(),
+        params.clone(),
+        ShardId(1),
+        &alloc(&keys),
+        1 << 60,
+        8,
+    )
+    .unwrap();
+    let mut b = ChainStore::create(
+        db.path(),
+        params.clone(),
+        ShardId(1),
+        &alloc(&keys),
+        1 << 60,
+        8,
+    )
+    .unwrap();
+    let (block, _) = a
+        .propose(
+            vec![post(&params, &keys[1], 0, "hi")],
+            vec![],
+            10,
+            keys[0].public_key(),
+        )
+        .unwrap();
     let before = b.head();
 
     let mut wrong_root = block.clone();
     wrong_root.header.state_root.0[3] ^= 1;
-    assert!(matches!(b.apply(&wrong_root), Err(StoreError::Block(BlockError::RootMismatch("state")))));
+    assert!(matches!(
+        b.apply(&wrong_root),
+        Err(StoreError::Block(BlockError::RootMismatch("state")))
+    ));
     let mut wrong_tx = block.clone();
     wrong_tx.txs[0] = post(&params, &keys[1], 0, "changed");
-    assert!(matches!(b.apply(&wrong_tx), Err(StoreError::Block(BlockError::RootMismatch(_)))));
+    assert!(matches!(
+        b.apply(&wrong_tx),
+        Err(StoreError::Block(BlockError::RootMismatch(_)))
+    ));
     let mut wrong_parent = block.clone();
     wrong_parent.header.parent.0[0] ^= 1;
-    assert!(matches!(b.apply(&wrong_parent), Err(StoreError::Block(BlockError::WrongParent))));
+    assert!(matches!(
+        b.apply(&wrong_parent),
+        Err(StoreError::Block(BlockError::WrongParent))
+    ));
     let mut wrong_fee = block.clone();
     wrong_fee.header.base_fee += 1;
-    assert!(matches!(b.apply(&wrong_fee), Err(StoreError::Block(BlockError::WrongBaseFee { .. }))));
+    assert!(matches!(
+        b.apply(&wrong_fee),
+        Err(StoreError::Block(BlockError::WrongBaseFee { .. }))
+    ));
     assert_eq!(b.head(), before);
     assert!(b.block(1).unwrap().is_none());
     // The genuine block still applies afterwards: the refused ones left no trace in memory.
@@ -88,14 +162,40 @@ fn bad_blocks_change_nothing() {
 fn proofs_verify_against_the_head_root() {
     let (params, keys) = setup();
     let d = tempfile::tempdir().unwrap();
-    let mut s = ChainStore::create(d.path(), params.clone(), ShardId(1), &alloc(&keys), 1 << 60, 6).unwrap();
-    s.propose(vec![post(&params, &keys[2], 0, "provable")], vec![], 10, keys[0].public_key()).unwrap();
+    let mut s = ChainStore::create(
+        d.path(),
+        params.clone(),
+        ShardId(1),
+        &alloc(&keys),
+        1 << 60,
+        6,
+    )
+    .unwrap();
+    s.propose(
+        vec![post(&params, &keys[2], 0, "provable")],
+        vec![],
+        10,
+        keys[0].public_key(),
+    )
+    .unwrap();
     let root = s.head().state_root;
-    let id = starling_types::PostId { author: keys[2].public_key(), seq: 0 };
+    let id = starling_types::PostId {
+        author: keys[2].public_key(),
+        seq: 0,
+    };
     let kh = StateKey::Post(&id).hash();
     let (value, proof) = s.prove(&kh).unwrap();
-    proof.verify(&root, &kh, Some(&starling_state::value_hash(&value.unwrap()))).unwrap();
-    let missing = starling_types::PostId { author: keys[2].public_key(), seq: 1 };
+    proof
+        .verify(
+            &root,
+            &kh,
+            Some(&starling_state::value_hash(&value.unwrap())),
+        )
+        .unwrap();
+    let missing = starling_types::PostId {
+        author: keys[2].public_key(),
+        seq: 1,
+    };
     let kh = StateKey::Post(&missing).hash();
     let (value, proof) = s.prove(&kh).unwrap();
     assert!(value.is_none());
@@ -106,7 +206,10 @@ fn proofs_verify_against_the_head_root() {
 fn clear_errors_for_missing_existing_and_damaged_stores() {
     let (params, keys) = setup();
     let d = tempfile::tempdir().unwrap();
-    assert!(matches!(ChainStore::open(d.path()), Err(StoreError::NotInitialized(_))));
+    assert!(matches!(
+        ChainStore::open(d.path()),
+        Err(StoreError::NotInitialized(_))
+    ));
     ChainStore::create(d.path(), params.clone(), ShardId(1), &alloc(&keys), 1, 4).unwrap();
     assert!(matches!(
         ChainStore::create(d.path(), params.clone(), ShardId(1), &alloc(&keys), 1, 4),

@@ -66,7 +66,10 @@ impl Decode for BlockHeader {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let version = r.u8()?;
         if version != HEADER_VERSION {
-            return Err(DecodeError::UnsupportedVersion { what: "block header", version });
+            return Err(DecodeError::UnsupportedVersion {
+                what: "block header",
+                version,
+            });
         }
         Ok(BlockHeader {
             chain_id: ChainId::decode(r)?,
@@ -125,10 +128,10 @@ impl Block {
         let mut leaves = Vec::with_capacity(txs.len());
         let mut buf = Vec::with_capacity(256);
         for tx in txs {
-            buf.clear();
-            buf.push(1);
-            tx.encode(&mut buf);
-            leaves.push(merkle::leaf_hash(&buf));
+            // leaf_hash(0x01 || envelope), hashed from the envelope's parts.
+            let mut header = [0u8; 5];
+            let [h, body, sig] = tx.encoded_parts(&mut header);
+            leaves.push(Hash::of(&[&[0u8, 1u8], h, body, sig]));
         }
         for batch in inbound {
             let source = batch.source.id();

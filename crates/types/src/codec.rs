@@ -24,7 +24,11 @@ pub enum DecodeError {
     #[error("invalid tag {tag} for {what}")]
     InvalidTag { what: &'static str, tag: u8 },
     #[error("{what} is too long: {len} > {max}")]
-    TooLong { what: &'static str, len: usize, max: usize },
+    TooLong {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
     #[error("{0} is not valid UTF-8")]
     InvalidUtf8(&'static str),
     #[error("invalid {0}")]
@@ -60,7 +64,10 @@ impl<'a> Reader<'a> {
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let remaining = self.remaining();
         if n > remaining {
-            return Err(DecodeError::UnexpectedEnd { needed: n, remaining });
+            return Err(DecodeError::UnexpectedEnd {
+                needed: n,
+                remaining,
+            });
         }
         let out = &self.buf[self.pos..self.pos + n];
         self.pos += n;

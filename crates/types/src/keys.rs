@@ -22,7 +22,10 @@ impl KeyType {
         match tag {
             1 => Ok(KeyType::Ed25519),
             2 => Ok(KeyType::Secp256k1),
-            tag => Err(DecodeError::InvalidTag { what: "key type", tag }),
+            tag => Err(DecodeError::InvalidTag {
+                what: "key type",
+                tag,
+            }),
         }
     }
 }
@@ -41,11 +44,17 @@ impl PublicKey {
     pub const ENCODED_LEN: usize = 33;
 
     pub fn ed25519(bytes: [u8; 32]) -> Self {
-        Self { key_type: KeyType::Ed25519, bytes }
+        Self {
+            key_type: KeyType::Ed25519,
+            bytes,
+        }
     }
 
     pub fn secp256k1(bytes: [u8; 32]) -> Self {
-        Self { key_type: KeyType::Secp256k1, bytes }
+        Self {
+            key_type: KeyType::Secp256k1,
+            bytes,
+        }
     }
 
     pub fn encoded(&self) -> [u8; 33] {
@@ -111,7 +120,10 @@ impl Encode for PublicKey {
 impl Decode for PublicKey {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let key_type = KeyType::from_tag(r.u8()?)?;
-        Ok(Self { key_type, bytes: r.array()? })
+        Ok(Self {
+            key_type,
+            bytes: r.array()?,
+        })
     }
 }
 

@@ -68,7 +68,11 @@ pub fn prove(leaves: &[Hash], index: usize) -> Option<MerkleProof> {
             .collect();
         i /= 2;
     }
-    Some(MerkleProof { index: index as u32, leaf_count: leaves.len() as u32, siblings })
+    Some(MerkleProof {
+        index: index as u32,
+        leaf_count: leaves.len() as u32,
+        siblings,
+    })
 }
 
 impl MerkleProof {
@@ -89,7 +93,11 @@ impl MerkleProof {
                     return false;
                 };
                 used += 1;
-                acc = if is_right { node_hash(s, &acc) } else { node_hash(&acc, s) };
+                acc = if is_right {
+                    node_hash(s, &acc)
+                } else {
+                    node_hash(&acc, s)
+                };
             }
             i /= 2;
             n = n.div_ceil(2);

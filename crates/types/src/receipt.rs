@@ -51,26 +51,48 @@ impl Decode for TxReceipt {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Payload {
     /// tag 1: credit `amount` of `asset` to `to`.
-    Credit { from: AccountId, to: AccountId, asset: Asset, amount: u128 },
+    Credit {
+        from: AccountId,
+        to: AccountId,
+        asset: Asset,
+        amount: u128,
+    },
     /// tag 2: `follower` started (`following = true`) or stopped following `followee`.
-    FollowNotice { follower: AccountId, followee: AccountId, following: bool },
+    FollowNotice {
+        follower: AccountId,
+        followee: AccountId,
+        following: bool,
+    },
     /// tag 3: `account` claims a handle on the global shard.
     HandleClaim { account: AccountId, handle: String },
     /// tag 4: the global shard's answer to a claim.
-    HandleResult { account: AccountId, handle: String, accepted: bool },
+    HandleResult {
+        account: AccountId,
+        handle: String,
+        accepted: bool,
+    },
 }
 
 impl Encode for Payload {
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            Payload::Credit { from, to, asset, amount } => {
+            Payload::Credit {
+                from,
+                to,
+                asset,
+                amount,
+            } => {
                 put::u8(out, 1);
                 from.encode(out);
                 to.encode(out);
                 asset.encode(out);
                 put::u128(out, *amount);
             }
-            Payload::FollowNotice { follower, followee, following } => {
+            Payload::FollowNotice {
+                follower,
+                followee,
+                following,
+            } => {
                 put::u8(out, 2);
                 follower.encode(out);
                 followee.encode(out);
@@ -81,7 +103,11 @@ impl Encode for Payload {
                 account.encode(out);
                 put::string(out, handle);
             }
-            Payload::HandleResult { account, handle, accepted } => {
+            Payload::HandleResult {
+                account,
+                handle,
+                accepted,
+            } => {
                 put::u8(out, 4);
                 account.encode(out);
                 put::string(out, handle);
@@ -114,7 +140,12 @@ impl Decode for Payload {
                 handle: r.string("handle", MAX_HANDLE_BYTES)?,
                 accepted: r.bool()?,
             },
-            tag => return Err(DecodeError::InvalidTag { what: "message payload", tag }),
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    what: "message payload",
+                    tag,
+                })
+            }
         })
     }
 }
@@ -183,7 +214,10 @@ impl Decode for Receipt {
         match r.u8()? {
             1 => Ok(Receipt::Tx(TxReceipt::decode(r)?)),
             2 => Ok(Receipt::Message(ShardMessage::decode(r)?)),
-            tag => Err(DecodeError::InvalidTag { what: "receipt", tag }),
+            tag => Err(DecodeError::InvalidTag {
+                what: "receipt",
+                tag,
+            }),
         }
     }
 }

@@ -118,11 +118,15 @@ impl ShardMap {
                 return Err(DecodeError::InvalidValue("shard map ids"));
             }
             if range.start != expected_start || range.start > range.end {
-                return Err(DecodeError::InvalidValue("shard map ranges (gap or overlap)"));
+                return Err(DecodeError::InvalidValue(
+                    "shard map ranges (gap or overlap)",
+                ));
             }
             if i + 1 == ranges.len() {
                 if range.end != u64::MAX {
-                    return Err(DecodeError::InvalidValue("shard map does not cover the space"));
+                    return Err(DecodeError::InvalidValue(
+                        "shard map does not cover the space",
+                    ));
                 }
             } else {
                 expected_start = range
@@ -149,7 +153,10 @@ impl ShardMap {
     }
 
     pub fn range_of(&self, shard: ShardId) -> Option<ShardRange> {
-        self.ranges.iter().find(|(id, _)| *id == shard).map(|(_, r)| *r)
+        self.ranges
+            .iter()
+            .find(|(id, _)| *id == shard)
+            .map(|(_, r)| *r)
     }
 }
 

@@ -42,7 +42,9 @@ impl ChainId {
         if ok {
             Ok(ChainId(s.to_owned()))
         } else {
-            Err(DecodeError::InvalidValue("chain id (1-32 of [A-Za-z0-9._-])"))
+            Err(DecodeError::InvalidValue(
+                "chain id (1-32 of [A-Za-z0-9._-])",
+            ))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -67,9 +69,14 @@ impl Decode for ChainId {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let len = r.u8()? as usize;
         if len > MAX_CHAIN_ID_BYTES {
-            return Err(DecodeError::TooLong { what: "chain id", len, max: MAX_CHAIN_ID_BYTES });
+            return Err(DecodeError::TooLong {
+                what: "chain id",
+                len,
+                max: MAX_CHAIN_ID_BYTES,
+            });
         }
-        let s = std::str::from_utf8(r.take(len)?).map_err(|_| DecodeError::InvalidUtf8("chain id"))?;
+        let s =
+            std::str::from_utf8(r.take(len)?).map_err(|_| DecodeError::InvalidUtf8("chain id"))?;
         ChainId::new(s)
     }
 }
@@ -125,7 +132,10 @@ impl Encode for PostId {
 
 impl Decode for PostId {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(PostId { author: PublicKey::decode(r)?, seq: r.u64()? })
+        Ok(PostId {
+            author: PublicKey::decode(r)?,
+            seq: r.u64()?,
+        })
     }
 }
 
@@ -133,7 +143,12 @@ impl Decode for PostId {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Action {
     /// tag 1
-    Post { text: String, reply_to: Option<PostId>, quote_of: Option<PostId>, langs: Vec<String> },
+    Post {
+        text: String,
+        reply_to: Option<PostId>,
+        quote_of: Option<PostId>,
+        langs: Vec<String>,
+    },
     /// tag 2
     EditPost { post: PostId, text: String },
     /// tag 3
@@ -159,11 +174,19 @@ pub enum Action {
     /// tag 13
     Unmute { target: AccountId },
     /// tag 14
-    SetProfile { display_name: String, bio: String, avatar_url: String },
+    SetProfile {
+        display_name: String,
+        bio: String,
+        avatar_url: String,
+    },
     /// tag 15
     RegisterHandle { handle: String },
     /// tag 16
-    Transfer { asset: Asset, to: AccountId, amount: u128 },
+    Transfer {
+        asset: Asset,
+        to: AccountId,
+        amount: u128,
+    },
 }
 
 impl Action {
@@ -192,7 +215,12 @@ impl Action {
 impl Encode for Action {
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            Action::Post { text, reply_to, quote_of, langs } => {
+            Action::Post {
+                text,
+                reply_to,
+                quote_of,
+                langs,
+            } => {
                 put::u8(out, 1);
                 put::string(out, text);
                 put::option(out, reply_to, |o, p| p.encode(o));
@@ -215,7 +243,11 @@ impl Encode for Action {
             Action::Unblock { target } => account_action(out, 11, target),
             Action::Mute { target } => account_action(out, 12, target),
             Action::Unmute { target } => account_action(out, 13, target),
-            Action::SetProfile { display_name, bio, avatar_url } => {
+            Action::SetProfile {
+                display_name,
+                bio,
+                avatar_url,
+            } => {
                 put::u8(out, 14);
                 put::string(out, display_name);
                 put::string(out, bio);
@@ -259,29 +291,58 @@ impl Decode for Action {
                 post: PostId::decode(r)?,
                 text: r.string("post text", MAX_TEXT_BYTES)?,
             },
-            3 => Action::DeletePost { post: PostId::decode(r)? },
-            4 => Action::Repost { post: PostId::decode(r)? },
-            5 => Action::Unrepost { post: PostId::decode(r)? },
-            6 => Action::Like { post: PostId::decode(r)? },
-            7 => Action::Unlike { post: PostId::decode(r)? },
-            8 => Action::Follow { target: PublicKey::decode(r)? },
-            9 => Action::Unfollow { target: PublicKey::decode(r)? },
-            10 => Action::Block { target: PublicKey::decode(r)? },
-            11 => Action::Unblock { target: PublicKey::decode(r)? },
-            12 => Action::Mute { target: PublicKey::decode(r)? },
-            13 => Action::Unmute { target: PublicKey::decode(r)? },
+            3 => Action::DeletePost {
+                post: PostId::decode(r)?,
+            },
+            4 => Action::Repost {
+                post: PostId::decode(r)?,
+            },
+            5 => Action::Unrepost {
+                post: PostId::decode(r)?,
+            },
+            6 => Action::Like {
+                post: PostId::decode(r)?,
+            },
+            7 => Action::Unlike {
+                post: PostId::decode(r)?,
+            },
+            8 => Action::Follow {
+                target: PublicKey::decode(r)?,
+            },
+            9 => Action::Unfollow {
+                target: PublicKey::decode(r)?,
+            },
+            10 => Action::Block {
+                target: PublicKey::decode(r)?,
+            },
+            11 => Action::Unblock {
+                target: PublicKey::decode(r)?,
+            },
+            12 => Action::Mute {
+                target: PublicKey::decode(r)?,
+            },
+            13 => Action::Unmute {
+                target: PublicKey::decode(r)?,
+            },
             14 => Action::SetProfile {
                 display_name: r.string("display name", MAX_DISPLAY_NAME_BYTES)?,
                 bio: r.string("bio", MAX_BIO_BYTES)?,
                 avatar_url: r.string("avatar url", MAX_URL_BYTES)?,
             },
-            15 => Action::RegisterHandle { handle: r.string("handle", MAX_HANDLE_BYTES)? },
+            15 => Action::RegisterHandle {
+                handle: r.string("handle", MAX_HANDLE_BYTES)?,
+            },
             16 => Action::Transfer {
                 asset: Asset::decode(r)?,
                 to: PublicKey::decode(r)?,
                 amount: r.u128()?,
             },
-            tag => return Err(DecodeError::InvalidTag { what: "action", tag }),
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    what: "action",
+                    tag,
+                })
+            }
         })
     }
 }
@@ -316,7 +377,10 @@ impl Decode for TxBody {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let version = r.u8()?;
         if version != TX_VERSION {
-            return Err(DecodeError::UnsupportedVersion { what: "tx body", version });
+            return Err(DecodeError::UnsupportedVersion {
+                what: "tx body",
+                version,
+            });
         }
         Ok(TxBody {
             account: PublicKey::decode(r)?,
@@ -344,7 +408,14 @@ pub struct TxEnvelope {
 impl TxEnvelope {
     /// The transaction's identity: the hash of its whole encoded envelope.
     pub fn hash(&self) -> Hash {
-        Hash::of(&[&self.to_bytes()])
+        Hash::of(&self.encoded_parts(&mut [0u8; 5]))
+    }
+
+    /// The encoding as slices (`header` receives version and length), to hash without copying.
+    pub fn encoded_parts<'a>(&'a self, header: &'a mut [u8; 5]) -> [&'a [u8]; 3] {
+        header[0] = TX_VERSION;
+        header[1..].copy_from_slice(&(self.body_bytes.len() as u32).to_be_bytes());
+        [&header[..], &self.body_bytes, &self.signature.0]
     }
 
     pub fn body(&self) -> Result<TxBody, DecodeError> {
@@ -368,10 +439,16 @@ impl Decode for TxEnvelope {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let version = r.u8()?;
         if version != TX_VERSION {
-            return Err(DecodeError::UnsupportedVersion { what: "tx envelope", version });
+            return Err(DecodeError::UnsupportedVersion {
+                what: "tx envelope",
+                version,
+            });
         }
         let body_bytes = r.bytes32("tx body", MAX_TX_BYTES - 69)?.to_vec();
-        Ok(TxEnvelope { body_bytes, signature: Signature::decode(r)? })
+        Ok(TxEnvelope {
+            body_bytes,
+            signature: Signature::decode(r)?,
+        })
     }
 }
 
@@ -390,6 +467,11 @@ impl Tx {
         let body = envelope.body()?;
         let signing_hash = signing_hash(chain_id, &envelope.body_bytes);
         let hash = envelope.hash();
-        Ok(Tx { envelope, body, hash, signing_hash })
+        Ok(Tx {
+            envelope,
+            body,
+            hash,
+            signing_hash,
+        })
     }
 }

@@ -1,5 +1,5 @@
 //! The wire format, pinned by hex fixtures, and decoders that never panic.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use proptest::prelude::*;
 use starling_types::block::{Block, BlockHeader, InboundBatch};
@@ -24,7 +24,10 @@ fn post_body() -> TxBody {
         expires_at_height: 1_000,
         action: Action::Post {
             text: "hello, starling 👋".into(),
-            reply_to: Some(PostId { author: bob(), seq: 1 }),
+            reply_to: Some(PostId {
+                author: bob(),
+                seq: 1,
+            }),
             quote_of: None,
             langs: vec!["en".into()],
         },
@@ -38,12 +41,19 @@ fn transfer_body() -> TxBody {
         max_fee: u128::MAX,
         tip: 0,
         expires_at_height: 9,
-        action: Action::Transfer { asset: Asset::Urc, to: alice(), amount: 1_000_000_000_000_000_000 },
+        action: Action::Transfer {
+            asset: Asset::Urc,
+            to: alice(),
+            amount: 1_000_000_000_000_000_000,
+        },
     }
 }
 
 fn envelope(body: &TxBody) -> TxEnvelope {
-    TxEnvelope { body_bytes: body.to_bytes(), signature: Signature([0xab; 64]) }
+    TxEnvelope {
+        body_bytes: body.to_bytes(),
+        signature: Signature([0xab; 64]),
+    }
 }
 
 fn header() -> BlockHeader {
@@ -66,21 +76,38 @@ fn message() -> ShardMessage {
         source: ShardId(1),
         dest: ShardId(2),
         seq: 5,
-        payload: Payload::Credit { from: bob(), to: alice(), asset: Asset::Spend, amount: 99 },
+        payload: Payload::Credit {
+            from: bob(),
+            to: alice(),
+            asset: Asset::Spend,
+            amount: 99,
+        },
     }
 }
 
 fn block() -> Block {
     let receipts = [
-        Receipt::Tx(TxReceipt { tx_hash: Hash([9; 32]), status: 0, gas_used: 4_200, fee_paid: 4_200_003 }),
+        Receipt::Tx(TxReceipt {
+            tx_hash: Hash([9; 32]),
+            status: 0,
+            gas_used: 4_200,
+            fee_paid: 4_200_003,
+        }),
         Receipt::Message(message()),
     ];
     let leaves: Vec<Hash> = receipts.iter().map(Receipt::leaf_hash).collect();
-    let source = BlockHeader { shard: ShardId(1), receipt_root: merkle::root(&leaves), ..header() };
+    let source = BlockHeader {
+        shard: ShardId(1),
+        receipt_root: merkle::root(&leaves),
+        ..header()
+    };
     Block {
         header: header(),
         txs: vec![envelope(&post_body()), envelope(&transfer_body())],
-        inbound: vec![InboundBatch { source, messages: vec![(message(), merkle::prove(&leaves, 1).unwrap())] }],
+        inbound: vec![InboundBatch {
+            source,
+            messages: vec![(message(), merkle::prove(&leaves, 1).unwrap())],
+        }],
     }
 }
 
@@ -92,8 +119,13 @@ fn pinned(name: &str, bytes: &[u8]) {
     if std::env::var("STARLING_BLESS").is_ok() {
         std::fs::write(&path, format!("{hex_now}\n")).unwrap();
     }
-    let fixture = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing fixture {path}"));
-    assert_eq!(hex_now, fixture.trim(), "encoding of {name} drifted from {path}");
+    let fixture =
+        std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing fixture {path}"));
+    assert_eq!(
+        hex_now,
+        fixture.trim(),
+        "encoding of {name} drifted from {path}"
+    );
 }
 
 #[test]
@@ -116,9 +148,15 @@ fn fixtures_pin_the_encoding() {
     };
     let env = TxEnvelope::from_bytes(&read("tx_post")).unwrap();
     assert_eq!(env.body().unwrap(), post_body());
-    assert_eq!(BlockHeader::from_bytes(&read("block_header")).unwrap(), header());
+    assert_eq!(
+        BlockHeader::from_bytes(&read("block_header")).unwrap(),
+        header()
+    );
     assert_eq!(Block::from_bytes(&read("block")).unwrap(), block());
-    assert_eq!(Receipt::from_bytes(&read("receipt_message")).unwrap(), Receipt::Message(message()));
+    assert_eq!(
+        Receipt::from_bytes(&read("receipt_message")).unwrap(),
+        Receipt::Message(message())
+    );
 }
 
 #[test]
@@ -135,11 +173,26 @@ fn shard_point_is_the_first_eight_bytes_of_blake3_big_endian() {
 #[test]
 fn shard_maps_must_cover_the_space() {
     use starling_types::ShardRange;
-    let gap = vec![(ShardId(1), ShardRange { start: 0, end: 10 }), (ShardId(2), ShardRange { start: 12, end: u64::MAX })];
+    let gap = vec![
+        (ShardId(1), ShardRange { start: 0, end: 10 }),
+        (
+            ShardId(2),
+            ShardRange {
+                start: 12,
+                end: u64::MAX,
+            },
+        ),
+    ];
     assert!(ShardMap::new(gap).is_err());
     let short = vec![(ShardId(1), ShardRange { start: 0, end: 10 })];
     assert!(ShardMap::new(short).is_err());
-    let global = vec![(ShardId(0), ShardRange { start: 0, end: u64::MAX })];
+    let global = vec![(
+        ShardId(0),
+        ShardRange {
+            start: 0,
+            end: u64::MAX,
+        },
+    )];
     assert!(ShardMap::new(global).is_err());
     let m = ShardMap::even(7).unwrap();
     assert_eq!(m.ranges().len(), 7);
@@ -151,34 +204,76 @@ fn bad_inputs_get_specific_errors() {
     use starling_types::DecodeError;
     let good = envelope(&post_body()).to_bytes();
     // Truncated.
-    assert!(matches!(TxEnvelope::from_bytes(&good[..good.len() - 1]), Err(DecodeError::UnexpectedEnd { .. })));
+    assert!(matches!(
+        TxEnvelope::from_bytes(&good[..good.len() - 1]),
+        Err(DecodeError::UnexpectedEnd { .. })
+    ));
     // Trailing bytes.
     let mut long = good.clone();
     long.push(0);
-    assert_eq!(TxEnvelope::from_bytes(&long), Err(DecodeError::TrailingBytes(1)));
+    assert_eq!(
+        TxEnvelope::from_bytes(&long),
+        Err(DecodeError::TrailingBytes(1))
+    );
     // Unknown version.
     let mut v2 = good.clone();
     v2[0] = 2;
-    assert!(matches!(TxEnvelope::from_bytes(&v2), Err(DecodeError::UnsupportedVersion { .. })));
+    assert!(matches!(
+        TxEnvelope::from_bytes(&v2),
+        Err(DecodeError::UnsupportedVersion { .. })
+    ));
     // A body length beyond the limit is refused before anything is read or allocated.
     let huge = [1u8, 0xff, 0xff, 0xff, 0xff];
-    assert!(matches!(TxEnvelope::from_bytes(&huge), Err(DecodeError::TooLong { .. })));
+    assert!(matches!(
+        TxEnvelope::from_bytes(&huge),
+        Err(DecodeError::TooLong { .. })
+    ));
     // Unknown action tag, unknown key type, invalid UTF-8, bad bool.
     let mut body = post_body().to_bytes();
     let action_at = 1 + 33 + 8 + 16 + 16 + 8;
     body[action_at] = 200;
-    assert!(matches!(TxBody::from_bytes(&body), Err(DecodeError::InvalidTag { what: "action", tag: 200 })));
+    assert!(matches!(
+        TxBody::from_bytes(&body),
+        Err(DecodeError::InvalidTag {
+            what: "action",
+            tag: 200
+        })
+    ));
     let mut body = post_body().to_bytes();
     body[1] = 9;
-    assert!(matches!(TxBody::from_bytes(&body), Err(DecodeError::InvalidTag { what: "key type", .. })));
+    assert!(matches!(
+        TxBody::from_bytes(&body),
+        Err(DecodeError::InvalidTag {
+            what: "key type",
+            ..
+        })
+    ));
     let mut body = post_body().to_bytes();
     body[action_at + 3] = 0xff;
-    assert_eq!(TxBody::from_bytes(&body), Err(DecodeError::InvalidUtf8("post text")));
+    assert_eq!(
+        TxBody::from_bytes(&body),
+        Err(DecodeError::InvalidUtf8("post text"))
+    );
     // Oversized text.
     let mut big = post_body();
-    big.action = Action::Post { text: "x".repeat(5_000), reply_to: None, quote_of: None, langs: vec![] };
-    assert!(matches!(TxBody::from_bytes(&big.to_bytes()), Err(DecodeError::TooLong { what: "post text", .. })));
-    assert!(ChainId::new("").is_err() && ChainId::new("has space").is_err() && ChainId::new(&"a".repeat(33)).is_err());
+    big.action = Action::Post {
+        text: "x".repeat(5_000),
+        reply_to: None,
+        quote_of: None,
+        langs: vec![],
+    };
+    assert!(matches!(
+        TxBody::from_bytes(&big.to_bytes()),
+        Err(DecodeError::TooLong {
+            what: "post text",
+            ..
+        })
+    ));
+    assert!(
+        ChainId::new("").is_err()
+            && ChainId::new("has space").is_err()
+            && ChainId::new(&"a".repeat(33)).is_err()
+    );
 }
 
 proptest! {

@@ -1,5 +1,5 @@
 //! A small multi-shard network in memory, for ledger tests.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use rand::SeedableRng;
 use starling_crypto::SecretKey;
@@ -8,7 +8,8 @@ use starling_ledger::{actions, Event, Executed, LedgerParams, MemLedger, TxError
 use starling_types::merkle;
 use starling_types::receipt::ShardMessage;
 use starling_types::{
-    AccountId, Action, Asset, Block, ChainId, InboundBatch, KeyType, Receipt, ShardId, TxBody, TxEnvelope,
+    AccountId, Action, Asset, Block, ChainId, InboundBatch, KeyType, Receipt, ShardId, TxBody,
+    TxEnvelope,
 };
 
 pub const FUND: u128 = 1_000_000_000_000;
@@ -37,7 +38,12 @@ pub fn keys_on(params: &LedgerParams, shard: ShardId, n: usize, start_seed: u64)
 
 pub fn params(account_shards: u16) -> LedgerParams {
     let foundations = (0..3).map(|i| key(9_000 + i).public_key()).collect();
-    LedgerParams::devnet(ChainId::new("starling-test").unwrap(), account_shards, foundations).unwrap()
+    LedgerParams::devnet(
+        ChainId::new("starling-test").unwrap(),
+        account_shards,
+        foundations,
+    )
+    .unwrap()
 }
 
 impl Net {
@@ -54,7 +60,12 @@ impl Net {
         let shards = (0..=account_shards)
             .map(|s| MemLedger::genesis(params.clone(), ShardId(s), &alloc, FOUNDATION_SEED, 4))
             .collect();
-        Net { params, shards, proposer: key(424242).public_key(), time_ms: 1_000 }
+        Net {
+            params,
+            shards,
+            proposer: key(424242).public_key(),
+            time_ms: 1_000,
+        }
     }
 
     pub fn shard_of(&self, k: &SecretKey) -> ShardId {
@@ -82,7 +93,12 @@ impl Net {
     }
 
     /// Proposes and applies one block on `shard`.
-    pub fn block(&mut self, shard: ShardId, txs: Vec<TxEnvelope>, inbound: Vec<InboundBatch>) -> (Block, Executed) {
+    pub fn block(
+        &mut self,
+        shard: ShardId,
+        txs: Vec<TxEnvelope>,
+        inbound: Vec<InboundBatch>,
+    ) -> (Block, Executed) {
         self.time_ms += 1_000;
         let (t, p) = (self.time_ms, self.proposer);
         self.ledger(shard).propose(txs, inbound, t, p).unwrap()
@@ -106,7 +122,10 @@ impl Net {
     }
 
     pub fn exists(&self, shard: ShardId, key: StateKey<'_>) -> bool {
-        self.shards[shard.0 as usize].state.get(&key.hash()).is_some()
+        self.shards[shard.0 as usize]
+            .state
+            .get(&key.hash())
+            .is_some()
     }
 
     pub fn pool(&self, shard: ShardId, pool: Pool) -> u128 {
@@ -143,15 +162,27 @@ impl Net {
 /// The inbound batches (one per destination) for the messages of a block.
 pub fn batches_for(source: &Block, executed: &Executed) -> Vec<(ShardId, InboundBatch)> {
     let leaves: Vec<_> = executed.receipts.iter().map(Receipt::leaf_hash).collect();
-    let mut by_dest: std::collections::BTreeMap<ShardId, Vec<(ShardMessage, merkle::MerkleProof)>> = Default::default();
+    let mut by_dest: std::collections::BTreeMap<ShardId, Vec<(ShardMessage, merkle::MerkleProof)>> =
+        Default::default();
     for (i, r) in executed.receipts.iter().enumerate() {
         if let Receipt::Message(m) = r {
-            by_dest.entry(m.dest).or_default().push((m.clone(), merkle::prove(&leaves, i).unwrap()));
+            by_dest
+                .entry(m.dest)
+                .or_default()
+                .push((m.clone(), merkle::prove(&leaves, i).unwrap()));
         }
     }
     by_dest
         .into_iter()
-        .map(|(d, messages)| (d, InboundBatch { source: source.header.clone(), messages }))
+        .map(|(d, messages)| {
+            (
+                d,
+                InboundBatch {
+                    source: source.header.clone(),
+                    messages,
+                },
+            )
+        })
         .collect()
 }
 
@@ -159,7 +190,13 @@ pub fn messages(executed: &Executed) -> Vec<ShardMessage> {
     executed
         .receipts
         .iter()
-        .filter_map(|r| if let Receipt::Message(m) = r { Some(m.clone()) } else { None })
+        .filter_map(|r| {
+            if let Receipt::Message(m) = r {
+                Some(m.clone())
+            } else {
+                None
+            }
+        })
         .collect()
 }
 
@@ -167,7 +204,9 @@ pub fn tx_result(ex: &Executed, index: u32) -> Result<(), TxError> {
     for e in &ex.events {
         match e {
             Event::TxApplied { index: i, .. } if *i == index => return Ok(()),
-            Event::TxRejected { index: i, error, .. } if *i == index => return Err(error.clone()),
+            Event::TxRejected {
+                index: i, error, ..
+            } if *i == index => return Err(error.clone()),
             _ => {}
         }
     }
