@@ -243,8 +243,10 @@ impl ShardLedger {
         }
 
         let mut receipts = Vec::with_capacity(input.txs.len() + 8);
+        let mut tx_ids = Vec::with_capacity(input.txs.len());
         for (i, (env, parsed)) in input.txs.iter().zip(parsed).enumerate() {
             let tx_hash = env.hash();
+            tx_ids.push(tx_hash);
             let mark = ctx.mark();
             let result = match parsed {
                 Err(e) => Err(e),
@@ -315,7 +317,7 @@ impl ShardLedger {
         Ok(Executed {
             writes: st.into_writes(),
             receipt_root: merkle::root(&leaves),
-            tx_root: Block::body_root(&input.txs, &input.inbound),
+            tx_root: Block::body_root_from_ids(&tx_ids, &input.inbound),
             receipts,
             events: ctx.events,
             gas_used: ctx.gas_used,

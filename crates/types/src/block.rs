@@ -5,8 +5,8 @@
 //! state_root || base_fee:u64`. The block id is `blake3("starling/header/v1" || header)`.
 //!
 //! `tx_root` commits to the whole body: the Merkle root over the leaves
-//! `blake3(0x00 || 0x01 || tx envelope)` for each transaction, followed by
-//! `blake3(0x00 || 0x02 || source block id || message)` for each inbound message.
+//! `blake3(0x00 || 0x01 || tx id)` for each transaction (its id is the hash of its envelope),
+//! followed by `blake3(0x00 || 0x02 || source block id || message)` for each inbound message.
 
 use crate::codec::{put, Decode, DecodeError, Encode, Reader};
 use crate::hash::Hash;
@@ -125,14 +125,17 @@ pub struct Block {
 impl Block {
     /// The `tx_root` this body commits to.
     pub fn body_root(txs: &[TxEnvelope], inbound: &[InboundBatch]) -> Hash {
-        let mut leaves = Vec::with_capacity(txs.len());
+        let tx_ids: Vec<Hash> = txs.iter().map(TxEnvelope::hash).collect();
+        Self::body_root_from_ids(&tx_ids, inbound)
+    }
+
+    /// [`Self::body_root`] from the transactions' ids (hashes), when they are already known.
+    pub fn body_root_from_ids(tx_ids: &[Hash], inbound: &[InboundBatch]) -> Hash {
+        let mut leaves: Vec<Hash> = tx_ids
+            .iter()
+            .map(|id| Hash::of(&[&[0u8, 1u8], &id.0]))
+            .collect();
         let mut buf = Vec::with_capacity(256);
-        for tx in txs {
-            // leaf_hash(0x01 || envelope), hashed from the envelope's parts.
-            let mut header = [0u8; 5];
-            let [h, body, sig] = tx.encoded_parts(&mut header);
-            leaves.push(Hash::of(&[&[0u8, 1u8], h, body, sig]));
-        }
         for batch in inbound {
             let source = batch.source.id();
             for (m, _) in &batch.messages {

@@ -408,14 +408,10 @@ pub struct TxEnvelope {
 impl TxEnvelope {
     /// The transaction's identity: the hash of its whole encoded envelope.
     pub fn hash(&self) -> Hash {
-        Hash::of(&self.encoded_parts(&mut [0u8; 5]))
-    }
-
-    /// The encoding as slices (`header` receives version and length), to hash without copying.
-    pub fn encoded_parts<'a>(&'a self, header: &'a mut [u8; 5]) -> [&'a [u8]; 3] {
-        header[0] = TX_VERSION;
+        // The encoding, hashed in pieces instead of copied.
+        let mut header = [TX_VERSION, 0, 0, 0, 0];
         header[1..].copy_from_slice(&(self.body_bytes.len() as u32).to_be_bytes());
-        [&header[..], &self.body_bytes, &self.signature.0]
+        Hash::of(&[&header, &self.body_bytes, &self.signature.0])
     }
 
     pub fn body(&self) -> Result<TxBody, DecodeError> {
