@@ -1,6 +1,8 @@
-//! `starling`: the command-line entry point (benchmarks today; node roles and devnet next).
+//! `starling`: the command-line entry point: create a network (keys, genesis, init) and
+//! measure it (bench). Running node roles and `devnet` arrive with consensus.
 
 mod bench;
+mod setup;
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +19,23 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Node and account keys.
+    Keys {
+        #[command(subcommand)]
+        cmd: setup::KeysCmd,
+    },
+    /// Create or check a genesis file.
+    Genesis {
+        #[command(subcommand)]
+        cmd: setup::GenesisCmd,
+    },
+    /// The node configuration file.
+    Config {
+        #[command(subcommand)]
+        cmd: setup::ConfigCmd,
+    },
+    /// Prepare a node's data directory from a genesis.
+    Init(setup::InitArgs),
     /// Measure a part of the system and print the figures.
     Bench {
         #[command(subcommand)]
@@ -34,5 +53,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Bench { which } => bench::run(which),
+        Command::Keys { cmd } => setup::keys(cmd),
+        Command::Genesis { cmd } => setup::genesis(cmd),
+        Command::Config { cmd } => setup::config(cmd),
+        Command::Init(args) => setup::init(args),
     }
 }

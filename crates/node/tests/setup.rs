@@ -1,0 +1,322 @@
+//! Keys, genesis, configuration and `init`: the happy paths, and a clear error for each bad input.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use starling_crypto::SecretKey;
+use starling_node::config::{NodeConfig, Role, DEFAULT_CONFIG};
+use starling_node::genesis::{
+    AllocationEntry, Amount, FoundationEntry, Genesis, GenesisFile, ValidatorEntry,
+};
+use starling_node::{init, keyfile, SetupError};
+use starling_types::{KeyType, ShardId};
+
+fn key(seed: u8) -> SecretKey {
+    SecretKey::from_seed(KeyType::Ed25519, &[seed; 32]).unwrap()
+}
+
+fn genesis_file() -> GenesisFile {
+    let mut g = GenesisFile::template("starling-test", 2);
+    for (i, name) in ["North", "East", "West"].iter().enumerate() {
+        g.foundations.push(FoundationEntry {
+            name: (*name).into(),
+            account: key(50 + i as u8).public_key().to_text(),
+        });
+    }
+    for i in 0..4 {
+        g.validators.push(ValidatorEntry {
+            key: key(i).public_key().to_text(),
+            address: Some(format!("127.0.0.1:{}", 7100 + i as u16)),
+            shards: None,
+        });
+    }
+    g.allocations.push(AllocationEntry {
+        account: key(99).public_key().to_text(),
+        asset: "spend".into(),
+        amount: Amount::Text("340282366920938463463374607431768211".into()),
+    });
+    g
+}
+
+/// The error for a genesis edited by `edit`, as text.
+fn genesis_error(edit: impl FnOnce(&mut GenesisFile)) -> String {
+    let mut g = genesis_file();
+    edit(&mut g);
+    match Genesis::from_file(&g, "genesis.toml") {
+        Ok(_) => panic!("accepted a bad genesis"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn key_files_round_trip_privately_and_refuse_overwrite() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("keys/node.key");
+    let mut rng = rand_core::OsRng;
+    let k = keyfile::generate(&path, KeyType::Ed25519, &mut rng).unwrap();
+    assert_eq!(keyfile::read(&path).unwrap().public_key(), k.public_key());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(matches!(
+        keyfile::generate(&path, KeyType::Ed25519, &mut rng),
+        Err(SetupError::Exists(_))
+    ));
+    let s = keyfile::generate(&d.path().join("nostr.key"), KeyType::Secp256k1, &mut rng).unwrap();
+    assert_eq!(
+        keyfile::read(&d.path().join("nostr.key"))
+            .unwrap()
+            .public_key(),
+        s.public_key()
+    );
+}
+
+#[test]
+fn bad_key_files_say_what_is_wrong() {
+    let d = tempfile::tempdir().unwrap();
+    let cases = [
+        ("key_type = \"rsa\"\nsecret = \"00\"", "key_type"),
+        ("key_type = \"ed25519\"\nsecret = \"zz\"", "not hex"),
+        ("key_type = \"ed25519\"\nsecret = \"0011\"", "32 bytes"),
+        (
+            "key_type = \"ed25519\"\nsecret = \"00\"\nextra = 1",
+            "unknown field",
+        ),
+        ("this is not toml", "invalid TOML"),
+    ];
+    for (i, (text, expect)) in cases.iter().enumerate() {
+        let p = d.path().join(format!("k{i}"));
+        std::fs::write(&p, text).unwrap();
+        let err = keyfile::read(&p).unwrap_err().to_string();
+        assert!(err.contains(expect), "{text:?} gave {err}");
+    }
+    assert!(keyfile::read(&d.path().join("missing"))
+        .unwrap_err()
+        .to_string()
+        .contains("missing"));
+}
+
+#[test]
+fn genesis_round_trips_through_toml_with_a_stable_id() {
+    let text = genesis_file().to_toml().unwrap();
+    let a = Genesis::parse(&text, "a").unwrap();
+    let b = Genesis::parse(&text, "b").unwrap();
+    assert_eq!(a.id(), b.id());
+    assert_eq!(a.committees.len(), 3);
+    assert!(a.committees.values().all(|c| c.len() == 4));
+    assert_eq!(a.allocations[0].2, 340282366920938463463374607431768211);
+    let mut other = genesis_file();
+    other.chain_id = "starling-other".into();
+    assert_ne!(Genesis::from_file(&other, "o").unwrap().id(), a.id());
+}
+
+#[test]
+fn bad_genesis_files_name_the_field() {
+    type Edit = Box<dyn FnOnce(&mut GenesisFile)>;
+    let cases: Vec<(Edit, &str)> = vec![
+        (Box::new(|g| g.chain_id = "has space".into()), "chain_id"),
+        (Box::new(|g| g.account_shards = 0), "account_shards"),
+        (Box::new(|g| g.fees.burn_bps += 1), "fees"),
+        (Box::new(|g| g.fees.min_base_fee = 1), "fees.min_base_fee"),
+        (
+            Box::new(|g| g.fees.initial_base_fee = 10),
+            "fees.initial_base_fee",
+        ),
+        (
+            Box::new(|g| {
+                g.foundations.pop();
+            }),
+            "foundations",
+        ),
+        (
+            Box::new(|g| g.foundations[1].account = g.foundations[0].account.clone()),
+            "foundations[1].account",
+        ),
+        (
+            Box::new(|g| g.foundations[2].name = "north".into()),
+            "foundations[2].name",
+        ),
+        (Box::new(|g| g.validators.clear()), "validators"),
+        (
+            Box::new(|g| g.validators[1].key = g.validators[0].key.clone()),
+            "validators[1].key",
+        ),
+        (
+            Box::new(|g| g.validators[2].key = "ed25519:1234".into()),
+            "validators[2].key",
+        ),
+        (
+            Box::new(|g| g.validators[0].key = format!("secp256k1:{}", "11".repeat(32))),
+            "validators[0].key",
+        ),
+        (
+            Box::new(|g| g.validators[3].address = Some("nowhere".into())),
+            "validators[3].address",
+        ),
+        (
+            Box::new(|g| g.validators[0].shards = Some(vec![7])),
+            "validators[0].shards",
+        ),
+        (
+            Box::new(|g| {
+                g.validators
+                    .iter_mut()
+                    .for_each(|v| v.shards = Some(vec![0, 1]))
+            }),
+            "no validator serves shard 2",
+        ),
+        (
+            Box::new(|g| g.allocations[0].asset = "vote".into()),
+            "allocations[0].asset",
+        ),
+        (
+            Box::new(|g| g.allocations[0].amount = Amount::Text("-5".into())),
+            "allocations[0].amount",
+        ),
+        (
+            Box::new(|g| g.allocations[0].amount = Amount::Int(0)),
+            "allocations[0].amount",
+        ),
+        (
+            Box::new(|g| {
+                let a = g.allocations[0].clone();
+                g.allocations.push(AllocationEntry {
+                    amount: Amount::Text(u128::MAX.to_string()),
+                    ..a
+                });
+            }),
+            "allocations[1].amount",
+        ),
+        (
+            Box::new(|g| g.allowance.initial = Amount::Text(u128::MAX.to_string())),
+            "allowance.initial",
+        ),
+    ];
+    for (edit, field) in cases {
+        let err = genesis_error(edit);
+        assert!(
+            err.contains(field),
+            "expected an error about {field}, got: {err}"
+        );
+    }
+    let err = Genesis::parse("chain_id = \"x\"\nsurprise = 1", "g.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("g.toml") && err.contains("invalid TOML"),
+        "{err}"
+    );
+}
+
+#[test]
+fn default_config_is_documented_and_valid() {
+    assert_eq!(
+        NodeConfig::parse(DEFAULT_CONFIG, "default").unwrap(),
+        NodeConfig::default()
+    );
+    assert_eq!(
+        NodeConfig::parse("", "empty").unwrap(),
+        NodeConfig::default()
+    );
+    let cfg = NodeConfig::parse(
+        "roles = [\"validator\", \"relay\"]\n[api]\nlisten = \"0.0.0.0:80\"",
+        "c",
+    )
+    .unwrap();
+    assert!(cfg.has(Role::Validator) && cfg.has(Role::Relay));
+}
+
+#[test]
+fn bad_configs_name_the_field() {
+    let cases = [
+        ("roles = []", "roles"),
+        ("roles = [\"miner\"]", "unknown variant"),
+        ("roles = [\"relay\", \"relay\"]", "roles"),
+        ("[api]\nlisten = \"localhost\"", "api.listen"),
+        ("[p2p]\nbootstrap = [\"1.2.3.4\"]", "p2p.bootstrap[0]"),
+        ("[mempool]\nmax_txs = 0", "mempool"),
+        (
+            "[mempool]\nmax_txs = 5\nmax_per_account = 6",
+            "mempool.max_per_account",
+        ),
+        ("dat_dir = \"typo\"", "unknown field"),
+        ("[api]\nlisten = 8080", "invalid type"),
+    ];
+    for (text, expect) in cases {
+        let err = NodeConfig::parse(text, "node.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expect), "{text:?} gave {err}");
+    }
+}
+
+#[test]
+fn init_creates_the_stores_a_node_keeps() {
+    let d = tempfile::tempdir().unwrap();
+    let gpath = d.path().join("genesis.toml");
+    let mut g = genesis_file();
+    g.validators[3].shards = Some(vec![0, 2]);
+    std::fs::write(&gpath, g.to_toml().unwrap()).unwrap();
+
+    // A validator keeps its committees' shards.
+    let cfg = NodeConfig {
+        roles: vec![Role::Validator],
+        data_dir: d.path().join("v3"),
+        ..NodeConfig::default()
+    };
+    let report = init::init(&cfg, &gpath, &key(3).public_key()).unwrap();
+    assert_eq!(report.shards, vec![ShardId(0), ShardId(2)]);
+    let (genesis, stores) = init::open(&cfg.data_dir).unwrap();
+    assert_eq!(genesis.id(), report.genesis_id);
+    assert_eq!(stores.len(), 2);
+    assert!(stores.iter().all(|s| s.head().height == 0));
+    drop(stores); // one open handle per store per process
+    assert!(matches!(
+        init::init(&cfg, &gpath, &key(3).public_key()),
+        Err(SetupError::Exists(_))
+    ));
+
+    // A relay keeps every shard; a stranger cannot claim the validator role.
+    let relay = NodeConfig {
+        data_dir: d.path().join("relay"),
+        ..NodeConfig::default()
+    };
+    assert_eq!(
+        init::init(&relay, &gpath, &key(200).public_key())
+            .unwrap()
+            .shards
+            .len(),
+        3
+    );
+    let stranger = NodeConfig {
+        roles: vec![Role::Validator],
+        data_dir: d.path().join("x"),
+        ..NodeConfig::default()
+    };
+    let err = init::init(&stranger, &gpath, &key(201).public_key())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a validator"), "{err}");
+
+    // Every node that keeps a shard starts from the same genesis root.
+    let (_, relay_stores) = init::open(&relay.data_dir).unwrap();
+    let (_, v_stores) = init::open(&cfg.data_dir).unwrap();
+    assert_eq!(relay_stores[0].head(), v_stores[0].head());
+    assert_eq!(relay_stores[2].head(), v_stores[1].head());
+
+    // A swapped genesis is detected.
+    let mut other = genesis_file();
+    other.chain_id = "starling-other".into();
+    std::fs::write(
+        relay.data_dir.join("genesis.toml"),
+        other.to_toml().unwrap(),
+    )
+    .unwrap();
+    assert!(init::open(&relay.data_dir)
+        .unwrap_err()
+        .to_string()
+        .contains("does not match"));
+}
