@@ -1,0 +1,388 @@
+//! Starling's per-shard transaction pool: bounded, fee-ordered, nonce-ordered, rate-limited.
+//!
+//! Rules (cited in the code as P*):
+//! - P1 admission: a transaction must belong to this shard, not be expired, not reuse a nonce
+//!   the chain already consumed, be at most `max_nonce_ahead` past it, and offer at least the
+//!   current base cost (`max_fee >= gas * base_fee + tip`). Signatures are checked by the caller
+//!   (in batches) before admission.
+//! - P2 replacement: a transaction with the same account and nonce replaces the pooled one only
+//!   if its tip per gas is at least `replace_bump_pct` percent higher.
+//! - P3 bounds: at most `max_txs` transactions and `max_bytes` bytes in all, `max_per_account`
+//!   per account. When full, the lowest-priority transaction that is the *last* of its account
+//!   (so no gap opens) is evicted, if the newcomer pays more; otherwise the newcomer is refused.
+//! - P4 rate limit: each account may add `rate_burst` transactions at once and `rate_per_block`
+//!   more per block (a token bucket on block height, so it is deterministic).
+//! - P5 selection: repeatedly take the highest tip per gas among each account's *next*
+//!   transaction (the one whose nonce the chain expects), until the block's gas is used.
+//! - P6 pruning: finalized nonces and expired transactions leave the pool.
+//!
+//! Priority is tip per gas (the proposer's reward per unit of block space), ties broken by
+//! arrival order. Everything is keyed by data, never by wall-clock time.
+
+use starling_ledger::gas::tx_gas;
+use starling_types::{AccountId, Hash, ShardId, ShardMap, Tx};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use thiserror::Error;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MempoolConfig {
+    pub max_txs: usize,
+    pub max_bytes: usize,
+    pub max_per_account: usize,
+    pub max_nonce_ahead: u64,
+    pub replace_bump_pct: u32,
+    pub rate_burst: u32,
+    pub rate_per_block: u32,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        Self {
+            max_txs: 100_000,
+            max_bytes: 64 * 1024 * 1024,
+            max_per_account: 64,
+            max_nonce_ahead: 64,
+            replace_bump_pct: 10,
+            rate_burst: 64,
+            rate_per_block: 16,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MempoolError {
+    #[error("transaction belongs to shard {0}")]
+    WrongShard(ShardId),
+    #[error("already in the pool")]
+    Duplicate,
+    #[error("nonce {got} already used (account is at {expected})")]
+    NonceTooLow { expected: u64, got: u64 },
+    #[error("nonce {got} is too far ahead of {expected}")]
+    NonceTooHigh { expected: u64, got: u64 },
+    #[error("expired at height {0}")]
+    Expired(u64),
+    #[error("max_fee {max_fee} is below the current cost {required}")]
+    FeeTooLow { required: u128, max_fee: u128 },
+    #[error("a transaction with this nonce is pooled; a replacement must raise the tip by {0}%")]
+    ReplacementUnderpriced(u32),
+    #[error("account has {0} pooled transactions, the most allowed")]
+    AccountFull(usize),
+    #[error("pool is full and the transaction pays too little to evict another")]
+    PoolFull,
+    #[error("account is sending too fast; try again in a few blocks")]
+    RateLimited,
+}
+
+/// Ordering key: higher tip per gas first, then earlier arrival.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+struct Priority {
+    /// Tip per gas scaled by 2^32, so small tips still order finely.
+    tip_per_gas: u128,
+    /// Arrival sequence, inverted so that earlier sorts higher.
+    newer: std::cmp::Reverse<u64>,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    tx: Tx,
+    gas: u64,
+    bytes: usize,
+    priority: Priority,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: u64,
+    height: u64,
+}
+
+/// The pool of one shard.
+#[derive(Debug)]
+pub struct Mempool {
+    config: MempoolConfig,
+    shard: ShardId,
+    shard_map: ShardMap,
+    accounts: HashMap<AccountId, BTreeMap<u64, Entry>>,
+    hashes: HashSet<Hash>,
+    /// Every pooled transaction by priority (lowest first), for eviction.
+    by_priority: BTreeSet<(Priority, AccountId, u64)>,
+    rate: HashMap<AccountId, Bucket>,
+    bytes: usize,
+    arrivals: u64,
+}
+
+/// What the pool needs to know of an account's state on chain.
+pub trait AccountNonces {
+    /// The next nonce the chain expects from `account` (0 for an unknown account).
+    fn next_nonce(&self, account: &AccountId) -> u64;
+}
+
+impl<F: Fn(&AccountId) -> u64> AccountNonces for F {
+    fn next_nonce(&self, account: &AccountId) -> u64 {
+        self(account)
+    }
+}
+
+impl Mempool {
+    pub fn new(config: MempoolConfig, shard: ShardId, shard_map: ShardMap) -> Self {
+        Self {
+            config,
+            shard,
+            shard_map,
+            accounts: HashMap::new(),
+            hashes: HashSet::new(),
+            by_priority: BTreeSet::new(),
+            rate: HashMap::new(),
+            bytes: 0,
+            arrivals: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_priority.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_priority.is_empty()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn contains(&self, hash: &Hash) -> bool {
+        self.hashes.contains(hash)
+    }
+
+    /// Admits a signature-checked transaction (P1–P4). `height` is the height the next block
+    /// will have; `base_fee` its base fee; `chain_nonce` the account's next nonce on chain.
+    pub fn insert(
+        &mut self,
+        tx: Tx,
+        height: u64,
+        base_fee: u64,
+        chain_nonce: u64,
+    ) -> Result<(), MempoolError> {
+        let body = &tx.body;
+        let account = body.account;
+        // P1
+        let home = self.shard_map.shard_of(&account);
+        if home != self.shard {
+            return Err(MempoolError::WrongShard(home));
+        }
+        if self.hashes.contains(&tx.hash) {
+            return Err(MempoolError::Duplicate);
+        }
+        if body.expires_at_height < height {
+            return Err(MempoolError::Expired(body.expires_at_height));
+        }
+        if body.nonce < chain_nonce {
+            return Err(MempoolError::NonceTooLow {
+                expected: chain_nonce,
+                got: body.nonce,
+            });
+        }
+        if body.nonce > chain_nonce.saturating_add(self.config.max_nonce_ahead) {
+            return Err(MempoolError::NonceTooHigh {
+                expected: chain_nonce,
+                got: body.nonce,
+            });
+        }
+        let bytes = tx.envelope.encoded_len();
+        let gas = tx_gas(bytes, &body.action);
+        let required = (gas as u128)
+            .saturating_mul(base_fee as u128)
+            .saturating_add(body.tip);
+        if body.max_fee < required {
+            return Err(MempoolError::FeeTooLow {
+                required,
+                max_fee: body.max_fee,
+            });
+        }
+        self.arrivals += 1;
+        let priority = Priority {
+            tip_per_gas: (body.tip << 32).checked_div(gas as u128).unwrap_or(0),
+            newer: std::cmp::Reverse(self.arrivals),
+        };
+
+        // P2: replacement of the same nonce.
+        let replacing = self
+            .accounts
+            .get(&account)
+            .and_then(|m| m.get(&body.nonce))
+            .map(|e| e.priority);
+        if let Some(old) = replacing {
+            let needed = old
+                .tip_per_gas
+                .saturating_mul(100 + self.config.replace_bump_pct as u128)
+                / 100;
+            if priority.tip_per_gas < needed.max(old.tip_per_gas + 1) {
+                return Err(MempoolError::ReplacementUnderpriced(
+                    self.config.replace_bump_pct,
+                ));
+            }
+        } else {
+            let pooled = self.accounts.get(&account).map_or(0, BTreeMap::len);
+            if pooled >= self.config.max_per_account {
+                return Err(MempoolError::AccountFull(pooled));
+            }
+        }
+
+        // P4
+        self.take_token(&account, height)?;
+
+        // P3: make room if needed (never for a replacement, which frees its own slot).
+        if replacing.is_none() {
+            while self.len() + 1 > self.config.max_txs || self.bytes + bytes > self.config.max_bytes
+            {
+                let victim = self
+                    .by_priority
+                    .iter()
+                    .find(|(_, a, n)| {
+                        self.accounts.get(a).and_then(|m| m.keys().next_back()) == Some(n)
+                    })
+                    .copied();
+                match victim {
+                    Some((p, a, n)) if p < priority && a != account => {
+                        self.remove(&a, n);
+                    }
+                    _ => {
+                        self.refund_token(&account);
+                        return Err(MempoolError::PoolFull);
+                    }
+                }
+            }
+        } else {
+            self.remove(&account, body.nonce);
+        }
+
+        self.hashes.insert(tx.hash);
+        self.by_priority.insert((priority, account, body.nonce));
+        self.bytes += bytes;
+        let nonce = body.nonce;
+        self.accounts.entry(account).or_default().insert(
+            nonce,
+            Entry {
+                tx,
+                gas,
+                bytes,
+                priority,
+            },
+        );
+        Ok(())
+    }
+
+    fn take_token(&mut self, account: &AccountId, height: u64) -> Result<(), MempoolError> {
+        let c = &self.config;
+        let b = self.rate.entry(*account).or_insert(Bucket {
+            tokens: c.rate_burst as u64,
+            height,
+        });
+        let refill = height
+            .saturating_sub(b.height)
+            .saturating_mul(c.rate_per_block as u64);
+        b.tokens = b.tokens.saturating_add(refill).min(c.rate_burst as u64);
+        b.height = b.height.max(height);
+        if b.tokens == 0 {
+            return Err(MempoolError::RateLimited);
+        }
+        b.tokens -= 1;
+        Ok(())
+    }
+
+    fn refund_token(&mut self, account: &AccountId) {
+        if let Some(b) = self.rate.get_mut(account) {
+            b.tokens = (b.tokens + 1).min(self.config.rate_burst as u64);
+        }
+    }
+
+    fn remove(&mut self, account: &AccountId, nonce: u64) -> Option<Tx> {
+        let map = self.accounts.get_mut(account)?;
+        let e = map.remove(&nonce)?;
+        if map.is_empty() {
+            self.accounts.remove(account);
+        }
+        self.by_priority.remove(&(e.priority, *account, nonce));
+        self.hashes.remove(&e.tx.hash);
+        self.bytes -= e.bytes;
+        Some(e.tx)
+    }
+
+    /// P5: the transactions for a block of at most `max_gas`, in the order to include them.
+    /// Each account contributes a run of consecutive nonces starting at its chain nonce.
+    pub fn select(&self, max_gas: u64, max_txs: usize, nonces: &impl AccountNonces) -> Vec<Tx> {
+        // The candidate heads: each account's next executable transaction.
+        let mut heads: BTreeSet<(Priority, AccountId, u64)> = BTreeSet::new();
+        for (account, txs) in &self.accounts {
+            let next = nonces.next_nonce(account);
+            if let Some(e) = txs.get(&next) {
+                heads.insert((e.priority, *account, next));
+            }
+        }
+        let mut out = Vec::new();
+        let mut gas = 0u64;
+        while let Some((_, account, nonce)) = heads.pop_last() {
+            if out.len() >= max_txs {
+                break;
+            }
+            let Some(e) = self.accounts.get(&account).and_then(|m| m.get(&nonce)) else {
+                continue;
+            };
+            if gas + e.gas > max_gas {
+                // Too big for what is left; smaller ones from other accounts may still fit.
+                continue;
+            }
+            gas += e.gas;
+            out.push(e.tx.clone());
+            if let Some(next) = self
+                .accounts
+                .get(&account)
+                .and_then(|m| m.get(&(nonce + 1)))
+            {
+                heads.insert((next.priority, account, nonce + 1));
+            }
+        }
+        out
+    }
+
+    /// P6: drops what the chain has consumed (nonces below each account's next) or what has
+    /// expired before `height`. `touched` are the accounts whose nonces moved.
+    pub fn prune<'a>(
+        &mut self,
+        height: u64,
+        touched: impl IntoIterator<Item = &'a AccountId>,
+        nonces: &impl AccountNonces,
+    ) {
+        for account in touched {
+            let next = nonces.next_nonce(account);
+            let stale: Vec<u64> = self
+                .accounts
+                .get(account)
+                .map(|m| m.range(..next).map(|(n, _)| *n).collect())
+                .unwrap_or_default();
+            for n in stale {
+                self.remove(account, n);
+            }
+        }
+        let expired: Vec<(AccountId, u64)> = self
+            .accounts
+            .iter()
+            .flat_map(|(a, m)| {
+                m.iter()
+                    .filter(|(_, e)| e.tx.body.expires_at_height < height)
+                    .map(move |(n, _)| (*a, *n))
+            })
+            .collect();
+        for (a, n) in expired {
+            self.remove(&a, n);
+        }
+        // Forget rate buckets that are full again, so the table stays bounded.
+        let (burst, per_block) = (
+            self.config.rate_burst as u64,
+            self.config.rate_per_block as u64,
+        );
+        self.rate.retain(|_, b| {
+            b.tokens + height.saturating_sub(b.height).saturating_mul(per_block) < burst
+        });
+    }
+}

@@ -1,0 +1,253 @@
+//! The pool's rules, one by one, and its bounds under random traffic.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use proptest::prelude::*;
+use starling_crypto::SecretKey;
+use starling_mempool::{Mempool, MempoolConfig, MempoolError};
+use starling_types::{AccountId, Action, ChainId, KeyType, ShardId, ShardMap, Tx, TxBody};
+use std::collections::HashMap;
+
+fn chain() -> ChainId {
+    ChainId::new("pool-test").unwrap()
+}
+
+fn key(i: u8) -> SecretKey {
+    SecretKey::from_seed(KeyType::Ed25519, &[i + 1; 32]).unwrap()
+}
+
+fn tx(k: &SecretKey, nonce: u64, tip: u128) -> Tx {
+    let body = TxBody {
+        account: k.public_key(),
+        nonce,
+        max_fee: 1_000_000_000,
+        tip,
+        expires_at_height: 100,
+        action: Action::Post {
+            text: format!("n{nonce} t{tip}"),
+            reply_to: None,
+            quote_of: None,
+            langs: vec![],
+        },
+    };
+    Tx::parse(&chain(), k.sign_tx(&chain(), &body)).unwrap()
+}
+
+fn pool(config: MempoolConfig) -> Mempool {
+    Mempool::new(config, ShardId(1), ShardMap::even(1).unwrap())
+}
+
+fn zero(_: &AccountId) -> u64 {
+    0
+}
+
+#[test]
+fn selects_by_tip_and_keeps_each_account_in_nonce_order() {
+    let mut p = pool(MempoolConfig::default());
+    let (a, b) = (key(1), key(2));
+    // a: nonce 0 cheap, nonce 1 rich; b: nonce 0 medium.
+    p.insert(tx(&a, 1, 900), 1, 1, 0).unwrap();
+    p.insert(tx(&a, 0, 10), 1, 1, 0).unwrap();
+    p.insert(tx(&b, 0, 500), 1, 1, 0).unwrap();
+    let order: Vec<(AccountId, u64)> = p
+        .select(u64::MAX, 100, &zero)
+        .iter()
+        .map(|t| (t.body.account, t.body.nonce))
+        .collect();
+    // b's 500 beats a's head (10); then a's 0 unlocks a's 1.
+    assert_eq!(
+        order,
+        vec![
+            (b.public_key(), 0),
+            (a.public_key(), 0),
+            (a.public_key(), 1)
+        ]
+    );
+    // A gap is never selected.
+    let mut gap = pool(MempoolConfig::default());
+    gap.insert(tx(&a, 2, 999), 1, 1, 0).unwrap();
+    assert!(gap.select(u64::MAX, 100, &zero).is_empty());
+}
+
+#[test]
+fn selection_respects_block_gas_and_count() {
+    let mut p = pool(MempoolConfig::default());
+    for i in 0..10 {
+        p.insert(tx(&key(i), 0, i as u128), 1, 1, 0).unwrap();
+    }
+    let one = p.select(u64::MAX, 100, &zero)[0].clone();
+    let gas = starling_ledger::gas::tx_gas(one.envelope.encoded_len(), &one.body.action);
+    let picked = p.select(gas * 3 + gas / 2, 100, &zero);
+    assert_eq!(picked.len(), 3);
+    assert_eq!(picked[0].body.tip, 9);
+    assert_eq!(p.select(u64::MAX, 4, &zero).len(), 4);
+}
+
+#[test]
+fn admission_rules() {
+    let mut p = pool(MempoolConfig {
+        max_nonce_ahead: 5,
+        ..MempoolConfig::default()
+    });
+    let a = key(1);
+    let t = tx(&a, 3, 1);
+    p.insert(t.clone(), 1, 1, 3).unwrap();
+    assert_eq!(p.insert(t, 1, 1, 3), Err(MempoolError::Duplicate));
+    assert_eq!(
+        p.insert(tx(&a, 2, 1), 1, 1, 3),
+        Err(MempoolError::NonceTooLow {
+            expected: 3,
+            got: 2
+        })
+    );
+    assert_eq!(
+        p.insert(tx(&a, 9, 1), 1, 1, 3),
+        Err(MempoolError::NonceTooHigh {
+            expected: 3,
+            got: 9
+        })
+    );
+    assert_eq!(
+        p.insert(tx(&a, 4, 1), 101, 1, 3),
+        Err(MempoolError::Expired(100))
+    );
+    assert!(matches!(
+        p.insert(tx(&a, 4, 1), 1, 1_000_000, 3),
+        Err(MempoolError::FeeTooLow { .. })
+    ));
+    let two = Mempool::new(
+        MempoolConfig::default(),
+        ShardId(2),
+        ShardMap::even(2).unwrap(),
+    );
+    let mut two = two;
+    let elsewhere = (0..50)
+        .map(key)
+        .find(|k| ShardMap::even(2).unwrap().shard_of(&k.public_key()) == ShardId(1))
+        .unwrap();
+    assert_eq!(
+        two.insert(tx(&elsewhere, 0, 1), 1, 1, 0),
+        Err(MempoolError::WrongShard(ShardId(1)))
+    );
+}
+
+#[test]
+fn replacement_needs_a_higher_tip() {
+    let mut p = pool(MempoolConfig::default());
+    let a = key(1);
+    p.insert(tx(&a, 0, 100), 1, 1, 0).unwrap();
+    assert_eq!(
+        p.insert(tx(&a, 0, 105), 1, 1, 0),
+        Err(MempoolError::ReplacementUnderpriced(10))
+    );
+    p.insert(tx(&a, 0, 200), 1, 1, 0).unwrap();
+    assert_eq!(p.len(), 1);
+    assert_eq!(p.select(u64::MAX, 10, &zero)[0].body.tip, 200);
+}
+
+#[test]
+fn full_pool_evicts_the_cheapest_tail_or_refuses() {
+    let mut p = pool(MempoolConfig {
+        max_txs: 3,
+        ..MempoolConfig::default()
+    });
+    let (a, b, c) = (key(1), key(2), key(3));
+    p.insert(tx(&a, 0, 50), 1, 1, 0).unwrap();
+    p.insert(tx(&a, 1, 1), 1, 1, 0).unwrap(); // cheapest, and a's tail
+    p.insert(tx(&b, 0, 60), 1, 1, 0).unwrap();
+    assert_eq!(p.insert(tx(&c, 0, 1), 1, 1, 0), Err(MempoolError::PoolFull));
+    p.insert(tx(&c, 0, 70), 1, 1, 0).unwrap();
+    assert_eq!(p.len(), 3);
+    let left: Vec<_> = p
+        .select(u64::MAX, 10, &zero)
+        .iter()
+        .map(|t| (t.body.tip, t.body.nonce))
+        .collect();
+    assert_eq!(left, vec![(70, 0), (60, 0), (50, 0)]);
+}
+
+#[test]
+fn per_account_limit_and_rate_limit() {
+    let mut p = pool(MempoolConfig {
+        max_per_account: 2,
+        ..MempoolConfig::default()
+    });
+    let a = key(1);
+    p.insert(tx(&a, 0, 1), 1, 1, 0).unwrap();
+    p.insert(tx(&a, 1, 1), 1, 1, 0).unwrap();
+    assert_eq!(
+        p.insert(tx(&a, 2, 1), 1, 1, 0),
+        Err(MempoolError::AccountFull(2))
+    );
+
+    let mut r = pool(MempoolConfig {
+        rate_burst: 3,
+        rate_per_block: 1,
+        ..MempoolConfig::default()
+    });
+    for n in 0..3 {
+        r.insert(tx(&a, n, 1), 1, 1, 0).unwrap();
+    }
+    assert_eq!(
+        r.insert(tx(&a, 3, 1), 1, 1, 0),
+        Err(MempoolError::RateLimited)
+    );
+    // One block later, one more.
+    r.insert(tx(&a, 3, 1), 2, 1, 0).unwrap();
+    assert_eq!(
+        r.insert(tx(&a, 4, 1), 2, 1, 0),
+        Err(MempoolError::RateLimited)
+    );
+}
+
+#[test]
+fn pruning_drops_consumed_and_expired() {
+    let mut p = pool(MempoolConfig::default());
+    let (a, b) = (key(1), key(2));
+    for n in 0..4 {
+        p.insert(tx(&a, n, 1), 1, 1, 0).unwrap();
+    }
+    p.insert(tx(&b, 0, 1), 1, 1, 0).unwrap();
+    let chain: HashMap<AccountId, u64> = [(a.public_key(), 3)].into();
+    let nonces = |acc: &AccountId| chain.get(acc).copied().unwrap_or(0);
+    p.prune(2, [&a.public_key()], &nonces);
+    assert_eq!(p.len(), 2);
+    assert_eq!(p.select(u64::MAX, 10, &nonces).len(), 2);
+    p.prune(101, std::iter::empty(), &nonces);
+    assert!(p.is_empty());
+    assert_eq!(p.bytes(), 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Under random inserts, selections and prunes the pool stays within its bounds, and every
+    /// selection is a valid block order: per account, consecutive nonces from the chain's.
+    #[test]
+    fn bounded_and_selections_are_executable(ops in prop::collection::vec((0u8..6, 0u64..8, 0u128..1000, any::<bool>()), 1..120)) {
+        let config = MempoolConfig { max_txs: 12, max_per_account: 4, max_nonce_ahead: 6, rate_burst: 5, rate_per_block: 2, ..MempoolConfig::default() };
+        let mut p = pool(config.clone());
+        let keys: Vec<SecretKey> = (0..6).map(key).collect();
+        let mut chain: HashMap<AccountId, u64> = HashMap::new();
+        let mut height = 1;
+        for (who, nonce, tip, advance) in ops {
+            let k = &keys[who as usize];
+            let next = chain.get(&k.public_key()).copied().unwrap_or(0);
+            let _ = p.insert(tx(k, next + nonce, tip), height, 1, next);
+            prop_assert!(p.len() <= config.max_txs);
+            if advance {
+                let picked = p.select(u64::MAX, 5, &|a: &AccountId| chain.get(a).copied().unwrap_or(0));
+                let mut expect: HashMap<AccountId, u64> = HashMap::new();
+                for t in &picked {
+                    let e = expect.entry(t.body.account).or_insert_with(|| chain.get(&t.body.account).copied().unwrap_or(0));
+                    prop_assert_eq!(t.body.nonce, *e);
+                    *e += 1;
+                }
+                let touched: Vec<AccountId> = expect.keys().copied().collect();
+                chain.extend(expect);
+                height += 1;
+                let nonces = |a: &AccountId| chain.get(a).copied().unwrap_or(0);
+                p.prune(height, touched.iter(), &nonces);
+            }
+        }
+    }
+}
