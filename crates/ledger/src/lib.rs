@@ -8,6 +8,7 @@
 //! S* social and K* bank actions, M* cross-shard messages ([`actions`]).
 
 pub mod actions;
+pub mod committee;
 pub mod exec;
 pub mod fees;
 pub mod gas;
