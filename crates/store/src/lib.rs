@@ -282,7 +282,7 @@ impl ChainStore {
             let block = self
                 .block(h)?
                 .ok_or_else(|| StoreError::Corrupt(format!("block {h} missing")))?;
-            let (executed, changed) = self.execute_block(&block)?;
+            let (executed, changed, _) = self.execute(&BlockInput::from_block(&block))?;
             self.ledger
                 .check_header(&block.header, &executed, self.top.root())
                 .map_err(|e| StoreError::Corrupt(format!("replaying block {h}: {e}")))?;
@@ -329,17 +329,7 @@ impl ChainStore {
             txs,
             inbound,
         };
-        let (executed, changed, undo) = {
-            let rtx = self.env.read_txn()?;
-            let view = View {
-                txn: &rtx,
-                t: self.t,
-                pending: &self.pending,
-            };
-            let executed = self.ledger.execute(&view, &input)?;
-            let (changed, undo) = update_tree(&mut self.top, &view, &executed.writes)?;
-            (executed, changed, undo)
-        };
+        let (executed, changed, undo) = self.execute(&input)?;
         let header = self.ledger.header(&input, &executed, self.top.root());
         let block = Block {
             header,
@@ -359,17 +349,7 @@ impl ChainStore {
         if block.header.parent != self.head.id {
             return Err(starling_ledger::BlockError::WrongParent.into());
         }
-        let (executed, changed, undo) = {
-            let rtx = self.env.read_txn()?;
-            let view = View {
-                txn: &rtx,
-                t: self.t,
-                pending: &self.pending,
-            };
-            let executed = self.ledger.execute(&view, &BlockInput::from_block(block))?;
-            let (changed, undo) = update_tree(&mut self.top, &view, &executed.writes)?;
-            (executed, changed, undo)
-        };
+        let (executed, changed, undo) = self.execute(&BlockInput::from_block(block))?;
         let result = self
             .ledger
             .check_header(&block.header, &executed, self.top.root())
@@ -384,20 +364,29 @@ impl ChainStore {
         }
     }
 
-    /// Executes a stored block against the current state and updates the tree (replay).
-    fn execute_block(
+    /// Executes `input` against the current state and applies its writes to the in-memory
+    /// tree. Returns the effects, the buckets that changed, and how to undo the tree change.
+    #[allow(clippy::type_complexity)]
+    fn execute(
         &mut self,
-        block: &Block,
-    ) -> Result<(Executed, Vec<(u32, BucketSummary)>), StoreError> {
+        input: &BlockInput,
+    ) -> Result<
+        (
+            Executed,
+            Vec<(u32, BucketSummary)>,
+            Vec<(u32, BucketSummary)>,
+        ),
+        StoreError,
+    > {
         let rtx = self.env.read_txn()?;
         let view = View {
             txn: &rtx,
             t: self.t,
             pending: &self.pending,
         };
-        let executed = self.ledger.execute(&view, &BlockInput::from_block(block))?;
-        let (changed, _) = update_tree(&mut self.top, &view, &executed.writes)?;
-        Ok((executed, changed))
+        let executed = self.ledger.execute(&view, input)?;
+        let (changed, undo) = update_tree(&mut self.top, &view, &executed.writes)?;
+        Ok((executed, changed, undo))
     }
 
     /// Folds a committed block's changes into the pending state.
@@ -533,8 +522,14 @@ fn update_tree(
             undo.push((b, top.bucket(b)));
         }
     }
-    let changed = top.apply(view, writes)?;
-    Ok((changed, undo))
+    match top.apply(view, writes) {
+        Ok(changed) => Ok((changed, undo)),
+        Err(e) => {
+            // A read failed part way: put back the buckets already changed.
+            top.set_buckets(&undo);
+            Err(e)
+        }
+    }
 }
 
 fn write_state<'a>(
