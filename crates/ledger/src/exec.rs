@@ -119,7 +119,7 @@ impl ShardLedger {
         let mut w = WriteSet::new();
         let meta = Meta {
             height: 0,
-            last_block: self.params.genesis_id(self.shard),
+            last_parent: self.params.genesis_id(self.shard),
             timestamp_ms: 0,
             base_fee: self.params.initial_base_fee,
         };
@@ -297,7 +297,7 @@ impl ShardLedger {
             .map_err(state_err)?;
         let next = Meta {
             height: input.height,
-            last_block: input.parent,
+            last_parent: input.parent,
             timestamp_ms: input.timestamp_ms,
             base_fee: next_base_fee(
                 meta.base_fee,

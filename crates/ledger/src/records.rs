@@ -131,7 +131,9 @@ fn tagged(out: &mut Vec<u8>, tag: u8, accounts: &[&AccountId]) {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Meta {
     pub height: u64,
-    pub last_block: Hash,
+    /// The parent of the last applied block (the genesis id before block 1). The last
+    /// block's own id commits to this state, so the state cannot hold it; the store keeps it.
+    pub last_parent: Hash,
     pub timestamp_ms: u64,
     /// Base fee of the next block.
     pub base_fee: u64,
@@ -140,7 +142,7 @@ pub struct Meta {
 impl Encode for Meta {
     fn encode(&self, out: &mut Vec<u8>) {
         put::u64(out, self.height);
-        self.last_block.encode(out);
+        self.last_parent.encode(out);
         put::u64(out, self.timestamp_ms);
         put::u64(out, self.base_fee);
     }
@@ -150,7 +152,7 @@ impl Decode for Meta {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Meta {
             height: r.u64()?,
-            last_block: Hash::decode(r)?,
+            last_parent: Hash::decode(r)?,
             timestamp_ms: r.u64()?,
             base_fee: r.u64()?,
         })
