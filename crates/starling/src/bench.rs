@@ -25,8 +25,8 @@ pub struct LedgerArgs {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     json: bool,
-    /// Blocks to apply.
-    #[arg(long, default_value_t = 20)]
+    /// Blocks to apply (the default spans at least one state checkpoint).
+    #[arg(long, default_value_t = 60)]
     blocks: u64,
     /// Transactions per block.
     #[arg(long, default_value_t = 5_000)]

@@ -78,7 +78,7 @@ fn open_env(path: &Path) -> Result<(Env, Tables), StoreError> {
 /// Default number of tree levels kept in memory: 2^18 buckets, ~21 MB.
 pub const DEFAULT_TREE_BITS: u8 = 18;
 /// Merge pending state into the tables once this many entries changed since the last merge.
-pub const CHECKPOINT_ENTRIES: usize = 100_000;
+pub const CHECKPOINT_ENTRIES: usize = 250_000;
 /// ... or once this many blocks were committed since (bounds the replay on open).
 pub const CHECKPOINT_BLOCKS: u64 = 64;
 
