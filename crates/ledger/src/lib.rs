@@ -38,6 +38,23 @@ pub trait StateView {
 #[error("state unavailable: {0}")]
 pub struct StateError(pub String);
 
+/// A state with uncommitted writes on top (`Some` sets, `None` deletes): the view a block
+/// executes against when its ancestors are not final yet.
+#[derive(Debug)]
+pub struct Layered<'a, V: ?Sized> {
+    pub base: &'a V,
+    pub top: &'a starling_state::WriteSet,
+}
+
+impl<V: StateView + ?Sized> StateView for Layered<'_, V> {
+    fn get(&self, key_hash: &Hash) -> Result<Option<Vec<u8>>, StateError> {
+        match self.top.get(key_hash) {
+            Some(v) => Ok(v.clone()),
+            None => self.base.get(key_hash),
+        }
+    }
+}
+
 impl StateView for starling_state::MemState {
     fn get(&self, key_hash: &Hash) -> Result<Option<Vec<u8>>, StateError> {
         Ok(starling_state::MemState::get(self, key_hash).map(<[u8]>::to_vec))

@@ -16,6 +16,8 @@ pub enum StoreError {
     Db(String),
     #[error("store is corrupt: {0}")]
     Corrupt(String),
+    #[error("parent block {0} is neither final nor a known unfinalized block")]
+    UnknownParent(starling_types::Hash),
     #[error("block rejected: {0}")]
     Block(#[from] BlockError),
     #[error(transparent)]

@@ -22,7 +22,9 @@
 //! | `meta` | name | `params`, `shard`, `bits`, `head`, `checkpoint` (height) |
 
 mod error;
+mod speculative;
 pub use error::StoreError;
+pub use speculative::Speculative;
 
 use heed::types::Bytes;
 use heed::{Database, Env, EnvOpenOptions, RoTxn, RwTxn};
@@ -350,18 +352,81 @@ impl ChainStore {
             return Err(starling_ledger::BlockError::WrongParent.into());
         }
         let (executed, changed, undo) = self.execute(&BlockInput::from_block(block))?;
+        self.check_and_commit(block, executed, &changed, &undo)
+    }
+
+    /// Checks a block's header against its execution (whose writes are already in the tree)
+    /// and commits it; on any error puts the tree back.
+    fn check_and_commit(
+        &mut self,
+        block: &Block,
+        executed: Executed,
+        changed: &[(u32, BucketSummary)],
+        undo: &[(u32, BucketSummary)],
+    ) -> Result<Executed, StoreError> {
         let result = self
             .ledger
             .check_header(&block.header, &executed, self.top.root())
             .map_err(StoreError::from)
-            .and_then(|()| self.commit(block, &executed, &changed));
+            .and_then(|()| self.commit(block, &executed, changed));
         match result {
             Ok(()) => Ok(executed),
             Err(e) => {
-                self.top.set_buckets(&undo);
+                self.top.set_buckets(undo);
                 Err(e)
             }
         }
+    }
+
+    /// Executes `input` on the committed state with `ancestors` (uncommitted writes of its
+    /// unfinalized ancestors) on top, and computes the state root it leads to. Changes nothing.
+    pub fn speculate(
+        &mut self,
+        ancestors: &WriteSet,
+        input: &BlockInput,
+    ) -> Result<(Executed, Hash), StoreError> {
+        let rtx = self.env.read_txn()?;
+        let view = View {
+            txn: &rtx,
+            t: self.t,
+            pending: &self.pending,
+        };
+        let executed = self.ledger.execute(
+            &starling_ledger::Layered {
+                base: &view,
+                top: ancestors,
+            },
+            input,
+        )?;
+        // The tree with the ancestors' and this block's writes, measured and put back.
+        let mut all = ancestors.clone();
+        all.extend(executed.writes.iter().map(|(k, v)| (*k, v.clone())));
+        let (_, undo) = update_tree(&mut self.top, &view, &all)?;
+        let root = self.top.root();
+        self.top.set_buckets(&undo);
+        Ok((executed, root))
+    }
+
+    /// Commits a block already executed on the current head (by [`Self::speculate`]), after
+    /// checking its header against that execution.
+    pub fn commit_executed(
+        &mut self,
+        block: &Block,
+        executed: Executed,
+    ) -> Result<Executed, StoreError> {
+        if block.header.parent != self.head.id {
+            return Err(starling_ledger::BlockError::WrongParent.into());
+        }
+        let (changed, undo) = {
+            let rtx = self.env.read_txn()?;
+            let view = View {
+                txn: &rtx,
+                t: self.t,
+                pending: &self.pending,
+            };
+            update_tree(&mut self.top, &view, &executed.writes)?
+        };
+        self.check_and_commit(block, executed, &changed, &undo)
     }
 
     /// Executes `input` against the current state and applies its writes to the in-memory

@@ -1,0 +1,115 @@
+//! Blocks executed on top of ancestors that are not final yet (consensus proposes on notarized
+//! parents). Each is executed once; its roots are computed without touching the committed
+//! state; its effects are cached by block id and committed when it is finalized.
+
+use crate::{ChainStore, StoreError};
+use starling_ledger::Executed;
+use starling_state::WriteSet;
+use starling_types::{Block, Hash};
+use std::collections::HashMap;
+
+/// Executed but unfinalized blocks of one shard, by block id.
+#[derive(Debug, Default)]
+pub struct Speculative {
+    blocks: HashMap<Hash, (Block, Executed)>,
+}
+
+impl Speculative {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.blocks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    pub fn get(&self, id: &Hash) -> Option<&(Block, Executed)> {
+        self.blocks.get(id)
+    }
+
+    /// The writes of every unfinalized ancestor from the store's head up to `parent`, merged
+    /// oldest first (later writes win). Empty if `parent` is the head itself.
+    pub fn ancestor_writes(
+        &self,
+        store: &ChainStore,
+        parent: &Hash,
+    ) -> Result<WriteSet, StoreError> {
+        let head = store.head().id;
+        let mut chain = Vec::new();
+        let mut at = *parent;
+        while at != head {
+            let Some((block, executed)) = self.blocks.get(&at) else {
+                return Err(StoreError::UnknownParent(at));
+            };
+            if block.header.height <= store.head().height {
+                // Below the head but not on its chain: a branch that can no longer finalize.
+                return Err(StoreError::UnknownParent(at));
+            }
+            chain.push(&executed.writes);
+            at = block.header.parent;
+        }
+        let mut merged = WriteSet::new();
+        for writes in chain.into_iter().rev() {
+            merged.extend(writes.iter().map(|(k, v)| (*k, v.clone())));
+        }
+        Ok(merged)
+    }
+
+    /// Executes `block`, built elsewhere, on its (possibly unfinalized) parent and checks its
+    /// header; caches the result. Nothing is committed.
+    pub fn verify(&mut self, store: &mut ChainStore, block: Block) -> Result<Hash, StoreError> {
+        let id = block.header.id();
+        if self.blocks.contains_key(&id) {
+            return Ok(id);
+        }
+        let ancestors = self.ancestor_writes(store, &block.header.parent)?;
+        let (executed, root) =
+            store.speculate(&ancestors, &starling_ledger::BlockInput::from_block(&block))?;
+        store
+            .ledger()
+            .check_header(&block.header, &executed, root)?;
+        self.blocks.insert(id, (block, executed));
+        Ok(id)
+    }
+
+    /// Builds a block on `input.parent` (possibly unfinalized); caches and returns it.
+    pub fn propose(
+        &mut self,
+        store: &mut ChainStore,
+        input: starling_ledger::BlockInput,
+    ) -> Result<Block, StoreError> {
+        let ancestors = self.ancestor_writes(store, &input.parent)?;
+        let (executed, root) = store.speculate(&ancestors, &input)?;
+        let header = store.ledger().header(&input, &executed, root);
+        let block = Block {
+            header,
+            txs: input.txs,
+            inbound: input.inbound,
+        };
+        self.blocks
+            .insert(block.header.id(), (block.clone(), executed));
+        Ok(block)
+    }
+
+    /// Commits a finalized block whose parent is the store's head, reusing its cached
+    /// execution (executing it now if it was never seen), and forgets blocks that can no
+    /// longer finalize.
+    pub fn finalize(
+        &mut self,
+        store: &mut ChainStore,
+        block: &Block,
+    ) -> Result<Executed, StoreError> {
+        let id = block.header.id();
+        let executed = match self.blocks.remove(&id) {
+            Some((_, executed)) => store.commit_executed(block, executed)?,
+            None => store.apply(block)?,
+        };
+        let height = store.head().height;
+        self.blocks.retain(|_, (b, _)| b.header.height > height);
+        Ok(executed)
+    }
+}

@@ -1,0 +1,222 @@
+//! Speculative execution: blocks on unfinalized parents are executed once, change nothing
+//! until finalized, and finalize to exactly the state of sequential application.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use starling_crypto::SecretKey;
+use starling_ledger::{BlockInput, LedgerParams, MemLedger};
+use starling_store::{ChainStore, Speculative, StoreError};
+use starling_types::{Action, Asset, Block, ChainId, KeyType, ShardId, TxBody, TxEnvelope};
+
+fn setup() -> (LedgerParams, Vec<SecretKey>) {
+    let f = (0..3u8)
+        .map(|i| {
+            SecretKey::from_seed(KeyType::Ed25519, &[80 + i; 32])
+                .unwrap()
+                .public_key()
+        })
+        .collect();
+    let params = LedgerParams::devnet(ChainId::new("spec-test").unwrap(), 1, f).unwrap();
+    let keys = (1..=5u8)
+        .map(|i| SecretKey::from_seed(KeyType::Ed25519, &[i; 32]).unwrap())
+        .collect();
+    (params, keys)
+}
+
+fn alloc(keys: &[SecretKey]) -> Vec<(starling_types::AccountId, Asset, u128)> {
+    keys.iter()
+        .map(|k| (k.public_key(), Asset::Spend, 1u128 << 80))
+        .collect()
+}
+
+fn txs(params: &LedgerParams, keys: &[SecretKey], nonce: u64, tag: &str) -> Vec<TxEnvelope> {
+    keys.iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let action = if i == 0 {
+                Action::Transfer {
+                    asset: Asset::Spend,
+                    to: keys[1].public_key(),
+                    amount: 7,
+                }
+            } else {
+                Action::Post {
+                    text: format!("{tag} {nonce} {i}"),
+                    reply_to: None,
+                    quote_of: None,
+                    langs: vec![],
+                }
+            };
+            let body = TxBody {
+                account: k.public_key(),
+                nonce,
+                max_fee: u128::MAX,
+                tip: 1,
+                expires_at_height: 100,
+                action,
+            };
+            k.sign_tx(&params.chain_id, &body)
+        })
+        .collect()
+}
+
+/// Four blocks built in sequence on an in-memory replica.
+fn reference(params: &LedgerParams, keys: &[SecretKey]) -> (MemLedger, Vec<Block>) {
+    let mut mem = MemLedger::genesis(params.clone(), ShardId(1), &alloc(keys), 1 << 60, 6);
+    let blocks = (0..4u64)
+        .map(|n| {
+            mem.propose(
+                txs(params, keys, n, "main"),
+                vec![],
+                (n + 1) * 1000,
+                keys[0].public_key(),
+            )
+            .unwrap()
+            .0
+        })
+        .collect();
+    (mem, blocks)
+}
+
+#[test]
+fn speculation_changes_nothing_until_finalized() {
+    let (params, keys) = setup();
+    let (mem, blocks) = reference(&params, &keys);
+    let d = tempfile::tempdir().unwrap();
+    let mut store = ChainStore::create(
+        d.path(),
+        params.clone(),
+        ShardId(1),
+        &alloc(&keys),
+        1 << 60,
+        8,
+    )
+    .unwrap();
+    let genesis = store.head();
+    let mut spec = Speculative::new();
+
+    // Verify three blocks deep without finalizing anything.
+    for b in &blocks[..3] {
+        spec.verify(&mut store, b.clone()).unwrap();
+    }
+    assert_eq!(store.head(), genesis);
+    assert_eq!(spec.len(), 3);
+
+    // Finalize them one by one (reusing the cached execution), then the fourth, unseen.
+    for b in &blocks[..3] {
+        spec.finalize(&mut store, b).unwrap();
+    }
+    assert!(spec.is_empty());
+    spec.finalize(&mut store, &blocks[3]).unwrap();
+    assert_eq!(store.head().state_root, mem.state.root());
+    assert_eq!(store.head().id, mem.head);
+}
+
+#[test]
+fn forks_are_executed_independently_and_losers_are_dropped() {
+    let (params, keys) = setup();
+    let (_, blocks) = reference(&params, &keys);
+    let d = tempfile::tempdir().unwrap();
+    let mut store = ChainStore::create(
+        d.path(),
+        params.clone(),
+        ShardId(1),
+        &alloc(&keys),
+        1 << 60,
+        8,
+    )
+    .unwrap();
+    let mut spec = Speculative::new();
+    let b1 = spec.verify(&mut store, blocks[0].clone()).unwrap();
+    spec.verify(&mut store, blocks[1].clone()).unwrap();
+    // A competing child of block 1, proposed here on the unfinalized parent.
+    let rival = spec
+        .propose(
+            &mut store,
+            BlockInput {
+                height: 2,
+                parent: b1,
+                timestamp_ms: 2500,
+                proposer: keys[2].public_key(),
+                txs: txs(&params, &keys, 1, "rival"),
+                inbound: vec![],
+            },
+        )
+        .unwrap();
+    assert_ne!(rival.header.state_root, blocks[1].header.state_root);
+    // A child of the rival is also fine while both branches are open.
+    let rival_child = spec
+        .propose(
+            &mut store,
+            BlockInput {
+                height: 3,
+                parent: rival.header.id(),
+                timestamp_ms: 3500,
+                proposer: keys[2].public_key(),
+                txs: vec![],
+                inbound: vec![],
+            },
+        )
+        .unwrap();
+    assert_eq!(spec.len(), 4);
+
+    // The main branch finalizes: the rival branch can no longer be built on.
+    spec.finalize(&mut store, &blocks[0]).unwrap();
+    spec.finalize(&mut store, &blocks[1]).unwrap();
+    assert_eq!(
+        spec.len(),
+        1,
+        "only the rival's child (height 3) can still be seen"
+    );
+    let orphan = BlockInput {
+        height: 4,
+        parent: rival_child.header.id(),
+        timestamp_ms: 4500,
+        proposer: keys[2].public_key(),
+        txs: vec![],
+        inbound: vec![],
+    };
+    assert!(matches!(
+        spec.propose(&mut store, orphan),
+        Err(StoreError::UnknownParent(_))
+    ));
+    spec.finalize(&mut store, &blocks[2]).unwrap();
+    assert!(spec.is_empty());
+    assert!(matches!(
+        spec.finalize(&mut store, &rival_child),
+        Err(StoreError::Block(_))
+    ));
+}
+
+#[test]
+fn bad_speculative_blocks_are_refused_and_not_cached() {
+    let (params, keys) = setup();
+    let (_, blocks) = reference(&params, &keys);
+    let d = tempfile::tempdir().unwrap();
+    let mut store = ChainStore::create(
+        d.path(),
+        params.clone(),
+        ShardId(1),
+        &alloc(&keys),
+        1 << 60,
+        8,
+    )
+    .unwrap();
+    let mut spec = Speculative::new();
+    let mut forged = blocks[0].clone();
+    forged.header.state_root.0[0] ^= 1;
+    assert!(matches!(
+        spec.verify(&mut store, forged),
+        Err(StoreError::Block(_))
+    ));
+    assert!(spec.is_empty());
+    // A block whose parent nobody has seen.
+    assert!(matches!(
+        spec.verify(&mut store, blocks[2].clone()),
+        Err(StoreError::UnknownParent(_))
+    ));
+    // The genuine chain still verifies afterwards: the refusals left the tree untouched.
+    spec.verify(&mut store, blocks[0].clone()).unwrap();
+    spec.verify(&mut store, blocks[1].clone()).unwrap();
+    spec.finalize(&mut store, &blocks[0]).unwrap();
+    assert_eq!(store.head().state_root, blocks[0].header.state_root);
+}
