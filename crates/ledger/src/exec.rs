@@ -119,7 +119,7 @@ impl ShardLedger {
         let mut w = WriteSet::new();
         let meta = Meta {
             height: 0,
-            last_parent: self.params.genesis_id(self.shard),
+            last_parent: Hash::ZERO,
             timestamp_ms: 0,
             base_fee: self.params.initial_base_fee,
         };
@@ -155,6 +155,28 @@ impl ShardLedger {
             );
         }
         w
+    }
+
+    /// Block 0 of this shard: no transactions, committing to the genesis state. Its id is the
+    /// parent of block 1, and a relay can prove genesis balances against it.
+    pub fn genesis_block(&self, state_root: Hash) -> Block {
+        let header = BlockHeader {
+            chain_id: self.params.chain_id.clone(),
+            shard: self.shard,
+            height: 0,
+            parent: Hash::ZERO,
+            timestamp_ms: 0,
+            proposer: AccountId::ed25519([0u8; 32]),
+            tx_root: Block::body_root_from_ids(&[], &[]),
+            receipt_root: merkle::root(&[]),
+            state_root,
+            base_fee: self.params.initial_base_fee,
+        };
+        Block {
+            header,
+            txs: Vec::new(),
+            inbound: Vec::new(),
+        }
     }
 
     pub(crate) fn new_account(&self, height: u64) -> AccountRecord {

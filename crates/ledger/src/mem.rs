@@ -9,7 +9,7 @@ use starling_types::{AccountId, Asset, Block, Hash, InboundBatch, ShardId, TxEnv
 pub struct MemLedger {
     pub ledger: ShardLedger,
     pub state: MemState,
-    /// Id of the last applied block (the genesis id before block 1).
+    /// Id of the last applied block (block 0, the genesis block, before block 1).
     pub head: Hash,
     pub height: u64,
 }
@@ -24,8 +24,8 @@ impl MemLedger {
     ) -> Self {
         let ledger = ShardLedger::new(params, shard);
         let mut state = MemState::new(bits);
-        state.commit(&ledger.genesis_writes(allocations, foundation_seed));
-        let head = ledger.params.genesis_id(shard);
+        let root = state.commit(&ledger.genesis_writes(allocations, foundation_seed));
+        let head = ledger.genesis_block(root).header.id();
         Self {
             ledger,
             state,

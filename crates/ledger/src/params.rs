@@ -2,7 +2,7 @@
 
 use crate::fees::FeeSplit;
 use starling_types::codec::{put, Decode, DecodeError, Encode, Reader};
-use starling_types::{AccountId, ChainId, Hash, PublicKey, ShardId, ShardMap};
+use starling_types::{AccountId, ChainId, Hash, PublicKey, ShardMap};
 
 /// Most foundations a network can have.
 pub const MAX_FOUNDATIONS: usize = 64;
@@ -110,11 +110,6 @@ impl LedgerParams {
             return Err(DecodeError::InvalidValue("gas limit or base fee"));
         }
         Ok(())
-    }
-
-    /// Identifies the genesis of a shard: the parent of its block 1.
-    pub fn genesis_id(&self, shard: ShardId) -> Hash {
-        Hash::of(&[b"starling/genesis/v1", &self.to_bytes(), &shard.to_bytes()])
     }
 }
 

@@ -180,9 +180,10 @@ impl ChainStore {
                 };
                 top.apply(&view, &writes)?
             };
+            let genesis = ledger.genesis_block(top.root());
             let head = Head {
                 height: 0,
-                id: ledger.params.genesis_id(shard),
+                id: genesis.header.id(),
                 state_root: top.root(),
             };
             let mut wtx = env.write_txn()?;
@@ -195,6 +196,9 @@ impl ChainStore {
             t.meta.put(&mut wtx, b"bits", &[top.bits()])?;
             t.meta.put(&mut wtx, b"head", &head.to_bytes())?;
             t.meta.put(&mut wtx, b"checkpoint", &0u64.to_be_bytes())?;
+            t.blocks
+                .put(&mut wtx, &0u64.to_be_bytes(), &genesis.to_bytes())?;
+            t.receipts.put(&mut wtx, &0u64.to_be_bytes(), &[])?;
             wtx.commit()?;
             tracing::info!(shard = %shard, root = %head.state_root, "created chain store");
         }
@@ -269,16 +273,13 @@ impl ChainStore {
                 "replaying blocks after the last checkpoint"
             );
         }
-        self.head.id = if self.checkpoint == 0 {
-            self.ledger.params.genesis_id(self.ledger.shard)
-        } else {
-            self.block(self.checkpoint)?
-                .ok_or_else(|| {
-                    StoreError::Corrupt(format!("checkpoint block {} missing", self.checkpoint))
-                })?
-                .header
-                .id()
-        };
+        self.head.id = self
+            .block(self.checkpoint)?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("checkpoint block {} missing", self.checkpoint))
+            })?
+            .header
+            .id();
         self.head.state_root = self.top.root();
         for h in self.checkpoint + 1..=head.height {
             let block = self

@@ -221,3 +221,43 @@ fn clear_errors_for_missing_existing_and_damaged_stores() {
     std::fs::write(&path, vec![0x5a; len]).unwrap();
     assert!(ChainStore::open(d.path()).is_err());
 }
+
+#[test]
+fn block_zero_is_the_genesis_header_and_proves_genesis_state() {
+    let (params, keys) = setup();
+    let d = tempfile::tempdir().unwrap();
+    let mut s = ChainStore::create(
+        d.path(),
+        params.clone(),
+        ShardId(1),
+        &alloc(&keys),
+        1 << 60,
+        6,
+    )
+    .unwrap();
+    let genesis = s.block(0).unwrap().expect("block 0 is stored");
+    assert_eq!(genesis.header.height, 0);
+    assert!(genesis.txs.is_empty());
+    assert_eq!(genesis.header.id(), s.head().id);
+    assert_eq!(genesis.header.state_root, s.head().state_root);
+    // A genesis balance is provable from block 0's header alone.
+    let kh = StateKey::Account(&keys[0].public_key()).hash();
+    let (value, proof) = s.prove(&kh).unwrap();
+    proof
+        .verify(
+            &genesis.header.state_root,
+            &kh,
+            Some(&starling_state::value_hash(&value.unwrap())),
+        )
+        .unwrap();
+    // Block 1 builds on it.
+    let (b1, _) = s
+        .propose(
+            vec![post(&params, &keys[0], 0, "first")],
+            vec![],
+            10,
+            keys[0].public_key(),
+        )
+        .unwrap();
+    assert_eq!(b1.header.parent, genesis.header.id());
+}
