@@ -1,0 +1,327 @@
+//! The application consensus drives for one shard.
+//!
+//! - `propose`: build on the parent consensus names (final or not): catch up on any unseen
+//!   ancestors, take transactions from the mempool in fee order with nonces as of the parent,
+//!   execute speculatively, and return the block with its roots.
+//! - `verify`: execute the block speculatively on its parent and check every root; vote for
+//!   it only if it is exactly what this node computes. A proposer must name the round's
+//!   leader as the block's proposer (it receives the tips).
+//! - the reporter: commit each finalized block, reusing its speculative execution, and prune
+//!   the mempool.
+
+use crate::block::ShardBlock;
+use commonware_actor::Feedback;
+use commonware_consensus::marshal::{ancestry::Ancestry, Update};
+use commonware_consensus::simplex::{scheme::ed25519::Scheme, types::Context};
+use commonware_consensus::{Application, Reporter};
+use commonware_cryptography::{blake3::Digest, ed25519, Digested};
+use commonware_runtime::Clock;
+use commonware_utils::Acknowledgement;
+use futures::StreamExt;
+use starling_ledger::{actions, BlockInput, Layered};
+use starling_mempool::{Mempool, MempoolError};
+use starling_store::{ChainStore, Head, Speculative, StoreError};
+use starling_types::{AccountId, Hash, Tx};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::UNIX_EPOCH;
+
+/// The consensus context of a proposal.
+pub type ShardContext = Context<Digest, ed25519::PublicKey>;
+
+struct Inner {
+    store: ChainStore,
+    spec: Speculative,
+    mempool: Mempool,
+    /// Most transactions in one block.
+    max_block_txs: usize,
+}
+
+/// One shard's application; clones share the same state.
+#[derive(Clone)]
+pub struct ShardApp {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl std::fmt::Debug for ShardApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardApp").finish_non_exhaustive()
+    }
+}
+
+/// The account a consensus key receives tips on.
+pub fn account_of(key: &ed25519::PublicKey) -> AccountId {
+    let mut bytes = [0u8; 32];
+    bytes.copy_from_slice(key.as_ref());
+    AccountId::ed25519(bytes)
+}
+
+impl ShardApp {
+    pub fn new(store: ChainStore, mempool: Mempool, max_block_txs: usize) -> Self {
+        let inner = Inner {
+            store,
+            spec: Speculative::new(),
+            mempool,
+            max_block_txs,
+        };
+        Self {
+            inner: Arc::new(Mutex::new(inner)),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the store half-written (its commits are
+        // atomic), so a poisoned lock is still safe to use.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The last finalized block.
+    pub fn head(&self) -> Head {
+        self.lock().store.head()
+    }
+
+    /// The block consensus starts from: the last committed block.
+    pub fn start_block(&self) -> Result<ShardBlock, StoreError> {
+        let inner = self.lock();
+        let head = inner.store.head();
+        let block = inner
+            .store
+            .block(head.height)?
+            .ok_or_else(|| StoreError::Corrupt(format!("head block {} missing", head.height)))?;
+        Ok(ShardBlock::new(block))
+    }
+
+    /// Admits a signature-checked transaction to the mempool, against committed state.
+    pub fn submit(&self, tx: Tx) -> Result<(), MempoolError> {
+        let mut inner = self.lock();
+        let head = inner.store.head();
+        let account = tx.body.account;
+        let (nonce, base_fee) = inner
+            .store
+            .with_view(|v| {
+                let nonce = actions::account(v, &account)
+                    .ok()
+                    .flatten()
+                    .map_or(0, |a| a.nonce);
+                let base_fee = starling_ledger::ShardLedger::meta(v).map_or(0, |m| m.base_fee);
+                (nonce, base_fee)
+            })
+            .unwrap_or((0, 0));
+        inner.mempool.insert(tx, head.height + 1, base_fee, nonce)
+    }
+
+    /// Executes (speculatively) every block of `chain` not seen yet, oldest first.
+    fn catch_up(inner: &mut Inner, chain: Vec<ShardBlock>) -> Result<(), StoreError> {
+        for b in chain.into_iter().rev() {
+            let Inner { store, spec, .. } = inner;
+            spec.verify(store, b.block().clone())?;
+        }
+        Ok(())
+    }
+
+    fn is_known(inner: &Inner, id: &Hash) -> bool {
+        *id == inner.store.head().id || inner.spec.get(id).is_some()
+    }
+
+    /// Walks `ancestry` from `first` back to a block this node knows; returns the unknown ones
+    /// (newest first), or `None` if the stream ends first.
+    async fn unknown_ancestors(
+        &self,
+        first: ShardBlock,
+        ancestry: &mut impl Ancestry<ShardBlock>,
+    ) -> Option<Vec<ShardBlock>> {
+        let mut chain = Vec::new();
+        let mut at = first;
+        loop {
+            let (known, below_head) = {
+                let inner = self.lock();
+                (
+                    Self::is_known(&inner, &at.id()),
+                    at.block().header.height <= inner.store.head().height,
+                )
+            };
+            if known {
+                return Some(chain);
+            }
+            if below_head {
+                // Not on the finalized chain: nothing can be built on it.
+                return None;
+            }
+            let parent_id = at.block().header.parent;
+            chain.push(at);
+            let next = ancestry.next().await?;
+            if next.inner().id() != parent_id {
+                return None;
+            }
+            at = next.inner().clone();
+        }
+    }
+}
+
+impl<E: Clock + Send + 'static> Application<E> for ShardApp {
+    type SigningScheme = Scheme;
+    type Context = ShardContext;
+    type Block = ShardBlock;
+    type Input = ();
+
+    async fn propose(
+        &mut self,
+        (runtime, context): (E, Self::Context),
+        ancestry: impl Ancestry<Self::Block>,
+        _input: (),
+    ) -> Option<Digested<Self::Block>> {
+        let mut ancestry = ancestry;
+        let parent = ancestry.next().await?.inner().clone();
+        let unknown = self
+            .unknown_ancestors(parent.clone(), &mut ancestry)
+            .await?;
+        let now_ms = runtime
+            .current()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut inner = self.lock();
+        if let Err(e) = Self::catch_up(&mut inner, unknown) {
+            tracing::warn!(error = %e, "cannot build on the proposed parent");
+            return None;
+        }
+        let parent_header = &parent.block().header;
+        let Inner {
+            store,
+            spec,
+            mempool,
+            max_block_txs,
+        } = &mut *inner;
+        let ancestors = spec.ancestor_writes(store, &parent.id()).ok()?;
+        let txs: Vec<_> = {
+            let nonces = |a: &AccountId| {
+                store
+                    .with_view(|v| {
+                        actions::account(
+                            &Layered {
+                                base: v,
+                                top: &ancestors,
+                            },
+                            a,
+                        )
+                        .ok()
+                        .flatten()
+                        .map_or(0, |r| r.nonce)
+                    })
+                    .unwrap_or(0)
+            };
+            let gas_limit = store.ledger().params.block_gas_limit;
+            mempool
+                .select(gas_limit, *max_block_txs, &nonces)
+                .into_iter()
+                .map(|t| t.envelope)
+                .collect()
+        };
+        let input = BlockInput {
+            height: parent_header.height + 1,
+            parent: parent.id(),
+            timestamp_ms: now_ms.max(parent_header.timestamp_ms + 1),
+            proposer: account_of(&context.leader),
+            txs,
+            inbound: Vec::new(),
+        };
+        match spec.propose(store, input) {
+            Ok(block) => {
+                let b = ShardBlock::new(block);
+                let digest = commonware_cryptography::Digestible::digest(&b);
+                Some(Digested::precomputed(b, digest))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to build a block");
+                None
+            }
+        }
+    }
+
+    async fn verify(
+        &mut self,
+        (_, context): (E, Self::Context),
+        ancestry: impl Ancestry<Self::Block>,
+    ) -> bool {
+        let mut ancestry = ancestry;
+        let Some(block) = ancestry.next().await else {
+            return false;
+        };
+        let block = block.inner().clone();
+        if block.block().header.proposer != account_of(&context.leader) {
+            return false;
+        }
+        let Some(parent) = ancestry.next().await else {
+            return false;
+        };
+        if parent.inner().id() != block.block().header.parent {
+            return false;
+        }
+        let Some(unknown) = self
+            .unknown_ancestors(parent.inner().clone(), &mut ancestry)
+            .await
+        else {
+            return false;
+        };
+        let mut inner = self.lock();
+        if Self::catch_up(&mut inner, unknown).is_err() {
+            return false;
+        }
+        let Inner { store, spec, .. } = &mut *inner;
+        match spec.verify(store, block.block().clone()) {
+            Ok(_) => true,
+            Err(StoreError::Block(e)) => {
+                tracing::info!(error = %e, height = block.block().header.height, "voting against an invalid block");
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not verify a block");
+                false
+            }
+        }
+    }
+}
+
+impl Reporter for ShardApp {
+    type Activity = Update<ShardBlock>;
+
+    fn report(&mut self, activity: Self::Activity) -> Feedback {
+        if let Update::Block(block, ack) = activity {
+            let block = block.inner().block().clone();
+            let mut inner = self.lock();
+            let Inner {
+                store,
+                spec,
+                mempool,
+                ..
+            } = &mut *inner;
+            if store.head().height >= block.header.height {
+                // Delivered again after a restart: already committed.
+                ack.acknowledge();
+                return Feedback::Ok;
+            }
+            match spec.finalize(store, &block) {
+                Ok(_) => {
+                    let touched: Vec<AccountId> = block
+                        .txs
+                        .iter()
+                        .filter_map(|t| t.body().ok().map(|b| b.account))
+                        .collect();
+                    let nonces = |a: &AccountId| {
+                        store
+                            .with_view(|v| {
+                                actions::account(v, a).ok().flatten().map_or(0, |r| r.nonce)
+                            })
+                            .unwrap_or(0)
+                    };
+                    mempool.prune(block.header.height + 1, touched.iter(), &nonces);
+                    ack.acknowledge();
+                }
+                Err(e) => {
+                    // A finalized block that does not apply means this node's state is wrong;
+                    // do not acknowledge, so it is not marked processed.
+                    tracing::error!(error = %e, height = block.header.height, "cannot commit a finalized block");
+                }
+            }
+        }
+        Feedback::Ok
+    }
+}
