@@ -18,6 +18,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("parent block {0} is neither final nor a known unfinalized block")]
     UnknownParent(starling_types::Hash),
+    #[error("{0} blocks are waiting for finality; refusing to execute more until it resumes")]
+    TooManyUnfinalized(usize),
     #[error("block rejected: {0}")]
     Block(#[from] BlockError),
     #[error(transparent)]

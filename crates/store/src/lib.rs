@@ -24,7 +24,7 @@
 mod error;
 mod speculative;
 pub use error::StoreError;
-pub use speculative::Speculative;
+pub use speculative::{Speculative, MAX_SPECULATIVE_BLOCKS};
 
 use heed::types::Bytes;
 use heed::{Database, Env, EnvOpenOptions, RoTxn, RwTxn};

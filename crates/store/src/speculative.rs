@@ -8,6 +8,10 @@ use starling_state::WriteSet;
 use starling_types::{Block, Hash};
 use std::collections::HashMap;
 
+/// Most unfinalized blocks kept at once. Consensus finalizes within a few views; more than
+/// this means finality has stalled, and new speculation is refused until it resumes.
+pub const MAX_SPECULATIVE_BLOCKS: usize = 256;
+
 /// Executed but unfinalized blocks of one shard, by block id.
 #[derive(Debug, Default)]
 pub struct Speculative {
@@ -66,6 +70,7 @@ impl Speculative {
         if self.blocks.contains_key(&id) {
             return Ok(id);
         }
+        self.check_room()?;
         let ancestors = self.ancestor_writes(store, &block.header.parent)?;
         let (executed, root) =
             store.speculate(&ancestors, &starling_ledger::BlockInput::from_block(&block))?;
@@ -82,6 +87,7 @@ impl Speculative {
         store: &mut ChainStore,
         input: starling_ledger::BlockInput,
     ) -> Result<Block, StoreError> {
+        self.check_room()?;
         let ancestors = self.ancestor_writes(store, &input.parent)?;
         let (executed, root) = store.speculate(&ancestors, &input)?;
         let header = store.ledger().header(&input, &executed, root);
@@ -93,6 +99,13 @@ impl Speculative {
         self.blocks
             .insert(block.header.id(), (block.clone(), executed));
         Ok(block)
+    }
+
+    fn check_room(&self) -> Result<(), StoreError> {
+        if self.blocks.len() >= MAX_SPECULATIVE_BLOCKS {
+            return Err(StoreError::TooManyUnfinalized(MAX_SPECULATIVE_BLOCKS));
+        }
+        Ok(())
     }
 
     /// Commits a finalized block whose parent is the store's head, reusing its cached

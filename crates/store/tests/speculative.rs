@@ -220,3 +220,43 @@ fn bad_speculative_blocks_are_refused_and_not_cached() {
     spec.finalize(&mut store, &blocks[0]).unwrap();
     assert_eq!(store.head().state_root, blocks[0].header.state_root);
 }
+
+#[test]
+fn speculation_is_bounded() {
+    let (params, keys) = setup();
+    let d = tempfile::tempdir().unwrap();
+    let mut store = ChainStore::create(
+        d.path(),
+        params.clone(),
+        ShardId(1),
+        &alloc(&keys),
+        1 << 60,
+        8,
+    )
+    .unwrap();
+    let mut spec = Speculative::new();
+    let mut parent = store.head().id;
+    for h in 1..=starling_store::MAX_SPECULATIVE_BLOCKS as u64 {
+        let input = BlockInput {
+            height: h,
+            parent,
+            timestamp_ms: h,
+            proposer: keys[0].public_key(),
+            txs: vec![],
+            inbound: vec![],
+        };
+        parent = spec.propose(&mut store, input).unwrap().header.id();
+    }
+    let over = BlockInput {
+        height: 257,
+        parent,
+        timestamp_ms: 257,
+        proposer: keys[0].public_key(),
+        txs: vec![],
+        inbound: vec![],
+    };
+    assert!(matches!(
+        spec.propose(&mut store, over),
+        Err(StoreError::TooManyUnfinalized(_))
+    ));
+}
