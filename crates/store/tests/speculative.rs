@@ -2,31 +2,13 @@
 //! until finalized, and finalize to exactly the state of sequential application.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
+mod common;
+use common::alloc;
+
 use starling_crypto::SecretKey;
 use starling_ledger::{BlockInput, LedgerParams, MemLedger};
 use starling_store::{ChainStore, Speculative, StoreError};
-use starling_types::{Action, Asset, Block, ChainId, KeyType, ShardId, TxBody, TxEnvelope};
-
-fn setup() -> (LedgerParams, Vec<SecretKey>) {
-    let f = (0..3u8)
-        .map(|i| {
-            SecretKey::from_seed(KeyType::Ed25519, &[80 + i; 32])
-                .unwrap()
-                .public_key()
-        })
-        .collect();
-    let params = LedgerParams::devnet(ChainId::new("spec-test").unwrap(), 1, f).unwrap();
-    let keys = (1..=5u8)
-        .map(|i| SecretKey::from_seed(KeyType::Ed25519, &[i; 32]).unwrap())
-        .collect();
-    (params, keys)
-}
-
-fn alloc(keys: &[SecretKey]) -> Vec<(starling_types::AccountId, Asset, u128)> {
-    keys.iter()
-        .map(|k| (k.public_key(), Asset::Spend, 1u128 << 80))
-        .collect()
-}
+use starling_types::{Action, Asset, Block, ShardId, TxBody, TxEnvelope};
 
 fn txs(params: &LedgerParams, keys: &[SecretKey], nonce: u64, tag: &str) -> Vec<TxEnvelope> {
     keys.iter()
@@ -79,7 +61,7 @@ fn reference(params: &LedgerParams, keys: &[SecretKey]) -> (MemLedger, Vec<Block
 
 #[test]
 fn speculation_changes_nothing_until_finalized() {
-    let (params, keys) = setup();
+    let (params, keys) = common::setup("spec-test", 5);
     let (mem, blocks) = reference(&params, &keys);
     let d = tempfile::tempdir().unwrap();
     let mut store = ChainStore::create(
@@ -113,7 +95,7 @@ fn speculation_changes_nothing_until_finalized() {
 
 #[test]
 fn forks_are_executed_independently_and_losers_are_dropped() {
-    let (params, keys) = setup();
+    let (params, keys) = common::setup("spec-test", 5);
     let (_, blocks) = reference(&params, &keys);
     let d = tempfile::tempdir().unwrap();
     let mut store = ChainStore::create(
@@ -189,7 +171,7 @@ fn forks_are_executed_independently_and_losers_are_dropped() {
 
 #[test]
 fn bad_speculative_blocks_are_refused_and_not_cached() {
-    let (params, keys) = setup();
+    let (params, keys) = common::setup("spec-test", 5);
     let (_, blocks) = reference(&params, &keys);
     let d = tempfile::tempdir().unwrap();
     let mut store = ChainStore::create(
@@ -223,7 +205,7 @@ fn bad_speculative_blocks_are_refused_and_not_cached() {
 
 #[test]
 fn speculation_is_bounded() {
-    let (params, keys) = setup();
+    let (params, keys) = common::setup("spec-test", 5);
     let d = tempfile::tempdir().unwrap();
     let mut store = ChainStore::create(
         d.path(),

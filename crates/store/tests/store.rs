@@ -1,58 +1,17 @@
 //! The chain store: create, open, propose, apply, prove, and refuse bad input.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use starling_crypto::SecretKey;
+mod common;
+use common::{alloc, post};
+
 use starling_ledger::records::StateKey;
-use starling_ledger::{BlockError, LedgerParams};
+use starling_ledger::BlockError;
 use starling_store::{ChainStore, StoreError};
-use starling_types::{Action, Asset, ChainId, KeyType, ShardId, TxBody};
-
-fn setup() -> (LedgerParams, Vec<SecretKey>) {
-    let f = (0..3u8)
-        .map(|i| {
-            SecretKey::from_seed(KeyType::Ed25519, &[90 + i; 32])
-                .unwrap()
-                .public_key()
-        })
-        .collect();
-    let params = LedgerParams::devnet(ChainId::new("store-test").unwrap(), 1, f).unwrap();
-    let keys = (1..=4u8)
-        .map(|i| SecretKey::from_seed(KeyType::Ed25519, &[i; 32]).unwrap())
-        .collect();
-    (params, keys)
-}
-
-fn alloc(keys: &[SecretKey]) -> Vec<(starling_types::AccountId, Asset, u128)> {
-    keys.iter()
-        .map(|k| (k.public_key(), Asset::Spend, 1u128 << 80))
-        .collect()
-}
-
-fn post(
-    params: &LedgerParams,
-    k: &SecretKey,
-    nonce: u64,
-    text: &str,
-) -> starling_types::TxEnvelope {
-    let body = TxBody {
-        account: k.public_key(),
-        nonce,
-        max_fee: u128::MAX,
-        tip: 0,
-        expires_at_height: 50,
-        action: Action::Post {
-            text: text.into(),
-            reply_to: None,
-            quote_of: None,
-            langs: vec![],
-        },
-    };
-    k.sign_tx(&params.chain_id, &body)
-}
+use starling_types::ShardId;
 
 #[test]
 fn two_stores_agree_and_a_reopened_store_resumes() {
-    let (params, keys) = setup();
+    let (params, keys) = common::setup("store-test", 4);
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut a = ChainStore::create(
         da.path(),
@@ -97,7 +56,7 @@ fn two_stores_agree_and_a_reopened_store_resumes() {
 
 #[test]
 fn bad_blocks_change_nothing() {
-    let (params, keys) = setup();
+    let (params, keys) = common::setup("store-test", 4);
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut a = ChainStore::create(
         da.path(),
@@ -160,7 +119,7 @@ fn bad_blocks_change_nothing() {
 
 #[test]
 fn proofs_verify_against_the_head_root() {
-    let (params, keys) = setup();
+    let (params, keys) = common::setup("store-test", 4);
     let d = tempfile::tempdir().unwrap();
     let mut s = ChainStore::create(
         d.path(),
@@ -204,7 +163,7 @@ fn proofs_verify_against_the_head_root() {
 
 #[test]
 fn clear_errors_for_missing_existing_and_damaged_stores() {
-    let (params, keys) = setup();
+    let (params, keys) = common::setup("store-test", 4);
     let d = tempfile::tempdir().unwrap();
     assert!(matches!(
         ChainStore::open(d.path()),
@@ -224,7 +183,7 @@ fn clear_errors_for_missing_existing_and_damaged_stores() {
 
 #[test]
 fn block_zero_is_the_genesis_header_and_proves_genesis_state() {
-    let (params, keys) = setup();
+    let (params, keys) = common::setup("store-test", 4);
     let d = tempfile::tempdir().unwrap();
     let mut s = ChainStore::create(
         d.path(),
