@@ -79,6 +79,24 @@ impl ShardApp {
         self.lock().store.head()
     }
 
+    /// A finalized block by height.
+    pub fn block(&self, height: u64) -> Result<Option<starling_types::Block>, StoreError> {
+        self.lock().store.block(height)
+    }
+
+    /// The next nonce of `account` in the finalized state.
+    pub fn nonce(&self, account: &AccountId) -> u64 {
+        self.lock()
+            .store
+            .with_view(|v| {
+                actions::account(v, account)
+                    .ok()
+                    .flatten()
+                    .map_or(0, |r| r.nonce)
+            })
+            .unwrap_or(0)
+    }
+
     /// The block consensus starts from: the last committed block.
     pub fn start_block(&self) -> Result<ShardBlock, StoreError> {
         let inner = self.lock();

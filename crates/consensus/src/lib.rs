@@ -2,8 +2,9 @@
 //! application that proposes and verifies blocks by executing them speculatively, and the
 //! reporter that commits finalized blocks.
 //!
-//! Wiring the simplex engine, marshal, block broadcast and backfill over `commonware-p2p` on
-//! top of these is the next step (see ARCHITECTURE.md, "Next: consensus").
+//! `tests/simnet.rs` runs them under the simplex engine and marshal (with block broadcast
+//! and backfill) over a simulated network; moving that wiring into this crate and onto the
+//! authenticated transport is the next step (ARCHITECTURE.md, "Next: consensus").
 
 mod application;
 mod block;
