@@ -2,12 +2,13 @@
 //! application that proposes and verifies blocks by executing them speculatively, and the
 //! reporter that commits finalized blocks.
 //!
-//! `tests/simnet.rs` runs them under the simplex engine and marshal (with block broadcast
-//! and backfill) over a simulated network; moving that wiring into this crate and onto the
-//! authenticated transport is the next step (ARCHITECTURE.md, "Next: consensus").
+//! [`engine::start`] runs them under the simplex engine and marshal (with block broadcast and
+//! backfill) on any `commonware-p2p` transport; `tests/simnet.rs` runs four validators over
+//! the simulated network.
 
 mod application;
 mod block;
+pub mod engine;
 
 pub use application::{ShardApp, ShardContext};
 pub use block::{digest_of, ShardBlock};

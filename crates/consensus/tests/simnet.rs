@@ -1,76 +1,23 @@
-//! n4f0: four validators of one shard run simplex + marshal over a simulated network in the
-//! deterministic runtime, finalizing Starling blocks that carry real transactions.
+//! Shard consensus in deterministic simulation, named by topology: four validators of one
+//! shard run simplex + marshal (`starling_consensus::engine`) over a simulated network and
+//! finalize Starling blocks that carry real transactions.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
-use commonware_broadcast::buffered;
-use commonware_consensus::marshal::{
-    self,
-    core::Actor,
-    resolver::p2p as resolver,
-    standard::{Inline, Standard},
-};
-use commonware_consensus::simplex::{self, elector::RoundRobin, scheme::ed25519::Scheme};
-use commonware_consensus::types::{Epoch, FixedEpocher, ViewDelta};
-use commonware_consensus::Reporter;
-use commonware_cryptography::{
-    certificate::{ConstantProvider, Verifier as CertVerifier},
-    ed25519, Signer as _,
-};
+use commonware_cryptography::{ed25519, Signer as _};
 use commonware_p2p::simulated::{self, Link, Network};
-use commonware_parallel::Sequential;
-use commonware_runtime::{
-    buffer::paged::CacheRef, deterministic, Clock as _, Quota, Runner as _, Supervisor as _,
-};
-use commonware_storage::archive::immutable;
-use commonware_utils::{ordered::Set, NZDuration, NZUsize, NZU16, NZU32, NZU64};
-use starling_consensus::{ShardApp, ShardBlock};
+use commonware_runtime::{deterministic, Clock as _, Quota, Runner as _, Supervisor as _};
+use commonware_utils::{ordered::Set, NZUsize, NZU32};
+use starling_consensus::engine::{self, Channels, EngineConfig};
+use starling_consensus::ShardApp;
 use starling_crypto::SecretKey;
 use starling_ledger::LedgerParams;
 use starling_mempool::{Mempool, MempoolConfig};
 use starling_store::ChainStore;
-use starling_types::{Action, Asset, ChainId, KeyType, ShardId, ShardMap, Tx, TxBody};
+use starling_types::{Action, Asset, ChainId, Hash, KeyType, ShardId, ShardMap, Tx, TxBody};
 use std::time::Duration;
 
-const NAMESPACE: &[u8] = b"starling-simnet";
+const NAMESPACE: &[u8] = b"starling-simnet/shard-1";
 const QUOTA: Quota = Quota::per_second(NZU32!(10_000));
-
-/// Forwards simplex activity to marshal and to the `Inline` wrapper.
-#[derive(Clone)]
-struct Both<A: Reporter, B: Reporter<Activity = A::Activity>>(A, B);
-
-impl<A: Reporter, B: Reporter<Activity = A::Activity>> Reporter for Both<A, B>
-where
-    A::Activity: Clone,
-{
-    type Activity = A::Activity;
-    fn report(&mut self, activity: Self::Activity) -> commonware_actor::Feedback {
-        let _ = self.0.report(activity.clone());
-        self.1.report(activity)
-    }
-}
-
-/// Settings of one of marshal's archives.
-fn archive<C>(prefix: &str, name: &str, codec: C, page_cache: &CacheRef) -> immutable::Config<C> {
-    immutable::Config {
-        metadata_partition: format!("{prefix}-{name}-metadata"),
-        freezer_table_partition: format!("{prefix}-{name}-table"),
-        freezer_table_initial_size: 64,
-        freezer_table_resize_frequency: 10,
-        freezer_table_resize_chunk_size: 10,
-        freezer_key_partition: format!("{prefix}-{name}-key"),
-        freezer_key_page_cache: page_cache.clone(),
-        freezer_value_partition: format!("{prefix}-{name}-value"),
-        freezer_value_target_size: 1024 * 1024,
-        freezer_value_compression: None,
-        ordinal_partition: format!("{prefix}-{name}-ordinal"),
-        items_per_section: NZU64!(10),
-        codec_config: codec,
-        replay_buffer: NZUsize!(1024 * 1024),
-        freezer_key_write_buffer: NZUsize!(1024 * 1024),
-        freezer_value_write_buffer: NZUsize!(1024 * 1024),
-        ordinal_write_buffer: NZUsize!(1024 * 1024),
-    }
-}
 
 fn params() -> LedgerParams {
     let f = (0..3u8)
@@ -107,25 +54,24 @@ fn post(k: &SecretKey, nonce: u64) -> Tx {
     Tx::parse(&p.chain_id, k.sign_tx(&p.chain_id, &body)).unwrap()
 }
 
-/// Runs four validators until each has finalized `target` blocks; returns the finalized
-/// chain (block ids by height) every validator agrees on.
-fn run_n4f0(seed: u64, target: u64) -> Vec<starling_types::Hash> {
+/// Runs a committee of four, of which `offline` never start, until every running validator
+/// has finalized `target` blocks; checks they agree at every height and that every user's post
+/// was finalized exactly once; returns the chain of block ids.
+fn run_n4(seed: u64, offline: usize, target: u64) -> Vec<Hash> {
     let runner = deterministic::Runner::new(
         deterministic::Config::default()
             .with_seed(seed)
-            .with_timeout(Some(Duration::from_secs(120))),
+            .with_timeout(Some(Duration::from_secs(300))),
     );
     runner.start(|context| async move {
-        let n = 4u32;
         let keys: Vec<ed25519::PrivateKey> =
-            (0..n as u64).map(ed25519::PrivateKey::from_seed).collect();
-        let participants: Set<ed25519::PublicKey> =
-            Set::from_iter_dedup(keys.iter().map(|k| k.public_key()));
+            (0..4u64).map(ed25519::PrivateKey::from_seed).collect();
+        let participants = Set::from_iter_dedup(keys.iter().map(|k| k.public_key()));
         let (network, oracle) = Network::new_with_peers(
             context.child("network"),
             simulated::Config {
                 max_size: 8 * 1024 * 1024,
-                max_peers_per_set: NZUsize!(n as usize),
+                max_peers_per_set: NZUsize!(4),
                 disconnect_on_block: true,
                 tracked_peer_sets: NZUsize!(1),
             },
@@ -155,141 +101,49 @@ fn run_n4f0(seed: u64, target: u64) -> Vec<starling_types::Hash> {
             .collect();
         let mut apps = Vec::new();
         let mut dirs = Vec::new();
-        for key in &keys {
+        for key in keys.iter().skip(offline) {
             let me = key.public_key();
-            let ctx = context.child("validator").with_attribute("key", &me);
             let dir = tempfile::tempdir().unwrap();
             let store =
                 ChainStore::create(dir.path(), params(), ShardId(1), &alloc, 1 << 60, 8).unwrap();
             dirs.push(dir);
-            let app = ShardApp::new(
-                store,
-                Mempool::new(
-                    MempoolConfig::default(),
-                    ShardId(1),
-                    ShardMap::even(1).unwrap(),
-                ),
-                1_000,
+            let mempool = Mempool::new(
+                MempoolConfig::default(),
+                ShardId(1),
+                ShardMap::even(1).unwrap(),
             );
-            let genesis = app.start_block().unwrap();
-            let scheme = Scheme::signer(NAMESPACE, participants.clone(), key.clone()).unwrap();
-            let provider = ConstantProvider::new(scheme.clone());
-            let epocher = FixedEpocher::new(NZU64!(1_000_000));
+            let app = ShardApp::new(store, mempool, 1_000);
             let control = oracle.control(me.clone());
-            let votes = control.register(0, QUOTA).await.unwrap();
-            let certificates = control.register(1, QUOTA).await.unwrap();
-            let simplex_resolver = control.register(2, QUOTA).await.unwrap();
-            let backfill = control.register(3, QUOTA).await.unwrap();
-            let broadcast = control.register(4, QUOTA).await.unwrap();
-
-            let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(64));
-            let config = marshal::Config {
-                provider,
-                epocher: epocher.clone(),
-                start: marshal::Start::Genesis(commonware_cryptography::Digested::precomputed(
-                    genesis.clone(),
-                    commonware_cryptography::Digestible::digest(&genesis),
-                )),
-                mailbox_size: NZUsize!(1024),
-                view_retention: ViewDelta::new(10),
-                max_repair: NZUsize!(10),
-                max_pending_acks: NZUsize!(1),
-                block_codec_config: (),
-                partition_prefix: format!("v{me}"),
-                prunable_items_per_section: NZU64!(10),
-                replay_buffer: NZUsize!(1024 * 1024),
-                key_write_buffer: NZUsize!(1024 * 1024),
-                value_write_buffer: NZUsize!(1024 * 1024),
-                page_cache: page_cache.clone(),
-                strategy: Sequential,
+            let channels = Channels {
+                votes: control.register(0, QUOTA).await.unwrap(),
+                certificates: control.register(1, QUOTA).await.unwrap(),
+                resolver: control.register(2, QUOTA).await.unwrap(),
+                backfill: control.register(3, QUOTA).await.unwrap(),
+                broadcast: control.register(4, QUOTA).await.unwrap(),
             };
-            let resolver = resolver::init(
-                ctx.child("resolver"),
-                resolver::Config {
-                    public_key: me.clone(),
-                    peer_provider: oracle.manager(),
-                    blocker: oracle.control(me.clone()),
-                    mailbox_size: config.mailbox_size,
-                    fetch_timeout: NZDuration!(Duration::from_secs(2)),
-                    fetch_retry_delay: Duration::from_millis(100),
-                    priority_requests: false,
-                    priority_responses: false,
-                },
-                backfill,
-            );
-            let (broadcast_engine, buffer) = buffered::Engine::new(
-                ctx.child("broadcast"),
-                buffered::Config {
-                    public_key: me.clone(),
-                    mailbox_size: config.mailbox_size,
-                    deque_size: 10,
-                    priority: false,
-                    codec_config: (),
-                    peer_provider: oracle.manager(),
-                    strategy: Sequential,
-                },
-            );
-            broadcast_engine.start(broadcast);
-            let finalizations = immutable::Archive::init(
-                ctx.child("finalizations"),
-                archive(
-                    &config.partition_prefix,
-                    "finalizations",
-                    <Scheme as CertVerifier>::certificate_codec_config_unbounded(),
-                    &page_cache,
-                ),
+            let config = EngineConfig {
+                namespace: NAMESPACE.to_vec(),
+                participants: participants.clone(),
+                signer: key.clone(),
+                partition_prefix: format!("v{me}"),
+                leader_timeout: Duration::from_secs(1),
+                certification_timeout: Duration::from_secs(2),
+            };
+            let ctx = context.child("validator").with_attribute("key", &me);
+            engine::start(
+                ctx,
+                config,
+                app.clone(),
+                oracle.manager(),
+                oracle.control(me.clone()),
+                channels,
             )
             .await
             .unwrap();
-            let blocks = immutable::Archive::init(
-                ctx.child("blocks"),
-                archive(&config.partition_prefix, "blocks", (), &page_cache),
-            )
-            .await
-            .unwrap();
-            let (actor, mailbox, _floor): (
-                _,
-                marshal::core::Mailbox<Scheme, Standard<ShardBlock>>,
-                _,
-            ) = Actor::init(ctx.child("marshal"), finalizations, blocks, config).await;
-            actor.start(app.clone(), buffer, resolver);
-
-            let inline = Inline::new(ctx.child("inline"), app.clone(), mailbox.clone(), epocher);
-            let engine = simplex::Engine::new(
-                ctx.child("engine"),
-                simplex::config::Config {
-                    scheme,
-                    elector: RoundRobin::<commonware_cryptography::Sha256>::default(),
-                    blocker: oracle.control(me.clone()),
-                    automaton: inline.clone(),
-                    relay: inline.clone(),
-                    reporter: Both(mailbox.clone(), inline.clone()),
-                    strategy: Sequential,
-                    partition: format!("v{me}-simplex"),
-                    mailbox_size: NZUsize!(1024),
-                    epoch: Epoch::zero(),
-                    floor: simplex::config::Floor::Genesis(
-                        commonware_cryptography::Digestible::digest(&genesis),
-                    ),
-                    leader_timeout: Duration::from_secs(1),
-                    certification_timeout: Duration::from_secs(2),
-                    timeout_retry: Duration::from_secs(5),
-                    fetch_timeout: NZDuration!(Duration::from_secs(1)),
-                    fetch_retry_delay: Duration::from_millis(100),
-                    view_retention: ViewDelta::new(10),
-                    skip: simplex::config::SkipPolicy::Disabled,
-                    replay_buffer: NZUsize!(1024 * 1024),
-                    write_buffer: NZUsize!(1024 * 1024),
-                    page_cache: page_cache.clone(),
-                    forward: simplex::config::ForwardPolicy::Disabled,
-                    track_historical_votes: false,
-                },
-            );
-            engine.start(votes, certificates, simplex_resolver);
             apps.push(app);
         }
 
-        // Users submit posts to every validator's mempool; whoever leads includes them.
+        // Users submit posts to every running validator's mempool; whoever leads includes them.
         for (i, u) in users().iter().enumerate() {
             for app in &apps {
                 app.submit(post(u, 0))
@@ -297,7 +151,7 @@ fn run_n4f0(seed: u64, target: u64) -> Vec<starling_types::Hash> {
             }
         }
 
-        // Wait (in simulated time) until every validator has finalized `target` blocks.
+        // Wait (in simulated time) until every running validator has finalized `target` blocks.
         while apps.iter().any(|a| a.head().height < target) {
             context.sleep(Duration::from_millis(100)).await;
         }
@@ -331,11 +185,15 @@ fn run_n4f0(seed: u64, target: u64) -> Vec<starling_types::Hash> {
 
 #[test]
 fn n4f0_finalizes_blocks_with_transactions() {
-    let chain = run_n4f0(7, 10);
-    assert_eq!(chain.len(), 10);
+    assert_eq!(run_n4(7, 0, 10).len(), 10);
+}
+
+#[test]
+fn n4f1_keeps_finalizing_with_one_validator_down() {
+    assert_eq!(run_n4(9, 1, 8).len(), 8);
 }
 
 #[test]
 fn n4f0_same_seed_same_run() {
-    assert_eq!(run_n4f0(11, 6), run_n4f0(11, 6));
+    assert_eq!(run_n4(11, 0, 6), run_n4(11, 0, 6));
 }

@@ -1,0 +1,231 @@
+//! One shard's consensus stack for one validator: simplex (ordering and finality), marshal
+//! (finalized blocks in order, block broadcast, backfill), and the [`ShardApp`].
+//!
+//! Five channels per validator and shard, on any `commonware-p2p` transport: simplex votes,
+//! certificates and resolver, marshal backfill, and block broadcast.
+
+use crate::{ShardApp, ShardBlock};
+use commonware_broadcast::buffered;
+use commonware_consensus::marshal::{
+    self,
+    core::Actor,
+    resolver::p2p as resolver,
+    standard::{Inline, Standard},
+};
+use commonware_consensus::simplex::{self, elector::RoundRobin, scheme::ed25519::Scheme};
+use commonware_consensus::types::{Epoch, FixedEpocher, ViewDelta};
+use commonware_consensus::Reporter;
+use commonware_cryptography::certificate::{ConstantProvider, Verifier as _};
+use commonware_cryptography::{ed25519, Digested, Digestible, Sha256, Signer as _};
+use commonware_p2p::{Blocker, Provider, Receiver, Sender};
+use commonware_parallel::Sequential;
+use commonware_runtime::buffer::paged::CacheRef;
+use commonware_storage::archive::immutable;
+use commonware_utils::{ordered::Set, NZDuration, NZUsize, NZU16, NZU64};
+use starling_store::StoreError;
+use std::time::Duration;
+
+/// Blocks per epoch until committees rotate (then a per-epoch scheme provider replaces the
+/// constant one).
+const BLOCKS_PER_EPOCH: u64 = 1 << 40;
+
+/// What one validator needs to join a shard's committee.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Separates this network's and shard's signatures from any other's.
+    pub namespace: Vec<u8>,
+    pub participants: Set<ed25519::PublicKey>,
+    pub signer: ed25519::PrivateKey,
+    /// Prefix of the engine's storage partitions.
+    pub partition_prefix: String,
+    pub leader_timeout: Duration,
+    pub certification_timeout: Duration,
+}
+
+/// The five channels (sender, receiver) of one validator in one shard.
+#[derive(Debug)]
+pub struct Channels<S, R> {
+    pub votes: (S, R),
+    pub certificates: (S, R),
+    pub resolver: (S, R),
+    pub backfill: (S, R),
+    pub broadcast: (S, R),
+}
+
+/// Forwards simplex activity to marshal and to the `Inline` wrapper.
+#[derive(Clone)]
+struct Fanout<A, B>(A, B);
+
+impl<A: Reporter, B: Reporter<Activity = A::Activity>> Reporter for Fanout<A, B>
+where
+    A::Activity: Clone,
+{
+    type Activity = A::Activity;
+    fn report(&mut self, activity: Self::Activity) -> commonware_actor::Feedback {
+        let _ = self.0.report(activity.clone());
+        self.1.report(activity)
+    }
+}
+
+/// Settings of one of marshal's archives.
+fn archive<C>(prefix: &str, name: &str, codec: C, page_cache: &CacheRef) -> immutable::Config<C> {
+    immutable::Config {
+        metadata_partition: format!("{prefix}-{name}-metadata"),
+        freezer_table_partition: format!("{prefix}-{name}-table"),
+        freezer_table_initial_size: 64,
+        freezer_table_resize_frequency: 10,
+        freezer_table_resize_chunk_size: 10,
+        freezer_key_partition: format!("{prefix}-{name}-key"),
+        freezer_key_page_cache: page_cache.clone(),
+        freezer_value_partition: format!("{prefix}-{name}-value"),
+        freezer_value_target_size: 64 * 1024 * 1024,
+        freezer_value_compression: None,
+        ordinal_partition: format!("{prefix}-{name}-ordinal"),
+        items_per_section: NZU64!(1024),
+        codec_config: codec,
+        replay_buffer: NZUsize!(1024 * 1024),
+        freezer_key_write_buffer: NZUsize!(1024 * 1024),
+        freezer_value_write_buffer: NZUsize!(1024 * 1024),
+        ordinal_write_buffer: NZUsize!(1024 * 1024),
+    }
+}
+
+/// Starts one validator's stack for one shard; it runs until the runtime stops.
+pub async fn start<E, P, B, S, R>(
+    context: E,
+    config: EngineConfig,
+    app: ShardApp,
+    peers: P,
+    blocker: B,
+    channels: Channels<S, R>,
+) -> Result<(), StoreError>
+where
+    E: commonware_runtime::Spawner
+        + commonware_runtime::Clock
+        + commonware_runtime::Metrics
+        + commonware_runtime::Storage
+        + commonware_runtime::Supervisor
+        + rand_core_010::CryptoRng,
+    P: Provider<PublicKey = ed25519::PublicKey>,
+    B: Blocker<PublicKey = ed25519::PublicKey>,
+    S: Sender<PublicKey = ed25519::PublicKey>,
+    R: Receiver<PublicKey = ed25519::PublicKey>,
+{
+    let me = config.signer.public_key();
+    let genesis = app.start_block()?;
+    let genesis_digest = genesis.digest();
+    let scheme = Scheme::signer(
+        &config.namespace,
+        config.participants.clone(),
+        config.signer.clone(),
+    )
+    .ok_or_else(|| StoreError::Config("this validator is not in the committee".into()))?;
+    let epocher = FixedEpocher::new(NZU64!(BLOCKS_PER_EPOCH));
+    let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(1024));
+    let prefix = config.partition_prefix.clone();
+    let mailbox_size = NZUsize!(1024);
+
+    let resolver = resolver::init(
+        context.child("resolver"),
+        resolver::Config {
+            public_key: me.clone(),
+            peer_provider: peers.clone(),
+            blocker: blocker.clone(),
+            mailbox_size,
+            fetch_timeout: NZDuration!(Duration::from_secs(2)),
+            fetch_retry_delay: Duration::from_millis(100),
+            priority_requests: false,
+            priority_responses: false,
+        },
+        channels.backfill,
+    );
+    let (broadcast_engine, buffer) = buffered::Engine::new(
+        context.child("broadcast"),
+        buffered::Config {
+            public_key: me.clone(),
+            mailbox_size,
+            deque_size: 10,
+            priority: false,
+            codec_config: (),
+            peer_provider: peers,
+            strategy: Sequential,
+        },
+    );
+    broadcast_engine.start(channels.broadcast);
+
+    let finalizations = immutable::Archive::init(
+        context.child("finalizations"),
+        archive(
+            &prefix,
+            "finalizations",
+            Scheme::certificate_codec_config_unbounded(),
+            &page_cache,
+        ),
+    )
+    .await
+    .map_err(|e| StoreError::Db(format!("finalizations archive: {e}")))?;
+    let blocks = immutable::Archive::init(
+        context.child("blocks"),
+        archive(&prefix, "blocks", (), &page_cache),
+    )
+    .await
+    .map_err(|e| StoreError::Db(format!("blocks archive: {e}")))?;
+    let marshal_config = marshal::Config {
+        provider: ConstantProvider::new(scheme.clone()),
+        epocher: epocher.clone(),
+        start: marshal::Start::Genesis(Digested::precomputed(genesis, genesis_digest)),
+        mailbox_size,
+        view_retention: ViewDelta::new(10),
+        max_repair: NZUsize!(10),
+        max_pending_acks: NZUsize!(1),
+        block_codec_config: (),
+        partition_prefix: prefix.clone(),
+        prunable_items_per_section: NZU64!(1024),
+        replay_buffer: NZUsize!(1024 * 1024),
+        key_write_buffer: NZUsize!(1024 * 1024),
+        value_write_buffer: NZUsize!(1024 * 1024),
+        page_cache: page_cache.clone(),
+        strategy: Sequential,
+    };
+    let (actor, mailbox, _floor): (_, marshal::core::Mailbox<Scheme, Standard<ShardBlock>>, _) =
+        Actor::init(
+            context.child("marshal"),
+            finalizations,
+            blocks,
+            marshal_config,
+        )
+        .await;
+    actor.start(app.clone(), buffer, resolver);
+
+    let inline = Inline::new(context.child("inline"), app, mailbox.clone(), epocher);
+    let engine = simplex::Engine::new(
+        context.child("simplex"),
+        simplex::config::Config {
+            scheme,
+            elector: RoundRobin::<Sha256>::default(),
+            blocker,
+            automaton: inline.clone(),
+            relay: inline.clone(),
+            reporter: Fanout(mailbox, inline),
+            strategy: Sequential,
+            partition: format!("{prefix}-simplex"),
+            mailbox_size,
+            epoch: Epoch::zero(),
+            floor: simplex::config::Floor::Genesis(genesis_digest),
+            leader_timeout: config.leader_timeout,
+            certification_timeout: config.certification_timeout,
+            timeout_retry: Duration::from_secs(5),
+            fetch_timeout: NZDuration!(Duration::from_secs(1)),
+            fetch_retry_delay: Duration::from_millis(100),
+            view_retention: ViewDelta::new(10),
+            skip: simplex::config::SkipPolicy::Disabled,
+            replay_buffer: NZUsize!(1024 * 1024),
+            write_buffer: NZUsize!(1024 * 1024),
+            page_cache,
+            forward: simplex::config::ForwardPolicy::Disabled,
+            track_historical_votes: false,
+        },
+    );
+    engine.start(channels.votes, channels.certificates, channels.resolver);
+    Ok(())
+}
