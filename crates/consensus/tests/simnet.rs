@@ -58,6 +58,12 @@ fn post(k: &SecretKey, nonce: u64) -> Tx {
 /// has finalized `target` blocks; checks they agree at every height and that every user's post
 /// was finalized exactly once; returns the chain of block ids.
 fn run_n4(seed: u64, offline: usize, target: u64) -> Vec<Hash> {
+    run_n4_with(seed, offline, target, false)
+}
+
+/// As [`run_n4`]; with `partition`, the network is first split 2/2 (no quorum on either side)
+/// until no validator could finalize for a while, then healed.
+fn run_n4_with(seed: u64, offline: usize, target: u64, partition: bool) -> Vec<Hash> {
     let runner = deterministic::Runner::new(
         deterministic::Config::default()
             .with_seed(seed)
@@ -143,6 +149,34 @@ fn run_n4(seed: u64, offline: usize, target: u64) -> Vec<Hash> {
             apps.push(app);
         }
 
+        if partition {
+            let halves = |a: usize, b: usize| (a < 2) != (b < 2);
+            let peers: Vec<_> = participants.iter().cloned().collect();
+            for (i, a) in peers.iter().enumerate() {
+                for (j, b) in peers.iter().enumerate() {
+                    if i != j && halves(i, j) {
+                        oracle.remove_link(a.clone(), b.clone()).await.unwrap();
+                    }
+                }
+            }
+            // Ten simulated seconds split: neither half has a quorum, so nothing finalizes.
+            context.sleep(Duration::from_secs(10)).await;
+            assert!(
+                apps.iter().all(|a| a.head().height == 0),
+                "a minority finalized a block"
+            );
+            for (i, a) in peers.iter().enumerate() {
+                for (j, b) in peers.iter().enumerate() {
+                    if i != j && halves(i, j) {
+                        oracle
+                            .add_link(a.clone(), b.clone(), link.clone())
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
+        }
+
         // Users submit posts to every running validator's mempool; whoever leads includes them.
         for (i, u) in users().iter().enumerate() {
             for app in &apps {
@@ -191,6 +225,11 @@ fn n4f0_finalizes_blocks_with_transactions() {
 #[test]
 fn n4f1_keeps_finalizing_with_one_validator_down() {
     assert_eq!(run_n4(9, 1, 8).len(), 8);
+}
+
+#[test]
+fn n4f0_partition_heals_and_converges() {
+    assert_eq!(run_n4_with(13, 0, 6, true).len(), 6);
 }
 
 #[test]
