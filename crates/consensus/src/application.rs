@@ -97,14 +97,13 @@ impl ShardApp {
             .unwrap_or(0)
     }
 
-    /// The block consensus starts from: the last committed block.
-    pub fn start_block(&self) -> Result<ShardBlock, StoreError> {
-        let inner = self.lock();
-        let head = inner.store.head();
-        let block = inner
+    /// Block 0, the shard's genesis block: where consensus starts, also after a restart.
+    pub fn genesis_block(&self) -> Result<ShardBlock, StoreError> {
+        let block = self
+            .lock()
             .store
-            .block(head.height)?
-            .ok_or_else(|| StoreError::Corrupt(format!("head block {} missing", head.height)))?;
+            .block(0)?
+            .ok_or_else(|| StoreError::Corrupt("genesis block missing".into()))?;
         Ok(ShardBlock::new(block))
     }
 

@@ -112,7 +112,7 @@ where
     R: Receiver<PublicKey = ed25519::PublicKey>,
 {
     let me = config.signer.public_key();
-    let genesis = app.start_block()?;
+    let genesis = app.genesis_block()?;
     let genesis_digest = genesis.digest();
     let scheme = Scheme::signer(
         &config.namespace,

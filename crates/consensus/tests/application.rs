@@ -96,8 +96,8 @@ fn propose_verify_finalize_across_two_nodes() {
     deterministic::Runner::default().start(|rt| async move {
         let (mut a, mut b) = (node(), node());
         let leader = ed25519::PrivateKey::from_seed(1);
-        let genesis = a.app.start_block().unwrap();
-        assert_eq!(genesis, b.app.start_block().unwrap());
+        let genesis = a.app.genesis_block().unwrap();
+        assert_eq!(genesis, b.app.genesis_block().unwrap());
         let u = users();
         for (i, k) in u.iter().enumerate() {
             a.app.submit(post(k, 0, &format!("hello {i}"))).unwrap();
@@ -203,7 +203,7 @@ fn propose_verify_finalize_across_two_nodes() {
 fn block_codec_is_canonical_and_bounded() {
     use commonware_codec::{DecodeExt as _, Encode as _};
     let n = node();
-    let genesis = n.app.start_block().unwrap();
+    let genesis = n.app.genesis_block().unwrap();
     let bytes = genesis.encode();
     let back = ShardBlock::decode(bytes.clone()).unwrap();
     assert_eq!(back, genesis);

@@ -61,6 +61,134 @@ fn run_n4(seed: u64, offline: usize, target: u64) -> Vec<Hash> {
     run_n4_with(seed, offline, target, false)
 }
 
+/// Links every pair of validators.
+async fn link_all(
+    oracle: &simulated::Oracle<ed25519::PublicKey, deterministic::Context>,
+    participants: &Set<ed25519::PublicKey>,
+) {
+    let link = Link {
+        latency: Duration::from_millis(20),
+        jitter: Duration::from_millis(1),
+        success_rate: commonware_utils::probability!(1.0),
+    };
+    for a in participants.iter() {
+        for b in participants.iter() {
+            if a != b {
+                oracle
+                    .add_link(a.clone(), b.clone(), link.clone())
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+/// Starts validator `key` on the store in `dir` (created on first use).
+async fn start_validator(
+    context: &deterministic::Context,
+    oracle: &simulated::Oracle<ed25519::PublicKey, deterministic::Context>,
+    participants: &Set<ed25519::PublicKey>,
+    key: &ed25519::PrivateKey,
+    dir: &std::path::Path,
+) -> ShardApp {
+    let me = key.public_key();
+    let alloc: Vec<_> = users()
+        .iter()
+        .map(|k| (k.public_key(), Asset::Spend, 1u128 << 80))
+        .collect();
+    let store = match ChainStore::open(dir) {
+        Ok(s) => s,
+        Err(starling_store::StoreError::NotInitialized(_)) => {
+            ChainStore::create(dir, params(), ShardId(1), &alloc, 1 << 60, 8).unwrap()
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let mempool = Mempool::new(
+        MempoolConfig::default(),
+        ShardId(1),
+        ShardMap::even(1).unwrap(),
+    );
+    let app = ShardApp::new(store, mempool, 1_000);
+    let control = oracle.control(me.clone());
+    let channels = Channels {
+        votes: control.register(0, QUOTA).await.unwrap(),
+        certificates: control.register(1, QUOTA).await.unwrap(),
+        resolver: control.register(2, QUOTA).await.unwrap(),
+        backfill: control.register(3, QUOTA).await.unwrap(),
+        broadcast: control.register(4, QUOTA).await.unwrap(),
+    };
+    let config = EngineConfig {
+        namespace: NAMESPACE.to_vec(),
+        participants: participants.clone(),
+        signer: key.clone(),
+        partition_prefix: format!("v{me}"),
+        leader_timeout: Duration::from_secs(1),
+        certification_timeout: Duration::from_secs(2),
+    };
+    let ctx = context.child("validator").with_attribute("key", &me);
+    engine::start(
+        ctx,
+        config,
+        app.clone(),
+        oracle.manager(),
+        oracle.control(me),
+        channels,
+    )
+    .await
+    .unwrap();
+    app
+}
+
+async fn network(
+    context: &deterministic::Context,
+    participants: &Set<ed25519::PublicKey>,
+) -> simulated::Oracle<ed25519::PublicKey, deterministic::Context> {
+    let (network, oracle) = Network::new_with_peers(
+        context.child("network"),
+        simulated::Config {
+            max_size: 8 * 1024 * 1024,
+            max_peers_per_set: NZUsize!(4),
+            disconnect_on_block: true,
+            tracked_peer_sets: NZUsize!(1),
+        },
+        participants.clone(),
+    )
+    .await;
+    network.start();
+    link_all(&oracle, participants).await;
+    oracle
+}
+
+fn committee() -> (Vec<ed25519::PrivateKey>, Set<ed25519::PublicKey>) {
+    let keys: Vec<ed25519::PrivateKey> = (0..4u64).map(ed25519::PrivateKey::from_seed).collect();
+    let participants = Set::from_iter_dedup(keys.iter().map(|k| k.public_key()));
+    (keys, participants)
+}
+
+/// Waits until every app has finalized `target` blocks; checks agreement; returns the chain.
+async fn finalized_chain(
+    context: &deterministic::Context,
+    apps: &[ShardApp],
+    target: u64,
+) -> Vec<Hash> {
+    while apps.iter().any(|a| a.head().height < target) {
+        context.sleep(Duration::from_millis(100)).await;
+    }
+    (1..=target)
+        .map(|h| {
+            let ids: Vec<_> = apps
+                .iter()
+                .map(|a| a.block(h).unwrap().expect("finalized block").header.id())
+                .collect();
+            assert!(
+                ids.windows(2).all(|w| w[0] == w[1]),
+                "validators disagree at height {h}"
+            );
+            ids[0]
+        })
+        .collect()
+}
+
 /// As [`run_n4`]; with `partition`, the network is first split 2/2 (no quorum on either side)
 /// until no validator could finalize for a while, then healed.
 fn run_n4_with(seed: u64, offline: usize, target: u64, partition: bool) -> Vec<Hash> {
@@ -70,83 +198,17 @@ fn run_n4_with(seed: u64, offline: usize, target: u64, partition: bool) -> Vec<H
             .with_timeout(Some(Duration::from_secs(300))),
     );
     runner.start(|context| async move {
-        let keys: Vec<ed25519::PrivateKey> =
-            (0..4u64).map(ed25519::PrivateKey::from_seed).collect();
-        let participants = Set::from_iter_dedup(keys.iter().map(|k| k.public_key()));
-        let (network, oracle) = Network::new_with_peers(
-            context.child("network"),
-            simulated::Config {
-                max_size: 8 * 1024 * 1024,
-                max_peers_per_set: NZUsize!(4),
-                disconnect_on_block: true,
-                tracked_peer_sets: NZUsize!(1),
-            },
-            participants.clone(),
-        )
-        .await;
-        network.start();
+        let (keys, participants) = committee();
+        let oracle = network(&context, &participants).await;
         let link = Link {
             latency: Duration::from_millis(20),
             jitter: Duration::from_millis(1),
             success_rate: commonware_utils::probability!(1.0),
         };
-        for a in participants.iter() {
-            for b in participants.iter() {
-                if a != b {
-                    oracle
-                        .add_link(a.clone(), b.clone(), link.clone())
-                        .await
-                        .unwrap();
-                }
-            }
-        }
-
-        let alloc: Vec<_> = users()
-            .iter()
-            .map(|k| (k.public_key(), Asset::Spend, 1u128 << 80))
-            .collect();
+        let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
         let mut apps = Vec::new();
-        let mut dirs = Vec::new();
-        for key in keys.iter().skip(offline) {
-            let me = key.public_key();
-            let dir = tempfile::tempdir().unwrap();
-            let store =
-                ChainStore::create(dir.path(), params(), ShardId(1), &alloc, 1 << 60, 8).unwrap();
-            dirs.push(dir);
-            let mempool = Mempool::new(
-                MempoolConfig::default(),
-                ShardId(1),
-                ShardMap::even(1).unwrap(),
-            );
-            let app = ShardApp::new(store, mempool, 1_000);
-            let control = oracle.control(me.clone());
-            let channels = Channels {
-                votes: control.register(0, QUOTA).await.unwrap(),
-                certificates: control.register(1, QUOTA).await.unwrap(),
-                resolver: control.register(2, QUOTA).await.unwrap(),
-                backfill: control.register(3, QUOTA).await.unwrap(),
-                broadcast: control.register(4, QUOTA).await.unwrap(),
-            };
-            let config = EngineConfig {
-                namespace: NAMESPACE.to_vec(),
-                participants: participants.clone(),
-                signer: key.clone(),
-                partition_prefix: format!("v{me}"),
-                leader_timeout: Duration::from_secs(1),
-                certification_timeout: Duration::from_secs(2),
-            };
-            let ctx = context.child("validator").with_attribute("key", &me);
-            engine::start(
-                ctx,
-                config,
-                app.clone(),
-                oracle.manager(),
-                oracle.control(me.clone()),
-                channels,
-            )
-            .await
-            .unwrap();
-            apps.push(app);
+        for (key, dir) in keys.iter().zip(&dirs).skip(offline) {
+            apps.push(start_validator(&context, &oracle, &participants, key, dir.path()).await);
         }
 
         if partition {
@@ -185,23 +247,7 @@ fn run_n4_with(seed: u64, offline: usize, target: u64, partition: bool) -> Vec<H
             }
         }
 
-        // Wait (in simulated time) until every running validator has finalized `target` blocks.
-        while apps.iter().any(|a| a.head().height < target) {
-            context.sleep(Duration::from_millis(100)).await;
-        }
-        // Safety: every validator holds the same block at every height.
-        let mut chain = Vec::new();
-        for h in 1..=target {
-            let ids: Vec<_> = apps
-                .iter()
-                .map(|a| a.block(h).unwrap().expect("finalized block").header.id())
-                .collect();
-            assert!(
-                ids.windows(2).all(|w| w[0] == w[1]),
-                "validators disagree at height {h}"
-            );
-            chain.push(ids[0]);
-        }
+        let chain = finalized_chain(&context, &apps, target).await;
         // The users' posts were finalized, once each, on every replica.
         for u in users() {
             for app in &apps {
@@ -212,6 +258,7 @@ fn run_n4_with(seed: u64, offline: usize, target: u64, partition: bool) -> Vec<H
             .map(|h| apps[0].block(h).unwrap().unwrap().txs.len())
             .sum();
         assert_eq!(txs, 4, "each post is included exactly once");
+        drop(apps);
         drop(dirs);
         chain
     })
@@ -235,4 +282,51 @@ fn n4f0_partition_heals_and_converges() {
 #[test]
 fn n4f0_same_seed_same_run() {
     assert_eq!(run_n4(11, 0, 6), run_n4(11, 0, 6));
+}
+
+#[test]
+fn n4f0_crash_and_restart_loses_no_finalized_block() {
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let paths: Vec<std::path::PathBuf> = dirs.iter().map(|d| d.path().to_path_buf()).collect();
+    let config = deterministic::Config::default()
+        .with_seed(17)
+        .with_timeout(Some(Duration::from_secs(300)));
+    let first_paths = paths.clone();
+    let (before, checkpoint) =
+        deterministic::Runner::new(config).start_and_recover(|context| async move {
+            let (keys, participants) = committee();
+            let oracle = network(&context, &participants).await;
+            let mut apps = Vec::new();
+            for (key, dir) in keys.iter().zip(&first_paths) {
+                apps.push(start_validator(&context, &oracle, &participants, key, dir).await);
+            }
+            for u in users() {
+                for app in &apps {
+                    app.submit(post(&u, 0)).unwrap();
+                }
+            }
+            finalized_chain(&context, &apps, 5).await
+        });
+    // Every validator crashed at once; all come back from their journals and stores.
+    let after = deterministic::Runner::from(checkpoint).start(|context| async move {
+        let (keys, participants) = committee();
+        let oracle = network(&context, &participants).await;
+        let mut apps = Vec::new();
+        for (key, dir) in keys.iter().zip(&paths) {
+            apps.push(start_validator(&context, &oracle, &participants, key, dir).await);
+        }
+        for app in &apps {
+            assert!(
+                app.head().height >= 5,
+                "a finalized block was lost in the crash"
+            );
+        }
+        finalized_chain(&context, &apps, 10).await
+    });
+    assert_eq!(
+        &after[..5],
+        &before[..],
+        "the chain after the restart extends the one before"
+    );
+    drop(dirs);
 }
