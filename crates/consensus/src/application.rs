@@ -79,6 +79,16 @@ impl ShardApp {
         self.lock().store.head()
     }
 
+    /// Records evidence of a consensus fault in the store.
+    pub fn record_evidence(&self, evidence: &[u8]) -> Result<u64, StoreError> {
+        self.lock().store.record_evidence(evidence)
+    }
+
+    /// The recorded consensus faults.
+    pub fn evidence(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.lock().store.evidence()
+    }
+
     /// A finalized block by height.
     pub fn block(&self, height: u64) -> Result<Option<starling_types::Block>, StoreError> {
         self.lock().store.block(height)

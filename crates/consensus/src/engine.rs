@@ -67,6 +67,33 @@ where
     }
 }
 
+/// Keeps simplex's fault reports (conflicting notarize or finalize votes, a nullify and a
+/// finalize for the same view) as evidence in the shard's store.
+#[derive(Clone)]
+struct EvidenceLog(ShardApp);
+
+impl Reporter for EvidenceLog {
+    type Activity = simplex::types::Activity<Scheme, commonware_cryptography::blake3::Digest>;
+    fn report(&mut self, activity: Self::Activity) -> commonware_actor::Feedback {
+        use simplex::types::Activity;
+        if matches!(
+            activity,
+            Activity::ConflictingNotarize(_)
+                | Activity::ConflictingFinalize(_)
+                | Activity::NullifyFinalize(_)
+        ) {
+            let bytes = commonware_codec::Encode::encode(&activity);
+            match self.0.record_evidence(&bytes) {
+                Ok(seq) => tracing::warn!(seq, "recorded evidence of a consensus fault"),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not record evidence of a consensus fault")
+                }
+            }
+        }
+        commonware_actor::Feedback::Ok
+    }
+}
+
 /// Settings of one of marshal's archives.
 fn archive<C>(prefix: &str, name: &str, codec: C, page_cache: &CacheRef) -> immutable::Config<C> {
     immutable::Config {
@@ -197,6 +224,7 @@ where
         .await;
     actor.start(app.clone(), buffer, resolver);
 
+    let evidence = EvidenceLog(app.clone());
     let inline = Inline::new(context.child("inline"), app, mailbox.clone(), epocher);
     let engine = simplex::Engine::new(
         context.child("simplex"),
@@ -206,7 +234,7 @@ where
             blocker,
             automaton: inline.clone(),
             relay: inline.clone(),
-            reporter: Fanout(mailbox, inline),
+            reporter: Fanout(Fanout(mailbox, inline), evidence),
             strategy: Sequential,
             partition: format!("{prefix}-simplex"),
             mailbox_size,
@@ -228,4 +256,64 @@ where
     );
     engine.start(channels.votes, channels.certificates, channels.resolver);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_consensus::simplex::types::{Activity, ConflictingNotarize, Notarize, Proposal};
+    use commonware_consensus::types::{Round, View};
+    use commonware_cryptography::blake3::Digest;
+    use starling_mempool::{Mempool, MempoolConfig};
+    use starling_types::{ChainId, ShardId, ShardMap};
+
+    #[test]
+    fn conflicting_votes_are_kept_as_evidence_and_other_activity_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let foundations = (0..3u8)
+            .map(|i| starling_types::PublicKey::ed25519([i + 1; 32]))
+            .collect();
+        let params = starling_ledger::LedgerParams::devnet(
+            ChainId::new("evidence").unwrap(),
+            1,
+            foundations,
+        )
+        .unwrap();
+        let store =
+            starling_store::ChainStore::create(dir.path(), params, ShardId(1), &[], 1, 4).unwrap();
+        let app = ShardApp::new(
+            store,
+            Mempool::new(
+                MempoolConfig::default(),
+                ShardId(1),
+                ShardMap::even(1).unwrap(),
+            ),
+            10,
+        );
+        let keys: Vec<ed25519::PrivateKey> =
+            (0..4u64).map(ed25519::PrivateKey::from_seed).collect();
+        let participants = Set::from_iter_dedup(keys.iter().map(|k| k.public_key()));
+        let liar = Scheme::signer(b"ns", participants, keys[0].clone()).unwrap();
+        let proposal = |payload: u8| Proposal {
+            round: Round::new(Epoch::zero(), View::new(5)),
+            parent: View::new(4),
+            payload: Digest([payload; 32]),
+        };
+        let a = Notarize::sign(&liar, proposal(1)).unwrap();
+        let b = Notarize::sign(&liar, proposal(2)).unwrap();
+
+        let mut log = EvidenceLog(app.clone());
+        let _ = log.report(Activity::Notarize(a.clone()));
+        assert!(
+            app.evidence().unwrap().is_empty(),
+            "an ordinary vote is not evidence"
+        );
+        let fault = Activity::ConflictingNotarize(ConflictingNotarize::new(a, b));
+        let _ = log.report(fault.clone());
+        let stored = app.evidence().unwrap();
+        assert_eq!(
+            stored,
+            vec![commonware_codec::Encode::encode(&fault).to_vec()]
+        );
+    }
 }

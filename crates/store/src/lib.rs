@@ -20,6 +20,7 @@
 //! | `blocks` | height (`u64` BE) | encoded block |
 //! | `receipts` | height (`u64` BE) | receipts, each `u32 BE length || encoded receipt` |
 //! | `meta` | name | `params`, `shard`, `bits`, `head`, `checkpoint` (height) |
+//! | `evidence` | sequence (`u64` BE) | a consensus fault, as consensus encodes it |
 
 mod error;
 mod speculative;
@@ -47,6 +48,7 @@ struct Tables {
     blocks: Db,
     receipts: Db,
     meta: Db,
+    evidence: Db,
 }
 
 /// Address space reserved for the memory map (the file only grows as data is written).
@@ -72,6 +74,7 @@ fn open_env(path: &Path) -> Result<(Env, Tables), StoreError> {
         blocks: env.create_database(&mut wtx, Some("blocks"))?,
         receipts: env.create_database(&mut wtx, Some("receipts"))?,
         meta: env.create_database(&mut wtx, Some("meta"))?,
+        evidence: env.create_database(&mut wtx, Some("evidence"))?,
     };
     wtx.commit()?;
     Ok((env, tables))
@@ -519,6 +522,28 @@ impl ChainStore {
         }
         self.head = head;
         Ok(())
+    }
+
+    /// Records evidence of a consensus fault (e.g. a validator's conflicting votes), durably,
+    /// for governance to act on. Returns its sequence number.
+    pub fn record_evidence(&mut self, evidence: &[u8]) -> Result<u64, StoreError> {
+        let mut wtx = self.env.write_txn()?;
+        let seq = self.t.evidence.len(&wtx)?;
+        self.t
+            .evidence
+            .put(&mut wtx, &seq.to_be_bytes(), evidence)?;
+        wtx.commit()?;
+        Ok(seq)
+    }
+
+    /// The recorded consensus faults, oldest first.
+    pub fn evidence(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let rtx = self.env.read_txn()?;
+        let mut out = Vec::new();
+        for row in self.t.evidence.iter(&rtx)? {
+            out.push(row?.1.to_vec());
+        }
+        Ok(out)
     }
 
     /// The current value under a key hash.
