@@ -117,8 +117,14 @@ impl ShardApp {
         Ok(ShardBlock::new(block))
     }
 
-    /// Admits a signature-checked transaction to the mempool, against committed state.
+    /// Checks a transaction's signature and admits it to the mempool, against committed state.
     pub fn submit(&self, tx: Tx) -> Result<(), MempoolError> {
+        starling_crypto::verify(
+            &tx.body.account,
+            tx.signing_hash.as_bytes(),
+            &tx.envelope.signature,
+        )
+        .map_err(|_| MempoolError::BadSignature)?;
         let mut inner = self.lock();
         let head = inner.store.head();
         let account = tx.body.account;

@@ -99,6 +99,13 @@ fn propose_verify_finalize_across_two_nodes() {
         let genesis = a.app.genesis_block().unwrap();
         assert_eq!(genesis, b.app.genesis_block().unwrap());
         let u = users();
+        // A forged transaction (signed by someone else) never enters the pool.
+        let mut forged = post(&u[0], 0, "not mine");
+        forged.envelope.signature = post(&u[1], 0, "not mine").envelope.signature;
+        assert_eq!(
+            a.app.submit(forged),
+            Err(starling_mempool::MempoolError::BadSignature)
+        );
         for (i, k) in u.iter().enumerate() {
             a.app.submit(post(k, 0, &format!("hello {i}"))).unwrap();
         }

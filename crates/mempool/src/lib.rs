@@ -71,6 +71,8 @@ pub enum MempoolError {
     PoolFull,
     #[error("account is sending too fast; try again in a few blocks")]
     RateLimited,
+    #[error("bad signature (forged, or signed for another chain)")]
+    BadSignature,
 }
 
 /// Ordering key: higher tip per gas first, then earlier arrival.
