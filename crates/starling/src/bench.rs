@@ -48,10 +48,8 @@ pub fn run(which: Which) -> anyhow::Result<()> {
     }
 }
 
-fn bar(len: u64, msg: &'static str, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
+/// A progress bar on stderr (indicatif hides it when stderr is not a terminal).
+fn bar(len: u64, msg: &'static str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
         ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")
@@ -66,7 +64,6 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
     if args.accounts == 0 || args.txs_per_block == 0 || args.blocks == 0 {
         bail!("--accounts, --txs-per-block and --blocks must be positive");
     }
-    let quiet = false;
     let chain = ChainId::new("starling-bench")?;
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
     let foundations = (0..3)
@@ -78,7 +75,7 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
         .max(args.txs_per_block as u64 * 20_000);
 
     // Accounts on the one account shard (all of the space), funded at genesis.
-    let pb = bar(args.accounts as u64, "keys", quiet);
+    let pb = bar(args.accounts as u64, "keys");
     let keys: Vec<SecretKey> = (0..args.accounts)
         .map(|_| {
             pb.inc(1);
@@ -94,7 +91,7 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
 
     // Build the blocks on an in-memory replica (not timed).
     let total = args.blocks * args.txs_per_block as u64;
-    let pb = bar(total, "signing", quiet);
+    let pb = bar(total, "signing");
     let mut builder =
         MemLedger::genesis(params.clone(), ShardId(1), &alloc, 1 << 90, args.tree_bits);
     let mut nonces = vec![0u64; keys.len()];
@@ -159,7 +156,7 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
                 .collect::<Result<_, starling_types::DecodeError>>()
         })
         .collect::<Result<_, _>>()?;
-    let pb = bar(args.blocks, "sigverify", quiet);
+    let pb = bar(args.blocks, "sigverify");
     let mut sig_secs = 0.0;
     for block in &signed {
         let items: Vec<SigItem<'_>> = block
@@ -191,7 +188,7 @@ fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
     };
     let mut store = ChainStore::create(&dir, params, ShardId(1), &alloc, 1 << 90, args.tree_bits)
         .with_context(|| format!("creating a chain store in {}", dir.display()))?;
-    let pb = bar(args.blocks, "apply", quiet);
+    let pb = bar(args.blocks, "apply");
     let mut block_ms = Vec::with_capacity(blocks.len());
     let start = Instant::now();
     for block in &blocks {

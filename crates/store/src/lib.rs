@@ -688,7 +688,7 @@ fn decode_receipts(b: &[u8]) -> Result<Vec<Receipt>, StoreError> {
 }
 
 /// The state as of the last commit: the pending changes over the tables' checkpoint,
-/// read through one redb snapshot.
+/// read through one LMDB read transaction.
 struct View<'a> {
     txn: &'a RoTxn<'a>,
     t: Tables,
