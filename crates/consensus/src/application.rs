@@ -34,6 +34,9 @@ struct Inner {
     mempool: Mempool,
     /// Most transactions in one block.
     max_block_txs: usize,
+    /// The shortest time between a block and its parent; an idle shard waits up to five
+    /// times as long for a transaction before proposing an empty block.
+    block_interval_ms: u64,
 }
 
 /// One shard's application; clones share the same state.
@@ -46,6 +49,13 @@ impl std::fmt::Debug for ShardApp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShardApp").finish_non_exhaustive()
     }
+}
+
+fn now_ms<E: Clock>(runtime: &E) -> u64 {
+    runtime
+        .current()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The account a consensus key receives tips on.
@@ -62,9 +72,38 @@ impl ShardApp {
             spec: Speculative::new(),
             mempool,
             max_block_txs,
+            block_interval_ms: 0,
         };
         Self {
             inner: Arc::new(Mutex::new(inner)),
+        }
+    }
+
+    /// Sets the shortest time between a block and its parent (default: none).
+    pub fn with_block_interval(self, interval: std::time::Duration) -> Self {
+        self.lock().block_interval_ms = interval.as_millis() as u64;
+        self
+    }
+
+    /// Waits until a block on a parent made at `parent_ms` is due: at least the block interval
+    /// after it, and, while the mempool is empty, up to five intervals.
+    async fn pace<E: Clock>(&self, runtime: &E, parent_ms: u64) {
+        let (interval, mut idle) = {
+            let inner = self.lock();
+            (inner.block_interval_ms, inner.mempool.is_empty())
+        };
+        let due = parent_ms.saturating_add(interval);
+        let idle_due = parent_ms.saturating_add(interval.saturating_mul(5));
+        loop {
+            let now = now_ms(runtime);
+            let until = if idle { idle_due } else { due };
+            if now >= until {
+                return;
+            }
+            runtime
+                .sleep(std::time::Duration::from_millis((until - now).min(20)))
+                .await;
+            idle = self.lock().mempool.is_empty();
         }
     }
 
@@ -119,27 +158,71 @@ impl ShardApp {
 
     /// Checks a transaction's signature and admits it to the mempool, against committed state.
     pub fn submit(&self, tx: Tx) -> Result<(), MempoolError> {
-        starling_crypto::verify(
-            &tx.body.account,
-            tx.signing_hash.as_bytes(),
-            &tx.envelope.signature,
-        )
-        .map_err(|_| MempoolError::BadSignature)?;
-        let mut inner = self.lock();
-        let head = inner.store.head();
-        let account = tx.body.account;
-        let (nonce, base_fee) = inner
-            .store
-            .with_view(|v| {
-                let nonce = actions::account(v, &account)
-                    .ok()
-                    .flatten()
-                    .map_or(0, |a| a.nonce);
-                let base_fee = starling_ledger::ShardLedger::meta(v).map_or(0, |m| m.base_fee);
-                (nonce, base_fee)
+        self.submit_batch(vec![tx])
+            .pop()
+            .unwrap_or(Err(MempoolError::BadSignature))
+    }
+
+    /// Checks the signatures of `txs` in one batch and admits each valid one to the mempool;
+    /// one result per transaction, in order.
+    pub fn submit_batch(&self, txs: Vec<Tx>) -> Vec<Result<(), MempoolError>> {
+        let items: Vec<starling_crypto::SigItem<'_>> = txs
+            .iter()
+            .map(|t| starling_crypto::SigItem {
+                key: &t.body.account,
+                msg: t.signing_hash.as_bytes(),
+                sig: &t.envelope.signature,
             })
-            .unwrap_or((0, 0));
-        inner.mempool.insert(tx, head.height + 1, base_fee, nonce)
+            .collect();
+        let forged = starling_crypto::verify_batch(&items);
+        drop(items);
+        let mut inner = self.lock();
+        let Inner { store, mempool, .. } = &mut *inner;
+        let height = store.head().height + 1;
+        let base_fee = store
+            .with_view(|v| starling_ledger::ShardLedger::meta(v).map_or(0, |m| m.base_fee))
+            .unwrap_or(0);
+        let mut forged = forged.into_iter().peekable();
+        txs.into_iter()
+            .enumerate()
+            .map(|(i, tx)| {
+                if forged.peek() == Some(&i) {
+                    forged.next();
+                    return Err(MempoolError::BadSignature);
+                }
+                let account = tx.body.account;
+                let nonce = store
+                    .with_view(|v| {
+                        actions::account(v, &account)
+                            .ok()
+                            .flatten()
+                            .map_or(0, |a| a.nonce)
+                    })
+                    .unwrap_or(0);
+                mempool.insert(tx, height, base_fee, nonce)
+            })
+            .collect()
+    }
+
+    /// Pending transactions in the mempool.
+    pub fn mempool_len(&self) -> usize {
+        self.lock().mempool.len()
+    }
+
+    /// Reads the finalized state.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&dyn starling_ledger::StateView) -> T,
+    ) -> Result<T, StoreError> {
+        self.lock().store.with_view(f)
+    }
+
+    /// The receipts of a finalized block.
+    pub fn receipts(
+        &self,
+        height: u64,
+    ) -> Result<Option<Vec<starling_types::Receipt>>, StoreError> {
+        self.lock().store.receipts(height)
     }
 
     /// Executes (speculatively) every block of `chain` not seen yet, oldest first.
@@ -207,10 +290,9 @@ impl<E: Clock + Send + 'static> Application<E> for ShardApp {
         let unknown = self
             .unknown_ancestors(parent.clone(), &mut ancestry)
             .await?;
-        let now_ms = runtime
-            .current()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        self.pace(&runtime, parent.block().header.timestamp_ms)
+            .await;
+        let now_ms = now_ms(&runtime);
         let mut inner = self.lock();
         if let Err(e) = Self::catch_up(&mut inner, unknown) {
             tracing::warn!(error = %e, "cannot build on the proposed parent");
@@ -222,6 +304,7 @@ impl<E: Clock + Send + 'static> Application<E> for ShardApp {
             spec,
             mempool,
             max_block_txs,
+            ..
         } = &mut *inner;
         let ancestors = spec.ancestor_writes(store, &parent.id()).ok()?;
         let txs: Vec<_> = {
@@ -256,7 +339,8 @@ impl<E: Clock + Send + 'static> Application<E> for ShardApp {
             txs,
             inbound: Vec::new(),
         };
-        match spec.propose(store, input) {
+        // Every pooled transaction's signature was checked on admission.
+        match spec.propose_with(store, input, &|h| mempool.contains(h)) {
             Ok(block) => {
                 let b = ShardBlock::new(block);
                 let digest = commonware_cryptography::Digestible::digest(&b);
@@ -298,8 +382,14 @@ impl<E: Clock + Send + 'static> Application<E> for ShardApp {
         if Self::catch_up(&mut inner, unknown).is_err() {
             return false;
         }
-        let Inner { store, spec, .. } = &mut *inner;
-        match spec.verify(store, block.block().clone()) {
+        let Inner {
+            store,
+            spec,
+            mempool,
+            ..
+        } = &mut *inner;
+        // Transactions this node admitted to its pool had their signatures checked then.
+        match spec.verify_with(store, block.block().clone(), &|h| mempool.contains(h)) {
             Ok(_) => true,
             Err(StoreError::Block(e)) => {
                 tracing::info!(error = %e, height = block.block().header.height, "voting against an invalid block");

@@ -591,3 +591,34 @@ fn block_gas_limit_rejects_overflowing_transactions() {
     assert_eq!(tx_result(&ex, 2), Err(TxError::BlockFull));
     assert!(ex.gas_used <= 10_000);
 }
+
+#[test]
+fn signatures_already_checked_are_skipped_and_only_those() {
+    let (mut net, k) = one_shard(2);
+    let (a, b) = (&k[0], &k[1]);
+    let good = net.sign(a, 0, post("checked before"));
+    let forged = TxEnvelope {
+        body_bytes: net.sign(b, 0, post("forged")).body_bytes,
+        signature: net.sign(a, 1, post("other")).signature,
+    };
+    let m = net.ledger(ShardId(1));
+    let input = starling_ledger::BlockInput {
+        height: m.height + 1,
+        parent: m.head,
+        timestamp_ms: 5_000,
+        proposer: a.public_key(),
+        txs: vec![good.clone(), forged.clone()],
+        inbound: vec![],
+    };
+    let plain = m.ledger.execute(&m.state, &input).unwrap();
+    // The node vouches for the good one only: same outcome as checking everything.
+    let good_hash = good.hash();
+    let skipped = m
+        .ledger
+        .execute_with(&m.state, &input, &|h| *h == good_hash)
+        .unwrap();
+    assert_eq!(plain.receipts, skipped.receipts);
+    assert_eq!(plain.writes, skipped.writes);
+    assert_eq!(tx_result(&skipped, 0), Ok(()));
+    assert_eq!(tx_result(&skipped, 1), Err(TxError::BadSignature));
+}

@@ -32,8 +32,12 @@ bootstrap = []
 max_peers = 50
 
 [validator]
-# Authenticated validator-to-validator transport.
+# Authenticated validator-to-validator transport. Must match the validator's address in the
+# genesis (other validators dial it there).
 listen = "127.0.0.1:7100"
+# Shortest time between a block and the next, in milliseconds; an idle shard makes an empty
+# block every five intervals.
+block_interval_ms = 200
 
 [api]
 # HTTP API and web app.
@@ -88,6 +92,22 @@ pub struct ListenConfig {
     pub listen: String,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidatorConfig {
+    pub listen: String,
+    pub block_interval_ms: u64,
+}
+
+impl Default for ValidatorConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7100".into(),
+            block_interval_ms: 200,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelayConfig {
@@ -132,7 +152,7 @@ pub struct NodeConfig {
     pub key_file: PathBuf,
     pub genesis: PathBuf,
     pub p2p: P2pConfig,
-    pub validator: ListenConfig,
+    pub validator: ValidatorConfig,
     pub api: ListenConfig,
     pub metrics: ListenConfig,
     pub relay: RelayConfig,
@@ -148,9 +168,7 @@ impl Default for NodeConfig {
             key_file: "node.key".into(),
             genesis: "genesis.toml".into(),
             p2p: P2pConfig::default(),
-            validator: ListenConfig {
-                listen: "127.0.0.1:7100".into(),
-            },
+            validator: ValidatorConfig::default(),
             api: ListenConfig {
                 listen: "127.0.0.1:8080".into(),
             },
@@ -225,6 +243,12 @@ impl NodeConfig {
                     format!("`{b}` is not host:port"),
                 )
             })?;
+        }
+        if !(10..=60_000).contains(&self.validator.block_interval_ms) {
+            return Err(bad(
+                "validator.block_interval_ms",
+                "must be between 10 and 60000".into(),
+            ));
         }
         if self.mempool.max_txs == 0 || self.mempool.max_per_account == 0 {
             return Err(bad("mempool", "limits must be positive".into()));

@@ -18,6 +18,9 @@ pub enum Which {
     /// Apply blocks of signed posts through signature checks, execution and state commit on
     /// disk, on one thread; compare with raw batch signature verification.
     Ledger(LedgerArgs),
+    /// Load a devnet or cluster with signed posts and transfers through its API and time
+    /// each transaction from submission to finality.
+    Network(crate::netbench::NetworkArgs),
 }
 
 #[derive(Args, Debug)]
@@ -45,6 +48,7 @@ pub struct LedgerArgs {
 pub fn run(which: Which) -> anyhow::Result<()> {
     match which {
         Which::Ledger(args) => ledger(args),
+        Which::Network(args) => crate::netbench::network(args),
     }
 }
 

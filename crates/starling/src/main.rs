@@ -1,7 +1,9 @@
-//! `starling`: the command-line entry point: create a network (keys, genesis, init) and
-//! measure it (bench). Running node roles and `devnet` arrive with consensus.
+//! `starling`: the command-line entry point: create a network (keys, genesis, init), run a
+//! node or a whole devnet, and measure it (bench).
 
 mod bench;
+mod netbench;
+mod node;
 mod setup;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +38,10 @@ enum Command {
     },
     /// Prepare a node's data directory from a genesis.
     Init(setup::InitArgs),
+    /// Run a node's roles (validator) from its configuration and data directory.
+    Node(node::NodeArgs),
+    /// Run a whole network in this process: validators, every shard, and the HTTP API.
+    Devnet(node::DevnetArgs),
     /// Measure a part of the system and print the figures.
     Bench {
         #[command(subcommand)]
@@ -46,7 +52,8 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,starling=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -57,5 +64,7 @@ fn main() -> anyhow::Result<()> {
         Command::Genesis { cmd } => setup::genesis(cmd),
         Command::Config { cmd } => setup::config(cmd),
         Command::Init(args) => setup::init(args),
+        Command::Node(args) => node::node(args),
+        Command::Devnet(args) => node::devnet(args),
     }
 }

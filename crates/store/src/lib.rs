@@ -389,18 +389,30 @@ impl ChainStore {
         ancestors: &WriteSet,
         input: &BlockInput,
     ) -> Result<(Executed, Hash), StoreError> {
+        self.speculate_with(ancestors, input, &|_| false)
+    }
+
+    /// As [`Self::speculate`], skipping signatures `checked` says were verified (see
+    /// [`starling_ledger::ShardLedger::execute_with`]).
+    pub fn speculate_with(
+        &mut self,
+        ancestors: &WriteSet,
+        input: &BlockInput,
+        checked: &dyn Fn(&Hash) -> bool,
+    ) -> Result<(Executed, Hash), StoreError> {
         let rtx = self.env.read_txn()?;
         let view = View {
             txn: &rtx,
             t: self.t,
             pending: &self.pending,
         };
-        let executed = self.ledger.execute(
+        let executed = self.ledger.execute_with(
             &starling_ledger::Layered {
                 base: &view,
                 top: ancestors,
             },
             input,
+            checked,
         )?;
         // The tree with the ancestors' and this block's writes, measured and put back.
         let mut all = ancestors.clone();

@@ -66,14 +66,27 @@ impl Speculative {
     /// Executes `block`, built elsewhere, on its (possibly unfinalized) parent and checks its
     /// header; caches the result. Nothing is committed.
     pub fn verify(&mut self, store: &mut ChainStore, block: Block) -> Result<Hash, StoreError> {
+        self.verify_with(store, block, &|_| false)
+    }
+
+    /// As [`Self::verify`], skipping signatures `checked` says this node verified already.
+    pub fn verify_with(
+        &mut self,
+        store: &mut ChainStore,
+        block: Block,
+        checked: &dyn Fn(&Hash) -> bool,
+    ) -> Result<Hash, StoreError> {
         let id = block.header.id();
         if self.blocks.contains_key(&id) {
             return Ok(id);
         }
         self.check_room()?;
         let ancestors = self.ancestor_writes(store, &block.header.parent)?;
-        let (executed, root) =
-            store.speculate(&ancestors, &starling_ledger::BlockInput::from_block(&block))?;
+        let (executed, root) = store.speculate_with(
+            &ancestors,
+            &starling_ledger::BlockInput::from_block(&block),
+            checked,
+        )?;
         store
             .ledger()
             .check_header(&block.header, &executed, root)?;
@@ -87,9 +100,19 @@ impl Speculative {
         store: &mut ChainStore,
         input: starling_ledger::BlockInput,
     ) -> Result<Block, StoreError> {
+        self.propose_with(store, input, &|_| false)
+    }
+
+    /// As [`Self::propose`], skipping signatures `checked` says this node verified already.
+    pub fn propose_with(
+        &mut self,
+        store: &mut ChainStore,
+        input: starling_ledger::BlockInput,
+        checked: &dyn Fn(&Hash) -> bool,
+    ) -> Result<Block, StoreError> {
         self.check_room()?;
         let ancestors = self.ancestor_writes(store, &input.parent)?;
-        let (executed, root) = store.speculate(&ancestors, &input)?;
+        let (executed, root) = store.speculate_with(&ancestors, &input, checked)?;
         let header = store.ledger().header(&input, &executed, root);
         let block = Block {
             header,

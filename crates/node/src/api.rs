@@ -1,0 +1,368 @@
+//! The node's HTTP JSON API (`/api/v1`) and Prometheus metrics (`/metrics`).
+//!
+//! - `GET  /api/v1/status`: chain, genesis id, and per shard the finalized height, block id,
+//!   state root, base fee and mempool size.
+//! - `POST /api/v1/txs`: `{"txs": ["<hex envelope>", ...]}` (at most [`MAX_SUBMIT_TXS`]); one
+//!   result per transaction, `{"hash", "shard"}` or `{"error": {"code", "message"}}`.
+//! - `GET  /api/v1/accounts/{key}`: balances, nonce, allowance, handle and profile.
+//! - `GET  /api/v1/posts/{author}/{seq}`: a post.
+//! - `GET  /api/v1/shards/{shard}/blocks/{height}`: a finalized block's header and the hash
+//!   and status of each of its transactions.
+//!
+//! Every error is `{"error": {"code": "<snake_case>", "message": "..."}}` with a 4xx status
+//! for a bad request; bodies are bounded before they are parsed.
+
+use crate::run::{Node, SubmitError};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use starling_ledger::actions;
+use starling_ledger::records::{PostRecord, ProfileRecord, StateKey};
+use starling_types::{Asset, Decode as _, PostId, PublicKey, Receipt, ShardId, TxEnvelope};
+use std::sync::Arc;
+
+/// Most transactions in one `POST /api/v1/txs`.
+pub const MAX_SUBMIT_TXS: usize = 4_096;
+/// Largest request body.
+pub const MAX_BODY_BYTES: usize = 2 * (MAX_SUBMIT_TXS * 1_024) + 4_096;
+
+/// Renders the node's metrics in the Prometheus text format.
+pub type MetricsFn = Arc<dyn Fn() -> String + Send + Sync>;
+
+#[derive(Clone)]
+struct Api {
+    node: Node,
+    metrics: MetricsFn,
+}
+
+/// An API error: an HTTP status, a stable code and a message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    fn internal(message: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %message, "API request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the node could not read its store",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+/// The API router for `node`.
+pub fn router(node: Node, metrics: MetricsFn) -> Router {
+    Router::new()
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/txs", post(submit))
+        .route("/api/v1/accounts/{key}", get(account))
+        .route("/api/v1/posts/{author}/{seq}", get(post_by_id))
+        .route("/api/v1/shards/{shard}/blocks/{height}", get(block))
+        .route("/metrics", get(render_metrics))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(Api { node, metrics })
+}
+
+/// Serves the API on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, node: Node, metrics: MetricsFn) {
+    if let Err(e) = axum::serve(listener, router(node, metrics)).await {
+        tracing::error!(error = %e, "HTTP API stopped");
+    }
+}
+
+async fn render_metrics(State(api): State<Api>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        (api.metrics)(),
+    )
+        .into_response()
+}
+
+async fn status(State(api): State<Api>) -> ApiResult {
+    let mut shards = Vec::new();
+    for (id, handle) in api.node.shards() {
+        let head = handle.app.head();
+        let (base_fee, timestamp_ms) = handle
+            .app
+            .read(|v| {
+                starling_ledger::ShardLedger::meta(v)
+                    .map(|m| (m.base_fee, m.timestamp_ms))
+                    .unwrap_or((0, 0))
+            })
+            .map_err(ApiError::internal)?;
+        shards.push(json!({
+            "shard": id.0,
+            "height": head.height,
+            "block_id": head.id.to_hex(),
+            "state_root": head.state_root.to_hex(),
+            "timestamp_ms": timestamp_ms,
+            "base_fee": base_fee,
+            "mempool": handle.app.mempool_len(),
+        }));
+    }
+    Ok(Json(json!({
+        "chain_id": api.node.chain_id().as_str(),
+        "genesis_id": api.node.genesis().id().to_hex(),
+        "account_shards": api.node.genesis().params.shard_map.ranges().len(),
+        "shards": shards,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitRequest {
+    txs: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Submitted {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shard: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<Value>,
+}
+
+fn submit_error_code(e: &SubmitError) -> &'static str {
+    use starling_mempool::MempoolError as M;
+    match e {
+        SubmitError::Malformed(_) => "malformed",
+        SubmitError::ShardNotServed(_) => "shard_not_served",
+        SubmitError::Rejected(m) => match m {
+            M::WrongShard(_) => "wrong_shard",
+            M::Duplicate => "duplicate",
+            M::NonceTooLow { .. } => "nonce_too_low",
+            M::NonceTooHigh { .. } => "nonce_too_high",
+            M::Expired(_) => "expired",
+            M::FeeTooLow { .. } => "fee_too_low",
+            M::ReplacementUnderpriced(_) => "replacement_underpriced",
+            M::AccountFull(_) => "account_full",
+            M::PoolFull => "pool_full",
+            M::RateLimited => "rate_limited",
+            M::BadSignature => "bad_signature",
+        },
+    }
+}
+
+async fn submit(
+    State(api): State<Api>,
+    body: Result<Json<SubmitRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let Json(req) = body.map_err(|e| ApiError::bad_request("bad_json", e.body_text()))?;
+    if req.txs.is_empty() || req.txs.len() > MAX_SUBMIT_TXS {
+        return Err(ApiError::bad_request(
+            "bad_batch",
+            format!("send between 1 and {MAX_SUBMIT_TXS} transactions"),
+        ));
+    }
+    // Hex and envelope decoding errors are answered per transaction, like admission errors.
+    let mut decoded = Vec::with_capacity(req.txs.len());
+    for t in &req.txs {
+        decoded.push(
+            hex::decode(t)
+                .map_err(|e| format!("not hex: {e}"))
+                .and_then(|b| TxEnvelope::from_bytes(&b).map_err(|e| e.to_string())),
+        );
+    }
+    let good: Vec<TxEnvelope> = decoded.iter().filter_map(|d| d.clone().ok()).collect();
+    let node = api.node.clone();
+    // Signature checks take a while: keep them off the threads that serve requests.
+    let mut results = tokio::task::spawn_blocking(move || node.submit(good))
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter();
+    let out: Vec<Submitted> = decoded
+        .into_iter()
+        .map(|d| match d {
+            Err(message) => Submitted {
+                hash: None,
+                shard: None,
+                error: Some(json!({"code": "malformed", "message": message})),
+            },
+            Ok(_) => match results.next() {
+                Some(Ok((hash, shard))) => Submitted {
+                    hash: Some(hash.to_hex()),
+                    shard: Some(shard.0),
+                    error: None,
+                },
+                Some(Err(e)) => Submitted {
+                    hash: None,
+                    shard: None,
+                    error: Some(json!({"code": submit_error_code(&e), "message": e.to_string()})),
+                },
+                None => Submitted {
+                    hash: None,
+                    shard: None,
+                    error: Some(json!({"code": "internal", "message": "no result"})),
+                },
+            },
+        })
+        .collect();
+    let accepted = out.iter().filter(|s| s.error.is_none()).count();
+    Ok(Json(json!({"accepted": accepted, "results": out})))
+}
+
+fn parse_key(text: &str) -> Result<PublicKey, ApiError> {
+    PublicKey::from_text(text).map_err(|e| {
+        ApiError::bad_request(
+            "bad_key",
+            format!("{e} (expected ed25519:<64 hex> or secp256k1:<64 hex>)"),
+        )
+    })
+}
+
+async fn account(State(api): State<Api>, Path(key): Path<String>) -> ApiResult {
+    let id = parse_key(&key)?;
+    let shard = api.node.shard_map().shard_of(&id);
+    let app = api
+        .node
+        .shard(shard)
+        .ok_or_else(|| ApiError::not_found(format!("shard {shard} is not kept by this node")))?;
+    let (record, profile) = app
+        .read(|v| {
+            let record = actions::account(v, &id)?;
+            let profile: Option<ProfileRecord> = actions::get_record(v, StateKey::Profile(&id))?;
+            Ok::<_, starling_ledger::StateError>((record, profile))
+        })
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let Some(record) = record else {
+        return Err(ApiError::not_found(format!(
+            "{id} has no account on shard {shard}"
+        )));
+    };
+    Ok(Json(json!({
+        "account": id.to_text(),
+        "shard": shard.0,
+        "nonce": record.nonce,
+        "balances": {
+            "spend": record.balance(Asset::Spend).to_string(),
+            "urc": record.balance(Asset::Urc).to_string(),
+            "core": record.balance(Asset::Core).to_string(),
+        },
+        "allowance": record.allowance.to_string(),
+        "handle": record.handle,
+        "created_height": record.created_height,
+        "profile": profile.map(|p| json!({
+            "display_name": p.display_name,
+            "bio": p.bio,
+            "avatar_url": p.avatar_url,
+        })),
+    })))
+}
+
+async fn post_by_id(
+    State(api): State<Api>,
+    Path((author, seq)): Path<(String, String)>,
+) -> ApiResult {
+    let author = parse_key(&author)?;
+    let seq: u64 = seq
+        .parse()
+        .map_err(|_| ApiError::bad_request("bad_seq", "post sequence must be a number"))?;
+    let id = PostId { author, seq };
+    let shard = api.node.shard_map().shard_of(&author);
+    let app = api
+        .node
+        .shard(shard)
+        .ok_or_else(|| ApiError::not_found(format!("shard {shard} is not kept by this node")))?;
+    let post: Option<PostRecord> = app
+        .read(|v| actions::get_record(v, StateKey::Post(&id)))
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let post = post.ok_or_else(|| ApiError::not_found("no such post"))?;
+    let post_ref = |p: &PostId| json!({"author": p.author.to_text(), "seq": p.seq});
+    Ok(Json(json!({
+        "author": author.to_text(),
+        "seq": seq,
+        "text": post.text,
+        "reply_to": post.reply_to.as_ref().map(post_ref),
+        "quote_of": post.quote_of.as_ref().map(post_ref),
+        "langs": post.langs,
+        "created_height": post.created_height,
+        "edited_height": post.edited_height,
+        "revisions": post.revisions,
+        "deleted": post.deleted,
+    })))
+}
+
+async fn block(State(api): State<Api>, Path((shard, height)): Path<(String, String)>) -> ApiResult {
+    let shard: u16 = shard
+        .parse()
+        .map_err(|_| ApiError::bad_request("bad_shard", "shard must be a number"))?;
+    let height: u64 = height
+        .parse()
+        .map_err(|_| ApiError::bad_request("bad_height", "height must be a number"))?;
+    let app = api
+        .node
+        .shard(ShardId(shard))
+        .ok_or_else(|| ApiError::not_found(format!("shard {shard} is not kept by this node")))?;
+    let block = app
+        .block(height)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::not_found(format!("no finalized block {height} on shard {shard}"))
+        })?;
+    let receipts = app
+        .receipts(height)
+        .map_err(ApiError::internal)?
+        .unwrap_or_default();
+    let txs: Vec<Value> = receipts
+        .iter()
+        .filter_map(|r| match r {
+            Receipt::Tx(t) => Some(json!({
+                "hash": t.tx_hash.to_hex(),
+                "status": t.status,
+                "gas_used": t.gas_used,
+                "fee_paid": t.fee_paid.to_string(),
+            })),
+            Receipt::Message(_) => None,
+        })
+        .collect();
+    let h = &block.header;
+    Ok(Json(json!({
+        "shard": shard,
+        "height": h.height,
+        "id": h.id().to_hex(),
+        "parent": h.parent.to_hex(),
+        "timestamp_ms": h.timestamp_ms,
+        "proposer": h.proposer.to_text(),
+        "state_root": h.state_root.to_hex(),
+        "base_fee": h.base_fee,
+        "txs": txs,
+    })))
+}

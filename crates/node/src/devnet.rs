@@ -1,0 +1,171 @@
+//! `starling devnet`: a whole network on this machine, in one process.
+//!
+//! The first run writes, under the data directory: `genesis.toml`, `keys/` (validator and
+//! foundation key files), and one initialized data directory per validator
+//! (`validator-<i>/`). Validators listen on loopback ports picked on that first run and kept
+//! in the genesis, so a second run with the same directory resumes the same network.
+//!
+//! Devnet users: [`USERS`] accounts whose keys anyone can derive ([`user_key`]) hold funds
+//! from genesis, so clients, tests and the load generator have someone to sign as.
+
+use crate::config::{NodeConfig, Role};
+use crate::genesis::{
+    AllocationEntry, Amount, FoundationEntry, Genesis, GenesisFile, ValidatorEntry,
+};
+use crate::{init, keyfile, SetupError};
+use starling_crypto::SecretKey;
+use starling_types::{Hash, KeyType};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+
+/// Funded devnet accounts with public keys.
+pub const USERS: u32 = 2_000;
+/// SPEND each devnet user holds at genesis.
+pub const USER_BALANCE: u128 = 1_000_000_000_000_000_000;
+/// The chain id of every devnet.
+pub const CHAIN_ID: &str = "starling-devnet";
+
+/// The key of devnet user `i`: derived from a public seed. Never use one outside a devnet.
+pub fn user_key(i: u32) -> SecretKey {
+    let seed = Hash::of(&[b"starling/devnet/user", &i.to_be_bytes()]);
+    #[allow(clippy::expect_used)] // every 32-byte string is an Ed25519 seed
+    SecretKey::from_seed(KeyType::Ed25519, &seed.0).expect("ed25519 seed")
+}
+
+/// What a devnet looks like.
+#[derive(Clone, Debug)]
+pub struct DevnetSpec {
+    pub data_dir: PathBuf,
+    pub validators: usize,
+    pub account_shards: u16,
+}
+
+/// One validator of a prepared devnet.
+#[derive(Debug)]
+pub struct DevnetValidator {
+    pub key: SecretKey,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+}
+
+/// A devnet ready to start.
+#[derive(Debug)]
+pub struct Prepared {
+    pub genesis: Genesis,
+    pub validators: Vec<DevnetValidator>,
+    /// Whether an existing devnet was found (and is resumed).
+    pub resumed: bool,
+}
+
+/// A free loopback port, as the OS hands one out now.
+fn free_port() -> Result<SocketAddr, SetupError> {
+    let l = TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| SetupError::io(Path::new("127.0.0.1:0"), e))?;
+    l.local_addr()
+        .map_err(|e| SetupError::io(Path::new("127.0.0.1:0"), e))
+}
+
+fn validator_dir(root: &Path, i: usize) -> PathBuf {
+    root.join(format!("validator-{i}"))
+}
+
+/// Creates the devnet under `spec.data_dir`, or finds the one already there.
+pub fn prepare(spec: &DevnetSpec) -> Result<Prepared, SetupError> {
+    let root = &spec.data_dir;
+    let genesis_path = root.join("genesis.toml");
+    let keys = root.join("keys");
+    let complete = genesis_path.exists()
+        && (0..spec.validators).all(|i| validator_dir(root, i).join("GENESIS_ID").exists());
+    let resumed = complete;
+    if !complete {
+        if root.exists()
+            && std::fs::read_dir(root).is_ok_and(|mut d| d.next().is_some())
+            && !genesis_path.exists()
+        {
+            return Err(SetupError::Exists(format!(
+                "{} is not empty and holds no devnet; choose another --data-dir",
+                root.display()
+            )));
+        }
+        // A first run that stopped part way leaves nothing worth keeping.
+        if root.exists() {
+            std::fs::remove_dir_all(root).map_err(|e| SetupError::io(root, e))?;
+        }
+        std::fs::create_dir_all(&keys).map_err(|e| SetupError::io(&keys, e))?;
+        let mut file = GenesisFile::template(CHAIN_ID, spec.account_shards);
+        for i in 0..spec.validators {
+            let key = keyfile::generate(
+                &keys.join(format!("validator-{i}.key")),
+                KeyType::Ed25519,
+                &mut rand_core::OsRng,
+            )?;
+            file.validators.push(ValidatorEntry {
+                key: key.public_key().to_text(),
+                address: Some(free_port()?.to_string()),
+                shards: None,
+            });
+        }
+        for (i, name) in ["Americas", "Europe-Africa", "Asia-Pacific"]
+            .iter()
+            .enumerate()
+        {
+            let key = keyfile::generate(
+                &keys.join(format!("foundation-{i}.key")),
+                KeyType::Ed25519,
+                &mut rand_core::OsRng,
+            )?;
+            file.foundations.push(FoundationEntry {
+                name: (*name).into(),
+                account: key.public_key().to_text(),
+            });
+        }
+        for i in 0..USERS {
+            file.allocations.push(AllocationEntry {
+                account: user_key(i).public_key().to_text(),
+                asset: "spend".into(),
+                amount: Amount::from(USER_BALANCE),
+            });
+        }
+        Genesis::from_file(&file, "devnet genesis")?;
+        std::fs::write(&genesis_path, file.to_toml()?)
+            .map_err(|e| SetupError::io(&genesis_path, e))?;
+        for i in 0..spec.validators {
+            let key = keyfile::read(&keys.join(format!("validator-{i}.key")))?;
+            let config = NodeConfig {
+                roles: vec![Role::Validator],
+                data_dir: validator_dir(root, i),
+                ..NodeConfig::default()
+            };
+            init::init(&config, &genesis_path, &key.public_key())?;
+        }
+    }
+    let genesis = Genesis::load(&genesis_path)?;
+    let mut validators = Vec::new();
+    for (i, v) in genesis.validators.iter().enumerate() {
+        let key = keyfile::read(&keys.join(format!("validator-{i}.key")))?;
+        if key.public_key() != v.key {
+            return Err(SetupError::invalid(
+                &genesis_path.display().to_string(),
+                "validators.key",
+                format!("validator {i} does not match keys/validator-{i}.key"),
+            ));
+        }
+        let listen = v.address.ok_or_else(|| {
+            SetupError::invalid(
+                &genesis_path.display().to_string(),
+                "validators.address",
+                "missing",
+            )
+        })?;
+        validators.push(DevnetValidator {
+            key,
+            data_dir: validator_dir(root, i),
+            listen,
+        });
+    }
+    Ok(Prepared {
+        genesis,
+        validators,
+        resumed,
+    })
+}

@@ -1,0 +1,408 @@
+//! Running a validator: one authenticated validator-to-validator network (commonware-p2p
+//! `lookup`, peers and addresses from the genesis), and per shard whose committee the node's
+//! key belongs to, one consensus stack (simplex + marshal on the shard's [`ShardApp`]) plus a
+//! transaction-forwarding channel.
+//!
+//! Channels are numbered per shard: `shard * CHANNELS_PER_SHARD + k`, `k` in [`channel`].
+//! Consensus messages are signed under a namespace that names the chain and the shard, so a
+//! vote for one shard can never count for another.
+
+use crate::genesis::Genesis;
+use crate::SetupError;
+use commonware_codec::DecodeExt as _;
+use commonware_cryptography::{ed25519, ChaCha20Poly1305, Signer as _};
+use commonware_p2p::{authenticated::lookup, Address, AddressableManager as _, Recipients};
+use commonware_runtime::{Clock, Metrics, Network, Quota, Resolver, Spawner, Storage, Supervisor};
+use commonware_stream::{cups, sake};
+use commonware_utils::{ordered::Map, ordered::Set, NZUsize, NZU32};
+use futures::channel::mpsc;
+use futures::StreamExt as _;
+use starling_consensus::engine::{self, Channels, EngineConfig};
+use starling_consensus::ShardApp;
+use starling_crypto::SecretKey;
+use starling_mempool::{Mempool, MempoolConfig, MempoolError};
+use starling_store::ChainStore;
+use starling_types::codec::put;
+use starling_types::{
+    ChainId, Decode as _, DecodeError, Encode as _, Hash, Reader, ShardId, ShardMap, Tx, TxEnvelope,
+};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Channel numbers of one shard, offsets from `shard * CHANNELS_PER_SHARD`.
+pub mod channel {
+    pub const VOTES: u64 = 0;
+    pub const CERTIFICATES: u64 = 1;
+    pub const RESOLVER: u64 = 2;
+    pub const BACKFILL: u64 = 3;
+    pub const BROADCAST: u64 = 4;
+    pub const TXS: u64 = 5;
+}
+pub const CHANNELS_PER_SHARD: u64 = 8;
+
+/// Largest message on the validator network (a block of `MAX_BLOCK_TXS` largest transactions
+/// fits, with room for framing).
+pub const MAX_MESSAGE_BYTES: u32 = 32 * 1024 * 1024;
+/// Most transactions in one block.
+pub const MAX_BLOCK_TXS: usize = 3_000;
+/// Most transactions in one forwarded batch.
+pub const MAX_FORWARD_TXS: usize = 2_048;
+/// Forwarded batches waiting to be sent before new ones are dropped (the local mempool still
+/// has them; only the other validators' copies are lost).
+const FORWARD_QUEUE: usize = 1_024;
+
+/// Per-peer, per-channel message rate on the validator network. Each channel's inbound
+/// mailbox holds one second's burst from every peer, so this also sizes memory. Votes and
+/// certificates come a few per view, blocks one per view, forwarded transactions in batches.
+const CHANNEL_QUOTA: Quota = Quota::per_second(NZU32!(512));
+
+/// Why a submitted transaction was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("malformed transaction: {0}")]
+    Malformed(#[from] DecodeError),
+    #[error("shard {0} is not served by this node")]
+    ShardNotServed(ShardId),
+    #[error(transparent)]
+    Rejected(#[from] MempoolError),
+}
+
+/// One shard as a node holds it.
+#[derive(Clone, Debug)]
+pub struct ShardHandle {
+    pub app: ShardApp,
+    /// Forwards admitted transactions to the shard's other validators (validators only).
+    forward: Option<mpsc::Sender<Vec<TxEnvelope>>>,
+}
+
+/// What a running node serves: its shards and where transactions for them go.
+#[derive(Clone, Debug)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+#[derive(Debug)]
+struct NodeInner {
+    genesis: Genesis,
+    shard_map: ShardMap,
+    shards: BTreeMap<ShardId, ShardHandle>,
+}
+
+impl Node {
+    pub fn genesis(&self) -> &Genesis {
+        &self.inner.genesis
+    }
+
+    pub fn chain_id(&self) -> &ChainId {
+        &self.inner.genesis.params.chain_id
+    }
+
+    pub fn shard_map(&self) -> &ShardMap {
+        &self.inner.shard_map
+    }
+
+    pub fn shards(&self) -> &BTreeMap<ShardId, ShardHandle> {
+        &self.inner.shards
+    }
+
+    pub fn shard(&self, id: ShardId) -> Option<&ShardApp> {
+        self.inner.shards.get(&id).map(|h| &h.app)
+    }
+
+    /// Admits signed transactions to their shards' mempools (signatures checked in one batch
+    /// per shard) and forwards the admitted ones to the other validators of each shard. One
+    /// result per envelope, in order: the transaction hash and its shard, or why not.
+    pub fn submit(&self, envelopes: Vec<TxEnvelope>) -> Vec<Result<(Hash, ShardId), SubmitError>> {
+        let mut results: Vec<Option<Result<(Hash, ShardId), SubmitError>>> =
+            (0..envelopes.len()).map(|_| None).collect();
+        let mut by_shard: BTreeMap<ShardId, Vec<(usize, Tx)>> = BTreeMap::new();
+        for (i, env) in envelopes.into_iter().enumerate() {
+            match Tx::parse(self.chain_id(), env) {
+                Ok(tx) => {
+                    let shard = self.inner.shard_map.shard_of(&tx.body.account);
+                    by_shard.entry(shard).or_default().push((i, tx));
+                }
+                Err(e) => results[i] = Some(Err(e.into())),
+            }
+        }
+        for (shard, txs) in by_shard {
+            let Some(handle) = self.inner.shards.get(&shard) else {
+                for (i, _) in txs {
+                    results[i] = Some(Err(SubmitError::ShardNotServed(shard)));
+                }
+                continue;
+            };
+            let (idx, txs): (Vec<usize>, Vec<Tx>) = txs.into_iter().unzip();
+            let envelopes: Vec<(Hash, TxEnvelope)> =
+                txs.iter().map(|t| (t.hash, t.envelope.clone())).collect();
+            let mut admitted = Vec::new();
+            for ((i, (hash, env)), r) in idx
+                .into_iter()
+                .zip(envelopes)
+                .zip(handle.app.submit_batch(txs))
+            {
+                results[i] = Some(match r {
+                    Ok(()) => {
+                        admitted.push(env);
+                        Ok((hash, shard))
+                    }
+                    Err(e) => Err(e.into()),
+                });
+            }
+            if let (Some(forward), false) = (&handle.forward, admitted.is_empty()) {
+                if forward.clone().try_send(admitted).is_err() {
+                    tracing::debug!(%shard, "forward queue full; transactions stay local");
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(SubmitError::ShardNotServed(ShardId(0)))))
+            .collect()
+    }
+}
+
+/// Encodes a batch of forwarded transactions.
+pub fn encode_batch(txs: &[TxEnvelope]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(txs.iter().map(|t| t.encoded_len()).sum::<usize>() + 2);
+    put::seq(&mut out, txs, |o, t| t.encode(o));
+    out
+}
+
+/// Decodes a batch of forwarded transactions (at most [`MAX_FORWARD_TXS`]).
+pub fn decode_batch(bytes: &[u8]) -> Result<Vec<TxEnvelope>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let txs = r.seq(
+        "forwarded transactions",
+        MAX_FORWARD_TXS,
+        TxEnvelope::decode,
+    )?;
+    r.finish()?;
+    Ok(txs)
+}
+
+/// How one validator runs.
+#[derive(Debug)]
+pub struct ValidatorSpec {
+    pub key: SecretKey,
+    /// Where the validator network listens.
+    pub listen: SocketAddr,
+    /// Prefix of the consensus journals' partitions in the runtime's storage directory.
+    pub partition_prefix: String,
+    pub mempool: MempoolConfig,
+    /// The shortest time between a block and the next.
+    pub block_interval: Duration,
+}
+
+/// The consensus key of a Starling Ed25519 key.
+pub fn consensus_key(key: &SecretKey) -> Result<ed25519::PrivateKey, SetupError> {
+    if key.public_key().key_type != starling_types::KeyType::Ed25519 {
+        return Err(SetupError::invalid(
+            "key",
+            "type",
+            "validators sign consensus messages with an Ed25519 key",
+        ));
+    }
+    ed25519::PrivateKey::decode(bytes::Bytes::copy_from_slice(&key.to_seed()[..]))
+        .map_err(|e| SetupError::invalid("key", "bytes", e.to_string()))
+}
+
+/// The consensus public key of a validator listed in the genesis.
+pub fn consensus_public(key: &starling_types::PublicKey) -> Result<ed25519::PublicKey, SetupError> {
+    ed25519::PublicKey::decode(bytes::Bytes::copy_from_slice(&key.bytes))
+        .map_err(|e| SetupError::invalid("genesis", "validators.key", e.to_string()))
+}
+
+/// Starts a validator on `stores` (one per shard whose committee it is in) and returns the
+/// node once every shard's engine runs. Everything runs until the runtime stops.
+pub async fn start_validator<E>(
+    context: E,
+    genesis: Genesis,
+    stores: Vec<ChainStore>,
+    spec: ValidatorSpec,
+) -> Result<Node, SetupError>
+where
+    E: Spawner
+        + Clock
+        + Metrics
+        + Storage
+        + Supervisor
+        + Network
+        + Resolver
+        + rand_core_010::CryptoRng,
+{
+    let signer = consensus_key(&spec.key)?;
+    let me = spec.key.public_key();
+    let mut peers = Vec::new();
+    for v in &genesis.validators {
+        let addr = v.address.ok_or_else(|| {
+            SetupError::invalid(
+                "genesis",
+                "validators.address",
+                format!("validator {} has no address; validators need one", v.key),
+            )
+        })?;
+        peers.push((consensus_public(&v.key)?, Address::Symmetric(addr)));
+    }
+    let peer_count = peers.len();
+    let peers: Map<ed25519::PublicKey, Address> = Map::try_from(peers)
+        .map_err(|e| SetupError::invalid("genesis", "validators", format!("{e:?}")))?;
+    let chain = genesis.params.chain_id.as_str().to_string();
+    let namespace = format!("starling/{chain}/validators");
+    let handshake = cups::Cups::<_, ChaCha20Poly1305>::new(
+        sake::Sake {
+            signer: signer.clone(),
+            synchrony_bound: Duration::from_secs(5),
+            max_handshake_age: Duration::from_secs(10),
+            version: sake::Version::V1,
+        },
+        cups::Version::V1,
+    );
+    let mut p2p_config = lookup::Config::local(
+        handshake,
+        namespace.as_bytes(),
+        spec.listen,
+        NZUsize!(peer_count.max(1)),
+        MAX_MESSAGE_BYTES,
+        NZUsize!(4_096),
+    );
+    // One peer set: the validators of the genesis (epochs will track one set each).
+    p2p_config.tracked_peer_sets = NZUsize!(1);
+    let (mut network, mut oracle) = lookup::Network::new(context.child("p2p"), p2p_config);
+    let _ = oracle.track(0, peers);
+
+    let shard_map = genesis.params.shard_map.clone();
+    let mut shards = BTreeMap::new();
+    for store in stores {
+        let shard = store.ledger().shard;
+        let committee = genesis.committees.get(&shard).cloned().unwrap_or_default();
+        if !committee.contains(&me) {
+            continue;
+        }
+        let participants = committee
+            .iter()
+            .map(consensus_public)
+            .collect::<Result<Vec<_>, _>>()?;
+        let participants = Set::from_iter_dedup(participants);
+        let mempool = Mempool::new(spec.mempool.clone(), shard, shard_map.clone());
+        let app =
+            ShardApp::new(store, mempool, MAX_BLOCK_TXS).with_block_interval(spec.block_interval);
+        let base = u64::from(shard.0) * CHANNELS_PER_SHARD;
+        let mut reg = |k: u64| network.register(base + k, CHANNEL_QUOTA);
+        let channels = Channels {
+            votes: reg(channel::VOTES),
+            certificates: reg(channel::CERTIFICATES),
+            resolver: reg(channel::RESOLVER),
+            backfill: reg(channel::BACKFILL),
+            broadcast: reg(channel::BROADCAST),
+        };
+        let (tx_sender, tx_receiver) = reg(channel::TXS);
+        let others: Vec<ed25519::PublicKey> = participants
+            .iter()
+            .filter(|p| **p != signer.public_key())
+            .cloned()
+            .collect();
+        let forward = spawn_forwarding(
+            context.child("forward").with_attribute("shard", shard.0),
+            app.clone(),
+            genesis.params.chain_id.clone(),
+            others,
+            tx_sender,
+            tx_receiver,
+        );
+        let config = EngineConfig {
+            namespace: format!("starling/{chain}/shard/{}", shard.0).into_bytes(),
+            participants,
+            signer: signer.clone(),
+            partition_prefix: format!("{}shard-{}", spec.partition_prefix, shard.0),
+            leader_timeout: spec.block_interval * 4 + Duration::from_secs(1),
+            certification_timeout: spec.block_interval * 4 + Duration::from_secs(2),
+        };
+        engine::start(
+            context.child("shard").with_attribute("shard", shard.0),
+            config,
+            app.clone(),
+            oracle.clone(),
+            oracle.clone(),
+            channels,
+        )
+        .await?;
+        tracing::info!(%shard, "validating shard");
+        shards.insert(
+            shard,
+            ShardHandle {
+                app,
+                forward: Some(forward),
+            },
+        );
+    }
+    if shards.is_empty() {
+        return Err(SetupError::invalid(
+            "key",
+            "public key",
+            format!("{me} is in no committee of the genesis"),
+        ));
+    }
+    network.start();
+    Ok(Node {
+        inner: Arc::new(NodeInner {
+            genesis,
+            shard_map,
+            shards,
+        }),
+    })
+}
+
+/// Spawns the two halves of transaction forwarding for one shard: batches admitted locally go
+/// to the other validators; batches from them are checked and admitted here (not forwarded
+/// again: every validator of the shard is connected to every other).
+fn spawn_forwarding<E, S, R>(
+    context: E,
+    app: ShardApp,
+    chain_id: ChainId,
+    others: Vec<ed25519::PublicKey>,
+    mut sender: S,
+    mut receiver: R,
+) -> mpsc::Sender<Vec<TxEnvelope>>
+where
+    E: Spawner + Supervisor,
+    S: commonware_p2p::Sender<PublicKey = ed25519::PublicKey>,
+    R: commonware_p2p::Receiver<PublicKey = ed25519::PublicKey>,
+{
+    let (queue, mut pending) = mpsc::channel::<Vec<TxEnvelope>>(FORWARD_QUEUE);
+    context.child("out").spawn(move |_| async move {
+        while let Some(first) = pending.next().await {
+            let mut batch = first;
+            // Take whatever else is already waiting, up to one message's worth.
+            while batch.len() < MAX_FORWARD_TXS {
+                match pending.try_recv() {
+                    Ok(more) => batch.extend(more),
+                    _ => break,
+                }
+            }
+            for chunk in batch.chunks(MAX_FORWARD_TXS) {
+                let bytes = encode_batch(chunk);
+                let _ = sender.send(Recipients::Some(others.clone()), bytes, false);
+            }
+        }
+    });
+    context.child("in").spawn(move |_| async move {
+        while let Ok((peer, message)) = receiver.recv().await {
+            let envelopes = match decode_batch(message.as_ref()) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "malformed forwarded transactions");
+                    continue;
+                }
+            };
+            let txs: Vec<Tx> = envelopes
+                .into_iter()
+                .filter_map(|env| Tx::parse(&chain_id, env).ok())
+                .collect();
+            let _ = app.submit_batch(txs);
+        }
+    });
+    queue
+}

@@ -1,0 +1,417 @@
+//! `starling bench network`: a load generator for a running devnet or cluster (or one it
+//! starts itself). Devnet users sign posts and transfers at a target rate for a bounded
+//! time; each shard's finalized blocks are followed through the API to time every
+//! transaction from submission to finality and to check that each is finalized exactly once.
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use futures::StreamExt as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+use starling_crypto::SecretKey;
+use starling_node::devnet;
+use starling_types::{
+    Action, Asset, ChainId, Encode as _, Hash, PublicKey, ShardId, ShardMap, TxBody,
+};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Most transactions in one request.
+const MAX_BATCH: u64 = 2_048;
+
+#[derive(Args, Debug)]
+pub struct NetworkArgs {
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    json: bool,
+    /// Base URL of a running node's API (e.g. http://127.0.0.1:8080); default: start a
+    /// devnet in a temporary directory.
+    #[arg(long)]
+    api: Option<String>,
+    /// Transactions per second to submit.
+    #[arg(long, default_value_t = 6_000)]
+    rate: u64,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// Devnet users that sign (at most the devnet's funded users).
+    #[arg(long, default_value_t = 2_000)]
+    accounts: u32,
+    /// Percent of transactions that are transfers (to another user of the same shard); the
+    /// rest are posts.
+    #[arg(long, default_value_t = 20)]
+    transfer_pct: u64,
+    /// Seconds to wait after the load for the last transactions to finalize.
+    #[arg(long, default_value_t = 30)]
+    grace: u64,
+    /// Account shards of the devnet this command starts.
+    #[arg(long, default_value_t = 2)]
+    account_shards: u16,
+    /// Block interval of the devnet this command starts, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    block_interval_ms: u64,
+}
+
+struct User {
+    key: SecretKey,
+    id: PublicKey,
+    shard: ShardId,
+    nonce: u64,
+}
+
+#[derive(Default)]
+struct Tally {
+    /// Submitted and not yet seen in a finalized block.
+    pending: HashMap<Hash, Instant>,
+    /// Seen finalized (to catch a transaction finalized twice).
+    seen: HashSet<Hash>,
+    latencies_ms: Vec<f64>,
+    finalized: u64,
+    finalized_in_window: u64,
+    failed: u64,
+    duplicates: u64,
+    rejected: BTreeMap<String, u64>,
+    accepted: u64,
+    blocks: BTreeMap<u16, u64>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> anyhow::Result<Option<Value>> {
+    let resp = client.get(url).send().await?;
+    if resp.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !resp.status().is_success() {
+        bail!("GET {url}: {}", resp.status());
+    }
+    Ok(Some(resp.json().await?))
+}
+
+/// A devnet this command started: a `starling devnet` child process, killed on drop.
+struct OwnDevnet(std::process::Child);
+
+impl Drop for OwnDevnet {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `starling devnet` in `dir` as a child process; returns it and its API base URL.
+fn start_devnet(dir: &std::path::Path, args: &NetworkArgs) -> anyhow::Result<(OwnDevnet, String)> {
+    let api = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let child = std::process::Command::new(std::env::current_exe()?)
+        .arg("devnet")
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--api")
+        .arg(api.to_string())
+        .arg("--account-shards")
+        .arg(args.account_shards.to_string())
+        .arg("--block-interval-ms")
+        .arg(args.block_interval_ms.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("starting `starling devnet`")?;
+    Ok((OwnDevnet(child), format!("http://{api}")))
+}
+
+pub fn network(args: NetworkArgs) -> anyhow::Result<()> {
+    if args.accounts == 0 || args.accounts > devnet::USERS {
+        bail!("--accounts must be between 1 and {}", devnet::USERS);
+    }
+    let tmp = tempfile::tempdir()?;
+    let (base, own) = match &args.api {
+        Some(url) => (url.trim_end_matches('/').to_string(), None),
+        None => {
+            let (child, url) = start_devnet(&tmp.path().join("devnet"), &args)?;
+            (url, Some(child))
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(load(&base, &args))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    // Stop the devnet before its directory goes.
+    drop(own);
+    drop(tmp);
+    Ok(())
+}
+
+async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    // Wait until every shard has finalized a block.
+    let wait_start = Instant::now();
+    let status = loop {
+        if let Ok(Some(s)) = get_json(&client, &format!("{base}/api/v1/status")).await {
+            let shards = s["shards"].as_array().cloned().unwrap_or_default();
+            if !shards.is_empty() && shards.iter().all(|x| x["height"].as_u64() >= Some(1)) {
+                break s;
+            }
+        }
+        if wait_start.elapsed() > Duration::from_secs(120) {
+            bail!("{base} did not become ready within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let chain_id = ChainId::new(status["chain_id"].as_str().unwrap_or_default())
+        .map_err(|e| anyhow::anyhow!("chain id: {e}"))?;
+    let account_shards = status["account_shards"].as_u64().unwrap_or(0) as u16;
+    let shard_map = ShardMap::even(account_shards).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut heights = BTreeMap::new();
+    for s in status["shards"].as_array().into_iter().flatten() {
+        heights.insert(
+            s["shard"].as_u64().unwrap_or(0) as u16,
+            s["height"].as_u64().unwrap_or(0),
+        );
+    }
+
+    // The users and their nonces.
+    let keys: Vec<SecretKey> = (0..args.accounts).map(devnet::user_key).collect();
+    let nonces: Vec<anyhow::Result<u64>> = futures::stream::iter(keys.iter().map(|k| {
+        let url = format!("{base}/api/v1/accounts/{}", k.public_key().to_text());
+        let client = client.clone();
+        async move {
+            let v = get_json(&client, &url)
+                .await?
+                .context("a devnet user has no account: is this a devnet?")?;
+            Ok(v["nonce"].as_u64().unwrap_or(0))
+        }
+    }))
+    .buffered(32)
+    .collect()
+    .await;
+    let mut users = Vec::new();
+    for (key, nonce) in keys.into_iter().zip(nonces) {
+        let id = key.public_key();
+        users.push(User {
+            shard: shard_map.shard_of(&id),
+            id,
+            key,
+            nonce: nonce?,
+        });
+    }
+    let mut by_shard: BTreeMap<ShardId, Vec<PublicKey>> = BTreeMap::new();
+    for u in &users {
+        by_shard.entry(u.shard).or_default().push(u.id);
+    }
+
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load_end = Arc::new(Mutex::new(None::<Instant>));
+    // Follow every shard's finalized blocks.
+    let mut followers = Vec::new();
+    for (&shard, &height) in &heights {
+        let (client, base, tally, stop, load_end) = (
+            client.clone(),
+            base.to_string(),
+            tally.clone(),
+            stop.clone(),
+            load_end.clone(),
+        );
+        followers.push(tokio::spawn(async move {
+            let mut h = height + 1;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let url = format!("{base}/api/v1/shards/{shard}/blocks/{h}");
+                match get_json(&client, &url).await {
+                    Ok(Some(block)) => {
+                        let now = Instant::now();
+                        let in_window = load_end
+                            .lock()
+                            .map(|e| e.is_none_or(|e| now <= e))
+                            .unwrap_or(true);
+                        let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+                        *t.blocks.entry(shard).or_default() += 1;
+                        for tx in block["txs"].as_array().into_iter().flatten() {
+                            let Some(hash) =
+                                tx["hash"].as_str().and_then(|h| Hash::from_hex(h).ok())
+                            else {
+                                continue;
+                            };
+                            if !t.seen.insert(hash) {
+                                t.duplicates += 1;
+                                continue;
+                            }
+                            if let Some(sent) = t.pending.remove(&hash) {
+                                t.latencies_ms
+                                    .push(now.duration_since(sent).as_secs_f64() * 1e3);
+                                t.finalized += 1;
+                                if in_window {
+                                    t.finalized_in_window += 1;
+                                }
+                                if tx["status"].as_u64() != Some(0) {
+                                    t.failed += 1;
+                                }
+                            }
+                        }
+                        h += 1;
+                    }
+                    Ok(None) => tokio::time::sleep(Duration::from_millis(10)).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "following shard {shard}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }));
+    }
+
+    // Submit at the target rate.
+    let pb = ProgressBar::new(args.duration);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} s")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let start = Instant::now();
+    let duration = Duration::from_secs(args.duration);
+    let mut submitted: u64 = 0;
+    let mut next_user = 0usize;
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    let mut rng_state: u64 = 0x5eed;
+    while start.elapsed() < duration {
+        let due = (start.elapsed().as_secs_f64() * args.rate as f64) as u64;
+        let n = due.saturating_sub(submitted).min(MAX_BATCH);
+        if n > 0 {
+            let mut hexes = Vec::with_capacity(n as usize);
+            let mut hashes = Vec::with_capacity(n as usize);
+            for _ in 0..n {
+                let count = users.len();
+                let u = &mut users[next_user];
+                next_user = (next_user + 1) % count;
+                rng_state = rng_state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let transfer = (rng_state >> 33) % 100 < args.transfer_pct;
+                let action = if transfer {
+                    let peers = &by_shard[&u.shard];
+                    let to = peers[((rng_state >> 20) as usize) % peers.len()];
+                    if to == u.id {
+                        post_action(u.nonce)
+                    } else {
+                        Action::Transfer {
+                            asset: Asset::Spend,
+                            to,
+                            amount: 1_000,
+                        }
+                    }
+                } else {
+                    post_action(u.nonce)
+                };
+                let body = TxBody {
+                    account: u.id,
+                    nonce: u.nonce,
+                    max_fee: 1_000_000_000_000,
+                    tip: 1,
+                    expires_at_height: heights.get(&u.shard.0).copied().unwrap_or(0) + 50_000,
+                    action,
+                };
+                u.nonce += 1;
+                let env = u.key.sign_tx(&chain_id, &body);
+                hashes.push(env.hash());
+                hexes.push(hex::encode(env.to_bytes()));
+            }
+            submitted += n;
+            {
+                let now = Instant::now();
+                let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+                for h in &hashes {
+                    t.pending.insert(*h, now);
+                }
+            }
+            let (client, url, tally) =
+                (client.clone(), format!("{base}/api/v1/txs"), tally.clone());
+            in_flight.push(tokio::spawn(async move {
+                let resp = client.post(&url).json(&json!({"txs": hexes})).send().await;
+                let body: Option<Value> = match resp {
+                    Ok(r) => r.json().await.ok(),
+                    Err(_) => None,
+                };
+                let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+                let results = body.as_ref().and_then(|b| b["results"].as_array());
+                for (i, h) in hashes.iter().enumerate() {
+                    let r = results.and_then(|r| r.get(i));
+                    match r.map(|r| r["error"]["code"].as_str()) {
+                        Some(None) => t.accepted += 1,
+                        other => {
+                            let code = other.flatten().unwrap_or("no_response").to_string();
+                            *t.rejected.entry(code).or_default() += 1;
+                            t.pending.remove(h);
+                        }
+                    }
+                }
+            }));
+        }
+        while let Some(Some(_)) = futures::FutureExt::now_or_never(in_flight.next()) {}
+        pb.set_position(start.elapsed().as_secs());
+        pb.set_message(format!("submitted {submitted}"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let load_secs = start.elapsed().as_secs_f64();
+    if let Ok(mut e) = load_end.lock() {
+        *e = Some(Instant::now());
+    }
+    while in_flight.next().await.is_some() {}
+    pb.finish_and_clear();
+    // Let the last transactions finalize.
+    let grace_end = Instant::now() + Duration::from_secs(args.grace);
+    while Instant::now() < grace_end {
+        if tally.lock().map(|t| t.pending.is_empty()).unwrap_or(true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // One more pass so a duplicate inclusion just after the last one is still seen.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for f in followers {
+        let _ = f.await;
+    }
+    let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+    t.latencies_ms.sort_by(f64::total_cmp);
+    let lost = t.accepted.saturating_sub(t.finalized);
+    Ok(json!({
+        "bench": "network",
+        "api": base,
+        "account_shards": account_shards,
+        "target_rate": args.rate,
+        "duration_s": args.duration,
+        "submitted": submitted,
+        "accepted": t.accepted,
+        "rejected": t.rejected,
+        "finalized": t.finalized,
+        "failed_in_block": t.failed,
+        "lost": lost,
+        "duplicates": t.duplicates,
+        "finalized_tps": (t.finalized_in_window as f64 / load_secs * 10.0).round() / 10.0,
+        "p50_finality_ms": percentile(&t.latencies_ms, 0.50).round(),
+        "p99_finality_ms": percentile(&t.latencies_ms, 0.99).round(),
+        "max_finality_ms": t.latencies_ms.last().copied().unwrap_or(0.0).round(),
+        "blocks": t.blocks,
+    }))
+}
+
+fn post_action(nonce: u64) -> Action {
+    Action::Post {
+        text: format!("load test post {nonce}: the quick brown fox jumps over the lazy dog"),
+        reply_to: None,
+        quote_of: None,
+        langs: vec!["en".into()],
+    }
+}

@@ -1,0 +1,159 @@
+//! `starling node` (run the roles of one node) and `starling devnet` (a whole network in one
+//! process).
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use commonware_runtime::{Metrics as _, Runner as _, Supervisor as _};
+use starling_node::api::{self, MetricsFn};
+use starling_node::config::{NodeConfig, Role};
+use starling_node::devnet::{self, DevnetSpec};
+use starling_node::run::{self, Node, ValidatorSpec};
+use starling_node::{init, keyfile};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// The node configuration file (defaults apply to anything it leaves out).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Overrides `data_dir` from the configuration.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Overrides `api.listen` from the configuration.
+    #[arg(long)]
+    api: Option<String>,
+    /// Worker threads of the runtime.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DevnetArgs {
+    /// Where the devnet keeps its data; an existing devnet there is resumed.
+    #[arg(long, default_value = "starling-devnet")]
+    pub data_dir: PathBuf,
+    /// Address of the HTTP API.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub api: SocketAddr,
+    /// Validators (each in every shard's committee). Only used when the devnet is created.
+    #[arg(long, default_value_t = 4)]
+    pub validators: usize,
+    /// Account shards, besides the global shard. Only used when the devnet is created.
+    #[arg(long, default_value_t = 2)]
+    pub account_shards: u16,
+    /// Shortest time between blocks, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub block_interval_ms: u64,
+    /// Worker threads of the runtime.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+}
+
+fn mempool_config(cfg: &NodeConfig) -> starling_mempool::MempoolConfig {
+    starling_mempool::MempoolConfig {
+        max_txs: cfg.mempool.max_txs,
+        max_per_account: cfg.mempool.max_per_account,
+        ..starling_mempool::MempoolConfig::default()
+    }
+}
+
+fn runtime(storage: PathBuf, threads: usize) -> commonware_runtime::tokio::Runner {
+    commonware_runtime::tokio::Runner::new(
+        commonware_runtime::tokio::Config::new()
+            .with_storage_directory(storage)
+            .with_worker_threads(threads.max(1)),
+    )
+}
+
+fn metrics_of(context: &commonware_runtime::tokio::Context) -> MetricsFn {
+    // Every context shares the runtime's registry; a child encodes all of it.
+    let context = context.child("metrics");
+    Arc::new(move || context.encode())
+}
+
+/// Serves the API for `node` on `listen`; prints the address once it is bound.
+async fn serve_api(listen: SocketAddr, node: Node, metrics: MetricsFn) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the API to {listen}"))?;
+    let addr = listener.local_addr()?;
+    println!("API listening on http://{addr}/api/v1/status");
+    api::serve(listener, node, metrics).await;
+    Ok(())
+}
+
+pub fn node(args: NodeArgs) -> anyhow::Result<()> {
+    let mut cfg = match &args.config {
+        Some(p) => NodeConfig::load(p)?,
+        None => NodeConfig::default(),
+    };
+    if let Some(d) = args.data_dir {
+        cfg.data_dir = d;
+    }
+    if let Some(a) = args.api {
+        cfg.api.listen = a;
+    }
+    cfg.validate("command line")?;
+    if !cfg.has(Role::Validator) {
+        bail!("this build runs validators; the relay role needs the open network, which is not built yet");
+    }
+    let key = keyfile::read(&cfg.key_file)?;
+    let (genesis, stores) = init::open(&cfg.data_dir)?;
+    let listen: SocketAddr = cfg.validator.listen.parse()?;
+    let api_listen: SocketAddr = cfg.api.listen.parse()?;
+    let spec = ValidatorSpec {
+        key,
+        listen,
+        partition_prefix: String::new(),
+        mempool: mempool_config(&cfg),
+        block_interval: Duration::from_millis(cfg.validator.block_interval_ms),
+    };
+    runtime(cfg.data_dir.join("consensus"), args.threads).start(|context| async move {
+        let node = run::start_validator(context.child("validator"), genesis, stores, spec).await?;
+        let shards: Vec<String> = node.shards().keys().map(|s| s.to_string()).collect();
+        println!("validating shards {}", shards.join(", "));
+        serve_api(api_listen, node, metrics_of(&context)).await
+    })
+}
+
+/// Runs a devnet until the process is stopped.
+pub fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
+    let spec = DevnetSpec {
+        data_dir: args.data_dir.clone(),
+        validators: args.validators,
+        account_shards: args.account_shards,
+    };
+    let prepared = devnet::prepare(&spec)?;
+    println!(
+        "{} devnet in {} ({} validators, {} account shards, chain {})",
+        if prepared.resumed {
+            "resuming"
+        } else {
+            "created"
+        },
+        args.data_dir.display(),
+        prepared.validators.len(),
+        prepared.genesis.params.shard_map.ranges().len(),
+        prepared.genesis.params.chain_id,
+    );
+    let block_interval = Duration::from_millis(args.block_interval_ms);
+    runtime(args.data_dir.join("consensus"), args.threads).start(|context| async move {
+        let mut nodes = Vec::new();
+        for (i, v) in prepared.validators.into_iter().enumerate() {
+            let (genesis, stores) = init::open(&v.data_dir)?;
+            let spec = ValidatorSpec {
+                key: v.key,
+                listen: v.listen,
+                partition_prefix: format!("v{i}-"),
+                mempool: starling_mempool::MempoolConfig::default(),
+                block_interval,
+            };
+            let ctx = context.child("validator").with_attribute("index", i);
+            nodes.push(run::start_validator(ctx, genesis, stores, spec).await?);
+        }
+        serve_api(args.api, nodes[0].clone(), metrics_of(&context)).await
+    })
+}
