@@ -183,7 +183,19 @@ async fn submit(
     State(api): State<Api>,
     body: Result<Json<SubmitRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let Json(req) = body.map_err(|e| ApiError::bad_request("bad_json", e.body_text()))?;
+    let Json(req) = body.map_err(|e| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "too_large",
+                format!("request body is over {MAX_BODY_BYTES} bytes"),
+            )
+        } else {
+            // Syntax, shape and content-type errors are all the client's.
+            ApiError::bad_request("bad_json", e.body_text())
+        }
+    })?;
     if req.txs.is_empty() || req.txs.len() > MAX_SUBMIT_TXS {
         return Err(ApiError::bad_request(
             "bad_batch",

@@ -1,0 +1,413 @@
+//! A real cluster: four `starling node` validator processes on 127.0.0.1, created with the
+//! CLI (keys, genesis, init). Under load one validator is killed with SIGKILL and restarted;
+//! every transaction a node acknowledged is finalized exactly once, the restarted validator
+//! catches up, and all four hold the same chain (same block ids, hence the same state roots)
+//! on every shard.
+//!
+//! Load goes to the APIs of the three validators that stay up: an acknowledgement means
+//! "admitted to this node's pool", which a node that is then killed cannot keep.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+use starling_types::{Action, ChainId, Encode as _, ShardMap, TxBody};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const USERS: u32 = 24;
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn starling(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_starling"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// One HTTP/1.1 request; returns the status and body.
+fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split(' ').nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+fn get(addr: SocketAddr, path: &str) -> Option<serde_json::Value> {
+    match http(addr, "GET", path, None)? {
+        (200, b) => serde_json::from_str(&b).ok(),
+        _ => None,
+    }
+}
+
+/// Polls `f` until it returns `Some`, failing after [`TIMEOUT`].
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < TIMEOUT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Validator {
+    config: PathBuf,
+    api: SocketAddr,
+    child: Option<Child>,
+}
+
+impl Validator {
+    fn start(&mut self, dir: &Path) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_starling"))
+            .current_dir(dir)
+            .args(["node", "--config", self.config.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // The node prints the API address once everything runs.
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = lines.any(|l| l.is_ok_and(|l| l.contains("API listening")));
+        assert!(ready, "node exited before serving its API");
+        // Keep draining stdout so the node never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap(); // SIGKILL
+            c.wait().unwrap();
+        }
+    }
+
+    fn heights(&self) -> Option<BTreeMap<u64, u64>> {
+        let s = get(self.api, "/api/v1/status")?;
+        Some(
+            s["shards"]
+                .as_array()?
+                .iter()
+                .map(|x| (x["shard"].as_u64().unwrap(), x["height"].as_u64().unwrap()))
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Validator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[test]
+fn four_validator_processes_survive_a_sigkill_and_agree() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let mut vals = Vec::new();
+    let mut entries = Vec::new();
+    for i in 0..4 {
+        let pk = starling(dir, &["keys", "generate", "--out", &format!("v{i}.key")]);
+        let p2p = free_addr();
+        entries.push(format!("{}@{p2p}", pk.trim()));
+        vals.push(p2p);
+    }
+    let mut args: Vec<String> = vec![
+        "genesis".into(),
+        "new".into(),
+        "--chain-id".into(),
+        "cluster-test".into(),
+        "--account-shards".into(),
+        "2".into(),
+        "--out".into(),
+        "genesis.toml".into(),
+    ];
+    for e in &entries {
+        args.extend(["--validator".into(), e.clone()]);
+    }
+    for name in ["North", "East", "West"] {
+        let pk = starling(dir, &["keys", "generate", "--out", &format!("{name}.key")]);
+        args.extend(["--foundation".into(), format!("{name}={}", pk.trim())]);
+    }
+    let users: Vec<_> = (0..USERS).map(starling_node::devnet::user_key).collect();
+    for u in &users {
+        args.extend([
+            "--alloc".into(),
+            format!("{}=1000000000000000000", u.public_key().to_text()),
+        ]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    starling(dir, &args);
+
+    let mut validators = Vec::new();
+    for (i, p2p) in vals.iter().enumerate() {
+        let api = free_addr();
+        let config = dir.join(format!("v{i}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "roles = [\"validator\"]\ndata_dir = \"data-{i}\"\nkey_file = \"v{i}.key\"\ngenesis = \"genesis.toml\"\n\n[validator]\nlisten = \"{p2p}\"\nblock_interval_ms = 100\n\n[api]\nlisten = \"{api}\"\n"
+            ),
+        )
+        .unwrap();
+        starling(dir, &["init", "--config", config.to_str().unwrap()]);
+        validators.push(Validator {
+            config,
+            api,
+            child: None,
+        });
+    }
+    for v in &mut validators {
+        v.start(dir);
+    }
+    wait_for("every shard to finalize a block on every validator", || {
+        validators
+            .iter()
+            .all(|v| {
+                v.heights()
+                    .is_some_and(|h| h.len() == 3 && h.values().all(|&x| x >= 1))
+            })
+            .then_some(())
+    });
+
+    let chain = ChainId::new("cluster-test").unwrap();
+    let map = ShardMap::even(2).unwrap();
+    let mut nonces = vec![0u64; users.len()];
+    // Every acknowledged transaction: hash -> shard.
+    let mut acked: HashMap<String, u64> = HashMap::new();
+    let mut round = 0usize;
+    let mut submit_round = |validators: &[Validator], acked: &mut HashMap<String, u64>| {
+        let mut txs = Vec::new();
+        for (u, key) in users.iter().enumerate() {
+            let body = TxBody {
+                account: key.public_key(),
+                nonce: nonces[u],
+                max_fee: 1_000_000_000_000,
+                tip: 1,
+                expires_at_height: 10_000,
+                action: Action::Post {
+                    text: format!("round {round} from user {u}"),
+                    reply_to: None,
+                    quote_of: None,
+                    langs: vec![],
+                },
+            };
+            txs.push(hex::encode(key.sign_tx(&chain, &body).to_bytes()));
+        }
+        let target = &validators[round % 3];
+        round += 1;
+        let body = serde_json::json!({ "txs": txs }).to_string();
+        let (status, resp) = http(target.api, "POST", "/api/v1/txs", Some(&body)).unwrap();
+        assert_eq!(status, 200, "{resp}");
+        let resp: serde_json::Value = serde_json::from_str(&resp).unwrap();
+        for (u, r) in resp["results"].as_array().unwrap().iter().enumerate() {
+            if let Some(h) = r["hash"].as_str() {
+                let shard = map.shard_of(&users[u].public_key()).0 as u64;
+                assert_eq!(r["shard"].as_u64(), Some(shard));
+                acked.insert(h.to_string(), shard);
+                nonces[u] += 1;
+            } else {
+                panic!("transaction refused: {r}");
+            }
+        }
+    };
+
+    for _ in 0..5 {
+        submit_round(&validators, &mut acked);
+    }
+    validators[3].kill();
+    let at_kill = validators[0].heights().unwrap();
+    for _ in 0..10 {
+        submit_round(&validators, &mut acked);
+    }
+    // The three left keep finalizing.
+    wait_for("progress without validator 3", || {
+        let h = validators[0].heights()?;
+        h.iter().all(|(s, x)| *x > at_kill[s] + 2).then_some(())
+    });
+    validators[3].start(dir);
+    for _ in 0..5 {
+        submit_round(&validators, &mut acked);
+    }
+
+    // Every acknowledged transaction finalizes, exactly once, in validator 0's chain.
+    let mut found: HashMap<String, (u32, u64)> = HashMap::new();
+    let mut next: BTreeMap<u64, u64> = (0..3).map(|s| (s, 1)).collect();
+    wait_for("every acknowledged transaction to finalize", || {
+        for (shard, h) in next.iter_mut() {
+            while let Some(block) = get(
+                validators[0].api,
+                &format!("/api/v1/shards/{shard}/blocks/{h}"),
+            ) {
+                for tx in block["txs"].as_array().unwrap() {
+                    let e = found
+                        .entry(tx["hash"].as_str().unwrap().to_string())
+                        .or_insert((0, *shard));
+                    e.0 += 1;
+                }
+                *h += 1;
+            }
+        }
+        acked.keys().all(|h| found.contains_key(h)).then_some(())
+    });
+    for (hash, (count, _)) in &found {
+        assert_eq!(*count, 1, "{hash} finalized {count} times");
+    }
+    for (hash, shard) in &acked {
+        assert_eq!(found[hash].1, *shard, "{hash} finalized on the wrong shard");
+    }
+
+    // The restarted validator catches up to where validator 0 was, and all four agree on
+    // every block of every shard up to there.
+    let target = validators[0].heights().unwrap();
+    wait_for("validator 3 to catch up", || {
+        let h = validators[3].heights()?;
+        target.iter().all(|(s, x)| h[s] >= *x).then_some(())
+    });
+    for (shard, top) in &target {
+        for height in 1..=*top {
+            let ids: Vec<String> = validators
+                .iter()
+                .map(|v| {
+                    wait_for("a finalized block", || {
+                        get(v.api, &format!("/api/v1/shards/{shard}/blocks/{height}"))
+                    })["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            assert!(
+                ids.windows(2).all(|w| w[0] == w[1]),
+                "validators disagree on shard {shard} block {height}: {ids:?}"
+            );
+        }
+    }
+    // Same chain, same state: the heads' state roots agree where the heights agree.
+    let heads: Vec<serde_json::Value> = validators
+        .iter()
+        .map(|v| {
+            let top = target[&1];
+            get(v.api, &format!("/api/v1/shards/1/blocks/{top}")).unwrap()
+        })
+        .collect();
+    assert!(heads
+        .windows(2)
+        .all(|w| w[0]["state_root"] == w[1]["state_root"]));
+}
+
+/// A child process killed (SIGKILL) when dropped, also when a check fails.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `starling devnet` until its API answers; returns the process and the API address.
+fn start_devnet(data_dir: &Path) -> (Killed, SocketAddr) {
+    let api = free_addr();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_starling"))
+        .args([
+            "devnet",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--api",
+            &api.to_string(),
+        ])
+        .args(["--block-interval-ms", "50"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.any(|l| l.is_ok_and(|l| l.contains("API listening")));
+    assert!(ready, "devnet exited before serving its API");
+    std::thread::spawn(move || for _ in lines {});
+    (Killed(child), api)
+}
+
+fn status_heights(api: SocketAddr) -> Option<(String, Vec<u64>)> {
+    let s = get(api, "/api/v1/status")?;
+    let heights = s["shards"]
+        .as_array()?
+        .iter()
+        .map(|x| x["height"].as_u64().unwrap())
+        .collect();
+    Some((s["genesis_id"].as_str()?.to_string(), heights))
+}
+
+#[test]
+fn devnet_runs_every_shard_and_resumes_after_a_kill() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("devnet");
+    let (child, api) = start_devnet(&data);
+    let (genesis, before) = wait_for("blocks on every shard", || {
+        let (g, h) = status_heights(api)?;
+        (h.len() == 3 && h.iter().all(|&x| x >= 3)).then_some((g, h))
+    });
+    // A devnet user can post.
+    let user = starling_node::devnet::user_key(7);
+    let chain = ChainId::new(starling_node::devnet::CHAIN_ID).unwrap();
+    let body = TxBody {
+        account: user.public_key(),
+        nonce: 0,
+        max_fee: 1_000_000_000_000,
+        tip: 1,
+        expires_at_height: 10_000,
+        action: Action::Post {
+            text: "first post on a devnet".into(),
+            reply_to: None,
+            quote_of: None,
+            langs: vec![],
+        },
+    };
+    let req = serde_json::json!({ "txs": [hex::encode(user.sign_tx(&chain, &body).to_bytes())] });
+    let (status, resp) = http(api, "POST", "/api/v1/txs", Some(&req.to_string())).unwrap();
+    assert_eq!(status, 200);
+    assert!(resp.contains("\"accepted\":1"), "{resp}");
+    let who = user.public_key().to_text();
+    wait_for("the post to finalize", || {
+        get(api, &format!("/api/v1/posts/{who}/0"))
+    });
+    drop(child);
+
+    // Run again: the same network, from where it was.
+    let (_child, api) = start_devnet(&data);
+    let (again, after) = wait_for("the resumed devnet", || {
+        let (g, h) = status_heights(api)?;
+        h.iter().zip(&before).all(|(a, b)| a > b).then_some((g, h))
+    });
+    assert_eq!(again, genesis, "a resumed devnet keeps its genesis");
+    assert!(after.iter().zip(&before).all(|(a, b)| a > b));
+    let post = get(api, &format!("/api/v1/posts/{who}/0")).unwrap();
+    assert_eq!(post["text"], "first post on a devnet");
+}
