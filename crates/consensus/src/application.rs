@@ -21,8 +21,9 @@ use futures::StreamExt;
 use starling_ledger::{actions, BlockInput, Layered};
 use starling_mempool::{Mempool, MempoolError};
 use starling_store::{ChainStore, Head, Speculative, StoreError};
-use starling_types::{AccountId, Hash, Tx};
-use std::sync::{Arc, Mutex, MutexGuard};
+use starling_types::{AccountId, BlockHeader, Hash, InboundBatch, ShardId, Tx};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::UNIX_EPOCH;
 
 /// The consensus context of a proposal.
@@ -39,10 +40,28 @@ struct Inner {
     block_interval_ms: u64,
 }
 
+/// Cross-shard messages as a node sees them: where a proposer finds the messages other
+/// shards sent to its shard, and how a verifier knows that the source block of a message is
+/// final. Implemented by the node, which holds (or follows) the other shards.
+pub trait CrossShard: Send + Sync + 'static {
+    /// Inbound batches for `dest` from finalized blocks of the other shards, from the next
+    /// sequence number `dest` expects of each source (`expected(source)`) on.
+    fn pending(&self, dest: ShardId, expected: &dyn Fn(ShardId) -> u64) -> Vec<InboundBatch>;
+
+    /// Whether `header` is the finalized block at its height of its shard (`Some(true)`),
+    /// is not (`Some(false)`), or this node has not finalized that height yet (`None`).
+    fn finalized(&self, header: &BlockHeader) -> Option<bool>;
+}
+
+/// How long a verifier waits for a source shard to finalize the block an inbound batch
+/// names before voting against the block that carries it.
+const SOURCE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One shard's application; clones share the same state.
 #[derive(Clone)]
 pub struct ShardApp {
     inner: Arc<Mutex<Inner>>,
+    cross: Arc<OnceLock<Arc<dyn CrossShard>>>,
 }
 
 impl std::fmt::Debug for ShardApp {
@@ -76,7 +95,83 @@ impl ShardApp {
         };
         Self {
             inner: Arc::new(Mutex::new(inner)),
+            cross: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Connects the shard to the others (once): its proposals then carry the messages they
+    /// sent it, and it accepts blocks with inbound messages whose source blocks are final.
+    pub fn connect(&self, cross: Arc<dyn CrossShard>) {
+        let _ = self.cross.set(cross);
+    }
+
+    /// The same shard, without its cross-shard connection: what a [`CrossShard`] provider
+    /// holds, so that app and provider do not keep each other alive.
+    pub fn detached(&self) -> ShardApp {
+        ShardApp {
+            inner: self.inner.clone(),
+            cross: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// The shard this app runs.
+    pub fn shard(&self) -> ShardId {
+        self.lock().store.ledger().shard
+    }
+
+    /// The next sequence number this shard expects from each other shard, in the state after
+    /// `parent` (which may not be final).
+    fn expected_inbox(inner: &Inner, parent: &Hash) -> Option<BTreeMap<ShardId, u64>> {
+        let ancestors = inner.spec.ancestor_writes(&inner.store, parent).ok()?;
+        let me = inner.store.ledger().shard;
+        let shards = inner.store.ledger().params.shard_map.ranges().len() as u16;
+        inner
+            .store
+            .with_view(|v| {
+                let view = Layered {
+                    base: v,
+                    top: &ancestors,
+                };
+                (0..=shards)
+                    .map(ShardId)
+                    .filter(|s| *s != me)
+                    .map(|s| {
+                        let seq = starling_ledger::StateView::get(
+                            &view,
+                            &starling_ledger::records::StateKey::Inbox(s).hash(),
+                        )
+                        .ok()
+                        .flatten()
+                        .and_then(|b| starling_ledger::records::decode_u64(&b).ok())
+                        .unwrap_or(0);
+                        (s, seq)
+                    })
+                    .collect()
+            })
+            .ok()
+    }
+
+    /// Waits until every inbound batch of `block` comes from a block final on its shard;
+    /// false if one is not, or is not known within [`SOURCE_WAIT`].
+    async fn sources_final<E: Clock>(&self, runtime: &E, block: &starling_types::Block) -> bool {
+        if block.inbound.is_empty() {
+            return true;
+        }
+        let Some(cross) = self.cross.get() else {
+            return false;
+        };
+        let deadline = runtime.current() + SOURCE_WAIT;
+        for batch in &block.inbound {
+            loop {
+                match cross.finalized(&batch.source) {
+                    Some(true) => break,
+                    Some(false) => return false,
+                    None if runtime.current() >= deadline => return false,
+                    None => runtime.sleep(std::time::Duration::from_millis(20)).await,
+                }
+            }
+        }
+        true
     }
 
     /// Sets the shortest time between a block and its parent (default: none).
@@ -293,11 +388,20 @@ impl<E: Clock + Send + 'static> Application<E> for ShardApp {
         self.pace(&runtime, parent.block().header.timestamp_ms)
             .await;
         let now_ms = now_ms(&runtime);
+        let expected = {
+            let mut inner = self.lock();
+            if let Err(e) = Self::catch_up(&mut inner, unknown) {
+                tracing::warn!(error = %e, "cannot build on the proposed parent");
+                return None;
+            }
+            Self::expected_inbox(&inner, &parent.id())?
+        };
+        // Other shards' apps are locked one at a time, never while this one is.
+        let inbound = match self.cross.get() {
+            Some(cross) => cross.pending(self.shard(), &|s| expected.get(&s).copied().unwrap_or(0)),
+            None => Vec::new(),
+        };
         let mut inner = self.lock();
-        if let Err(e) = Self::catch_up(&mut inner, unknown) {
-            tracing::warn!(error = %e, "cannot build on the proposed parent");
-            return None;
-        }
         let parent_header = &parent.block().header;
         let Inner {
             store,
@@ -337,7 +441,7 @@ impl<E: Clock + Send + 'static> Application<E> for ShardApp {
             timestamp_ms: now_ms.max(parent_header.timestamp_ms + 1),
             proposer: account_of(&context.leader),
             txs,
-            inbound: Vec::new(),
+            inbound,
         };
         // Every pooled transaction's signature was checked on admission.
         match spec.propose_with(store, input, &|h| mempool.contains(h)) {
@@ -355,7 +459,7 @@ impl<E: Clock + Send + 'static> Application<E> for ShardApp {
 
     async fn verify(
         &mut self,
-        (_, context): (E, Self::Context),
+        (runtime, context): (E, Self::Context),
         ancestry: impl Ancestry<Self::Block>,
     ) -> bool {
         let mut ancestry = ancestry;
@@ -378,6 +482,13 @@ impl<E: Clock + Send + 'static> Application<E> for ShardApp {
         else {
             return false;
         };
+        if !self.sources_final(&runtime, block.block()).await {
+            tracing::info!(
+                height = block.block().header.height,
+                "voting against a block with inbound messages from blocks not final"
+            );
+            return false;
+        }
         let mut inner = self.lock();
         if Self::catch_up(&mut inner, unknown).is_err() {
             return false;

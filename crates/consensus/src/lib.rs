@@ -8,7 +8,8 @@
 
 mod application;
 mod block;
+pub mod cross;
 pub mod engine;
 
-pub use application::{ShardApp, ShardContext};
+pub use application::{CrossShard, ShardApp, ShardContext};
 pub use block::{digest_of, ShardBlock};

@@ -345,6 +345,13 @@ where
             format!("{me} is in no committee of the genesis"),
         ));
     }
+    // Cross-shard delivery among the shards this node holds.
+    let router = Arc::new(starling_consensus::cross::Router::new(
+        shards.iter().map(|(s, h)| (*s, h.app.clone())).collect(),
+    ));
+    for h in shards.values() {
+        h.app.connect(router.clone());
+    }
     network.start();
     Ok(Node {
         inner: Arc::new(NodeInner {

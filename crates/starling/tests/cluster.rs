@@ -256,6 +256,47 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
         submit_round(&validators, &mut acked);
     }
 
+    // Transfers to new accounts, most of them on another shard than the sender's: each
+    // credit crosses shards as a message and must be applied exactly once.
+    let recipients: Vec<_> = (0..USERS)
+        .map(|u| starling_node::devnet::user_key(10_000 + u))
+        .collect();
+    let mut crossing = 0;
+    let mut txs = Vec::new();
+    for (u, key) in users.iter().enumerate() {
+        let to = recipients[u].public_key();
+        if map.shard_of(&to) != map.shard_of(&key.public_key()) {
+            crossing += 1;
+        }
+        let body = TxBody {
+            account: key.public_key(),
+            nonce: nonces[u],
+            max_fee: 1_000_000_000_000,
+            tip: 1,
+            expires_at_height: 10_000,
+            action: Action::Transfer {
+                asset: starling_types::Asset::Spend,
+                to,
+                amount: 1_000 + u as u128,
+            },
+        };
+        txs.push(hex::encode(key.sign_tx(&chain, &body).to_bytes()));
+    }
+    assert!(crossing > 0, "no transfer crosses shards");
+    let body = serde_json::json!({ "txs": txs }).to_string();
+    let (status, resp) = http(validators[1].api, "POST", "/api/v1/txs", Some(&body)).unwrap();
+    assert_eq!(status, 200, "{resp}");
+    let resp: serde_json::Value = serde_json::from_str(&resp).unwrap();
+    for (u, r) in resp["results"].as_array().unwrap().iter().enumerate() {
+        let hash = r["hash"]
+            .as_str()
+            .unwrap_or_else(|| panic!("transfer refused: {r}"));
+        acked.insert(
+            hash.to_string(),
+            map.shard_of(&users[u].public_key()).0 as u64,
+        );
+    }
+
     // Every acknowledged transaction finalizes, exactly once, in validator 0's chain.
     let mut found: HashMap<String, (u32, u64)> = HashMap::new();
     let mut next: BTreeMap<u64, u64> = (0..3).map(|s| (s, 1)).collect();
@@ -281,6 +322,17 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
     }
     for (hash, shard) in &acked {
         assert_eq!(found[hash].1, *shard, "{hash} finalized on the wrong shard");
+    }
+
+    // Every credit arrives on the recipient's shard, once.
+    for (u, r) in recipients.iter().enumerate() {
+        let path = format!("/api/v1/accounts/{}", r.public_key().to_text());
+        let account = wait_for("a cross-shard credit", || get(validators[0].api, &path));
+        assert_eq!(
+            account["balances"]["spend"].as_str().unwrap(),
+            (1_000 + u).to_string(),
+            "recipient {u}"
+        );
     }
 
     // The restarted validator catches up to where validator 0 was, and all four agree on
@@ -320,6 +372,17 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
     assert!(heads
         .windows(2)
         .all(|w| w[0]["state_root"] == w[1]["state_root"]));
+    // Still exactly once after all of that, on the restarted validator too.
+    for v in [&validators[0], &validators[3]] {
+        for (u, r) in recipients.iter().enumerate() {
+            let path = format!("/api/v1/accounts/{}", r.public_key().to_text());
+            let account = get(v.api, &path).unwrap();
+            assert_eq!(
+                account["balances"]["spend"].as_str().unwrap(),
+                (1_000 + u).to_string()
+            );
+        }
+    }
 }
 
 /// A child process killed (SIGKILL) when dropped, also when a check fails.
