@@ -117,7 +117,53 @@ fn archive<C>(prefix: &str, name: &str, codec: C, page_cache: &CacheRef) -> immu
     }
 }
 
-/// Starts one validator's stack for one shard; it runs until the runtime stops.
+/// Marshal's mailbox for one shard: finalized blocks and their finalization certificates by
+/// height, for serving them to relays.
+pub type Marshal = marshal::core::Mailbox<Scheme, Standard<ShardBlock>>;
+
+/// A finalization certificate for a shard block.
+pub type Finalization =
+    simplex::types::Finalization<Scheme, commonware_cryptography::blake3::Digest>;
+
+/// Why a finalized block from the network was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateError {
+    #[error("malformed finalization certificate: {0}")]
+    Malformed(String),
+    #[error("the certificate finalizes another block")]
+    WrongBlock,
+    #[error("the certificate is not signed by a quorum of the shard's committee")]
+    BadSignatures,
+}
+
+/// Checks that `certificate` (an encoded finalization) finalizes `block` with signatures of a
+/// quorum of `participants` under `namespace`: what a relay checks before applying a block.
+pub fn verify_finalized<R: rand_core_010::CryptoRng>(
+    rng: &mut R,
+    namespace: &[u8],
+    participants: &Set<ed25519::PublicKey>,
+    block: &ShardBlock,
+    certificate: &[u8],
+) -> Result<(), CertificateError> {
+    use commonware_codec::Decode as _;
+    let verifier = Scheme::verifier(namespace, participants.clone());
+    // Bounded by the committee: at most one signature per member.
+    let finalization = Finalization::decode_cfg(
+        bytes::Bytes::copy_from_slice(certificate),
+        &verifier.certificate_codec_config(),
+    )
+    .map_err(|e| CertificateError::Malformed(e.to_string()))?;
+    if finalization.proposal.payload != block.digest() {
+        return Err(CertificateError::WrongBlock);
+    }
+    if !finalization.verify(rng, &verifier, &Sequential) {
+        return Err(CertificateError::BadSignatures);
+    }
+    Ok(())
+}
+
+/// Starts one validator's stack for one shard; it runs until the runtime stops. Returns
+/// marshal's mailbox (finalized blocks and certificates by height).
 pub async fn start<E, P, B, S, R>(
     context: E,
     config: EngineConfig,
@@ -125,7 +171,7 @@ pub async fn start<E, P, B, S, R>(
     peers: P,
     blocker: B,
     channels: Channels<S, R>,
-) -> Result<(), StoreError>
+) -> Result<Marshal, StoreError>
 where
     E: commonware_runtime::Spawner
         + commonware_runtime::Clock
@@ -226,6 +272,7 @@ where
 
     let evidence = EvidenceLog(app.clone());
     let inline = Inline::new(context.child("inline"), app, mailbox.clone(), epocher);
+    let mailbox_out = mailbox.clone();
     let engine = simplex::Engine::new(
         context.child("simplex"),
         simplex::config::Config {
@@ -255,7 +302,7 @@ where
         },
     );
     engine.start(channels.votes, channels.certificates, channels.resolver);
-    Ok(())
+    Ok(mailbox_out)
 }
 
 #[cfg(test)]

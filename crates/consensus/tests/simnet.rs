@@ -90,7 +90,7 @@ async fn start_validator(
     participants: &Set<ed25519::PublicKey>,
     key: &ed25519::PrivateKey,
     dir: &std::path::Path,
-) -> ShardApp {
+) -> (ShardApp, engine::Marshal) {
     let me = key.public_key();
     let alloc: Vec<_> = users()
         .iter()
@@ -126,7 +126,7 @@ async fn start_validator(
         certification_timeout: Duration::from_secs(2),
     };
     let ctx = context.child("validator").with_attribute("key", &me);
-    engine::start(
+    let marshal = engine::start(
         ctx,
         config,
         app.clone(),
@@ -136,7 +136,7 @@ async fn start_validator(
     )
     .await
     .unwrap();
-    app
+    (app, marshal)
 }
 
 async fn network(
@@ -208,7 +208,11 @@ fn run_n4_with(seed: u64, offline: usize, target: u64, partition: bool) -> Vec<H
         let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
         let mut apps = Vec::new();
         for (key, dir) in keys.iter().zip(&dirs).skip(offline) {
-            apps.push(start_validator(&context, &oracle, &participants, key, dir.path()).await);
+            apps.push(
+                start_validator(&context, &oracle, &participants, key, dir.path())
+                    .await
+                    .0,
+            );
         }
 
         if partition {
@@ -298,7 +302,11 @@ fn n4f0_crash_and_restart_loses_no_finalized_block() {
             let oracle = network(&context, &participants).await;
             let mut apps = Vec::new();
             for (key, dir) in keys.iter().zip(&first_paths) {
-                apps.push(start_validator(&context, &oracle, &participants, key, dir).await);
+                apps.push(
+                    start_validator(&context, &oracle, &participants, key, dir)
+                        .await
+                        .0,
+                );
             }
             for u in users() {
                 for app in &apps {
@@ -313,7 +321,11 @@ fn n4f0_crash_and_restart_loses_no_finalized_block() {
         let oracle = network(&context, &participants).await;
         let mut apps = Vec::new();
         for (key, dir) in keys.iter().zip(&paths) {
-            apps.push(start_validator(&context, &oracle, &participants, key, dir).await);
+            apps.push(
+                start_validator(&context, &oracle, &participants, key, dir)
+                    .await
+                    .0,
+            );
         }
         for app in &apps {
             assert!(
@@ -363,7 +375,11 @@ fn run_with_equivocator(seed: u64) {
         let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
         let mut apps = Vec::new();
         for (key, dir) in keys[1..].iter().zip(&dirs) {
-            apps.push(start_validator(&context, &oracle, &participants, key, dir.path()).await);
+            apps.push(
+                start_validator(&context, &oracle, &participants, key, dir.path())
+                    .await
+                    .0,
+            );
         }
         for u in users() {
             for app in &apps {
@@ -393,4 +409,71 @@ fn n4f1_equivocator_cannot_break_safety() {
     for seed in 0..3u64 {
         run_with_equivocator(100 + seed);
     }
+}
+
+#[test]
+fn n4f0_finalization_certificates_verify_against_the_committee() {
+    let config = deterministic::Config::default()
+        .with_seed(31)
+        .with_timeout(Some(Duration::from_secs(300)));
+    deterministic::Runner::new(config).start(|mut context| async move {
+        let (keys, participants) = committee();
+        let oracle = network(&context, &participants).await;
+        let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut nodes = Vec::new();
+        for (key, dir) in keys.iter().zip(&dirs) {
+            nodes.push(start_validator(&context, &oracle, &participants, key, dir.path()).await);
+        }
+        let apps: Vec<ShardApp> = nodes.iter().map(|n| n.0.clone()).collect();
+        finalized_chain(&context, &apps, 3).await;
+        let marshal = &nodes[1].1;
+        let cert = |h: u64| {
+            let marshal = marshal.clone();
+            async move {
+                let f = marshal
+                    .get_finalization(commonware_consensus::types::Height::new(h))
+                    .await
+                    .expect("finalization kept");
+                commonware_codec::Encode::encode(&f).to_vec()
+            }
+        };
+        let block =
+            |h: u64| starling_consensus::ShardBlock::new(apps[0].block(h).unwrap().unwrap());
+        let (c2, c3) = (cert(2).await, cert(3).await);
+        // The right certificate for the right block, from the right committee.
+        engine::verify_finalized(&mut context, NAMESPACE, &participants, &block(2), &c2).unwrap();
+        // Another block's certificate, another namespace, another committee, tampered bytes.
+        assert!(matches!(
+            engine::verify_finalized(&mut context, NAMESPACE, &participants, &block(2), &c3),
+            Err(engine::CertificateError::WrongBlock)
+        ));
+        assert!(matches!(
+            engine::verify_finalized(
+                &mut context,
+                b"another-shard",
+                &participants,
+                &block(2),
+                &c2
+            ),
+            Err(engine::CertificateError::BadSignatures)
+        ));
+        let strangers = Set::from_iter_dedup(
+            (10..14u64).map(|i| ed25519::PrivateKey::from_seed(i).public_key()),
+        );
+        assert!(
+            engine::verify_finalized(&mut context, NAMESPACE, &strangers, &block(2), &c2).is_err()
+        );
+        let mut bad = c2.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(
+            engine::verify_finalized(&mut context, NAMESPACE, &participants, &block(2), &bad)
+                .is_err()
+        );
+        assert!(matches!(
+            engine::verify_finalized(&mut context, NAMESPACE, &participants, &block(2), &c2[..10]),
+            Err(engine::CertificateError::Malformed(_))
+        ));
+        drop(dirs);
+    });
 }
