@@ -299,6 +299,12 @@ impl ShardApp {
             .collect()
     }
 
+    /// Applies a block finalized elsewhere (its certificate already checked): what a
+    /// follower does. The ledger re-executes it and checks every root.
+    pub fn apply_finalized(&self, block: &starling_types::Block) -> Result<(), StoreError> {
+        self.lock().store.apply(block).map(|_| ())
+    }
+
     /// Pending transactions in the mempool.
     pub fn mempool_len(&self) -> usize {
         self.lock().mempool.len()

@@ -163,6 +163,7 @@ fn submit_error_code(e: &SubmitError) -> &'static str {
     match e {
         SubmitError::Malformed(_) => "malformed",
         SubmitError::ShardNotServed(_) => "shard_not_served",
+        SubmitError::Busy => "busy",
         SubmitError::Rejected(m) => match m {
             M::WrongShard(_) => "wrong_shard",
             M::Duplicate => "duplicate",

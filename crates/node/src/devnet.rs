@@ -40,19 +40,24 @@ pub struct DevnetSpec {
     pub account_shards: u16,
 }
 
-/// One validator of a prepared devnet.
+/// One node of a prepared devnet.
 #[derive(Debug)]
-pub struct DevnetValidator {
+pub struct DevnetNode {
     pub key: SecretKey,
     pub data_dir: PathBuf,
+    /// The validator transport (validators only).
     pub listen: SocketAddr,
+    /// The open network (libp2p).
+    pub p2p: SocketAddr,
 }
 
 /// A devnet ready to start.
 #[derive(Debug)]
 pub struct Prepared {
     pub genesis: Genesis,
-    pub validators: Vec<DevnetValidator>,
+    pub validators: Vec<DevnetNode>,
+    /// The relay that follows every shard and serves the API.
+    pub relay: DevnetNode,
     /// Whether an existing devnet was found (and is resumed).
     pub resumed: bool,
 }
@@ -74,7 +79,10 @@ pub fn prepare(spec: &DevnetSpec) -> Result<Prepared, SetupError> {
     let root = &spec.data_dir;
     let genesis_path = root.join("genesis.toml");
     let keys = root.join("keys");
+    let ports_path = root.join("p2p-addresses");
     let complete = genesis_path.exists()
+        && ports_path.exists()
+        && root.join("relay").join("GENESIS_ID").exists()
         && (0..spec.validators).all(|i| validator_dir(root, i).join("GENESIS_ID").exists());
     let resumed = complete;
     if !complete {
@@ -138,7 +146,37 @@ pub fn prepare(spec: &DevnetSpec) -> Result<Prepared, SetupError> {
             };
             init::init(&config, &genesis_path, &key.public_key())?;
         }
+        let relay_key = keyfile::generate(
+            &keys.join("relay.key"),
+            KeyType::Ed25519,
+            &mut rand_core::OsRng,
+        )?;
+        let config = NodeConfig {
+            roles: vec![Role::Relay],
+            data_dir: root.join("relay"),
+            ..NodeConfig::default()
+        };
+        init::init(&config, &genesis_path, &relay_key.public_key())?;
+        // Open-network addresses: one per validator, then the relay's; written last.
+        let mut lines = String::new();
+        for _ in 0..=spec.validators {
+            lines.push_str(&format!("{}\n", free_port()?));
+        }
+        std::fs::write(&ports_path, lines).map_err(|e| SetupError::io(&ports_path, e))?;
     }
+    let p2p: Vec<SocketAddr> = std::fs::read_to_string(&ports_path)
+        .map_err(|e| SetupError::io(&ports_path, e))?
+        .lines()
+        .map(|l| {
+            l.trim().parse().map_err(|_| {
+                SetupError::invalid(
+                    &ports_path.display().to_string(),
+                    "address",
+                    format!("`{l}` is not host:port"),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()?;
     let genesis = Genesis::load(&genesis_path)?;
     let mut validators = Vec::new();
     for (i, v) in genesis.validators.iter().enumerate() {
@@ -157,15 +195,38 @@ pub fn prepare(spec: &DevnetSpec) -> Result<Prepared, SetupError> {
                 "missing",
             )
         })?;
-        validators.push(DevnetValidator {
+        let p2p = *p2p.get(i).ok_or_else(|| {
+            SetupError::invalid(
+                &ports_path.display().to_string(),
+                "addresses",
+                "one per validator, then the relay's",
+            )
+        })?;
+        validators.push(DevnetNode {
             key,
             data_dir: validator_dir(root, i),
             listen,
+            p2p,
         });
     }
+    let relay = DevnetNode {
+        key: keyfile::read(&keys.join("relay.key"))?,
+        data_dir: root.join("relay"),
+        listen: "127.0.0.1:0"
+            .parse()
+            .map_err(|_| SetupError::invalid("devnet", "relay", "address"))?,
+        p2p: *p2p.get(validators.len()).ok_or_else(|| {
+            SetupError::invalid(
+                &ports_path.display().to_string(),
+                "addresses",
+                "missing the relay's",
+            )
+        })?,
+    };
     Ok(Prepared {
         genesis,
         validators,
+        relay,
         resumed,
     })
 }

@@ -8,6 +8,7 @@ pub mod devnet;
 pub mod genesis;
 pub mod init;
 pub mod keyfile;
+pub mod net;
 pub mod run;
 
 mod error;

@@ -67,14 +67,27 @@ pub enum SubmitError {
     ShardNotServed(ShardId),
     #[error(transparent)]
     Rejected(#[from] MempoolError),
+    #[error("the node is too busy to pass the transaction on; try again")]
+    Busy,
 }
 
 /// One shard as a node holds it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ShardHandle {
     pub app: ShardApp,
     /// Forwards admitted transactions to the shard's other validators (validators only).
     forward: Option<mpsc::Sender<Vec<TxEnvelope>>>,
+    /// Finalized blocks and their certificates (validators only).
+    marshal: Option<engine::Marshal>,
+}
+
+impl std::fmt::Debug for ShardHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardHandle")
+            .field("shard", &self.app.shard())
+            .field("validating", &self.marshal.is_some())
+            .finish()
+    }
 }
 
 /// What a running node serves: its shards and where transactions for them go.
@@ -88,9 +101,47 @@ struct NodeInner {
     genesis: Genesis,
     shard_map: ShardMap,
     shards: BTreeMap<ShardId, ShardHandle>,
+    /// Publishes transactions for shards this node does not validate (the open network).
+    gossip: std::sync::OnceLock<mpsc::Sender<(ShardId, Vec<TxEnvelope>)>>,
 }
 
 impl Node {
+    /// A node that follows `stores` (applying certified blocks from the network) without
+    /// validating: a relay.
+    pub fn follower(genesis: Genesis, stores: Vec<ChainStore>) -> Node {
+        let shard_map = genesis.params.shard_map.clone();
+        let shards = stores
+            .into_iter()
+            .map(|store| {
+                let shard = store.ledger().shard;
+                // Never filled: a follower passes transactions on instead of pooling them.
+                let mempool = Mempool::new(MempoolConfig::default(), shard, shard_map.clone());
+                let app = ShardApp::new(store, mempool, 1);
+                (
+                    shard,
+                    ShardHandle {
+                        app,
+                        forward: None,
+                        marshal: None,
+                    },
+                )
+            })
+            .collect();
+        Node {
+            inner: Arc::new(NodeInner {
+                genesis,
+                shard_map,
+                shards,
+                gossip: std::sync::OnceLock::new(),
+            }),
+        }
+    }
+
+    /// Where transactions for shards this node does not validate go (set once).
+    pub fn set_gossip(&self, gossip: mpsc::Sender<(ShardId, Vec<TxEnvelope>)>) {
+        let _ = self.inner.gossip.set(gossip);
+    }
+
     pub fn genesis(&self) -> &Genesis {
         &self.inner.genesis
     }
@@ -105,6 +156,15 @@ impl Node {
 
     pub fn shards(&self) -> &BTreeMap<ShardId, ShardHandle> {
         &self.inner.shards
+    }
+
+    /// Marshal's mailbox of every shard this node validates.
+    pub fn marshals(&self) -> BTreeMap<ShardId, engine::Marshal> {
+        self.inner
+            .shards
+            .iter()
+            .filter_map(|(s, h)| h.marshal.clone().map(|m| (*s, m)))
+            .collect()
     }
 
     pub fn shard(&self, id: ShardId) -> Option<&ShardApp> {
@@ -128,33 +188,69 @@ impl Node {
             }
         }
         for (shard, txs) in by_shard {
-            let Some(handle) = self.inner.shards.get(&shard) else {
+            let validating = self
+                .inner
+                .shards
+                .get(&shard)
+                .and_then(|h| h.forward.as_ref().map(|f| (h, f)));
+            if let Some((handle, forward)) = validating {
+                let (idx, txs): (Vec<usize>, Vec<Tx>) = txs.into_iter().unzip();
+                let envelopes: Vec<(Hash, TxEnvelope)> =
+                    txs.iter().map(|t| (t.hash, t.envelope.clone())).collect();
+                let mut admitted = Vec::new();
+                for ((i, (hash, env)), r) in idx
+                    .into_iter()
+                    .zip(envelopes)
+                    .zip(handle.app.submit_batch(txs))
+                {
+                    results[i] = Some(match r {
+                        Ok(()) => {
+                            admitted.push(env);
+                            Ok((hash, shard))
+                        }
+                        Err(e) => Err(e.into()),
+                    });
+                }
+                if !admitted.is_empty() && forward.clone().try_send(admitted).is_err() {
+                    tracing::debug!(%shard, "forward queue full; transactions stay local");
+                }
+                continue;
+            }
+            let Some(gossip) = self.inner.gossip.get() else {
                 for (i, _) in txs {
                     results[i] = Some(Err(SubmitError::ShardNotServed(shard)));
                 }
                 continue;
             };
-            let (idx, txs): (Vec<usize>, Vec<Tx>) = txs.into_iter().unzip();
-            let envelopes: Vec<(Hash, TxEnvelope)> =
-                txs.iter().map(|t| (t.hash, t.envelope.clone())).collect();
-            let mut admitted = Vec::new();
-            for ((i, (hash, env)), r) in idx
-                .into_iter()
-                .zip(envelopes)
-                .zip(handle.app.submit_batch(txs))
-            {
-                results[i] = Some(match r {
-                    Ok(()) => {
-                        admitted.push(env);
-                        Ok((hash, shard))
-                    }
-                    Err(e) => Err(e.into()),
-                });
-            }
-            if let (Some(forward), false) = (&handle.forward, admitted.is_empty()) {
-                if forward.clone().try_send(admitted).is_err() {
-                    tracing::debug!(%shard, "forward queue full; transactions stay local");
+            // Not validated here: check signatures, then publish to the shard's validators.
+            let forged = {
+                let items: Vec<starling_crypto::SigItem<'_>> = txs
+                    .iter()
+                    .map(|(_, t)| starling_crypto::SigItem {
+                        key: &t.body.account,
+                        msg: t.signing_hash.as_bytes(),
+                        sig: &t.envelope.signature,
+                    })
+                    .collect();
+                starling_crypto::verify_batch(&items)
+            };
+            let mut publish = Vec::new();
+            let mut published = Vec::new();
+            for (j, (i, tx)) in txs.into_iter().enumerate() {
+                if forged.contains(&j) {
+                    results[i] = Some(Err(MempoolError::BadSignature.into()));
+                } else {
+                    published.push((i, tx.hash));
+                    publish.push(tx.envelope);
                 }
+            }
+            let sent = publish.is_empty() || gossip.clone().try_send((shard, publish)).is_ok();
+            for (i, hash) in published {
+                results[i] = Some(if sent {
+                    Ok((hash, shard))
+                } else {
+                    Err(SubmitError::Busy)
+                });
             }
         }
         results
@@ -320,7 +416,7 @@ where
             leader_timeout: spec.block_interval * 4 + Duration::from_secs(1),
             certification_timeout: spec.block_interval * 4 + Duration::from_secs(2),
         };
-        engine::start(
+        let marshal = engine::start(
             context.child("shard").with_attribute("shard", shard.0),
             config,
             app.clone(),
@@ -335,6 +431,7 @@ where
             ShardHandle {
                 app,
                 forward: Some(forward),
+                marshal: Some(marshal),
             },
         );
     }
@@ -358,6 +455,7 @@ where
             genesis,
             shard_map,
             shards,
+            gossip: std::sync::OnceLock::new(),
         }),
     })
 }

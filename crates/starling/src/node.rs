@@ -1,14 +1,14 @@
 //! `starling node` (run the roles of one node) and `starling devnet` (a whole network in one
 //! process).
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use clap::Args;
 use commonware_runtime::{Metrics as _, Runner as _, Supervisor as _};
 use starling_node::api::{self, MetricsFn};
 use starling_node::config::{NodeConfig, Role};
 use starling_node::devnet::{self, DevnetSpec};
 use starling_node::run::{self, Node, ValidatorSpec};
-use starling_node::{init, keyfile};
+use starling_node::{init, keyfile, net};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,6 +50,14 @@ pub struct DevnetArgs {
     /// Worker threads of the runtime.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+}
+
+/// A second handle on the same secret (the validator and the open network each own one).
+fn same_key(key: &starling_crypto::SecretKey) -> anyhow::Result<starling_crypto::SecretKey> {
+    Ok(starling_crypto::SecretKey::from_seed(
+        key.public_key().key_type,
+        &key.to_seed(),
+    )?)
 }
 
 fn mempool_config(cfg: &NodeConfig) -> starling_mempool::MempoolConfig {
@@ -97,24 +105,56 @@ pub fn node(args: NodeArgs) -> anyhow::Result<()> {
         cfg.api.listen = a;
     }
     cfg.validate("command line")?;
-    if !cfg.has(Role::Validator) {
-        bail!("this build runs validators; the relay role needs the open network, which is not built yet");
-    }
     let key = keyfile::read(&cfg.key_file)?;
     let (genesis, stores) = init::open(&cfg.data_dir)?;
-    let listen: SocketAddr = cfg.validator.listen.parse()?;
     let api_listen: SocketAddr = cfg.api.listen.parse()?;
+    let p2p_listen: SocketAddr = cfg.p2p.listen.parse()?;
+    let bootstrap = cfg
+        .p2p
+        .bootstrap
+        .iter()
+        .map(|b| b.parse::<SocketAddr>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let validator = cfg.has(Role::Validator);
     let spec = ValidatorSpec {
-        key,
-        listen,
+        key: same_key(&key)?,
+        listen: cfg.validator.listen.parse()?,
         partition_prefix: String::new(),
         mempool: mempool_config(&cfg),
         block_interval: Duration::from_millis(cfg.validator.block_interval_ms),
     };
     runtime(cfg.data_dir.join("consensus"), args.threads).start(|context| async move {
-        let node = run::start_validator(context.child("validator"), genesis, stores, spec).await?;
-        let shards: Vec<String> = node.shards().keys().map(|s| s.to_string()).collect();
-        println!("validating shards {}", shards.join(", "));
+        let node = if validator {
+            let node =
+                run::start_validator(context.child("validator"), genesis, stores, spec).await?;
+            let shards: Vec<String> = node.shards().keys().map(|s| s.to_string()).collect();
+            println!("validating shards {}", shards.join(", "));
+            let role = net::Role::Validator {
+                marshals: node.marshals(),
+            };
+            net::start(
+                node.clone(),
+                &key,
+                p2p_listen,
+                bootstrap,
+                role,
+                context.child("net"),
+            )?;
+            node
+        } else {
+            let node = Node::follower(genesis, stores);
+            let shards: Vec<String> = node.shards().keys().map(|s| s.to_string()).collect();
+            println!("relaying shards {}", shards.join(", "));
+            net::start(
+                node.clone(),
+                &key,
+                p2p_listen,
+                bootstrap,
+                net::Role::Relay,
+                context.child("net"),
+            )?;
+            node
+        };
         serve_api(api_listen, node, metrics_of(&context)).await
     })
 }
@@ -141,19 +181,37 @@ pub fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
     );
     let block_interval = Duration::from_millis(args.block_interval_ms);
     runtime(args.data_dir.join("consensus"), args.threads).start(|context| async move {
-        let mut nodes = Vec::new();
+        let mut validator_p2p = Vec::new();
         for (i, v) in prepared.validators.into_iter().enumerate() {
             let (genesis, stores) = init::open(&v.data_dir)?;
             let spec = ValidatorSpec {
-                key: v.key,
+                key: same_key(&v.key)?,
                 listen: v.listen,
                 partition_prefix: format!("v{i}-"),
                 mempool: starling_mempool::MempoolConfig::default(),
                 block_interval,
             };
             let ctx = context.child("validator").with_attribute("index", i);
-            nodes.push(run::start_validator(ctx, genesis, stores, spec).await?);
+            let node = run::start_validator(ctx, genesis, stores, spec).await?;
+            let role = net::Role::Validator {
+                marshals: node.marshals(),
+            };
+            let rng = context.child("net").with_attribute("index", i);
+            net::start(node, &v.key, v.p2p, Vec::new(), role, rng)?;
+            validator_p2p.push(v.p2p);
         }
-        serve_api(args.api, nodes[0].clone(), metrics_of(&context)).await
+        // The relay follows every shard over the open network and serves the API.
+        let (genesis, stores) = init::open(&prepared.relay.data_dir)?;
+        let relay = Node::follower(genesis, stores);
+        let rng = context.child("net").with_attribute("index", "relay");
+        net::start(
+            relay.clone(),
+            &prepared.relay.key,
+            prepared.relay.p2p,
+            validator_p2p,
+            net::Role::Relay,
+            rng,
+        )?;
+        serve_api(args.api, relay, metrics_of(&context)).await
     })
 }

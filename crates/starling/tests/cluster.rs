@@ -166,13 +166,16 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
     starling(dir, &args);
 
     let mut validators = Vec::new();
+    let mut open_addrs = Vec::new();
     for (i, p2p) in vals.iter().enumerate() {
         let api = free_addr();
+        let open = free_addr();
+        open_addrs.push(format!("\"{open}\""));
         let config = dir.join(format!("v{i}.toml"));
         std::fs::write(
             &config,
             format!(
-                "roles = [\"validator\"]\ndata_dir = \"data-{i}\"\nkey_file = \"v{i}.key\"\ngenesis = \"genesis.toml\"\n\n[validator]\nlisten = \"{p2p}\"\nblock_interval_ms = 100\n\n[api]\nlisten = \"{api}\"\n"
+                "roles = [\"validator\"]\ndata_dir = \"data-{i}\"\nkey_file = \"v{i}.key\"\ngenesis = \"genesis.toml\"\n\n[validator]\nlisten = \"{p2p}\"\nblock_interval_ms = 100\n\n[p2p]\nlisten = \"{open}\"\n\n[api]\nlisten = \"{api}\"\n"
             ),
         )
         .unwrap();
@@ -186,6 +189,31 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
     for v in &mut validators {
         v.start(dir);
     }
+    // A relay: follows every shard over the open network, checking certificates.
+    starling(dir, &["keys", "generate", "--out", "relay.key"]);
+    let relay_config = dir.join("relay.toml");
+    std::fs::write(
+        &relay_config,
+        format!(
+            "roles = [\"relay\"]\ndata_dir = \"relay-data\"\nkey_file = \"relay.key\"\ngenesis = \"genesis.toml\"\n\n[p2p]\nlisten = \"{}\"\nbootstrap = [{}]\n\n[api]\nlisten = \"{}\"\n",
+            free_addr(),
+            open_addrs.join(", "),
+            free_addr()
+        ),
+    )
+    .unwrap();
+    starling(dir, &["init", "--config", relay_config.to_str().unwrap()]);
+    let relay_api: SocketAddr = {
+        let text = std::fs::read_to_string(&relay_config).unwrap();
+        let line = text.lines().last().unwrap();
+        line.split('"').nth(1).unwrap().parse().unwrap()
+    };
+    let mut relay = Validator {
+        config: relay_config,
+        api: relay_api,
+        child: None,
+    };
+    relay.start(dir);
     wait_for("every shard to finalize a block on every validator", || {
         validators
             .iter()
@@ -242,6 +270,7 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
         submit_round(&validators, &mut acked);
     }
     validators[3].kill();
+    relay.kill();
     let at_kill = validators[0].heights().unwrap();
     for _ in 0..10 {
         submit_round(&validators, &mut acked);
@@ -252,6 +281,7 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
         h.iter().all(|(s, x)| *x > at_kill[s] + 2).then_some(())
     });
     validators[3].start(dir);
+    relay.start(dir);
     for _ in 0..5 {
         submit_round(&validators, &mut acked);
     }
@@ -342,10 +372,15 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
         let h = validators[3].heights()?;
         target.iter().all(|(s, x)| h[s] >= *x).then_some(())
     });
+    wait_for("the restarted relay to catch up", || {
+        let h = relay.heights()?;
+        target.iter().all(|(s, x)| h[s] >= *x).then_some(())
+    });
     for (shard, top) in &target {
         for height in 1..=*top {
             let ids: Vec<String> = validators
                 .iter()
+                .chain([&relay])
                 .map(|v| {
                     wait_for("a finalized block", || {
                         get(v.api, &format!("/api/v1/shards/{shard}/blocks/{height}"))
@@ -364,6 +399,7 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
     // Same chain, same state: the heads' state roots agree where the heights agree.
     let heads: Vec<serde_json::Value> = validators
         .iter()
+        .chain([&relay])
         .map(|v| {
             let top = target[&1];
             get(v.api, &format!("/api/v1/shards/1/blocks/{top}")).unwrap()
@@ -372,8 +408,35 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
     assert!(heads
         .windows(2)
         .all(|w| w[0]["state_root"] == w[1]["state_root"]));
-    // Still exactly once after all of that, on the restarted validator too.
-    for v in [&validators[0], &validators[3]] {
+    // A client of the relay: its transaction reaches the validators through the open network.
+    let via_relay = users[0].sign_tx(
+        &chain,
+        &TxBody {
+            account: users[0].public_key(),
+            nonce: nonces[0] + 1,
+            max_fee: 1_000_000_000_000,
+            tip: 1,
+            expires_at_height: 10_000,
+            action: Action::Post {
+                text: "posted through a relay".into(),
+                reply_to: None,
+                quote_of: None,
+                langs: vec![],
+            },
+        },
+    );
+    let body = serde_json::json!({ "txs": [hex::encode(via_relay.to_bytes())] }).to_string();
+    let (status, resp) = http(relay.api, "POST", "/api/v1/txs", Some(&body)).unwrap();
+    assert_eq!(status, 200, "{resp}");
+    assert!(resp.contains("\"accepted\":1"), "{resp}");
+    let who = users[0].public_key().to_text();
+    let post = wait_for("the relay's post to finalize and reach the relay", || {
+        get(relay.api, &format!("/api/v1/posts/{who}/{}", nonces[0] + 1))
+    });
+    assert_eq!(post["text"], "posted through a relay");
+
+    // Still exactly once after all of that, on the restarted validator and the relay too.
+    for v in [&validators[0], &validators[3], &relay] {
         for (u, r) in recipients.iter().enumerate() {
             let path = format!("/api/v1/accounts/{}", r.public_key().to_text());
             let account = get(v.api, &path).unwrap();

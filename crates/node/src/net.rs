@@ -1,0 +1,451 @@
+//! The open network (libp2p): everyone who is not a validator of a shard.
+//!
+//! - Gossipsub topic `starling/<chain>/blocks/<shard>`: validators publish each finalized
+//!   block with its finalization certificate; relays check the certificate against the
+//!   shard's committee before applying the block (the ledger then re-executes it and checks
+//!   every root) and pass on only what verified.
+//! - Gossipsub topic `starling/<chain>/txs/<shard>`: relays publish signed transactions
+//!   their API received (signatures checked first); the shard's validators admit them.
+//! - Request/response `/starling/sync/1`: a relay that is behind (after downtime, or on a gap
+//!   in what it heard) asks a peer for the finalized blocks from a height on, with their
+//!   certificates, and checks them the same way.
+//!
+//! Transport: TCP with Noise (each peer proves its key) and Yamux; a node's libp2p identity
+//! is its Ed25519 node key.
+
+use crate::run::{decode_batch, encode_batch, Node};
+use crate::SetupError;
+use commonware_consensus::types::Height;
+use commonware_cryptography::ed25519;
+use commonware_utils::ordered::Set;
+use futures::channel::mpsc;
+use futures::StreamExt as _;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{gossipsub, request_response, Multiaddr, PeerId, StreamProtocol};
+use serde::{Deserialize, Serialize};
+use starling_consensus::engine::{verify_finalized, Marshal};
+use starling_consensus::ShardBlock;
+use starling_crypto::SecretKey;
+use starling_types::codec::put;
+use starling_types::{
+    Block, Decode as _, DecodeError, Encode as _, Reader, ShardId, Tx, TxEnvelope,
+};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Largest gossip message and sync response.
+const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
+/// Largest encoded finalization certificate.
+const MAX_CERTIFICATE_BYTES: usize = 64 * 1024;
+/// Most blocks in one sync response, and most bytes.
+const MAX_SYNC_BLOCKS: u64 = 64;
+const MAX_SYNC_BYTES: usize = 8 * 1024 * 1024;
+/// Blocks a relay holds ahead of its head per shard while it fills a gap.
+const MAX_AHEAD: usize = 1_024;
+
+/// A finalized block with its certificate, as it travels.
+#[derive(Clone, Debug)]
+pub struct FinalizedBlock {
+    pub block: Block,
+    /// An encoded finalization certificate (see `starling_consensus::engine::Finalization`).
+    pub certificate: Vec<u8>,
+}
+
+impl FinalizedBlock {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        put::bytes32(&mut out, &self.block.to_bytes());
+        put::bytes32(&mut out, &self.certificate);
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let block = Block::from_bytes(r.bytes32("block", MAX_MESSAGE_BYTES)?)?;
+        let certificate = r.bytes32("certificate", MAX_CERTIFICATE_BYTES)?.to_vec();
+        r.finish()?;
+        Ok(Self { block, certificate })
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SyncRequest {
+    pub shard: u16,
+    pub from: u64,
+    pub max: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SyncResponse {
+    /// Encoded [`FinalizedBlock`]s, consecutive from the requested height.
+    pub blocks: Vec<Vec<u8>>,
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    gossipsub: gossipsub::Behaviour,
+    sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+}
+
+/// What this node does on the open network.
+pub enum Role {
+    /// Publishes the finalized blocks of its shards (marshal has their certificates) and
+    /// admits gossiped transactions for them.
+    Validator {
+        marshals: BTreeMap<ShardId, Marshal>,
+    },
+    /// Follows every shard it keeps, verifying certificates; publishes submitted transactions.
+    Relay,
+}
+
+impl std::fmt::Debug for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Role::Validator { marshals } => write!(f, "Validator({} shards)", marshals.len()),
+            Role::Relay => write!(f, "Relay"),
+        }
+    }
+}
+
+fn multiaddr(a: SocketAddr) -> Multiaddr {
+    let ip = match a.ip() {
+        std::net::IpAddr::V4(ip) => libp2p::multiaddr::Protocol::Ip4(ip),
+        std::net::IpAddr::V6(ip) => libp2p::multiaddr::Protocol::Ip6(ip),
+    };
+    Multiaddr::empty()
+        .with(ip)
+        .with(libp2p::multiaddr::Protocol::Tcp(a.port()))
+}
+
+fn blocks_topic(chain: &str, shard: ShardId) -> gossipsub::IdentTopic {
+    gossipsub::IdentTopic::new(format!("starling/{chain}/blocks/{}", shard.0))
+}
+
+fn txs_topic(chain: &str, shard: ShardId) -> gossipsub::IdentTopic {
+    gossipsub::IdentTopic::new(format!("starling/{chain}/txs/{}", shard.0))
+}
+
+fn topic_shard(chain: &str, kind: &str, topic: &gossipsub::TopicHash) -> Option<ShardId> {
+    let prefix = format!("starling/{chain}/{kind}/");
+    topic
+        .as_str()
+        .strip_prefix(&prefix)?
+        .parse()
+        .ok()
+        .map(ShardId)
+}
+
+/// A shard's committee as the certificate verifier needs it.
+struct Committee {
+    namespace: Vec<u8>,
+    participants: Set<ed25519::PublicKey>,
+}
+
+/// Starts the open network for `node` in the current tokio runtime; `rng` seeds certificate
+/// batch verification. Transactions the API accepts for shards this node does not validate
+/// are published from then on.
+pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
+    node: Node,
+    key: &SecretKey,
+    listen: SocketAddr,
+    bootstrap: Vec<SocketAddr>,
+    role: Role,
+    mut rng: R,
+) -> Result<(), SetupError> {
+    let bad = |what: &str, e: String| SetupError::invalid("p2p", what, e);
+    let keypair = libp2p::identity::Keypair::ed25519_from_bytes(*key.to_seed())
+        .map_err(|e| bad("key", e.to_string()))?;
+    let chain = node.chain_id().as_str().to_string();
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .max_transmit_size(MAX_MESSAGE_BYTES)
+        .validate_messages()
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .message_id_fn(|m: &gossipsub::Message| {
+            gossipsub::MessageId::from(blake3::hash(&m.data).as_bytes().to_vec())
+        })
+        .heartbeat_interval(Duration::from_millis(500))
+        .build()
+        .map_err(|e| bad("gossipsub", e.to_string()))?;
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default().nodelay(true),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .map_err(|e| bad("transport", e.to_string()))?
+        .with_behaviour(|key| {
+            let gossipsub = gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                gossip_config,
+            )?;
+            let sync = request_response::cbor::Behaviour::with_codec(
+                request_response::cbor::codec::Codec::default()
+                    .set_request_size_maximum(1024)
+                    .set_response_size_maximum(MAX_MESSAGE_BYTES as u64),
+                [(
+                    StreamProtocol::new("/starling/sync/1"),
+                    request_response::ProtocolSupport::Full,
+                )],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+            );
+            Ok(Behaviour { gossipsub, sync })
+        })
+        .map_err(|e| bad("behaviour", e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build();
+    swarm
+        .listen_on(multiaddr(listen))
+        .map_err(|e| bad("listen", e.to_string()))?;
+    for b in &bootstrap {
+        if let Err(e) = swarm.dial(multiaddr(*b)) {
+            tracing::warn!(peer = %b, error = %e, "cannot dial bootstrap peer");
+        }
+    }
+    let mut committees = BTreeMap::new();
+    for (shard, members) in &node.genesis().committees {
+        let participants = members
+            .iter()
+            .map(crate::run::consensus_public)
+            .collect::<Result<Vec<_>, _>>()?;
+        committees.insert(
+            *shard,
+            Committee {
+                namespace: format!("starling/{chain}/shard/{}", shard.0).into_bytes(),
+                participants: Set::from_iter_dedup(participants),
+            },
+        );
+    }
+    let validating: Vec<ShardId> = match &role {
+        Role::Validator { marshals } => marshals.keys().copied().collect(),
+        Role::Relay => Vec::new(),
+    };
+    for shard in node.shards().keys() {
+        let topic = if validating.contains(shard) {
+            txs_topic(&chain, *shard)
+        } else {
+            blocks_topic(&chain, *shard)
+        };
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&topic)
+            .map_err(|e| bad("subscribe", e.to_string()))?;
+    }
+    let (outbox, mut outgoing) = mpsc::channel::<(ShardId, Vec<TxEnvelope>)>(1_024);
+    node.set_gossip(outbox);
+
+    tokio::spawn(async move {
+        let mut published: BTreeMap<ShardId, u64> = node
+            .shards()
+            .iter()
+            .map(|(s, h)| (*s, h.app.head().height))
+            .collect();
+        let mut ahead: BTreeMap<ShardId, BTreeMap<u64, Block>> = BTreeMap::new();
+        let mut syncing: BTreeMap<ShardId, Instant> = BTreeMap::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                event = swarm.select_next_some() => match event {
+                    SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message })) => {
+                        let accepted = if let Some(shard) = topic_shard(&chain, "blocks", &message.topic) {
+                            match FinalizedBlock::from_bytes(&message.data) {
+                                Ok(fb) if fb.block.header.shard == shard => {
+                                    let ok = receive(&node, &committees, &mut rng, &mut ahead, fb);
+                                    if ok {
+                                        // Behind: ask the peer that sent it for the gap.
+                                        let head = node.shard(shard).map_or(0, |a| a.head().height);
+                                        if ahead.get(&shard).is_some_and(|a| !a.is_empty()) && syncing.get(&shard).is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
+                                            swarm.behaviour_mut().sync.send_request(&propagation_source, SyncRequest { shard: shard.0, from: head + 1, max: MAX_SYNC_BLOCKS });
+                                            syncing.insert(shard, Instant::now());
+                                        }
+                                    }
+                                    ok
+                                }
+                                _ => false,
+                            }
+                        } else if let Some(shard) = topic_shard(&chain, "txs", &message.topic) {
+                            match decode_batch(&message.data) {
+                                Ok(envs) => {
+                                    if let Some(app) = node.shard(shard) {
+                                        let txs: Vec<Tx> = envs.into_iter().filter_map(|e| Tx::parse(node.chain_id(), e).ok()).collect();
+                                        let _ = app.submit_batch(txs);
+                                    }
+                                    true
+                                }
+                                Err(_) => false,
+                            }
+                        } else {
+                            false
+                        };
+                        let verdict = if accepted { gossipsub::MessageAcceptance::Accept } else { gossipsub::MessageAcceptance::Reject };
+                        swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &propagation_source, verdict);
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message { message, peer, .. })) => match message {
+                        request_response::Message::Request { request, channel, .. } => {
+                            let blocks = match &role {
+                                Role::Validator { marshals } => serve(&node, marshals, &request).await,
+                                Role::Relay => Vec::new(),
+                            };
+                            let _ = swarm.behaviour_mut().sync.send_response(channel, SyncResponse { blocks });
+                        }
+                        request_response::Message::Response { response, .. } => {
+                            let mut shard = None;
+                            for bytes in response.blocks.iter().take(MAX_SYNC_BLOCKS as usize) {
+                                match FinalizedBlock::from_bytes(bytes) {
+                                    Ok(fb) => {
+                                        shard = Some(fb.block.header.shard);
+                                        if !receive(&node, &committees, &mut rng, &mut ahead, fb) {
+                                            tracing::warn!(%peer, "sync response with a block that does not verify");
+                                            break;
+                                        }
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(%peer, error = %e, "malformed sync response");
+                                        break;
+                                    }
+                                }
+                            }
+                            if let Some(s) = shard {
+                                syncing.remove(&s);
+                            }
+                        }
+                    },
+                    SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                        tracing::debug!(%peer_id, "peer disconnected");
+                    }
+                    _ => {}
+                },
+                Some((shard, txs)) = outgoing.next() => {
+                    let topic = txs_topic(&chain, shard);
+                    if let Err(e) = swarm.behaviour_mut().gossipsub.publish(topic, encode_batch(&txs)) {
+                        tracing::warn!(%shard, error = %e, "could not publish transactions");
+                    }
+                }
+                _ = tick.tick() => {
+                    match &role {
+                        Role::Validator { marshals } => {
+                            for (shard, marshal) in marshals {
+                                let Some(app) = node.shard(*shard) else { continue };
+                                let head = app.head().height;
+                                let from = published.get(shard).copied().unwrap_or(head);
+                                for h in from + 1..=head {
+                                    let Some(fb) = finalized_block(&node, *shard, marshal, h).await else { break };
+                                    let _ = swarm.behaviour_mut().gossipsub.publish(blocks_topic(&chain, *shard), fb.to_bytes());
+                                    published.insert(*shard, h);
+                                }
+                            }
+                        }
+                        Role::Relay => {
+                            // Not heard of anything for a while (after downtime, say): ask.
+                            let peers: Vec<PeerId> = swarm.connected_peers().copied().collect();
+                            if peers.is_empty() {
+                                continue;
+                            }
+                            for (shard, handle) in node.shards() {
+                                if syncing.get(shard).is_some_and(|t| t.elapsed() < Duration::from_secs(2)) {
+                                    continue;
+                                }
+                                let head = handle.app.head().height;
+                                let peer = peers[(head as usize + shard.0 as usize) % peers.len()];
+                                swarm.behaviour_mut().sync.send_request(&peer, SyncRequest { shard: shard.0, from: head + 1, max: MAX_SYNC_BLOCKS });
+                                syncing.insert(*shard, Instant::now());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Block `height` of `shard` with its certificate, if this validator has both.
+async fn finalized_block(
+    node: &Node,
+    shard: ShardId,
+    marshal: &Marshal,
+    height: u64,
+) -> Option<FinalizedBlock> {
+    let block = node.shard(shard)?.block(height).ok()??;
+    let finalization = marshal.get_finalization(Height::new(height)).await?;
+    Some(FinalizedBlock {
+        block,
+        certificate: commonware_codec::Encode::encode(&finalization).to_vec(),
+    })
+}
+
+/// Answers a sync request from what this validator has finalized.
+async fn serve(
+    node: &Node,
+    marshals: &BTreeMap<ShardId, Marshal>,
+    req: &SyncRequest,
+) -> Vec<Vec<u8>> {
+    let shard = ShardId(req.shard);
+    let (Some(marshal), Some(app)) = (marshals.get(&shard), node.shard(shard)) else {
+        return Vec::new();
+    };
+    let head = app.head().height;
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    let mut h = req.from.max(1);
+    while h <= head && (out.len() as u64) < req.max.min(MAX_SYNC_BLOCKS) && bytes < MAX_SYNC_BYTES {
+        let Some(fb) = finalized_block(node, shard, marshal, h).await else {
+            break;
+        };
+        let b = fb.to_bytes();
+        bytes += b.len();
+        out.push(b);
+        h += 1;
+    }
+    out
+}
+
+/// Checks a finalized block from the network and applies it (and any held blocks it
+/// unlocks) if it is next; holds it if it is ahead. False if it does not verify.
+fn receive<R: rand_core_010::CryptoRng>(
+    node: &Node,
+    committees: &BTreeMap<ShardId, Committee>,
+    rng: &mut R,
+    ahead: &mut BTreeMap<ShardId, BTreeMap<u64, Block>>,
+    fb: FinalizedBlock,
+) -> bool {
+    let shard = fb.block.header.shard;
+    let (Some(app), Some(committee)) = (node.shard(shard), committees.get(&shard)) else {
+        return false;
+    };
+    let height = fb.block.header.height;
+    let head = app.head().height;
+    if height <= head {
+        // Already applied: it verified before, or it is not ours to judge again.
+        return true;
+    }
+    let block = ShardBlock::new(fb.block);
+    if let Err(e) = verify_finalized(
+        rng,
+        &committee.namespace,
+        &committee.participants,
+        &block,
+        &fb.certificate,
+    ) {
+        tracing::warn!(%shard, height, error = %e, "refusing a block");
+        return false;
+    }
+    let held = ahead.entry(shard).or_default();
+    if held.len() < MAX_AHEAD {
+        held.insert(height, block.block().clone());
+    }
+    // Apply everything now in order.
+    loop {
+        let next = app.head().height + 1;
+        let Some(b) = held.remove(&next) else { break };
+        if let Err(e) = app.apply_finalized(&b) {
+            tracing::error!(%shard, height = next, error = %e, "a certified block does not apply");
+            return false;
+        }
+    }
+    held.retain(|h, _| *h > app.head().height);
+    true
+}
