@@ -25,9 +25,10 @@ key_file = "node.key"
 genesis = "genesis.toml"
 
 [p2p]
-# Open peer-to-peer network (transaction gossip, block feed, sync).
+# Open peer-to-peer network (libp2p: transaction gossip, the certified block feed, sync).
+# Validators and relays both listen here.
 listen = "127.0.0.1:7000"
-# Peers to contact first, as host:port.
+# Peers to contact first, as host:port (a relay names some validators' p2p.listen).
 bootstrap = []
 max_peers = 50
 
