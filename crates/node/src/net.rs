@@ -42,7 +42,18 @@ const MAX_CERTIFICATE_BYTES: usize = 64 * 1024;
 const MAX_SYNC_BLOCKS: u64 = 64;
 const MAX_SYNC_BYTES: usize = 8 * 1024 * 1024;
 /// Blocks a relay holds ahead of its head per shard while it fills a gap.
-const MAX_AHEAD: usize = 1_024;
+const MAX_AHEAD: usize = 128;
+
+/// What became of a finalized block from the network.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Received {
+    /// Verified: applied, or held until the blocks before it arrive.
+    Verified,
+    /// At or below the head: nothing to do, and nothing to pass on.
+    Stale,
+    /// Its certificate does not verify, or it does not apply.
+    Invalid,
+}
 
 /// A finalized block with its certificate, as it travels.
 #[derive(Clone, Debug)]
@@ -250,11 +261,11 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
             tokio::select! {
                 event = swarm.select_next_some() => match event {
                     SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message })) => {
-                        let accepted = if let Some(shard) = topic_shard(&chain, "blocks", &message.topic) {
+                        let verdict = if let Some(shard) = topic_shard(&chain, "blocks", &message.topic) {
                             match FinalizedBlock::from_bytes(&message.data) {
                                 Ok(fb) if fb.block.header.shard == shard => {
-                                    let ok = receive(&node, &committees, &mut rng, &mut ahead, fb);
-                                    if ok {
+                                    let outcome = receive(&node, &committees, &mut rng, &mut ahead, fb);
+                                    if outcome == Received::Verified {
                                         // Behind: ask the peer that sent it for the gap.
                                         let head = node.shard(shard).map_or(0, |a| a.head().height);
                                         if ahead.get(&shard).is_some_and(|a| !a.is_empty()) && syncing.get(&shard).is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
@@ -262,9 +273,13 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
                                             syncing.insert(shard, Instant::now());
                                         }
                                     }
-                                    ok
+                                    match outcome {
+                                        Received::Verified => gossipsub::MessageAcceptance::Accept,
+                                        Received::Stale => gossipsub::MessageAcceptance::Ignore,
+                                        Received::Invalid => gossipsub::MessageAcceptance::Reject,
+                                    }
                                 }
-                                _ => false,
+                                _ => gossipsub::MessageAcceptance::Reject,
                             }
                         } else if let Some(shard) = topic_shard(&chain, "txs", &message.topic) {
                             match decode_batch(&message.data) {
@@ -273,14 +288,13 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
                                         let txs: Vec<Tx> = envs.into_iter().filter_map(|e| Tx::parse(node.chain_id(), e).ok()).collect();
                                         let _ = app.submit_batch(txs);
                                     }
-                                    true
+                                    gossipsub::MessageAcceptance::Accept
                                 }
-                                Err(_) => false,
+                                Err(_) => gossipsub::MessageAcceptance::Reject,
                             }
                         } else {
-                            false
+                            gossipsub::MessageAcceptance::Reject
                         };
-                        let verdict = if accepted { gossipsub::MessageAcceptance::Accept } else { gossipsub::MessageAcceptance::Reject };
                         swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &propagation_source, verdict);
                     }
                     SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message { message, peer, .. })) => match message {
@@ -297,7 +311,7 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
                                 match FinalizedBlock::from_bytes(bytes) {
                                     Ok(fb) => {
                                         shard = Some(fb.block.header.shard);
-                                        if !receive(&node, &committees, &mut rng, &mut ahead, fb) {
+                                        if receive(&node, &committees, &mut rng, &mut ahead, fb) == Received::Invalid {
                                             tracing::warn!(%peer, "sync response with a block that does not verify");
                                             break;
                                         }
@@ -404,23 +418,21 @@ async fn serve(
 }
 
 /// Checks a finalized block from the network and applies it (and any held blocks it
-/// unlocks) if it is next; holds it if it is ahead. False if it does not verify.
+/// unlocks) if it is next; holds it if it is ahead.
 fn receive<R: rand_core_010::CryptoRng>(
     node: &Node,
     committees: &BTreeMap<ShardId, Committee>,
     rng: &mut R,
     ahead: &mut BTreeMap<ShardId, BTreeMap<u64, Block>>,
     fb: FinalizedBlock,
-) -> bool {
+) -> Received {
     let shard = fb.block.header.shard;
     let (Some(app), Some(committee)) = (node.shard(shard), committees.get(&shard)) else {
-        return false;
+        return Received::Invalid;
     };
     let height = fb.block.header.height;
-    let head = app.head().height;
-    if height <= head {
-        // Already applied: it verified before, or it is not ours to judge again.
-        return true;
+    if height <= app.head().height {
+        return Received::Stale;
     }
     let block = ShardBlock::new(fb.block);
     if let Err(e) = verify_finalized(
@@ -431,7 +443,7 @@ fn receive<R: rand_core_010::CryptoRng>(
         &fb.certificate,
     ) {
         tracing::warn!(%shard, height, error = %e, "refusing a block");
-        return false;
+        return Received::Invalid;
     }
     let held = ahead.entry(shard).or_default();
     if held.len() < MAX_AHEAD {
@@ -443,9 +455,9 @@ fn receive<R: rand_core_010::CryptoRng>(
         let Some(b) = held.remove(&next) else { break };
         if let Err(e) = app.apply_finalized(&b) {
             tracing::error!(%shard, height = next, error = %e, "a certified block does not apply");
-            return false;
+            return Received::Invalid;
         }
     }
     held.retain(|h, _| *h > app.head().height);
-    true
+    Received::Verified
 }
