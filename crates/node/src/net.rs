@@ -1,7 +1,7 @@
 //! The open network (libp2p): everyone who is not a validator of a shard.
 //!
-//! - Gossipsub topic `starling/<chain>/blocks/<shard>`: validators publish each finalized
-//!   block with its finalization certificate; relays check the certificate against the
+//! - Gossipsub topic `starling/<chain>/blocks/<shard>`: the validator that proposed a
+//!   finalized block publishes it with its finalization certificate; relays check the certificate against the
 //!   shard's committee before applying the block (the ledger then re-executes it and checks
 //!   every root) and pass on only what verified.
 //! - Gossipsub topic `starling/<chain>/txs/<shard>`: relays publish signed transactions
@@ -168,6 +168,7 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
     let keypair = libp2p::identity::Keypair::ed25519_from_bytes(*key.to_seed())
         .map_err(|e| bad("key", e.to_string()))?;
     let chain = node.chain_id().as_str().to_string();
+    let me = key.public_key();
     let gossip_config = gossipsub::ConfigBuilder::default()
         .max_transmit_size(MAX_MESSAGE_BYTES)
         .validate_messages()
@@ -346,8 +347,13 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
                                 let head = app.head().height;
                                 let from = published.get(shard).copied().unwrap_or(head);
                                 for h in from + 1..=head {
-                                    let Some(fb) = finalized_block(&node, *shard, marshal, h).await else { break };
-                                    let _ = swarm.behaviour_mut().gossipsub.publish(blocks_topic(&chain, *shard), fb.to_bytes());
+                                    // Each block is published by its proposer only (relays that
+                                    // miss one ask for it); the others just move on.
+                                    let proposed = app.block(h).ok().flatten().is_some_and(|b| b.header.proposer == me);
+                                    if proposed {
+                                        let Some(fb) = finalized_block(&node, *shard, marshal, h).await else { break };
+                                        let _ = swarm.behaviour_mut().gossipsub.publish(blocks_topic(&chain, *shard), fb.to_bytes());
+                                    }
                                     published.insert(*shard, h);
                                 }
                             }
