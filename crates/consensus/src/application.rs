@@ -70,6 +70,20 @@ impl std::fmt::Debug for ShardApp {
     }
 }
 
+/// Which of `txs` carry a signature that does not verify (indices, ascending), checked in
+/// one batch.
+pub fn forged(txs: &[Tx]) -> Vec<usize> {
+    let items: Vec<starling_crypto::SigItem<'_>> = txs
+        .iter()
+        .map(|t| starling_crypto::SigItem {
+            key: &t.body.account,
+            msg: t.signing_hash.as_bytes(),
+            sig: &t.envelope.signature,
+        })
+        .collect();
+    starling_crypto::verify_batch(&items)
+}
+
 fn now_ms<E: Clock>(runtime: &E) -> u64 {
     runtime
         .current()
@@ -261,16 +275,7 @@ impl ShardApp {
     /// Checks the signatures of `txs` in one batch and admits each valid one to the mempool;
     /// one result per transaction, in order.
     pub fn submit_batch(&self, txs: Vec<Tx>) -> Vec<Result<(), MempoolError>> {
-        let items: Vec<starling_crypto::SigItem<'_>> = txs
-            .iter()
-            .map(|t| starling_crypto::SigItem {
-                key: &t.body.account,
-                msg: t.signing_hash.as_bytes(),
-                sig: &t.envelope.signature,
-            })
-            .collect();
-        let forged = starling_crypto::verify_batch(&items);
-        drop(items);
+        let forged = forged(&txs);
         let mut inner = self.lock();
         let Inner { store, mempool, .. } = &mut *inner;
         let height = store.head().height + 1;

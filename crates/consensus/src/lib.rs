@@ -11,5 +11,5 @@ mod block;
 pub mod cross;
 pub mod engine;
 
-pub use application::{CrossShard, ShardApp, ShardContext};
+pub use application::{forged, CrossShard, ShardApp, ShardContext};
 pub use block::{digest_of, ShardBlock};

@@ -223,21 +223,12 @@ impl Node {
                 continue;
             };
             // Not validated here: check signatures, then publish to the shard's validators.
-            let forged = {
-                let items: Vec<starling_crypto::SigItem<'_>> = txs
-                    .iter()
-                    .map(|(_, t)| starling_crypto::SigItem {
-                        key: &t.body.account,
-                        msg: t.signing_hash.as_bytes(),
-                        sig: &t.envelope.signature,
-                    })
-                    .collect();
-                starling_crypto::verify_batch(&items)
-            };
+            let (idx, txs): (Vec<usize>, Vec<Tx>) = txs.into_iter().unzip();
+            let bad = starling_consensus::forged(&txs);
             let mut publish = Vec::new();
             let mut published = Vec::new();
-            for (j, (i, tx)) in txs.into_iter().enumerate() {
-                if forged.contains(&j) {
+            for (j, (i, tx)) in idx.into_iter().zip(txs).enumerate() {
+                if bad.contains(&j) {
                     results[i] = Some(Err(MempoolError::BadSignature.into()));
                 } else {
                     published.push((i, tx.hash));
