@@ -5,10 +5,13 @@
 //! applied exactly once and total supply is conserved on every replica.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
+mod common;
+
+use common::{committee, network, QUOTA};
 use commonware_cryptography::{ed25519, Signer as _};
-use commonware_p2p::simulated::{self, Link, Network};
-use commonware_runtime::{deterministic, Clock as _, Quota, Runner as _, Supervisor as _};
-use commonware_utils::{ordered::Set, NZUsize, NZU32};
+use commonware_p2p::simulated;
+use commonware_runtime::{deterministic, Clock as _, Runner as _, Supervisor as _};
+use commonware_utils::ordered::Set;
 use starling_consensus::cross::Router;
 use starling_consensus::engine::{self, Channels, EngineConfig};
 use starling_consensus::ShardApp;
@@ -23,7 +26,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const ACCOUNT_SHARDS: u16 = 2;
-const QUOTA: Quota = Quota::per_second(NZU32!(10_000));
 const FUND: u128 = 1 << 80;
 const ROUNDS: u64 = 3;
 
@@ -83,46 +85,6 @@ fn transfer(users: &[SecretKey], u: usize, round: u64) -> Tx {
         },
     };
     Tx::parse(&p.chain_id, users[u].sign_tx(&p.chain_id, &body)).unwrap()
-}
-
-fn committee() -> (Vec<ed25519::PrivateKey>, Set<ed25519::PublicKey>) {
-    let keys: Vec<ed25519::PrivateKey> = (0..4u64).map(ed25519::PrivateKey::from_seed).collect();
-    let participants = Set::from_iter_dedup(keys.iter().map(|k| k.public_key()));
-    (keys, participants)
-}
-
-async fn network(
-    context: &deterministic::Context,
-    participants: &Set<ed25519::PublicKey>,
-) -> simulated::Oracle<ed25519::PublicKey, deterministic::Context> {
-    let (network, oracle) = Network::new_with_peers(
-        context.child("network"),
-        simulated::Config {
-            max_size: 8 * 1024 * 1024,
-            max_peers_per_set: NZUsize!(4),
-            disconnect_on_block: true,
-            tracked_peer_sets: NZUsize!(1),
-        },
-        participants.clone(),
-    )
-    .await;
-    network.start();
-    let link = Link {
-        latency: Duration::from_millis(20),
-        jitter: Duration::from_millis(2),
-        success_rate: commonware_utils::probability!(1.0),
-    };
-    for a in participants.iter() {
-        for b in participants.iter() {
-            if a != b {
-                oracle
-                    .add_link(a.clone(), b.clone(), link.clone())
-                    .await
-                    .unwrap();
-            }
-        }
-    }
-    oracle
 }
 
 /// Starts one validator's three shards (stores under `dir`, created on first use) and

@@ -3,10 +3,13 @@
 //! finalize Starling blocks that carry real transactions.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
+mod common;
+
+use common::{committee, network, QUOTA};
 use commonware_cryptography::{ed25519, Signer as _};
-use commonware_p2p::simulated::{self, Link, Network};
-use commonware_runtime::{deterministic, Clock as _, Quota, Runner as _, Supervisor as _};
-use commonware_utils::{ordered::Set, NZUsize, NZU32};
+use commonware_p2p::simulated;
+use commonware_runtime::{deterministic, Clock as _, Runner as _, Supervisor as _};
+use commonware_utils::ordered::Set;
 use starling_consensus::engine::{self, Channels, EngineConfig};
 use starling_consensus::ShardApp;
 use starling_crypto::SecretKey;
@@ -17,7 +20,6 @@ use starling_types::{Action, Asset, ChainId, Hash, KeyType, ShardId, ShardMap, T
 use std::time::Duration;
 
 const NAMESPACE: &[u8] = b"starling-simnet/shard-1";
-const QUOTA: Quota = Quota::per_second(NZU32!(10_000));
 
 fn params() -> LedgerParams {
     let f = (0..3u8)
@@ -59,28 +61,6 @@ fn post(k: &SecretKey, nonce: u64) -> Tx {
 /// was finalized exactly once; returns the chain of block ids.
 fn run_n4(seed: u64, offline: usize, target: u64) -> Vec<Hash> {
     run_n4_with(seed, offline, target, false)
-}
-
-/// Links every pair of validators.
-async fn link_all(
-    oracle: &simulated::Oracle<ed25519::PublicKey, deterministic::Context>,
-    participants: &Set<ed25519::PublicKey>,
-) {
-    let link = Link {
-        latency: Duration::from_millis(20),
-        jitter: Duration::from_millis(1),
-        success_rate: commonware_utils::probability!(1.0),
-    };
-    for a in participants.iter() {
-        for b in participants.iter() {
-            if a != b {
-                oracle
-                    .add_link(a.clone(), b.clone(), link.clone())
-                    .await
-                    .unwrap();
-            }
-        }
-    }
 }
 
 /// Starts validator `key` on the store in `dir` (created on first use).
@@ -139,32 +119,6 @@ async fn start_validator(
     (app, marshal)
 }
 
-async fn network(
-    context: &deterministic::Context,
-    participants: &Set<ed25519::PublicKey>,
-) -> simulated::Oracle<ed25519::PublicKey, deterministic::Context> {
-    let (network, oracle) = Network::new_with_peers(
-        context.child("network"),
-        simulated::Config {
-            max_size: 8 * 1024 * 1024,
-            max_peers_per_set: NZUsize!(4),
-            disconnect_on_block: true,
-            tracked_peer_sets: NZUsize!(1),
-        },
-        participants.clone(),
-    )
-    .await;
-    network.start();
-    link_all(&oracle, participants).await;
-    oracle
-}
-
-fn committee() -> (Vec<ed25519::PrivateKey>, Set<ed25519::PublicKey>) {
-    let keys: Vec<ed25519::PrivateKey> = (0..4u64).map(ed25519::PrivateKey::from_seed).collect();
-    let participants = Set::from_iter_dedup(keys.iter().map(|k| k.public_key()));
-    (keys, participants)
-}
-
 /// Waits until every app has finalized `target` blocks; checks agreement; returns the chain.
 async fn finalized_chain(
     context: &deterministic::Context,
@@ -200,11 +154,7 @@ fn run_n4_with(seed: u64, offline: usize, target: u64, partition: bool) -> Vec<H
     runner.start(|context| async move {
         let (keys, participants) = committee();
         let oracle = network(&context, &participants).await;
-        let link = Link {
-            latency: Duration::from_millis(20),
-            jitter: Duration::from_millis(1),
-            success_rate: commonware_utils::probability!(1.0),
-        };
+        let link = common::link();
         let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
         let mut apps = Vec::new();
         for (key, dir) in keys.iter().zip(&dirs).skip(offline) {

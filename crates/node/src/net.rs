@@ -59,7 +59,8 @@ enum Received {
 #[derive(Clone, Debug)]
 pub struct FinalizedBlock {
     pub block: Block,
-    /// An encoded finalization certificate (see `starling_consensus::engine::Finalization`).
+    /// An encoded finalization certificate (see `starling_consensus::engine::Finalization`),
+    /// or empty for a block finalized through a descendant's certificate.
     pub certificate: Vec<u8>,
 }
 
@@ -254,8 +255,12 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
             .iter()
             .map(|(s, h)| (*s, h.app.head().height))
             .collect();
-        let mut ahead: BTreeMap<ShardId, BTreeMap<u64, Block>> = BTreeMap::new();
+        // Per shard, blocks above the head: (block, final yet).
+        let mut ahead: BTreeMap<ShardId, BTreeMap<u64, (Block, bool)>> = BTreeMap::new();
         let mut syncing: BTreeMap<ShardId, Instant> = BTreeMap::new();
+        // Sync requests go round the connected peers, so one that cannot serve (itself behind,
+        // or a relay) never stalls a shard.
+        let mut attempts: usize = 0;
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -369,7 +374,8 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
                                     continue;
                                 }
                                 let head = handle.app.head().height;
-                                let peer = peers[(head as usize + shard.0 as usize) % peers.len()];
+                                attempts = attempts.wrapping_add(1);
+                                let peer = peers[attempts % peers.len()];
                                 swarm.behaviour_mut().sync.send_request(&peer, SyncRequest { shard: shard.0, from: head + 1, max: MAX_SYNC_BLOCKS });
                                 syncing.insert(*shard, Instant::now());
                             }
@@ -390,11 +396,14 @@ async fn finalized_block(
     height: u64,
 ) -> Option<FinalizedBlock> {
     let block = node.shard(shard)?.block(height).ok()??;
-    let finalization = marshal.get_finalization(Height::new(height)).await?;
-    Some(FinalizedBlock {
-        block,
-        certificate: commonware_codec::Encode::encode(&finalization).to_vec(),
-    })
+    // A block finalized through a descendant's certificate has none of its own: it travels
+    // without, and is final for a relay once a certified descendant links to it by hash.
+    let certificate = marshal
+        .get_finalization(Height::new(height))
+        .await
+        .map(|f| commonware_codec::Encode::encode(&f).to_vec())
+        .unwrap_or_default();
+    Some(FinalizedBlock { block, certificate })
 }
 
 /// Answers a sync request from what this validator has finalized.
@@ -429,7 +438,7 @@ fn receive<R: rand_core_010::CryptoRng>(
     node: &Node,
     committees: &BTreeMap<ShardId, Committee>,
     rng: &mut R,
-    ahead: &mut BTreeMap<ShardId, BTreeMap<u64, Block>>,
+    ahead: &mut BTreeMap<ShardId, BTreeMap<u64, (Block, bool)>>,
     fb: FinalizedBlock,
 ) -> Received {
     let shard = fb.block.header.shard;
@@ -438,6 +447,14 @@ fn receive<R: rand_core_010::CryptoRng>(
     };
     let height = fb.block.header.height;
     if height <= app.head().height {
+        return Received::Stale;
+    }
+    let held = ahead.entry(shard).or_default();
+    if fb.certificate.is_empty() {
+        // Final only once a certified descendant links to it; not passed on meanwhile.
+        if held.len() < MAX_AHEAD {
+            held.insert(height, (fb.block, false));
+        }
         return Received::Stale;
     }
     let block = ShardBlock::new(fb.block);
@@ -451,14 +468,32 @@ fn receive<R: rand_core_010::CryptoRng>(
         tracing::warn!(%shard, height, error = %e, "refusing a block");
         return Received::Invalid;
     }
-    let held = ahead.entry(shard).or_default();
-    if held.len() < MAX_AHEAD {
-        held.insert(height, block.block().clone());
+    held.insert(height, (block.block().clone(), true));
+    // Its ancestors held without a certificate are final if they are its parent chain.
+    let mut h = height;
+    while h > 1 {
+        let parent = held[&h].0.header.parent;
+        match held.get_mut(&(h - 1)) {
+            Some((b, certified)) if b.header.id() == parent => {
+                *certified = true;
+                h -= 1;
+            }
+            Some((_, false)) => {
+                held.remove(&(h - 1));
+                break;
+            }
+            _ => break,
+        }
     }
-    // Apply everything now in order.
+    // Apply everything now final, in order.
     loop {
         let next = app.head().height + 1;
-        let Some(b) = held.remove(&next) else { break };
+        if !held.get(&next).is_some_and(|(_, certified)| *certified) {
+            break;
+        }
+        let Some((b, _)) = held.remove(&next) else {
+            break;
+        };
         if let Err(e) = app.apply_finalized(&b) {
             tracing::error!(%shard, height = next, error = %e, "a certified block does not apply");
             return Received::Invalid;

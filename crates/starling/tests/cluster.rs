@@ -83,22 +83,29 @@ struct Validator {
     child: Option<Child>,
 }
 
+/// Spawns `command` and returns once it prints that its API is listening (which a node or
+/// devnet does once everything runs).
+fn spawn_until_api(command: &mut Command) -> Child {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.any(|l| l.is_ok_and(|l| l.contains("API listening")));
+    assert!(ready, "{command:?} exited before serving its API");
+    // Keep draining stdout so the process never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
 impl Validator {
     fn start(&mut self, dir: &Path) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_starling"))
-            .current_dir(dir)
-            .args(["node", "--config", self.config.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // The node prints the API address once everything runs.
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = lines.any(|l| l.is_ok_and(|l| l.contains("API listening")));
-        assert!(ready, "node exited before serving its API");
-        // Keep draining stdout so the node never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        self.child = Some(child);
+        self.child = Some(spawn_until_api(
+            Command::new(env!("CARGO_BIN_EXE_starling"))
+                .current_dir(dir)
+                .args(["node", "--config", self.config.to_str().unwrap()]),
+        ));
     }
 
     fn kill(&mut self) {
@@ -461,23 +468,11 @@ impl Drop for Killed {
 /// Runs `starling devnet` until its API answers; returns the process and the API address.
 fn start_devnet(data_dir: &Path) -> (Killed, SocketAddr) {
     let api = free_addr();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_starling"))
-        .args([
-            "devnet",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--api",
-            &api.to_string(),
-        ])
-        .args(["--block-interval-ms", "50"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready = lines.any(|l| l.is_ok_and(|l| l.contains("API listening")));
-    assert!(ready, "devnet exited before serving its API");
-    std::thread::spawn(move || for _ in lines {});
+    let child = spawn_until_api(
+        Command::new(env!("CARGO_BIN_EXE_starling"))
+            .args(["devnet", "--data-dir", data_dir.to_str().unwrap()])
+            .args(["--api", &api.to_string(), "--block-interval-ms", "50"]),
+    );
     (Killed(child), api)
 }
 
