@@ -26,6 +26,33 @@ fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
+/// `key`'s transaction with `nonce` and `action`, signed for `chain`, as the API takes it.
+fn signed_hex(
+    chain: &ChainId,
+    key: &starling_crypto::SecretKey,
+    nonce: u64,
+    action: Action,
+) -> String {
+    let body = TxBody {
+        account: key.public_key(),
+        nonce,
+        max_fee: 1_000_000_000_000,
+        tip: 1,
+        expires_at_height: 10_000,
+        action,
+    };
+    hex::encode(key.sign_tx(chain, &body).to_bytes())
+}
+
+fn post(text: String) -> Action {
+    Action::Post {
+        text,
+        reply_to: None,
+        quote_of: None,
+        langs: vec![],
+    }
+}
+
 fn starling(dir: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_starling"))
         .current_dir(dir)
@@ -240,20 +267,8 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
     let mut submit_round = |validators: &[Validator], acked: &mut HashMap<String, u64>| {
         let mut txs = Vec::new();
         for (u, key) in users.iter().enumerate() {
-            let body = TxBody {
-                account: key.public_key(),
-                nonce: nonces[u],
-                max_fee: 1_000_000_000_000,
-                tip: 1,
-                expires_at_height: 10_000,
-                action: Action::Post {
-                    text: format!("round {round} from user {u}"),
-                    reply_to: None,
-                    quote_of: None,
-                    langs: vec![],
-                },
-            };
-            txs.push(hex::encode(key.sign_tx(&chain, &body).to_bytes()));
+            let text = format!("round {round} from user {u}");
+            txs.push(signed_hex(&chain, key, nonces[u], post(text)));
         }
         let target = &validators[round % 3];
         round += 1;
@@ -305,19 +320,12 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
         if map.shard_of(&to) != map.shard_of(&key.public_key()) {
             crossing += 1;
         }
-        let body = TxBody {
-            account: key.public_key(),
-            nonce: nonces[u],
-            max_fee: 1_000_000_000_000,
-            tip: 1,
-            expires_at_height: 10_000,
-            action: Action::Transfer {
-                asset: starling_types::Asset::Spend,
-                to,
-                amount: 1_000 + u as u128,
-            },
+        let transfer = Action::Transfer {
+            asset: starling_types::Asset::Spend,
+            to,
+            amount: 1_000 + u as u128,
         };
-        txs.push(hex::encode(key.sign_tx(&chain, &body).to_bytes()));
+        txs.push(signed_hex(&chain, key, nonces[u], transfer));
     }
     assert!(crossing > 0, "no transfer crosses shards");
     let body = serde_json::json!({ "txs": txs }).to_string();
@@ -416,23 +424,13 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
         .windows(2)
         .all(|w| w[0]["state_root"] == w[1]["state_root"]));
     // A client of the relay: its transaction reaches the validators through the open network.
-    let via_relay = users[0].sign_tx(
+    let via_relay = signed_hex(
         &chain,
-        &TxBody {
-            account: users[0].public_key(),
-            nonce: nonces[0] + 1,
-            max_fee: 1_000_000_000_000,
-            tip: 1,
-            expires_at_height: 10_000,
-            action: Action::Post {
-                text: "posted through a relay".into(),
-                reply_to: None,
-                quote_of: None,
-                langs: vec![],
-            },
-        },
+        &users[0],
+        nonces[0] + 1,
+        post("posted through a relay".into()),
     );
-    let body = serde_json::json!({ "txs": [hex::encode(via_relay.to_bytes())] }).to_string();
+    let body = serde_json::json!({ "txs": [via_relay] }).to_string();
     let (status, resp) = http(relay.api, "POST", "/api/v1/txs", Some(&body)).unwrap();
     assert_eq!(status, 200, "{resp}");
     assert!(resp.contains("\"accepted\":1"), "{resp}");
@@ -498,20 +496,8 @@ fn devnet_runs_every_shard_and_resumes_after_a_kill() {
     // A devnet user can post.
     let user = starling_node::devnet::user_key(7);
     let chain = ChainId::new(starling_node::devnet::CHAIN_ID).unwrap();
-    let body = TxBody {
-        account: user.public_key(),
-        nonce: 0,
-        max_fee: 1_000_000_000_000,
-        tip: 1,
-        expires_at_height: 10_000,
-        action: Action::Post {
-            text: "first post on a devnet".into(),
-            reply_to: None,
-            quote_of: None,
-            langs: vec![],
-        },
-    };
-    let req = serde_json::json!({ "txs": [hex::encode(user.sign_tx(&chain, &body).to_bytes())] });
+    let tx = signed_hex(&chain, &user, 0, post("first post on a devnet".into()));
+    let req = serde_json::json!({ "txs": [tx] });
     let (status, resp) = http(api, "POST", "/api/v1/txs", Some(&req.to_string())).unwrap();
     assert_eq!(status, 200);
     assert!(resp.contains("\"accepted\":1"), "{resp}");
