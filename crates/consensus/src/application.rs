@@ -237,6 +237,26 @@ impl ShardApp {
         self.lock().store.evidence()
     }
 
+    /// A second valid block next to the unfinalized block `id` this node proposed or
+    /// verified: same parent, height, proposer and contents, one millisecond later, executed
+    /// and checked like any proposal. Two signed proposals of one view are what an
+    /// equivocating proposer sends; the Byzantine simulation tests build theirs with this. An
+    /// honest validator never calls it.
+    pub fn sibling(&self, id: &Hash) -> Option<ShardBlock> {
+        let mut inner = self.lock();
+        let Inner {
+            store,
+            spec,
+            mempool,
+            ..
+        } = &mut *inner;
+        let mut input = BlockInput::from_block(&spec.get(id)?.0);
+        input.timestamp_ms += 1;
+        spec.propose_with(store, input, &|h| mempool.contains(h))
+            .ok()
+            .map(ShardBlock::new)
+    }
+
     /// A finalized block by height.
     pub fn block(&self, height: u64) -> Result<Option<starling_types::Block>, StoreError> {
         self.lock().store.block(height)

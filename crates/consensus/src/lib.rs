@@ -11,5 +11,5 @@ mod block;
 pub mod cross;
 pub mod engine;
 
-pub use application::{forged, CrossShard, ShardApp, ShardContext};
+pub use application::{account_of, forged, CrossShard, ShardApp, ShardContext};
 pub use block::{digest_of, ShardBlock};

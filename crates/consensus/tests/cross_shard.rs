@@ -7,13 +7,13 @@
 
 mod common;
 
-use common::{committee, network, QUOTA};
+use common::{channels, committee, equivocation, network, Twin};
 use commonware_cryptography::{ed25519, Signer as _};
 use commonware_p2p::simulated;
 use commonware_runtime::{deterministic, Clock as _, Runner as _, Supervisor as _};
 use commonware_utils::ordered::Set;
 use starling_consensus::cross::Router;
-use starling_consensus::engine::{self, Channels, EngineConfig};
+use starling_consensus::engine::{self, EngineConfig};
 use starling_consensus::ShardApp;
 use starling_crypto::SecretKey;
 use starling_ledger::records::{decode_u128, decode_u64, Pool, StateKey};
@@ -95,6 +95,7 @@ async fn start_validator(
     participants: &Set<ed25519::PublicKey>,
     key: &ed25519::PrivateKey,
     dir: &std::path::Path,
+    byzantine: bool,
 ) -> BTreeMap<ShardId, ShardApp> {
     let me = key.public_key();
     let alloc: Vec<_> = users()
@@ -115,16 +116,15 @@ async fn start_validator(
         };
         let mempool = Mempool::new(MempoolConfig::default(), shard, params().shard_map);
         let app = ShardApp::new(store, mempool, 1_000);
-        let base = u64::from(s) * 8;
-        let channels = Channels {
-            votes: control.register(base, QUOTA).await.unwrap(),
-            certificates: control.register(base + 1, QUOTA).await.unwrap(),
-            resolver: control.register(base + 2, QUOTA).await.unwrap(),
-            backfill: control.register(base + 3, QUOTA).await.unwrap(),
-            broadcast: control.register(base + 4, QUOTA).await.unwrap(),
+        let namespace = format!("xshard/shard/{s}").into_bytes();
+        let votes: Twin = if byzantine {
+            equivocation(app.clone(), &namespace, participants, key)
+        } else {
+            Arc::new(|_| None)
         };
+        let channels = channels(&control, u64::from(s) * 8, votes).await;
         let config = EngineConfig {
-            namespace: format!("xshard/shard/{s}").into_bytes(),
+            namespace,
             participants: participants.clone(),
             signer: key.clone(),
             partition_prefix: format!("v{me}-s{s}"),
@@ -238,9 +238,10 @@ fn check_replica(apps: &BTreeMap<ShardId, ShardApp>, validators: &[AccountId]) {
 }
 
 /// Four validators (the first `offline` never start; with `crash`, all crash once half the
-/// transfers are final and restart from disk) until every transfer is final and every
-/// message delivered.
-fn run(seed: u64, offline: usize, crash: bool) {
+/// transfers are final and restart from disk; with `byzantine`, the first equivocates on every
+/// shard it leads, proposing two valid blocks) until every transfer is final and every message
+/// delivered on the honest replicas.
+fn run(seed: u64, offline: usize, crash: bool, byzantine: bool) {
     let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
     let paths: Vec<std::path::PathBuf> = dirs.iter().map(|d| d.path().to_path_buf()).collect();
     let config = deterministic::Config::default()
@@ -262,8 +263,22 @@ fn run(seed: u64, offline: usize, crash: bool) {
             let (keys, participants) = committee();
             let oracle = network(&context, &participants).await;
             let mut replicas = Vec::new();
-            for (key, dir) in keys.iter().zip(&first).skip(offline) {
-                replicas.push(start_validator(&context, &oracle, &participants, key, dir).await);
+            let mut liar = None;
+            for (i, (key, dir)) in keys.iter().zip(&first).enumerate().skip(offline) {
+                let apps = start_validator(
+                    &context,
+                    &oracle,
+                    &participants,
+                    key,
+                    dir,
+                    byzantine && i == 0,
+                )
+                .await;
+                if byzantine && i == 0 {
+                    liar = Some(apps);
+                } else {
+                    replicas.push(apps);
+                }
             }
             let users = users();
             let map = params().shard_map;
@@ -292,6 +307,13 @@ fn run(seed: u64, offline: usize, crash: bool) {
                     check_replica(r, &validators_first);
                 }
             }
+            if byzantine {
+                // Each honest validator recorded the equivocation on some shard.
+                for r in &replicas {
+                    assert!(r.values().any(|app| !app.evidence().unwrap().is_empty()));
+                }
+            }
+            drop(liar);
         });
     if !crash {
         return;
@@ -303,7 +325,7 @@ fn run(seed: u64, offline: usize, crash: bool) {
         let oracle = network(&context, &participants).await;
         let mut replicas = Vec::new();
         for (key, dir) in keys.iter().zip(&paths) {
-            replicas.push(start_validator(&context, &oracle, &participants, key, dir).await);
+            replicas.push(start_validator(&context, &oracle, &participants, key, dir, false).await);
         }
         let users = users();
         let map = params().shard_map;
@@ -330,15 +352,20 @@ fn run(seed: u64, offline: usize, crash: bool) {
 
 #[test]
 fn n4f0_cross_shard_transfers_apply_once_and_conserve_supply() {
-    run(21, 0, false);
+    run(21, 0, false, false);
 }
 
 #[test]
 fn n4f1_cross_shard_transfers_apply_once_and_conserve_supply() {
-    run(23, 1, false);
+    run(23, 1, false, false);
 }
 
 #[test]
 fn n4f0_cross_shard_transfers_survive_a_crash_of_every_validator() {
-    run(29, 0, true);
+    run(29, 0, true, false);
+}
+
+#[test]
+fn n4f1_cross_shard_transfers_conserve_supply_with_an_equivocating_proposer() {
+    run(31, 0, false, true);
 }

@@ -5,18 +5,20 @@
 
 mod common;
 
-use common::{committee, network, QUOTA};
+use common::{channels, committee, equivocation, network, Twin, QUOTA};
+use commonware_consensus::simplex::scheme::ed25519::Scheme;
 use commonware_cryptography::{ed25519, Signer as _};
 use commonware_p2p::simulated;
 use commonware_runtime::{deterministic, Clock as _, Runner as _, Supervisor as _};
 use commonware_utils::ordered::Set;
-use starling_consensus::engine::{self, Channels, EngineConfig};
+use starling_consensus::engine::{self, EngineConfig};
 use starling_consensus::ShardApp;
 use starling_crypto::SecretKey;
 use starling_ledger::LedgerParams;
 use starling_mempool::{Mempool, MempoolConfig};
 use starling_store::ChainStore;
 use starling_types::{Action, Asset, ChainId, Hash, KeyType, ShardId, ShardMap, Tx, TxBody};
+use std::sync::Arc;
 use std::time::Duration;
 
 const NAMESPACE: &[u8] = b"starling-simnet/shard-1";
@@ -71,6 +73,20 @@ async fn start_validator(
     key: &ed25519::PrivateKey,
     dir: &std::path::Path,
 ) -> (ShardApp, engine::Marshal) {
+    start_validator_as(context, oracle, participants, key, dir, false).await
+}
+
+/// As [`start_validator`]; a `byzantine` validator, whenever it votes for a block it proposed,
+/// also signs and sends a vote for a second valid block of the same view
+/// ([`ShardApp::sibling`]).
+async fn start_validator_as(
+    context: &deterministic::Context,
+    oracle: &simulated::Oracle<ed25519::PublicKey, deterministic::Context>,
+    participants: &Set<ed25519::PublicKey>,
+    key: &ed25519::PrivateKey,
+    dir: &std::path::Path,
+    byzantine: bool,
+) -> (ShardApp, engine::Marshal) {
     let me = key.public_key();
     let alloc: Vec<_> = users()
         .iter()
@@ -90,13 +106,12 @@ async fn start_validator(
     );
     let app = ShardApp::new(store, mempool, 1_000);
     let control = oracle.control(me.clone());
-    let channels = Channels {
-        votes: control.register(0, QUOTA).await.unwrap(),
-        certificates: control.register(1, QUOTA).await.unwrap(),
-        resolver: control.register(2, QUOTA).await.unwrap(),
-        backfill: control.register(3, QUOTA).await.unwrap(),
-        broadcast: control.register(4, QUOTA).await.unwrap(),
+    let votes: Twin = if byzantine {
+        equivocation(app.clone(), NAMESPACE, participants, key)
+    } else {
+        Arc::new(|_| None)
     };
+    let channels = channels(&control, 0, votes).await;
     let config = EngineConfig {
         namespace: NAMESPACE.to_vec(),
         participants: participants.clone(),
@@ -296,9 +311,9 @@ fn n4f0_crash_and_restart_loses_no_finalized_block() {
 /// One run with validator 0 equivocating: when it leads, it sends conflicting notarize votes
 /// (for payloads that are not blocks) to different peers. Honest validators cannot verify those
 /// payloads, so they never notarize them and the view is skipped; safety and progress must hold,
-/// and only the equivocator may ever be blocked. (Catching it requires a certificate carrying one
-/// of its votes, which needs an equivocator proposing two valid blocks; evidence recording
-/// itself is unit-tested in `engine.rs`.)
+/// and only the equivocator may ever be blocked. (No honest validator sees both of its votes,
+/// so there is nothing to record; an equivocator that proposes two valid blocks is caught in
+/// [`run_with_equivocating_proposer`].)
 fn run_with_equivocator(seed: u64) {
     let config = deterministic::Config::default()
         .with_seed(seed)
@@ -359,6 +374,111 @@ fn n4f1_equivocator_cannot_break_safety() {
     for seed in 0..3u64 {
         run_with_equivocator(100 + seed);
     }
+}
+
+/// n4f1 with a Byzantine proposer of two valid blocks: validator 0 runs the full stack, and
+/// whenever it leads it signs a notarize vote for its block and another for a sibling block of
+/// the same view. Every honest validator records the pair as evidence (verifiable by anyone
+/// against the committee), blocks the equivocator, and the honest three agree at every height
+/// and keep finalizing. Returns the chain and the evidence, for the same-seed check.
+fn run_with_equivocating_proposer(seed: u64) -> (Vec<Hash>, Vec<Vec<u8>>) {
+    use commonware_codec::{Decode as _, DecodeExt as _};
+    use commonware_consensus::simplex::types::{Activity, Notarize};
+    use commonware_cryptography::blake3::Digest;
+    use commonware_cryptography::certificate::Verifier as _;
+    let config = deterministic::Config::default()
+        .with_seed(seed)
+        .with_timeout(Some(Duration::from_secs(300)));
+    deterministic::Runner::new(config).start(|mut context| async move {
+        let (keys, participants) = committee();
+        let oracle = network(&context, &participants).await;
+        let byzantine = keys[0].public_key();
+        let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut apps = Vec::new();
+        for (i, (key, dir)) in keys.iter().zip(&dirs).enumerate() {
+            let (app, _) =
+                start_validator_as(&context, &oracle, &participants, key, dir.path(), i == 0).await;
+            apps.push(app);
+        }
+        for u in users() {
+            for app in &apps {
+                app.submit(post(&u, 0)).unwrap();
+            }
+        }
+        let honest = &apps[1..];
+        // The equivocator leads every fourth view; wait until each honest validator caught it.
+        while honest.iter().any(|a| a.evidence().unwrap().is_empty()) {
+            context.sleep(Duration::from_millis(100)).await;
+        }
+        let chain = finalized_chain(&context, honest, 12).await;
+        for u in users() {
+            for app in honest {
+                assert_eq!(app.nonce(&u.public_key()), 1, "each post finalized once");
+            }
+        }
+
+        let verifier = Scheme::verifier(NAMESPACE, participants.clone());
+        let liar = commonware_consensus::types::Participant::from_usize(
+            participants.position(&byzantine).unwrap(),
+        );
+        let liar_account = starling_consensus::account_of(&byzantine);
+        let mut all = Vec::new();
+        for app in honest {
+            for bytes in app.evidence().unwrap() {
+                let activity = Activity::<Scheme, Digest>::decode_cfg(
+                    bytes::Bytes::copy_from_slice(&bytes),
+                    &verifier.certificate_codec_config(),
+                )
+                .unwrap();
+                let Activity::ConflictingNotarize(fault) = activity else {
+                    panic!("unexpected evidence {activity:?}");
+                };
+                assert!(fault.verify(&mut context, &verifier, &commonware_parallel::Sequential));
+                assert_eq!(
+                    commonware_consensus::simplex::types::Attributable::signer(&fault),
+                    liar
+                );
+                // The two votes name two different blocks of one round; the one that was
+                // finalized is the equivocator's own block.
+                let (first, second) =
+                    <(Notarize<Scheme, Digest>, Notarize<Scheme, Digest>)>::decode(
+                        bytes::Bytes::copy_from_slice(&bytes[1..]),
+                    )
+                    .unwrap();
+                assert_eq!(first.proposal.round, second.proposal.round);
+                assert_ne!(first.proposal.payload, second.proposal.payload);
+                for h in 1..=app.head().height {
+                    let block = app.block(h).unwrap().unwrap();
+                    let digest = starling_consensus::digest_of(&block.header.id());
+                    if digest == first.proposal.payload || digest == second.proposal.payload {
+                        assert_eq!(block.header.proposer, liar_account);
+                    }
+                }
+                all.push(bytes);
+            }
+        }
+        // Every honest validator cut the equivocator off; nobody blocked an honest one.
+        let blocked = oracle.blocked().await.unwrap();
+        for (by, who) in &blocked {
+            assert_eq!(who, &byzantine, "{by} blocked an honest validator");
+        }
+        for honest_key in keys[1..].iter().map(|k| k.public_key()) {
+            assert!(blocked.contains(&(honest_key.clone(), byzantine.clone())));
+        }
+        drop(apps);
+        drop(dirs);
+        (chain, all)
+    })
+}
+
+#[test]
+fn n4f1_equivocating_proposer_of_two_valid_blocks_is_recorded_and_blocked() {
+    let first = run_with_equivocating_proposer(7);
+    assert_eq!(
+        first,
+        run_with_equivocating_proposer(7),
+        "same seed, same run"
+    );
 }
 
 #[test]
