@@ -4,14 +4,15 @@
 //! A post can only be checked when it lives on this shard (its author's home shard); references
 //! to posts on other shards are accepted and resolved by the relays that index all shards.
 
-use crate::exec::{BlockCtx, Failure};
+use crate::exec::{add_to_pool, take_from_pool, BlockCtx, Failure};
 use crate::overlay::Overlay;
 use crate::records::{
-    decode_account_id, AccountRecord, PostRecord, ProfileRecord, RevisionRecord, StateKey,
+    decode_account_id, decode_u128, AccountRecord, CommitteeRecord, Pool, PostRecord,
+    ProfileRecord, RevisionRecord, StateKey, ValidatorInfo, ValidatorSet, MAX_VALIDATORS,
 };
 use crate::{validate, Event, ShardLedger, StateError, StateView, TxError};
 use starling_types::receipt::Payload;
-use starling_types::{AccountId, Action, Encode, PostId, ShardId, TxBody};
+use starling_types::{AccountId, Action, Asset, Encode, PostId, ShardId, TxBody};
 
 const PRESENT: [u8; 1] = [1];
 
@@ -295,6 +296,58 @@ impl ShardLedger {
                     self.credit(st, ctx, me, to, *asset, *amount)?;
                 }
             }
+            // V1: the bond is locked here (in the Bonds pool) and the registry on the global
+            // shard learns of the validator by message.
+            Action::RegisterValidator {
+                consensus_key,
+                address,
+            } => {
+                validate::validator(consensus_key, address)?;
+                if st.exists(StateKey::Bond(me))? {
+                    return Err(TxError::AlreadyValidator.into());
+                }
+                let bond = self.params.validator_bond;
+                let bal = acct.balances[Asset::Spend.index()];
+                if bal < bond {
+                    return Err(TxError::InsufficientBalance {
+                        needed: bond,
+                        available: bal,
+                    }
+                    .into());
+                }
+                acct.balances[Asset::Spend.index()] = bal - bond;
+                st.put_raw(StateKey::Bond(me), bond.to_be_bytes().to_vec());
+                add_to_pool(st, Pool::Bonds, bond)?;
+                self.send(
+                    st,
+                    ctx,
+                    ShardId::GLOBAL,
+                    Payload::ValidatorJoin {
+                        account: *me,
+                        consensus_key: *consensus_key,
+                        address: address.clone(),
+                    },
+                )?;
+            }
+            // V2: leaving returns the bond and removes the validator from the registry; it
+            // keeps its seats until the committees drawn after the removal take over (E1).
+            Action::RetireValidator => {
+                let Some(raw) = st.get_raw(&StateKey::Bond(me).hash())? else {
+                    return Err(TxError::NotValidator.into());
+                };
+                let bond =
+                    decode_u128(&raw).map_err(|e| StateError(format!("corrupt bond: {e}")))?;
+                st.delete(StateKey::Bond(me));
+                take_from_pool(st, Pool::Bonds, bond)?;
+                let b = &mut acct.balances[Asset::Spend.index()];
+                *b = b.saturating_add(bond);
+                self.send(
+                    st,
+                    ctx,
+                    ShardId::GLOBAL,
+                    Payload::ValidatorLeave { account: *me },
+                )?;
+            }
         }
         Ok(())
     }
@@ -304,8 +357,19 @@ impl ShardLedger {
         &self,
         st: &mut Overlay<'_, V>,
         ctx: &mut BlockCtx,
+        source: ShardId,
         payload: &Payload,
     ) -> Result<(), Failure> {
+        let global_only = || -> Result<(), Failure> {
+            if self.shard == ShardId::GLOBAL {
+                Ok(())
+            } else {
+                Err(TxError::WrongShard {
+                    expected: ShardId::GLOBAL,
+                }
+                .into())
+            }
+        };
         match payload {
             // M2: credits create the account if needed.
             Payload::Credit {
@@ -416,6 +480,84 @@ impl ShardLedger {
                     });
                 }
                 st.put(StateKey::Account(account), &rec);
+            }
+            // M6: the registry takes in a bonded validator (or updates its key and address);
+            // a consensus key belongs to one account at a time.
+            Payload::ValidatorJoin {
+                account,
+                consensus_key,
+                address,
+            } => {
+                global_only()?;
+                let mut set: ValidatorSet = st.get(StateKey::Validators)?.unwrap_or_default();
+                let taken = set
+                    .validators
+                    .iter()
+                    .any(|v| v.consensus_key == *consensus_key && v.account != *account);
+                let known = set.validators.iter().any(|v| v.account == *account);
+                let refused = if taken {
+                    Some(TxError::InvalidValidator(
+                        "consensus key already registered",
+                    ))
+                } else if !known && set.validators.len() >= MAX_VALIDATORS {
+                    Some(TxError::InvalidValidator("the registry is full"))
+                } else {
+                    None
+                };
+                if let Some(error) = refused {
+                    ctx.events.push(Event::ValidatorRefused {
+                        account: *account,
+                        error,
+                    });
+                    return Ok(());
+                }
+                set.validators.retain(|v| v.account != *account);
+                set.validators.push(ValidatorInfo {
+                    account: *account,
+                    consensus_key: *consensus_key,
+                    address: address.clone(),
+                });
+                set.validators.sort_by_key(|v| v.account);
+                st.put(StateKey::Validators, &set);
+                ctx.events
+                    .push(Event::ValidatorJoined { account: *account });
+            }
+            // M7: the registry lets a validator go.
+            Payload::ValidatorLeave { account } => {
+                global_only()?;
+                let mut set: ValidatorSet = st.get(StateKey::Validators)?.unwrap_or_default();
+                let before = set.validators.len();
+                set.validators.retain(|v| v.account != *account);
+                if set.validators.len() != before {
+                    st.put(StateKey::Validators, &set);
+                    ctx.events.push(Event::ValidatorLeft { account: *account });
+                }
+            }
+            // M8: an account shard keeps the newest committee the global shard drew for it.
+            Payload::Committee {
+                epoch,
+                seed,
+                members,
+            } => {
+                if source != ShardId::GLOBAL || self.shard == ShardId::GLOBAL {
+                    return Err(TxError::WrongShard {
+                        expected: self.shard,
+                    }
+                    .into());
+                }
+                let newer = st
+                    .get::<CommitteeRecord>(StateKey::Committee)?
+                    .is_none_or(|c| c.epoch < *epoch);
+                if newer && !members.is_empty() {
+                    st.put(
+                        StateKey::Committee,
+                        &CommitteeRecord {
+                            epoch: *epoch,
+                            seed: *seed,
+                            members: members.clone(),
+                        },
+                    );
+                }
             }
         }
         Ok(())

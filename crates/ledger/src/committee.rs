@@ -7,11 +7,94 @@
 //! committee is uniform over the registry, and nobody can choose their shard without
 //! grinding keys against a seed that is fixed only after registration closes.
 //!
-//! C2: epochs are `length` blocks of the global shard. A change to the validator set recorded
-//! in epoch `e` takes effect in the committees of epoch `e + 1`, never within an epoch.
+//! C2 (rules E1, E2 in the ledger): every shard counts consensus epochs of `epoch_blocks` of its
+//! own blocks. The last block of global-shard epoch `e` draws every shard's committee for global
+//! epoch `e + 1` from the registry as it stands then (E1) and sends each account shard its own
+//! by message; the last block of any shard's epoch `e` fixes the committee of its epoch `e + 1`
+//! as the newest one it has received (E2). So a change to the validator set takes effect at an
+//! epoch boundary, never within an epoch.
 
+use crate::exec::{BlockCtx, BlockInput};
+use crate::overlay::Overlay;
+use crate::records::{CommitteeRecord, StateKey, ValidatorSet};
+use crate::{Event, ShardLedger, StateError, StateView};
+use starling_types::receipt::Payload;
 use starling_types::{Encode, Hash, PublicKey, ShardId};
 use std::collections::BTreeMap;
+
+impl ShardLedger {
+    /// The epoch schedule of this network.
+    pub fn epochs(&self) -> EpochSchedule {
+        EpochSchedule {
+            length: self.params.epoch_blocks,
+        }
+    }
+
+    /// Rules E1 and E2, at the end of a block that closes an epoch of this shard.
+    pub(crate) fn close_epoch<V: StateView + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, V>,
+        ctx: &mut BlockCtx,
+        input: &BlockInput,
+    ) -> Result<(), StateError> {
+        let Some(epoch) = self.epochs().closes(input.height) else {
+            return Ok(());
+        };
+        // E1: the global shard draws the next epoch's committees from its registry (an empty
+        // registry draws nothing: the committees in place stay).
+        if self.shard == ShardId::GLOBAL {
+            let set: ValidatorSet = st.get(StateKey::Validators)?.unwrap_or_default();
+            let keys: Vec<PublicKey> = set.validators.iter().map(|v| v.consensus_key).collect();
+            if !keys.is_empty() {
+                let next = epoch + 1;
+                let seed = EpochSchedule::next_seed(&input.parent, epoch);
+                let shards = std::iter::once(ShardId::GLOBAL)
+                    .chain(self.params.shard_map.ranges().iter().map(|(id, _)| *id));
+                let drawn = draw(
+                    &seed,
+                    next,
+                    shards,
+                    &keys,
+                    usize::from(self.params.committee_size),
+                );
+                for (shard, members) in drawn {
+                    if shard == ShardId::GLOBAL {
+                        st.put(
+                            StateKey::Committee,
+                            &CommitteeRecord {
+                                epoch: next,
+                                seed,
+                                members,
+                            },
+                        );
+                    } else {
+                        self.send(
+                            st,
+                            ctx,
+                            shard,
+                            Payload::Committee {
+                                epoch: next,
+                                seed,
+                                members,
+                            },
+                        )?;
+                    }
+                }
+                ctx.events
+                    .push(Event::CommitteesDrawn { epoch: next, seed });
+            }
+        }
+        // E2: the next epoch of this shard runs with the newest committee it holds.
+        let latest = match st.get::<CommitteeRecord>(StateKey::Committee)? {
+            Some(c) => Some(c),
+            None => st.get::<CommitteeRecord>(StateKey::EpochCommittee(epoch))?,
+        };
+        if let Some(c) = latest {
+            st.put(StateKey::EpochCommittee(epoch + 1), &c);
+        }
+        Ok(())
+    }
+}
 
 /// Draws every shard's committee for one epoch (C1). `validators` may be in any order;
 /// duplicates count once. Committees have `min(size, validators)` members.
@@ -50,33 +133,42 @@ pub fn draw(
         .collect()
 }
 
-/// Epoch boundaries on the global shard (C2).
+/// Consensus epochs of one shard (C2): epoch `e` is the shard's heights `e * length ..
+/// (e + 1) * length - 1`, so genesis (height 0) is in epoch 0. The same numbering as the
+/// consensus engine's fixed epocher.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EpochSchedule {
-    /// Blocks per epoch (at least 1).
+    /// Blocks per epoch (at least 2).
     pub length: u64,
 }
 
 impl EpochSchedule {
-    /// The epoch a global-shard height belongs to; height 0 (genesis) is in epoch 0.
+    /// The epoch a height belongs to.
     pub fn epoch_of(&self, height: u64) -> u64 {
-        height.saturating_sub(1) / self.length.max(1)
+        height / self.length.max(2)
     }
 
-    /// The last height of `epoch`: its final block fixes the next epoch's seed and set.
+    /// The last height of `epoch`: it fixes the next epoch's committee.
     pub fn last_height(&self, epoch: u64) -> u64 {
-        (epoch + 1).saturating_mul(self.length.max(1))
+        (epoch + 1).saturating_mul(self.length.max(2)) - 1
     }
 
-    /// The seed of `epoch + 1`, from the id of `epoch`'s last finalized global block.
+    /// The epoch `height` closes, if it is the last height of one.
+    pub fn closes(&self, height: u64) -> Option<u64> {
+        let e = self.epoch_of(height);
+        (self.last_height(e) == height).then_some(e)
+    }
+
+    /// The seed of global epoch `epoch + 1`, drawn by the last block of global epoch `epoch`
+    /// from the id of its parent (the newest block id that block can know).
     ///
-    /// That block's proposer can nudge this seed (by choosing what the block contains); a
+    /// That block's proposer can nudge this seed (by choosing its parent's contents); a
     /// threshold signature over the round, which no single validator controls, replaces it
     /// once consensus runs with a threshold scheme.
-    pub fn next_seed(last_block_id: &Hash, epoch: u64) -> Hash {
+    pub fn next_seed(parent: &Hash, epoch: u64) -> Hash {
         Hash::of(&[
             b"starling/epoch-seed/v1",
-            &last_block_id.0,
+            &parent.0,
             &(epoch + 1).to_be_bytes(),
         ])
     }
@@ -85,6 +177,52 @@ impl EpochSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rule M8: committees come only from the global shard, and only to account shards.
+    #[test]
+    fn only_the_global_shard_assigns_committees() {
+        let foundations = (0..3u8).map(|i| PublicKey::ed25519([i + 1; 32])).collect();
+        let params = crate::LedgerParams::devnet(
+            starling_types::ChainId::new("m8").unwrap_or_else(|_| unreachable!()),
+            2,
+            foundations,
+        )
+        .unwrap_or_else(|_| unreachable!());
+        let payload = Payload::Committee {
+            epoch: 3,
+            seed: Hash::ZERO,
+            members: vals(2),
+        };
+        let outcome = |shard: u16, source: u16| {
+            let ledger = ShardLedger::new(params.clone(), ShardId(shard));
+            let state = starling_state::MemState::new(4);
+            let mut st = Overlay::new(&state);
+            let mut ctx = BlockCtx {
+                height: 1,
+                base_fee: 1,
+                gas_used: 0,
+                fees: Default::default(),
+                foundation_fees: BTreeMap::new(),
+                tips: 0,
+                outbox: BTreeMap::new(),
+                messages: Vec::new(),
+                events: Vec::new(),
+            };
+            let r = ledger.apply_payload(&mut st, &mut ctx, ShardId(source), &payload);
+            (
+                r.is_ok(),
+                st.get::<CommitteeRecord>(StateKey::Committee)
+                    .ok()
+                    .flatten(),
+            )
+        };
+        let (ok, rec) = outcome(1, 0);
+        assert!(ok);
+        assert_eq!(rec.map(|r| r.epoch), Some(3));
+        // From another account shard, or to the global shard: rejected, nothing written.
+        assert_eq!(outcome(1, 2), (false, None));
+        assert_eq!(outcome(0, 1), (false, None));
+    }
 
     fn vals(n: u8) -> Vec<PublicKey> {
         (0..n).map(|i| PublicKey::ed25519([i; 32])).collect()
@@ -156,13 +294,16 @@ mod tests {
         assert_eq!(
             (
                 s.epoch_of(0),
-                s.epoch_of(1),
+                s.epoch_of(99),
                 s.epoch_of(100),
-                s.epoch_of(101)
+                s.epoch_of(199)
             ),
-            (0, 0, 0, 1)
+            (0, 0, 1, 1)
         );
-        assert_eq!(s.last_height(0), 100);
+        assert_eq!(s.last_height(0), 99);
+        assert_eq!(s.closes(99), Some(0));
+        assert_eq!(s.closes(100), None);
+        assert_eq!(s.closes(0), None);
         assert_eq!(s.epoch_of(s.last_height(4)), 4);
         assert_eq!(s.epoch_of(s.last_height(4) + 1), 5);
         assert_ne!(

@@ -77,6 +77,12 @@ pub enum TxError {
     BlockFull,
     #[error("amount overflow")]
     Overflow,
+    #[error("this account already holds a validator bond")]
+    AlreadyValidator,
+    #[error("this account holds no validator bond")]
+    NotValidator,
+    #[error("invalid validator registration: {0}")]
+    InvalidValidator(&'static str),
 }
 
 impl TxError {
@@ -118,6 +124,9 @@ impl TxError {
             TxError::InvalidAmount => 33,
             TxError::BlockFull => 34,
             TxError::Overflow => 35,
+            TxError::AlreadyValidator => 36,
+            TxError::NotValidator => 37,
+            TxError::InvalidValidator(_) => 38,
         }
     }
 }

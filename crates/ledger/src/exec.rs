@@ -7,12 +7,17 @@
 //! 3. transactions are applied in order; each either applies in full or is rejected with a
 //!    [`TxError`] and changes nothing (rule B2);
 //! 4. the block's fees are credited to the pools and its tips to the proposer;
-//! 5. the next base fee is computed from the gas used (rule F1).
+//! 5. a block that closes an epoch draws or fixes committees (rules E1, E2, in
+//!    [`crate::committee`]);
+//! 6. the next base fee is computed from the gas used (rule F1).
 
 use crate::fees::{next_base_fee, SplitAmounts};
 use crate::overlay::Overlay;
 use crate::params::LedgerParams;
-use crate::records::{decode_u128, decode_u64, AccountRecord, Meta, Pool, StateKey};
+use crate::records::{
+    decode_u128, decode_u64, AccountRecord, CommitteeRecord, Meta, Pool, StateKey, ValidatorInfo,
+    ValidatorSet,
+};
 use crate::{gas, BlockError, Event, StateError, StateView, TxError};
 use starling_crypto::{verify_batch, SigItem};
 use starling_state::WriteSet;
@@ -24,6 +29,15 @@ use starling_types::{
     TxEnvelope, TxReceipt,
 };
 use std::collections::BTreeMap;
+
+/// Who validates at genesis.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GenesisValidators {
+    /// The validator registry (kept on the global shard).
+    pub registry: Vec<ValidatorInfo>,
+    /// Each shard's committee (consensus keys) for epoch 0.
+    pub committees: BTreeMap<ShardId, Vec<starling_types::PublicKey>>,
+}
 
 /// What a proposer (or a verifier reading a header) supplies to build a block.
 #[derive(Clone, Debug)]
@@ -116,7 +130,35 @@ impl ShardLedger {
         allocations: &[(AccountId, Asset, u128)],
         foundation_seed: u128,
     ) -> WriteSet {
+        self.genesis_writes_with(allocations, foundation_seed, &GenesisValidators::default())
+    }
+
+    /// As [`Self::genesis_writes`], with the genesis validators: the registry (global shard)
+    /// and this shard's committee for epoch 0.
+    pub fn genesis_writes_with(
+        &self,
+        allocations: &[(AccountId, Asset, u128)],
+        foundation_seed: u128,
+        validators: &GenesisValidators,
+    ) -> WriteSet {
         let mut w = WriteSet::new();
+        if self.shard == ShardId::GLOBAL && !validators.registry.is_empty() {
+            let mut set = ValidatorSet {
+                validators: validators.registry.clone(),
+            };
+            set.validators.sort_by_key(|v| v.account);
+            w.insert(StateKey::Validators.hash(), Some(set.to_bytes()));
+        }
+        if let Some(members) = validators.committees.get(&self.shard) {
+            let record = CommitteeRecord {
+                epoch: 0,
+                seed: Hash::ZERO,
+                members: members.clone(),
+            }
+            .to_bytes();
+            w.insert(StateKey::Committee.hash(), Some(record.clone()));
+            w.insert(StateKey::EpochCommittee(0).hash(), Some(record));
+        }
         let meta = Meta {
             height: 0,
             last_parent: Hash::ZERO,
@@ -329,6 +371,8 @@ impl ShardLedger {
         }
 
         self.settle_fees(&mut st, &mut ctx, &input.proposer)
+            .map_err(state_err)?;
+        self.close_epoch(&mut st, &mut ctx, input)
             .map_err(state_err)?;
         let next = Meta {
             height: input.height,
@@ -681,7 +725,7 @@ impl ShardLedger {
         st.put_raw(inbox_key, (expected + 1).to_be_bytes().to_vec());
         st.commit_tx();
         let mark = ctx.mark();
-        match self.apply_payload(st, ctx, &msg.payload) {
+        match self.apply_payload(st, ctx, msg.source, &msg.payload) {
             Ok(()) => {
                 st.commit_tx();
                 ctx.events.push(Event::MessageApplied {
@@ -735,7 +779,7 @@ pub(crate) fn pool_balance<V: StateView + ?Sized>(
     }
 }
 
-fn add_to_pool<V: StateView + ?Sized>(
+pub(crate) fn add_to_pool<V: StateView + ?Sized>(
     st: &mut Overlay<'_, V>,
     pool: Pool,
     amount: u128,
@@ -745,6 +789,20 @@ fn add_to_pool<V: StateView + ?Sized>(
     }
     let key = StateKey::Pool(pool);
     let v = pool_balance(st, key)?.saturating_add(amount);
+    st.put_raw(key, v.to_be_bytes().to_vec());
+    Ok(())
+}
+
+/// Takes `amount` out of a pool that must hold it (a shortfall means corrupt state).
+pub(crate) fn take_from_pool<V: StateView + ?Sized>(
+    st: &mut Overlay<'_, V>,
+    pool: Pool,
+    amount: u128,
+) -> Result<(), StateError> {
+    let key = StateKey::Pool(pool);
+    let v = pool_balance(st, key)?
+        .checked_sub(amount)
+        .ok_or_else(|| StateError(format!("pool {pool:?} holds less than {amount}")))?;
     st.put_raw(key, v.to_be_bytes().to_vec());
     Ok(())
 }

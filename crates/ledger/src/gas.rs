@@ -27,6 +27,7 @@ pub fn action_gas(action: &Action) -> u64 {
         Action::SetProfile { .. } => 1_000,
         Action::RegisterHandle { .. } => 5_000,
         Action::Transfer { .. } => 1_000,
+        Action::RegisterValidator { .. } | Action::RetireValidator => 10_000,
     }
 }
 

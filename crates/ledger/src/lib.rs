@@ -21,7 +21,7 @@ mod error;
 mod mem;
 
 pub use error::{BlockError, TxError};
-pub use exec::{BlockInput, Executed, ShardLedger};
+pub use exec::{BlockInput, Executed, GenesisValidators, ShardLedger};
 pub use mem::MemLedger;
 pub use params::LedgerParams;
 
@@ -102,5 +102,22 @@ pub enum Event {
         account: AccountId,
         handle: String,
         error: TxError,
+    },
+    /// The registry (global shard) took in or updated a validator.
+    ValidatorJoined {
+        account: AccountId,
+    },
+    /// The registry (global shard) refused a validator (key taken by another account, or full).
+    ValidatorRefused {
+        account: AccountId,
+        error: TxError,
+    },
+    ValidatorLeft {
+        account: AccountId,
+    },
+    /// The global shard drew committees for global epoch `epoch`.
+    CommitteesDrawn {
+        epoch: u64,
+        seed: Hash,
     },
 }

@@ -1,6 +1,6 @@
 //! A whole shard chain in memory: the reference for tests, simulations and benchmarks.
 
-use crate::exec::{BlockInput, Executed, ShardLedger};
+use crate::exec::{BlockInput, Executed, GenesisValidators, ShardLedger};
 use crate::{BlockError, LedgerParams};
 use starling_state::MemState;
 use starling_types::{AccountId, Asset, Block, Hash, InboundBatch, ShardId, TxEnvelope};
@@ -22,9 +22,29 @@ impl MemLedger {
         foundation_seed: u128,
         bits: u8,
     ) -> Self {
+        Self::genesis_with(
+            params,
+            shard,
+            allocations,
+            foundation_seed,
+            bits,
+            &GenesisValidators::default(),
+        )
+    }
+
+    /// As [`Self::genesis`], with genesis validators.
+    pub fn genesis_with(
+        params: LedgerParams,
+        shard: ShardId,
+        allocations: &[(AccountId, Asset, u128)],
+        foundation_seed: u128,
+        bits: u8,
+        validators: &GenesisValidators,
+    ) -> Self {
         let ledger = ShardLedger::new(params, shard);
         let mut state = MemState::new(bits);
-        let root = state.commit(&ledger.genesis_writes(allocations, foundation_seed));
+        let root =
+            state.commit(&ledger.genesis_writes_with(allocations, foundation_seed, validators));
         let head = ledger.genesis_block(root).header.id();
         Self {
             ledger,

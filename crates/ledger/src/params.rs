@@ -2,6 +2,7 @@
 
 use crate::fees::FeeSplit;
 use starling_types::codec::{put, Decode, DecodeError, Encode, Reader};
+use starling_types::receipt::MAX_COMMITTEE;
 use starling_types::{AccountId, ChainId, Hash, PublicKey, ShardMap};
 
 /// Most foundations a network can have.
@@ -50,6 +51,12 @@ pub struct LedgerParams {
     pub foundations: Vec<AccountId>,
     /// Seed of the current foundation-assignment period.
     pub assignment_seed: Hash,
+    /// Blocks per consensus epoch of every shard (rules E1, E2); at least 2.
+    pub epoch_blocks: u64,
+    /// Members of each shard's committee (fewer if fewer validators are registered).
+    pub committee_size: u16,
+    /// SPEND a validator locks to join the registry.
+    pub validator_bond: u128,
 }
 
 impl LedgerParams {
@@ -91,6 +98,9 @@ impl LedgerParams {
             max_edits: 10,
             foundations,
             assignment_seed: Hash::of(&[b"starling/foundation-period/0"]),
+            epoch_blocks: 1_000,
+            committee_size: 16,
+            validator_bond: 1_000_000_000_000,
         })
     }
 
@@ -109,13 +119,19 @@ impl LedgerParams {
         {
             return Err(DecodeError::InvalidValue("gas limit or base fee"));
         }
+        if self.epoch_blocks < 2 {
+            return Err(DecodeError::InvalidValue("epoch_blocks (at least 2)"));
+        }
+        if self.committee_size == 0 || self.committee_size as usize > MAX_COMMITTEE {
+            return Err(DecodeError::InvalidValue("committee_size (1..=256)"));
+        }
         Ok(())
     }
 }
 
 impl Encode for LedgerParams {
     fn encode(&self, out: &mut Vec<u8>) {
-        put::u8(out, 1);
+        put::u8(out, 2);
         self.chain_id.encode(out);
         self.shard_map.encode(out);
         put::u64(out, self.block_gas_limit);
@@ -130,13 +146,16 @@ impl Encode for LedgerParams {
         put::u16(out, self.max_edits);
         put::seq(out, &self.foundations, |o, f| f.encode(o));
         self.assignment_seed.encode(out);
+        put::u64(out, self.epoch_blocks);
+        put::u16(out, self.committee_size);
+        put::u128(out, self.validator_bond);
     }
 }
 
 impl Decode for LedgerParams {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let version = r.u8()?;
-        if version != 1 {
+        if version != 2 {
             return Err(DecodeError::UnsupportedVersion {
                 what: "ledger params",
                 version,
@@ -159,6 +178,9 @@ impl Decode for LedgerParams {
             max_edits: r.u16()?,
             foundations: r.seq("foundations", MAX_FOUNDATIONS, PublicKey::decode)?,
             assignment_seed: Hash::decode(r)?,
+            epoch_blocks: r.u64()?,
+            committee_size: r.u16()?,
+            validator_bond: r.u128()?,
         };
         p.validate()?;
         Ok(p)

@@ -4,9 +4,10 @@
 //! [`starling_state::key_hash`]. Presence-only records (likes, follows, blocks...) store `[1]`.
 
 use starling_types::codec::{put, Decode, DecodeError, Encode, Reader};
+use starling_types::receipt::MAX_COMMITTEE;
 use starling_types::tx::{
-    MAX_BIO_BYTES, MAX_DISPLAY_NAME_BYTES, MAX_HANDLE_BYTES, MAX_LANGS, MAX_LANG_BYTES,
-    MAX_TEXT_BYTES, MAX_URL_BYTES,
+    MAX_ADDRESS_BYTES, MAX_BIO_BYTES, MAX_DISPLAY_NAME_BYTES, MAX_HANDLE_BYTES, MAX_LANGS,
+    MAX_LANG_BYTES, MAX_TEXT_BYTES, MAX_URL_BYTES,
 };
 use starling_types::{AccountId, Asset, Hash, PostId, PublicKey, ShardId};
 
@@ -20,6 +21,8 @@ pub enum Pool {
     Rewards,
     /// A foundation's treasury on this shard (index in the foundation registry).
     Foundation(u16),
+    /// Validator bonds held on this shard (their owners' [`StateKey::Bond`]s add up to it).
+    Bonds,
 }
 
 /// A key in the ledger state.
@@ -49,6 +52,15 @@ pub enum StateKey<'a> {
     Issued(Asset),
     /// The handle an account holds (global shard).
     HandleOf(&'a AccountId),
+    /// The validator bond an account holds (its home shard).
+    Bond(&'a AccountId),
+    /// The validator registry (global shard): a [`ValidatorSet`].
+    Validators,
+    /// The latest committee the global shard drew for this shard: a [`CommitteeRecord`].
+    Committee,
+    /// The committee of this shard's consensus epoch `e`: a [`CommitteeRecord`], fixed by the
+    /// last block of epoch `e - 1` (rule E2).
+    EpochCommittee(u64),
 }
 
 impl StateKey<'_> {
@@ -96,6 +108,7 @@ impl StateKey<'_> {
                         out.push(4);
                         put::u16(&mut out, *i);
                     }
+                    Pool::Bonds => out.push(5),
                 }
             }
             StateKey::Outbox(s) => {
@@ -111,6 +124,13 @@ impl StateKey<'_> {
                 a.encode(&mut out);
             }
             StateKey::HandleOf(a) => tagged(&mut out, 17, &[*a]),
+            StateKey::Bond(a) => tagged(&mut out, 18, &[*a]),
+            StateKey::Validators => out.push(19),
+            StateKey::Committee => out.push(20),
+            StateKey::EpochCommittee(e) => {
+                out.push(21);
+                put::u64(&mut out, *e);
+            }
         }
         out
     }
@@ -293,6 +313,85 @@ impl Decode for RevisionRecord {
         Ok(RevisionRecord {
             text: r.string("post text", MAX_TEXT_BYTES)?,
             height: r.u64()?,
+        })
+    }
+}
+
+/// Most validators the registry holds.
+pub const MAX_VALIDATORS: usize = 1024;
+
+/// One registered validator.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ValidatorInfo {
+    /// The account that bonded (and receives its tips and rewards).
+    pub account: AccountId,
+    /// Its Ed25519 consensus key (what committees list).
+    pub consensus_key: PublicKey,
+    /// Where its validator transport listens (`host:port`).
+    pub address: String,
+}
+
+impl Encode for ValidatorInfo {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.account.encode(out);
+        self.consensus_key.encode(out);
+        put::string(out, &self.address);
+    }
+}
+
+impl Decode for ValidatorInfo {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(ValidatorInfo {
+            account: PublicKey::decode(r)?,
+            consensus_key: PublicKey::decode(r)?,
+            address: r.string("validator address", MAX_ADDRESS_BYTES)?,
+        })
+    }
+}
+
+/// The validator registry, ordered by account; accounts and consensus keys are unique.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct ValidatorSet {
+    pub validators: Vec<ValidatorInfo>,
+}
+
+impl Encode for ValidatorSet {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put::seq(out, &self.validators, |o, v| v.encode(o));
+    }
+}
+
+impl Decode for ValidatorSet {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(ValidatorSet {
+            validators: r.seq("validators", MAX_VALIDATORS, ValidatorInfo::decode)?,
+        })
+    }
+}
+
+/// A committee: drawn for global epoch `epoch` from `seed` (epoch 0 and seed zero: genesis).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct CommitteeRecord {
+    pub epoch: u64,
+    pub seed: Hash,
+    /// Consensus keys, in draw order.
+    pub members: Vec<PublicKey>,
+}
+
+impl Encode for CommitteeRecord {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put::u64(out, self.epoch);
+        self.seed.encode(out);
+        put::seq(out, &self.members, |o, m| m.encode(o));
+    }
+}
+
+impl Decode for CommitteeRecord {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(CommitteeRecord {
+            epoch: r.u64()?,
+            seed: Hash::decode(r)?,
+            members: r.seq("committee", MAX_COMMITTEE, PublicKey::decode)?,
         })
     }
 }

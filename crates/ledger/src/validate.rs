@@ -89,3 +89,23 @@ pub fn handle(raw: &str) -> Result<String, TxError> {
     }
     Ok(h)
 }
+
+/// Rule V1: a validator registers an Ed25519 consensus key and a `host:port` address of
+/// printable ASCII (at most [`starling_types::tx::MAX_ADDRESS_BYTES`]; the decoder enforces it).
+pub fn validator(consensus_key: &starling_types::PublicKey, address: &str) -> Result<(), TxError> {
+    if consensus_key.key_type != starling_types::KeyType::Ed25519 {
+        return Err(TxError::InvalidValidator(
+            "the consensus key must be Ed25519",
+        ));
+    }
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Err(TxError::InvalidValidator("the address must be host:port"));
+    };
+    if host.is_empty()
+        || !address.chars().all(|c| c.is_ascii_graphic())
+        || port.parse::<u16>().map_or(true, |p| p == 0)
+    {
+        return Err(TxError::InvalidValidator("the address must be host:port"));
+    }
+    Ok(())
+}

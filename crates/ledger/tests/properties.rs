@@ -25,7 +25,7 @@ fn random_txs(
         .map(|_| {
             let i = rng.gen_range(0..keys.len());
             let k = &keys[i];
-            let action = match rng.gen_range(0..8) {
+            let action = match rng.gen_range(0..10) {
                 0 | 1 => Action::Transfer {
                     asset: Asset::ALL[rng.gen_range(0..3)],
                     to: all[rng.gen_range(0..all.len())],
@@ -54,6 +54,11 @@ fn random_txs(
                 5 => Action::Unfollow {
                     target: all[rng.gen_range(0..all.len())],
                 },
+                8 => Action::RegisterValidator {
+                    consensus_key: all[rng.gen_range(0..all.len())],
+                    address: "127.0.0.1:9000".into(),
+                },
+                9 => Action::RetireValidator,
                 6 => Action::DeletePost {
                     post: PostId {
                         author: k.public_key(),
@@ -108,7 +113,13 @@ fn totals(
     }
     for (s, _) in net.shards.iter().enumerate() {
         let s = ShardId(s as u16);
-        for pool in [Pool::Burned, Pool::Operations, Pool::Venture, Pool::Rewards] {
+        for pool in [
+            Pool::Burned,
+            Pool::Operations,
+            Pool::Venture,
+            Pool::Rewards,
+            Pool::Bonds,
+        ] {
             sum[0] += net.pool(s, pool);
         }
         for f in 0..net.params.foundations.len() as u16 {

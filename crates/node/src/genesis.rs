@@ -8,7 +8,8 @@ use crate::SetupError;
 use serde::{Deserialize, Serialize};
 use starling_ledger::fees::FeeSplit;
 use starling_ledger::params::{AllowanceParams, MAX_FOUNDATIONS};
-use starling_ledger::LedgerParams;
+use starling_ledger::records::ValidatorInfo;
+use starling_ledger::{GenesisValidators, LedgerParams};
 use starling_types::codec::put;
 use starling_types::{
     AccountId, Asset, ChainId, Encode, Hash, KeyType, PublicKey, ShardId, ShardMap,
@@ -83,6 +84,28 @@ pub struct LimitsSection {
     pub max_edits: u16,
 }
 
+/// Consensus epochs and the validator registry.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpochsSection {
+    /// Blocks per consensus epoch of every shard; committees change only between epochs.
+    pub blocks: u64,
+    /// Members of each shard's committee from epoch 1 on (drawn from the registry).
+    pub committee_size: u16,
+    /// SPEND a validator locks to register.
+    pub validator_bond: Amount,
+}
+
+impl Default for EpochsSection {
+    fn default() -> Self {
+        EpochsSection {
+            blocks: 1_000,
+            committee_size: 16,
+            validator_bond: Amount::from(1_000_000_000_000u128),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FoundationEntry {
@@ -128,6 +151,8 @@ pub struct GenesisFile {
     pub fees: FeesSection,
     pub allowance: AllowanceSection,
     pub limits: LimitsSection,
+    #[serde(default)]
+    pub epochs: EpochsSection,
     pub foundations: Vec<FoundationEntry>,
     pub validators: Vec<ValidatorEntry>,
     #[serde(default)]
@@ -163,6 +188,7 @@ impl GenesisFile {
                 max_expiry_blocks: 100_000,
                 max_edits: 10,
             },
+            epochs: EpochsSection::default(),
             foundations: Vec::new(),
             validators: Vec::new(),
             allocations: Vec::new(),
@@ -403,6 +429,9 @@ impl Genesis {
             max_edits: f.limits.max_edits,
             foundations: foundations.iter().map(|f| f.account).collect(),
             assignment_seed: Hash::of(&[b"starling/foundation-period/0", f.chain_id.as_bytes()]),
+            epoch_blocks: f.epochs.blocks,
+            committee_size: f.epochs.committee_size,
+            validator_bond: f.epochs.validator_bond.parse(p, "epochs.validator_bond")?,
         };
         params
             .validate()
@@ -419,6 +448,23 @@ impl Genesis {
 
     pub fn shards(&self) -> impl Iterator<Item = ShardId> + '_ {
         self.committees.keys().copied()
+    }
+
+    /// The genesis validators as the ledger keeps them: each in the registry under the account
+    /// of its consensus key, and every shard's epoch-0 committee.
+    pub fn ledger_validators(&self) -> GenesisValidators {
+        GenesisValidators {
+            registry: self
+                .validators
+                .iter()
+                .map(|v| ValidatorInfo {
+                    account: v.key,
+                    consensus_key: v.key,
+                    address: v.address.map(|a| a.to_string()).unwrap_or_default(),
+                })
+                .collect(),
+            committees: self.committees.clone(),
+        }
     }
 
     /// The hash of the canonical binary form: parameters, foundations, validators with their

@@ -89,13 +89,14 @@ pub fn init(
     std::fs::copy(genesis_path, dir.join("genesis.toml"))
         .map_err(|e| SetupError::io(genesis_path, e))?;
     for shard in &shards {
-        ChainStore::create(
+        ChainStore::create_with(
             &shard_root.join(shard.0.to_string()),
             genesis.params.clone(),
             *shard,
             &genesis.allocations,
             genesis.foundation_treasury_per_shard,
             DEFAULT_TREE_BITS,
+            &genesis.ledger_validators(),
         )?;
         tracing::info!(shard = %shard, "initialized shard store");
     }

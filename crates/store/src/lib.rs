@@ -29,7 +29,9 @@ pub use speculative::{Speculative, MAX_SPECULATIVE_BLOCKS};
 
 use heed::types::Bytes;
 use heed::{Database, Env, EnvOpenOptions, RoTxn, RwTxn};
-use starling_ledger::{BlockInput, Executed, LedgerParams, ShardLedger, StateError, StateView};
+use starling_ledger::{
+    BlockInput, Executed, GenesisValidators, LedgerParams, ShardLedger, StateError, StateView,
+};
 use starling_state::{
     bucket_bounds, bucket_of, value_hash, BucketSummary, Leaf, LeafSource, Proof, TopTree, WriteSet,
 };
@@ -152,6 +154,27 @@ impl ChainStore {
         foundation_seed: u128,
         bits: u8,
     ) -> Result<ChainStore, StoreError> {
+        Self::create_with(
+            dir,
+            params,
+            shard,
+            allocations,
+            foundation_seed,
+            bits,
+            &GenesisValidators::default(),
+        )
+    }
+
+    /// As [`Self::create`], with the genesis validators (registry and epoch-0 committees).
+    pub fn create_with(
+        dir: &Path,
+        params: LedgerParams,
+        shard: ShardId,
+        allocations: &[(AccountId, Asset, u128)],
+        foundation_seed: u128,
+        bits: u8,
+        validators: &GenesisValidators,
+    ) -> Result<ChainStore, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
         let path = dir.join(DB_DIR);
@@ -171,7 +194,7 @@ impl ChainStore {
         {
             let (env, t) = open_env(&tmp)?;
             let ledger = ShardLedger::new(params, shard);
-            let writes = ledger.genesis_writes(allocations, foundation_seed);
+            let writes = ledger.genesis_writes_with(allocations, foundation_seed, validators);
             let mut top = TopTree::new(bits);
             let changed = {
                 let rtx = env.read_txn()?;

@@ -14,7 +14,7 @@ use crate::hash::Hash;
 use crate::keys::{AccountId, PublicKey};
 use crate::merkle;
 use crate::shard::ShardId;
-use crate::tx::{Asset, MAX_HANDLE_BYTES};
+use crate::tx::{Asset, MAX_ADDRESS_BYTES, MAX_HANDLE_BYTES};
 
 /// The result code of a transaction: 0 is success, anything else names the rejection.
 pub type StatusCode = u16;
@@ -71,7 +71,25 @@ pub enum Payload {
         handle: String,
         accepted: bool,
     },
+    /// tag 5: `account` bonded and joins the validator registry (global shard).
+    ValidatorJoin {
+        account: AccountId,
+        consensus_key: PublicKey,
+        address: String,
+    },
+    /// tag 6: `account` leaves the validator registry (global shard).
+    ValidatorLeave { account: AccountId },
+    /// tag 7: the global shard drew the destination's committee for global epoch `epoch`
+    /// from `seed`; the destination's next consensus epoch uses the latest one it received.
+    Committee {
+        epoch: u64,
+        seed: Hash,
+        members: Vec<PublicKey>,
+    },
 }
+
+/// Most members of one shard's committee.
+pub const MAX_COMMITTEE: usize = 256;
 
 impl Encode for Payload {
     fn encode(&self, out: &mut Vec<u8>) {
@@ -113,6 +131,30 @@ impl Encode for Payload {
                 put::string(out, handle);
                 put::bool(out, *accepted);
             }
+            Payload::ValidatorJoin {
+                account,
+                consensus_key,
+                address,
+            } => {
+                put::u8(out, 5);
+                account.encode(out);
+                consensus_key.encode(out);
+                put::string(out, address);
+            }
+            Payload::ValidatorLeave { account } => {
+                put::u8(out, 6);
+                account.encode(out);
+            }
+            Payload::Committee {
+                epoch,
+                seed,
+                members,
+            } => {
+                put::u8(out, 7);
+                put::u64(out, *epoch);
+                seed.encode(out);
+                put::seq(out, members, |o, m| m.encode(o));
+            }
         }
     }
 }
@@ -139,6 +181,19 @@ impl Decode for Payload {
                 account: PublicKey::decode(r)?,
                 handle: r.string("handle", MAX_HANDLE_BYTES)?,
                 accepted: r.bool()?,
+            },
+            5 => Payload::ValidatorJoin {
+                account: PublicKey::decode(r)?,
+                consensus_key: PublicKey::decode(r)?,
+                address: r.string("validator address", MAX_ADDRESS_BYTES)?,
+            },
+            6 => Payload::ValidatorLeave {
+                account: PublicKey::decode(r)?,
+            },
+            7 => Payload::Committee {
+                epoch: r.u64()?,
+                seed: Hash::decode(r)?,
+                members: r.seq("committee", MAX_COMMITTEE, PublicKey::decode)?,
             },
             tag => {
                 return Err(DecodeError::InvalidTag {

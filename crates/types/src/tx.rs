@@ -24,6 +24,8 @@ pub const MAX_DISPLAY_NAME_BYTES: usize = 256;
 pub const MAX_BIO_BYTES: usize = 1024;
 pub const MAX_URL_BYTES: usize = 256;
 pub const MAX_HANDLE_BYTES: usize = 64;
+/// Longest validator transport address (`host:port`).
+pub const MAX_ADDRESS_BYTES: usize = 128;
 pub const MAX_CHAIN_ID_BYTES: usize = 32;
 
 const TX_VERSION: u8 = 1;
@@ -187,6 +189,14 @@ pub enum Action {
         to: AccountId,
         amount: u128,
     },
+    /// tag 17: bond the network's validator bond and join the validator registry on the
+    /// global shard with an Ed25519 consensus key and the address its transport listens on.
+    RegisterValidator {
+        consensus_key: PublicKey,
+        address: String,
+    },
+    /// tag 18: leave the registry; the bond is returned.
+    RetireValidator,
 }
 
 impl Action {
@@ -208,6 +218,8 @@ impl Action {
             Action::SetProfile { .. } => "set_profile",
             Action::RegisterHandle { .. } => "register_handle",
             Action::Transfer { .. } => "transfer",
+            Action::RegisterValidator { .. } => "register_validator",
+            Action::RetireValidator => "retire_validator",
         }
     }
 }
@@ -263,6 +275,15 @@ impl Encode for Action {
                 to.encode(out);
                 put::u128(out, *amount);
             }
+            Action::RegisterValidator {
+                consensus_key,
+                address,
+            } => {
+                put::u8(out, 17);
+                consensus_key.encode(out);
+                put::string(out, address);
+            }
+            Action::RetireValidator => put::u8(out, 18),
         }
     }
 }
@@ -337,6 +358,11 @@ impl Decode for Action {
                 to: PublicKey::decode(r)?,
                 amount: r.u128()?,
             },
+            17 => Action::RegisterValidator {
+                consensus_key: PublicKey::decode(r)?,
+                address: r.string("validator address", MAX_ADDRESS_BYTES)?,
+            },
+            18 => Action::RetireValidator,
             tag => {
                 return Err(DecodeError::InvalidTag {
                     what: "action",

@@ -36,14 +36,22 @@ pub fn keys_on(params: &LedgerParams, shard: ShardId, n: usize, start_seed: u64)
         .collect()
 }
 
+/// SPEND a validator bonds in these tests.
+pub const BOND: u128 = FUND / 10;
+/// Blocks per epoch in these tests.
+pub const EPOCH: u64 = 4;
+
 pub fn params(account_shards: u16) -> LedgerParams {
     let foundations = (0..3).map(|i| key(9_000 + i).public_key()).collect();
-    LedgerParams::devnet(
+    let mut p = LedgerParams::devnet(
         ChainId::new("starling-test").unwrap(),
         account_shards,
         foundations,
     )
-    .unwrap()
+    .unwrap();
+    p.validator_bond = BOND;
+    p.epoch_blocks = EPOCH;
+    p
 }
 
 impl Net {

@@ -1,0 +1,309 @@
+//! The validator registry and committees per epoch: bonding (V1), retiring (V2), the registry
+//! on the global shard (M6, M7), committee draws at global epoch ends (E1), their delivery to
+//! account shards (M8), and each shard fixing its next epoch's committee at its epoch end (E2).
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+use common::*;
+use starling_crypto::SecretKey;
+use starling_ledger::committee::{draw, EpochSchedule};
+use starling_ledger::records::{CommitteeRecord, Pool, StateKey, ValidatorInfo, ValidatorSet};
+use starling_ledger::{Event, GenesisValidators, MemLedger, TxError};
+use starling_types::receipt::Payload;
+use starling_types::{Action, Asset, Block, PublicKey, ShardId};
+
+fn consensus_key(seed: u8) -> PublicKey {
+    PublicKey::ed25519([seed; 32])
+}
+
+fn register(seed: u8) -> Action {
+    Action::RegisterValidator {
+        consensus_key: consensus_key(seed),
+        address: format!("10.0.0.{seed}:7000"),
+    }
+}
+
+/// Two account shards; genesis registry of three validators, each shard's committee all three.
+fn network(keys: &[&SecretKey]) -> Net {
+    let mut net = Net::new(2, keys);
+    let genesis: Vec<PublicKey> = (1..=3).map(consensus_key).collect();
+    let validators = GenesisValidators {
+        registry: genesis
+            .iter()
+            .map(|k| ValidatorInfo {
+                account: *k,
+                consensus_key: *k,
+                address: String::new(),
+            })
+            .collect(),
+        committees: (0..=2).map(|s| (ShardId(s), genesis.clone())).collect(),
+    };
+    let mut alloc = Vec::new();
+    for k in keys {
+        for asset in Asset::ALL {
+            alloc.push((k.public_key(), asset, FUND));
+        }
+    }
+    net.shards = (0..=2)
+        .map(|s| {
+            MemLedger::genesis_with(
+                net.params.clone(),
+                ShardId(s),
+                &alloc,
+                FOUNDATION_SEED,
+                4,
+                &validators,
+            )
+        })
+        .collect();
+    net
+}
+
+fn registry(net: &Net) -> Vec<PublicKey> {
+    net.get::<ValidatorSet>(ShardId::GLOBAL, StateKey::Validators)
+        .unwrap_or_default()
+        .validators
+        .iter()
+        .map(|v| v.consensus_key)
+        .collect()
+}
+
+/// Runs empty blocks on `shard` until its height is `height`; returns what they emitted.
+fn run_to(net: &mut Net, shard: ShardId, height: u64) -> Vec<(Block, starling_ledger::Executed)> {
+    let mut out = Vec::new();
+    while net.shards[shard.0 as usize].height < height {
+        out.push(net.block(shard, vec![], vec![]));
+    }
+    out
+}
+
+#[test]
+fn genesis_holds_the_registry_and_epoch_zero_committees() {
+    let p = params(2);
+    let a = keys_on(&p, ShardId(1), 1, 1).pop().unwrap();
+    let net = network(&[&a]);
+    assert_eq!(
+        registry(&net),
+        (1..=3).map(consensus_key).collect::<Vec<_>>()
+    );
+    for s in 0..=2 {
+        let c: CommitteeRecord = net.get(ShardId(s), StateKey::EpochCommittee(0)).unwrap();
+        assert_eq!((c.epoch, c.members.len()), (0, 3));
+    }
+    // Only the global shard holds the registry.
+    assert!(!net.exists(ShardId(1), StateKey::Validators));
+}
+
+#[test]
+fn a_bonded_validator_joins_the_committees_drawn_at_the_next_epoch_boundary() {
+    let p = params(2);
+    let a = keys_on(&p, ShardId(1), 1, 1).pop().unwrap();
+    let mut net = network(&[&a]);
+    let me = a.public_key();
+
+    // V1: bond locked in the pool, registry learns by message.
+    let tx = net.sign(&a, 0, register(9));
+    let (block, ex) = net.block(ShardId(1), vec![tx], vec![]);
+    assert_eq!(tx_result(&ex, 0), Ok(()));
+    let spend = net.account(&me).unwrap().balance(Asset::Spend);
+    assert!(spend <= FUND - BOND, "bond taken");
+    assert_eq!(net.amount(ShardId(1), StateKey::Bond(&me)), BOND);
+    assert_eq!(net.pool(ShardId(1), Pool::Bonds), BOND);
+    assert!(messages(&ex)
+        .iter()
+        .any(|m| m.dest == ShardId::GLOBAL && matches!(m.payload, Payload::ValidatorJoin { .. })));
+    // Registering twice is refused and changes nothing.
+    assert_eq!(net.run(&a, 1, register(9)), Err(TxError::AlreadyValidator));
+
+    assert_eq!(registry(&net).len(), 3);
+    let delivered = net.deliver(&block, &ex);
+    assert!(delivered[0]
+        .1
+        .events
+        .contains(&Event::ValidatorJoined { account: me }));
+    assert_eq!(registry(&net).len(), 4);
+    assert!(registry(&net).contains(&consensus_key(9)));
+
+    // E1: the global shard's epoch-0 closing block (height EPOCH - 1) draws epoch 1.
+    let global = ShardId::GLOBAL;
+    assert!(net.shards[0].height < EPOCH - 1);
+    let produced = run_to(&mut net, global, EPOCH - 1);
+    let (closing, closing_ex) = produced.last().unwrap();
+    let seed = EpochSchedule::next_seed(&closing.header.parent, 0);
+    assert!(closing_ex
+        .events
+        .contains(&Event::CommitteesDrawn { epoch: 1, seed }));
+    let expected = draw(
+        &seed,
+        1,
+        (0..=2).map(ShardId),
+        &registry(&net),
+        usize::from(net.params.committee_size),
+    );
+    // The global shard's own next committee is fixed at once (E1 then E2 in one block).
+    let own: CommitteeRecord = net.get(global, StateKey::EpochCommittee(1)).unwrap();
+    assert_eq!(own.members, expected[&global]);
+    assert!(
+        own.members.contains(&consensus_key(9)),
+        "committees of 16 take every validator"
+    );
+    // Each account shard receives its own committee by message (M8)...
+    let sent = messages(closing_ex);
+    assert_eq!(sent.len(), 2);
+    for m in &sent {
+        assert!(
+            matches!(&m.payload, Payload::Committee { epoch: 1, members, .. } if *members == expected[&m.dest])
+        );
+    }
+    // ...and only its epoch end makes it the next epoch's committee (E2), never earlier.
+    for s in [ShardId(1), ShardId(2)] {
+        let height = net.shards[s.0 as usize].height;
+        assert!(height < EPOCH - 1, "shard {s} has not closed epoch 0");
+    }
+    net.deliver(closing, closing_ex);
+    let latest: CommitteeRecord = net.get(ShardId(2), StateKey::Committee).unwrap();
+    assert_eq!(latest.members, expected[&ShardId(2)]);
+    assert!(!net.exists(ShardId(2), StateKey::EpochCommittee(1)));
+    run_to(&mut net, ShardId(2), EPOCH - 1);
+    let fixed: CommitteeRecord = net.get(ShardId(2), StateKey::EpochCommittee(1)).unwrap();
+    assert_eq!(fixed, latest);
+    // A duplicate (older) committee does not replace a newer one.
+    net.deliver(closing, closing_ex);
+    assert_eq!(
+        net.get::<CommitteeRecord>(ShardId(2), StateKey::Committee)
+            .unwrap(),
+        latest
+    );
+}
+
+#[test]
+fn a_shard_that_receives_nothing_keeps_its_committee() {
+    let p = params(2);
+    let a = keys_on(&p, ShardId(1), 1, 1).pop().unwrap();
+    let mut net = network(&[&a]);
+    run_to(&mut net, ShardId(1), 3 * EPOCH);
+    let genesis: CommitteeRecord = net.get(ShardId(1), StateKey::EpochCommittee(0)).unwrap();
+    for e in 1..=3 {
+        let c: CommitteeRecord = net.get(ShardId(1), StateKey::EpochCommittee(e)).unwrap();
+        assert_eq!(c, genesis);
+    }
+}
+
+#[test]
+fn retiring_returns_the_bond_and_leaves_the_next_draw() {
+    let p = params(2);
+    let a = keys_on(&p, ShardId(1), 1, 1).pop().unwrap();
+    let mut net = network(&[&a]);
+    let me = a.public_key();
+    assert_eq!(
+        net.run(&a, 0, Action::RetireValidator),
+        Err(TxError::NotValidator)
+    );
+    let (b1, e1) = net.block(ShardId(1), vec![net.sign(&a, 0, register(9))], vec![]);
+    net.deliver(&b1, &e1);
+    let before = net.account(&me).unwrap().balance(Asset::Spend);
+    let (b2, e2) = net.block(
+        ShardId(1),
+        vec![net.sign(&a, 1, Action::RetireValidator)],
+        vec![],
+    );
+    assert_eq!(tx_result(&e2, 0), Ok(()));
+    let after = net.account(&me).unwrap().balance(Asset::Spend);
+    assert!(
+        after > before + BOND - 1_000_000_000,
+        "bond returned (less the fee)"
+    );
+    assert!(!net.exists(ShardId(1), StateKey::Bond(&me)));
+    assert_eq!(net.pool(ShardId(1), Pool::Bonds), 0);
+    let delivered = net.deliver(&b2, &e2);
+    assert!(delivered[0]
+        .1
+        .events
+        .contains(&Event::ValidatorLeft { account: me }));
+    assert!(!registry(&net).contains(&consensus_key(9)));
+    run_to(&mut net, ShardId::GLOBAL, EPOCH - 1);
+    let c: CommitteeRecord = net
+        .get(ShardId::GLOBAL, StateKey::EpochCommittee(1))
+        .unwrap();
+    assert_eq!(c.members.len(), 3);
+    assert!(!c.members.contains(&consensus_key(9)));
+}
+
+#[test]
+fn bad_registrations_are_refused() {
+    let p = params(2);
+    let a = keys_on(&p, ShardId(1), 1, 1).pop().unwrap();
+    let b = keys_on(&p, ShardId(2), 1, 1).pop().unwrap();
+    let poor = keys_on(&p, ShardId(1), 1, 50).pop().unwrap();
+    let mut net = network(&[&a, &b]);
+    let secp = PublicKey {
+        key_type: starling_types::KeyType::Secp256k1,
+        bytes: [2; 32],
+    };
+    let bad = [
+        (secp, "10.0.0.1:7000"),
+        (consensus_key(9), "no-port"),
+        (consensus_key(9), ":7000"),
+        (consensus_key(9), "10.0.0.1:0"),
+        (consensus_key(9), "10.0.0.1:99999"),
+        (consensus_key(9), "has space:7000"),
+    ];
+    for (key, address) in bad {
+        let r = net.run(
+            &a,
+            0,
+            Action::RegisterValidator {
+                consensus_key: key,
+                address: address.into(),
+            },
+        );
+        assert!(
+            matches!(r, Err(TxError::InvalidValidator(_))),
+            "{address}: {r:?}"
+        );
+    }
+    // Funding a fresh account with less than the bond.
+    let (t, te) = net.block(
+        ShardId(2),
+        vec![net.sign(
+            &b,
+            0,
+            Action::Transfer {
+                asset: Asset::Spend,
+                to: poor.public_key(),
+                amount: BOND / 2,
+            },
+        )],
+        vec![],
+    );
+    net.deliver(&t, &te);
+    assert!(matches!(
+        net.run(&poor, 0, register(9)),
+        Err(TxError::InsufficientBalance { .. })
+    ));
+
+    // A consensus key already in the registry under another account: the registry refuses it,
+    // and the bond can be taken back.
+    let (b1, e1) = net.block(ShardId(1), vec![net.sign(&a, 0, register(1))], vec![]);
+    assert_eq!(tx_result(&e1, 0), Ok(()));
+    let delivered = net.deliver(&b1, &e1);
+    assert!(matches!(
+        &delivered[0].1.events[..],
+        [
+            ..,
+            Event::ValidatorRefused {
+                error: TxError::InvalidValidator(_),
+                ..
+            },
+            _
+        ] | [
+            ..,
+            Event::ValidatorRefused {
+                error: TxError::InvalidValidator(_),
+                ..
+            }
+        ]
+    ));
+    assert_eq!(registry(&net).len(), 3);
+    assert_eq!(net.run(&a, 1, Action::RetireValidator), Ok(()));
+}
