@@ -38,6 +38,8 @@ struct Inner {
     /// The shortest time between a block and its parent; an idle shard waits up to five
     /// times as long for a transaction before proposing an empty block.
     block_interval_ms: u64,
+    /// Told the height of every block committed from consensus.
+    watchers: Vec<futures::channel::mpsc::UnboundedSender<u64>>,
 }
 
 /// Cross-shard messages as a node sees them: where a proposer finds the messages other
@@ -106,6 +108,7 @@ impl ShardApp {
             mempool,
             max_block_txs,
             block_interval_ms: 0,
+            watchers: Vec::new(),
         };
         Self {
             inner: Arc::new(Mutex::new(inner)),
@@ -126,6 +129,35 @@ impl ShardApp {
             inner: self.inner.clone(),
             cross: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// A stream of finalized heights: the current one at once, then each block committed from
+    /// consensus.
+    pub fn watch_height(&self) -> futures::channel::mpsc::UnboundedReceiver<u64> {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let mut inner = self.lock();
+        let _ = tx.unbounded_send(inner.store.head().height);
+        inner.watchers.push(tx);
+        rx
+    }
+
+    /// Blocks per consensus epoch (rule E2).
+    pub fn epoch_blocks(&self) -> u64 {
+        self.lock().store.ledger().params.epoch_blocks
+    }
+
+    /// The committee of consensus epoch `epoch` as the finalized state fixes it (rule E2), if
+    /// known yet. `None` also for a shard created without genesis committees.
+    pub fn epoch_committee(&self, epoch: u64) -> Option<Vec<starling_types::PublicKey>> {
+        self.read(|v| {
+            actions::get_record::<_, starling_ledger::records::CommitteeRecord>(
+                v,
+                starling_ledger::records::StateKey::EpochCommittee(epoch),
+            )
+        })
+        .ok()?
+        .ok()?
+        .map(|c| c.members)
     }
 
     /// The shard this app runs.
@@ -579,6 +611,8 @@ impl Reporter for ShardApp {
                     };
                     mempool.prune(block.header.height + 1, touched.iter(), &nonces);
                     ack.acknowledge();
+                    let height = block.header.height;
+                    inner.watchers.retain(|w| w.unbounded_send(height).is_ok());
                 }
                 Err(e) => {
                     // A finalized block that does not apply means this node's state is wrong;

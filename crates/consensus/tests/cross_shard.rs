@@ -216,7 +216,13 @@ fn check_replica(apps: &BTreeMap<ShardId, ShardApp>, validators: &[AccountId]) {
     let mut issued = 0u128;
     for (s, app) in apps {
         issued += read_u128(app, StateKey::Issued(Asset::Spend));
-        for pool in [Pool::Burned, Pool::Operations, Pool::Venture, Pool::Rewards] {
+        for pool in [
+            Pool::Burned,
+            Pool::Operations,
+            Pool::Venture,
+            Pool::Rewards,
+            Pool::Bonds,
+        ] {
             total += read_u128(app, StateKey::Pool(pool));
         }
         for f in 0..foundations().len() as u16 {

@@ -324,8 +324,20 @@ fn run_with_equivocator(seed: u64) {
         let oracle = network(&context, &participants).await;
         let byzantine = keys[0].public_key();
         let control = oracle.control(byzantine.clone());
-        let votes = control.register(0, QUOTA).await.unwrap();
-        let certificates = control.register(1, QUOTA).await.unwrap();
+        // Validators speak on one sub-channel per epoch; the equivocator speaks in epoch 0.
+        use commonware_p2p::utils::mux::Muxer;
+        let (votes, mut votes_mux) = {
+            let (s, r) = control.register(0, QUOTA).await.unwrap();
+            Muxer::new(context.child("votes_mux"), s, r)
+        };
+        votes.start();
+        let (certificates, mut certificates_mux) = {
+            let (s, r) = control.register(1, QUOTA).await.unwrap();
+            Muxer::new(context.child("certificates_mux"), s, r)
+        };
+        certificates.start();
+        let votes = votes_mux.register(0).await.unwrap();
+        let certificates = certificates_mux.register(0).await.unwrap();
         let equivocator = mocks::equivocator::Equivocator::new(
             context.child("byzantine"),
             mocks::equivocator::Config::<_, _, commonware_cryptography::Blake3> {
@@ -511,16 +523,25 @@ fn n4f0_finalization_certificates_verify_against_the_committee() {
             |h: u64| starling_consensus::ShardBlock::new(apps[0].block(h).unwrap().unwrap());
         let (c2, c3) = (cert(2).await, cert(3).await);
         // The right certificate for the right block, from the right committee.
-        engine::verify_finalized(&mut context, NAMESPACE, &participants, &block(2), &c2).unwrap();
+        engine::verify_finalized(&mut context, NAMESPACE, 0, &participants, &block(2), &c2)
+            .unwrap();
         // Another block's certificate, another namespace, another committee, tampered bytes.
         assert!(matches!(
-            engine::verify_finalized(&mut context, NAMESPACE, &participants, &block(2), &c3),
+            engine::verify_finalized(&mut context, NAMESPACE, 0, &participants, &block(2), &c3),
             Err(engine::CertificateError::WrongBlock)
+        ));
+        assert!(matches!(
+            engine::verify_finalized(&mut context, NAMESPACE, 1, &participants, &block(2), &c2),
+            Err(engine::CertificateError::WrongEpoch {
+                expected: 1,
+                got: 0
+            })
         ));
         assert!(matches!(
             engine::verify_finalized(
                 &mut context,
                 b"another-shard",
+                0,
                 &participants,
                 &block(2),
                 &c2
@@ -531,17 +552,30 @@ fn n4f0_finalization_certificates_verify_against_the_committee() {
             (10..14u64).map(|i| ed25519::PrivateKey::from_seed(i).public_key()),
         );
         assert!(
-            engine::verify_finalized(&mut context, NAMESPACE, &strangers, &block(2), &c2).is_err()
+            engine::verify_finalized(&mut context, NAMESPACE, 0, &strangers, &block(2), &c2)
+                .is_err()
         );
         let mut bad = c2.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;
-        assert!(
-            engine::verify_finalized(&mut context, NAMESPACE, &participants, &block(2), &bad)
-                .is_err()
-        );
+        assert!(engine::verify_finalized(
+            &mut context,
+            NAMESPACE,
+            0,
+            &participants,
+            &block(2),
+            &bad
+        )
+        .is_err());
         assert!(matches!(
-            engine::verify_finalized(&mut context, NAMESPACE, &participants, &block(2), &c2[..10]),
+            engine::verify_finalized(
+                &mut context,
+                NAMESPACE,
+                0,
+                &participants,
+                &block(2),
+                &c2[..10]
+            ),
             Err(engine::CertificateError::Malformed(_))
         ));
         drop(dirs);

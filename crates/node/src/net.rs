@@ -1,8 +1,9 @@
 //! The open network (libp2p): everyone who is not a validator of a shard.
 //!
 //! - Gossipsub topic `starling/<chain>/blocks/<shard>`: the validator that proposed a
-//!   finalized block publishes it with its finalization certificate; relays check the certificate against the
-//!   shard's committee before applying the block (the ledger then re-executes it and checks
+//!   finalized block publishes it with its finalization certificate; relays check the
+//!   certificate against the committee of the block's epoch (from the shard's finalized
+//!   state, rule E2) before applying the block (the ledger then re-executes it and checks
 //!   every root) and pass on only what verified.
 //! - Gossipsub topic `starling/<chain>/txs/<shard>`: relays publish signed transactions
 //!   their API received (signatures checked first); the shard's validators admit them.
@@ -23,7 +24,7 @@ use futures::StreamExt as _;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{gossipsub, request_response, Multiaddr, PeerId, StreamProtocol};
 use serde::{Deserialize, Serialize};
-use starling_consensus::engine::{verify_finalized, Marshal};
+use starling_consensus::engine::{committee_of, verify_finalized, Marshal};
 use starling_consensus::ShardBlock;
 use starling_crypto::SecretKey;
 use starling_types::codec::put;
@@ -148,7 +149,8 @@ fn topic_shard(chain: &str, kind: &str, topic: &gossipsub::TopicHash) -> Option<
         .map(ShardId)
 }
 
-/// A shard's committee as the certificate verifier needs it.
+/// A shard's certificate namespace and genesis committee (later epochs' committees come from
+/// the shard's state).
 struct Committee {
     namespace: Vec<u8>,
     participants: Set<ed25519::PublicKey>,
@@ -457,11 +459,18 @@ fn receive<R: rand_core_010::CryptoRng>(
         }
         return Received::Stale;
     }
+    // The committee of the block's epoch is fixed by the last block of the epoch before; a
+    // block beyond that is dropped for now (sync brings it again once this node is there).
+    let epoch = height / app.epoch_blocks().max(1);
+    let Some(participants) = committee_of(app, epoch, &committee.participants) else {
+        return Received::Stale;
+    };
     let block = ShardBlock::new(fb.block);
     if let Err(e) = verify_finalized(
         rng,
         &committee.namespace,
-        &committee.participants,
+        epoch,
+        &participants,
         &block,
         &fb.certificate,
     ) {

@@ -47,6 +47,9 @@ pub struct GenesisNew {
     chain_id: String,
     #[arg(long, default_value_t = 2)]
     account_shards: u16,
+    /// Blocks per consensus epoch (committees change only between epochs).
+    #[arg(long, default_value_t = 1_000)]
+    epoch_blocks: u64,
     /// A validator: `ed25519:<hex>` or `ed25519:<hex>@host:port`. Repeat for each.
     #[arg(long = "validator", required = true)]
     validators: Vec<String>,
@@ -105,6 +108,7 @@ pub fn genesis(cmd: GenesisCmd) -> anyhow::Result<()> {
     match cmd {
         GenesisCmd::New(a) => {
             let mut g = GenesisFile::template(&a.chain_id, a.account_shards);
+            g.epochs.blocks = a.epoch_blocks;
             for v in &a.validators {
                 let (key, address) = match v.split_once('@') {
                     Some((k, addr)) => (k.to_owned(), Some(addr.to_owned())),

@@ -17,6 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const USERS: u32 = 24;
+/// Short epochs: the run crosses epoch boundaries, also while a validator is down.
+const EPOCH_BLOCKS: u64 = 5;
 const TIMEOUT: Duration = Duration::from_secs(120);
 
 fn free_addr() -> SocketAddr {
@@ -179,6 +181,8 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
         "cluster-test".into(),
         "--account-shards".into(),
         "2".into(),
+        "--epoch-blocks".into(),
+        EPOCH_BLOCKS.to_string(),
         "--out".into(),
         "genesis.toml".into(),
     ];
@@ -382,7 +386,11 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
 
     // The restarted validator catches up to where validator 0 was, and all four agree on
     // every block of every shard up to there.
-    let target = validators[0].heights().unwrap();
+    // Every shard goes through several epochs (the idle global shard the fewest).
+    let target = wait_for("three epochs on every shard", || {
+        let h = validators[0].heights()?;
+        h.values().all(|x| *x > 3 * EPOCH_BLOCKS).then_some(h)
+    });
     wait_for("validator 3 to catch up", || {
         let h = validators[3].heights()?;
         target.iter().all(|(s, x)| h[s] >= *x).then_some(())

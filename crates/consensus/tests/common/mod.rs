@@ -29,7 +29,8 @@ pub fn link() -> Link {
     }
 }
 
-/// A simulated network of `participants`, every pair linked.
+/// A simulated network of `participants` (every validator, in a committee or not), every pair
+/// linked.
 pub async fn network(
     context: &deterministic::Context,
     participants: &Set<ed25519::PublicKey>,
@@ -38,7 +39,7 @@ pub async fn network(
         context.child("network"),
         simulated::Config {
             max_size: 8 * 1024 * 1024,
-            max_peers_per_set: NZUsize!(4),
+            max_peers_per_set: std::num::NonZeroUsize::new(participants.len()).unwrap(),
             disconnect_on_block: true,
             tracked_peer_sets: NZUsize!(1),
         },
@@ -160,10 +161,11 @@ pub fn equivocation(
     let scheme = Scheme::signer(namespace, participants.clone(), key.clone()).unwrap();
     let me = starling_consensus::account_of(&key.public_key());
     std::sync::Arc::new(move |bytes: &[u8]| {
+        // Votes travel on one sub-channel per epoch: `varint(epoch) || vote`.
+        let (_, vote) = commonware_p2p::utils::mux::parse(bytes.to_vec().into()).ok()?;
+        let prefix = &bytes[..bytes.len() - vote.len()];
         let Ok(Vote::Notarize(vote)) =
-            Vote::<Scheme, commonware_cryptography::blake3::Digest>::decode(
-                bytes::Bytes::copy_from_slice(bytes),
-            )
+            Vote::<Scheme, commonware_cryptography::blake3::Digest>::decode(vote)
         else {
             return None;
         };
@@ -178,6 +180,6 @@ pub fn equivocation(
             starling_consensus::digest_of(&sibling.id()),
         );
         let vote = Notarize::sign(&scheme, second)?;
-        Some(Vote::Notarize(vote).encode().to_vec())
+        Some([prefix, &Vote::Notarize(vote).encode()[..]].concat())
     })
 }
