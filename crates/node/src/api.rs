@@ -124,9 +124,27 @@ async fn status(State(api): State<Api>) -> ApiResult {
                     .unwrap_or((0, 0))
             })
             .map_err(ApiError::internal)?;
+        // The epoch the next block belongs to, and its committee if fixed (rule E2).
+        let epoch = (head.height + 1) / handle.app.epoch_blocks().max(1);
+        let committee: Vec<String> = handle
+            .app
+            .epoch_committee(epoch)
+            .unwrap_or_else(|| {
+                api.node
+                    .genesis()
+                    .committees
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .iter()
+            .map(|k| k.to_text())
+            .collect();
         shards.push(json!({
             "shard": id.0,
             "height": head.height,
+            "epoch": epoch,
+            "committee": committee,
             "block_id": head.id.to_hex(),
             "state_root": head.state_root.to_hex(),
             "timestamp_ms": timestamp_ms,

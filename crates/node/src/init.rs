@@ -20,7 +20,8 @@ pub struct InitReport {
     pub shards: Vec<ShardId>,
 }
 
-/// The shards a node keeps: its committees if it validates, all (or the chosen) if it relays.
+/// The shards a node keeps: its genesis committees if it validates (all, for a validator that
+/// joins later through the registry), all (or the chosen) if it relays.
 pub fn shards_for(
     config: &NodeConfig,
     genesis: &Genesis,
@@ -35,13 +36,12 @@ pub fn shards_for(
             .map(|(s, _)| *s)
             .collect();
         if mine.is_empty() {
-            return Err(SetupError::invalid(
-                &config.key_file.display().to_string(),
-                "key",
-                format!("{node_key} is not a validator in the genesis, but the node has the validator role"),
-            ));
+            // Not a genesis validator: it joins through the registry (a RegisterValidator
+            // transaction), into committees of any shard, so it keeps them all.
+            shards.extend(genesis.shards());
+        } else {
+            shards.extend(mine);
         }
-        shards.extend(mine);
     }
     if config.has(Role::Relay) {
         if config.relay.shards.is_empty() {

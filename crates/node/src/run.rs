@@ -20,6 +20,7 @@ use futures::StreamExt as _;
 use starling_consensus::engine::{self, Channels, EngineConfig};
 use starling_consensus::ShardApp;
 use starling_crypto::SecretKey;
+use starling_ledger::records::{StateKey, ValidatorSet};
 use starling_mempool::{Mempool, MempoolConfig, MempoolError};
 use starling_store::ChainStore;
 use starling_types::codec::put;
@@ -52,6 +53,11 @@ pub const MAX_FORWARD_TXS: usize = 2_048;
 /// Forwarded batches waiting to be sent before new ones are dropped (the local mempool still
 /// has them; only the other validators' copies are lost).
 const FORWARD_QUEUE: usize = 1_024;
+
+/// Most validators the validator network connects (each channel's inbound buffer holds a burst
+/// from every one of them, so this sizes memory). A larger registry is not tracked beyond the
+/// set in place (logged).
+pub const MAX_PEERS: usize = 32;
 
 /// Per-peer, per-channel message rate on the validator network. Each channel's inbound
 /// mailbox holds one second's burst from every peer, so this also sizes memory. Votes and
@@ -321,7 +327,6 @@ where
         + rand_core_010::CryptoRng,
 {
     let signer = consensus_key(&spec.key)?;
-    let me = spec.key.public_key();
     let mut peers = Vec::new();
     for v in &genesis.validators {
         let addr = v.address.ok_or_else(|| {
@@ -333,7 +338,6 @@ where
         })?;
         peers.push((consensus_public(&v.key)?, Address::Symmetric(addr)));
     }
-    let peer_count = peers.len();
     let peers: Map<ed25519::PublicKey, Address> = Map::try_from(peers)
         .map_err(|e| SetupError::invalid("genesis", "validators", format!("{e:?}")))?;
     let chain = genesis.params.chain_id.as_str().to_string();
@@ -351,23 +355,23 @@ where
         handshake,
         namespace.as_bytes(),
         spec.listen,
-        NZUsize!(peer_count.max(1)),
+        NZUsize!(MAX_PEERS),
         MAX_MESSAGE_BYTES,
         NZUsize!(4_096),
     );
-    // One peer set: the validators of the genesis (epochs will track one set each).
+    // One peer set at a time: the genesis validators, then the registry as the global shard
+    // has it (see `track_registry`).
     p2p_config.tracked_peer_sets = NZUsize!(1);
     let (mut network, mut oracle) = lookup::Network::new(context.child("p2p"), p2p_config);
-    let _ = oracle.track(0, peers);
+    let _ = oracle.track(0, peers.clone());
 
     let shard_map = genesis.params.shard_map.clone();
     let mut shards = BTreeMap::new();
     for store in stores {
         let shard = store.ledger().shard;
+        // The genesis committee runs epoch 0; later ones come from the shard's state. A
+        // validator outside the committee of an epoch follows it as an observer.
         let committee = genesis.committees.get(&shard).cloned().unwrap_or_default();
-        if !committee.contains(&me) {
-            continue;
-        }
         let participants = committee
             .iter()
             .map(consensus_public)
@@ -428,10 +432,18 @@ where
     }
     if shards.is_empty() {
         return Err(SetupError::invalid(
-            "key",
-            "public key",
-            format!("{me} is in no committee of the genesis"),
+            "data_dir",
+            "shards",
+            "the node holds no shard",
         ));
+    }
+    if let Some(global) = shards.get(&ShardId::GLOBAL) {
+        track_registry(
+            context.child("registry"),
+            global.app.clone(),
+            oracle.clone(),
+            peers,
+        );
     }
     // Cross-shard delivery among the shards this node holds.
     let router = Arc::new(starling_consensus::cross::Router::new(
@@ -449,6 +461,60 @@ where
             gossip: std::sync::OnceLock::new(),
         }),
     })
+}
+
+/// Keeps the validator network's peer set equal to the registry on the global shard (the
+/// validators and the addresses they registered), starting from the genesis validators: a
+/// validator that bonds is connected to before the committees it is drawn into start.
+fn track_registry<E, O>(
+    context: E,
+    global: ShardApp,
+    mut oracle: O,
+    genesis: Map<ed25519::PublicKey, Address>,
+) where
+    E: Spawner + Supervisor,
+    O: commonware_p2p::AddressableManager<PublicKey = ed25519::PublicKey>,
+{
+    context.spawn(move |_| async move {
+        let mut heights = global.watch_height();
+        let mut current = genesis;
+        let mut id = 0u64;
+        while heights.next().await.is_some() {
+            let Ok(Ok(Some(set))) = global.read(|v| {
+                starling_ledger::actions::get_record::<_, ValidatorSet>(v, StateKey::Validators)
+            }) else {
+                continue;
+            };
+            let mut entries: Vec<(ed25519::PublicKey, Address)> = set
+                .validators
+                .iter()
+                .filter_map(|v| {
+                    let key = consensus_public(&v.consensus_key).ok()?;
+                    let addr: SocketAddr = v.address.parse().ok()?;
+                    Some((key, Address::Symmetric(addr)))
+                })
+                .collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            entries.dedup_by(|a, b| a.0 == b.0);
+            if entries.len() > MAX_PEERS {
+                tracing::warn!(
+                    registered = entries.len(),
+                    max = MAX_PEERS,
+                    "the registry is larger than the validator network holds; keeping the set in place"
+                );
+                continue;
+            }
+            let Ok(next) = Map::try_from(entries) else {
+                continue;
+            };
+            if next != current && !next.is_empty() {
+                id += 1;
+                tracing::info!(peers = next.len(), set = id, "validator set changed");
+                let _ = oracle.track(id, next.clone());
+                current = next;
+            }
+        }
+    });
 }
 
 /// Spawns the two halves of transaction forwarding for one shard: batches admitted locally go

@@ -526,3 +526,164 @@ fn devnet_runs_every_shard_and_resumes_after_a_kill() {
     let post = get(api, &format!("/api/v1/posts/{who}/0")).unwrap();
     assert_eq!(post["text"], "first post on a devnet");
 }
+
+/// A fifth validator process, not in the genesis, bonds through a `RegisterValidator`
+/// transaction: the others connect to it once the registry on the global shard lists it, it
+/// catches up, and the committees of the next epochs include it. Then a genesis validator is
+/// killed: five-member committees need four votes, so every shard keeps finalizing only
+/// because the newcomer votes. All four running validators agree on every block.
+#[test]
+fn a_validator_that_bonds_joins_the_committees_and_carries_the_network() {
+    let started = Instant::now();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let mut keys = Vec::new();
+    let mut p2p = Vec::new();
+    for i in 0..5 {
+        keys.push(
+            starling(dir, &["keys", "generate", "--out", &format!("v{i}.key")])
+                .trim()
+                .to_string(),
+        );
+        p2p.push(free_addr());
+    }
+    let operator = starling_node::devnet::user_key(0);
+    let mut args: Vec<String> = [
+        "genesis",
+        "new",
+        "--chain-id",
+        "join-test",
+        "--account-shards",
+        "1",
+        "--epoch-blocks",
+        &EPOCH_BLOCKS.to_string(),
+        "--out",
+        "genesis.toml",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for i in 0..4 {
+        args.extend(["--validator".into(), format!("{}@{}", keys[i], p2p[i])]);
+    }
+    for name in ["North", "East", "West"] {
+        let pk = starling(dir, &["keys", "generate", "--out", &format!("{name}.key")]);
+        args.extend(["--foundation".into(), format!("{name}={}", pk.trim())]);
+    }
+    args.extend([
+        "--alloc".into(),
+        format!("{}=1000000000000000000", operator.public_key().to_text()),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    starling(dir, &args);
+
+    let mut validators = Vec::new();
+    for (i, listen) in p2p.iter().enumerate() {
+        let api = free_addr();
+        let config = dir.join(format!("v{i}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "roles = [\"validator\"]\ndata_dir = \"data-{i}\"\nkey_file = \"v{i}.key\"\ngenesis = \"genesis.toml\"\n\n[validator]\nlisten = \"{listen}\"\nblock_interval_ms = 100\n\n[p2p]\nlisten = \"{}\"\n\n[api]\nlisten = \"{api}\"\n",
+                free_addr()
+            ),
+        )
+        .unwrap();
+        starling(dir, &["init", "--config", config.to_str().unwrap()]);
+        let mut v = Validator {
+            config,
+            api,
+            child: None,
+        };
+        v.start(dir);
+        eprintln!("{:?}: validator {i} started", started.elapsed());
+        validators.push(v);
+    }
+    let committee = |v: &Validator, shard: u64| -> Option<(u64, Vec<String>)> {
+        let s = get(v.api, "/api/v1/status")?;
+        let entry = s["shards"]
+            .as_array()?
+            .iter()
+            .find(|x| x["shard"].as_u64() == Some(shard))?
+            .clone();
+        let members = entry["committee"]
+            .as_array()?
+            .iter()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect();
+        Some((entry["height"].as_u64()?, members))
+    };
+    wait_for("the genesis validators to finalize", || {
+        validators[..4]
+            .iter()
+            .all(|v| v.heights().is_some_and(|h| h.values().all(|&x| x >= 1)))
+            .then_some(())
+    });
+    assert_eq!(committee(&validators[0], 0).unwrap().1.len(), 4);
+
+    eprintln!("{:?}: genesis validators finalize", started.elapsed());
+    // The operator bonds validator 4.
+    let chain = ChainId::new("join-test").unwrap();
+    let newcomer = starling_types::PublicKey::from_text(&keys[4]).unwrap();
+    let tx = signed_hex(
+        &chain,
+        &operator,
+        0,
+        Action::RegisterValidator {
+            consensus_key: newcomer,
+            address: p2p[4].to_string(),
+        },
+    );
+    let body = serde_json::json!({ "txs": [tx] }).to_string();
+    let (status, resp) = http(validators[0].api, "POST", "/api/v1/txs", Some(&body)).unwrap();
+    assert_eq!(status, 200, "{resp}");
+    assert!(resp.contains("\"accepted\":1"), "{resp}");
+
+    // Every shard's committee grows to five, on the newcomer's own replica too.
+    for shard in [0, 1] {
+        wait_for("the newcomer in the committee", || {
+            validators
+                .iter()
+                .all(|v| {
+                    committee(v, shard).is_some_and(|(_, c)| c.len() == 5 && c.contains(&keys[4]))
+                })
+                .then_some(())
+        });
+    }
+
+    eprintln!(
+        "{:?}: the newcomer is in every committee",
+        started.elapsed()
+    );
+    // A genesis validator dies: from now on four of five votes are needed, the newcomer's too.
+    validators[0].kill();
+    let at_kill = validators[1].heights().unwrap();
+    wait_for("two more epochs on every shard without validator 0", || {
+        let h = validators[4].heights()?;
+        at_kill
+            .iter()
+            .all(|(s, x)| h[s] >= x + 2 * EPOCH_BLOCKS)
+            .then_some(())
+    });
+    eprintln!("{:?}: two epochs without validator 0", started.elapsed());
+    let target = validators[4].heights().unwrap();
+    for (shard, top) in &target {
+        for height in 1..=*top {
+            let ids: Vec<String> = validators[1..]
+                .iter()
+                .map(|v| {
+                    wait_for("a finalized block", || {
+                        get(v.api, &format!("/api/v1/shards/{shard}/blocks/{height}"))
+                    })["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            assert!(
+                ids.windows(2).all(|w| w[0] == w[1]),
+                "validators disagree on shard {shard} block {height}: {ids:?}"
+            );
+        }
+    }
+}
