@@ -121,7 +121,8 @@ pub struct ValidatorEntry {
     /// Where its validator-to-validator transport listens, if known at genesis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
-    /// The shards whose committees it joins (default: all).
+    /// The shards whose epoch-0 committees it joins (default: all). Later committees are
+    /// drawn from the registry over every shard, so a validator keeps every shard anyway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<Vec<u16>>,
 }

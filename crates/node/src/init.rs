@@ -20,28 +20,18 @@ pub struct InitReport {
     pub shards: Vec<ShardId>,
 }
 
-/// The shards a node keeps: its genesis committees if it validates (all, for a validator that
-/// joins later through the registry), all (or the chosen) if it relays.
+/// The shards a node keeps: all if it validates, all (or the chosen) if it relays.
 pub fn shards_for(
     config: &NodeConfig,
     genesis: &Genesis,
-    node_key: &PublicKey,
+    _node_key: &PublicKey,
 ) -> Result<Vec<ShardId>, SetupError> {
     let mut shards = Vec::new();
     if config.has(Role::Validator) {
-        let mine: Vec<ShardId> = genesis
-            .committees
-            .iter()
-            .filter(|(_, c)| c.contains(node_key))
-            .map(|(s, _)| *s)
-            .collect();
-        if mine.is_empty() {
-            // Not a genesis validator: it joins through the registry (a RegisterValidator
-            // transaction), into committees of any shard, so it keeps them all.
-            shards.extend(genesis.shards());
-        } else {
-            shards.extend(mine);
-        }
+        // Committees are redrawn every epoch over every shard (rule E1), and a validator
+        // outside the genesis joins through the registry: a validator keeps every shard.
+        // (`shards` lists in the genesis only shape the epoch-0 committees.)
+        shards.extend(genesis.shards());
     }
     if config.has(Role::Relay) {
         if config.relay.shards.is_empty() {

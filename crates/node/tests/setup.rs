@@ -261,17 +261,19 @@ fn init_creates_the_stores_a_node_keeps() {
     g.validators[3].shards = Some(vec![0, 2]);
     std::fs::write(&gpath, g.to_toml().unwrap()).unwrap();
 
-    // A validator keeps its committees' shards.
+    // A validator keeps every shard: committees are redrawn over all of them each epoch (its
+    // `shards` list only shapes the epoch-0 committees).
     let cfg = NodeConfig {
         roles: vec![Role::Validator],
         data_dir: d.path().join("v3"),
         ..NodeConfig::default()
     };
     let report = init::init(&cfg, &gpath, &key(3).public_key()).unwrap();
-    assert_eq!(report.shards, vec![ShardId(0), ShardId(2)]);
+    assert_eq!(report.shards, vec![ShardId(0), ShardId(1), ShardId(2)]);
     let (genesis, stores) = init::open(&cfg.data_dir).unwrap();
     assert_eq!(genesis.id(), report.genesis_id);
-    assert_eq!(stores.len(), 2);
+    assert_eq!(genesis.committees[&ShardId(1)].len(), 3, "not in shard 1's first committee");
+    assert_eq!(stores.len(), 3);
     assert!(stores.iter().all(|s| s.head().height == 0));
     drop(stores); // one open handle per store per process
     assert!(matches!(
@@ -309,7 +311,7 @@ fn init_creates_the_stores_a_node_keeps() {
     let (_, relay_stores) = init::open(&relay.data_dir).unwrap();
     let (_, v_stores) = init::open(&cfg.data_dir).unwrap();
     assert_eq!(relay_stores[0].head(), v_stores[0].head());
-    assert_eq!(relay_stores[2].head(), v_stores[1].head());
+    assert_eq!(relay_stores[2].head(), v_stores[2].head());
 
     // A swapped genesis is detected.
     let mut other = genesis_file();
