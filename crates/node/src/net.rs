@@ -95,10 +95,12 @@ pub struct SyncResponse {
     pub blocks: Vec<Vec<u8>>,
 }
 
+/// The open network's protocols.
 #[derive(NetworkBehaviour)]
-struct Behaviour {
-    gossipsub: gossipsub::Behaviour,
-    sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+#[allow(missing_debug_implementations)]
+pub struct Behaviour {
+    pub gossipsub: gossipsub::Behaviour,
+    pub sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
 }
 
 /// What this node does on the open network.
@@ -121,7 +123,7 @@ impl std::fmt::Debug for Role {
     }
 }
 
-fn multiaddr(a: SocketAddr) -> Multiaddr {
+pub fn multiaddr(a: SocketAddr) -> Multiaddr {
     let ip = match a.ip() {
         std::net::IpAddr::V4(ip) => libp2p::multiaddr::Protocol::Ip4(ip),
         std::net::IpAddr::V6(ip) => libp2p::multiaddr::Protocol::Ip6(ip),
@@ -131,7 +133,8 @@ fn multiaddr(a: SocketAddr) -> Multiaddr {
         .with(libp2p::multiaddr::Protocol::Tcp(a.port()))
 }
 
-fn blocks_topic(chain: &str, shard: ShardId) -> gossipsub::IdentTopic {
+/// Where a shard's finalized blocks travel.
+pub fn blocks_topic(chain: &str, shard: ShardId) -> gossipsub::IdentTopic {
     gossipsub::IdentTopic::new(format!("starling/{chain}/blocks/{}", shard.0))
 }
 
@@ -156,22 +159,12 @@ struct Committee {
     participants: Set<ed25519::PublicKey>,
 }
 
-/// Starts the open network for `node` in the current tokio runtime; `rng` seeds certificate
-/// batch verification. Transactions the API accepts for shards this node does not validate
-/// are published from then on.
-pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
-    node: Node,
-    key: &SecretKey,
-    listen: SocketAddr,
-    bootstrap: Vec<SocketAddr>,
-    role: Role,
-    mut rng: R,
-) -> Result<(), SetupError> {
+/// A libp2p swarm speaking the open network's protocols (gossipsub with signed messages and
+/// strict validation; `/starling/sync/1`) under `key`'s identity, not yet listening.
+pub fn swarm(key: &SecretKey) -> Result<libp2p::Swarm<Behaviour>, SetupError> {
     let bad = |what: &str, e: String| SetupError::invalid("p2p", what, e);
     let keypair = libp2p::identity::Keypair::ed25519_from_bytes(*key.to_seed())
         .map_err(|e| bad("key", e.to_string()))?;
-    let chain = node.chain_id().as_str().to_string();
-    let me = key.public_key();
     let gossip_config = gossipsub::ConfigBuilder::default()
         .max_transmit_size(MAX_MESSAGE_BYTES)
         .validate_messages()
@@ -182,7 +175,7 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
         .heartbeat_interval(Duration::from_millis(500))
         .build()
         .map_err(|e| bad("gossipsub", e.to_string()))?;
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
             libp2p::tcp::Config::default().nodelay(true),
@@ -210,6 +203,24 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
         .map_err(|e| bad("behaviour", e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build();
+    Ok(swarm)
+}
+
+/// Starts the open network for `node` in the current tokio runtime; `rng` seeds certificate
+/// batch verification. Transactions the API accepts for shards this node does not validate
+/// are published from then on.
+pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
+    node: Node,
+    key: &SecretKey,
+    listen: SocketAddr,
+    bootstrap: Vec<SocketAddr>,
+    role: Role,
+    mut rng: R,
+) -> Result<(), SetupError> {
+    let bad = |what: &str, e: String| SetupError::invalid("p2p", what, e);
+    let chain = node.chain_id().as_str().to_string();
+    let me = key.public_key();
+    let mut swarm = swarm(key)?;
     swarm
         .listen_on(multiaddr(listen))
         .map_err(|e| bad("listen", e.to_string()))?;

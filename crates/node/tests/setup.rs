@@ -272,7 +272,11 @@ fn init_creates_the_stores_a_node_keeps() {
     assert_eq!(report.shards, vec![ShardId(0), ShardId(1), ShardId(2)]);
     let (genesis, stores) = init::open(&cfg.data_dir).unwrap();
     assert_eq!(genesis.id(), report.genesis_id);
-    assert_eq!(genesis.committees[&ShardId(1)].len(), 3, "not in shard 1's first committee");
+    assert_eq!(
+        genesis.committees[&ShardId(1)].len(),
+        3,
+        "not in shard 1's first committee"
+    );
     assert_eq!(stores.len(), 3);
     assert!(stores.iter().all(|s| s.head().height == 0));
     drop(stores); // one open handle per store per process

@@ -1,0 +1,301 @@
+//! A relay fed forged blocks over the open network. A peer speaking the real protocols
+//! (libp2p gossipsub and `/starling/sync/1`) connects to a running relay and offers block 1 of
+//! shard 1 with: a certificate from keys outside the committee, another block's certificate, a
+//! certificate of the wrong epoch, a genuine committee certificate for a block whose state
+//! root was tampered with, and bytes that are not a block at all. The relay applies none of
+//! them; then the honest block with its committee certificate, which it applies.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+use commonware_consensus::simplex::scheme::ed25519::Scheme;
+use commonware_consensus::simplex::types::{Finalization, Finalize, Proposal};
+use commonware_consensus::types::{Epoch, Round, View};
+use commonware_cryptography::ed25519;
+use commonware_runtime::{Runner as _, Supervisor as _};
+use commonware_utils::ordered::Set;
+use futures::StreamExt as _;
+use libp2p::request_response;
+use libp2p::swarm::SwarmEvent;
+use starling_consensus::ShardBlock;
+use starling_crypto::SecretKey;
+use starling_ledger::MemLedger;
+use starling_node::genesis::{
+    AllocationEntry, Amount, FoundationEntry, Genesis, GenesisFile, ValidatorEntry,
+};
+use starling_node::net::{self, BehaviourEvent, FinalizedBlock, SyncResponse};
+use starling_node::run::{self, Node};
+use starling_node::{config::NodeConfig, config::Role, init};
+use starling_types::{Action, Block, KeyType, ShardId, TxBody};
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+const CHAIN: &str = "starling-relay";
+
+fn key(seed: u8) -> SecretKey {
+    SecretKey::from_seed(KeyType::Ed25519, &[seed; 32]).unwrap()
+}
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn genesis_file() -> GenesisFile {
+    let mut g = GenesisFile::template(CHAIN, 1);
+    for (i, name) in ["North", "East", "West"].iter().enumerate() {
+        g.foundations.push(FoundationEntry {
+            name: (*name).into(),
+            account: key(50 + i as u8).public_key().to_text(),
+        });
+    }
+    for i in 0..4 {
+        g.validators.push(ValidatorEntry {
+            key: key(i).public_key().to_text(),
+            address: Some(format!("127.0.0.1:{}", 7300 + u16::from(i))),
+            shards: None,
+        });
+    }
+    g.allocations.push(AllocationEntry {
+        account: key(99).public_key().to_text(),
+        asset: "spend".into(),
+        amount: Amount::Int(1_000_000_000_000_000),
+    });
+    g
+}
+
+/// Block 1 of `shard` with one post, built by a replica of the genesis in memory.
+fn block_one(genesis: &Genesis, shard: ShardId) -> Block {
+    let mut replica = MemLedger::genesis_with(
+        genesis.params.clone(),
+        shard,
+        &genesis.allocations,
+        genesis.foundation_treasury_per_shard,
+        6,
+        &genesis.ledger_validators(),
+    );
+    let body = TxBody {
+        account: key(99).public_key(),
+        nonce: 0,
+        max_fee: 1_000_000_000_000,
+        tip: 1,
+        expires_at_height: 100,
+        action: Action::Post {
+            text: "hello from block one".into(),
+            reply_to: None,
+            quote_of: None,
+            langs: vec![],
+        },
+    };
+    let tx = key(99).sign_tx(&genesis.params.chain_id, &body);
+    let proposer =
+        starling_consensus::account_of(&run::consensus_public(&key(0).public_key()).unwrap());
+    replica
+        .propose(vec![tx], vec![], 1_000, proposer)
+        .unwrap()
+        .0
+}
+
+/// A finalization of `block` in `epoch`, signed by `signers` (a quorum of 3) out of `committee`.
+fn certificate(
+    namespace: &[u8],
+    committee: &Set<ed25519::PublicKey>,
+    signers: &[ed25519::PrivateKey],
+    epoch: u64,
+    block: &Block,
+) -> Vec<u8> {
+    let proposal = Proposal::new(
+        Round::new(Epoch::new(epoch), View::new(1)),
+        View::new(0),
+        commonware_cryptography::Digestible::digest(&ShardBlock::new(block.clone())),
+    );
+    let votes: Vec<Finalize<Scheme, _>> = signers
+        .iter()
+        .map(|k| {
+            let scheme = Scheme::signer(namespace, committee.clone(), k.clone()).unwrap();
+            Finalize::sign(&scheme, proposal.clone()).unwrap()
+        })
+        .collect();
+    let verifier = Scheme::verifier(namespace, committee.clone());
+    let f = Finalization::from_owned_finalizes(
+        &verifier,
+        commonware_utils::iter::NonEmpty::try_new(votes.into_iter()).unwrap(),
+        &commonware_parallel::Sequential,
+    )
+    .unwrap();
+    commonware_codec::Encode::encode(&f).to_vec()
+}
+
+#[test]
+fn a_relay_applies_no_forged_block_from_the_network() {
+    let d = tempfile::tempdir().unwrap();
+    let gpath = d.path().join("genesis.toml");
+    std::fs::write(&gpath, genesis_file().to_toml().unwrap()).unwrap();
+    let cfg = NodeConfig {
+        roles: vec![Role::Relay],
+        data_dir: d.path().join("relay"),
+        ..NodeConfig::default()
+    };
+    init::init(&cfg, &gpath, &key(200).public_key()).unwrap();
+    let (genesis, stores) = init::open(&cfg.data_dir).unwrap();
+    let shard = ShardId(1);
+    let namespace = format!("starling/{CHAIN}/shard/1").into_bytes();
+    let committee_keys: Vec<ed25519::PrivateKey> = (0..4)
+        .map(|i| run::consensus_key(&key(i)).unwrap())
+        .collect();
+    let committee = Set::from_iter_dedup(committee_keys.iter().map(|k| {
+        use commonware_cryptography::Signer as _;
+        k.public_key()
+    }));
+    let strangers: Vec<ed25519::PrivateKey> = (10..14)
+        .map(|i| run::consensus_key(&key(i)).unwrap())
+        .collect();
+    let stranger_set = Set::from_iter_dedup(strangers.iter().map(|k| {
+        use commonware_cryptography::Signer as _;
+        k.public_key()
+    }));
+
+    let honest = block_one(&genesis, shard);
+    let mut tampered = honest.clone();
+    tampered.header.state_root.0[0] ^= 1;
+    let mut other = honest.clone();
+    other.header.timestamp_ms += 1;
+    let good_cert = certificate(&namespace, &committee, &committee_keys[..3], 0, &honest);
+    let forgeries: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "signed by strangers",
+            FinalizedBlock {
+                block: honest.clone(),
+                certificate: certificate(&namespace, &stranger_set, &strangers[..3], 0, &honest),
+            }
+            .to_bytes(),
+        ),
+        (
+            "another block's certificate",
+            FinalizedBlock {
+                block: honest.clone(),
+                certificate: certificate(&namespace, &committee, &committee_keys[..3], 0, &other),
+            }
+            .to_bytes(),
+        ),
+        (
+            "a certificate of another epoch",
+            FinalizedBlock {
+                block: honest.clone(),
+                certificate: certificate(&namespace, &committee, &committee_keys[..3], 1, &honest),
+            }
+            .to_bytes(),
+        ),
+        (
+            "another shard's certificate",
+            FinalizedBlock {
+                block: honest.clone(),
+                certificate: certificate(
+                    format!("starling/{CHAIN}/shard/0").as_bytes(),
+                    &committee,
+                    &committee_keys[..3],
+                    0,
+                    &honest,
+                ),
+            }
+            .to_bytes(),
+        ),
+        (
+            "a tampered state root under a genuine certificate",
+            FinalizedBlock {
+                block: tampered.clone(),
+                certificate: certificate(
+                    &namespace,
+                    &committee,
+                    &committee_keys[..3],
+                    0,
+                    &tampered,
+                ),
+            }
+            .to_bytes(),
+        ),
+        ("not a block", b"\x00\x00\x00\x05hello".to_vec()),
+    ];
+
+    let relay_listen = free_addr();
+    let runner = commonware_runtime::tokio::Runner::new(
+        commonware_runtime::tokio::Config::new().with_storage_directory(d.path().join("rt")),
+    );
+    runner.start(|context| async move {
+        let node = Node::follower(genesis, stores);
+        net::start(
+            node.clone(),
+            &key(200),
+            relay_listen,
+            Vec::new(),
+            net::Role::Relay,
+            context.child("net"),
+        )
+        .unwrap();
+        let head = |node: &Node| node.shard(shard).unwrap().head().height;
+
+        // The forger: the real protocols, connected to the relay.
+        let mut forger = net::swarm(&key(201)).unwrap();
+        forger.listen_on(net::multiaddr(free_addr())).unwrap();
+        forger.dial(net::multiaddr(relay_listen)).unwrap();
+        let topic = net::blocks_topic(CHAIN, shard);
+        forger.behaviour_mut().gossipsub.subscribe(&topic).unwrap();
+
+        // Each forgery is offered by gossip and as the answer to the relay's sync requests,
+        // for a while; then the honest block.
+        let mut offers = forgeries.iter().map(|(what, bytes)| (*what, bytes.clone())).collect::<Vec<_>>();
+        offers.push((
+            "the honest block",
+            FinalizedBlock {
+                block: honest.clone(),
+                certificate: good_cert.clone(),
+            }
+            .to_bytes(),
+        ));
+        let mut offer = 0usize;
+        let mut since = Instant::now();
+        let mut sync_answers = 0usize;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            assert!(Instant::now() < deadline, "timed out at offer {offer}");
+            let (what, bytes) = &offers[offer];
+            let last = offer + 1 == offers.len();
+            if last && head(&node) == 1 {
+                break;
+            }
+            if !last {
+                assert_eq!(head(&node), 0, "the relay applied a forgery: {what}");
+            }
+            // Each forgery stays on offer until the relay asked for it by sync at least once.
+            if !last && sync_answers > 0 && since.elapsed() > Duration::from_millis(500) {
+                offer += 1;
+                sync_answers = 0;
+                since = Instant::now();
+                continue;
+            }
+            let tick = tokio::time::sleep(Duration::from_millis(200));
+            tokio::select! {
+                event = forger.select_next_some() => {
+                    if let SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message {
+                        message: request_response::Message::Request { channel, request, .. },
+                        ..
+                    })) = event
+                    {
+                        let blocks = if request.shard == shard.0 && request.from == 1 {
+                            vec![bytes.clone()]
+                        } else {
+                            Vec::new()
+                        };
+                        let _ = forger.behaviour_mut().sync.send_response(channel, SyncResponse { blocks });
+                        sync_answers += 1;
+                    }
+                }
+                _ = tick => {
+                    let _ = forger.behaviour_mut().gossipsub.publish(topic.clone(), bytes.clone());
+                }
+            }
+        }
+        let app = node.shard(shard).unwrap();
+        assert_eq!(app.block(1).unwrap().unwrap().header.id(), honest.header.id());
+    });
+}
