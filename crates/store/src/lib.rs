@@ -311,7 +311,10 @@ impl ChainStore {
             let block = self
                 .block(h)?
                 .ok_or_else(|| StoreError::Corrupt(format!("block {h} missing")))?;
-            let (executed, changed, _) = self.execute(&BlockInput::from_block(&block))?;
+            // Committed blocks were checked in full when first applied; replaying them only
+            // rebuilds the state (every root is checked again).
+            let (executed, changed, _) =
+                self.execute(&BlockInput::from_block(&block), &|_| true)?;
             self.ledger
                 .check_header(&block.header, &executed, self.top.root())
                 .map_err(|e| StoreError::Corrupt(format!("replaying block {h}: {e}")))?;
@@ -358,7 +361,7 @@ impl ChainStore {
             txs,
             inbound,
         };
-        let (executed, changed, undo) = self.execute(&input)?;
+        let (executed, changed, undo) = self.execute(&input, &|_| false)?;
         let header = self.ledger.header(&input, &executed, self.top.root());
         let block = Block {
             header,
@@ -375,10 +378,20 @@ impl ChainStore {
     /// Verifies a block built elsewhere against this chain and commits it. On any error
     /// nothing changes, on disk or in memory.
     pub fn apply(&mut self, block: &Block) -> Result<Executed, StoreError> {
+        self.apply_with(block, &|_| false)
+    }
+
+    /// As [`Self::apply`], skipping the signatures `checked` says were verified (see
+    /// [`starling_ledger::ShardLedger::execute_with`]); every root is still checked.
+    pub fn apply_with(
+        &mut self,
+        block: &Block,
+        checked: &dyn Fn(&Hash) -> bool,
+    ) -> Result<Executed, StoreError> {
         if block.header.parent != self.head.id {
             return Err(starling_ledger::BlockError::WrongParent.into());
         }
-        let (executed, changed, undo) = self.execute(&BlockInput::from_block(block))?;
+        let (executed, changed, undo) = self.execute(&BlockInput::from_block(block), checked)?;
         self.check_and_commit(block, executed, &changed, &undo)
     }
 
@@ -474,6 +487,7 @@ impl ChainStore {
     fn execute(
         &mut self,
         input: &BlockInput,
+        checked: &dyn Fn(&Hash) -> bool,
     ) -> Result<
         (
             Executed,
@@ -488,7 +502,7 @@ impl ChainStore {
             t: self.t,
             pending: &self.pending,
         };
-        let executed = self.ledger.execute(&view, input)?;
+        let executed = self.ledger.execute_with(&view, input, checked)?;
         let (changed, undo) = update_tree(&mut self.top, &view, &executed.writes)?;
         Ok((executed, changed, undo))
     }
