@@ -2,25 +2,30 @@
 //! in an embedded database (LMDB), where applying a block is one atomic transaction.
 //!
 //! # Crash safety (invariant)
-//! A block is committed in one LMDB write transaction, synced to disk before it returns: the block,
-//! its receipts and the new head. Its state changes are kept in memory (`pending`) and merged
-//! into the `state` and `buckets` tables by a later commit (a *checkpoint*, every
-//! [`CHECKPOINT_ENTRIES`] changed entries or [`CHECKPOINT_BLOCKS`] blocks), in that commit's
-//! transaction. The chain is the write-ahead log: [`ChainStore::open`] re-executes the blocks
-//! after the last checkpoint and checks that every one reproduces its committed state root.
-//! A process killed at any moment therefore reopens at the last committed block with the
-//! right root. Writing each block's state into the B-tree at once would rewrite most of its
-//! pages every block; batching checkpoints touches each page once per checkpoint instead.
+//! A block is committed in one LMDB write transaction of the *chain* environment, synced to
+//! disk before it returns: the block, its receipts and the new head. Its state changes are kept
+//! in memory (`pending`) and merged into the `state` and `buckets` tables of the separate
+//! *state* environment by a *checkpoint* (every [`CHECKPOINT_ENTRIES`] changed entries or
+//! [`CHECKPOINT_BLOCKS`] blocks): one transaction that also records the checkpoint's height.
+//! A checkpoint runs on a background thread while blocks keep committing; until it commits,
+//! reads see the changes it is writing from memory (`merging`), so the state read is always
+//! the state as of the head. The chain is the write-ahead log: a checkpoint only holds
+//! committed blocks' changes, so its height never passes the head, and [`ChainStore::open`]
+//! re-executes the blocks after it and checks that every one reproduces its committed state
+//! root. A process killed at any moment therefore reopens at the last committed block with
+//! the right root. Writing each block's state into the B-tree at once would rewrite most of
+//! its pages every block; batching checkpoints touches each page once per checkpoint instead.
 //!
-//! # Layout (one LMDB environment in `<dir>/chain.lmdb`)
-//! | database | key | value |
-//! |---|---|---|
-//! | `state` | key hash (32 bytes) | `value_hash (32) || value` |
-//! | `buckets` | bucket index (`u32` BE) | `hash (32) || count (u64 BE)` |
-//! | `blocks` | height (`u64` BE) | encoded block |
-//! | `receipts` | height (`u64` BE) | receipts, each `u32 BE length || encoded receipt` |
-//! | `meta` | name | `params`, `shard`, `bits`, `head`, `checkpoint` (height) |
-//! | `evidence` | sequence (`u64` BE) | a consensus fault, as consensus encodes it |
+//! # Layout (two LMDB environments under `<dir>/store`)
+//! | environment | database | key | value |
+//! |---|---|---|---|
+//! | `state` | `state` | key hash (32 bytes) | `value_hash (32) || value` |
+//! | `state` | `buckets` | bucket index (`u32` BE) | `hash (32) || count (u64 BE)` |
+//! | `state` | `meta` | `checkpoint` | height of the block whose state the tables hold |
+//! | `chain` | `blocks` | height (`u64` BE) | encoded block |
+//! | `chain` | `receipts` | height (`u64` BE) | receipts, each `u32 BE length || encoded receipt` |
+//! | `chain` | `meta` | name | `params`, `shard`, `bits`, `head` |
+//! | `chain` | `evidence` | sequence (`u64` BE) | a consensus fault, as consensus encodes it |
 
 mod error;
 mod speculative;
@@ -39,24 +44,27 @@ use starling_types::codec::{Decode, Encode, Reader};
 use starling_types::{AccountId, Asset, Block, Hash, InboundBatch, Receipt, ShardId, TxEnvelope};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 type Db = Database<Bytes, Bytes>;
 
-/// The databases of one environment.
+/// The databases of both environments: `state`, `buckets` and `checkpoints` live in the
+/// state environment, the others in the chain environment.
 #[derive(Clone, Copy)]
 struct Tables {
     state: Db,
     buckets: Db,
+    checkpoints: Db,
     blocks: Db,
     receipts: Db,
     meta: Db,
     evidence: Db,
 }
 
-/// Address space reserved for the memory map (the file only grows as data is written).
+/// Address space reserved for each memory map (the files only grow as data is written).
 const MAP_SIZE_BYTES: usize = 1 << 40;
 
-fn open_env(path: &Path) -> Result<(Env, Tables), StoreError> {
+fn open_env(path: &Path) -> Result<Env, StoreError> {
     std::fs::create_dir_all(path)
         .map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
     // SAFETY: LMDB memory-maps the file. The mapping is only undefined behaviour if the file
@@ -69,17 +77,27 @@ fn open_env(path: &Path) -> Result<(Env, Tables), StoreError> {
             .max_dbs(8)
             .open(path)?
     };
-    let mut wtx = env.write_txn()?;
+    Ok(env)
+}
+
+/// Opens (creating if needed) the chain and state environments under `path`.
+fn open_envs(path: &Path) -> Result<(Env, Env, Tables), StoreError> {
+    let chain = open_env(&path.join("chain"))?;
+    let state = open_env(&path.join("state"))?;
+    let mut ctx = chain.write_txn()?;
+    let mut stx = state.write_txn()?;
     let tables = Tables {
-        state: env.create_database(&mut wtx, Some("state"))?,
-        buckets: env.create_database(&mut wtx, Some("buckets"))?,
-        blocks: env.create_database(&mut wtx, Some("blocks"))?,
-        receipts: env.create_database(&mut wtx, Some("receipts"))?,
-        meta: env.create_database(&mut wtx, Some("meta"))?,
-        evidence: env.create_database(&mut wtx, Some("evidence"))?,
+        state: state.create_database(&mut stx, Some("state"))?,
+        buckets: state.create_database(&mut stx, Some("buckets"))?,
+        checkpoints: state.create_database(&mut stx, Some("meta"))?,
+        blocks: chain.create_database(&mut ctx, Some("blocks"))?,
+        receipts: chain.create_database(&mut ctx, Some("receipts"))?,
+        meta: chain.create_database(&mut ctx, Some("meta"))?,
+        evidence: chain.create_database(&mut ctx, Some("evidence"))?,
     };
-    wtx.commit()?;
-    Ok((env, tables))
+    stx.commit()?;
+    ctx.commit()?;
+    Ok((chain, state, tables))
 }
 
 /// Default number of tree levels kept in memory: 2^18 buckets, ~21 MB.
@@ -92,7 +110,7 @@ pub const CHECKPOINT_BLOCKS: u64 = 64;
 /// State changes since the last checkpoint: `Some((value_hash, value))` or a deletion.
 type Pending = BTreeMap<Hash, Option<(Hash, Vec<u8>)>>;
 
-const DB_DIR: &str = "chain.lmdb";
+const DB_DIR: &str = "store";
 
 /// The last applied block.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -122,17 +140,44 @@ impl Head {
     }
 }
 
+/// A checkpoint being written on a background thread.
+struct Merge {
+    /// The changes it writes (readable until it commits).
+    entries: Arc<Pending>,
+    /// The bucket summaries it writes (kept to retry after a failure).
+    buckets: BTreeMap<u32, BucketSummary>,
+    /// The height whose state the tables hold once it commits.
+    height: u64,
+    done: std::thread::JoinHandle<Result<(), StoreError>>,
+}
+
 /// One shard's chain on disk.
 pub struct ChainStore {
+    /// Blocks, receipts, head, evidence.
     env: Env,
+    /// The state tables as of the last checkpoint.
+    senv: Env,
     t: Tables,
     ledger: ShardLedger,
     top: TopTree,
     head: Head,
     /// Height of the last checkpoint: the tables hold the state as of this block.
     checkpoint: u64,
+    /// A checkpoint is due after this many blocks ([`CHECKPOINT_BLOCKS`] unless changed).
+    checkpoint_blocks: u64,
+    /// Changes since the checkpoint being written (or, with none, the last one).
     pending: Pending,
     pending_buckets: BTreeMap<u32, BucketSummary>,
+    merging: Option<Merge>,
+}
+
+impl Drop for ChainStore {
+    fn drop(&mut self) {
+        // Let a checkpoint in progress finish (or fail) before the environment closes.
+        if let Some(m) = self.merging.take() {
+            let _ = m.done.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for ChainStore {
@@ -192,17 +237,18 @@ impl ChainStore {
                 .map_err(|e| StoreError::Io(format!("{}: {e}", tmp.display())))?;
         }
         {
-            let (env, t) = open_env(&tmp)?;
+            let (env, senv, t) = open_envs(&tmp)?;
             let ledger = ShardLedger::new(params, shard);
             let writes = ledger.genesis_writes_with(allocations, foundation_seed, validators);
             let mut top = TopTree::new(bits);
             let changed = {
-                let rtx = env.read_txn()?;
+                let rtx = senv.read_txn()?;
                 let empty = Pending::new();
                 let view = View {
                     txn: &rtx,
                     t,
                     pending: &empty,
+                    merging: None,
                 };
                 top.apply(&view, &writes)?
             };
@@ -212,16 +258,19 @@ impl ChainStore {
                 id: genesis.header.id(),
                 state_root: top.root(),
             };
-            let mut wtx = env.write_txn()?;
+            let mut stx = senv.write_txn()?;
             let entries = writes
                 .iter()
                 .map(|(k, v)| (k, v.as_ref().map(|v| (value_hash(v), v.as_slice()))));
-            write_state(&mut wtx, t, entries, &changed.into_iter().collect())?;
+            write_state(&mut stx, t, entries, &changed.into_iter().collect())?;
+            t.checkpoints
+                .put(&mut stx, b"checkpoint", &0u64.to_be_bytes())?;
+            stx.commit()?;
+            let mut wtx = env.write_txn()?;
             t.meta.put(&mut wtx, b"params", &ledger.params.to_bytes())?;
             t.meta.put(&mut wtx, b"shard", &shard.to_bytes())?;
             t.meta.put(&mut wtx, b"bits", &[top.bits()])?;
             t.meta.put(&mut wtx, b"head", &head.to_bytes())?;
-            t.meta.put(&mut wtx, b"checkpoint", &0u64.to_be_bytes())?;
             t.blocks
                 .put(&mut wtx, &0u64.to_be_bytes(), &genesis.to_bytes())?;
             t.receipts.put(&mut wtx, &0u64.to_be_bytes(), &[])?;
@@ -239,9 +288,10 @@ impl ChainStore {
         if !path.exists() {
             return Err(StoreError::NotInitialized(path.display().to_string()));
         }
-        let (env, t) = open_env(&path)?;
+        let (env, senv, t) = open_envs(&path)?;
         let (ledger, top, head, checkpoint) = {
             let rtx = env.read_txn()?;
+            let srtx = senv.read_txn()?;
             let get = |k: &str| -> Result<Vec<u8>, StoreError> {
                 Ok(t.meta
                     .get(&rtx, k.as_bytes())?
@@ -254,9 +304,19 @@ impl ChainStore {
                 .first()
                 .ok_or_else(|| StoreError::Corrupt("meta `bits` empty".into()))?;
             let head = Head::from_bytes(&get("head")?)?;
-            let checkpoint = starling_ledger::records::decode_u64(&get("checkpoint")?)?;
+            let checkpoint = starling_ledger::records::decode_u64(
+                t.checkpoints
+                    .get(&srtx, b"checkpoint")?
+                    .ok_or_else(|| StoreError::Corrupt("state `checkpoint` missing".into()))?,
+            )?;
+            if checkpoint > head.height {
+                return Err(StoreError::Corrupt(format!(
+                    "the state checkpoint {checkpoint} is past the head {}",
+                    head.height
+                )));
+            }
             let mut summaries = Vec::new();
-            for row in t.buckets.iter(&rtx)? {
+            for row in t.buckets.iter(&srtx)? {
                 let (k, v) = row?;
                 let k: [u8; 4] = k
                     .try_into()
@@ -272,6 +332,7 @@ impl ChainStore {
         };
         let mut store = ChainStore {
             env,
+            senv,
             t,
             ledger,
             top,
@@ -283,6 +344,8 @@ impl ChainStore {
             checkpoint,
             pending: Pending::new(),
             pending_buckets: BTreeMap::new(),
+            merging: None,
+            checkpoint_blocks: CHECKPOINT_BLOCKS,
         };
         store.replay(head)?;
         tracing::info!(shard = %store.ledger.shard, height = head.height, "opened chain store");
@@ -436,12 +499,8 @@ impl ChainStore {
         input: &BlockInput,
         checked: &dyn Fn(&Hash) -> bool,
     ) -> Result<(Executed, Hash), StoreError> {
-        let rtx = self.env.read_txn()?;
-        let view = View {
-            txn: &rtx,
-            t: self.t,
-            pending: &self.pending,
-        };
+        let rtx = self.senv.read_txn()?;
+        let view = View::over(&rtx, self.t, &self.pending, &self.merging);
         let executed = self.ledger.execute_with(
             &starling_ledger::Layered {
                 base: &view,
@@ -470,12 +529,8 @@ impl ChainStore {
             return Err(starling_ledger::BlockError::WrongParent.into());
         }
         let (changed, undo) = {
-            let rtx = self.env.read_txn()?;
-            let view = View {
-                txn: &rtx,
-                t: self.t,
-                pending: &self.pending,
-            };
+            let rtx = self.senv.read_txn()?;
+            let view = View::over(&rtx, self.t, &self.pending, &self.merging);
             update_tree(&mut self.top, &view, &executed.writes)?
         };
         self.check_and_commit(block, executed, &changed, &undo)
@@ -496,12 +551,8 @@ impl ChainStore {
         ),
         StoreError,
     > {
-        let rtx = self.env.read_txn()?;
-        let view = View {
-            txn: &rtx,
-            t: self.t,
-            pending: &self.pending,
-        };
+        let rtx = self.senv.read_txn()?;
+        let view = View::over(&rtx, self.t, &self.pending, &self.merging);
         let executed = self.ledger.execute_with(&view, input, checked)?;
         let (changed, undo) = update_tree(&mut self.top, &view, &executed.writes)?;
         Ok((executed, changed, undo))
@@ -516,7 +567,7 @@ impl ChainStore {
         self.pending_buckets.extend(changed.iter().copied());
     }
 
-    /// Commits a block; merges the pending state into the tables when it is due.
+    /// Commits a block; starts a checkpoint of the pending state when one is due.
     fn commit(
         &mut self,
         block: &Block,
@@ -528,49 +579,108 @@ impl ChainStore {
             id: block.header.id(),
             state_root: block.header.state_root,
         };
-        let checkpoint = self.pending.len() + executed.writes.len() >= CHECKPOINT_ENTRIES
-            || head.height - self.checkpoint >= CHECKPOINT_BLOCKS;
         let t = self.t;
         let mut wtx = self.env.write_txn()?;
-        {
-            t.blocks
-                .put(&mut wtx, &head.height.to_be_bytes(), &block.to_bytes())?;
-            t.receipts.put(
-                &mut wtx,
-                &head.height.to_be_bytes(),
-                &encode_receipts(&executed.receipts),
-            )?;
-            t.meta.put(&mut wtx, b"head", &head.to_bytes())?;
-            if checkpoint {
-                // Pending first, then this block on top of it (later puts win).
-                write_state(
-                    &mut wtx,
-                    t,
-                    self.pending
-                        .iter()
-                        .map(|(k, v)| (k, v.as_ref().map(|(h, v)| (*h, v.as_slice())))),
-                    &self.pending_buckets,
-                )?;
-                let this_block = executed
-                    .writes
+        t.blocks
+            .put(&mut wtx, &head.height.to_be_bytes(), &block.to_bytes())?;
+        t.receipts.put(
+            &mut wtx,
+            &head.height.to_be_bytes(),
+            &encode_receipts(&executed.receipts),
+        )?;
+        t.meta.put(&mut wtx, b"head", &head.to_bytes())?;
+        wtx.commit()?;
+        self.absorb(&executed.writes, changed);
+        self.head = head;
+        // The block is committed whatever becomes of an earlier checkpoint: a failed one is
+        // logged and its changes are written by the next.
+        let _ = self.finish_merge(false);
+        let due = self.pending.len() >= CHECKPOINT_ENTRIES
+            || head.height - self.checkpoint >= self.checkpoint_blocks;
+        if due && self.merging.is_none() {
+            self.start_merge();
+        }
+        Ok(())
+    }
+
+    /// Hands the pending state to a background thread that writes it into the state tables
+    /// in one transaction, with the head's height as the new checkpoint.
+    fn start_merge(&mut self) {
+        let entries = Arc::new(std::mem::take(&mut self.pending));
+        let buckets = std::mem::take(&mut self.pending_buckets);
+        let height = self.head.height;
+        let (senv, t) = (self.senv.clone(), self.t);
+        let to_write = entries.clone();
+        let summaries = buckets.clone();
+        let done = std::thread::spawn(move || -> Result<(), StoreError> {
+            let mut stx = senv.write_txn()?;
+            write_state(
+                &mut stx,
+                t,
+                to_write
                     .iter()
-                    .map(|(k, v)| (k, v.as_ref().map(|v| (value_hash(v), v.as_slice()))));
-                write_state(&mut wtx, t, this_block, &changed.iter().copied().collect())?;
-                t.meta
-                    .put(&mut wtx, b"checkpoint", &head.height.to_be_bytes())?;
+                    .map(|(k, v)| (k, v.as_ref().map(|(h, v)| (*h, v.as_slice())))),
+                &summaries,
+            )?;
+            t.checkpoints
+                .put(&mut stx, b"checkpoint", &height.to_be_bytes())?;
+            stx.commit()?;
+            Ok(())
+        });
+        self.merging = Some(Merge {
+            entries,
+            buckets,
+            height,
+            done,
+        });
+    }
+
+    /// Takes note of a finished checkpoint (waiting for it with `wait`). A failed one puts its
+    /// changes back under the pending ones, to be written by the next.
+    fn finish_merge(&mut self, wait: bool) -> Result<(), StoreError> {
+        let finished = self
+            .merging
+            .as_ref()
+            .is_some_and(|m| wait || m.done.is_finished());
+        if !finished {
+            return Ok(());
+        }
+        let Some(m) = self.merging.take() else {
+            return Ok(());
+        };
+        let outcome = m
+            .done
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Db("the checkpoint thread panicked".into())));
+        match outcome {
+            Ok(()) => {
+                self.checkpoint = m.height;
+                tracing::debug!(height = m.height, "state checkpoint");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "state checkpoint failed; retrying with the next");
+                let entries = Arc::try_unwrap(m.entries).unwrap_or_else(|a| (*a).clone());
+                for (k, v) in entries {
+                    self.pending.entry(k).or_insert(v);
+                }
+                for (b, summary) in m.buckets {
+                    self.pending_buckets.entry(b).or_insert(summary);
+                }
+                Err(e)
             }
         }
-        wtx.commit()?;
-        if checkpoint {
-            self.pending.clear();
-            self.pending_buckets.clear();
-            self.checkpoint = head.height;
-            tracing::debug!(height = head.height, "state checkpoint");
-        } else {
-            self.absorb(&executed.writes, changed);
-        }
-        self.head = head;
-        Ok(())
+    }
+
+    /// Checkpoints after every `blocks` blocks instead of [`CHECKPOINT_BLOCKS`] (at least 1):
+    /// shorter replays on open, more writes. The crash test checkpoints constantly.
+    pub fn set_checkpoint_blocks(&mut self, blocks: u64) {
+        self.checkpoint_blocks = blocks.max(1);
+    }
+
+    /// Waits for a checkpoint in progress, if any (for tests and orderly shutdown).
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        self.finish_merge(true)
     }
 
     /// Records evidence of a consensus fault (e.g. a validator's conflicting votes), durably,
@@ -597,23 +707,15 @@ impl ChainStore {
 
     /// The current value under a key hash.
     pub fn get(&self, key_hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
-        let rtx = self.env.read_txn()?;
-        let view = View {
-            txn: &rtx,
-            t: self.t,
-            pending: &self.pending,
-        };
+        let rtx = self.senv.read_txn()?;
+        let view = View::over(&rtx, self.t, &self.pending, &self.merging);
         Ok(view.get(key_hash)?)
     }
 
     /// The current value under a key hash with its proof against [`Head::state_root`].
     pub fn prove(&self, key_hash: &Hash) -> Result<(Option<Vec<u8>>, Proof), StoreError> {
-        let rtx = self.env.read_txn()?;
-        let view = View {
-            txn: &rtx,
-            t: self.t,
-            pending: &self.pending,
-        };
+        let rtx = self.senv.read_txn()?;
+        let view = View::over(&rtx, self.t, &self.pending, &self.merging);
         let value = view.get(key_hash)?;
         let proof = self.top.prove(&view, key_hash)?;
         Ok((value, proof))
@@ -637,12 +739,8 @@ impl ChainStore {
 
     /// A read-only view of the current state, for the ledger's query helpers.
     pub fn with_view<T>(&self, f: impl FnOnce(&dyn StateView) -> T) -> Result<T, StoreError> {
-        let rtx = self.env.read_txn()?;
-        let view = View {
-            txn: &rtx,
-            t: self.t,
-            pending: &self.pending,
-        };
+        let rtx = self.senv.read_txn()?;
+        let view = View::over(&rtx, self.t, &self.pending, &self.merging);
         Ok(f(&view))
     }
 }
@@ -742,11 +840,35 @@ struct View<'a> {
     txn: &'a RoTxn<'a>,
     t: Tables,
     pending: &'a Pending,
+    /// A checkpoint being written: under `pending`, over the tables.
+    merging: Option<&'a Pending>,
+}
+
+impl<'a> View<'a> {
+    /// The state as of the head: `pending` over a checkpoint being written over the tables
+    /// (read through `txn`, a read transaction of the state environment).
+    fn over(
+        txn: &'a RoTxn<'a>,
+        t: Tables,
+        pending: &'a Pending,
+        merging: &'a Option<Merge>,
+    ) -> Self {
+        View {
+            txn,
+            t,
+            pending,
+            merging: merging.as_ref().map(|m| &*m.entries),
+        }
+    }
 }
 
 impl StateView for View<'_> {
     fn get(&self, key_hash: &Hash) -> Result<Option<Vec<u8>>, StateError> {
-        if let Some(p) = self.pending.get(key_hash) {
+        if let Some(p) = self
+            .pending
+            .get(key_hash)
+            .or_else(|| self.merging.and_then(|m| m.get(key_hash)))
+        {
             return Ok(p.as_ref().map(|(_, v)| v.clone()));
         }
         match self.t.state.get(self.txn, &key_hash.0) {
@@ -767,7 +889,20 @@ impl LeafSource for View<'_> {
     /// The bucket's entries from the tables, overridden by the pending changes.
     fn bucket_leaves(&self, bits: u8, bucket: u32, out: &mut Vec<Leaf>) -> Result<(), StoreError> {
         let (lo, hi) = bucket_bounds(bits, bucket);
-        let mut pending = self.pending.range(lo..=hi).peekable();
+        // The in-memory layers, newest winning: pending over a checkpoint being written.
+        let mut layered: BTreeMap<&Hash, Option<Hash>> = BTreeMap::new();
+        if let Some(m) = self.merging {
+            layered.extend(
+                m.range(lo..=hi)
+                    .map(|(k, v)| (k, v.as_ref().map(|(h, _)| *h))),
+            );
+        }
+        layered.extend(
+            self.pending
+                .range(lo..=hi)
+                .map(|(k, v)| (k, v.as_ref().map(|(h, _)| *h))),
+        );
+        let mut pending = layered.into_iter().peekable();
         let range = (
             std::ops::Bound::Included(&lo.0[..]),
             std::ops::Bound::Included(&hi.0[..]),
@@ -776,13 +911,13 @@ impl LeafSource for View<'_> {
             let (k, v) = row?;
             let key = Hash::from_bytes(k)?;
             while let Some((pk, pv)) = pending.next_if(|(pk, _)| **pk < key) {
-                if let Some((vh, _)) = pv {
-                    out.push((*pk, *vh));
+                if let Some(vh) = pv {
+                    out.push((*pk, vh));
                 }
             }
             if let Some((_, pv)) = pending.next_if(|(pk, _)| **pk == key) {
-                if let Some((vh, _)) = pv {
-                    out.push((key, *vh));
+                if let Some(vh) = pv {
+                    out.push((key, vh));
                 }
                 continue;
             }
@@ -794,8 +929,8 @@ impl LeafSource for View<'_> {
             out.push((key, Hash(vh)));
         }
         for (pk, pv) in pending {
-            if let Some((vh, _)) = pv {
-                out.push((*pk, *vh));
+            if let Some(vh) = pv {
+                out.push((*pk, vh));
             }
         }
         Ok(())

@@ -95,6 +95,9 @@ fn child(dir: &Path) {
         .unwrap(),
         Err(e) => panic!("child cannot open store: {e}"),
     };
+    // A checkpoint every other block: kills land while one is being written in the
+    // background, as well as between and during block commits.
+    store.set_checkpoint_blocks(2);
     let mut out = std::io::stdout().lock();
     loop {
         let h = store.head().height + 1;

@@ -174,11 +174,15 @@ fn clear_errors_for_missing_existing_and_damaged_stores() {
         ChainStore::create(d.path(), params.clone(), ShardId(1), &alloc(&keys), 1, 4),
         Err(StoreError::AlreadyExists(_))
     ));
-    // A damaged file is reported, not a panic.
-    let path = d.path().join("chain.lmdb").join("data.mdb");
-    let len = std::fs::metadata(&path).unwrap().len() as usize;
-    std::fs::write(&path, vec![0x5a; len]).unwrap();
-    assert!(ChainStore::open(d.path()).is_err());
+    // A damaged file, of either environment, is reported, not a panic.
+    for env in ["chain", "state"] {
+        let copy = tempfile::tempdir().unwrap();
+        ChainStore::create(copy.path(), params.clone(), ShardId(1), &alloc(&keys), 1, 4).unwrap();
+        let path = copy.path().join("store").join(env).join("data.mdb");
+        let len = std::fs::metadata(&path).unwrap().len() as usize;
+        std::fs::write(&path, vec![0x5a; len]).unwrap();
+        assert!(ChainStore::open(copy.path()).is_err(), "{env}");
+    }
 }
 
 #[test]
@@ -219,4 +223,56 @@ fn block_zero_is_the_genesis_header_and_proves_genesis_state() {
         )
         .unwrap();
     assert_eq!(b1.header.parent, genesis.header.id());
+}
+
+/// With a checkpoint after every block, most reads happen while one is being written in the
+/// background: every read, root and proof must still be the state as of the head, the same as
+/// a store that never checkpoints; the store reopens at the same root.
+#[test]
+fn background_checkpoints_never_change_what_is_read() {
+    let (params, keys) = common::setup("store-test", 6);
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let create = |dir: &std::path::Path| {
+        ChainStore::create(dir, params.clone(), ShardId(1), &alloc(&keys), 1 << 60, 6).unwrap()
+    };
+    let (mut busy, mut lazy) = (create(da.path()), create(db.path()));
+    busy.set_checkpoint_blocks(1);
+    lazy.set_checkpoint_blocks(1_000);
+    let proposer = keys[0].public_key();
+    for h in 1..=40u64 {
+        // A few users post each block, so keys change in some blocks and not others.
+        let txs = keys
+            .iter()
+            .filter(|k| (h + u64::from(k.public_key().bytes[0])) % 3 != 0)
+            .map(|k| {
+                let nonce = lazy
+                    .with_view(|v| {
+                        starling_ledger::actions::account(v, &k.public_key())
+                            .unwrap()
+                            .map_or(0, |r| r.nonce)
+                    })
+                    .unwrap();
+                post(&params, k, nonce, &format!("block {h}"))
+            })
+            .collect();
+        let (block, _) = lazy.propose(txs, vec![], h * 10, proposer).unwrap();
+        busy.apply(&block).unwrap();
+        assert_eq!(busy.head(), lazy.head());
+        for k in &keys {
+            let kh = StateKey::Account(&k.public_key()).hash();
+            let (value, proof) = busy.prove(&kh).unwrap();
+            assert_eq!(value, lazy.get(&kh).unwrap(), "height {h}");
+            proof
+                .verify(
+                    &busy.head().state_root,
+                    &kh,
+                    value.as_deref().map(starling_state::value_hash).as_ref(),
+                )
+                .unwrap();
+        }
+    }
+    let head = busy.head();
+    busy.flush().unwrap();
+    drop(busy);
+    assert_eq!(ChainStore::open(da.path()).unwrap().head(), head);
 }
