@@ -130,7 +130,38 @@ fn ed25519_key(key: &PublicKey) -> Result<ed25519_dalek::VerifyingKey, SigError>
     Ok(vk)
 }
 
-/// One signature to check: key, signed message (a 32-byte digest for transactions), signature.
+/// Decoded Ed25519 keys of recent signers: decoding a key (a point decompression, a square
+/// root in the field) costs about as much as a third of checking a signature, and accounts
+/// sign again and again. Two generations of at most [`KEY_CACHE_GENERATION`] keys: when the
+/// young one is full it becomes the old one, so memory is bounded and recent keys stay. Only
+/// valid, non-weak keys are kept; the result is the same as decoding every time.
+struct KeyCache {
+    young: std::collections::HashMap<[u8; 32], ed25519_dalek::VerifyingKey>,
+    old: std::collections::HashMap<[u8; 32], ed25519_dalek::VerifyingKey>,
+}
+
+const KEY_CACHE_GENERATION: usize = 1 << 16;
+
+static KEY_CACHE: std::sync::Mutex<Option<KeyCache>> = std::sync::Mutex::new(None);
+
+impl KeyCache {
+    fn get(&mut self, key: &PublicKey) -> Result<ed25519_dalek::VerifyingKey, SigError> {
+        if let Some(vk) = self.young.get(&key.bytes) {
+            return Ok(*vk);
+        }
+        let vk = match self.old.get(&key.bytes) {
+            Some(vk) => *vk,
+            None => ed25519_key(key)?,
+        };
+        if self.young.len() >= KEY_CACHE_GENERATION {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(key.bytes, vk);
+        Ok(vk)
+    }
+}
+
+/// One signature to check:/// One signature to check: key, signed message (a 32-byte digest for transactions), signature.
 #[derive(Debug, Clone, Copy)]
 pub struct SigItem<'a> {
     pub key: &'a PublicKey,
@@ -150,17 +181,31 @@ pub fn verify_batch(items: &[SigItem<'_>]) -> Vec<usize> {
     let mut ed_keys = Vec::with_capacity(items.len());
     let mut ed_msgs: Vec<&[u8]> = Vec::with_capacity(items.len());
     let mut ed_sigs = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
+    let mut guard = KEY_CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let cache = guard.get_or_insert_with(|| KeyCache {
+        young: std::collections::HashMap::new(),
+        old: std::collections::HashMap::new(),
+    });
+    let keys: Vec<Option<Result<ed25519_dalek::VerifyingKey, SigError>>> = items
+        .iter()
+        .map(|item| (item.key.key_type == KeyType::Ed25519).then(|| cache.get(item.key)))
+        .collect();
+    drop(guard);
+    for (i, (item, decoded)) in items.iter().zip(keys).enumerate() {
         match item.key.key_type {
-            KeyType::Ed25519 => match ed25519_key(item.key) {
-                Ok(vk) => {
-                    ed_idx.push(i);
-                    ed_keys.push(vk);
-                    ed_msgs.push(item.msg);
-                    ed_sigs.push(ed25519_dalek::Signature::from_bytes(&item.sig.0));
+            KeyType::Ed25519 => {
+                match decoded.unwrap_or(Err(SigError::InvalidKey(KeyType::Ed25519))) {
+                    Ok(vk) => {
+                        ed_idx.push(i);
+                        ed_keys.push(vk);
+                        ed_msgs.push(item.msg);
+                        ed_sigs.push(ed25519_dalek::Signature::from_bytes(&item.sig.0));
+                    }
+                    Err(_) => failed.push(i),
                 }
-                Err(_) => failed.push(i),
-            },
+            }
             KeyType::Secp256k1 => {
                 if verify(item.key, item.msg, item.sig).is_err() {
                     failed.push(i);

@@ -112,14 +112,17 @@ fn weak_ed25519_keys_are_rejected() {
     let pk = PublicKey::ed25519(identity);
     let sig = Signature([0u8; 64]);
     assert_eq!(verify(&pk, b"m", &sig), Err(SigError::WeakKey));
-    assert_eq!(
-        verify_batch(&[SigItem {
-            key: &pk,
-            msg: b"m",
-            sig: &sig
-        }]),
-        vec![0]
-    );
+    // Twice: rejected keys are never remembered as good ones.
+    for _ in 0..2 {
+        assert_eq!(
+            verify_batch(&[SigItem {
+                key: &pk,
+                msg: b"m",
+                sig: &sig
+            }]),
+            vec![0]
+        );
+    }
 }
 
 #[test]
