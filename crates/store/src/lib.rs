@@ -499,6 +499,20 @@ impl ChainStore {
         input: &BlockInput,
         checked: &dyn Fn(&Hash) -> bool,
     ) -> Result<(Executed, Hash), StoreError> {
+        self.speculate_tree(ancestors, input, checked)
+            .map(|(executed, root, _)| (executed, root))
+    }
+
+    /// As [`Self::speculate_with`], also returning the state tree's bucket summaries after the
+    /// ancestors and this block: once the ancestors are committed, they are exactly what
+    /// committing this block makes them ([`Self::commit_speculated`]).
+    #[allow(clippy::type_complexity)]
+    pub fn speculate_tree(
+        &mut self,
+        ancestors: &WriteSet,
+        input: &BlockInput,
+        checked: &dyn Fn(&Hash) -> bool,
+    ) -> Result<(Executed, Hash, Vec<(u32, BucketSummary)>), StoreError> {
         let rtx = self.senv.read_txn()?;
         let view = View::over(&rtx, self.t, &self.pending, &self.merging);
         let executed = self.ledger.execute_with(
@@ -512,10 +526,31 @@ impl ChainStore {
         // The tree with the ancestors' and this block's writes, measured and put back.
         let mut all = ancestors.clone();
         all.extend(executed.writes.iter().map(|(k, v)| (*k, v.clone())));
-        let (_, undo) = update_tree(&mut self.top, &view, &all)?;
+        let (changed, undo) = update_tree(&mut self.top, &view, &all)?;
         let root = self.top.root();
         self.top.set_buckets(&undo);
-        Ok((executed, root))
+        Ok((executed, root, changed))
+    }
+
+    /// Commits a block speculated by [`Self::speculate_tree`] whose ancestors are now all
+    /// committed (its parent is the head): the tree takes the speculated bucket summaries
+    /// instead of hashing the block's writes again, and the header is checked against the
+    /// result as always.
+    pub fn commit_speculated(
+        &mut self,
+        block: &Block,
+        executed: Executed,
+        summaries: &[(u32, BucketSummary)],
+    ) -> Result<Executed, StoreError> {
+        if block.header.parent != self.head.id {
+            return Err(starling_ledger::BlockError::WrongParent.into());
+        }
+        let undo: Vec<(u32, BucketSummary)> = summaries
+            .iter()
+            .map(|(b, _)| (*b, self.top.bucket(*b)))
+            .collect();
+        self.top.set_buckets(summaries);
+        self.check_and_commit(block, executed, summaries, &undo)
     }
 
     /// Commits a block already executed on the current head (by [`Self::speculate`]), after

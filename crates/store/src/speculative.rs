@@ -4,7 +4,7 @@
 
 use crate::{ChainStore, StoreError};
 use starling_ledger::Executed;
-use starling_state::WriteSet;
+use starling_state::{BucketSummary, WriteSet};
 use starling_types::{Block, Hash};
 use std::collections::HashMap;
 
@@ -16,6 +16,8 @@ pub const MAX_SPECULATIVE_BLOCKS: usize = 256;
 #[derive(Debug, Default)]
 pub struct Speculative {
     blocks: HashMap<Hash, (Block, Executed)>,
+    /// Each block's state-tree bucket summaries (over its ancestors), reused when it commits.
+    trees: HashMap<Hash, Vec<(u32, BucketSummary)>>,
 }
 
 impl Speculative {
@@ -82,7 +84,7 @@ impl Speculative {
         }
         self.check_room()?;
         let ancestors = self.ancestor_writes(store, &block.header.parent)?;
-        let (executed, root) = store.speculate_with(
+        let (executed, root, tree) = store.speculate_tree(
             &ancestors,
             &starling_ledger::BlockInput::from_block(&block),
             checked,
@@ -91,6 +93,7 @@ impl Speculative {
             .ledger()
             .check_header(&block.header, &executed, root)?;
         self.blocks.insert(id, (block, executed));
+        self.trees.insert(id, tree);
         Ok(id)
     }
 
@@ -112,15 +115,16 @@ impl Speculative {
     ) -> Result<Block, StoreError> {
         self.check_room()?;
         let ancestors = self.ancestor_writes(store, &input.parent)?;
-        let (executed, root) = store.speculate_with(&ancestors, &input, checked)?;
+        let (executed, root, tree) = store.speculate_tree(&ancestors, &input, checked)?;
         let header = store.ledger().header(&input, &executed, root);
         let block = Block {
             header,
             txs: input.txs,
             inbound: input.inbound,
         };
-        self.blocks
-            .insert(block.header.id(), (block.clone(), executed));
+        let id = block.header.id();
+        self.blocks.insert(id, (block.clone(), executed));
+        self.trees.insert(id, tree);
         Ok(block)
     }
 
@@ -140,12 +144,16 @@ impl Speculative {
         block: &Block,
     ) -> Result<Executed, StoreError> {
         let id = block.header.id();
-        let executed = match self.blocks.remove(&id) {
-            Some((_, executed)) => store.commit_executed(block, executed)?,
-            None => store.apply(block)?,
+        let tree = self.trees.remove(&id);
+        let executed = match (self.blocks.remove(&id), tree) {
+            (Some((_, executed)), Some(tree)) => store.commit_speculated(block, executed, &tree)?,
+            (Some((_, executed)), None) => store.commit_executed(block, executed)?,
+            (None, _) => store.apply(block)?,
         };
         let height = store.head().height;
         self.blocks.retain(|_, (b, _)| b.header.height > height);
+        let blocks = &self.blocks;
+        self.trees.retain(|id, _| blocks.contains_key(id));
         Ok(executed)
     }
 }
