@@ -23,7 +23,7 @@ mod proof;
 mod top;
 
 pub use proof::{Proof, ProofError, Terminal};
-pub use top::{BucketSummary, TopTree};
+pub use top::{BucketSummary, Journal, TopTree};
 
 use starling_types::Hash;
 use std::collections::BTreeMap;

@@ -90,6 +90,32 @@ proptest! {
         prop_assert_eq!(a.len(), leaves.len());
     }
 
+    /// A journaled apply measures the same root as committing, and its rollback puts the tree
+    /// back exactly (every bucket, the root, and later applies), hashing nothing.
+    #[test]
+    fn journaled_apply_rolls_back_exactly(
+        base in prop::collection::vec((0u16..300, prop::option::of(any::<u8>())), 0..80),
+        more in prop::collection::vec((0u16..300, prop::option::of(any::<u8>())), 0..80),
+        bits in 0u8..8,
+    ) {
+        let mut state = MemState::new(bits);
+        state.commit(&writes_from(&base));
+        let before_root = state.root();
+        let before: Vec<_> = (0..1u32 << bits).map(|b| state.top.bucket(b)).collect();
+        let ws = writes_from(&more);
+        let mut expected = state.clone();
+        expected.commit(&ws);
+        let mut top = state.top.clone();
+        let Ok((_, journal)) = top.apply_journaled(&MemSource(&state.entries), &ws);
+        prop_assert_eq!(top.root(), expected.root());
+        top.rollback(journal);
+        prop_assert_eq!(top.root(), before_root);
+        let after: Vec<_> = (0..1u32 << bits).map(|b| top.bucket(b)).collect();
+        prop_assert_eq!(after, before);
+        let Ok(_) = top.apply(&MemSource(&state.entries), &ws);
+        prop_assert_eq!(top.root(), expected.root());
+    }
+
     #[test]
     fn every_key_proves_membership_or_absence(
         ops in prop::collection::vec((0u16..300, prop::option::of(any::<u8>())), 0..120),

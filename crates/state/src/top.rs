@@ -32,6 +32,11 @@ pub struct TopTree {
     levels: Vec<Vec<BucketSummary>>,
 }
 
+/// What [`TopTree::apply_journaled`] overwrote, to put back with [`TopTree::rollback`]
+/// without hashing anything: `(level, index, old summary)`, in the order written.
+#[derive(Clone, Debug, Default)]
+pub struct Journal(Vec<(u8, u32, BucketSummary)>);
+
 /// Largest supported number of in-memory levels (2^24 buckets, ~1.3 GB); 16 is the default.
 pub const MAX_BITS: u8 = 24;
 
@@ -85,14 +90,53 @@ impl TopTree {
         self.recompute(dirty);
     }
 
-    fn recompute(&mut self, mut dirty: Vec<usize>) {
+    fn recompute(&mut self, dirty: Vec<usize>) {
+        self.recompute_journaled(dirty, None);
+    }
+
+    fn recompute_journaled(&mut self, mut dirty: Vec<usize>, mut journal: Option<&mut Journal>) {
         for d in (0..self.bits as usize).rev() {
             dirty.iter_mut().for_each(|i| *i /= 2);
             dirty.dedup();
             for &i in &dirty {
-                self.levels[d][i] =
-                    combine(&self.levels[d + 1][2 * i], &self.levels[d + 1][2 * i + 1]);
+                let new = combine(&self.levels[d + 1][2 * i], &self.levels[d + 1][2 * i + 1]);
+                let slot = &mut self.levels[d][i];
+                if let Some(j) = journal.as_deref_mut() {
+                    j.0.push((d as u8, i as u32, *slot));
+                }
+                *slot = new;
             }
+        }
+    }
+
+    /// As [`Self::apply`], also returning what it overwrote, so that [`Self::rollback`] can put
+    /// the tree back exactly, without hashing (speculative execution measures a root and
+    /// restores the tree every time). On an error the tree is put back already.
+    #[allow(clippy::type_complexity)]
+    pub fn apply_journaled<S: LeafSource>(
+        &mut self,
+        source: &S,
+        writes: &WriteSet,
+    ) -> Result<(Vec<(u32, BucketSummary)>, Journal), S::Error> {
+        let mut journal = Journal::default();
+        let changed = match self.bucket_summaries(source, writes, &mut journal) {
+            Ok(c) => c,
+            Err(e) => {
+                self.rollback(journal);
+                return Err(e);
+            }
+        };
+        self.recompute_journaled(
+            changed.iter().map(|(b, _)| *b as usize).collect(),
+            Some(&mut journal),
+        );
+        Ok((changed, journal))
+    }
+
+    /// Puts back what an [`Self::apply_journaled`] overwrote.
+    pub fn rollback(&mut self, journal: Journal) {
+        for (d, i, old) in journal.0.into_iter().rev() {
+            self.levels[d as usize][i as usize] = old;
         }
     }
 
@@ -118,6 +162,28 @@ impl TopTree {
         &mut self,
         source: &S,
         writes: &WriteSet,
+    ) -> Result<Vec<(u32, BucketSummary)>, S::Error> {
+        let mut journal = Journal::default();
+        let changed = match self.bucket_summaries(source, writes, &mut journal) {
+            Ok(c) => c,
+            Err(e) => {
+                self.rollback(journal);
+                return Err(e);
+            }
+        };
+        // Recompute the ancestors of changed buckets (ascending, as the writes are sorted).
+        self.recompute(changed.iter().map(|(b, _)| *b as usize).collect());
+        Ok(changed)
+    }
+
+    /// Sets the summary of every bucket `writes` touch (recording the old ones in `journal`);
+    /// their ancestors are left for the caller to recompute. On a read error, the buckets set
+    /// so far are in `journal`.
+    fn bucket_summaries<S: LeafSource>(
+        &mut self,
+        source: &S,
+        writes: &WriteSet,
+        journal: &mut Journal,
     ) -> Result<Vec<(u32, BucketSummary)>, S::Error> {
         let bits = self.bits as usize;
         let mut changed = Vec::new();
@@ -147,11 +213,11 @@ impl TopTree {
                 hash: subtree_hash(&merged, bits),
                 count: merged.len() as u64,
             };
-            self.levels[bits][bucket as usize] = summary;
+            let slot = &mut self.levels[bits][bucket as usize];
+            journal.0.push((bits as u8, bucket, *slot));
+            *slot = summary;
             changed.push((bucket, summary));
         }
-        // Recompute the ancestors of changed buckets (ascending, as the writes are sorted).
-        self.recompute(changed.iter().map(|(b, _)| *b as usize).collect());
         Ok(changed)
     }
 

@@ -526,9 +526,9 @@ impl ChainStore {
         // The tree with the ancestors' and this block's writes, measured and put back.
         let mut all = ancestors.clone();
         all.extend(executed.writes.iter().map(|(k, v)| (*k, v.clone())));
-        let (changed, undo) = update_tree(&mut self.top, &view, &all)?;
+        let (changed, journal) = self.top.apply_journaled(&view, &all)?;
         let root = self.top.root();
-        self.top.set_buckets(&undo);
+        self.top.rollback(journal);
         Ok((executed, root, changed))
     }
 
