@@ -119,13 +119,7 @@ impl TopTree {
         writes: &WriteSet,
     ) -> Result<(Vec<(u32, BucketSummary)>, Journal), S::Error> {
         let mut journal = Journal::default();
-        let changed = match self.bucket_summaries(source, writes, &mut journal) {
-            Ok(c) => c,
-            Err(e) => {
-                self.rollback(journal);
-                return Err(e);
-            }
-        };
+        let changed = self.bucket_summaries(source, writes, &mut journal)?;
         self.recompute_journaled(
             changed.iter().map(|(b, _)| *b as usize).collect(),
             Some(&mut journal),
@@ -163,14 +157,7 @@ impl TopTree {
         source: &S,
         writes: &WriteSet,
     ) -> Result<Vec<(u32, BucketSummary)>, S::Error> {
-        let mut journal = Journal::default();
-        let changed = match self.bucket_summaries(source, writes, &mut journal) {
-            Ok(c) => c,
-            Err(e) => {
-                self.rollback(journal);
-                return Err(e);
-            }
-        };
+        let changed = self.bucket_summaries(source, writes, &mut Journal::default())?;
         // Recompute the ancestors of changed buckets (ascending, as the writes are sorted).
         self.recompute(changed.iter().map(|(b, _)| *b as usize).collect());
         Ok(changed)
@@ -178,8 +165,24 @@ impl TopTree {
 
     /// Sets the summary of every bucket `writes` touch (recording the old ones in `journal`);
     /// their ancestors are left for the caller to recompute. On a read error, the buckets set
-    /// so far are in `journal`.
+    /// so far are put back and the tree is as before.
     fn bucket_summaries<S: LeafSource>(
+        &mut self,
+        source: &S,
+        writes: &WriteSet,
+        journal: &mut Journal,
+    ) -> Result<Vec<(u32, BucketSummary)>, S::Error> {
+        let start = journal.0.len();
+        let result = self.bucket_summaries_unchecked(source, writes, journal);
+        if result.is_err() {
+            for (d, i, old) in journal.0.drain(start..).rev() {
+                self.levels[d as usize][i as usize] = old;
+            }
+        }
+        result
+    }
+
+    fn bucket_summaries_unchecked<S: LeafSource>(
         &mut self,
         source: &S,
         writes: &WriteSet,
