@@ -216,17 +216,8 @@ fn check_replica(apps: &BTreeMap<ShardId, ShardApp>, validators: &[AccountId]) {
     let mut issued = 0u128;
     for (s, app) in apps {
         issued += read_u128(app, StateKey::Issued(Asset::Spend));
-        for pool in [
-            Pool::Burned,
-            Pool::Operations,
-            Pool::Venture,
-            Pool::Rewards,
-            Pool::Bonds,
-        ] {
+        for pool in Pool::all(foundations().len() as u16) {
             total += read_u128(app, StateKey::Pool(pool));
-        }
-        for f in 0..foundations().len() as u16 {
-            total += read_u128(app, StateKey::Pool(Pool::Foundation(f)));
         }
         let accounts = users
             .iter()

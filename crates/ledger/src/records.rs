@@ -25,6 +25,22 @@ pub enum Pool {
     Bonds,
 }
 
+impl Pool {
+    /// Every pool of a shard in a network with `foundations` foundations: what a supply audit
+    /// adds to the accounts' balances.
+    pub fn all(foundations: u16) -> impl Iterator<Item = Pool> {
+        [
+            Pool::Burned,
+            Pool::Operations,
+            Pool::Venture,
+            Pool::Rewards,
+            Pool::Bonds,
+        ]
+        .into_iter()
+        .chain((0..foundations).map(Pool::Foundation))
+    }
+}
+
 /// A key in the ledger state.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum StateKey<'a> {

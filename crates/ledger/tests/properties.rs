@@ -113,17 +113,8 @@ fn totals(
     }
     for (s, _) in net.shards.iter().enumerate() {
         let s = ShardId(s as u16);
-        for pool in [
-            Pool::Burned,
-            Pool::Operations,
-            Pool::Venture,
-            Pool::Rewards,
-            Pool::Bonds,
-        ] {
+        for pool in Pool::all(net.params.foundations.len() as u16) {
             sum[0] += net.pool(s, pool);
-        }
-        for f in 0..net.params.foundations.len() as u16 {
-            sum[0] += net.pool(s, Pool::Foundation(f));
         }
     }
     for (_, ex) in in_flight {

@@ -156,6 +156,29 @@ impl Validator {
     }
 }
 
+/// Checks that all `nodes` hold the same block at every height up to `target` (per shard).
+fn assert_same_blocks(nodes: &[&Validator], target: &BTreeMap<u64, u64>) {
+    for (shard, top) in target {
+        for height in 1..=*top {
+            let ids: Vec<String> = nodes
+                .iter()
+                .map(|v| {
+                    wait_for("a finalized block", || {
+                        get(v.api, &format!("/api/v1/shards/{shard}/blocks/{height}"))
+                    })["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            assert!(
+                ids.windows(2).all(|w| w[0] == w[1]),
+                "nodes disagree on shard {shard} block {height}: {ids:?}"
+            );
+        }
+    }
+}
+
 impl Drop for Validator {
     fn drop(&mut self) {
         self.kill();
@@ -399,26 +422,8 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
         let h = relay.heights()?;
         target.iter().all(|(s, x)| h[s] >= *x).then_some(())
     });
-    for (shard, top) in &target {
-        for height in 1..=*top {
-            let ids: Vec<String> = validators
-                .iter()
-                .chain([&relay])
-                .map(|v| {
-                    wait_for("a finalized block", || {
-                        get(v.api, &format!("/api/v1/shards/{shard}/blocks/{height}"))
-                    })["id"]
-                        .as_str()
-                        .unwrap()
-                        .to_string()
-                })
-                .collect();
-            assert!(
-                ids.windows(2).all(|w| w[0] == w[1]),
-                "validators disagree on shard {shard} block {height}: {ids:?}"
-            );
-        }
-    }
+    let all: Vec<&Validator> = validators.iter().chain([&relay]).collect();
+    assert_same_blocks(&all, &target);
     // Same chain, same state: the heads' state roots agree where the heights agree.
     let heads: Vec<serde_json::Value> = validators
         .iter()
@@ -667,23 +672,5 @@ fn a_validator_that_bonds_joins_the_committees_and_carries_the_network() {
     });
     eprintln!("{:?}: two epochs without validator 0", started.elapsed());
     let target = validators[4].heights().unwrap();
-    for (shard, top) in &target {
-        for height in 1..=*top {
-            let ids: Vec<String> = validators[1..]
-                .iter()
-                .map(|v| {
-                    wait_for("a finalized block", || {
-                        get(v.api, &format!("/api/v1/shards/{shard}/blocks/{height}"))
-                    })["id"]
-                        .as_str()
-                        .unwrap()
-                        .to_string()
-                })
-                .collect();
-            assert!(
-                ids.windows(2).all(|w| w[0] == w[1]),
-                "validators disagree on shard {shard} block {height}: {ids:?}"
-            );
-        }
-    }
+    assert_same_blocks(&validators[1..].iter().collect::<Vec<_>>(), &target);
 }
