@@ -161,6 +161,50 @@ impl KeyCache {
     }
 }
 
+/// Signatures this process has already seen verify, so that it checks each only once: a
+/// relay checks a transaction before it publishes it, a validator when it admits it to its
+/// mempool and again when a block carries it, and `starling devnet` runs all of them in one
+/// process. An entry is the BLAKE3 hash of key type, key, message and signature; only
+/// signatures that passed are kept, so a hit answers exactly what checking again would. Two
+/// generations of at most [`SIG_CACHE_GENERATION`] entries bound the memory (about 10 MiB).
+struct SigCache {
+    young: std::collections::HashSet<[u8; 32]>,
+    old: std::collections::HashSet<[u8; 32]>,
+}
+
+const SIG_CACHE_GENERATION: usize = 1 << 17;
+
+static SIG_CACHE: std::sync::Mutex<Option<SigCache>> = std::sync::Mutex::new(None);
+
+impl SigCache {
+    fn entry(item: &SigItem<'_>) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(&[item.key.key_type as u8]);
+        h.update(&item.key.bytes);
+        h.update(&(item.msg.len() as u64).to_le_bytes());
+        h.update(item.msg);
+        h.update(&item.sig.0);
+        *h.finalize().as_bytes()
+    }
+
+    fn contains(&self, entry: &[u8; 32]) -> bool {
+        self.young.contains(entry) || self.old.contains(entry)
+    }
+
+    fn insert(&mut self, entry: [u8; 32]) {
+        if self.young.len() >= SIG_CACHE_GENERATION {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(entry);
+    }
+}
+
+fn sig_cache() -> std::sync::MutexGuard<'static, Option<SigCache>> {
+    SIG_CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// One signature to check:/// One signature to check: key, signed message (a 32-byte digest for transactions), signature.
 #[derive(Debug, Clone, Copy)]
 pub struct SigItem<'a> {
@@ -175,7 +219,43 @@ pub struct SigItem<'a> {
 /// weak keys rejected; all Ed25519 signatures are checked in one batch, in order; only if the
 /// batch fails is each checked alone to find the culprits. secp256k1 signatures are checked one
 /// by one.
+///
+/// Signatures this process has seen pass before are not checked again (see [`SigCache`]).
 pub fn verify_batch(items: &[SigItem<'_>]) -> Vec<usize> {
+    let entries: Vec<[u8; 32]> = items.iter().map(SigCache::entry).collect();
+    let fresh: Vec<usize> = {
+        let cache = sig_cache();
+        (0..items.len())
+            .filter(|&i| !cache.as_ref().is_some_and(|c| c.contains(&entries[i])))
+            .collect()
+    };
+    if fresh.is_empty() {
+        return Vec::new();
+    }
+    let sub: Vec<SigItem<'_>> = fresh.iter().map(|&i| items[i]).collect();
+    let failed: Vec<usize> = verify_batch_uncached(&sub)
+        .into_iter()
+        .map(|j| fresh[j])
+        .collect();
+    let mut guard = sig_cache();
+    let cache = guard.get_or_insert_with(|| SigCache {
+        young: std::collections::HashSet::new(),
+        old: std::collections::HashSet::new(),
+    });
+    let mut bad = failed.iter().peekable();
+    for i in fresh {
+        if bad.peek() == Some(&&i) {
+            bad.next();
+        } else {
+            cache.insert(entries[i]);
+        }
+    }
+    failed
+}
+
+/// [`verify_batch`] without the cache of signatures seen before: every signature is checked,
+/// and none is remembered. What a benchmark of the verification itself times.
+pub fn verify_batch_uncached(items: &[SigItem<'_>]) -> Vec<usize> {
     let mut failed = Vec::new();
     let mut ed_idx = Vec::with_capacity(items.len());
     let mut ed_keys = Vec::with_capacity(items.len());

@@ -132,3 +132,31 @@ fn secret_keys_do_not_print() {
     assert!(shown.contains("redacted"));
     assert!(!shown.contains(&hex::encode([9u8; 32])));
 }
+
+#[test]
+fn a_signature_seen_before_keeps_its_verdict_and_binds_key_message_and_signature() {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
+    let a = SecretKey::generate(KeyType::Ed25519, &mut rng);
+    let b = SecretKey::generate(KeyType::Ed25519, &mut rng);
+    let (pa, pb) = (a.public_key(), b.public_key());
+    let msg = [9u8; 32];
+    let other = [10u8; 32];
+    let sig = a.sign(&msg);
+    let mut bent = sig;
+    bent.0[1] ^= 1;
+    let item = |key, msg, sig| SigItem { key, msg, sig };
+    // Cache the good one, then ask again alone and among others.
+    assert!(verify_batch(&[item(&pa, &msg, &sig)]).is_empty());
+    assert!(verify_batch(&[item(&pa, &msg, &sig)]).is_empty());
+    // What passed once does not vouch for another message, key or signature.
+    let mixed = [
+        item(&pa, &msg, &sig),
+        item(&pa, &other, &sig),
+        item(&pb, &msg, &sig),
+        item(&pa, &msg, &bent),
+    ];
+    assert_eq!(verify_batch(&mixed), vec![1, 2, 3]);
+    // A failure is not remembered as a pass.
+    assert_eq!(verify_batch(&mixed), vec![1, 2, 3]);
+    assert_eq!(verify_batch(&mixed[1..2]), vec![0]);
+}
