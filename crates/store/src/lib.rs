@@ -165,6 +165,14 @@ pub struct ChainStore {
     checkpoint: u64,
     /// A checkpoint is due after this many blocks ([`CHECKPOINT_BLOCKS`] unless changed).
     checkpoint_blocks: u64,
+    /// A number fixed per store directory that staggers its checkpoints (see
+    /// [`Self::first_delay`]).
+    stagger: u64,
+    /// Extra blocks before the first checkpoint after opening: `stagger % checkpoint_blocks`.
+    /// Stores that open together (every validator of a shard on one machine, as in a devnet)
+    /// would otherwise all checkpoint at the same height and compete for the cores at once;
+    /// this spreads them over the interval for good.
+    first_delay: u64,
     /// Changes since the checkpoint being written (or, with none, the last one).
     pending: Pending,
     pending_buckets: BTreeMap<u32, BucketSummary>,
@@ -346,7 +354,15 @@ impl ChainStore {
             pending_buckets: BTreeMap::new(),
             merging: None,
             checkpoint_blocks: CHECKPOINT_BLOCKS,
+            stagger: {
+                use std::hash::{Hash as _, Hasher as _};
+                let mut h = std::hash::DefaultHasher::new();
+                path.hash(&mut h);
+                h.finish()
+            },
+            first_delay: 0,
         };
+        store.first_delay = store.stagger % store.checkpoint_blocks;
         store.replay(head)?;
         tracing::info!(shard = %store.ledger.shard, height = head.height, "opened chain store");
         Ok(store)
@@ -631,7 +647,7 @@ impl ChainStore {
         // logged and its changes are written by the next.
         let _ = self.finish_merge(false);
         let due = self.pending.len() >= CHECKPOINT_ENTRIES
-            || head.height - self.checkpoint >= self.checkpoint_blocks;
+            || head.height - self.checkpoint >= self.checkpoint_blocks + self.first_delay;
         if due && self.merging.is_none() {
             self.start_merge();
         }
@@ -641,6 +657,7 @@ impl ChainStore {
     /// Hands the pending state to a background thread that writes it into the state tables
     /// in one transaction, with the head's height as the new checkpoint.
     fn start_merge(&mut self) {
+        self.first_delay = 0;
         let entries = Arc::new(std::mem::take(&mut self.pending));
         let buckets = std::mem::take(&mut self.pending_buckets);
         let height = self.head.height;
@@ -711,6 +728,7 @@ impl ChainStore {
     /// shorter replays on open, more writes. The crash test checkpoints constantly.
     pub fn set_checkpoint_blocks(&mut self, blocks: u64) {
         self.checkpoint_blocks = blocks.max(1);
+        self.first_delay = self.stagger % self.checkpoint_blocks;
     }
 
     /// Waits for a checkpoint in progress, if any (for tests and orderly shutdown).
