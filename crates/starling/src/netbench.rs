@@ -67,6 +67,11 @@ struct Tally {
     /// Seen finalized (to catch a transaction finalized twice).
     seen: HashSet<Hash>,
     latencies_ms: Vec<f64>,
+    /// Each finalized transaction's latency by the 10-second window it was submitted in.
+    by_window: BTreeMap<u64, Vec<f64>>,
+    /// Each finalized transaction's time from its block's proposal (the block's timestamp)
+    /// until this client saw the block final: consensus, the relay and the client's polling.
+    after_proposal_ms: Vec<f64>,
     finalized: u64,
     finalized_in_window: u64,
     failed: u64,
@@ -152,16 +157,24 @@ pub fn network(args: NetworkArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Blocks every shard finalizes before the load starts.
+const WARM_HEIGHT: u64 = 5;
+
 async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
-    // Wait until every shard has finalized a block.
+    // Wait until every shard has finalized a few blocks: the validators are connected and
+    // each has led a view, so the load meets a warm network, not its start-up.
     let wait_start = Instant::now();
     let status = loop {
         if let Ok(Some(s)) = get_json(&client, &format!("{base}/api/v1/status")).await {
             let shards = s["shards"].as_array().cloned().unwrap_or_default();
-            if !shards.is_empty() && shards.iter().all(|x| x["height"].as_u64() >= Some(1)) {
+            if !shards.is_empty()
+                && shards
+                    .iter()
+                    .all(|x| x["height"].as_u64() >= Some(WARM_HEIGHT))
+            {
                 break s;
             }
         }
@@ -212,6 +225,8 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
     let tally = Arc::new(Mutex::new(Tally::default()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load_end = Arc::new(Mutex::new(None::<Instant>));
+    // The load starts now (the windows count from here).
+    let start = Instant::now();
     // Follow every shard's finalized blocks.
     let mut followers = Vec::new();
     for (&shard, &height) in &heights {
@@ -229,6 +244,10 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
                 match get_json(&client, &url).await {
                     Ok(Some(block)) => {
                         let now = Instant::now();
+                        let proposed_ms = block["timestamp_ms"].as_u64().unwrap_or(0) as f64;
+                        let wall_ms = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0.0, |d| d.as_secs_f64() * 1e3);
                         let in_window = load_end
                             .lock()
                             .map(|e| e.is_none_or(|e| now <= e))
@@ -246,8 +265,11 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
                                 continue;
                             }
                             if let Some(sent) = t.pending.remove(&hash) {
-                                t.latencies_ms
-                                    .push(now.duration_since(sent).as_secs_f64() * 1e3);
+                                let ms = now.duration_since(sent).as_secs_f64() * 1e3;
+                                t.latencies_ms.push(ms);
+                                t.after_proposal_ms.push((wall_ms - proposed_ms).max(0.0));
+                                let window = sent.duration_since(start).as_secs() / 10;
+                                t.by_window.entry(window).or_default().push(ms);
                                 t.finalized += 1;
                                 if in_window {
                                     t.finalized_in_window += 1;
@@ -276,7 +298,6 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    let start = Instant::now();
     let duration = Duration::from_secs(args.duration);
     let mut submitted: u64 = 0;
     let mut next_user = 0usize;
@@ -382,6 +403,20 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
     }
     let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
     t.latencies_ms.sort_by(f64::total_cmp);
+    t.after_proposal_ms.sort_by(f64::total_cmp);
+    let windows: Vec<Value> = t
+        .by_window
+        .iter_mut()
+        .map(|(w, l)| {
+            l.sort_by(f64::total_cmp);
+            json!({
+                "from_s": w * 10,
+                "finalized": l.len(),
+                "p50_ms": percentile(l, 0.50).round(),
+                "p99_ms": percentile(l, 0.99).round(),
+            })
+        })
+        .collect();
     let lost = t.accepted.saturating_sub(t.finalized);
     Ok(json!({
         "bench": "network",
@@ -400,7 +435,10 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
         "p50_finality_ms": percentile(&t.latencies_ms, 0.50).round(),
         "p99_finality_ms": percentile(&t.latencies_ms, 0.99).round(),
         "max_finality_ms": t.latencies_ms.last().copied().unwrap_or(0.0).round(),
+        "p50_after_proposal_ms": percentile(&t.after_proposal_ms, 0.50).round(),
+        "p99_after_proposal_ms": percentile(&t.after_proposal_ms, 0.99).round(),
         "blocks": t.blocks,
+        "windows": windows,
     }))
 }
 

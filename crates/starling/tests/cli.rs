@@ -179,3 +179,44 @@ fn bad_inputs_fail_with_clear_errors() {
     );
     fails(dir, &["frobnicate"], "unrecognized subcommand");
 }
+
+/// The network benchmark, briefly: it starts its own devnet, loads it, and accounts for every
+/// transaction it sent.
+#[test]
+fn bench_network_accounts_for_every_transaction() {
+    let d = tempfile::tempdir().unwrap();
+    let out = ok(
+        d.path(),
+        &[
+            "bench",
+            "network",
+            "--json",
+            "--duration",
+            "3",
+            "--rate",
+            "200",
+            "--accounts",
+            "50",
+            "--block-interval-ms",
+            "50",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let submitted = report["submitted"].as_u64().unwrap();
+    assert!(submitted >= 400, "{report}");
+    assert_eq!(report["accepted"], report["submitted"], "{report}");
+    assert_eq!(report["finalized"], report["submitted"], "{report}");
+    assert_eq!(report["lost"], 0, "{report}");
+    assert_eq!(report["duplicates"], 0, "{report}");
+    assert_eq!(report["failed_in_block"], 0, "{report}");
+    assert!(report["finalized_tps"].as_f64().unwrap() > 0.0, "{report}");
+    let p50 = report["p50_finality_ms"].as_f64().unwrap();
+    let p99 = report["p99_finality_ms"].as_f64().unwrap();
+    assert!(0.0 < p50 && p50 <= p99, "{report}");
+    let windows = report["windows"].as_array().unwrap();
+    let counted: u64 = windows
+        .iter()
+        .map(|w| w["finalized"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, submitted, "{report}");
+}
