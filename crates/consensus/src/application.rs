@@ -132,7 +132,7 @@ impl ShardApp {
     }
 
     /// A stream of finalized heights: the current one at once, then each block committed from
-    /// consensus.
+    /// consensus or applied with [`Self::apply_finalized`].
     pub fn watch_height(&self) -> futures::channel::mpsc::UnboundedReceiver<u64> {
         let (tx, rx) = futures::channel::mpsc::unbounded();
         let mut inner = self.lock();
@@ -361,7 +361,11 @@ impl ShardApp {
     /// are not checked again: a quorum of the committee certified the block, and at least one
     /// honest member checked every signature before voting (invariant 10).
     pub fn apply_finalized(&self, block: &starling_types::Block) -> Result<(), StoreError> {
-        self.lock().store.apply_with(block, &|_| true).map(|_| ())
+        let mut inner = self.lock();
+        inner.store.apply_with(block, &|_| true)?;
+        let height = block.header.height;
+        inner.watchers.retain(|w| w.unbounded_send(height).is_ok());
+        Ok(())
     }
 
     /// Pending transactions in the mempool.

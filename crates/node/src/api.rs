@@ -34,8 +34,8 @@ pub const MAX_BODY_BYTES: usize = 2 * (MAX_SUBMIT_TXS * 1_024) + 4_096;
 pub type MetricsFn = Arc<dyn Fn() -> String + Send + Sync>;
 
 #[derive(Clone)]
-struct Api {
-    node: Node,
+pub(crate) struct Api {
+    pub(crate) node: Node,
     metrics: MetricsFn,
 }
 
@@ -48,7 +48,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -56,15 +56,15 @@ impl ApiError {
         }
     }
 
-    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    fn internal(message: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(message: impl std::fmt::Display) -> Self {
         tracing::error!(error = %message, "API request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -81,7 +81,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult = Result<Json<Value>, ApiError>;
+pub(crate) type ApiResult = Result<Json<Value>, ApiError>;
 
 /// The API router for `node`.
 pub fn router(node: Node, metrics: MetricsFn) -> Router {
@@ -91,6 +91,7 @@ pub fn router(node: Node, metrics: MetricsFn) -> Router {
         .route("/api/v1/accounts/{key}", get(account))
         .route("/api/v1/posts/{author}/{seq}", get(post_by_id))
         .route("/api/v1/shards/{shard}/blocks/{height}", get(block))
+        .merge(crate::social::routes())
         .route("/metrics", get(render_metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -268,7 +269,7 @@ async fn submit(
     Ok(Json(json!({"accepted": accepted, "results": out})))
 }
 
-fn parse_key(text: &str) -> Result<PublicKey, ApiError> {
+pub(crate) fn parse_key(text: &str) -> Result<PublicKey, ApiError> {
     PublicKey::from_text(text).map_err(|e| {
         ApiError::bad_request(
             "bad_key",

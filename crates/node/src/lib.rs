@@ -1,6 +1,6 @@
 //! The Starling node: node keys, the genesis file, the node's TOML configuration, the data
-//! directory that `starling init` prepares, running a validator ([`run`]) and the HTTP API
-//! ([`api`]).
+//! directory that `starling init` prepares, running a validator ([`run`]), the HTTP API
+//! ([`api`]), the app view and its indexer ([`view`]) and the social API on it ([`social`]).
 
 pub mod api;
 pub mod config;
@@ -10,6 +10,8 @@ pub mod init;
 pub mod keyfile;
 pub mod net;
 pub mod run;
+pub mod social;
+pub mod view;
 
 mod error;
 pub use error::SetupError;

@@ -109,6 +109,8 @@ struct NodeInner {
     shards: BTreeMap<ShardId, ShardHandle>,
     /// Publishes transactions for shards this node does not validate (the open network).
     gossip: std::sync::OnceLock<mpsc::Sender<(ShardId, Vec<TxEnvelope>)>>,
+    /// What the social API reads (see [`crate::view`]).
+    appview: std::sync::OnceLock<Arc<starling_appview::AppView>>,
 }
 
 impl Node {
@@ -139,8 +141,19 @@ impl Node {
                 shard_map,
                 shards,
                 gossip: std::sync::OnceLock::new(),
+                appview: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Attaches the app view the social API reads (once).
+    pub fn set_appview(&self, view: Arc<starling_appview::AppView>) {
+        let _ = self.inner.appview.set(view);
+    }
+
+    /// The app view, if one is attached.
+    pub fn appview(&self) -> Option<&Arc<starling_appview::AppView>> {
+        self.inner.appview.get()
     }
 
     /// Where transactions for shards this node does not validate go (set once).
@@ -459,6 +472,7 @@ where
             shard_map,
             shards,
             gossip: std::sync::OnceLock::new(),
+            appview: std::sync::OnceLock::new(),
         }),
     })
 }

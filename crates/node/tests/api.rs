@@ -200,6 +200,7 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
     let d = tempfile::tempdir().unwrap();
     let v = key(1);
     let alice = key(2);
+    let bob = key(3);
     let p2p = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -216,11 +217,13 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
         address: Some(p2p.to_string()),
         shards: None,
     });
-    g.allocations.push(AllocationEntry {
-        account: alice.public_key().to_text(),
-        asset: "spend".into(),
-        amount: Amount::Text("1000000000000000000".into()),
-    });
+    for who in [&alice, &bob] {
+        g.allocations.push(AllocationEntry {
+            account: who.public_key().to_text(),
+            asset: "spend".into(),
+            amount: Amount::Text("1000000000000000000".into()),
+        });
+    }
     let genesis_path = d.path().join("genesis.toml");
     std::fs::write(&genesis_path, g.to_toml().unwrap()).unwrap();
     let cfg = NodeConfig {
@@ -231,6 +234,7 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
     init::init(&cfg, &genesis_path, &v.public_key()).unwrap();
     let (genesis, stores): (Genesis, _) = init::open(&cfg.data_dir).unwrap();
     let chain = genesis.params.chain_id.clone();
+    let data_dir = cfg.data_dir.clone();
 
     let runtime = commonware_runtime::tokio::Runner::new(
         commonware_runtime::tokio::Config::new().with_storage_directory(d.path().join("consensus")),
@@ -246,6 +250,7 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
         let node = run::start_validator(context.child("validator"), genesis, stores, spec)
             .await
             .unwrap();
+        starling_node::view::attach(&node, &data_dir).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let metrics = {
@@ -253,9 +258,225 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
             Arc::new(move || commonware_runtime::Metrics::encode(&c)) as api::MetricsFn
         };
         let server = tokio::spawn(api::serve(listener, node, metrics));
-        tokio::task::spawn_blocking(move || checks(addr, alice, chain))
-            .await
-            .unwrap();
+        tokio::task::spawn_blocking(move || {
+            checks(addr, key(2), chain.clone());
+            social_checks(addr, &alice, &bob, &chain);
+        })
+        .await
+        .unwrap();
         server.abort();
     });
+}
+
+fn submit(addr: SocketAddr, envs: &[TxEnvelope]) {
+    let hexes: Vec<String> = envs.iter().map(|e| hex::encode(e.to_bytes())).collect();
+    let (s, v) = http(
+        addr,
+        "POST",
+        "/api/v1/txs",
+        &json!({ "txs": hexes }).to_string(),
+    );
+    assert_eq!(
+        (s, v["accepted"].as_u64()),
+        (200, Some(envs.len() as u64)),
+        "{v}"
+    );
+}
+
+/// Polls `path` until `done` says the answer is complete (the indexer runs behind finality).
+fn until(addr: SocketAddr, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let (s, v) = http(addr, "GET", path, "");
+        assert_eq!(s, 200, "{path}: {v}");
+        if done(&v) {
+            return v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{path}: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The social API over the app view: bob follows alice, likes and replies to her post, and
+/// each read shows it; then every bad input is a clear 4xx.
+fn social_checks(
+    addr: SocketAddr,
+    alice: &SecretKey,
+    bob: &SecretKey,
+    chain: &starling_types::ChainId,
+) {
+    let (a, b) = (alice.public_key(), bob.public_key());
+    let tx = |k: &SecretKey, nonce, action| {
+        k.sign_tx(
+            chain,
+            &TxBody {
+                account: k.public_key(),
+                nonce,
+                max_fee: 1_000_000_000_000,
+                tip: 1,
+                expires_at_height: 10_000,
+                action,
+            },
+        )
+    };
+    let post0 = starling_types::PostId { author: a, seq: 0 };
+    submit(
+        addr,
+        &[
+            tx(
+                alice,
+                1,
+                Action::Post {
+                    text: "second, about #Starling".into(),
+                    reply_to: None,
+                    quote_of: None,
+                    langs: vec![],
+                },
+            ),
+            tx(bob, 0, Action::Follow { target: a }),
+            tx(bob, 1, Action::Like { post: post0 }),
+            tx(
+                bob,
+                2,
+                Action::Post {
+                    text: "a reply".into(),
+                    reply_to: Some(post0),
+                    quote_of: None,
+                    langs: vec![],
+                },
+            ),
+        ],
+    );
+    let (at, bt) = (a.to_text(), b.to_text());
+    let n = until(addr, &format!("/api/v1/accounts/{at}/notifications"), |v| {
+        v["items"].as_array().unwrap().len() == 3
+    });
+    let kinds: Vec<&str> = n["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["reply", "like", "follow"]);
+    assert_eq!(n["unread"], 3);
+    assert_eq!(n["items"][0]["actor"]["account"], bt);
+
+    let feed = until(addr, &format!("/api/v1/accounts/{at}/feed?limit=1"), |_| {
+        true
+    });
+    assert_eq!(feed["items"][0]["post"]["text"], "second, about #Starling");
+    let next = feed["next"].as_str().unwrap().to_string();
+    let rest = until(
+        addr,
+        &format!("/api/v1/accounts/{at}/feed?cursor={next}"),
+        |_| true,
+    );
+    assert_eq!(rest["items"][0]["post"]["text"], "hello from the API test");
+    assert_eq!(rest["next"], Value::Null);
+
+    let home = until(addr, &format!("/api/v1/accounts/{bt}/home"), |v| {
+        v["items"].as_array().unwrap().len() == 3
+    });
+    let texts: Vec<&str> = home["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["post"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        vec![
+            "a reply",
+            "second, about #Starling",
+            "hello from the API test"
+        ]
+    );
+
+    let t = until(
+        addr,
+        &format!("/api/v1/posts/{at}/0/thread?viewer={bt}"),
+        |_| true,
+    );
+    assert_eq!(t["post"]["counts"]["likes"], 1);
+    assert_eq!(t["post"]["counts"]["replies"], 1);
+    assert_eq!(t["post"]["liked"], true);
+    assert_eq!(t["replies"]["items"][0]["text"], "a reply");
+    let r = until(addr, &format!("/api/v1/posts/{bt}/2/thread"), |_| true);
+    assert_eq!(r["ancestors"][0]["text"], "hello from the API test");
+
+    let tag = until(addr, "/api/v1/hashtags/STARLING", |v| {
+        !v["items"].as_array().unwrap().is_empty()
+    });
+    assert_eq!(tag["items"][0]["seq"], 1);
+    let trending = until(addr, "/api/v1/trending", |_| true);
+    assert_eq!(trending["items"][0], json!({"tag": "starling", "posts": 1}));
+
+    let p = until(
+        addr,
+        &format!("/api/v1/accounts/{at}/profile?viewer={bt}"),
+        |_| true,
+    );
+    assert_eq!(
+        (p["posts"].as_u64(), p["followers"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(p["relation"]["following"], true);
+    let f = until(addr, &format!("/api/v1/accounts/{at}/followers"), |_| true);
+    assert_eq!(f["items"][0]["account"], bt);
+    let f = until(addr, &format!("/api/v1/accounts/{bt}/following"), |_| true);
+    assert_eq!(f["items"][0]["account"], at);
+    assert!(p["fees_paid"].as_str().unwrap().parse::<u128>().unwrap() > 0);
+
+    for (path, status, code) in [
+        (
+            format!("/api/v1/accounts/{at}/feed?cursor=zz"),
+            400,
+            "bad_cursor",
+        ),
+        (
+            format!("/api/v1/accounts/{at}/home?cursor=00"),
+            400,
+            "bad_cursor",
+        ),
+        (
+            format!("/api/v1/accounts/{at}/notifications?cursor=0g"),
+            400,
+            "bad_cursor",
+        ),
+        (
+            format!("/api/v1/accounts/{at}/followers?cursor=abc"),
+            400,
+            "bad_cursor",
+        ),
+        (
+            format!("/api/v1/accounts/{at}/feed?limit=0"),
+            400,
+            "bad_limit",
+        ),
+        (
+            format!("/api/v1/accounts/{at}/feed?limit=101"),
+            400,
+            "bad_limit",
+        ),
+        (
+            format!("/api/v1/accounts/{at}/feed?limit=many"),
+            400,
+            "bad_limit",
+        ),
+        (
+            format!("/api/v1/accounts/{at}/feed?viewer=nobody"),
+            400,
+            "bad_key",
+        ),
+        ("/api/v1/accounts/nobody/home".to_string(), 400, "bad_key"),
+        ("/api/v1/posts/nobody/0/thread".to_string(), 400, "bad_key"),
+        (format!("/api/v1/posts/{at}/x/replies"), 400, "bad_seq"),
+        (format!("/api/v1/posts/{at}/999/thread"), 404, "not_found"),
+        ("/api/v1/hashtags/a%20b".to_string(), 400, "bad_tag"),
+        ("/api/v1/hashtags/2024".to_string(), 400, "bad_tag"),
+        ("/api/v1/handles/nobody_here".to_string(), 404, "not_found"),
+    ] {
+        let (s, v) = http(addr, "GET", &path, "");
+        assert_eq!((s, error_code(&v)), (status, code), "{path}: {v}");
+    }
 }

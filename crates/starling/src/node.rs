@@ -8,7 +8,7 @@ use starling_node::api::{self, MetricsFn};
 use starling_node::config::{NodeConfig, Role};
 use starling_node::devnet::{self, DevnetSpec};
 use starling_node::run::{self, Node, ValidatorSpec};
-use starling_node::{init, keyfile, net};
+use starling_node::{init, keyfile, net, view};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -155,6 +155,7 @@ pub fn node(args: NodeArgs) -> anyhow::Result<()> {
             )?;
             node
         };
+        view::attach(&node, &cfg.data_dir).context("opening the app view")?;
         serve_api(api_listen, node, metrics_of(&context)).await
     })
 }
@@ -212,6 +213,7 @@ pub fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
             net::Role::Relay,
             rng,
         )?;
+        view::attach(&relay, &prepared.relay.data_dir).context("opening the app view")?;
         serve_api(args.api, relay, metrics_of(&context)).await
     })
 }

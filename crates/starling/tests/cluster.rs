@@ -452,6 +452,10 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
         get(relay.api, &format!("/api/v1/posts/{who}/{}", nonces[0] + 1))
     });
     assert_eq!(post["text"], "posted through a relay");
+    wait_for("the post in the relay's app view", || {
+        get(relay.api, &format!("/api/v1/accounts/{who}/feed"))
+            .filter(|v| v["items"][0]["post"]["text"] == "posted through a relay")
+    });
 
     // Still exactly once after all of that, on the restarted validator and the relay too.
     for v in [&validators[0], &validators[3], &relay] {
@@ -518,6 +522,14 @@ fn devnet_runs_every_shard_and_resumes_after_a_kill() {
     wait_for("the post to finalize", || {
         get(api, &format!("/api/v1/posts/{who}/0"))
     });
+    // The relay's app view indexes it from the blocks it applied.
+    let feed_path = format!("/api/v1/accounts/{who}/feed");
+    let in_feed = |v: serde_json::Value| {
+        (v["items"][0]["post"]["text"] == "first post on a devnet").then_some(v)
+    };
+    wait_for("the post in the relay's app view", || {
+        get(api, &feed_path).and_then(in_feed)
+    });
     drop(child);
 
     // Run again: the same network, from where it was.
@@ -530,6 +542,10 @@ fn devnet_runs_every_shard_and_resumes_after_a_kill() {
     assert!(after.iter().zip(&before).all(|(a, b)| a > b));
     let post = get(api, &format!("/api/v1/posts/{who}/0")).unwrap();
     assert_eq!(post["text"], "first post on a devnet");
+    // The app view was kept on disk (a resumed view indexes only what it missed).
+    let feed = get(api, &feed_path).unwrap();
+    assert_eq!(feed["items"].as_array().unwrap().len(), 1, "{feed}");
+    assert!(in_feed(feed).is_some());
 }
 
 /// A fifth validator process, not in the genesis, bonds through a `RegisterValidator`

@@ -1,0 +1,387 @@
+//! The social API: what the app view ([`starling_appview`]) shows, as JSON.
+//!
+//! Lists take `?cursor=` (the `next` of the previous page, opaque) and `?limit=` (1 to
+//! [`MAX_PAGE`], default 30) and answer `{"items": [...], "next": "<cursor>" | null}`. Reads
+//! that depend on who is looking take `?viewer=<account>`: blocks and mutes apply, and posts
+//! say whether the viewer liked or reposted them.
+//!
+//! - `GET /api/v1/accounts/{key}/profile`: handle, profile, counts, fees paid, unread
+//!   notifications, and with a viewer how the two stand.
+//! - `GET /api/v1/accounts/{key}/feed`: the account's posts and reposts, newest first.
+//! - `GET /api/v1/accounts/{key}/home`: its home timeline (followed accounts and its own).
+//! - `GET /api/v1/accounts/{key}/followers`, `.../following`.
+//! - `GET /api/v1/accounts/{key}/notifications`.
+//! - `GET /api/v1/posts/{author}/{seq}/thread`: ancestors, the post, first replies.
+//! - `GET /api/v1/posts/{author}/{seq}/replies`, `.../quotes`.
+//! - `GET /api/v1/hashtags/{tag}`: posts with the hashtag, newest first.
+//! - `GET /api/v1/trending`: hashtags of the last 24 hours, most used first.
+//! - `GET /api/v1/handles/{handle}`: the account holding a handle.
+
+use crate::api::{parse_key, Api, ApiError, ApiResult};
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use starling_appview::{
+    AccountView, AppView, AppViewError, FeedEntry, FeedItem, Notification, Page, PostEntry,
+    MAX_PAGE,
+};
+use starling_types::{AccountId, PostId};
+use std::sync::Arc;
+
+/// Items in a page when the client does not say.
+pub const DEFAULT_PAGE: usize = 30;
+
+pub(crate) fn routes() -> Router<Api> {
+    Router::new()
+        .route("/api/v1/accounts/{key}/profile", get(profile))
+        .route("/api/v1/accounts/{key}/feed", get(feed))
+        .route("/api/v1/accounts/{key}/home", get(home))
+        .route("/api/v1/accounts/{key}/followers", get(followers))
+        .route("/api/v1/accounts/{key}/following", get(following))
+        .route("/api/v1/accounts/{key}/notifications", get(notifications))
+        .route("/api/v1/posts/{author}/{seq}/thread", get(thread))
+        .route("/api/v1/posts/{author}/{seq}/replies", get(replies))
+        .route("/api/v1/posts/{author}/{seq}/quotes", get(quotes))
+        .route("/api/v1/hashtags/{tag}", get(hashtag))
+        .route("/api/v1/trending", get(trending))
+        .route("/api/v1/handles/{handle}", get(handle))
+}
+
+#[derive(Deserialize, Default)]
+struct PageQuery {
+    cursor: Option<String>,
+    limit: Option<String>,
+    viewer: Option<String>,
+}
+
+type QueryResult = Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>;
+
+struct Paging {
+    cursor: Option<String>,
+    limit: usize,
+    viewer: Option<AccountId>,
+}
+
+fn paging(q: QueryResult) -> Result<Paging, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let limit = match q.limit.as_deref() {
+        None => DEFAULT_PAGE,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "bad_limit",
+                    format!("limit must be a number from 1 to {MAX_PAGE}"),
+                ))
+            }
+        },
+    };
+    let viewer = q.viewer.as_deref().map(parse_key).transpose()?;
+    Ok(Paging {
+        cursor: q.cursor,
+        limit,
+        viewer,
+    })
+}
+
+fn view(api: &Api) -> Result<&Arc<AppView>, ApiError> {
+    api.node.appview().ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "no_appview",
+            "this node keeps no app view",
+        )
+    })
+}
+
+fn view_err(e: AppViewError) -> ApiError {
+    match e {
+        AppViewError::BadCursor => ApiError::bad_request("bad_cursor", e.to_string()),
+        e => ApiError::internal(e),
+    }
+}
+
+fn parse_post(author: &str, seq: &str) -> Result<PostId, ApiError> {
+    let author = parse_key(author)?;
+    let seq = seq
+        .parse()
+        .map_err(|_| ApiError::bad_request("bad_seq", "post sequence must be a number"))?;
+    Ok(PostId { author, seq })
+}
+
+fn post_ref(p: &PostId) -> Value {
+    json!({"author": p.author.to_text(), "seq": p.seq})
+}
+
+/// Who an account is, in a line: what a post or a list shows beside it.
+fn who(view: &AppView, account: &AccountId) -> Result<Value, ApiError> {
+    let a = view.account(account).map_err(view_err)?;
+    Ok(json!({
+        "account": account.to_text(),
+        "handle": a.handle,
+        "display_name": a.display_name,
+        "avatar_url": a.avatar_url,
+    }))
+}
+
+fn account_json(account: &AccountId, a: &AccountView) -> Value {
+    json!({
+        "account": account.to_text(),
+        "handle": a.handle,
+        "display_name": a.display_name,
+        "bio": a.bio,
+        "avatar_url": a.avatar_url,
+        "posts": a.posts,
+        "followers": a.followers,
+        "following": a.following,
+    })
+}
+
+fn post_json(view: &AppView, e: &PostEntry) -> Result<Value, ApiError> {
+    let p = &e.post;
+    Ok(json!({
+        "author": who(view, &p.id.author)?,
+        "seq": p.id.seq,
+        "text": p.text,
+        "reply_to": p.reply_to.as_ref().map(post_ref),
+        "quote_of": p.quote_of.as_ref().map(post_ref),
+        "langs": p.langs,
+        "created_ms": p.created.at_ms,
+        "shard": p.created.shard,
+        "height": p.created.height,
+        "edited_ms": p.edited_ms,
+        "edited": !p.revisions.is_empty(),
+        "deleted": p.deleted,
+        "revisions": p.revisions.iter().map(|(text, at)| json!({"text": text, "at_ms": at})).collect::<Vec<_>>(),
+        "tags": p.tags,
+        "counts": {
+            "likes": e.counts.likes,
+            "reposts": e.counts.reposts,
+            "replies": e.counts.replies,
+            "quotes": e.counts.quotes,
+        },
+        "liked": e.liked,
+        "reposted": e.reposted,
+    }))
+}
+
+fn feed_json(view: &AppView, page: Page<FeedEntry>) -> ApiResult {
+    let items = page
+        .items
+        .iter()
+        .map(|f| {
+            Ok(json!({
+                "kind": match f.item { FeedItem::Post(_) => "post", FeedItem::Repost(_) => "repost" },
+                "by": who(view, &f.by)?,
+                "at_ms": f.at.at_ms,
+                "post": post_json(view, &f.entry)?,
+            }))
+        })
+        .collect::<Result<Vec<Value>, ApiError>>()?;
+    Ok(Json(json!({"items": items, "next": page.next})))
+}
+
+fn posts_json(view: &AppView, page: Page<PostEntry>) -> ApiResult {
+    let items = page
+        .items
+        .iter()
+        .map(|e| post_json(view, e))
+        .collect::<Result<Vec<Value>, ApiError>>()?;
+    Ok(Json(json!({"items": items, "next": page.next})))
+}
+
+async fn profile(State(api): State<Api>, Path(key): Path<String>, q: QueryResult) -> ApiResult {
+    let id = parse_key(&key)?;
+    let p = paging(q)?;
+    let view = view(&api)?;
+    let a = view.account(&id).map_err(view_err)?;
+    let mut out = account_json(&id, &a);
+    out["fees_paid"] = json!(a.fees_paid.to_string());
+    out["unread_notifications"] = json!(a.unread);
+    if let Some(v) = p.viewer {
+        let r = view.relation(&v, &id).map_err(view_err)?;
+        out["relation"] = json!({
+            "following": r.following,
+            "followed_by": r.followed_by,
+            "blocking": r.blocking,
+            "blocked_by": r.blocked_by,
+            "muting": r.muting,
+        });
+    }
+    Ok(Json(out))
+}
+
+async fn feed(State(api): State<Api>, Path(key): Path<String>, q: QueryResult) -> ApiResult {
+    let id = parse_key(&key)?;
+    let p = paging(q)?;
+    let view = view(&api)?;
+    let page = view
+        .author_feed(&id, p.viewer.as_ref(), p.cursor.as_deref(), p.limit)
+        .map_err(view_err)?;
+    feed_json(view, page)
+}
+
+async fn home(State(api): State<Api>, Path(key): Path<String>, q: QueryResult) -> ApiResult {
+    let id = parse_key(&key)?;
+    let p = paging(q)?;
+    let view = view(&api)?;
+    let page = view
+        .home(&id, p.cursor.as_deref(), p.limit)
+        .map_err(view_err)?;
+    feed_json(view, page)
+}
+
+async fn follow_list(api: &Api, key: &str, q: QueryResult, followers: bool) -> ApiResult {
+    let id = parse_key(key)?;
+    let p = paging(q)?;
+    let view = view(api)?;
+    let page = view
+        .follows(&id, followers, p.cursor.as_deref(), p.limit)
+        .map_err(view_err)?;
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|e| account_json(&e.account, &e.view))
+        .collect();
+    Ok(Json(json!({"items": items, "next": page.next})))
+}
+
+async fn followers(State(api): State<Api>, Path(key): Path<String>, q: QueryResult) -> ApiResult {
+    follow_list(&api, &key, q, true).await
+}
+
+async fn following(State(api): State<Api>, Path(key): Path<String>, q: QueryResult) -> ApiResult {
+    follow_list(&api, &key, q, false).await
+}
+
+fn notification_json(view: &AppView, n: &Notification) -> Result<Value, ApiError> {
+    Ok(json!({
+        "seq": n.seq,
+        "kind": n.kind.name(),
+        "actor": who(view, &n.actor)?,
+        "post": n.post.as_ref().map(post_ref),
+        "at_ms": n.at_ms,
+    }))
+}
+
+async fn notifications(
+    State(api): State<Api>,
+    Path(key): Path<String>,
+    q: QueryResult,
+) -> ApiResult {
+    let id = parse_key(&key)?;
+    let p = paging(q)?;
+    let view = view(&api)?;
+    let page = view
+        .notifications(&id, p.cursor.as_deref(), p.limit)
+        .map_err(view_err)?;
+    let items = page
+        .items
+        .iter()
+        .map(|n| notification_json(view, n))
+        .collect::<Result<Vec<Value>, ApiError>>()?;
+    let unread = view.account(&id).map_err(view_err)?.unread;
+    Ok(Json(
+        json!({"items": items, "next": page.next, "unread": unread}),
+    ))
+}
+
+async fn thread(
+    State(api): State<Api>,
+    Path((author, seq)): Path<(String, String)>,
+    q: QueryResult,
+) -> ApiResult {
+    let id = parse_post(&author, &seq)?;
+    let p = paging(q)?;
+    let view = view(&api)?;
+    let t = view
+        .thread(&id, p.viewer.as_ref(), p.limit)
+        .map_err(view_err)?
+        .ok_or_else(|| ApiError::not_found("no such post (or not yet indexed)"))?;
+    let ancestors = t
+        .ancestors
+        .iter()
+        .map(|e| post_json(view, e))
+        .collect::<Result<Vec<Value>, ApiError>>()?;
+    let replies = t
+        .replies
+        .items
+        .iter()
+        .map(|e| post_json(view, e))
+        .collect::<Result<Vec<Value>, ApiError>>()?;
+    Ok(Json(json!({
+        "ancestors": ancestors,
+        "post": post_json(view, &t.post)?,
+        "replies": {"items": replies, "next": t.replies.next},
+    })))
+}
+
+async fn replies(
+    State(api): State<Api>,
+    Path((author, seq)): Path<(String, String)>,
+    q: QueryResult,
+) -> ApiResult {
+    let id = parse_post(&author, &seq)?;
+    let p = paging(q)?;
+    let view = view(&api)?;
+    let page = view
+        .replies(&id, p.viewer.as_ref(), p.cursor.as_deref(), p.limit)
+        .map_err(view_err)?;
+    posts_json(view, page)
+}
+
+async fn quotes(
+    State(api): State<Api>,
+    Path((author, seq)): Path<(String, String)>,
+    q: QueryResult,
+) -> ApiResult {
+    let id = parse_post(&author, &seq)?;
+    let p = paging(q)?;
+    let view = view(&api)?;
+    let page = view
+        .quotes(&id, p.viewer.as_ref(), p.cursor.as_deref(), p.limit)
+        .map_err(view_err)?;
+    posts_json(view, page)
+}
+
+async fn hashtag(State(api): State<Api>, Path(tag): Path<String>, q: QueryResult) -> ApiResult {
+    if starling_appview::text::normalize_tag(&tag).is_none() {
+        return Err(ApiError::bad_request(
+            "bad_tag",
+            "a hashtag is letters, digits and _, not only digits",
+        ));
+    }
+    let p = paging(q)?;
+    let view = view(&api)?;
+    let page = view
+        .hashtag(&tag, p.viewer.as_ref(), p.cursor.as_deref(), p.limit)
+        .map_err(view_err)?;
+    posts_json(view, page)
+}
+
+async fn trending(State(api): State<Api>, q: QueryResult) -> ApiResult {
+    let p = paging(q)?;
+    let view = view(&api)?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let items: Vec<Value> = view
+        .trending(now_ms, p.limit)
+        .map_err(view_err)?
+        .into_iter()
+        .map(|(tag, posts)| json!({"tag": tag, "posts": posts}))
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+async fn handle(State(api): State<Api>, Path(handle): Path<String>) -> ApiResult {
+    let view = view(&api)?;
+    let account = view
+        .by_handle(&handle)
+        .map_err(view_err)?
+        .ok_or_else(|| ApiError::not_found(format!("no account holds @{handle}")))?;
+    let a = view.account(&account).map_err(view_err)?;
+    Ok(Json(account_json(&account, &a)))
+}
