@@ -9,7 +9,7 @@
 //! next height.
 
 use crate::run::Node;
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 use starling_appview::{AppView, AppViewError};
 use starling_consensus::ShardApp;
 use starling_types::ShardId;
@@ -31,40 +31,60 @@ pub fn attach(node: &Node, data_dir: &Path) -> Result<std::thread::JoinHandle<()
         .map_err(|e| AppViewError::Io(format!("starting the indexer: {e}")))
 }
 
+/// Most blocks indexed in one write transaction.
+pub const MAX_BATCH_BLOCKS: usize = 256;
+
 fn run(view: Arc<AppView>, shards: Vec<(ShardId, ShardApp)>) {
     let streams = shards
         .iter()
         .enumerate()
         .map(|(i, (_, app))| app.watch_height().map(move |h| (i, h)));
     let mut heights = futures::stream::select_all(streams);
+    let mut heads = vec![0u64; shards.len()];
     while let Some((i, height)) = futures::executor::block_on(heights.next()) {
-        let (shard, app) = &shards[i];
-        if let Err(e) = catch_up(&view, *shard, app, height) {
-            tracing::warn!(%shard, height, error = %e, "app view indexing failed; retrying on the next block");
+        heads[i] = heads[i].max(height);
+        // Group commit: take every height that arrived meanwhile, then index all of it in
+        // as few transactions as possible.
+        while let Some(Some((i, height))) = heights.next().now_or_never() {
+            heads[i] = heads[i].max(height);
+        }
+        if let Err(e) = catch_up(&view, &shards, &heads) {
+            tracing::warn!(error = %e, "app view indexing failed; retrying on the next block");
         }
     }
 }
 
-/// Indexes `shard` from the view's indexed height up to `head`.
+/// Indexes every shard from the view's indexed height up to its head in `heads`, at most
+/// [`MAX_BATCH_BLOCKS`] blocks per transaction.
 pub fn catch_up(
     view: &AppView,
-    shard: ShardId,
-    app: &ShardApp,
-    head: u64,
+    shards: &[(ShardId, ShardApp)],
+    heads: &[u64],
 ) -> Result<(), AppViewError> {
-    let from = view.indexed(shard)?.map_or(1, |h| h + 1);
-    for height in from..=head {
-        let block = app
-            .block(height)
-            .map_err(|e| AppViewError::Io(e.to_string()))?;
-        let receipts = app
-            .receipts(height)
-            .map_err(|e| AppViewError::Io(e.to_string()))?;
-        let (Some(block), Some(receipts)) = (block, receipts) else {
-            // Not in this node's store (yet): try again on the next height.
+    let mut next: Vec<u64> = shards
+        .iter()
+        .map(|(shard, _)| Ok(view.indexed(*shard)?.map_or(1, |h| h + 1)))
+        .collect::<Result<_, AppViewError>>()?;
+    loop {
+        let mut batch = Vec::new();
+        for (i, (_, app)) in shards.iter().enumerate() {
+            while next[i] <= heads[i] && batch.len() < MAX_BATCH_BLOCKS {
+                let height = next[i];
+                let read = |e: starling_store::StoreError| AppViewError::Io(e.to_string());
+                let (Some(block), Some(receipts)) = (
+                    app.block(height).map_err(read)?,
+                    app.receipts(height).map_err(read)?,
+                ) else {
+                    // Not in this node's store (yet): the next height brings it.
+                    break;
+                };
+                batch.push(Ok((block, receipts)));
+                next[i] += 1;
+            }
+        }
+        if batch.is_empty() {
             return Ok(());
-        };
-        view.index_block(&block, &receipts)?;
+        }
+        view.index_blocks(batch)?;
     }
-    Ok(())
 }
