@@ -8,6 +8,8 @@ pub enum AppViewError {
     Db(String),
     #[error("app view is corrupt: {0}")]
     Corrupt(String),
+    #[error("search index error: {0}")]
+    Search(String),
     #[error("invalid cursor (pass back the `next` of the previous page)")]
     BadCursor,
     #[error("block {got} of shard {shard} does not follow the indexed height {indexed}")]

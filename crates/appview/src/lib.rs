@@ -33,6 +33,7 @@ mod error;
 mod index;
 pub mod keys;
 pub mod records;
+pub mod search;
 pub mod text;
 
 pub use error::AppViewError;
@@ -136,11 +137,24 @@ pub struct AccountEntry {
 pub struct AppView {
     env: Env,
     t: Tables,
+    search: search::Search,
 }
 
 impl std::fmt::Debug for AppView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppView").finish_non_exhaustive()
+    }
+}
+
+/// A search cursor: how many results came before, below [`search::MAX_SEARCH_DEPTH`].
+fn search_offset(cursor: Option<&str>) -> Result<usize, AppViewError> {
+    match cursor {
+        None => Ok(0),
+        Some(c) => c
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n < search::MAX_SEARCH_DEPTH)
+            .ok_or(AppViewError::BadCursor),
     }
 }
 
@@ -188,7 +202,18 @@ impl AppView {
             handles: db("handles")?,
         };
         w.commit()?;
-        Ok(AppView { env, t })
+        let search = search::Search::open(&path.join("search"))?;
+        Ok(AppView { env, t, search })
+    }
+
+    /// The first height of `shard` the view still needs (both its tables and search).
+    pub fn resume_from(&self, shard: ShardId) -> Result<u64, AppViewError> {
+        let tables = self.indexed(shard)?;
+        let search = self.search.indexed(shard);
+        Ok(match (tables, search) {
+            (Some(a), Some(b)) => a.min(b) + 1,
+            _ => 1,
+        })
     }
 
     /// The last height indexed of `shard` (`None` before its first block).
@@ -219,22 +244,34 @@ impl AppView {
         R: std::borrow::Borrow<[Receipt]> + 'a,
     {
         let mut w = self.env.write_txn()?;
+        let mut searched: Vec<(ShardId, u64, Vec<search::Op>)> = Vec::new();
         for item in blocks {
             let (block, receipts) = item?;
-            let block = block.borrow();
+            let (block, receipts) = (block.borrow(), receipts.borrow());
             let shard = block.header.shard;
             let height = block.header.height;
+            let gap = |indexed: u64| AppViewError::OutOfOrder {
+                shard: shard.0,
+                indexed,
+                got: height,
+            };
+            // Search first: it may be behind the tables after a crash between the commits.
+            let search_at = searched
+                .iter()
+                .rev()
+                .find(|(s, _, _)| *s == shard)
+                .map(|(_, h, _)| *h)
+                .or_else(|| self.search.indexed(shard));
+            match search_at {
+                Some(h) if height <= h => {}
+                Some(h) if height != h + 1 => return Err(gap(h)),
+                _ => searched.push((shard, height, search::ops(block, receipts))),
+            }
             let key = keys::cat(INDEXED, &shard.0.to_be_bytes());
             let indexed = self.t.meta.get(&w, &key)?.map(read_u64).transpose()?;
             match indexed {
                 Some(h) if height <= h => continue,
-                Some(h) if height != h + 1 => {
-                    return Err(AppViewError::OutOfOrder {
-                        shard: shard.0,
-                        indexed: h,
-                        got: height,
-                    })
-                }
+                Some(h) if height != h + 1 => return Err(gap(h)),
                 // The first block indexed of a shard may be any (a relay that starts late).
                 _ => {}
             }
@@ -242,11 +279,76 @@ impl AppView {
                 txn: &mut w,
                 t: &self.t,
             }
-            .block(block, receipts.borrow())?;
+            .block(block, receipts)?;
             self.t.meta.put(&mut w, &key, &height.to_be_bytes())?;
         }
         w.commit()?;
-        Ok(())
+        let r = self.env.read_txn()?;
+        self.search.apply(&searched, &|account| {
+            let a = self.account_in(&r, account)?;
+            let text = [a.handle.clone().unwrap_or_default(), a.display_name, a.bio].join(" ");
+            Ok((!text.trim().is_empty()).then_some(text))
+        })
+    }
+
+    /// Posts matching a full-text query, best first, as `viewer` may see them; the cursor
+    /// is how many results came before (at most [`search::MAX_SEARCH_DEPTH`]).
+    pub fn search_posts(
+        &self,
+        query: &str,
+        viewer: Option<&AccountId>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<PostEntry>, AppViewError> {
+        let limit = clamp(limit);
+        let offset = search_offset(cursor)?;
+        let ids = self.search.posts(query, offset, limit)?;
+        let r = self.env.read_txn()?;
+        let mut items = Vec::new();
+        for id in &ids {
+            if self.hidden(&r, viewer, &id.author)? {
+                continue;
+            }
+            if let Some(p) = self.post_in(&r, id)? {
+                if !p.deleted {
+                    items.push(self.entry(&r, p, viewer)?);
+                }
+            }
+        }
+        let next = offset + ids.len();
+        let more = ids.len() == limit && next < search::MAX_SEARCH_DEPTH;
+        Ok(Page {
+            items,
+            next: more.then(|| next.to_string()),
+        })
+    }
+
+    /// Accounts whose handle, name or bio match a full-text query, best first.
+    pub fn search_people(
+        &self,
+        query: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<AccountEntry>, AppViewError> {
+        let limit = clamp(limit);
+        let offset = search_offset(cursor)?;
+        let ids = self.search.people(query, offset, limit)?;
+        let r = self.env.read_txn()?;
+        let items = ids
+            .iter()
+            .map(|a| {
+                Ok(AccountEntry {
+                    account: *a,
+                    view: self.account_in(&r, a)?,
+                })
+            })
+            .collect::<Result<Vec<_>, AppViewError>>()?;
+        let next = offset + ids.len();
+        let more = ids.len() == limit && next < search::MAX_SEARCH_DEPTH;
+        Ok(Page {
+            items,
+            next: more.then(|| next.to_string()),
+        })
     }
 
     /// An account's view (empty if it never did anything the view saw).

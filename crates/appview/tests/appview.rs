@@ -23,6 +23,8 @@ struct World {
     time_ms: u64,
     proposer: AccountId,
     global_height: u64,
+    /// Every block indexed, with its receipts.
+    history: Vec<(Block, Vec<Receipt>)>,
 }
 
 fn key(seed: u64) -> SecretKey {
@@ -50,6 +52,7 @@ impl World {
             time_ms: 1_700_000_000_000,
             proposer: key(77).public_key(),
             global_height: 0,
+            history: Vec::new(),
         }
     }
 
@@ -89,6 +92,7 @@ impl World {
             }
         }
         self.view.index_block(&block, &executed.receipts).unwrap();
+        self.history.push((block, executed.receipts));
         ids
     }
 
@@ -127,6 +131,7 @@ impl World {
             inbound: Vec::new(),
         };
         self.view.index_block(&block, &receipts).unwrap();
+        self.history.push((block, receipts));
     }
 }
 
@@ -522,4 +527,129 @@ fn bad_cursors_are_clear_errors() {
             Err(AppViewError::BadCursor)
         ));
     }
+}
+
+#[test]
+fn search_finds_posts_and_people_and_follows_edits_and_deletes() {
+    let (a, b) = (key(1), key(2));
+    let mut w = World::new(&[&a, &b]);
+    let p1 = w.post(&a, "Sparrows and starlings at dawn");
+    let p2 = w.post(&b, "a murmuration of starlings over the lake");
+    w.post(&b, "nothing to see here");
+    w.block(vec![(
+        &b,
+        Action::SetProfile {
+            display_name: "Bob Birdwatcher".into(),
+            bio: "counts starlings for a living".into(),
+            avatar_url: String::new(),
+        },
+    )]);
+    w.handle(&a, "alice");
+
+    let mut found = ids(&w.view, "starlings", None);
+    found.sort();
+    let mut want = vec![p1, p2];
+    want.sort();
+    assert_eq!(found, want);
+    assert_eq!(ids(&w.view, "murmuration", None), vec![p2]);
+    assert!(ids(&w.view, "pelican", None).is_empty());
+    // User syntax that is not a valid query is searched leniently, not refused.
+    let _ = ids(&w.view, "starlings AND (", None);
+
+    assert_eq!(people(&w.view, "birdwatcher"), vec![b.public_key()]);
+    assert_eq!(people(&w.view, "alice"), vec![a.public_key()]);
+
+    // Edits replace the text searched; deletes take the post out; mutes apply.
+    w.block(vec![
+        (
+            &a,
+            Action::EditPost {
+                post: p1,
+                text: "Sparrows at dawn".into(),
+            },
+        ),
+        (&b, Action::DeletePost { post: p2 }),
+    ]);
+    assert!(ids(&w.view, "starlings", None).is_empty());
+    assert_eq!(ids(&w.view, "sparrows", None), vec![p1]);
+    w.block(vec![(
+        &b,
+        Action::Mute {
+            target: a.public_key(),
+        },
+    )]);
+    assert!(ids(&w.view, "sparrows", Some(&b.public_key())).is_empty());
+
+    // Paging by offset; a cursor past the depth limit is refused.
+    let page = w.view.search_posts("sparrows", None, None, 1).unwrap();
+    assert_eq!(page.next.as_deref(), Some("1"));
+    assert!(matches!(
+        w.view.search_posts("x", None, Some("1000"), 10),
+        Err(AppViewError::BadCursor)
+    ));
+    assert!(matches!(
+        w.view.search_people("x", Some("-1"), 10),
+        Err(AppViewError::BadCursor)
+    ));
+
+    // Reopened, the index is there and holds the same heights.
+    let World {
+        view,
+        _dir: dir,
+        history,
+        ..
+    } = w;
+    let resume = view.resume_from(ShardId(1)).unwrap();
+    drop(view);
+    let view = AppView::open(dir.path()).unwrap();
+    assert_eq!(view.resume_from(ShardId(1)).unwrap(), resume);
+    assert_eq!(
+        view.search_posts("sparrows", None, None, 10)
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+
+    // A view whose search index is gone (or behind, after a crash between the two commits)
+    // asks for the blocks again and rebuilds search alone: the tables do not count twice.
+    let before = view.account(&b.public_key()).unwrap();
+    drop(view);
+    std::fs::remove_dir_all(dir.path().join("appview").join("search")).unwrap();
+    let view = AppView::open(dir.path()).unwrap();
+    assert_eq!(view.resume_from(ShardId(1)).unwrap(), 1);
+    assert!(view
+        .search_posts("sparrows", None, None, 10)
+        .unwrap()
+        .items
+        .is_empty());
+    view.index_blocks(history.iter().map(|(b, r)| Ok((b, &r[..]))))
+        .unwrap();
+    assert_eq!(
+        view.search_posts("sparrows", None, None, 10)
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(people(&view, "birdwatcher"), vec![b.public_key()]);
+    assert_eq!(view.account(&b.public_key()).unwrap(), before);
+}
+
+fn ids(view: &AppView, q: &str, viewer: Option<&AccountId>) -> Vec<PostId> {
+    view.search_posts(q, viewer, None, 10)
+        .unwrap()
+        .items
+        .iter()
+        .map(|e| e.post.id)
+        .collect()
+}
+
+fn people(view: &AppView, q: &str) -> Vec<AccountId> {
+    view.search_people(q, None, 10)
+        .unwrap()
+        .items
+        .iter()
+        .map(|e| e.account)
+        .collect()
 }

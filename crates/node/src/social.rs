@@ -16,6 +16,8 @@
 //! - `GET /api/v1/hashtags/{tag}`: posts with the hashtag, newest first.
 //! - `GET /api/v1/trending`: hashtags of the last 24 hours, most used first.
 //! - `GET /api/v1/handles/{handle}`: the account holding a handle.
+//! - `GET /api/v1/search/posts?q=`, `GET /api/v1/search/people?q=`: full-text search, best
+//!   first (the cursor counts results, up to 1,000 deep).
 
 use crate::api::{parse_key, Api, ApiError, ApiResult};
 use axum::extract::{Path, Query, State};
@@ -47,10 +49,13 @@ pub(crate) fn routes() -> Router<Api> {
         .route("/api/v1/hashtags/{tag}", get(hashtag))
         .route("/api/v1/trending", get(trending))
         .route("/api/v1/handles/{handle}", get(handle))
+        .route("/api/v1/search/posts", get(search_posts))
+        .route("/api/v1/search/people", get(search_people))
 }
 
 #[derive(Deserialize, Default)]
 struct PageQuery {
+    q: Option<String>,
     cursor: Option<String>,
     limit: Option<String>,
     viewer: Option<String>,
@@ -59,6 +64,7 @@ struct PageQuery {
 type QueryResult = Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>;
 
 struct Paging {
+    q: Option<String>,
     cursor: Option<String>,
     limit: usize,
     viewer: Option<AccountId>,
@@ -80,6 +86,7 @@ fn paging(q: QueryResult) -> Result<Paging, ApiError> {
     };
     let viewer = q.viewer.as_deref().map(parse_key).transpose()?;
     Ok(Paging {
+        q: q.q,
         cursor: q.cursor,
         limit,
         viewer,
@@ -384,4 +391,45 @@ async fn handle(State(api): State<Api>, Path(handle): Path<String>) -> ApiResult
         .ok_or_else(|| ApiError::not_found(format!("no account holds @{handle}")))?;
     let a = view.account(&account).map_err(view_err)?;
     Ok(Json(account_json(&account, &a)))
+}
+
+/// The search query of a request: present, not blank, at most
+/// [`starling_appview::search::MAX_QUERY_BYTES`].
+fn search_query(p: &Paging) -> Result<&str, ApiError> {
+    let q = p.q.as_deref().map(str::trim).unwrap_or("");
+    if q.is_empty() || q.len() > starling_appview::search::MAX_QUERY_BYTES {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!(
+                "q must be 1 to {} bytes of search text",
+                starling_appview::search::MAX_QUERY_BYTES
+            ),
+        ));
+    }
+    Ok(q)
+}
+
+async fn search_posts(State(api): State<Api>, q: QueryResult) -> ApiResult {
+    let p = paging(q)?;
+    let query = search_query(&p)?;
+    let view = view(&api)?;
+    let page = view
+        .search_posts(query, p.viewer.as_ref(), p.cursor.as_deref(), p.limit)
+        .map_err(view_err)?;
+    posts_json(view, page)
+}
+
+async fn search_people(State(api): State<Api>, q: QueryResult) -> ApiResult {
+    let p = paging(q)?;
+    let query = search_query(&p)?;
+    let view = view(&api)?;
+    let page = view
+        .search_people(query, p.cursor.as_deref(), p.limit)
+        .map_err(view_err)?;
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|e| account_json(&e.account, &e.view))
+        .collect();
+    Ok(Json(json!({"items": items, "next": page.next})))
 }

@@ -63,7 +63,7 @@ pub fn catch_up(
 ) -> Result<(), AppViewError> {
     let mut next: Vec<u64> = shards
         .iter()
-        .map(|(shard, _)| Ok(view.indexed(*shard)?.map_or(1, |h| h + 1)))
+        .map(|(shard, _)| view.resume_from(*shard))
         .collect::<Result<_, AppViewError>>()?;
     loop {
         let mut batch = Vec::new();

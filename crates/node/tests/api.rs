@@ -427,7 +427,31 @@ fn social_checks(
     assert_eq!(f["items"][0]["account"], at);
     assert!(p["fees_paid"].as_str().unwrap().parse::<u128>().unwrap() > 0);
 
+    let found = until(addr, "/api/v1/search/posts?q=starling", |v| {
+        !v["items"].as_array().unwrap().is_empty()
+    });
+    assert_eq!(found["items"][0]["seq"], 1);
+    assert_eq!(found["items"][0]["author"]["account"], at);
+    let none = until(addr, "/api/v1/search/posts?q=pelican", |_| true);
+    assert!(none["items"].as_array().unwrap().is_empty());
+    let long_q = "a".repeat(300);
     for (path, status, code) in [
+        ("/api/v1/search/posts".to_string(), 400, "bad_query"),
+        (
+            "/api/v1/search/posts?q=%20%20".to_string(),
+            400,
+            "bad_query",
+        ),
+        (
+            format!("/api/v1/search/people?q={long_q}"),
+            400,
+            "bad_query",
+        ),
+        (
+            "/api/v1/search/posts?q=x&cursor=5000".to_string(),
+            400,
+            "bad_cursor",
+        ),
         (
             format!("/api/v1/accounts/{at}/feed?cursor=zz"),
             400,
