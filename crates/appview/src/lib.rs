@@ -163,8 +163,18 @@ fn clamp(limit: usize) -> usize {
 }
 
 impl AppView {
-    /// Opens the view in `dir` (creating it if needed).
+    /// Opens the view in `dir` (creating it if needed); changes become searchable within
+    /// [`search::COMMIT_INTERVAL`].
     pub fn open(dir: &Path) -> Result<AppView, AppViewError> {
+        Self::open_with(dir, search::COMMIT_INTERVAL)
+    }
+
+    /// As [`Self::open`], with changes searchable within `search_commit` (zero: at once, as
+    /// tests want).
+    pub fn open_with(
+        dir: &Path,
+        search_commit: std::time::Duration,
+    ) -> Result<AppView, AppViewError> {
         let path = dir.join(DB_DIR);
         std::fs::create_dir_all(&path)
             .map_err(|e| AppViewError::Io(format!("{}: {e}", path.display())))?;
@@ -202,8 +212,13 @@ impl AppView {
             handles: db("handles")?,
         };
         w.commit()?;
-        let search = search::Search::open(&path.join("search"))?;
+        let search = search::Search::open(&path.join("search"), search_commit)?;
         Ok(AppView { env, t, search })
+    }
+
+    /// Makes every change indexed so far searchable now.
+    pub fn flush_search(&self) -> Result<(), AppViewError> {
+        self.search.flush()
     }
 
     /// The first height of `shard` the view still needs (both its tables and search).

@@ -20,6 +20,10 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Te
 
 /// Memory the writer of each index may use before it flushes a segment.
 const WRITER_BYTES: usize = 32 * 1024 * 1024;
+/// How long indexed changes may wait before a commit makes them searchable. Committing every
+/// block would write a segment (and sync) several times a second per shard under load; new
+/// posts show up in search within this time instead.
+pub const COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 /// Deepest a search pages (offset plus page).
 pub const MAX_SEARCH_DEPTH: usize = 1_000;
 /// Longest query accepted, in bytes.
@@ -112,7 +116,10 @@ impl Side {
         let at = sb.add_u64_field("at_ms", FAST | STORED);
         let dir = tantivy::directory::MmapDirectory::open(path).map_err(search_err)?;
         let index = Index::open_or_create(dir, sb.build()).map_err(search_err)?;
-        let writer = index.writer(WRITER_BYTES).map_err(search_err)?;
+        // One indexing thread: the relay's cores belong to the chain first.
+        let writer = index
+            .writer_with_num_threads(1, WRITER_BYTES)
+            .map_err(search_err)?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -176,7 +183,12 @@ fn search_err(e: impl std::fmt::Display) -> AppViewError {
 pub(crate) struct Search {
     posts: Side,
     people: Side,
+    /// Heights whose changes the writers hold (committed or not).
     heights: Mutex<BTreeMap<u16, u64>>,
+    /// When changes were last committed (`None`: nothing waits).
+    last_commit: Mutex<Option<std::time::Instant>>,
+    /// How long changes may wait for a commit.
+    interval: std::time::Duration,
 }
 
 fn encode_heights(h: &BTreeMap<u16, u64>) -> String {
@@ -196,7 +208,7 @@ fn decode_heights(s: &str) -> BTreeMap<u16, u64> {
 }
 
 impl Search {
-    pub fn open(dir: &Path) -> Result<Search, AppViewError> {
+    pub fn open(dir: &Path, interval: std::time::Duration) -> Result<Search, AppViewError> {
         let posts = Side::open(&dir.join("posts"))?;
         let people = Side::open(&dir.join("people"))?;
         // Both commit together with the same payload; the older of the two is what holds.
@@ -218,6 +230,8 @@ impl Search {
             posts,
             people,
             heights: Mutex::new(heights),
+            last_commit: Mutex::new(Some(std::time::Instant::now())),
+            interval,
         })
     }
 
@@ -267,15 +281,39 @@ impl Search {
             }
             heights.insert(shard.0, *height);
         }
-        let payload = encode_heights(&heights);
-        for (w, side) in [(&mut pw, &self.posts), (&mut aw, &self.people)] {
+        *self.heights() = heights;
+        let due = self
+            .last_commit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_none_or(|t| t.elapsed() >= self.interval);
+        if due {
+            self.commit(&mut pw, &mut aw)?;
+        }
+        Ok(())
+    }
+
+    /// Commits what the writers hold, with the heights it covers, and makes it searchable.
+    fn commit(&self, pw: &mut IndexWriter, aw: &mut IndexWriter) -> Result<(), AppViewError> {
+        let payload = encode_heights(&self.heights());
+        for (w, side) in [(pw, &self.posts), (aw, &self.people)] {
             let mut prepared = w.prepare_commit().map_err(search_err)?;
             prepared.set_payload(&payload);
             prepared.commit().map_err(search_err)?;
             side.reader.reload().map_err(search_err)?;
         }
-        *self.heights() = heights;
+        *self
+            .last_commit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::time::Instant::now());
         Ok(())
+    }
+
+    /// Commits now whatever waits (for tests, and before a node stops).
+    pub fn flush(&self) -> Result<(), AppViewError> {
+        let mut pw = self.posts.writer();
+        let mut aw = self.people.writer();
+        self.commit(&mut pw, &mut aw)
     }
 
     /// Post ids matching `query`, best first.

@@ -34,6 +34,10 @@ fn key(seed: u64) -> SecretKey {
 
 impl World {
     fn new(users: &[&SecretKey]) -> World {
+        Self::with_search_commit(users, std::time::Duration::ZERO)
+    }
+
+    fn with_search_commit(users: &[&SecretKey], search_commit: std::time::Duration) -> World {
         let chain = ChainId::new("starling-appview-test").unwrap();
         let foundations = (0..3).map(|i| key(9_000 + i).public_key()).collect();
         let params = LedgerParams::devnet(chain.clone(), 1, foundations).unwrap();
@@ -46,7 +50,7 @@ impl World {
         World {
             chain,
             shard,
-            view: AppView::open(dir.path()).unwrap(),
+            view: AppView::open_with(dir.path(), search_commit).unwrap(),
             _dir: dir,
             nonces: Default::default(),
             time_ms: 1_700_000_000_000,
@@ -488,7 +492,7 @@ fn followers_trending_fees_and_restart() {
         view, _dir: dir, ..
     } = w;
     drop(view);
-    let view = AppView::open(dir.path()).unwrap();
+    let view = AppView::open_with(dir.path(), std::time::Duration::ZERO).unwrap();
     assert_eq!(view.home(&users[1].public_key(), None, 10).unwrap(), before);
     assert_eq!(view.indexed(ShardId(1)).unwrap(), Some(2));
     let (block, executed) = shard
@@ -601,7 +605,7 @@ fn search_finds_posts_and_people_and_follows_edits_and_deletes() {
     } = w;
     let resume = view.resume_from(ShardId(1)).unwrap();
     drop(view);
-    let view = AppView::open(dir.path()).unwrap();
+    let view = AppView::open_with(dir.path(), std::time::Duration::ZERO).unwrap();
     assert_eq!(view.resume_from(ShardId(1)).unwrap(), resume);
     assert_eq!(
         view.search_posts("sparrows", None, None, 10)
@@ -616,7 +620,7 @@ fn search_finds_posts_and_people_and_follows_edits_and_deletes() {
     let before = view.account(&b.public_key()).unwrap();
     drop(view);
     std::fs::remove_dir_all(dir.path().join("appview").join("search")).unwrap();
-    let view = AppView::open(dir.path()).unwrap();
+    let view = AppView::open_with(dir.path(), std::time::Duration::ZERO).unwrap();
     assert_eq!(view.resume_from(ShardId(1)).unwrap(), 1);
     assert!(view
         .search_posts("sparrows", None, None, 10)
@@ -652,4 +656,16 @@ fn people(view: &AppView, q: &str) -> Vec<AccountId> {
         .iter()
         .map(|e| e.account)
         .collect()
+}
+
+#[test]
+fn search_sees_changes_at_the_next_commit() {
+    let a = key(1);
+    let mut w = World::with_search_commit(&[&a], std::time::Duration::from_secs(3_600));
+    let p = w.post(&a, "patience is a virtue");
+    // The tables have it at once; search at its next commit.
+    assert!(w.view.post(&p, None).unwrap().is_some());
+    assert!(ids(&w.view, "patience", None).is_empty());
+    w.view.flush_search().unwrap();
+    assert_eq!(ids(&w.view, "patience", None), vec![p]);
 }
