@@ -9,12 +9,10 @@
 
 use crate::keys::{self, TimeKey};
 use crate::records::{AccountView, Counts, FeedItem, Notification, NotificationKind, PostView};
-use crate::{text, AppViewError, Tables};
+use crate::{text, AppViewError, BlockTxs, Tables};
 use heed::RwTxn;
 use starling_types::codec::{Decode, Encode};
-use starling_types::{
-    AccountId, Action, Block, Payload, PostId, Receipt, ShardId, TxBody, TxReceipt,
-};
+use starling_types::{AccountId, Action, BlockHeader, PostId, TxBody};
 
 pub(crate) struct Writer<'a, 't> {
     pub txn: &'a mut RwTxn<'t>,
@@ -26,49 +24,25 @@ fn hour_of(ms: u64) -> u64 {
 }
 
 impl Writer<'_, '_> {
-    pub fn block(&mut self, block: &Block, receipts: &[Receipt]) -> Result<(), AppViewError> {
-        let h = &block.header;
-        let tx_receipts: Vec<&TxReceipt> = receipts
-            .iter()
-            .filter_map(|r| match r {
-                Receipt::Tx(t) => Some(t),
-                Receipt::Message(_) => None,
-            })
-            .collect();
-        for (i, env) in block.txs.iter().enumerate() {
-            let Ok(body) = env.body() else { continue };
-            let Some(receipt) = tx_receipts.get(i) else {
-                continue;
-            };
+    pub fn block(&mut self, h: &BlockHeader, txs: &BlockTxs<'_>) -> Result<(), AppViewError> {
+        for (_, body, receipt) in &txs.txs {
             if receipt.fee_paid > 0 {
                 self.update_account(&body.account, |a| {
                     a.fees_paid = a.fees_paid.saturating_add(receipt.fee_paid)
                 })?;
             }
-            if receipt.status != 0 {
-                continue;
-            }
+        }
+        for (i, body, _) in txs.applied() {
             let at = TimeKey {
                 at_ms: h.timestamp_ms,
                 shard: h.shard.0,
                 height: h.height,
-                index: i as u32,
+                index: *i,
             };
-            self.action(&body, at)?;
+            self.action(body, at)?;
         }
-        if h.shard == ShardId::GLOBAL {
-            for r in receipts {
-                if let Receipt::Message(m) = r {
-                    if let Payload::HandleResult {
-                        account,
-                        handle,
-                        accepted: true,
-                    } = &m.payload
-                    {
-                        self.handle(account, handle)?;
-                    }
-                }
-            }
+        for (account, handle) in &txs.handles {
+            self.handle(account, handle)?;
         }
         Ok(())
     }

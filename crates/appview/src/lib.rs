@@ -43,7 +43,7 @@ pub use records::{AccountView, Counts, FeedItem, Notification, NotificationKind,
 use heed::types::Bytes;
 use heed::{Database, Env, EnvOpenOptions, RoTxn};
 use starling_types::codec::Decode;
-use starling_types::{AccountId, Block, PostId, Receipt, ShardId};
+use starling_types::{AccountId, Block, PostId, Receipt, ShardId, TxBody};
 use std::collections::{BTreeMap, BinaryHeap};
 use std::ops::Bound;
 use std::path::Path;
@@ -83,6 +83,51 @@ pub(crate) struct Tables {
     tags: Db,
     tag_hours: Db,
     handles: Db,
+}
+
+/// A block as the view reads it: each transaction with its position, decoded body and
+/// receipt (decoded once for the tables and search), and the handle claims the global shard
+/// accepted in it.
+pub(crate) struct BlockTxs<'a> {
+    pub txs: Vec<(u32, TxBody, &'a starling_types::TxReceipt)>,
+    pub handles: Vec<(&'a AccountId, &'a str)>,
+}
+
+impl<'a> BlockTxs<'a> {
+    pub fn new(block: &Block, receipts: &'a [Receipt]) -> BlockTxs<'a> {
+        let tx_receipts = receipts.iter().filter_map(|r| match r {
+            Receipt::Tx(t) => Some(t),
+            Receipt::Message(_) => None,
+        });
+        let txs = block
+            .txs
+            .iter()
+            .zip(tx_receipts)
+            .enumerate()
+            .filter_map(|(i, (env, r))| env.body().ok().map(|b| (i as u32, b, r)))
+            .collect();
+        let handles = receipts
+            .iter()
+            .filter(|_| block.header.shard == ShardId::GLOBAL)
+            .filter_map(|r| match r {
+                Receipt::Message(m) => match &m.payload {
+                    starling_types::Payload::HandleResult {
+                        account,
+                        handle,
+                        accepted: true,
+                    } => Some((account, handle.as_str())),
+                    _ => None,
+                },
+                Receipt::Tx(_) => None,
+            })
+            .collect();
+        BlockTxs { txs, handles }
+    }
+
+    /// The transactions that applied (status 0).
+    pub fn applied(&self) -> impl Iterator<Item = &(u32, TxBody, &'a starling_types::TxReceipt)> {
+        self.txs.iter().filter(|(_, _, r)| r.status == 0)
+    }
 }
 
 pub(crate) fn read_u64(b: &[u8]) -> Result<u64, AppViewError> {
@@ -263,6 +308,7 @@ impl AppView {
         for item in blocks {
             let (block, receipts) = item?;
             let (block, receipts) = (block.borrow(), receipts.borrow());
+            let txs = BlockTxs::new(block, receipts);
             let shard = block.header.shard;
             let height = block.header.height;
             let gap = |indexed: u64| AppViewError::OutOfOrder {
@@ -280,7 +326,7 @@ impl AppView {
             match search_at {
                 Some(h) if height <= h => {}
                 Some(h) if height != h + 1 => return Err(gap(h)),
-                _ => searched.push((shard, height, search::ops(block, receipts))),
+                _ => searched.push((shard, height, search::ops(&block.header, &txs))),
             }
             let key = keys::cat(INDEXED, &shard.0.to_be_bytes());
             let indexed = self.t.meta.get(&w, &key)?.map(read_u64).transpose()?;
@@ -294,7 +340,7 @@ impl AppView {
                 txn: &mut w,
                 t: &self.t,
             }
-            .block(block, receipts)?;
+            .block(&block.header, &txs)?;
             self.t.meta.put(&mut w, &key, &height.to_be_bytes())?;
         }
         w.commit()?;
@@ -407,7 +453,7 @@ impl AppView {
             || self.t.blocks.get(r, &keys::cat(&ak, &vk))?.is_some())
     }
 
-    /// Whether `a` blocked `b`, and whether `a` muted `b`.
+    /// How `a` stands to `b`: follows, blocks and mutes, both ways where they matter.
     pub fn relation(&self, a: &AccountId, b: &AccountId) -> Result<Relation, AppViewError> {
         let r = self.env.read_txn()?;
         let k = keys::cat(&keys::account(a), &keys::account(b));

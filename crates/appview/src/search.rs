@@ -9,7 +9,8 @@
 
 use crate::keys;
 use crate::AppViewError;
-use starling_types::{AccountId, Action, Block, Payload, PostId, Receipt, ShardId};
+use crate::BlockTxs;
+use starling_types::{AccountId, Action, BlockHeader, PostId, ShardId};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
@@ -46,54 +47,30 @@ pub enum Op {
 
 /// What a block changes in search: only applied transactions, and accepted handle claims on
 /// the global shard.
-pub fn ops(block: &Block, receipts: &[Receipt]) -> Vec<Op> {
-    let statuses: Vec<u16> = receipts
-        .iter()
-        .filter_map(|r| match r {
-            Receipt::Tx(t) => Some(t.status),
-            Receipt::Message(_) => None,
-        })
-        .collect();
-    let at_ms = block.header.timestamp_ms;
+pub(crate) fn ops(header: &BlockHeader, txs: &BlockTxs<'_>) -> Vec<Op> {
+    let at_ms = header.timestamp_ms;
     let mut out = Vec::new();
-    for (i, env) in block.txs.iter().enumerate() {
-        if statuses.get(i) != Some(&0) {
-            continue;
-        }
-        let Ok(body) = env.body() else { continue };
-        match body.action {
+    for (_, body, _) in txs.applied() {
+        match &body.action {
             Action::Post { text, .. } => out.push(Op::Post {
                 id: PostId {
                     author: body.account,
                     seq: body.nonce,
                 },
-                text,
+                text: text.clone(),
                 at_ms,
             }),
             Action::EditPost { post, text } => out.push(Op::Post {
-                id: post,
-                text,
+                id: *post,
+                text: text.clone(),
                 at_ms,
             }),
-            Action::DeletePost { post } => out.push(Op::Delete(post)),
+            Action::DeletePost { post } => out.push(Op::Delete(*post)),
             Action::SetProfile { .. } => out.push(Op::Person(body.account)),
             _ => {}
         }
     }
-    if block.header.shard == ShardId::GLOBAL {
-        for r in receipts {
-            if let Receipt::Message(m) = r {
-                if let Payload::HandleResult {
-                    account,
-                    accepted: true,
-                    ..
-                } = &m.payload
-                {
-                    out.push(Op::Person(*account));
-                }
-            }
-        }
-    }
+    out.extend(txs.handles.iter().map(|(account, _)| Op::Person(**account)));
     out
 }
 
