@@ -92,6 +92,7 @@ pub fn router(node: Node, metrics: MetricsFn) -> Router {
         .route("/api/v1/posts/{author}/{seq}", get(post_by_id))
         .route("/api/v1/shards/{shard}/blocks/{height}", get(block))
         .merge(crate::social::routes())
+        .merge(crate::me::routes())
         .route("/metrics", get(render_metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -100,7 +101,8 @@ pub fn router(node: Node, metrics: MetricsFn) -> Router {
 
 /// Serves the API on `listener` until the task is dropped.
 pub async fn serve(listener: tokio::net::TcpListener, node: Node, metrics: MetricsFn) {
-    if let Err(e) = axum::serve(listener, router(node, metrics)).await {
+    let app = router(node, metrics).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "HTTP API stopped");
     }
 }
@@ -203,19 +205,7 @@ async fn submit(
     State(api): State<Api>,
     body: Result<Json<SubmitRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let Json(req) = body.map_err(|e| {
-        let status = e.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                status,
-                "too_large",
-                format!("request body is over {MAX_BODY_BYTES} bytes"),
-            )
-        } else {
-            // Syntax, shape and content-type errors are all the client's.
-            ApiError::bad_request("bad_json", e.body_text())
-        }
-    })?;
+    let req = json_body(body)?;
     if req.txs.is_empty() || req.txs.len() > MAX_SUBMIT_TXS {
         return Err(ApiError::bad_request(
             "bad_batch",
@@ -267,6 +257,25 @@ async fn submit(
         .collect();
     let accepted = out.iter().filter(|s| s.error.is_none()).count();
     Ok(Json(json!({"accepted": accepted, "results": out})))
+}
+
+/// A JSON request body, or the client's error: `too_large` (413) or `bad_json` (400).
+pub(crate) fn json_body<T>(
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, ApiError> {
+    body.map(|Json(t)| t).map_err(|e| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "too_large",
+                format!("request body is over {MAX_BODY_BYTES} bytes"),
+            )
+        } else {
+            // Syntax, shape and content-type errors are all the client's.
+            ApiError::bad_request("bad_json", e.body_text())
+        }
+    })
 }
 
 pub(crate) fn parse_key(text: &str) -> Result<PublicKey, ApiError> {

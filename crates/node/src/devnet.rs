@@ -32,6 +32,18 @@ pub fn user_key(i: u32) -> SecretKey {
     SecretKey::from_seed(KeyType::Ed25519, &seed.0).expect("ed25519 seed")
 }
 
+/// How many of the last devnet users fund sign ups on the devnet's relay (see
+/// [`faucet_keys`]); load generators and tests use the first ones.
+pub const FAUCET_USERS: u32 = 64;
+/// SPEND each sign up on a devnet receives.
+pub const FAUCET_AMOUNT: u128 = 1_000_000_000_000_000;
+
+/// The devnet users whose funds go to new accounts: the relay picks one on the new account's
+/// shard, so the funds arrive in one block.
+pub fn faucet_keys() -> Vec<SecretKey> {
+    (USERS - FAUCET_USERS..USERS).map(user_key).collect()
+}
+
 /// What a devnet looks like.
 #[derive(Clone, Debug)]
 pub struct DevnetSpec {

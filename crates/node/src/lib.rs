@@ -2,12 +2,15 @@
 //! directory that `starling init` prepares, running a validator ([`run`]), the HTTP API
 //! ([`api`]), the app view and its indexer ([`view`]) and the social API on it ([`social`]).
 
+pub mod accounts;
 pub mod api;
 pub mod config;
 pub mod devnet;
 pub mod genesis;
 pub mod init;
 pub mod keyfile;
+pub mod keystore;
+mod me;
 pub mod net;
 pub mod run;
 pub mod social;

@@ -111,6 +111,10 @@ struct NodeInner {
     gossip: std::sync::OnceLock<mpsc::Sender<(ShardId, Vec<TxEnvelope>)>>,
     /// What the social API reads (see [`crate::view`]).
     appview: std::sync::OnceLock<Arc<starling_appview::AppView>>,
+    /// Counts the app view's committed batches: what live streams wait on.
+    view_updates: tokio::sync::watch::Sender<u64>,
+    /// The accounts this node holds for its users (see [`crate::accounts`]).
+    accounts: std::sync::OnceLock<Arc<crate::accounts::Accounts>>,
 }
 
 impl Node {
@@ -142,6 +146,8 @@ impl Node {
                 shards,
                 gossip: std::sync::OnceLock::new(),
                 appview: std::sync::OnceLock::new(),
+                view_updates: tokio::sync::watch::Sender::new(0),
+                accounts: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -154,6 +160,26 @@ impl Node {
     /// The app view, if one is attached.
     pub fn appview(&self) -> Option<&Arc<starling_appview::AppView>> {
         self.inner.appview.get()
+    }
+
+    /// Says that the app view committed another batch (the indexer calls it).
+    pub fn view_updated(&self) {
+        self.inner.view_updates.send_modify(|n| *n += 1);
+    }
+
+    /// Wakes on every batch the app view commits.
+    pub fn watch_view(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.view_updates.subscribe()
+    }
+
+    /// Attaches the accounts this node holds (once).
+    pub fn set_accounts(&self, accounts: Arc<crate::accounts::Accounts>) {
+        let _ = self.inner.accounts.set(accounts);
+    }
+
+    /// The accounts this node holds, if any are attached.
+    pub fn accounts(&self) -> Option<&Arc<crate::accounts::Accounts>> {
+        self.inner.accounts.get()
     }
 
     /// Where transactions for shards this node does not validate go (set once).
@@ -473,6 +499,8 @@ where
             shards,
             gossip: std::sync::OnceLock::new(),
             appview: std::sync::OnceLock::new(),
+            view_updates: tokio::sync::watch::Sender::new(0),
+            accounts: std::sync::OnceLock::new(),
         }),
     })
 }

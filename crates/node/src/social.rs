@@ -93,7 +93,7 @@ fn paging(q: QueryResult) -> Result<Paging, ApiError> {
     })
 }
 
-fn view(api: &Api) -> Result<&Arc<AppView>, ApiError> {
+pub(crate) fn view(api: &Api) -> Result<&Arc<AppView>, ApiError> {
     api.node.appview().ok_or_else(|| {
         ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -25,16 +25,17 @@ pub fn attach(node: &Node, data_dir: &Path) -> Result<std::thread::JoinHandle<()
         .iter()
         .map(|(id, h)| (*id, h.app.clone()))
         .collect();
+    let node = node.clone();
     std::thread::Builder::new()
         .name("appview-indexer".into())
-        .spawn(move || run(view, shards))
+        .spawn(move || run(node, view, shards))
         .map_err(|e| AppViewError::Io(format!("starting the indexer: {e}")))
 }
 
 /// Most blocks indexed in one write transaction.
 pub const MAX_BATCH_BLOCKS: usize = 256;
 
-fn run(view: Arc<AppView>, shards: Vec<(ShardId, ShardApp)>) {
+fn run(node: Node, view: Arc<AppView>, shards: Vec<(ShardId, ShardApp)>) {
     let streams = shards
         .iter()
         .enumerate()
@@ -48,8 +49,11 @@ fn run(view: Arc<AppView>, shards: Vec<(ShardId, ShardApp)>) {
         while let Some(Some((i, height))) = heights.next().now_or_never() {
             heads[i] = heads[i].max(height);
         }
-        if let Err(e) = catch_up(&view, &shards, &heads) {
-            tracing::warn!(error = %e, "app view indexing failed; retrying on the next block");
+        match catch_up(&view, &shards, &heads) {
+            Ok(()) => node.view_updated(),
+            Err(e) => {
+                tracing::warn!(error = %e, "app view indexing failed; retrying on the next block")
+            }
         }
     }
 }

@@ -41,6 +41,38 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Value) 
     )
 }
 
+/// A request with extra headers: the status, the JSON body and the response's headers.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Value, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut extra = String::new();
+    for (k, v) in headers {
+        extra.push_str(&format!("{k}: {v}\r\n"));
+    }
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let _ = s.write_all(body.as_bytes());
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status: u16 = out.split(' ').nth(1).unwrap().parse().unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(Value::String(body.into())),
+        head.to_string(),
+    )
+}
+
 fn error_code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("(none)")
 }
@@ -217,7 +249,7 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
         address: Some(p2p.to_string()),
         shards: None,
     });
-    for who in [&alice, &bob] {
+    for who in [&alice, &bob, &key(4)] {
         g.allocations.push(AllocationEntry {
             account: who.public_key().to_text(),
             asset: "spend".into(),
@@ -251,6 +283,11 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
             .await
             .unwrap();
         starling_node::view::attach(&node, &data_dir).unwrap();
+        let faucet = starling_node::accounts::Faucet {
+            keys: vec![key(4)],
+            amount: 1_000_000_000_000_000,
+        };
+        starling_node::accounts::attach(&node, &data_dir, Some(faucet)).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let metrics = {
@@ -261,6 +298,7 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
         tokio::task::spawn_blocking(move || {
             checks(addr, key(2), chain.clone());
             social_checks(addr, &alice, &bob, &chain);
+            account_checks(addr, &data_dir);
         })
         .await
         .unwrap();
@@ -503,4 +541,327 @@ fn social_checks(
         let (s, v) = http(addr, "GET", &path, "");
         assert_eq!((s, error_code(&v)), (status, code), "{path}: {v}");
     }
+}
+
+/// Polls `path` until it exists (an account appears once its funds are final).
+fn until_found(addr: SocketAddr, path: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let (s, v) = http(addr, "GET", path, "");
+        if s == 200 {
+            return v;
+        }
+        assert_eq!(s, 404, "{path}: {v}");
+        assert!(start.elapsed() < Duration::from_secs(60), "{path}: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The session cookie a response set.
+fn cookie_of(head: &str) -> String {
+    let line = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie in {head}"));
+    let cookie = line.split_once(':').unwrap().1.trim();
+    for attr in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie} lacks {attr}");
+    }
+    cookie.split(';').next().unwrap().to_string()
+}
+
+/// Accounts held by the node: sign up, sessions, CSRF, signed actions, log in and out,
+/// export and import, rate limits; each bad input or missing credential a clear 4xx.
+fn account_checks(addr: SocketAddr, data_dir: &std::path::Path) {
+    let (s, v) = http(addr, "GET", "/api/v1/keystore", "");
+    assert_eq!((s, v["items"].as_array().unwrap().len()), (200, 0));
+
+    // Sign up: bad input first.
+    for (body, status, code) in [
+        ("{", 400, "bad_json"),
+        ("{\"label\": \"carol\"}", 400, "bad_json"),
+        (
+            "{\"label\": \"carol\", \"password\": \"short\"}",
+            400,
+            "weak_password",
+        ),
+        (
+            "{\"label\": \"no spaces\", \"password\": \"long enough\"}",
+            400,
+            "bad_label",
+        ),
+        (
+            "{\"label\": \"carol\", \"password\": \"long enough\", \"x\": 1}",
+            400,
+            "bad_json",
+        ),
+    ] {
+        let (s, v) = http(addr, "POST", "/api/v1/keystore", body);
+        assert_eq!((s, error_code(&v)), (status, code), "{body}");
+    }
+    let (s, v, head) = request(
+        addr,
+        "POST",
+        "/api/v1/keystore",
+        &[],
+        r#"{"label": "carol", "password": "carol's password"}"#,
+    );
+    assert_eq!(s, 200, "{v}");
+    let carol = v["account"].as_str().unwrap().to_string();
+    let csrf = v["csrf"].as_str().unwrap().to_string();
+    assert!(v.get("token").is_none(), "a browser sign up sees no token");
+    assert!(
+        v["funding"].is_string(),
+        "the faucet funds new accounts: {v}"
+    );
+    let cookie = cookie_of(&head);
+    // The secret is only in the keystore file, encrypted: never in the answer.
+    let file = std::fs::read_dir(data_dir.join("keystore"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .unwrap();
+    let file = std::fs::read_to_string(file).unwrap();
+    assert!(file.contains("argon2id") && file.contains(&carol));
+    let (s, v) = http(
+        addr,
+        "POST",
+        "/api/v1/keystore",
+        r#"{"label": "carol", "password": "another password"}"#,
+    );
+    assert_eq!((s, error_code(&v)), (409, "exists"));
+
+    // The session: by cookie, and nothing without one.
+    let with_cookie = [("Cookie", cookie.as_str())];
+    let (s, v, _) = request(addr, "GET", "/api/v1/session", &with_cookie, "");
+    assert_eq!((s, v["account"].as_str()), (200, Some(carol.as_str())));
+    let (s, v) = http(addr, "GET", "/api/v1/session", "");
+    assert_eq!((s, error_code(&v)), (401, "no_session"));
+    let post = r##"{"action": {"type": "post", "text": "hello from carol #accounts"}}"##;
+    let (s, v) = http(addr, "POST", "/api/v1/me/actions", post);
+    assert_eq!((s, error_code(&v)), (401, "no_session"));
+    let (s, v, _) = request(addr, "POST", "/api/v1/me/actions", &with_cookie, post);
+    assert_eq!((s, error_code(&v)), (403, "bad_csrf"));
+    let (s, v, _) = request(
+        addr,
+        "POST",
+        "/api/v1/me/actions",
+        &[("Cookie", &cookie), ("X-CSRF-Token", "0000")],
+        post,
+    );
+    assert_eq!((s, error_code(&v)), (403, "bad_csrf"));
+    let authed = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
+
+    // The fee before sending, with the text's length in graphemes.
+    let (s, v, _) = request(
+        addr,
+        "POST",
+        "/api/v1/me/fee",
+        &authed,
+        r#"{"action": {"type": "post", "text": "héllo 👍🏽"}}"#,
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["graphemes"].as_u64(), v["valid"].as_bool()),
+        (Some(7), Some(true))
+    );
+    let fee: u128 = v["fee"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        fee,
+        u128::from(v["gas"].as_u64().unwrap()) * u128::from(v["base_fee"].as_u64().unwrap())
+    );
+    assert!(fee > 0);
+
+    // Wait for the faucet's funds, then act.
+    until_found(addr, &format!("/api/v1/accounts/{carol}"));
+    let (s, v, _) = request(addr, "POST", "/api/v1/me/actions", &authed, post);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["post"]["author"], carol.as_str());
+    let seq = v["post"]["seq"].as_u64().unwrap();
+    let (s, v, _) = request(
+        addr,
+        "POST",
+        "/api/v1/me/actions",
+        &authed,
+        r#"{"action": {"type": "set_profile", "display_name": "Carol", "bio": "signs on her node"}}"#,
+    );
+    assert_eq!(s, 200, "{v}");
+    // Bad actions: each a clear 400 before anything is signed.
+    let long = format!(
+        r#"{{"action": {{"type": "post", "text": "{}"}}}}"#,
+        "é".repeat(301)
+    );
+    for (body, code) in [
+        (long.as_str(), "invalid_action"),
+        (
+            r#"{"action": {"type": "post", "text": ""}}"#,
+            "invalid_action",
+        ),
+        (r#"{"action": {"type": "fly"}}"#, "bad_json"),
+        (
+            r#"{"action": {"type": "follow", "target": "bob"}}"#,
+            "bad_key",
+        ),
+        (
+            r#"{"action": {"type": "transfer", "asset": "gold", "to": "ed25519:00", "amount": "1"}}"#,
+            "bad_asset",
+        ),
+        ("[]", "bad_json"),
+    ] {
+        let (s, v, _) = request(addr, "POST", "/api/v1/me/actions", &authed, body);
+        assert_eq!((s, error_code(&v)), (400, code), "{body}");
+    }
+    let feed = until(addr, &format!("/api/v1/accounts/{carol}/feed"), |v| {
+        !v["items"].as_array().unwrap().is_empty()
+    });
+    assert_eq!(
+        feed["items"][0]["post"]["text"],
+        "hello from carol #accounts"
+    );
+    assert_eq!(feed["items"][0]["post"]["seq"], seq);
+
+    // A second account, by bearer token (no CSRF needed: browsers never send one).
+    let (s, v) = http(
+        addr,
+        "POST",
+        "/api/v1/keystore",
+        r#"{"label": "dave", "password": "dave's password", "bearer": true}"#,
+    );
+    assert_eq!(s, 200, "{v}");
+    let dave = v["account"].as_str().unwrap().to_string();
+    let bearer = format!("Bearer {}", v["token"].as_str().unwrap());
+    let dave_auth = [("Authorization", bearer.as_str())];
+    until_found(addr, &format!("/api/v1/accounts/{dave}"));
+    for body in [
+        format!(r#"{{"action": {{"type": "follow", "target": "{carol}"}}}}"#),
+        format!(
+            r#"{{"action": {{"type": "like", "post": {{"author": "{carol}", "seq": {seq}}}}}}}"#
+        ),
+    ] {
+        let (s, v, _) = request(addr, "POST", "/api/v1/me/actions", &dave_auth, &body);
+        assert_eq!(s, 200, "{v}");
+    }
+    // Another user's post is not dave's to edit or delete.
+    for kind in ["edit_post", "delete_post"] {
+        let text = if kind == "edit_post" {
+            r#", "text": "mine now""#
+        } else {
+            ""
+        };
+        let body = format!(
+            r#"{{"action": {{"type": "{kind}", "post": {{"author": "{carol}", "seq": {seq}}}{text}}}}}"#
+        );
+        let (s, v, _) = request(addr, "POST", "/api/v1/me/actions", &dave_auth, &body);
+        assert_eq!((s, error_code(&v)), (403, "not_yours"), "{body}");
+    }
+    let n = until(
+        addr,
+        &format!("/api/v1/accounts/{carol}/notifications"),
+        |v| v["items"].as_array().unwrap().len() == 2,
+    );
+    assert_eq!(n["unread"], 2);
+    let (s, v, _) = request(addr, "POST", "/api/v1/me/notifications/read", &authed, "{}");
+    assert_eq!((s, v["unread"].as_u64()), (200, Some(0)), "{v}");
+
+    // Export a backup; log out; log in by label; the old cookie is dead.
+    let (s, v, _) = request(
+        addr,
+        "POST",
+        "/api/v1/session/export",
+        &authed,
+        r#"{"password": "not carol's"}"#,
+    );
+    assert_eq!((s, error_code(&v)), (401, "bad_password"));
+    let (s, v, _) = request(
+        addr,
+        "POST",
+        "/api/v1/session/export",
+        &authed,
+        r#"{"password": "carol's password"}"#,
+    );
+    assert_eq!(s, 200, "{v}");
+    let backup = v["backup"].as_str().unwrap().to_string();
+    assert!(backup.contains("xchacha20poly1305"));
+    let (s, v, head) = request(addr, "DELETE", "/api/v1/session", &authed, "");
+    assert_eq!(s, 200, "{v}");
+    assert!(head.contains("Max-Age=0"));
+    let (s, v, _) = request(addr, "GET", "/api/v1/session", &with_cookie, "");
+    assert_eq!((s, error_code(&v)), (401, "no_session"));
+    let (s, v) = http(
+        addr,
+        "POST",
+        "/api/v1/session",
+        r#"{"account": "carol", "password": "wrong password"}"#,
+    );
+    assert_eq!((s, error_code(&v)), (401, "bad_password"));
+    let (s, v) = http(
+        addr,
+        "POST",
+        "/api/v1/session",
+        r#"{"account": "nobody", "password": "whatever it is"}"#,
+    );
+    assert_eq!((s, error_code(&v)), (404, "not_found"));
+    let (s, v, head) = request(
+        addr,
+        "POST",
+        "/api/v1/session",
+        &[],
+        r#"{"account": "carol", "password": "carol's password"}"#,
+    );
+    assert_eq!((s, v["account"].as_str()), (200, Some(carol.as_str())));
+    let _ = cookie_of(&head);
+
+    // Import: the backup is already here; a raw secret becomes a new keystore.
+    let body = json!({"backup": backup, "password": "carol's password"}).to_string();
+    let (s, v) = http(addr, "POST", "/api/v1/keystore/import", &body);
+    assert_eq!((s, error_code(&v)), (409, "exists"));
+    let body = json!({"backup": "{\"version\": 1}", "password": "carol's password"}).to_string();
+    let (s, v) = http(addr, "POST", "/api/v1/keystore/import", &body);
+    assert_eq!((s, error_code(&v)), (400, "bad_keystore"));
+    let (s, v) = http(
+        addr,
+        "POST",
+        "/api/v1/keystore/import",
+        r#"{"secret": "xyz", "label": "erin", "password": "erin's password"}"#,
+    );
+    assert_eq!((s, error_code(&v)), (400, "bad_secret"));
+    let secret = hex::encode([5u8; 32]);
+    let body =
+        json!({"secret": secret, "label": "erin", "password": "erin's password"}).to_string();
+    let (s, v) = http(addr, "POST", "/api/v1/keystore/import", &body);
+    assert_eq!(
+        (s, v["account"].as_str()),
+        (200, Some(key(5).public_key().to_text().as_str())),
+        "{v}"
+    );
+    let (_, v) = http(addr, "GET", "/api/v1/keystore", "");
+    let labels: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["carol", "dave", "erin"]);
+    assert!(!v.to_string().contains(&secret));
+
+    // Password guessing on one account runs into its limit.
+    let mut limited = false;
+    for _ in 0..12 {
+        let (s, v) = http(
+            addr,
+            "POST",
+            "/api/v1/session",
+            r#"{"account": "dave", "password": "guess guess"}"#,
+        );
+        if s == 429 {
+            assert_eq!(error_code(&v), "rate_limited");
+            limited = true;
+            break;
+        }
+        assert_eq!((s, error_code(&v)), (401, "bad_password"));
+    }
+    assert!(
+        limited,
+        "ten wrong passwords in a row are the most tried at once"
+    );
 }

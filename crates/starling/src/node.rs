@@ -8,7 +8,7 @@ use starling_node::api::{self, MetricsFn};
 use starling_node::config::{NodeConfig, Role};
 use starling_node::devnet::{self, DevnetSpec};
 use starling_node::run::{self, Node, ValidatorSpec};
-use starling_node::{init, keyfile, net, view};
+use starling_node::{accounts, init, keyfile, net, view};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -156,6 +156,7 @@ pub fn node(args: NodeArgs) -> anyhow::Result<()> {
             node
         };
         view::attach(&node, &cfg.data_dir).context("opening the app view")?;
+        accounts::attach(&node, &cfg.data_dir, None).context("opening the keystore")?;
         serve_api(api_listen, node, metrics_of(&context)).await
     })
 }
@@ -214,6 +215,13 @@ pub fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
             rng,
         )?;
         view::attach(&relay, &prepared.relay.data_dir).context("opening the app view")?;
+        // Sign ups on the devnet's relay are funded by devnet users kept for it.
+        let faucet = accounts::Faucet {
+            keys: devnet::faucet_keys(),
+            amount: devnet::FAUCET_AMOUNT,
+        };
+        accounts::attach(&relay, &prepared.relay.data_dir, Some(faucet))
+            .context("opening the keystore")?;
         serve_api(args.api, relay, metrics_of(&context)).await
     })
 }

@@ -1,0 +1,715 @@
+//! The account API: sign up, log in and out, import and export keystores, and the signed-in
+//! account's actions, which the node signs (see [`crate::accounts`]).
+//!
+//! - `GET    /api/v1/keystore`: the accounts this node holds (public keys and labels).
+//! - `POST   /api/v1/keystore`: sign up, `{"label", "password"}`: a new key pair, sealed in a
+//!   keystore on this node, funded by the node's faucet if it has one; starts a session.
+//! - `POST   /api/v1/keystore/import`: `{"label", "password", "secret"}` (a 64-hex seed, and
+//!   `"key_type"`, default `ed25519`) or `{"backup", "password"}` (an exported keystore and
+//!   the password that opens it); starts a session.
+//! - `GET    /api/v1/session`: who is logged in, and the CSRF token.
+//! - `POST   /api/v1/session`: log in, `{"account": "<key or label>", "password"}`.
+//! - `DELETE /api/v1/session`: log out.
+//! - `POST   /api/v1/session/export`: `{"password"}`: the keystore as a backup (encrypted).
+//! - `POST   /api/v1/me/fee`: `{"action": {...}}`: what the action costs now.
+//! - `POST   /api/v1/me/actions`: `{"action": {...}}`: signs and submits it.
+//! - `POST   /api/v1/me/notifications/read`: `{"seq"}` (default: all): marks read.
+//!
+//! Sign up, import and log in answer `{"account", "label", "csrf"}` and set the session
+//! cookie; with `"bearer": true` they also answer `"token"`, for programs that send
+//! `Authorization: Bearer <token>` instead of the cookie. Actions are JSON objects tagged by
+//! `"type"`: `post {text, reply_to?, quote_of?, langs?}`, `edit_post {post, text}`,
+//! `delete_post`, `repost`, `unrepost`, `like`, `unlike` `{post}`, `follow`, `unfollow`,
+//! `block`, `unblock`, `mute`, `unmute` `{target}`, `set_profile {display_name, bio,
+//! avatar_url?}`, `register_handle {handle}`, `transfer {asset, to, amount}`. A post is
+//! `{"author", "seq"}`; amounts are decimal strings.
+
+use crate::accounts::{Accounts, Estimate, Sent, Session, CSRF_HEADER, SESSION_COOKIE};
+use crate::api::{json_body, parse_key, Api, ApiError, ApiResult};
+use crate::keystore::KeystoreError;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use starling_crypto::SecretKey;
+use starling_types::{Action, Asset, KeyType, PostId, PublicKey};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+pub(crate) fn routes() -> Router<Api> {
+    Router::new()
+        .route("/api/v1/keystore", get(list_keystore).post(signup))
+        .route("/api/v1/keystore/import", post(import))
+        .route("/api/v1/session", get(current).post(login).delete(logout))
+        .route("/api/v1/session/export", post(export))
+        .route("/api/v1/me/fee", post(fee))
+        .route("/api/v1/me/actions", post(act))
+        .route("/api/v1/me/notifications/read", post(mark_read))
+}
+
+pub(crate) fn accounts(api: &Api) -> Result<&Arc<Accounts>, ApiError> {
+    api.node.accounts().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_accounts",
+            "this node holds no accounts",
+        )
+    })
+}
+
+fn keystore_err(e: KeystoreError) -> ApiError {
+    match e {
+        KeystoreError::BadPassword => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "bad_password", e.to_string())
+        }
+        KeystoreError::WeakPassword => ApiError::bad_request("weak_password", e.to_string()),
+        KeystoreError::BadLabel => ApiError::bad_request("bad_label", e.to_string()),
+        KeystoreError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "exists", e.to_string()),
+        KeystoreError::NotFound(_) => ApiError::not_found(e.to_string()),
+        KeystoreError::Full => ApiError::new(StatusCode::CONFLICT, "full", e.to_string()),
+        KeystoreError::Malformed(_) => ApiError::bad_request("bad_keystore", e.to_string()),
+        KeystoreError::Io(_) => ApiError::internal(e),
+    }
+}
+
+fn limited(retry_after: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many requests; try again in {retry_after} s"),
+    )
+}
+
+/// The client's address (unspecified when the server was not told it).
+pub(crate) fn client_ip(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+}
+
+/// The client's address, as an extractor.
+pub(crate) struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(ClientIp(client_ip(parts)))
+    }
+}
+
+/// The session token a request carries: bearer first, then the cookie.
+fn token_of(headers: &HeaderMap) -> Option<(String, bool)> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some(t) = v.strip_prefix("Bearer ") {
+            return Some((t.trim().to_owned(), false));
+        }
+    }
+    for v in headers.get_all(header::COOKIE) {
+        let Ok(v) = v.to_str() else { continue };
+        for pair in v.split(';') {
+            if let Some((k, val)) = pair.trim().split_once('=') {
+                if k == SESSION_COOKIE {
+                    return Some((val.to_owned(), true));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Compares without stopping at the first difference.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A request from a logged-in account. Requests that authenticate by cookie and are not
+/// `GET` or `HEAD` must carry the session's CSRF token.
+pub(crate) struct Authed {
+    pub session: Session,
+    pub token: String,
+}
+
+impl FromRequestParts<Api> for Authed {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        let accounts = accounts(api)?;
+        let Some((token, by_cookie)) = token_of(&parts.headers) else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "no_session",
+                "log in first",
+            ));
+        };
+        let session = accounts.sessions.get(&token).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "no_session",
+                "the session ended; log in again",
+            )
+        })?;
+        if by_cookie && parts.method != Method::GET && parts.method != Method::HEAD {
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !same(sent, &session.csrf) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "bad_csrf",
+                    "missing or wrong X-CSRF-Token",
+                ));
+            }
+        }
+        Ok(Authed { session, token })
+    }
+}
+
+fn session_cookie(token: &str, max_age: u64) -> String {
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Secure; Max-Age={max_age}"
+    )
+}
+
+/// The answer to a request that started a session.
+fn started(session: &Session, token: String, bearer: bool, extra: Value) -> Response {
+    let mut body = json!({
+        "account": session.account.to_text(),
+        "label": session.label,
+        "csrf": session.csrf,
+    });
+    if bearer {
+        body["token"] = json!(token);
+    }
+    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+        b.extend(e);
+    }
+    (
+        StatusCode::OK,
+        [(
+            header::SET_COOKIE,
+            session_cookie(&token, crate::accounts::SESSION_IDLE.as_secs()),
+        )],
+        Json(body),
+    )
+        .into_response()
+}
+
+/// Runs blocking work (Argon2, signing, store reads) off the request threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+}
+
+async fn list_keystore(State(api): State<Api>) -> ApiResult {
+    let accounts = accounts(&api)?.clone();
+    let list = blocking(move || accounts.keystore.list().map_err(keystore_err)).await?;
+    let items: Vec<Value> = list
+        .iter()
+        .map(|a| json!({"account": a.account.to_text(), "label": a.label}))
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignupRequest {
+    label: String,
+    password: String,
+    #[serde(default)]
+    bearer: bool,
+}
+
+async fn signup(
+    State(api): State<Api>,
+    ClientIp(ip): ClientIp,
+    body: Result<Json<SignupRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let req = json_body(body)?;
+    let accounts = accounts(&api)?.clone();
+    accounts.signup_limit.check(&ip).map_err(limited)?;
+    let node = api.node.clone();
+    blocking(move || {
+        let key = SecretKey::generate(KeyType::Ed25519, &mut rand_core::OsRng);
+        accounts
+            .keystore
+            .add(&key, &req.password, &req.label, &mut rand_core::OsRng)
+            .map_err(keystore_err)?;
+        let account = key.public_key();
+        tracing::info!(%account, label = %req.label, "account created");
+        let funding = accounts.fund(&node, &account);
+        let (token, session) = accounts.sessions.create(key, req.label);
+        let extra = json!({"funding": funding.map(|s| s.hash.to_hex())});
+        Ok(started(&session, token, req.bearer, extra))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportRequest {
+    password: String,
+    label: Option<String>,
+    secret: Option<String>,
+    key_type: Option<String>,
+    backup: Option<String>,
+    #[serde(default)]
+    bearer: bool,
+}
+
+async fn import(
+    State(api): State<Api>,
+    ClientIp(ip): ClientIp,
+    body: Result<Json<ImportRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let req = json_body(body)?;
+    let accounts = accounts(&api)?.clone();
+    accounts.signup_limit.check(&ip).map_err(limited)?;
+    blocking(move || {
+        let (key, label) = match (&req.secret, &req.backup) {
+            (Some(secret), None) => {
+                let key_type = match req.key_type.as_deref().unwrap_or("ed25519") {
+                    "ed25519" => KeyType::Ed25519,
+                    "secp256k1" => KeyType::Secp256k1,
+                    other => {
+                        return Err(ApiError::bad_request(
+                            "bad_key",
+                            format!("unknown key type `{other}` (ed25519 or secp256k1)"),
+                        ))
+                    }
+                };
+                let seed = zeroize::Zeroizing::new(
+                    hex::decode(secret.trim())
+                        .ok()
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                        .ok_or_else(|| {
+                            ApiError::bad_request("bad_secret", "secret must be 64 hex digits")
+                        })?,
+                );
+                let key = SecretKey::from_seed(key_type, &seed)
+                    .map_err(|_| ApiError::bad_request("bad_secret", "not a valid secret key"))?;
+                let label = req.label.clone().ok_or_else(|| {
+                    ApiError::bad_request("bad_label", "an imported key needs a label")
+                })?;
+                accounts
+                    .keystore
+                    .add(&key, &req.password, &label, &mut rand_core::OsRng)
+                    .map_err(keystore_err)?;
+                (key, label)
+            }
+            (None, Some(backup)) => {
+                let account = accounts
+                    .keystore
+                    .import_backup(backup, &req.password)
+                    .map_err(keystore_err)?;
+                let key = accounts
+                    .keystore
+                    .unlock(&account, &req.password)
+                    .map_err(keystore_err)?;
+                let label = crate::keystore::KeystoreFile::parse(backup)
+                    .map(|f| f.label().to_owned())
+                    .map_err(keystore_err)?;
+                (key, label)
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "bad_import",
+                    "send either `secret` (with `label`) or `backup`",
+                ))
+            }
+        };
+        tracing::info!(account = %key.public_key(), %label, "account imported");
+        let (token, session) = accounts.sessions.create(key, label);
+        Ok(started(&session, token, req.bearer, json!({})))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    account: String,
+    password: String,
+    #[serde(default)]
+    bearer: bool,
+}
+
+async fn login(
+    State(api): State<Api>,
+    ClientIp(ip): ClientIp,
+    body: Result<Json<LoginRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let req = json_body(body)?;
+    let accounts = accounts(&api)?.clone();
+    accounts.login_limit.check(&ip).map_err(limited)?;
+    blocking(move || {
+        let account = match PublicKey::from_text(&req.account) {
+            Ok(k) => k,
+            Err(_) => accounts
+                .keystore
+                .find_label(&req.account)
+                .map_err(keystore_err)?
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("this node holds no account `{}`", req.account))
+                })?,
+        };
+        accounts
+            .login_account_limit
+            .check(&account)
+            .map_err(limited)?;
+        let key = accounts
+            .keystore
+            .unlock(&account, &req.password)
+            .map_err(keystore_err)?;
+        let label = accounts
+            .keystore
+            .list()
+            .map_err(keystore_err)?
+            .into_iter()
+            .find(|a| a.account == account)
+            .map(|a| a.label)
+            .unwrap_or_default();
+        let (token, session) = accounts.sessions.create(key, label);
+        Ok(started(&session, token, req.bearer, json!({})))
+    })
+    .await
+}
+
+async fn current(auth: Authed) -> ApiResult {
+    Ok(Json(json!({
+        "account": auth.session.account.to_text(),
+        "label": auth.session.label,
+        "csrf": auth.session.csrf,
+    })))
+}
+
+async fn logout(State(api): State<Api>, auth: Authed) -> Result<Response, ApiError> {
+    accounts(&api)?.sessions.remove(&auth.token);
+    Ok((
+        StatusCode::OK,
+        [(header::SET_COOKIE, session_cookie("", 0))],
+        Json(json!({"ok": true})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportRequest {
+    password: String,
+}
+
+async fn export(
+    State(api): State<Api>,
+    auth: Authed,
+    body: Result<Json<ExportRequest>, JsonRejection>,
+) -> ApiResult {
+    let req = json_body(body)?;
+    let accounts = accounts(&api)?.clone();
+    accounts
+        .login_account_limit
+        .check(&auth.session.account)
+        .map_err(limited)?;
+    let account = auth.session.account;
+    let backup = blocking(move || {
+        accounts
+            .keystore
+            .export(&account, &req.password)
+            .map_err(keystore_err)
+    })
+    .await?;
+    Ok(Json(json!({ "backup": backup })))
+}
+
+/// A post named in an action.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostRef {
+    author: String,
+    seq: u64,
+}
+
+impl PostRef {
+    fn id(&self) -> Result<PostId, ApiError> {
+        Ok(PostId {
+            author: parse_key(&self.author)?,
+            seq: self.seq,
+        })
+    }
+}
+
+/// An action as the API takes it.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ActionJson {
+    Post {
+        text: String,
+        reply_to: Option<PostRef>,
+        quote_of: Option<PostRef>,
+        #[serde(default)]
+        langs: Vec<String>,
+    },
+    EditPost {
+        post: PostRef,
+        text: String,
+    },
+    DeletePost {
+        post: PostRef,
+    },
+    Repost {
+        post: PostRef,
+    },
+    Unrepost {
+        post: PostRef,
+    },
+    Like {
+        post: PostRef,
+    },
+    Unlike {
+        post: PostRef,
+    },
+    Follow {
+        target: String,
+    },
+    Unfollow {
+        target: String,
+    },
+    Block {
+        target: String,
+    },
+    Unblock {
+        target: String,
+    },
+    Mute {
+        target: String,
+    },
+    Unmute {
+        target: String,
+    },
+    SetProfile {
+        display_name: String,
+        bio: String,
+        #[serde(default)]
+        avatar_url: String,
+    },
+    RegisterHandle {
+        handle: String,
+    },
+    Transfer {
+        asset: String,
+        to: String,
+        amount: String,
+    },
+}
+
+impl ActionJson {
+    fn into_action(self) -> Result<Action, ApiError> {
+        let opt = |p: Option<PostRef>| p.map(|p| p.id()).transpose();
+        Ok(match self {
+            ActionJson::Post {
+                text,
+                reply_to,
+                quote_of,
+                langs,
+            } => Action::Post {
+                text,
+                reply_to: opt(reply_to)?,
+                quote_of: opt(quote_of)?,
+                langs,
+            },
+            ActionJson::EditPost { post, text } => Action::EditPost {
+                post: post.id()?,
+                text,
+            },
+            ActionJson::DeletePost { post } => Action::DeletePost { post: post.id()? },
+            ActionJson::Repost { post } => Action::Repost { post: post.id()? },
+            ActionJson::Unrepost { post } => Action::Unrepost { post: post.id()? },
+            ActionJson::Like { post } => Action::Like { post: post.id()? },
+            ActionJson::Unlike { post } => Action::Unlike { post: post.id()? },
+            ActionJson::Follow { target } => Action::Follow {
+                target: parse_key(&target)?,
+            },
+            ActionJson::Unfollow { target } => Action::Unfollow {
+                target: parse_key(&target)?,
+            },
+            ActionJson::Block { target } => Action::Block {
+                target: parse_key(&target)?,
+            },
+            ActionJson::Unblock { target } => Action::Unblock {
+                target: parse_key(&target)?,
+            },
+            ActionJson::Mute { target } => Action::Mute {
+                target: parse_key(&target)?,
+            },
+            ActionJson::Unmute { target } => Action::Unmute {
+                target: parse_key(&target)?,
+            },
+            ActionJson::SetProfile {
+                display_name,
+                bio,
+                avatar_url,
+            } => Action::SetProfile {
+                display_name,
+                bio,
+                avatar_url,
+            },
+            ActionJson::RegisterHandle { handle } => Action::RegisterHandle { handle },
+            ActionJson::Transfer { asset, to, amount } => Action::Transfer {
+                asset: match asset.as_str() {
+                    "spend" => Asset::Spend,
+                    "urc" => Asset::Urc,
+                    "core" => Asset::Core,
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "bad_asset",
+                            "asset is spend, urc or core",
+                        ))
+                    }
+                },
+                to: parse_key(&to)?,
+                amount: amount.parse().map_err(|_| {
+                    ApiError::bad_request("bad_amount", "amount is a whole number as a string")
+                })?,
+            },
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionRequest {
+    action: ActionJson,
+}
+
+fn estimate_json(e: &Estimate) -> Value {
+    json!({
+        "shard": e.shard.0,
+        "gas": e.gas,
+        "base_fee": e.base_fee,
+        "fee": e.fee.to_string(),
+        "max_fee": e.max_fee.to_string(),
+    })
+}
+
+fn text_of(action: &Action) -> Option<&str> {
+    match action {
+        Action::Post { text, .. } | Action::EditPost { text, .. } => Some(text),
+        _ => None,
+    }
+}
+
+async fn fee(
+    State(api): State<Api>,
+    auth: Authed,
+    body: Result<Json<ActionRequest>, JsonRejection>,
+) -> ApiResult {
+    let action = json_body(body)?.action.into_action()?;
+    let accounts = accounts(&api)?;
+    let e = accounts.estimate(&api.node, &auth.session.account, &action)?;
+    let mut out = estimate_json(&e);
+    if let Some(text) = text_of(&action) {
+        out["graphemes"] = json!(starling_ledger::validate::graphemes(text));
+        out["max_graphemes"] = json!(starling_ledger::validate::MAX_POST_GRAPHEMES);
+    }
+    out["valid"] = json!(crate::accounts::precheck(&action).is_ok());
+    Ok(Json(out))
+}
+
+fn sent_json(s: &Sent) -> Value {
+    json!({
+        "hash": s.hash.to_hex(),
+        "shard": s.shard.0,
+        "nonce": s.nonce,
+        "fee": estimate_json(&s.estimate),
+        "post": s.post.map(|p| json!({"author": p.author.to_text(), "seq": p.seq})),
+    })
+}
+
+async fn act(
+    State(api): State<Api>,
+    auth: Authed,
+    body: Result<Json<ActionRequest>, JsonRejection>,
+) -> ApiResult {
+    let action = json_body(body)?.action.into_action()?;
+    if let Action::EditPost { post, .. } | Action::DeletePost { post } = &action {
+        if post.author != auth.session.account {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_yours",
+                "only a post's author may edit or delete it",
+            ));
+        }
+    }
+    let accounts = accounts(&api)?.clone();
+    accounts
+        .action_limit
+        .check(&auth.session.account)
+        .map_err(limited)?;
+    let node = api.node.clone();
+    let key = auth.session.key.clone();
+    let sent = blocking(move || accounts.sign_and_submit(&node, &key, action)).await?;
+    Ok(Json(sent_json(&sent)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadRequest {
+    seq: Option<u64>,
+}
+
+async fn mark_read(
+    State(api): State<Api>,
+    auth: Authed,
+    body: Result<Json<ReadRequest>, JsonRejection>,
+) -> ApiResult {
+    let req = json_body(body)?;
+    let view = crate::social::view(&api)?.clone();
+    let account = auth.session.account;
+    let unread = blocking(move || {
+        view.mark_read(&account, req.seq.unwrap_or(u64::MAX))
+            .map_err(ApiError::internal)
+    })
+    .await?;
+    Ok(Json(json!({ "unread": unread })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn tokens_come_from_bearer_or_cookie() {
+        let mut h = HeaderMap::new();
+        assert!(token_of(&h).is_none());
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=b; starling_session=abc; c=d"),
+        );
+        assert_eq!(token_of(&h), Some(("abc".into(), true)));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer xyz"),
+        );
+        assert_eq!(token_of(&h), Some(("xyz".into(), false)));
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("abc", "ab"));
+    }
+}
