@@ -93,6 +93,7 @@ pub fn router(node: Node, metrics: MetricsFn) -> Router {
         .route("/api/v1/shards/{shard}/blocks/{height}", get(block))
         .merge(crate::social::routes())
         .merge(crate::me::routes())
+        .merge(crate::stream::routes())
         .route("/metrics", get(render_metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -14,6 +14,7 @@ mod me;
 pub mod net;
 pub mod run;
 pub mod social;
+pub mod stream;
 pub mod view;
 
 mod error;

@@ -104,7 +104,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 }
 
 /// The session token a request carries: bearer first, then the cookie.
-fn token_of(headers: &HeaderMap) -> Option<(String, bool)> {
+pub(crate) fn token_of(headers: &HeaderMap) -> Option<(String, bool)> {
     if let Some(v) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

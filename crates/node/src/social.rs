@@ -103,7 +103,7 @@ pub(crate) fn view(api: &Api) -> Result<&Arc<AppView>, ApiError> {
     })
 }
 
-fn view_err(e: AppViewError) -> ApiError {
+pub(crate) fn view_err(e: AppViewError) -> ApiError {
     match e {
         AppViewError::BadCursor => ApiError::bad_request("bad_cursor", e.to_string()),
         e => ApiError::internal(e),
@@ -174,18 +174,21 @@ fn post_json(view: &AppView, e: &PostEntry) -> Result<Value, ApiError> {
     }))
 }
 
+/// One item of a feed: a post or a repost, by whom, when.
+pub(crate) fn feed_item_json(view: &AppView, f: &FeedEntry) -> Result<Value, ApiError> {
+    Ok(json!({
+        "kind": match f.item { FeedItem::Post(_) => "post", FeedItem::Repost(_) => "repost" },
+        "by": who(view, &f.by)?,
+        "at_ms": f.at.at_ms,
+        "post": post_json(view, &f.entry)?,
+    }))
+}
+
 fn feed_json(view: &AppView, page: Page<FeedEntry>) -> ApiResult {
     let items = page
         .items
         .iter()
-        .map(|f| {
-            Ok(json!({
-                "kind": match f.item { FeedItem::Post(_) => "post", FeedItem::Repost(_) => "repost" },
-                "by": who(view, &f.by)?,
-                "at_ms": f.at.at_ms,
-                "post": post_json(view, &f.entry)?,
-            }))
-        })
+        .map(|f| feed_item_json(view, f))
         .collect::<Result<Vec<Value>, ApiError>>()?;
     Ok(Json(json!({"items": items, "next": page.next})))
 }
@@ -263,7 +266,7 @@ async fn following(State(api): State<Api>, Path(key): Path<String>, q: QueryResu
     follow_list(&api, &key, q, false).await
 }
 
-fn notification_json(view: &AppView, n: &Notification) -> Result<Value, ApiError> {
+pub(crate) fn notification_json(view: &AppView, n: &Notification) -> Result<Value, ApiError> {
     Ok(json!({
         "seq": n.seq,
         "kind": n.kind.name(),

@@ -741,6 +741,7 @@ fn account_checks(addr: SocketAddr, data_dir: &std::path::Path) {
         let (s, v, _) = request(addr, "POST", "/api/v1/me/actions", &dave_auth, &body);
         assert_eq!(s, 200, "{v}");
     }
+    stream_checks(addr, &carol, &dave, &authed, &dave_auth, seq);
     // Another user's post is not dave's to edit or delete.
     for kind in ["edit_post", "delete_post"] {
         let text = if kind == "edit_post" {
@@ -757,9 +758,9 @@ fn account_checks(addr: SocketAddr, data_dir: &std::path::Path) {
     let n = until(
         addr,
         &format!("/api/v1/accounts/{carol}/notifications"),
-        |v| v["items"].as_array().unwrap().len() == 2,
+        |v| v["items"].as_array().unwrap().len() == 3,
     );
-    assert_eq!(n["unread"], 2);
+    assert_eq!(n["unread"], 3);
     let (s, v, _) = request(addr, "POST", "/api/v1/me/notifications/read", &authed, "{}");
     assert_eq!((s, v["unread"].as_u64()), (200, Some(0)), "{v}");
 
@@ -864,4 +865,111 @@ fn account_checks(addr: SocketAddr, data_dir: &std::path::Path) {
         limited,
         "ten wrong passwords in a row are the most tried at once"
     );
+}
+
+type Ws = tungstenite::WebSocket<TcpStream>;
+
+/// Opens `/api/v1/stream{query}` with `headers`: the socket, or the refusal's status and body.
+fn open_stream(
+    addr: SocketAddr,
+    query: &str,
+    headers: &[(&str, &str)],
+) -> Result<Ws, (u16, Value)> {
+    use tungstenite::client::IntoClientRequest as _;
+    let mut req = format!("ws://{addr}/api/v1/stream{query}")
+        .into_client_request()
+        .unwrap();
+    for (k, v) in headers {
+        req.headers_mut().insert(
+            tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    match tungstenite::client(req, tcp) {
+        Ok((ws, _)) => Ok(ws),
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+            let body = resp.body().clone().unwrap_or_default();
+            Err((
+                resp.status().as_u16(),
+                serde_json::from_slice(&body).unwrap_or(Value::Null),
+            ))
+        }
+        Err(e) => panic!("handshake: {e}"),
+    }
+}
+
+/// The next stream message that `want` accepts (others are skipped).
+fn next_message(ws: &mut Ws, want: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        match ws.read().unwrap() {
+            tungstenite::Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if want(&v) {
+                    return v;
+                }
+            }
+            tungstenite::Message::Close(c) => panic!("stream closed: {c:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// The live stream: a followed account's new post reaches the follower, and a reply
+/// reaches the author as a notification; refusals are clear.
+fn stream_checks(
+    addr: SocketAddr,
+    carol: &str,
+    dave: &str,
+    carol_auth: &[(&str, &str)],
+    dave_auth: &[(&str, &str)],
+    seq: u64,
+) {
+    let (s, v) = http(addr, "GET", "/api/v1/stream", "");
+    assert_eq!((s, error_code(&v)), (400, "not_websocket"));
+    let (s, v) = open_stream(addr, "", &[]).unwrap_err();
+    assert_eq!((s, error_code(&v)), (401, "no_session"));
+    let (s, v) = open_stream(addr, "?account=nobody", &[]).unwrap_err();
+    assert_eq!((s, error_code(&v)), (400, "bad_key"));
+    let (s, v) = open_stream(addr, "", &[("Origin", "http://evil.example")]).unwrap_err();
+    assert_eq!((s, error_code(&v)), (403, "bad_origin"));
+
+    // Dave follows carol (above); once that is indexed, his stream opens.
+    until(addr, &format!("/api/v1/accounts/{dave}/home"), |v| {
+        !v["items"].as_array().unwrap().is_empty()
+    });
+    let mut dave_ws = open_stream(addr, "", dave_auth).unwrap();
+    let hello = next_message(&mut dave_ws, |_| true);
+    assert_eq!(
+        (hello["type"].as_str(), hello["account"].as_str()),
+        (Some("hello"), Some(dave))
+    );
+    let mut carol_ws = open_stream(addr, &format!("?account={carol}"), &[]).unwrap();
+    next_message(&mut carol_ws, |v| v["type"] == "hello");
+
+    let (s, v, _) = request(
+        addr,
+        "POST",
+        "/api/v1/me/actions",
+        carol_auth,
+        r#"{"action": {"type": "post", "text": "live to dave"}}"#,
+    );
+    assert_eq!(s, 200, "{v}");
+    let m = next_message(&mut dave_ws, |v| v["type"] == "post");
+    assert_eq!(m["item"]["post"]["text"], "live to dave");
+    assert_eq!(m["item"]["by"]["account"], carol);
+
+    let body = format!(
+        r#"{{"action": {{"type": "post", "text": "live reply", "reply_to": {{"author": "{carol}", "seq": {seq}}}}}}}"#
+    );
+    let (s, v, _) = request(addr, "POST", "/api/v1/me/actions", dave_auth, &body);
+    assert_eq!(s, 200, "{v}");
+    let m = next_message(&mut carol_ws, |v| v["type"] == "notification");
+    assert_eq!(m["item"]["kind"], "reply");
+    assert_eq!(m["item"]["actor"]["account"], dave);
+    // Dave's own reply is in his home timeline too.
+    let m = next_message(&mut dave_ws, |v| v["type"] == "post");
+    assert_eq!(m["item"]["post"]["text"], "live reply");
+    dave_ws.close(None).unwrap();
 }
