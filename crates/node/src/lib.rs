@@ -16,6 +16,7 @@ pub mod run;
 pub mod social;
 pub mod stream;
 pub mod view;
+mod web;
 
 mod error;
 pub use error::SetupError;

@@ -1,0 +1,621 @@
+// Starling web app: plain ES module, no build step. Talks to the node's /api/v1 only; the
+// node holds the keys and signs (see docs/operations.md, "Accounts on the node").
+
+const MAX_GRAPHEMES = 300;
+const state = { me: null, csrf: null, label: null, ws: null, unread: 0, route: null };
+
+// ---------- DOM helpers (text only: nothing from the network becomes HTML) ----------
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (v === true) el.setAttribute(k, '');
+    else el.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+const $ = (sel) => document.querySelector(sel);
+const main = () => $('#main');
+
+function toast(msg) {
+  const t = $('#toast');
+  t.textContent = msg;
+  t.classList.add('show');
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => t.classList.remove('show'), 3500);
+}
+
+// ---------- API ----------
+class ApiError extends Error {
+  constructor(status, code, message) { super(message || code); this.status = status; this.code = code; }
+}
+async function api(method, path, body) {
+  const opts = { method, headers: {}, credentials: 'same-origin' };
+  if (body !== undefined) {
+    opts.headers['Content-Type'] = 'application/json';
+    opts.body = JSON.stringify(body);
+  }
+  if (method !== 'GET' && state.csrf) opts.headers['X-CSRF-Token'] = state.csrf;
+  const r = await fetch('/api/v1' + path, opts);
+  const j = await r.json().catch(() => ({}));
+  if (!r.ok) throw new ApiError(r.status, j.error?.code, j.error?.message);
+  return j;
+}
+const viewerQ = () => (state.me ? `viewer=${encodeURIComponent(state.me)}` : '');
+async function act(action) {
+  try {
+    return await api('POST', '/me/actions', { action });
+  } catch (e) {
+    toast(e.message);
+    throw e;
+  }
+}
+
+// ---------- text ----------
+const segmenter = typeof Intl !== 'undefined' && Intl.Segmenter ? new Intl.Segmenter(undefined, { granularity: 'grapheme' }) : null;
+function graphemes(s) { return segmenter ? [...segmenter.segment(s)].length : [...s].length; }
+function short(key) { return key ? key.replace(/^(ed25519|secp256k1):/, '').slice(0, 8) + '…' : ''; }
+function ago(ms) {
+  if (!ms) return '';
+  const s = Math.max(0, (Date.now() - ms) / 1000);
+  if (s < 60) return `${Math.floor(s)}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h`;
+  return new Date(ms).toLocaleDateString();
+}
+// Hashtags and mentions become links; everything else stays text.
+function richText(text) {
+  const out = [];
+  const re = /([#@][\p{L}\p{N}_.-]+)/gu;
+  let last = 0;
+  for (const m of text.matchAll(re)) {
+    out.push(text.slice(last, m.index));
+    const word = m[0].replace(/[.-]+$/, '');
+    const rest = m[0].slice(word.length);
+    if (word.startsWith('#')) out.push(h('a', { href: `#/tag/${encodeURIComponent(word.slice(1))}` }, word));
+    else out.push(h('a', { href: `#/handle/${encodeURIComponent(word.slice(1))}` }, word));
+    out.push(rest);
+    last = m.index + m[0].length;
+  }
+  out.push(text.slice(last));
+  return out;
+}
+function displayName(who) { return who.display_name || (who.handle ? who.handle : short(who.account)); }
+function avatar(who, big) {
+  const letter = (displayName(who) || '?').trim().charAt(0).toUpperCase() || '?';
+  return h('div', { class: big ? 'avatar big' : 'avatar', 'aria-hidden': 'true' }, letter);
+}
+const postHref = (p) => `#/post/${encodeURIComponent(p.author.account || p.author)}/${p.seq}`;
+const profileHref = (key) => `#/profile/${encodeURIComponent(key)}`;
+
+// ---------- compose ----------
+function composer({ placeholder = "What's happening?", reply_to = null, quote_of = null, edit = null, initial = '', onSent } = {}) {
+  const ta = h('textarea', { 'aria-label': placeholder, placeholder, maxlength: 4096, name: 'text' });
+  ta.value = initial;
+  const counter = h('span', { class: 'counter small', 'aria-live': 'polite' });
+  const fee = h('span', { class: 'fee small muted' });
+  const send = h('button', { class: 'primary', type: 'submit' }, edit ? 'Save' : reply_to ? 'Reply' : 'Post');
+  let feeTimer = null;
+  const action = () => edit
+    ? { type: 'edit_post', post: edit, text: ta.value }
+    : { type: 'post', text: ta.value, reply_to: reply_to || undefined, quote_of: quote_of || undefined };
+  function update() {
+    const n = graphemes(ta.value);
+    counter.textContent = `${n} / ${MAX_GRAPHEMES}`;
+    counter.classList.toggle('over', n > MAX_GRAPHEMES);
+    send.disabled = n > MAX_GRAPHEMES || (n === 0 && !quote_of);
+    clearTimeout(feeTimer);
+    feeTimer = setTimeout(async () => {
+      try {
+        const f = await api('POST', '/me/fee', { action: action() });
+        fee.textContent = `fee ${f.fee} (gas ${f.gas} × base fee ${f.base_fee})`;
+        fee.dataset.fee = f.fee;
+      } catch (e) { fee.textContent = ''; }
+    }, 150);
+  }
+  ta.addEventListener('input', update);
+  ta.addEventListener('keydown', (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) form.requestSubmit(); });
+  const form = h('form', { class: 'compose', onsubmit: async (e) => {
+    e.preventDefault();
+    send.disabled = true;
+    try {
+      const r = await act(action());
+      ta.value = '';
+      toast(edit ? 'Edit sent' : 'Sent');
+      onSent && onSent(r);
+    } catch (_) { /* toast shown */ }
+    update();
+  } }, quote_of ? h('div', { class: 'small muted' }, 'Quoting a post') : null, ta,
+  h('div', { class: 'row' }, h('span', {}, counter, ' · ', fee), send));
+  update();
+  return form;
+}
+
+// ---------- posts ----------
+function postCard(p, { by = null, kind = 'post', focus = false } = {}) {
+  const a = p.author;
+  const own = state.me && a.account === state.me;
+  const id = { author: a.account, seq: p.seq };
+  const card = h('article', { class: focus ? 'post focus' : 'post', 'data-post': `${a.account}/${p.seq}`, 'aria-label': `Post by ${displayName(a)}` });
+  if (kind === 'repost' && by) card.append(h('div', { class: 'repost-line' }, `↻ ${displayName(by)} reposted`));
+  const body = h('div');
+  body.append(h('div', { class: 'meta' },
+    h('a', { class: 'name', href: profileHref(a.account) }, displayName(a)),
+    a.handle ? h('span', { class: 'muted' }, '@' + a.handle) : h('span', { class: 'muted' }, short(a.account)),
+    h('a', { class: 'muted small', href: postHref(p), title: new Date(p.created_ms).toLocaleString() }, ago(p.created_ms)),
+    p.edited ? h('button', { class: 'ghost small muted history-toggle', type: 'button', 'aria-expanded': 'false', onclick: (e) => toggleHistory(e.currentTarget, p, body) }, 'edited') : null));
+  if (p.reply_to) body.append(h('div', { class: 'small muted' }, 'Replying to ', h('a', { href: postHref(p.reply_to) }, 'a post')));
+  if (p.deleted) body.append(h('p', { class: 'text muted' }, 'This post was deleted.'));
+  else body.append(h('p', { class: 'text' }, richText(p.text)));
+  if (p.quote_of) {
+    const q = h('a', { class: 'quote small', href: postHref(p.quote_of) }, 'Quoted post');
+    loadQuote(q, p.quote_of);
+    body.append(q);
+  }
+  if (!p.deleted) body.append(actionBar(p, id, own, body));
+  card.append(avatar(a), body);
+  return card;
+}
+
+async function loadQuote(el, ref) {
+  try {
+    const t = await api('GET', `/posts/${encodeURIComponent(ref.author)}/${ref.seq}/thread?limit=1`);
+    el.textContent = '';
+    el.append(h('strong', {}, displayName(t.post.author)), ' ', t.post.deleted ? 'deleted' : t.post.text);
+  } catch (_) { /* stays a link */ }
+}
+
+function toggleHistory(btn, p, body) {
+  const open = btn.getAttribute('aria-expanded') === 'true';
+  btn.setAttribute('aria-expanded', String(!open));
+  const existing = body.querySelector('.history');
+  if (existing) { existing.remove(); return; }
+  const list = h('div', { class: 'history', 'aria-label': 'Edit history' },
+    h('div', { class: 'small muted' }, 'Earlier versions'),
+    p.revisions.map((r) => h('p', { class: 'text small revision' }, r.text, ' ', h('span', { class: 'muted' }, `(${ago(r.at_ms)})`))));
+  btn.closest('.meta').after(list);
+}
+
+function actionBar(p, id, own, body) {
+  const c = p.counts;
+  const like = h('button', { class: 'like', type: 'button', 'aria-pressed': String(!!p.liked), 'aria-label': p.liked ? 'Unlike' : 'Like' }, `♥ ${c.likes}`);
+  like.addEventListener('click', async () => {
+    const on = like.getAttribute('aria-pressed') !== 'true';
+    await act({ type: on ? 'like' : 'unlike', post: id });
+    c.likes += on ? 1 : -1;
+    like.setAttribute('aria-pressed', String(on));
+    like.setAttribute('aria-label', on ? 'Unlike' : 'Like');
+    like.textContent = `♥ ${c.likes}`;
+  });
+  const repost = h('button', { class: 'repost', type: 'button', 'aria-pressed': String(!!p.reposted), 'aria-label': p.reposted ? 'Undo repost' : 'Repost' }, `↻ ${c.reposts}`);
+  repost.addEventListener('click', async () => {
+    const on = repost.getAttribute('aria-pressed') !== 'true';
+    await act({ type: on ? 'repost' : 'unrepost', post: id });
+    c.reposts += on ? 1 : -1;
+    repost.setAttribute('aria-pressed', String(on));
+    repost.setAttribute('aria-label', on ? 'Undo repost' : 'Repost');
+    repost.textContent = `↻ ${c.reposts}`;
+  });
+  const reply = h('button', { type: 'button', 'aria-label': 'Reply', onclick: () => openInline(body, composer({ placeholder: 'Post your reply', reply_to: id, onSent: () => closeInline(body) })) }, `💬 ${c.replies}`);
+  const quote = h('button', { type: 'button', 'aria-label': 'Quote', onclick: () => openInline(body, composer({ placeholder: 'Add a comment', quote_of: id, onSent: () => closeInline(body) })) }, `❝ ${c.quotes}`);
+  const bar = h('div', { class: 'actions' }, reply, repost, like, quote);
+  if (own) {
+    bar.append(h('button', { type: 'button', 'aria-label': 'Edit', onclick: () => openInline(body, composer({ edit: id, initial: p.text, onSent: () => closeInline(body) })) }, 'Edit'));
+    const del = h('button', { type: 'button', 'aria-label': 'Delete' }, 'Delete');
+    del.addEventListener('click', () => {
+      const yes = h('button', { class: 'danger', type: 'button' }, 'Delete for good');
+      const no = h('button', { type: 'button', onclick: () => closeInline(body) }, 'Keep');
+      yes.addEventListener('click', async () => { await act({ type: 'delete_post', post: id }); toast('Delete sent'); closeInline(body); });
+      openInline(body, h('div', { class: 'row pad' }, 'Delete this post?', yes, no));
+    });
+    bar.append(del);
+  }
+  return bar;
+}
+function openInline(body, el) {
+  closeInline(body);
+  el.classList.add('inline');
+  body.append(el);
+  const f = el.querySelector('textarea, button');
+  f && f.focus();
+}
+function closeInline(body) { body.querySelectorAll(':scope > .inline').forEach((x) => x.remove()); }
+
+// A list that pages with a "More" button.
+function pagedList(container, fetchPage, render, emptyText) {
+  let cursor = null;
+  const more = h('button', { class: 'more', type: 'button' }, 'More');
+  async function load() {
+    more.disabled = true;
+    try {
+      const page = await fetchPage(cursor);
+      if (!cursor && page.items.length === 0) container.append(h('div', { class: 'empty' }, emptyText));
+      for (const it of page.items) container.append(render(it));
+      cursor = page.next;
+      if (cursor) container.after(more); else more.remove();
+    } catch (e) { container.append(h('div', { class: 'empty error' }, e.message)); }
+    more.disabled = false;
+  }
+  more.addEventListener('click', load);
+  return load();
+}
+const cq = (cursor) => (cursor ? `&cursor=${encodeURIComponent(cursor)}` : '');
+const feedItem = (it) => postCard(it.post, { by: it.by, kind: it.kind });
+
+// ---------- views ----------
+const views = {};
+
+views.login = async () => {
+  const m = main();
+  m.replaceChildren(h('h1', {}, 'Welcome to Starling'));
+  const err = h('p', { class: 'error', role: 'alert' });
+  let held = [];
+  try { held = (await api('GET', '/keystore')).items; } catch (_) { /* none */ }
+  const acct = h('input', { id: 'login-account', name: 'account', autocomplete: 'username', required: true });
+  const pw = h('input', { id: 'login-password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  const login = h('form', { class: 'pad', 'aria-label': 'Log in', onsubmit: async (e) => {
+    e.preventDefault();
+    err.textContent = '';
+    try { startSession(await api('POST', '/session', { account: acct.value.trim(), password: pw.value })); }
+    catch (x) { err.textContent = x.message; }
+  } }, h('h2', {}, 'Log in'),
+  held.length ? h('div', {}, h('div', { class: 'small muted' }, 'Accounts on this node:'),
+    h('div', { class: 'account-choice' }, held.map((a) => h('button', { type: 'button', onclick: () => { acct.value = a.label; pw.focus(); } }, a.label)))) : null,
+  h('label', { for: 'login-account' }, 'Account name or key'), acct,
+  h('label', { for: 'login-password' }, 'Password'), pw,
+  h('div', { class: 'row' }, h('button', { class: 'primary', type: 'submit' }, 'Log in')));
+
+  const name = h('input', { id: 'signup-name', name: 'username', autocomplete: 'username', required: true, pattern: '[a-z0-9_]{3,30}', title: '3 to 30 of a-z, 0-9 and _' });
+  const dn = h('input', { id: 'signup-display', name: 'display_name', maxlength: 50 });
+  const spw = h('input', { id: 'signup-password', name: 'new-password', type: 'password', autocomplete: 'new-password', minlength: 8, required: true });
+  const signup = h('form', { class: 'pad', 'aria-label': 'Sign up', onsubmit: async (e) => {
+    e.preventDefault();
+    err.textContent = '';
+    try {
+      const r = await api('POST', '/keystore', { label: name.value.trim(), password: spw.value });
+      startSession(r, { handle: name.value.trim(), display_name: dn.value.trim() });
+    } catch (x) { err.textContent = x.message; }
+  } }, h('h2', {}, 'New here? Sign up'),
+  h('p', { class: 'small muted' }, 'Your node makes you a key pair and keeps it encrypted with your password. Nobody else holds it.'),
+  h('label', { for: 'signup-name' }, 'Username (your @handle)'), name,
+  h('label', { for: 'signup-display' }, 'Display name'), dn,
+  h('label', { for: 'signup-password' }, 'Password (8 or more characters)'), spw,
+  h('div', { class: 'row' }, h('button', { class: 'primary', type: 'submit' }, 'Sign up')));
+
+  const secret = h('input', { id: 'import-secret', name: 'secret', autocomplete: 'off' });
+  const backup = h('textarea', { id: 'import-backup', name: 'backup' });
+  const ilabel = h('input', { id: 'import-label', name: 'label' });
+  const ipw = h('input', { id: 'import-password', type: 'password', autocomplete: 'new-password' });
+  const importForm = h('form', { class: 'pad', 'aria-label': 'Import an account', onsubmit: async (e) => {
+    e.preventDefault();
+    err.textContent = '';
+    const body = backup.value.trim() ? { backup: backup.value.trim(), password: ipw.value } : { secret: secret.value.trim(), label: ilabel.value.trim(), password: ipw.value };
+    try { startSession(await api('POST', '/keystore/import', body)); } catch (x) { err.textContent = x.message; }
+  } }, h('details', {}, h('summary', {}, 'Import an existing account'),
+    h('label', { for: 'import-backup' }, 'Backup file contents'), backup,
+    h('p', { class: 'small muted' }, 'or'),
+    h('label', { for: 'import-secret' }, 'Secret key (64 hex digits)'), secret,
+    h('label', { for: 'import-label' }, 'Name for it on this node'), ilabel,
+    h('label', { for: 'import-password' }, 'Password'), ipw,
+    h('div', { class: 'row' }, h('button', { type: 'submit' }, 'Import'))));
+  m.append(err, login, signup, importForm);
+  (held.length ? acct : name).focus();
+};
+
+async function startSession(r, setup) {
+  state.me = r.account;
+  state.csrf = r.csrf;
+  state.label = r.label;
+  $('#nav').hidden = false;
+  connectStream();
+  if (setup) finishSignup(setup);
+  go('#/home');
+}
+
+// Navigates to `hash` (rendering even when it is already there).
+function go(hash) {
+  if (location.hash === hash) render(); else location.hash = hash;
+}
+
+// A new account exists once the faucet's funds land; then it claims its handle and profile.
+async function finishSignup({ handle, display_name }) {
+  toast('Setting up your account…');
+  for (let i = 0; i < 120; i++) {
+    try { await api('GET', `/accounts/${encodeURIComponent(state.me)}`); break; } catch (_) { await new Promise((res) => setTimeout(res, 500)); }
+  }
+  try {
+    if (handle) await act({ type: 'register_handle', handle });
+    await act({ type: 'set_profile', display_name: display_name || handle, bio: '' });
+    toast('Your account is ready');
+  } catch (_) { /* toast shown */ }
+}
+
+views.home = async () => {
+  const m = main();
+  const list = h('div', { id: 'timeline', 'aria-label': 'Home timeline' });
+  m.replaceChildren(h('h1', {}, 'Home'), composer(), list);
+  await pagedList(list, (c) => api('GET', `/accounts/${encodeURIComponent(state.me)}/home?limit=30${cq(c)}`), feedItem, 'Follow people to fill your timeline.');
+};
+
+async function profileView(key) {
+  const m = main();
+  m.replaceChildren(h('h1', {}, 'Profile'));
+  let p;
+  try { p = await api('GET', `/accounts/${encodeURIComponent(key)}/profile?${viewerQ()}`); } catch (e) { m.append(h('div', { class: 'empty error' }, e.message)); return; }
+  const mine = key === state.me;
+  const rel = p.relation || {};
+  const buttons = h('div', { class: 'actions' });
+  if (!mine && state.me) {
+    const toggle = (label, on, onType, offType) => {
+      const b = h('button', { type: 'button', 'aria-pressed': String(!!on), class: onType === 'follow' ? 'primary' : '' }, on ? label[1] : label[0]);
+      b.addEventListener('click', async () => {
+        const now = b.getAttribute('aria-pressed') !== 'true';
+        await act({ type: now ? onType : offType, target: key });
+        b.setAttribute('aria-pressed', String(now));
+        b.textContent = now ? label[1] : label[0];
+        toast('Sent');
+      });
+      return b;
+    };
+    buttons.append(toggle(['Follow', 'Unfollow'], rel.following, 'follow', 'unfollow'),
+      toggle(['Mute', 'Unmute'], rel.muting, 'mute', 'unmute'),
+      toggle(['Block', 'Unblock'], rel.blocking, 'block', 'unblock'));
+  }
+  m.append(h('section', { class: 'profile-head', 'aria-label': 'About' },
+    h('div', { class: 'row' }, avatar(p, true), buttons),
+    h('h2', { class: 'profile-name' }, displayName(p)),
+    h('div', { class: 'muted' }, p.handle ? '@' + p.handle : '', ' ', h('span', { class: 'small' }, p.account)),
+    p.bio ? h('p', {}, richText(p.bio)) : null,
+    rel.followed_by ? h('div', { class: 'small muted' }, 'Follows you') : null,
+    h('div', { class: 'counts' }, h('span', {}, h('strong', {}, p.posts), ' posts'),
+      h('span', {}, h('strong', { class: 'following-count' }, p.following), ' following'),
+      h('span', {}, h('strong', { class: 'followers-count' }, p.followers), ' followers'))));
+  const tabs = h('div', { class: 'tabs', role: 'tablist' });
+  const body = h('div', { role: 'tabpanel' });
+  const show = (name) => {
+    tabs.querySelectorAll('button').forEach((b) => b.setAttribute('aria-selected', String(b.dataset.tab === name)));
+    body.replaceChildren();
+    m.querySelectorAll('.more').forEach((x) => x.remove());
+    if (name === 'posts') pagedList(body, (c) => api('GET', `/accounts/${encodeURIComponent(key)}/feed?${viewerQ()}${cq(c)}`), feedItem, 'No posts yet.');
+    else pagedList(body, (c) => api('GET', `/accounts/${encodeURIComponent(key)}/${name}?limit=30${cq(c)}`), personRow, 'Nobody yet.');
+  };
+  for (const [name, label] of [['posts', 'Posts'], ['following', 'Following'], ['followers', 'Followers']]) {
+    tabs.append(h('button', { type: 'button', role: 'tab', 'data-tab': name, onclick: () => show(name) }, label));
+  }
+  m.append(tabs, body);
+  show('posts');
+}
+
+function personRow(a) {
+  return h('div', { class: 'person' }, avatar(a),
+    h('div', {}, h('a', { class: 'name', href: profileHref(a.account) }, displayName(a)),
+      h('div', { class: 'small muted' }, a.handle ? '@' + a.handle : short(a.account)),
+      a.bio ? h('div', { class: 'small' }, a.bio) : null));
+}
+
+async function postView(author, seq) {
+  const m = main();
+  m.replaceChildren(h('h1', {}, 'Post'));
+  let t;
+  try { t = await api('GET', `/posts/${encodeURIComponent(author)}/${seq}/thread?limit=50&${viewerQ()}`); } catch (e) { m.append(h('div', { class: 'empty error' }, e.message)); return; }
+  for (const a of t.ancestors) m.append(postCard(a));
+  m.append(postCard(t.post, { focus: true }));
+  m.append(composer({ placeholder: 'Post your reply', reply_to: { author: t.post.author.account, seq: t.post.seq } }));
+  const replies = h('section', { 'aria-label': 'Replies' });
+  m.append(replies);
+  for (const r of t.replies.items) replies.append(postCard(r));
+}
+
+views.notifications = async () => {
+  const m = main();
+  const list = h('div', { 'aria-label': 'Notifications' });
+  m.replaceChildren(h('h1', {}, 'Notifications'), list);
+  await pagedList(list, async (c) => {
+    const page = await api('GET', `/accounts/${encodeURIComponent(state.me)}/notifications?limit=30${cq(c)}`);
+    if (!c) { state.unread = page.unread; }
+    return page;
+  }, (n) => notificationRow(n, state.unread-- > 0), 'Nothing yet.');
+  try { const r = await api('POST', '/me/notifications/read', {}); setUnread(r.unread); } catch (_) { /* later */ }
+};
+function notificationRow(n, unread) {
+  const words = { reply: 'replied to your post', mention: 'mentioned you', quote: 'quoted your post', like: 'liked your post', repost: 'reposted your post', follow: 'followed you' };
+  return h('div', { class: unread ? 'notification unread' : 'notification', 'data-kind': n.kind },
+    h('a', { class: 'name', href: profileHref(n.actor.account) }, displayName(n.actor)), ' ', words[n.kind] || n.kind,
+    n.post ? h('span', {}, ' · ', h('a', { href: postHref(n.post) }, 'view')) : null,
+    h('span', { class: 'small muted' }, ' · ', ago(n.at_ms)));
+}
+
+views.search = async (query) => {
+  const m = main();
+  const params = new URLSearchParams(query || '');
+  const q = h('input', { type: 'search', name: 'q', 'aria-label': 'Search posts and people', placeholder: 'Search', value: params.get('q') || '' });
+  const kind = params.get('kind') || 'posts';
+  const results = h('div', { 'aria-label': 'Results' });
+  const form = h('form', { class: 'pad', role: 'search', onsubmit: (e) => { e.preventDefault(); location.hash = `#/search?q=${encodeURIComponent(q.value)}&kind=${kind}`; } }, q);
+  const tabs = h('div', { class: 'tabs', role: 'tablist' }, ['posts', 'people'].map((k) => h('button', { type: 'button', role: 'tab', 'aria-selected': String(k === kind), onclick: () => { location.hash = `#/search?q=${encodeURIComponent(q.value)}&kind=${k}`; } }, k === 'posts' ? 'Posts' : 'People')));
+  m.replaceChildren(h('h1', {}, 'Search'), form, tabs, results);
+  q.focus();
+  if (!q.value.trim()) { results.append(h('div', { class: 'empty' }, 'Search for words in posts, or for people by name.')); return; }
+  if (kind === 'people') await pagedList(results, (c) => api('GET', `/search/people?q=${encodeURIComponent(q.value)}${cq(c)}`), personRow, 'Nobody found.');
+  else await pagedList(results, (c) => api('GET', `/search/posts?q=${encodeURIComponent(q.value)}&${viewerQ()}${cq(c)}`), (p) => postCard(p), 'No posts found.');
+};
+
+async function tagView(tag) {
+  const m = main();
+  const list = h('div');
+  m.replaceChildren(h('h1', {}, '#' + tag), list);
+  await pagedList(list, (c) => api('GET', `/hashtags/${encodeURIComponent(tag)}?${viewerQ()}${cq(c)}`), (p) => postCard(p), 'No posts with this hashtag.');
+}
+
+views.wallet = async () => {
+  const m = main();
+  m.replaceChildren(h('h1', {}, 'Wallet and settings'));
+  const sec = h('section', { class: 'pad', 'aria-label': 'Balances' }, h('h2', {}, 'Balances'));
+  m.append(sec);
+  try {
+    const [a, p] = await Promise.all([api('GET', `/accounts/${encodeURIComponent(state.me)}`), api('GET', `/accounts/${encodeURIComponent(state.me)}/profile`)]);
+    sec.append(h('dl', { class: 'balances' },
+      h('dt', {}, 'SPEND'), h('dd', { id: 'balance-spend' }, a.balances.spend),
+      h('dt', {}, 'URC'), h('dd', {}, a.balances.urc),
+      h('dt', {}, 'CORE'), h('dd', {}, a.balances.core),
+      h('dt', {}, 'Fee allowance'), h('dd', {}, a.allowance),
+      h('dt', {}, 'Fees paid'), h('dd', { id: 'fees-paid' }, p.fees_paid),
+      h('dt', {}, 'Transactions'), h('dd', {}, a.nonce),
+      h('dt', {}, 'Account'), h('dd', { class: 'small' }, state.me)));
+  } catch (e) { sec.append(h('p', { class: 'muted' }, e.status === 404 ? 'No funds yet: your account appears once it receives some.' : e.message)); }
+
+  const to = h('input', { id: 'transfer-to', placeholder: 'ed25519:…' });
+  const amount = h('input', { id: 'transfer-amount', inputmode: 'numeric', pattern: '[0-9]+' });
+  m.append(h('form', { class: 'pad', 'aria-label': 'Transfer', onsubmit: async (e) => {
+    e.preventDefault();
+    await act({ type: 'transfer', asset: 'spend', to: to.value.trim(), amount: amount.value.trim() });
+    toast('Transfer sent');
+  } }, h('h2', {}, 'Send SPEND'), h('label', { for: 'transfer-to' }, 'To (account key)'), to,
+  h('label', { for: 'transfer-amount' }, 'Amount'), amount, h('div', { class: 'row' }, h('button', { type: 'submit' }, 'Send'))));
+
+  const dn = h('input', { id: 'profile-name', maxlength: 50 });
+  const bio = h('textarea', { id: 'profile-bio', maxlength: 1024 });
+  try { const me = await api('GET', `/accounts/${encodeURIComponent(state.me)}/profile`); dn.value = me.display_name || ''; bio.value = me.bio || ''; } catch (_) { /* empty */ }
+  m.append(h('form', { class: 'pad', 'aria-label': 'Edit profile', onsubmit: async (e) => {
+    e.preventDefault();
+    await act({ type: 'set_profile', display_name: dn.value, bio: bio.value });
+    toast('Profile update sent');
+  } }, h('h2', {}, 'Profile'), h('label', { for: 'profile-name' }, 'Display name'), dn,
+  h('label', { for: 'profile-bio' }, 'Bio'), bio, h('div', { class: 'row' }, h('button', { type: 'submit' }, 'Save profile'))));
+
+  const handle = h('input', { id: 'handle', pattern: '[a-z0-9_]{3,30}' });
+  m.append(h('form', { class: 'pad', 'aria-label': 'Handle', onsubmit: async (e) => {
+    e.preventDefault();
+    await act({ type: 'register_handle', handle: handle.value.trim() });
+    toast('Handle claim sent');
+  } }, h('h2', {}, 'Handle'), h('label', { for: 'handle' }, 'Claim a handle'), handle, h('div', { class: 'row' }, h('button', { type: 'submit' }, 'Claim'))));
+
+  const epw = h('input', { id: 'export-password', type: 'password', autocomplete: 'current-password' });
+  const out = h('textarea', { id: 'export-out', readonly: true, hidden: true, 'aria-label': 'Backup' });
+  m.append(h('form', { class: 'pad', 'aria-label': 'Back up', onsubmit: async (e) => {
+    e.preventDefault();
+    try {
+      const r = await api('POST', '/session/export', { password: epw.value });
+      out.value = r.backup;
+      out.hidden = false;
+      const link = h('a', { href: URL.createObjectURL(new Blob([r.backup], { type: 'application/json' })), download: `starling-${state.label}.json` }, 'Download backup');
+      out.after(link);
+    } catch (x) { toast(x.message); }
+  } }, h('h2', {}, 'Back up your key'), h('p', { class: 'small muted' }, 'The backup stays encrypted with your password.'),
+  h('label', { for: 'export-password' }, 'Password'), epw, h('div', { class: 'row' }, h('button', { type: 'submit' }, 'Export')), out));
+
+  m.append(h('div', { class: 'pad' }, h('button', { class: 'danger', type: 'button', onclick: logout }, 'Log out')));
+};
+
+async function logout() {
+  try { await api('DELETE', '/session'); } catch (_) { /* already */ }
+  state.me = null; state.csrf = null;
+  if (state.ws) { state.ws.onclose = null; state.ws.close(); state.ws = null; }
+  $('#nav').hidden = true;
+  go('#/login');
+}
+
+// ---------- live stream ----------
+function setUnread(n) {
+  state.unread = n;
+  const b = $('#unread');
+  b.textContent = String(n);
+  b.hidden = !n;
+  b.setAttribute('aria-label', `${n} unread`);
+}
+function connectStream() {
+  if (state.ws) return;
+  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/v1/stream`);
+  state.ws = ws;
+  ws.onmessage = (ev) => {
+    let m;
+    try { m = JSON.parse(ev.data); } catch (_) { return; }
+    if (m.type === 'hello') setUnread(m.unread);
+    if (m.type === 'notification') {
+      setUnread(m.unread);
+      if (state.route === 'notifications') main().querySelector('h1').after(notificationRow(m.item, true));
+    }
+    if (m.type === 'post' && state.route === 'home') {
+      const list = $('#timeline');
+      if (!list) return;
+      list.querySelector('.empty')?.remove();
+      const key = `${m.item.post.author.account}/${m.item.post.seq}`;
+      const dup = list.querySelector(`[data-post="${CSS.escape(key)}"]`);
+      if (dup && m.item.kind === 'post') return;
+      list.prepend(feedItem(m.item));
+    }
+  };
+  ws.onclose = () => { state.ws = null; if (state.me) setTimeout(connectStream, 2000); };
+}
+
+async function trending() {
+  try {
+    const t = await api('GET', '/trending?limit=10');
+    $('#trending').replaceChildren(...t.items.map((x) => h('li', {}, h('a', { href: `#/tag/${encodeURIComponent(x.tag)}` }, '#' + x.tag), h('span', { class: 'small muted' }, ` ${x.posts}`))));
+  } catch (_) { /* no view */ }
+}
+
+// ---------- routing ----------
+async function render() {
+  const hash = location.hash.replace(/^#\/?/, '') || 'home';
+  const [path, query] = hash.split('?');
+  const parts = path.split('/').map(decodeURIComponent);
+  if (!state.me && parts[0] !== 'login') { location.hash = '#/login'; return; }
+  state.route = parts[0];
+  document.querySelectorAll('nav a').forEach((a) => a.toggleAttribute('aria-current', false));
+  const navKey = parts[0] === 'me' || (parts[0] === 'profile' && parts[1] === state.me) ? 'profile' : parts[0];
+  document.querySelector(`nav a[data-route="${navKey}"]`)?.setAttribute('aria-current', 'page');
+  document.title = `Starling · ${parts[0]}`;
+  switch (parts[0]) {
+    case 'login': await views.login(); break;
+    case 'home': await views.home(); break;
+    case 'me': await profileView(state.me); break;
+    case 'profile': await profileView(parts[1]); break;
+    case 'handle': {
+      try { const a = await api('GET', `/handles/${encodeURIComponent(parts[1])}`); await profileView(a.account); }
+      catch (e) { main().replaceChildren(h('h1', {}, '@' + parts[1]), h('div', { class: 'empty' }, e.message)); }
+      break;
+    }
+    case 'post': await postView(parts[1], parts[2]); break;
+    case 'notifications': await views.notifications(); break;
+    case 'search': await views.search(query); break;
+    case 'tag': await tagView(parts[1]); break;
+    case 'wallet': await views.wallet(); break;
+    default: main().replaceChildren(h('h1', {}, 'Not found'), h('div', { class: 'empty' }, 'No such page.'));
+  }
+  if (parts[0] !== 'search' && parts[0] !== 'login') main().focus({ preventScroll: true });
+}
+
+function applyTheme(t) {
+  document.documentElement.dataset.theme = t;
+  $('#theme').textContent = t === 'dark' ? 'Light' : 'Dark';
+  $('#theme').setAttribute('aria-pressed', String(t === 'dark'));
+}
+
+async function boot() {
+  const saved = localStorage.getItem('theme');
+  applyTheme(saved || (matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light'));
+  $('#theme').addEventListener('click', () => {
+    const t = document.documentElement.dataset.theme === 'dark' ? 'light' : 'dark';
+    localStorage.setItem('theme', t);
+    applyTheme(t);
+  });
+  try {
+    const s = await api('GET', '/session');
+    state.me = s.account; state.csrf = s.csrf; state.label = s.label;
+    $('#nav').hidden = false;
+    connectStream();
+  } catch (_) { /* logged out */ }
+  window.addEventListener('hashchange', render);
+  trending();
+  setInterval(trending, 60000);
+  await render();
+  document.body.dataset.ready = 'true';
+}
+boot();

@@ -1,0 +1,211 @@
+// Browser end-to-end test of the web app, in headless Chromium driven by Playwright.
+//
+// Starts a devnet (the release binary, on a temporary directory and a free loopback port),
+// then two people use the web app in two browser contexts: both sign up, Alice posts, Bob
+// follows her and sees the post arrive live in his home timeline, likes it and replies,
+// Alice sees both notifications, search finds the post, and Alice's edit shows its history.
+// Also: keyboard-only posting, phone width, dark mode. Every wait is bounded; the devnet is
+// stopped at the end whatever happens.
+//
+//   STARLING_BIN=path/to/starling CHROMIUM=/usr/bin/chromium node e2e.mjs
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const BIN = process.env.STARLING_BIN || join(process.env.HOME, '.cache/starling-target/release/starling');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const WAIT = 60_000;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+    s.on('error', reject);
+  });
+}
+
+// Polls `fn` until it returns a truthy value (bounded); returns it.
+async function until(what, fn, timeout = WAIT) {
+  const start = Date.now();
+  let last;
+  for (;;) {
+    try { last = await fn(); if (last) return last; } catch (e) { last = e; }
+    if (Date.now() - start > timeout) throw new Error(`timed out waiting for ${what}: ${last}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'starling-e2e-'));
+const port = await freePort();
+const base = `http://127.0.0.1:${port}`;
+const devnet = spawn(BIN, ['devnet', '--data-dir', join(dir, 'devnet'), '--api', `127.0.0.1:${port}`, '--block-interval-ms', '200'], { stdio: ['ignore', 'pipe', 'pipe'] });
+let devnetLog = '';
+devnet.stdout.on('data', (d) => { devnetLog += d; });
+devnet.stderr.on('data', (d) => { devnetLog = (devnetLog + d).slice(-20000); });
+let browser;
+let failed = false;
+
+async function getJson(path) {
+  const r = await fetch(base + path);
+  if (!r.ok) throw new Error(`${path}: ${r.status}`);
+  return r.json();
+}
+
+try {
+  await until('the devnet API', async () => {
+    const s = await getJson('/api/v1/status');
+    return s.shards.every((x) => x.height >= 1);
+  }, 120_000);
+
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  const errors = [];
+  async function person(viewport) {
+    const ctx = await browser.newContext({ viewport, colorScheme: 'light' });
+    const page = await ctx.newPage();
+    page.setDefaultTimeout(WAIT);
+    page.on('pageerror', (e) => errors.push(String(e)));
+    // Answers such as 401 before log in or 404 for an account not funded yet are expected;
+    // script errors are not.
+    page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(m.text()); });
+    await page.goto(base + '/');
+    await page.waitForSelector('body[data-ready="true"]');
+    return page;
+  }
+
+  async function signUp(page, name) {
+    await page.fill('#signup-name', name);
+    await page.fill('#signup-display', name[0].toUpperCase() + name.slice(1));
+    await page.fill('#signup-password', `${name} has a long password`);
+    await page.click('form[aria-label="Sign up"] button[type="submit"]');
+    await page.waitForSelector('h1:has-text("Home")');
+    const s = await page.evaluate(() => fetch('/api/v1/session').then((r) => r.json()));
+    // The faucet funds the account; the app then claims the handle and sets the profile.
+    await until(`@${name} to be registered`, async () => (await getJson(`/api/v1/accounts/${s.account}/profile`)).handle === name);
+    return s.account;
+  }
+
+  const alice = await person({ width: 1280, height: 900 });
+  const bob = await person({ width: 390, height: 844 });
+  const aliceKey = await signUp(alice, 'alice');
+  const bobKey = await signUp(bob, 'bob');
+  assert.notEqual(aliceKey, bobKey);
+
+  // Bob finds Alice by handle and follows her.
+  await bob.goto(`${base}/#/handle/alice`);
+  await bob.click('button:has-text("Follow")');
+  await bob.waitForSelector('button[aria-pressed="true"]:has-text("Unfollow")');
+  await until('the follow to be indexed', async () => (await getJson(`/api/v1/accounts/${bobKey}/following`)).items.some((a) => a.account === aliceKey));
+
+  // Bob watches his home timeline; Alice posts with the keyboard only.
+  await bob.goto(`${base}/#/home`);
+  await bob.waitForSelector('#timeline');
+  await alice.goto(`${base}/#/home`);
+  await alice.waitForSelector('h1:has-text("Home")');
+  await alice.focus('textarea[name="text"]');
+  const text = 'Hello from Alice, live on #starling';
+  await alice.keyboard.type(text);
+  assert.equal(await alice.textContent('.compose .counter'), `${[...text].length} / 300`);
+  await alice.waitForSelector('.compose .fee:has-text("fee")');
+  await alice.keyboard.press('Control+Enter');
+
+  // Live: no reload on Bob's side.
+  const bobPost = bob.locator('#timeline article', { hasText: text });
+  await bobPost.waitFor();
+  const reloads = await bob.evaluate(() => performance.getEntriesByType('navigation').length);
+  assert.equal(reloads, 1);
+
+  // Bob likes and replies.
+  await bobPost.locator('button.like').click();
+  await bob.locator('#timeline article', { hasText: text }).locator('button.like[aria-pressed="true"]').waitFor();
+  await bobPost.locator('button[aria-label="Reply"]').click();
+  await bobPost.locator('.inline textarea').fill('Nice to meet you, Alice');
+  await bobPost.locator('.inline button[type="submit"]').click();
+
+  // Alice's unread badge moves live (follow, like, reply), and the notifications say so.
+  await alice.waitForFunction(() => Number(document.querySelector('#unread')?.textContent || 0) >= 3, null, { timeout: WAIT });
+  await alice.click('nav a[data-route="notifications"]');
+  await alice.waitForSelector('.notification[data-kind="like"]');
+  await alice.waitForSelector('.notification[data-kind="reply"]');
+  await alice.waitForSelector('.notification[data-kind="follow"]');
+  await alice.waitForFunction(() => document.querySelector('#unread').hidden === true);
+
+  // Search finds the post (the index commits every 2 s).
+  await until('search to find the post', async () => {
+    await bob.goto(`${base}/#/home`);
+    await bob.goto(`${base}/#/search?q=${encodeURIComponent('live starling')}&kind=posts`);
+    await bob.waitForSelector('[aria-label="Results"] .empty, [aria-label="Results"] article');
+    return (await bob.locator('[aria-label="Results"] article', { hasText: text }).count()) > 0;
+  });
+  // People search finds Alice by name.
+  await bob.goto(`${base}/#/search?q=alice&kind=people`);
+  await bob.locator('[aria-label="Results"] .person', { hasText: 'Alice' }).first().waitFor();
+
+  // Alice edits the post; its history shows the first text.
+  const seq = (await getJson(`/api/v1/accounts/${aliceKey}/feed`)).items.find((i) => i.post.text === text).post.seq;
+  await alice.goto(`${base}/#/post/${encodeURIComponent(aliceKey)}/${seq}`);
+  const focus = alice.locator('article.focus');
+  await focus.locator('button[aria-label="Edit"]').click();
+  await focus.locator('.inline textarea').fill('Hello from Alice (edited), live on #starling');
+  await focus.locator('.inline button[type="submit"]').click();
+  await until('the edit to be indexed', async () => {
+    await alice.goto(`${base}/#/home`);
+    await alice.goto(`${base}/#/post/${encodeURIComponent(aliceKey)}/${seq}`);
+    await alice.waitForSelector('article.focus');
+    return (await alice.locator('article.focus .history-toggle').count()) > 0;
+  });
+  await alice.locator('article.focus .history-toggle').click();
+  await alice.locator('article.focus .history .revision', { hasText: text }).waitFor();
+  assert.match(await alice.textContent('article.focus p.text:not(.revision)'), /\(edited\)/);
+  // The reply shows under the post.
+  await alice.locator('section[aria-label="Replies"] article', { hasText: 'Nice to meet you, Alice' }).waitFor();
+
+  // The wallet shows balances and the fees Alice paid.
+  await alice.click('nav a[data-route="wallet"]');
+  await alice.waitForSelector('#balance-spend');
+  assert.ok(BigInt(await alice.textContent('#fees-paid')) > 0n, 'fees paid');
+
+  // Phone width: nothing spills sideways, the nav stays reachable.
+  assert.ok(await bob.evaluate(() => document.scrollingElement.scrollWidth <= window.innerWidth + 1), 'no sideways scroll at 390 px');
+  assert.ok(await bob.locator('nav a[data-route="home"]').isVisible());
+
+  // Dark mode: the toggle switches the colours and is remembered.
+  const light = await bob.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  await bob.click('#theme');
+  const dark = await bob.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  assert.notEqual(light, dark);
+  await bob.reload();
+  await bob.waitForSelector('body[data-ready="true"]');
+  assert.equal(await bob.evaluate(() => document.documentElement.dataset.theme), 'dark');
+
+  // Log out ends the session; the cookie no longer works.
+  await bob.click('nav a[data-route="wallet"]');
+  await bob.click('button:has-text("Log out")');
+  await bob.waitForSelector('form[aria-label="Log in"]');
+  assert.equal(await bob.evaluate(() => fetch('/api/v1/session').then((r) => r.status)), 401);
+  // And logs back in by name, from the list of accounts on this node.
+  await bob.click('.account-choice button:has-text("bob")');
+  await bob.fill('#login-password', 'bob has a long password');
+  await bob.keyboard.press('Enter');
+  await bob.waitForSelector('h1:has-text("Home")');
+
+  assert.deepEqual(errors, [], 'no script errors in the pages');
+  console.log('web app end-to-end: ok');
+} catch (e) {
+  failed = true;
+  console.error('web app end-to-end FAILED:', e);
+  console.error('--- devnet log (tail) ---\n' + devnetLog.slice(-4000));
+} finally {
+  if (browser) await browser.close().catch(() => {});
+  devnet.kill('SIGTERM');
+  await new Promise((r) => { devnet.once('exit', r); setTimeout(r, 10_000); });
+  rmSync(dir, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
