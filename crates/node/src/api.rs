@@ -94,6 +94,7 @@ pub fn router(node: Node, metrics: MetricsFn) -> Router {
         .merge(crate::social::routes())
         .merge(crate::me::routes())
         .merge(crate::stream::routes())
+        .merge(crate::openapi::routes())
         .merge(crate::web::routes())
         .route("/metrics", get(render_metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })

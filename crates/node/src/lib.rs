@@ -12,6 +12,7 @@ pub mod keyfile;
 pub mod keystore;
 mod me;
 pub mod net;
+pub mod openapi;
 pub mod run;
 pub mod social;
 pub mod stream;

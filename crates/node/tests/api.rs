@@ -295,10 +295,12 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
             Arc::new(move || commonware_runtime::Metrics::encode(&c)) as api::MetricsFn
         };
         let server = tokio::spawn(api::serve(listener, node, metrics));
+        let alice_key = alice.public_key().to_text();
         tokio::task::spawn_blocking(move || {
             checks(addr, key(2), chain.clone());
             social_checks(addr, &alice, &bob, &chain);
             account_checks(addr, &data_dir);
+            openapi_checks(addr, &alice_key);
         })
         .await
         .unwrap();
@@ -972,4 +974,38 @@ fn stream_checks(
     let m = next_message(&mut dave_ws, |v| v["type"] == "post");
     assert_eq!(m["item"]["post"]["text"], "live reply");
     dave_ws.close(None).unwrap();
+}
+
+/// The OpenAPI document is served, and every path it names answers (never the fallback's
+/// "no such endpoint", never a 500).
+fn openapi_checks(addr: SocketAddr, alice: &str) {
+    let (s, doc) = http(addr, "GET", "/api/v1/openapi.json", "");
+    assert_eq!((s, doc["openapi"].as_str()), (200, Some("3.1.0")));
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 28, "{}", paths.len());
+    for (path, ops) in paths {
+        let concrete = path
+            .replace("{key}", alice)
+            .replace("{author}", alice)
+            .replace("{seq}", "0")
+            .replace("{shard}", "1")
+            .replace("{height}", "1")
+            .replace("{tag}", "starling")
+            .replace("{handle}", "nobody");
+        for method in ops.as_object().unwrap().keys() {
+            let m = method.to_uppercase();
+            let body = if m == "GET" || m == "DELETE" {
+                ""
+            } else {
+                "{}"
+            };
+            let (s, v) = http(addr, &m, &concrete, body);
+            assert!(s < 500, "{m} {concrete}: {s} {v}");
+            assert_ne!(
+                v["error"]["message"].as_str(),
+                Some("no such endpoint"),
+                "{m} {concrete}"
+            );
+        }
+    }
 }

@@ -202,7 +202,7 @@ function actionBar(p, id, own, body) {
     repost.setAttribute('aria-label', on ? 'Undo repost' : 'Repost');
     repost.textContent = `↻ ${c.reposts}`;
   });
-  const reply = h('button', { type: 'button', 'aria-label': 'Reply', onclick: () => openInline(body, composer({ placeholder: 'Post your reply', reply_to: id, onSent: () => closeInline(body) })) }, `💬 ${c.replies}`);
+  const reply = h('button', { type: 'button', 'aria-label': 'Reply', onclick: () => openInline(body, composer({ placeholder: 'Post your reply', reply_to: id, onSent: () => closeInline(body) })) }, `↩ ${c.replies}`);
   const quote = h('button', { type: 'button', 'aria-label': 'Quote', onclick: () => openInline(body, composer({ placeholder: 'Add a comment', quote_of: id, onSent: () => closeInline(body) })) }, `❝ ${c.quotes}`);
   const bar = h('div', { class: 'actions' }, reply, repost, like, quote);
   if (own) {
@@ -271,7 +271,7 @@ views.login = async () => {
   h('label', { for: 'login-password' }, 'Password'), pw,
   h('div', { class: 'row' }, h('button', { class: 'primary', type: 'submit' }, 'Log in')));
 
-  const name = h('input', { id: 'signup-name', name: 'username', autocomplete: 'username', required: true, pattern: '[a-z0-9_]{3,30}', title: '3 to 30 of a-z, 0-9 and _' });
+  const name = h('input', { id: 'signup-name', name: 'username', autocomplete: 'username', required: true, pattern: '[A-Za-z][A-Za-z0-9_]{2,29}', title: '3 to 30 letters, digits and _, starting with a letter' });
   const dn = h('input', { id: 'signup-display', name: 'display_name', maxlength: 50 });
   const spw = h('input', { id: 'signup-password', name: 'new-password', type: 'password', autocomplete: 'new-password', minlength: 8, required: true });
   const signup = h('form', { class: 'pad', 'aria-label': 'Sign up', onsubmit: async (e) => {
@@ -489,7 +489,7 @@ views.wallet = async () => {
   } }, h('h2', {}, 'Profile'), h('label', { for: 'profile-name' }, 'Display name'), dn,
   h('label', { for: 'profile-bio' }, 'Bio'), bio, h('div', { class: 'row' }, h('button', { type: 'submit' }, 'Save profile'))));
 
-  const handle = h('input', { id: 'handle', pattern: '[a-z0-9_]{3,30}' });
+  const handle = h('input', { id: 'handle', pattern: '[A-Za-z][A-Za-z0-9_]{2,29}' });
   m.append(h('form', { class: 'pad', 'aria-label': 'Handle', onsubmit: async (e) => {
     e.preventDefault();
     await act({ type: 'register_handle', handle: handle.value.trim() });
@@ -557,7 +557,8 @@ function connectStream() {
 async function trending() {
   try {
     const t = await api('GET', '/trending?limit=10');
-    $('#trending').replaceChildren(...t.items.map((x) => h('li', {}, h('a', { href: `#/tag/${encodeURIComponent(x.tag)}` }, '#' + x.tag), h('span', { class: 'small muted' }, ` ${x.posts}`))));
+    const items = t.items.map((x) => h('li', {}, h('a', { href: `#/tag/${encodeURIComponent(x.tag)}` }, '#' + x.tag), h('span', { class: 'small muted' }, ` ${x.posts} posts`)));
+    $('#trending').replaceChildren(...(items.length ? items : [h('li', { class: 'muted small' }, 'Nothing trending yet')]));
   } catch (_) { /* no view */ }
 }
 

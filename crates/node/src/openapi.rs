@@ -1,0 +1,457 @@
+//! `GET /api/v1/openapi.json`: the API described in OpenAPI 3.1, built from [`ENDPOINTS`].
+//!
+//! A test checks that every route the router serves is described here and that every
+//! described path is served, so the document cannot drift from the code.
+
+use crate::api::Api;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+/// How an endpoint is authenticated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// Anyone.
+    None,
+    /// A session, by cookie or bearer token.
+    Session,
+    /// A session; by cookie, also the `X-CSRF-Token` header.
+    SessionCsrf,
+}
+
+/// One operation of the API.
+#[derive(Debug)]
+pub struct Endpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub tag: &'static str,
+    pub auth: Auth,
+    /// Query parameters, by name (see [`query_param`]).
+    pub query: &'static [&'static str],
+    /// The request body's schema (a component name), if any.
+    pub body: Option<&'static str>,
+    /// The 200 answer's schema (a component name).
+    pub answer: &'static str,
+}
+
+const PAGE_Q: &[&str] = &["cursor", "limit"];
+const VIEW_Q: &[&str] = &["cursor", "limit", "viewer"];
+
+macro_rules! ep {
+    ($m:literal $p:literal, $tag:literal, $auth:ident, $q:expr, $body:expr, $ans:literal, $s:literal) => {
+        Endpoint {
+            method: $m,
+            path: $p,
+            summary: $s,
+            tag: $tag,
+            auth: Auth::$auth,
+            query: $q,
+            body: $body,
+            answer: $ans,
+        }
+    };
+}
+
+/// Every operation the node serves under `/api/v1` (and `/metrics`).
+pub const ENDPOINTS: &[Endpoint] = &[
+    ep!("get" "/api/v1/status", "chain", None, &[], None, "Status", "Chain, genesis and per shard height, root, base fee and mempool"),
+    ep!("post" "/api/v1/txs", "chain", None, &[], Some("SubmitRequest"), "SubmitResult", "Submit signed transactions (hex envelopes), one result each"),
+    ep!("get" "/api/v1/accounts/{key}", "chain", None, &[], None, "Account", "Balances, nonce, allowance, handle and profile from the ledger"),
+    ep!("get" "/api/v1/posts/{author}/{seq}", "chain", None, &[], None, "LedgerPost", "A post as the ledger holds it"),
+    ep!("get" "/api/v1/shards/{shard}/blocks/{height}", "chain", None, &[], None, "Block", "A finalized block's header and its transactions' status"),
+    ep!("get" "/api/v1/accounts/{key}/profile", "social", None, &["viewer"], None, "Profile", "Profile, counts, fees paid, unread notifications; with a viewer, how the two stand"),
+    ep!("get" "/api/v1/accounts/{key}/feed", "social", None, VIEW_Q, None, "FeedPage", "The account's posts and reposts, newest first"),
+    ep!("get" "/api/v1/accounts/{key}/home", "social", None, PAGE_Q, None, "FeedPage", "Home timeline: followed accounts and the account's own, newest first"),
+    ep!("get" "/api/v1/accounts/{key}/followers", "social", None, PAGE_Q, None, "PeoplePage", "Followers"),
+    ep!("get" "/api/v1/accounts/{key}/following", "social", None, PAGE_Q, None, "PeoplePage", "Accounts followed"),
+    ep!("get" "/api/v1/accounts/{key}/notifications", "social", None, PAGE_Q, None, "NotificationPage", "Notifications, newest first, with the unread count"),
+    ep!("get" "/api/v1/posts/{author}/{seq}/thread", "social", None, &["limit", "viewer"], None, "Thread", "A post with its ancestors and first replies"),
+    ep!("get" "/api/v1/posts/{author}/{seq}/replies", "social", None, VIEW_Q, None, "PostPage", "Replies, oldest first"),
+    ep!("get" "/api/v1/posts/{author}/{seq}/quotes", "social", None, VIEW_Q, None, "PostPage", "Quotes, newest first"),
+    ep!("get" "/api/v1/hashtags/{tag}", "social", None, VIEW_Q, None, "PostPage", "Posts with a hashtag, newest first"),
+    ep!("get" "/api/v1/trending", "social", None, &["limit"], None, "Trending", "Hashtags of the last 24 hours, most used first"),
+    ep!("get" "/api/v1/handles/{handle}", "social", None, &[], None, "Person", "The account holding a handle"),
+    ep!("get" "/api/v1/search/posts", "social", None, &["q", "cursor", "limit", "viewer"], None, "PostPage", "Full-text search of posts, best first"),
+    ep!("get" "/api/v1/search/people", "social", None, &["q", "cursor", "limit"], None, "PeoplePage", "Search people by handle, name and bio"),
+    ep!("get" "/api/v1/stream", "social", None, &["account"], None, "StreamMessage", "WebSocket: new home-timeline items and notifications, live (session or ?account=)"),
+    ep!("get" "/api/v1/keystore", "accounts", None, &[], None, "KeystoreList", "Accounts this node holds (public keys and labels)"),
+    ep!("post" "/api/v1/keystore", "accounts", None, &[], Some("SignupRequest"), "SessionStarted", "Sign up: a new key pair in an encrypted keystore on this node; starts a session"),
+    ep!("post" "/api/v1/keystore/import", "accounts", None, &[], Some("ImportRequest"), "SessionStarted", "Import a secret key or an exported keystore; starts a session"),
+    ep!("get" "/api/v1/session", "accounts", Session, &[], None, "Session", "Who is logged in, and the CSRF token"),
+    ep!("post" "/api/v1/session", "accounts", None, &[], Some("LoginRequest"), "SessionStarted", "Log in by account key or label and password"),
+    ep!("delete" "/api/v1/session", "accounts", SessionCsrf, &[], None, "Ok", "Log out"),
+    ep!("post" "/api/v1/session/export", "accounts", SessionCsrf, &[], Some("ExportRequest"), "Backup", "The session's keystore as an encrypted backup"),
+    ep!("post" "/api/v1/me/fee", "accounts", SessionCsrf, &[], Some("ActionRequest"), "Fee", "What an action costs now (and a post's length in graphemes)"),
+    ep!("post" "/api/v1/me/actions", "accounts", SessionCsrf, &[], Some("ActionRequest"), "Sent", "Sign and submit an action as the session's account"),
+    ep!("post" "/api/v1/me/notifications/read", "accounts", SessionCsrf, &[], Some("ReadRequest"), "Unread", "Mark notifications read (up to seq, or all)"),
+    ep!("get" "/api/v1/openapi.json", "meta", None, &[], None, "OpenApi", "This document"),
+    ep!("get" "/metrics", "meta", None, &[], None, "Metrics", "Prometheus metrics (text format)"),
+];
+
+pub(crate) fn routes() -> Router<Api> {
+    Router::new().route("/api/v1/openapi.json", get(|| async { Json(document()) }))
+}
+
+fn query_param(name: &str) -> Value {
+    let (desc, schema) = match name {
+        "cursor" => ("The `next` of the previous page (opaque)", json!({"type": "string"})),
+        "limit" => (
+            "Items per page",
+            json!({"type": "integer", "minimum": 1, "maximum": starling_appview::MAX_PAGE, "default": crate::social::DEFAULT_PAGE}),
+        ),
+        "viewer" => (
+            "The account looking: blocks and mutes apply, posts say whether it liked or reposted them",
+            json!({"$ref": "#/components/schemas/Key"}),
+        ),
+        "q" => ("Search text", json!({"type": "string", "minLength": 1, "maxLength": starling_appview::search::MAX_QUERY_BYTES})),
+        "account" => ("The account to stream for, without a session", json!({"$ref": "#/components/schemas/Key"})),
+        _ => ("", json!({"type": "string"})),
+    };
+    json!({"name": name, "in": "query", "required": name == "q", "description": desc, "schema": schema})
+}
+
+fn path_params(path: &str) -> Vec<Value> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| {
+            let schema = match name {
+                "key" | "author" => json!({"$ref": "#/components/schemas/Key"}),
+                "seq" | "height" => json!({"type": "integer", "minimum": 0}),
+                "shard" => json!({"type": "integer", "minimum": 0, "maximum": 65535}),
+                _ => json!({"type": "string"}),
+            };
+            json!({"name": name, "in": "path", "required": true, "schema": schema})
+        })
+        .collect()
+}
+
+fn error_response(desc: &str) -> Value {
+    json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+fn operation(e: &Endpoint) -> Value {
+    let mut params = path_params(e.path);
+    params.extend(e.query.iter().map(|q| query_param(q)));
+    let answer = if e.answer == "Metrics" {
+        json!({"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}})
+    } else {
+        json!({"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", e.answer)}}}})
+    };
+    let mut responses = Map::new();
+    responses.insert(
+        if e.path == "/api/v1/stream" {
+            "101"
+        } else {
+            "200"
+        }
+        .into(),
+        answer,
+    );
+    responses.insert(
+        "400".into(),
+        error_response("Bad input (bad_json, bad_cursor, bad_limit, bad_key, …)"),
+    );
+    if e.auth != Auth::None {
+        responses.insert("401".into(), error_response("no_session"));
+    }
+    if e.auth == Auth::SessionCsrf {
+        responses.insert(
+            "403".into(),
+            error_response("bad_csrf (cookie without X-CSRF-Token), not_yours"),
+        );
+    }
+    if e.body.is_some() {
+        responses.insert("413".into(), error_response("too_large"));
+    }
+    if e.tag == "accounts" {
+        responses.insert("429".into(), error_response("rate_limited"));
+    }
+    responses.insert("404".into(), error_response("not_found"));
+    responses.insert(
+        "503".into(),
+        error_response("no_appview, no_accounts, busy"),
+    );
+    let mut op = json!({
+        "summary": e.summary,
+        "tags": [e.tag],
+        "operationId": format!("{}{}", e.method, e.path.replace(['/', '{', '}', '.'], "_")),
+        "parameters": params,
+        "responses": responses,
+    });
+    if let Some(body) = e.body {
+        op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}});
+    }
+    match e.auth {
+        Auth::None => {}
+        Auth::Session => op["security"] = json!([{"cookie": []}, {"bearer": []}]),
+        Auth::SessionCsrf => op["security"] = json!([{"cookie": [], "csrf": []}, {"bearer": []}]),
+    }
+    op
+}
+
+fn obj(props: Value, required: &[&str]) -> Value {
+    json!({"type": "object", "properties": props, "required": required})
+}
+
+fn page(item: &str) -> Value {
+    obj(
+        json!({
+            "items": {"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}},
+            "next": {"type": ["string", "null"], "description": "Cursor of the next page; null at the end"},
+        }),
+        &["items", "next"],
+    )
+}
+
+fn action_schema() -> Value {
+    let post_ref = json!({"$ref": "#/components/schemas/PostRef"});
+    let key = json!({"$ref": "#/components/schemas/Key"});
+    let variant = |t: &str, props: Value, required: &[&str]| {
+        let mut p = props;
+        p["type"] = json!({"const": t});
+        let mut r = vec!["type"];
+        r.extend_from_slice(required);
+        json!({"type": "object", "properties": p, "required": r, "additionalProperties": false})
+    };
+    let mut variants = vec![
+        variant(
+            "post",
+            json!({"text": {"type": "string", "description": "At most 300 graphemes"}, "reply_to": post_ref, "quote_of": post_ref, "langs": {"type": "array", "items": {"type": "string"}, "maxItems": 3}}),
+            &["text"],
+        ),
+        variant(
+            "edit_post",
+            json!({"post": post_ref, "text": {"type": "string"}}),
+            &["post", "text"],
+        ),
+    ];
+    for t in ["delete_post", "repost", "unrepost", "like", "unlike"] {
+        variants.push(variant(t, json!({ "post": post_ref }), &["post"]));
+    }
+    for t in ["follow", "unfollow", "block", "unblock", "mute", "unmute"] {
+        variants.push(variant(t, json!({ "target": key }), &["target"]));
+    }
+    variants.push(variant(
+        "set_profile",
+        json!({"display_name": {"type": "string"}, "bio": {"type": "string"}, "avatar_url": {"type": "string"}}),
+        &["display_name", "bio"],
+    ));
+    variants.push(variant(
+        "register_handle",
+        json!({"handle": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{2,29}$"}}),
+        &["handle"],
+    ));
+    variants.push(variant(
+        "transfer",
+        json!({"asset": {"enum": ["spend", "urc", "core"]}, "to": key, "amount": {"type": "string", "pattern": "^[0-9]+$"}}),
+        &["asset", "to", "amount"],
+    ));
+    json!({"oneOf": variants, "discriminator": {"propertyName": "type"}})
+}
+
+fn schemas() -> Value {
+    let s = |t: &str| json!({"type": t});
+    let any = json!({"type": "object"});
+    let key = json!({"$ref": "#/components/schemas/Key"});
+    let mut m = Map::new();
+    m.insert("Key".into(), json!({"type": "string", "pattern": "^(ed25519|secp256k1):[0-9a-f]{64}$", "description": "An account (its public key)"}));
+    m.insert(
+        "PostRef".into(),
+        json!(obj(
+            json!({"author": key, "seq": {"type": "integer", "minimum": 0}}),
+            &["author", "seq"]
+        )),
+    );
+    m.insert("Error".into(), json!(obj(json!({"error": obj(json!({"code": s("string"), "message": s("string")}), &["code", "message"])}), &["error"])));
+    m.insert(
+        "Ok".into(),
+        json!(obj(json!({"ok": s("boolean")}), &["ok"])),
+    );
+    m.insert("Status".into(), json!(any));
+    m.insert("SubmitRequest".into(), json!(obj(json!({"txs": {"type": "array", "items": s("string"), "minItems": 1, "maxItems": crate::api::MAX_SUBMIT_TXS}}), &["txs"])));
+    m.insert(
+        "SubmitResult".into(),
+        json!(obj(
+            json!({"accepted": s("integer"), "results": {"type": "array", "items": any}}),
+            &["accepted", "results"]
+        )),
+    );
+    m.insert("Account".into(), json!(obj(json!({"account": key, "shard": s("integer"), "nonce": s("integer"), "balances": any, "allowance": s("string"), "handle": {"type": ["string", "null"]}}), &["account", "nonce", "balances"])));
+    m.insert("LedgerPost".into(), json!(any));
+    m.insert("Block".into(), json!(any));
+    m.insert("Person".into(), json!(obj(json!({"account": key, "handle": {"type": ["string", "null"]}, "display_name": s("string"), "bio": s("string"), "posts": s("integer"), "followers": s("integer"), "following": s("integer")}), &["account"])));
+    m.insert("Profile".into(), json!({"allOf": [{"$ref": "#/components/schemas/Person"}, obj(json!({"fees_paid": s("string"), "unread_notifications": s("integer"), "relation": any}), &[])]}));
+    m.insert("Post".into(), json!(obj(json!({"author": {"$ref": "#/components/schemas/Person"}, "seq": s("integer"), "text": s("string"), "reply_to": {"oneOf": [{"$ref": "#/components/schemas/PostRef"}, {"type": "null"}]}, "quote_of": {"oneOf": [{"$ref": "#/components/schemas/PostRef"}, {"type": "null"}]}, "created_ms": s("integer"), "edited": s("boolean"), "deleted": s("boolean"), "revisions": {"type": "array", "items": any}, "tags": {"type": "array", "items": s("string")}, "counts": any, "liked": s("boolean"), "reposted": s("boolean")}), &["author", "seq", "text"])));
+    m.insert("FeedItem".into(), json!(obj(json!({"kind": {"enum": ["post", "repost"]}, "by": {"$ref": "#/components/schemas/Person"}, "at_ms": s("integer"), "post": {"$ref": "#/components/schemas/Post"}}), &["kind", "by", "post"])));
+    m.insert("Notification".into(), json!(obj(json!({"seq": s("integer"), "kind": {"enum": ["reply", "mention", "quote", "like", "repost", "follow"]}, "actor": {"$ref": "#/components/schemas/Person"}, "post": {"oneOf": [{"$ref": "#/components/schemas/PostRef"}, {"type": "null"}]}, "at_ms": s("integer")}), &["seq", "kind", "actor"])));
+    m.insert("FeedPage".into(), json!(page("FeedItem")));
+    m.insert("PostPage".into(), json!(page("Post")));
+    m.insert("PeoplePage".into(), json!(page("Person")));
+    m.insert(
+        "NotificationPage".into(),
+        json!({"allOf": [page("Notification"), obj(json!({"unread": s("integer")}), &["unread"])]}),
+    );
+    m.insert("Thread".into(), json!(obj(json!({"ancestors": {"type": "array", "items": {"$ref": "#/components/schemas/Post"}}, "post": {"$ref": "#/components/schemas/Post"}, "replies": page("Post")}), &["ancestors", "post", "replies"])));
+    m.insert("Trending".into(), json!(obj(json!({"items": {"type": "array", "items": obj(json!({"tag": s("string"), "posts": s("integer")}), &["tag", "posts"])}}), &["items"])));
+    m.insert("StreamMessage".into(), json!(obj(json!({"type": {"enum": ["hello", "post", "notification"]}, "item": any, "unread": s("integer")}), &["type"])));
+    m.insert("KeystoreList".into(), json!(obj(json!({"items": {"type": "array", "items": obj(json!({"account": key, "label": s("string")}), &["account", "label"])}}), &["items"])));
+    m.insert("SignupRequest".into(), json!(obj(json!({"label": s("string"), "password": {"type": "string", "minLength": crate::keystore::MIN_PASSWORD_CHARS}, "bearer": s("boolean")}), &["label", "password"])));
+    m.insert("ImportRequest".into(), json!(obj(json!({"password": s("string"), "label": s("string"), "secret": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}, "key_type": {"enum": ["ed25519", "secp256k1"]}, "backup": s("string"), "bearer": s("boolean")}), &["password"])));
+    m.insert("LoginRequest".into(), json!(obj(json!({"account": {"type": "string", "description": "Key or label"}, "password": s("string"), "bearer": s("boolean")}), &["account", "password"])));
+    m.insert(
+        "ExportRequest".into(),
+        json!(obj(json!({"password": s("string")}), &["password"])),
+    );
+    m.insert(
+        "Session".into(),
+        json!(obj(
+            json!({"account": key, "label": s("string"), "csrf": s("string")}),
+            &["account", "label", "csrf"]
+        )),
+    );
+    m.insert("SessionStarted".into(), json!(obj(json!({"account": key, "label": s("string"), "csrf": s("string"), "token": {"type": "string", "description": "Only when asked for with bearer: true"}, "funding": {"type": ["string", "null"]}}), &["account", "label", "csrf"])));
+    m.insert("Backup".into(), json!(obj(json!({"backup": {"type": "string", "description": "The keystore file (JSON, still encrypted)"}}), &["backup"])));
+    m.insert("Action".into(), json!(action_schema()));
+    m.insert(
+        "ActionRequest".into(),
+        json!(obj(
+            json!({"action": {"$ref": "#/components/schemas/Action"}}),
+            &["action"]
+        )),
+    );
+    m.insert("Fee".into(), json!(obj(json!({"shard": s("integer"), "gas": s("integer"), "base_fee": s("integer"), "fee": s("string"), "max_fee": s("string"), "graphemes": s("integer"), "max_graphemes": s("integer"), "valid": s("boolean")}), &["gas", "base_fee", "fee", "max_fee"])));
+    m.insert("Sent".into(), json!(obj(json!({"hash": s("string"), "shard": s("integer"), "nonce": s("integer"), "fee": {"$ref": "#/components/schemas/Fee"}, "post": {"oneOf": [{"$ref": "#/components/schemas/PostRef"}, {"type": "null"}]}}), &["hash", "shard", "nonce"])));
+    m.insert(
+        "ReadRequest".into(),
+        json!(obj(json!({"seq": s("integer")}), &[])),
+    );
+    m.insert(
+        "Unread".into(),
+        json!(obj(json!({"unread": s("integer")}), &["unread"])),
+    );
+    m.insert("OpenApi".into(), json!(any));
+    m.insert("Metrics".into(), json!(s("string")));
+    Value::Object(m)
+}
+
+/// The OpenAPI document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for e in ENDPOINTS {
+        let entry = paths.entry(e.path.to_string()).or_insert_with(|| json!({}));
+        entry[e.method] = operation(e);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Starling node API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The HTTP JSON API of a Starling node: the chain, the social app view, the accounts the node holds, and a live stream. Every error is {\"error\": {\"code\", \"message\"}} with a 4xx status for a bad request. Lists page with an opaque cursor.",
+        },
+        "servers": [{"url": "/"}],
+        "tags": [
+            {"name": "chain", "description": "The ledger: status, transactions, accounts, blocks"},
+            {"name": "social", "description": "The app view: feeds, threads, notifications, search"},
+            {"name": "accounts", "description": "Accounts held by this node, sessions, signed actions"},
+            {"name": "meta", "description": "This document and metrics"},
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {
+                "cookie": {"type": "apiKey", "in": "cookie", "name": crate::accounts::SESSION_COOKIE},
+                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `.route("...", method(...))` in the sources, as (method, path).
+    fn served() -> Vec<(String, String)> {
+        let sources = [
+            include_str!("api.rs"),
+            include_str!("social.rs"),
+            include_str!("me.rs"),
+            include_str!("stream.rs"),
+            include_str!("openapi.rs"),
+        ];
+        let mut out = Vec::new();
+        for src in sources {
+            for chunk in src.split(".route(").skip(1) {
+                let chunk = chunk.trim_start();
+                let Some(rest) = chunk.strip_prefix('"') else {
+                    continue;
+                };
+                let Some((path, tail)) = rest.split_once('"') else {
+                    continue;
+                };
+                if !path.starts_with("/api/") && path != "/metrics" {
+                    continue;
+                }
+                // The handlers chained on this route, up to its closing parenthesis.
+                let mut depth = 1;
+                let mut end = tail.len();
+                for (i, c) in tail.char_indices() {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                end = i;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                for m in ["get", "post", "delete", "put", "patch"] {
+                    let call = format!("{m}(");
+                    let t = &tail[..end];
+                    if t.contains(&format!(" {call}"))
+                        || t.contains(&format!(".{call}"))
+                        || t.contains(&format!("\n{call}"))
+                        || t.trim_start_matches([',', ' ', '\n']).starts_with(&call)
+                    {
+                        out.push((m.to_string(), path.to_string()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_document_matches_the_router() {
+        let served = served();
+        assert!(served.len() >= 30, "{served:?}");
+        let documented: Vec<(String, String)> = ENDPOINTS
+            .iter()
+            .map(|e| (e.method.to_string(), e.path.to_string()))
+            .collect();
+        for s in &served {
+            assert!(documented.contains(s), "{s:?} is served but not documented");
+        }
+        for d in &documented {
+            assert!(served.contains(d), "{d:?} is documented but not served");
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        let doc = document();
+        let text = doc.to_string();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for part in text.split("#/components/schemas/").skip(1) {
+            let name: String = part.chars().take_while(|c| c.is_alphanumeric()).collect();
+            assert!(schemas.contains_key(&name), "dangling $ref {name}");
+        }
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert!(doc["paths"]["/api/v1/session"]["delete"]["security"].is_array());
+    }
+}
