@@ -2,6 +2,7 @@
 //! node or a whole devnet, and measure it (bench).
 
 mod bench;
+mod client;
 mod netbench;
 mod node;
 mod setup;
@@ -48,6 +49,15 @@ enum Command {
     Node(node::NodeArgs),
     /// Run a whole network in this process: validators, every shard, and the HTTP API.
     Devnet(node::DevnetArgs),
+    /// Accounts held by a node: create, import, log in and out, export.
+    Account {
+        #[command(subcommand)]
+        cmd: client::AccountCmd,
+        #[command(flatten)]
+        opts: client::ClientOpts,
+    },
+    #[command(flatten)]
+    Social(client::SocialCmd),
     /// Measure a part of the system and print the figures.
     Bench {
         #[command(subcommand)]
@@ -66,6 +76,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Bench { which } => bench::run(which),
+        Command::Account { cmd, opts } => client::account(cmd, opts),
+        Command::Social(cmd) => client::social(cmd),
         Command::Keys { cmd } => setup::keys(cmd),
         Command::Genesis { cmd } => setup::genesis(cmd),
         Command::Config { cmd } => setup::config(cmd),

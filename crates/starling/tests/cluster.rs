@@ -690,3 +690,126 @@ fn a_validator_that_bonds_joins_the_committees_and_carries_the_network() {
     let target = validators[4].heights().unwrap();
     assert_same_blocks(&validators[1..].iter().collect::<Vec<_>>(), &target);
 }
+
+/// Runs a social CLI command against `api` as the user whose session file is `session`.
+fn cli(api: SocketAddr, session: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_starling"))
+        .args(args)
+        .env("STARLING_NODE", format!("http://{api}"))
+        .env("STARLING_SESSION", session)
+        .env("STARLING_PASSWORD", "a password for the CLI test")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn cli_ok(api: SocketAddr, session: &Path, args: &[&str]) -> String {
+    let (ok, out, err) = cli(api, session, args);
+    assert!(ok, "starling {args:?} failed:\n{out}\n{err}");
+    out
+}
+
+/// The social CLI drives a devnet through its API: two accounts are created on the relay
+/// (funded by the devnet's faucet, handles claimed), one posts, the other follows by handle,
+/// likes and replies; timelines, notifications, search and a transfer work; log out and in;
+/// bad input is a clear error.
+#[test]
+fn the_social_cli_drives_a_devnet() {
+    let d = tempfile::tempdir().unwrap();
+    let (_child, api) = start_devnet(&d.path().join("devnet"));
+    let (ann, ben) = (d.path().join("ann.json"), d.path().join("ben.json"));
+    let out = cli_ok(
+        api,
+        &ann,
+        &["account", "create", "ann", "--display-name", "Ann"],
+    );
+    assert!(
+        out.contains("created ann") && out.contains("claimed @ann"),
+        "{out}"
+    );
+    let out = cli_ok(api, &ben, &["account", "create", "ben"]);
+    assert!(out.contains("claimed @ben"), "{out}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&ann).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the session file is its owner's alone");
+    }
+
+    let out = cli_ok(api, &ann, &["post", "hello from the CLI #cli"]);
+    let post = out
+        .split_whitespace()
+        .nth(1)
+        .expect("posted: <author>/<seq>")
+        .to_string();
+    assert!(post.starts_with("ed25519:") && post.contains('/'), "{out}");
+    // The handle is claimed on the global shard; once the view has it, ben can follow it.
+    wait_for("@ann to resolve", || {
+        cli(api, &ben, &["follow", "@ann"]).0.then_some(())
+    });
+    cli_ok(api, &ben, &["like", &post]);
+    cli_ok(api, &ben, &["reply", &post, "hi ann, from ben"]);
+    let timeline = wait_for("ann's post in ben's timeline", || {
+        let out = cli_ok(api, &ben, &["timeline"]);
+        out.contains("hello from the CLI").then_some(out)
+    });
+    assert!(timeline.contains("Ann @ann"), "{timeline}");
+    let notes = wait_for("ann's notifications", || {
+        let out = cli_ok(api, &ann, &["notifications", "--read"]);
+        (out.contains("like: ben") && out.contains("reply: ben") && out.contains("follow: ben"))
+            .then_some(out)
+    });
+    assert!(notes.contains(&post), "{notes}");
+    wait_for("search to find the post", || {
+        cli_ok(api, &ben, &["search", "cli"])
+            .contains("hello from the CLI")
+            .then_some(())
+    });
+    let people = cli_ok(api, &ben, &["search", "--people", "ann"]);
+    assert!(people.contains("@ann"), "{people}");
+    let sent = cli_ok(api, &ann, &["transfer", "@ben", "1000"]);
+    assert!(sent.contains("transfer sent"), "{sent}");
+    let json_out = cli_ok(api, &ann, &["timeline", "--of", "@ann", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(v["items"][0]["post"]["text"], "hello from the CLI #cli");
+    let me = cli_ok(api, &ann, &["account", "whoami"]);
+    assert!(
+        me.contains("handle: @ann") && me.contains("fees paid:"),
+        "{me}"
+    );
+
+    // Bad input: clear errors, nothing sent.
+    let long = "é".repeat(301);
+    let (ok, _, err) = cli(api, &ann, &["post", &long]);
+    assert!(!ok && err.contains("invalid_action"), "{err}");
+    let (ok, _, err) = cli(api, &ann, &["like", "not-a-post"]);
+    assert!(!ok && err.contains("<author key>/<seq>"), "{err}");
+    let (ok, _, err) = cli(api, &ann, &["follow", "@nobody_here"]);
+    assert!(!ok && err.contains("not_found"), "{err}");
+
+    // Export, log out (the session ends on the node too), log back in.
+    let backup = d.path().join("ann-backup.json");
+    cli_ok(
+        api,
+        &ann,
+        &["account", "export", "--out", backup.to_str().unwrap()],
+    );
+    assert!(std::fs::read_to_string(&backup)
+        .unwrap()
+        .contains("argon2id"));
+    let token = std::fs::read_to_string(&ann).unwrap();
+    cli_ok(api, &ann, &["account", "logout"]);
+    let (ok, _, err) = cli(api, &ann, &["post", "after logout"]);
+    assert!(!ok && err.contains("not logged in"), "{err}");
+    std::fs::write(&ann, token).unwrap();
+    let (ok, _, err) = cli(api, &ann, &["post", "with a dead token"]);
+    assert!(!ok && err.contains("no_session"), "{err}");
+    let out = cli_ok(api, &ann, &["account", "login", "ann"]);
+    assert!(out.contains("logged in as ann"), "{out}");
+    let list = cli_ok(api, &ann, &["account", "list"]);
+    assert!(list.contains("ann") && list.contains("ben"), "{list}");
+}
