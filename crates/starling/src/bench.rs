@@ -21,6 +21,9 @@ pub enum Which {
     /// Load a devnet or cluster with signed posts and transfers through its API and time
     /// each transaction from submission to finality.
     Network(crate::netbench::NetworkArgs),
+    /// Seed an app view with synthetic accounts and posts, serve it over HTTP, and time
+    /// home timelines and searches.
+    Timeline(crate::timelinebench::TimelineArgs),
 }
 
 #[derive(Args, Debug)]
@@ -49,11 +52,12 @@ pub fn run(which: Which) -> anyhow::Result<()> {
     match which {
         Which::Ledger(args) => ledger(args),
         Which::Network(args) => crate::netbench::network(args),
+        Which::Timeline(args) => crate::timelinebench::timeline(args),
     }
 }
 
 /// A progress bar on stderr (indicatif hides it when stderr is not a terminal).
-fn bar(len: u64, msg: &'static str) -> ProgressBar {
+pub(crate) fn bar(len: u64, msg: &'static str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
         ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({per_sec}, {eta})")

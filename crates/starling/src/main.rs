@@ -6,6 +6,7 @@ mod client;
 mod netbench;
 mod node;
 mod setup;
+mod timelinebench;
 
 use clap::{Parser, Subcommand};
 
