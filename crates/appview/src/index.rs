@@ -17,6 +17,8 @@ use starling_types::{AccountId, Action, BlockHeader, PostId, TxBody};
 pub(crate) struct Writer<'a, 't> {
     pub txn: &'a mut RwTxn<'t>,
     pub t: &'a Tables,
+    /// Every feed row written: (feed owner, its time), for the view's head cache.
+    pub heads: &'a mut Vec<(AccountId, TimeKey)>,
 }
 
 fn hour_of(ms: u64) -> u64 {
@@ -83,6 +85,7 @@ impl Writer<'_, '_> {
                 self.t
                     .feed
                     .put(self.txn, &feed_key, &FeedItem::Repost(*post).to_bytes())?;
+                self.heads.push((*me, at));
                 self.update_counts(post, |c| c.reposts += 1)?;
                 self.notify(&post.author, NotificationKind::Repost, me, Some(*post), at)?;
             }
@@ -182,6 +185,7 @@ impl Writer<'_, '_> {
         self.t
             .feed
             .put(self.txn, &feed_key, &FeedItem::Post(*id).to_bytes())?;
+        self.heads.push((*me, at));
         self.update_account(me, |a| a.posts += 1)?;
         self.index_tags(id, &tags, at, true)?;
         let mut notified: Vec<AccountId> = Vec::new();

@@ -44,7 +44,7 @@ use heed::types::Bytes;
 use heed::{Database, Env, EnvOpenOptions, RoTxn};
 use starling_types::codec::Decode;
 use starling_types::{AccountId, Block, PostId, Receipt, ShardId, TxBody};
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::ops::Bound;
 use std::path::Path;
 
@@ -183,6 +183,10 @@ pub struct AppView {
     env: Env,
     t: Tables,
     search: search::Search,
+    /// An upper bound of the newest feed row of each account seen so far (see
+    /// [`AppView::home`]): raised before every commit that adds a row, filled lazily from the
+    /// tables, never lowered (a deleted row leaves a bound that is merely loose).
+    heads: std::sync::RwLock<HashMap<AccountId, TimeKey>>,
 }
 
 impl std::fmt::Debug for AppView {
@@ -258,7 +262,12 @@ impl AppView {
         };
         w.commit()?;
         let search = search::Search::open(&path.join("search"), search_commit)?;
-        Ok(AppView { env, t, search })
+        Ok(AppView {
+            env,
+            t,
+            search,
+            heads: std::sync::RwLock::new(HashMap::new()),
+        })
     }
 
     /// Makes every change indexed so far searchable now.
@@ -305,6 +314,7 @@ impl AppView {
     {
         let mut w = self.env.write_txn()?;
         let mut searched: Vec<(ShardId, u64, Vec<search::Op>)> = Vec::new();
+        let mut heads = Vec::new();
         for item in blocks {
             let (block, receipts) = item?;
             let (block, receipts) = (block.borrow(), receipts.borrow());
@@ -339,10 +349,14 @@ impl AppView {
             index::Writer {
                 txn: &mut w,
                 t: &self.t,
+                heads: &mut heads,
             }
             .block(&block.header, &txs)?;
             self.t.meta.put(&mut w, &key, &height.to_be_bytes())?;
         }
+        // Raised before the rows become visible, so a reader never sees a row newer than
+        // its author's bound.
+        self.raise_heads(heads);
         w.commit()?;
         let r = self.env.read_txn()?;
         self.search.apply(&searched, &|account| {
@@ -560,7 +574,8 @@ impl AppView {
         viewer: Option<&AccountId>,
     ) -> Result<Option<FeedEntry>, AppViewError> {
         let post = item.post();
-        if self.hidden(r, viewer, &post.author)? {
+        // The feed's owner was checked by the caller; a repost's author is checked here.
+        if post.author != *by && self.hidden(r, viewer, &post.author)? {
             return Ok(None);
         }
         let Some(view) = self.post_in(r, post)? else {
@@ -627,8 +642,80 @@ impl AppView {
         Ok(out)
     }
 
+    /// Forgets the cached feed-head bounds, as a restart does (they are read again lazily).
+    pub fn clear_head_cache(&self) {
+        self.heads
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Raises the head bounds of feeds that gained rows.
+    fn raise_heads(&self, rows: Vec<(AccountId, TimeKey)>) {
+        if rows.is_empty() {
+            return;
+        }
+        let mut heads = self.heads.write().unwrap_or_else(|p| p.into_inner());
+        for (account, at) in rows {
+            let h = heads.entry(account).or_insert(at);
+            *h = (*h).max(at);
+        }
+    }
+
+    /// Upper bounds of the newest feed row of each of `authors` (`None`: an empty feed),
+    /// reading the tables only for accounts not yet cached.
+    fn head_bounds(
+        &self,
+        r: &RoTxn,
+        authors: &[AccountId],
+    ) -> Result<Vec<Option<TimeKey>>, AppViewError> {
+        let mut out = Vec::with_capacity(authors.len());
+        let mut missing = Vec::new();
+        {
+            let heads = self.heads.read().unwrap_or_else(|p| p.into_inner());
+            for (i, a) in authors.iter().enumerate() {
+                let h = heads.get(a).copied();
+                if h.is_none() {
+                    missing.push(i);
+                }
+                out.push(h);
+            }
+        }
+        if !missing.is_empty() {
+            let mut found = Vec::new();
+            for i in missing {
+                if let Some((at, _)) = self.feed_rows(r, &authors[i], None, 1)?.into_iter().next() {
+                    out[i] = Some(at);
+                    found.push((authors[i], at));
+                }
+            }
+            self.raise_heads(found);
+        }
+        Ok(out)
+    }
+
+    /// Accounts under `prefix` in a table keyed `account ‖ account`.
+    fn account_set(
+        &self,
+        r: &RoTxn,
+        table: Db,
+        account: &AccountId,
+    ) -> Result<HashSet<AccountId>, AppViewError> {
+        let prefix = keys::account(account);
+        let mut out = HashSet::new();
+        for row in table.prefix_iter(r, &prefix)? {
+            let (k, _) = row?;
+            out.insert(keys::decode_account(&k[keys::ACCOUNT_LEN..])?);
+        }
+        Ok(out)
+    }
+
     /// The home timeline of `viewer`: posts and reposts of the accounts they follow and their
     /// own, newest first, merged across feeds.
+    ///
+    /// The merge opens feeds in order of their head bounds (newest first) and stops opening
+    /// once the newest row at hand is newer than every feed not yet opened, so a page reads
+    /// a few dozen feeds however many accounts the viewer follows.
     pub fn home(
         &self,
         viewer: &AccountId,
@@ -640,39 +727,65 @@ impl AppView {
         let r = self.env.read_txn()?;
         let mut sources = self.followees(&r, viewer)?;
         sources.push(*viewer);
-        let mut visible = Vec::with_capacity(sources.len());
-        for s in sources {
-            if !self.hidden(&r, Some(viewer), &s)? {
-                visible.push(s);
-            }
-        }
-        // Each source contributes its rows in batches; a heap picks the newest head.
+        // The viewer's own blocks and mutes hide a feed outright; whether its owner blocked
+        // the viewer is asked only of feeds that reach the page.
+        let blocking = self.account_set(&r, self.t.blocks, viewer)?;
+        let muting = self.account_set(&r, self.t.mutes, viewer)?;
+        sources.retain(|s| s == viewer || !(blocking.contains(s) || muting.contains(s)));
+        let bounds = self.head_bounds(&r, &sources)?;
+        let mut order: BinaryHeap<(TimeKey, AccountId)> = sources
+            .iter()
+            .zip(bounds)
+            .filter_map(|(s, b)| {
+                let b = b?;
+                // Rows of a feed are all older than `before`, and no newer than its head.
+                let b = match before {
+                    Some(c) if c <= b => c,
+                    _ => b,
+                };
+                Some((b, *s))
+            })
+            .collect();
+
         const BATCH: usize = 8;
         struct Source {
             author: AccountId,
             rows: std::vec::IntoIter<(TimeKey, FeedItem)>,
             last: Option<TimeKey>,
             more: bool,
+            /// Whether the owner blocked the viewer (asked once, when a row reaches the page).
+            hidden: Option<bool>,
         }
-        let mut srcs: Vec<Source> = Vec::with_capacity(visible.len());
+        let mut srcs: Vec<Source> = Vec::new();
         let mut heap: BinaryHeap<(TimeKey, usize, FeedItem)> = BinaryHeap::new();
-        for author in visible {
-            let rows = self.feed_rows(&r, &author, before, BATCH)?;
-            let more = rows.len() == BATCH;
-            let mut it = rows.into_iter();
-            if let Some((at, item)) = it.next() {
-                heap.push((at, srcs.len(), item));
-                srcs.push(Source {
-                    author,
-                    rows: it,
-                    last: Some(at),
-                    more,
-                });
-            }
-        }
         let mut items = Vec::new();
         let mut last = None;
-        while let Some((at, i, item)) = heap.pop() {
+        loop {
+            // Open feeds while one not yet opened may hold a row newer than the newest at hand.
+            while order
+                .peek()
+                .is_some_and(|(b, _)| heap.peek().is_none_or(|(top, _, _)| b >= top))
+            {
+                let Some((_, author)) = order.pop() else {
+                    break;
+                };
+                let rows = self.feed_rows(&r, &author, before, 2)?;
+                let more = rows.len() == 2;
+                let mut it = rows.into_iter();
+                if let Some((at, item)) = it.next() {
+                    heap.push((at, srcs.len(), item));
+                    srcs.push(Source {
+                        author,
+                        rows: it,
+                        last: Some(at),
+                        more,
+                        hidden: None,
+                    });
+                }
+            }
+            let Some((at, i, item)) = heap.pop() else {
+                return Ok(Page { items, next: None });
+            };
             if items.len() == limit {
                 return Ok(Page {
                     items,
@@ -696,11 +809,30 @@ impl AppView {
             if let Some((nat, nitem)) = next {
                 heap.push((nat, i, nitem));
             }
+            let hidden = match src.hidden {
+                Some(h) => h,
+                None => {
+                    // The viewer's own blocks and mutes were applied to the sources.
+                    let h = author != *viewer
+                        && self
+                            .t
+                            .blocks
+                            .get(
+                                &r,
+                                &keys::cat(&keys::account(&author), &keys::account(viewer)),
+                            )?
+                            .is_some();
+                    src.hidden = Some(h);
+                    h
+                }
+            };
+            if hidden {
+                continue;
+            }
             if let Some(e) = self.feed_entry(&r, &author, at, item, Some(viewer))? {
                 items.push(e);
             }
         }
-        Ok(Page { items, next: None })
     }
 
     /// Post ids under `prefix ‖ time key` in a table, oldest first (`ascending`) or newest

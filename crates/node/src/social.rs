@@ -122,15 +122,35 @@ fn post_ref(p: &PostId) -> Value {
     json!({"author": p.author.to_text(), "seq": p.seq})
 }
 
+/// Renders view records as JSON for one answer, reading each account named in it once.
+pub(crate) struct Render<'a> {
+    view: &'a AppView,
+    people: std::cell::RefCell<std::collections::HashMap<AccountId, Value>>,
+}
+
+impl<'a> Render<'a> {
+    pub(crate) fn new(view: &'a AppView) -> Self {
+        Self {
+            view,
+            people: Default::default(),
+        }
+    }
+}
+
 /// Who an account is, in a line: what a post or a list shows beside it.
-fn who(view: &AppView, account: &AccountId) -> Result<Value, ApiError> {
-    let a = view.account(account).map_err(view_err)?;
-    Ok(json!({
+fn who(rd: &Render, account: &AccountId) -> Result<Value, ApiError> {
+    if let Some(v) = rd.people.borrow().get(account) {
+        return Ok(v.clone());
+    }
+    let a = rd.view.account(account).map_err(view_err)?;
+    let v = json!({
         "account": account.to_text(),
         "handle": a.handle,
         "display_name": a.display_name,
         "avatar_url": a.avatar_url,
-    }))
+    });
+    rd.people.borrow_mut().insert(*account, v.clone());
+    Ok(v)
 }
 
 fn account_json(account: &AccountId, a: &AccountView) -> Value {
@@ -146,7 +166,7 @@ fn account_json(account: &AccountId, a: &AccountView) -> Value {
     })
 }
 
-fn post_json(view: &AppView, e: &PostEntry) -> Result<Value, ApiError> {
+fn post_json(view: &Render, e: &PostEntry) -> Result<Value, ApiError> {
     let p = &e.post;
     Ok(json!({
         "author": who(view, &p.id.author)?,
@@ -175,7 +195,7 @@ fn post_json(view: &AppView, e: &PostEntry) -> Result<Value, ApiError> {
 }
 
 /// One item of a feed: a post or a repost, by whom, when.
-pub(crate) fn feed_item_json(view: &AppView, f: &FeedEntry) -> Result<Value, ApiError> {
+pub(crate) fn feed_item_json(view: &Render, f: &FeedEntry) -> Result<Value, ApiError> {
     Ok(json!({
         "kind": match f.item { FeedItem::Post(_) => "post", FeedItem::Repost(_) => "repost" },
         "by": who(view, &f.by)?,
@@ -185,6 +205,7 @@ pub(crate) fn feed_item_json(view: &AppView, f: &FeedEntry) -> Result<Value, Api
 }
 
 fn feed_json(view: &AppView, page: Page<FeedEntry>) -> ApiResult {
+    let view = &Render::new(view);
     let items = page
         .items
         .iter()
@@ -194,6 +215,7 @@ fn feed_json(view: &AppView, page: Page<FeedEntry>) -> ApiResult {
 }
 
 fn posts_json(view: &AppView, page: Page<PostEntry>) -> ApiResult {
+    let view = &Render::new(view);
     let items = page
         .items
         .iter()
@@ -266,7 +288,7 @@ async fn following(State(api): State<Api>, Path(key): Path<String>, q: QueryResu
     follow_list(&api, &key, q, false).await
 }
 
-pub(crate) fn notification_json(view: &AppView, n: &Notification) -> Result<Value, ApiError> {
+pub(crate) fn notification_json(view: &Render, n: &Notification) -> Result<Value, ApiError> {
     Ok(json!({
         "seq": n.seq,
         "kind": n.kind.name(),
@@ -290,7 +312,7 @@ async fn notifications(
     let items = page
         .items
         .iter()
-        .map(|n| notification_json(view, n))
+        .map(|n| notification_json(&Render::new(view), n))
         .collect::<Result<Vec<Value>, ApiError>>()?;
     let unread = view.account(&id).map_err(view_err)?.unread;
     Ok(Json(
@@ -310,20 +332,21 @@ async fn thread(
         .thread(&id, p.viewer.as_ref(), p.limit)
         .map_err(view_err)?
         .ok_or_else(|| ApiError::not_found("no such post (or not yet indexed)"))?;
+    let rd = &Render::new(view);
     let ancestors = t
         .ancestors
         .iter()
-        .map(|e| post_json(view, e))
+        .map(|e| post_json(rd, e))
         .collect::<Result<Vec<Value>, ApiError>>()?;
     let replies = t
         .replies
         .items
         .iter()
-        .map(|e| post_json(view, e))
+        .map(|e| post_json(rd, e))
         .collect::<Result<Vec<Value>, ApiError>>()?;
     Ok(Json(json!({
         "ancestors": ancestors,
-        "post": post_json(view, &t.post)?,
+        "post": post_json(rd, &t.post)?,
         "replies": {"items": replies, "next": t.replies.next},
     })))
 }

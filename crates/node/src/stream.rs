@@ -16,7 +16,7 @@
 
 use crate::accounts::Session;
 use crate::api::{parse_key, Api, ApiError};
-use crate::social::{feed_item_json, notification_json, view, view_err};
+use crate::social::{feed_item_json, notification_json, view, view_err, Render};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -132,10 +132,11 @@ struct Sent {
 /// The messages for whatever is new since `sent`, oldest first.
 fn news(view: &AppView, account: &AccountId, sent: &mut Sent) -> Result<Vec<Value>, ApiError> {
     let mut out = Vec::new();
+    let rd = &Render::new(view);
     let home = view.home(account, None, WINDOW).map_err(view_err)?;
     for f in home.items.iter().rev() {
         if sent.items.insert(item_key(f)) {
-            out.push(json!({"type": "post", "item": feed_item_json(view, f)?}));
+            out.push(json!({"type": "post", "item": feed_item_json(rd, f)?}));
         }
     }
     // Forget what has scrolled far out of the window.
@@ -151,7 +152,7 @@ fn news(view: &AppView, account: &AccountId, sent: &mut Sent) -> Result<Vec<Valu
             sent.notification = n.seq;
             out.push(json!({
                 "type": "notification",
-                "item": notification_json(view, n)?,
+                "item": notification_json(rd, n)?,
                 "unread": unread,
             }));
         }
