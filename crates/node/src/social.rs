@@ -21,9 +21,11 @@
 
 use crate::api::{parse_key, Api, ApiError, ApiResult};
 use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use starling_appview::{
     AccountView, AppView, AppViewError, FeedEntry, FeedItem, Notification, Page, PostEntry,
@@ -125,7 +127,7 @@ fn post_ref(p: &PostId) -> Value {
 /// Renders view records as JSON for one answer, reading each account named in it once.
 pub(crate) struct Render<'a> {
     view: &'a AppView,
-    people: std::cell::RefCell<std::collections::HashMap<AccountId, Value>>,
+    people: std::cell::RefCell<std::collections::HashMap<AccountId, PersonOut>>,
 }
 
 impl<'a> Render<'a> {
@@ -138,19 +140,101 @@ impl<'a> Render<'a> {
 }
 
 /// Who an account is, in a line: what a post or a list shows beside it.
-fn who(rd: &Render, account: &AccountId) -> Result<Value, ApiError> {
+#[derive(Serialize, Clone)]
+pub(crate) struct PersonOut {
+    account: String,
+    handle: Option<String>,
+    display_name: String,
+    avatar_url: String,
+}
+
+#[derive(Serialize)]
+struct RefOut {
+    author: String,
+    seq: u64,
+}
+
+fn ref_out(p: &PostId) -> RefOut {
+    RefOut {
+        author: p.author.to_text(),
+        seq: p.seq,
+    }
+}
+
+#[derive(Serialize)]
+struct RevOut<'a> {
+    text: &'a str,
+    at_ms: u64,
+}
+
+#[derive(Serialize)]
+struct CountsOut {
+    likes: u64,
+    reposts: u64,
+    replies: u64,
+    quotes: u64,
+}
+
+/// A post as the API shows it.
+#[derive(Serialize)]
+pub(crate) struct PostOut<'a> {
+    author: PersonOut,
+    seq: u64,
+    text: &'a str,
+    reply_to: Option<RefOut>,
+    quote_of: Option<RefOut>,
+    langs: &'a [String],
+    created_ms: u64,
+    shard: u16,
+    height: u64,
+    edited_ms: u64,
+    edited: bool,
+    deleted: bool,
+    revisions: Vec<RevOut<'a>>,
+    tags: &'a [String],
+    counts: CountsOut,
+    liked: bool,
+    reposted: bool,
+}
+
+/// One item of a feed: a post or a repost, by whom, when.
+#[derive(Serialize)]
+pub(crate) struct FeedItemOut<'a> {
+    kind: &'static str,
+    by: PersonOut,
+    at_ms: u64,
+    post: PostOut<'a>,
+}
+
+#[derive(Serialize)]
+struct PageOut<T> {
+    items: Vec<T>,
+    next: Option<String>,
+}
+
+fn who(rd: &Render, account: &AccountId) -> Result<PersonOut, ApiError> {
     if let Some(v) = rd.people.borrow().get(account) {
         return Ok(v.clone());
     }
     let a = rd.view.account(account).map_err(view_err)?;
-    let v = json!({
-        "account": account.to_text(),
-        "handle": a.handle,
-        "display_name": a.display_name,
-        "avatar_url": a.avatar_url,
-    });
+    let v = PersonOut {
+        account: account.to_text(),
+        handle: a.handle,
+        display_name: a.display_name,
+        avatar_url: a.avatar_url,
+    };
     rd.people.borrow_mut().insert(*account, v.clone());
     Ok(v)
+}
+
+fn to_value<T: Serialize>(t: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(t).map_err(ApiError::internal)
+}
+
+/// An answer serialized straight from the records (no intermediate JSON tree).
+fn json_response<T: Serialize>(t: &T) -> Result<Response, ApiError> {
+    let body = serde_json::to_vec(t).map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 fn account_json(account: &AccountId, a: &AccountView) -> Value {
@@ -166,62 +250,86 @@ fn account_json(account: &AccountId, a: &AccountView) -> Value {
     })
 }
 
-fn post_json(view: &Render, e: &PostEntry) -> Result<Value, ApiError> {
+fn post_out<'e>(rd: &Render, e: &'e PostEntry) -> Result<PostOut<'e>, ApiError> {
     let p = &e.post;
-    Ok(json!({
-        "author": who(view, &p.id.author)?,
-        "seq": p.id.seq,
-        "text": p.text,
-        "reply_to": p.reply_to.as_ref().map(post_ref),
-        "quote_of": p.quote_of.as_ref().map(post_ref),
-        "langs": p.langs,
-        "created_ms": p.created.at_ms,
-        "shard": p.created.shard,
-        "height": p.created.height,
-        "edited_ms": p.edited_ms,
-        "edited": !p.revisions.is_empty(),
-        "deleted": p.deleted,
-        "revisions": p.revisions.iter().map(|(text, at)| json!({"text": text, "at_ms": at})).collect::<Vec<_>>(),
-        "tags": p.tags,
-        "counts": {
-            "likes": e.counts.likes,
-            "reposts": e.counts.reposts,
-            "replies": e.counts.replies,
-            "quotes": e.counts.quotes,
+    Ok(PostOut {
+        author: who(rd, &p.id.author)?,
+        seq: p.id.seq,
+        text: &p.text,
+        reply_to: p.reply_to.as_ref().map(ref_out),
+        quote_of: p.quote_of.as_ref().map(ref_out),
+        langs: &p.langs,
+        created_ms: p.created.at_ms,
+        shard: p.created.shard,
+        height: p.created.height,
+        edited_ms: p.edited_ms,
+        edited: !p.revisions.is_empty(),
+        deleted: p.deleted,
+        revisions: p
+            .revisions
+            .iter()
+            .map(|(text, at_ms)| RevOut {
+                text,
+                at_ms: *at_ms,
+            })
+            .collect(),
+        tags: &p.tags,
+        counts: CountsOut {
+            likes: e.counts.likes,
+            reposts: e.counts.reposts,
+            replies: e.counts.replies,
+            quotes: e.counts.quotes,
         },
-        "liked": e.liked,
-        "reposted": e.reposted,
-    }))
+        liked: e.liked,
+        reposted: e.reposted,
+    })
 }
 
-/// One item of a feed: a post or a repost, by whom, when.
-pub(crate) fn feed_item_json(view: &Render, f: &FeedEntry) -> Result<Value, ApiError> {
-    Ok(json!({
-        "kind": match f.item { FeedItem::Post(_) => "post", FeedItem::Repost(_) => "repost" },
-        "by": who(view, &f.by)?,
-        "at_ms": f.at.at_ms,
-        "post": post_json(view, &f.entry)?,
-    }))
+fn post_json(rd: &Render, e: &PostEntry) -> Result<Value, ApiError> {
+    to_value(&post_out(rd, e)?)
 }
 
-fn feed_json(view: &AppView, page: Page<FeedEntry>) -> ApiResult {
-    let view = &Render::new(view);
+fn feed_item_out<'e>(rd: &Render, f: &'e FeedEntry) -> Result<FeedItemOut<'e>, ApiError> {
+    Ok(FeedItemOut {
+        kind: match f.item {
+            FeedItem::Post(_) => "post",
+            FeedItem::Repost(_) => "repost",
+        },
+        by: who(rd, &f.by)?,
+        at_ms: f.at.at_ms,
+        post: post_out(rd, &f.entry)?,
+    })
+}
+
+/// One item of a feed, as JSON.
+pub(crate) fn feed_item_json(rd: &Render, f: &FeedEntry) -> Result<Value, ApiError> {
+    to_value(&feed_item_out(rd, f)?)
+}
+
+fn feed_json(view: &AppView, page: Page<FeedEntry>) -> Result<Response, ApiError> {
+    let rd = &Render::new(view);
     let items = page
         .items
         .iter()
-        .map(|f| feed_item_json(view, f))
-        .collect::<Result<Vec<Value>, ApiError>>()?;
-    Ok(Json(json!({"items": items, "next": page.next})))
+        .map(|f| feed_item_out(rd, f))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    json_response(&PageOut {
+        items,
+        next: page.next,
+    })
 }
 
-fn posts_json(view: &AppView, page: Page<PostEntry>) -> ApiResult {
-    let view = &Render::new(view);
+fn posts_json(view: &AppView, page: Page<PostEntry>) -> Result<Response, ApiError> {
+    let rd = &Render::new(view);
     let items = page
         .items
         .iter()
-        .map(|e| post_json(view, e))
-        .collect::<Result<Vec<Value>, ApiError>>()?;
-    Ok(Json(json!({"items": items, "next": page.next})))
+        .map(|e| post_out(rd, e))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    json_response(&PageOut {
+        items,
+        next: page.next,
+    })
 }
 
 async fn profile(State(api): State<Api>, Path(key): Path<String>, q: QueryResult) -> ApiResult {
@@ -245,7 +353,11 @@ async fn profile(State(api): State<Api>, Path(key): Path<String>, q: QueryResult
     Ok(Json(out))
 }
 
-async fn feed(State(api): State<Api>, Path(key): Path<String>, q: QueryResult) -> ApiResult {
+async fn feed(
+    State(api): State<Api>,
+    Path(key): Path<String>,
+    q: QueryResult,
+) -> Result<Response, ApiError> {
     let id = parse_key(&key)?;
     let p = paging(q)?;
     let view = view(&api)?;
@@ -255,7 +367,11 @@ async fn feed(State(api): State<Api>, Path(key): Path<String>, q: QueryResult) -
     feed_json(view, page)
 }
 
-async fn home(State(api): State<Api>, Path(key): Path<String>, q: QueryResult) -> ApiResult {
+async fn home(
+    State(api): State<Api>,
+    Path(key): Path<String>,
+    q: QueryResult,
+) -> Result<Response, ApiError> {
     let id = parse_key(&key)?;
     let p = paging(q)?;
     let view = view(&api)?;
@@ -292,7 +408,7 @@ pub(crate) fn notification_json(view: &Render, n: &Notification) -> Result<Value
     Ok(json!({
         "seq": n.seq,
         "kind": n.kind.name(),
-        "actor": who(view, &n.actor)?,
+        "actor": to_value(&who(view, &n.actor)?)?,
         "post": n.post.as_ref().map(post_ref),
         "at_ms": n.at_ms,
     }))
@@ -355,7 +471,7 @@ async fn replies(
     State(api): State<Api>,
     Path((author, seq)): Path<(String, String)>,
     q: QueryResult,
-) -> ApiResult {
+) -> Result<Response, ApiError> {
     let id = parse_post(&author, &seq)?;
     let p = paging(q)?;
     let view = view(&api)?;
@@ -369,7 +485,7 @@ async fn quotes(
     State(api): State<Api>,
     Path((author, seq)): Path<(String, String)>,
     q: QueryResult,
-) -> ApiResult {
+) -> Result<Response, ApiError> {
     let id = parse_post(&author, &seq)?;
     let p = paging(q)?;
     let view = view(&api)?;
@@ -379,7 +495,11 @@ async fn quotes(
     posts_json(view, page)
 }
 
-async fn hashtag(State(api): State<Api>, Path(tag): Path<String>, q: QueryResult) -> ApiResult {
+async fn hashtag(
+    State(api): State<Api>,
+    Path(tag): Path<String>,
+    q: QueryResult,
+) -> Result<Response, ApiError> {
     if starling_appview::text::normalize_tag(&tag).is_none() {
         return Err(ApiError::bad_request(
             "bad_tag",
@@ -435,7 +555,7 @@ fn search_query(p: &Paging) -> Result<&str, ApiError> {
     Ok(q)
 }
 
-async fn search_posts(State(api): State<Api>, q: QueryResult) -> ApiResult {
+async fn search_posts(State(api): State<Api>, q: QueryResult) -> Result<Response, ApiError> {
     let p = paging(q)?;
     let query = search_query(&p)?;
     let view = view(&api)?;
