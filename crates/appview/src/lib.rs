@@ -502,12 +502,13 @@ impl AppView {
             Some(b) => Counts::from_bytes(b)?,
             None => Counts::default(),
         };
+        // Nobody liked (reposted) it: neither did the viewer, and there is nothing to read.
         let (liked, reposted) = match viewer {
             Some(v) => {
                 let k = keys::cat(&pk, &keys::account(v));
                 (
-                    self.t.likes.get(r, &k)?.is_some(),
-                    self.t.reposts.get(r, &k)?.is_some(),
+                    counts.likes > 0 && self.t.likes.get(r, &k)?.is_some(),
+                    counts.reposts > 0 && self.t.reposts.get(r, &k)?.is_some(),
                 )
             }
             None => (false, false),
