@@ -19,6 +19,8 @@ pub(crate) struct Writer<'a, 't> {
     pub t: &'a Tables,
     /// Every feed row written: (feed owner, its time), for the view's head cache.
     pub heads: &'a mut Vec<(AccountId, TimeKey)>,
+    /// Accounts whose followed set changed, for the view's follow cache.
+    pub follows: &'a mut Vec<AccountId>,
 }
 
 fn hour_of(ms: u64) -> u64 {
@@ -111,11 +113,13 @@ impl Writer<'_, '_> {
                 self.update_account(me, |v| v.following += 1)?;
                 self.update_account(target, |v| v.followers += 1)?;
                 self.notify(target, NotificationKind::Follow, me, None, at)?;
+                self.follows.push(*me);
             }
             Action::Unfollow { target } => {
                 let a = keys::account(me);
                 let b = keys::account(target);
                 if self.t.following.delete(self.txn, &keys::cat(&a, &b))? {
+                    self.follows.push(*me);
                     self.t.followers.delete(self.txn, &keys::cat(&b, &a))?;
                     self.update_account(me, |v| v.following = v.following.saturating_sub(1))?;
                     self.update_account(target, |v| v.followers = v.followers.saturating_sub(1))?;

@@ -189,7 +189,20 @@ pub struct AppView {
     /// by [`head_slot`]: accounts that share a slot share the larger bound, still a bound for
     /// each. Sixteen bytes an entry keep a large map in the CPU's caches.
     heads: std::sync::RwLock<HashMap<u64, u64>>,
+    /// Followed sets read for home timelines. Dropped (and the epoch bumped) right after a
+    /// commit that changes them; a reader caches what it read only if no such commit came
+    /// between its snapshot and its insert (same epoch), so no stale set outlives a commit.
+    follows: std::sync::Mutex<FollowCache>,
 }
+
+#[derive(Default)]
+struct FollowCache {
+    epoch: u64,
+    sets: HashMap<AccountId, std::sync::Arc<Vec<AccountId>>>,
+}
+
+/// Most followed sets cached (then the cache starts again).
+const MAX_CACHED_FOLLOW_SETS: usize = 100_000;
 
 impl std::fmt::Debug for AppView {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -277,6 +290,7 @@ impl AppView {
             t,
             search,
             heads: std::sync::RwLock::new(HashMap::new()),
+            follows: std::sync::Mutex::new(FollowCache::default()),
         })
     }
 
@@ -325,6 +339,7 @@ impl AppView {
         let mut w = self.env.write_txn()?;
         let mut searched: Vec<(ShardId, u64, Vec<search::Op>)> = Vec::new();
         let mut heads = Vec::new();
+        let mut follows = Vec::new();
         for item in blocks {
             let (block, receipts) = item?;
             let (block, receipts) = (block.borrow(), receipts.borrow());
@@ -360,6 +375,7 @@ impl AppView {
                 txn: &mut w,
                 t: &self.t,
                 heads: &mut heads,
+                follows: &mut follows,
             }
             .block(&block.header, &txs)?;
             self.t.meta.put(&mut w, &key, &height.to_be_bytes())?;
@@ -368,6 +384,13 @@ impl AppView {
         // its author's bound.
         self.raise_heads(heads);
         w.commit()?;
+        if !follows.is_empty() {
+            let mut cache = self.follows.lock().unwrap_or_else(|p| p.into_inner());
+            cache.epoch += 1;
+            for a in &follows {
+                cache.sets.remove(a);
+            }
+        }
         let r = self.env.read_txn()?;
         self.search.apply(&searched, &|account| {
             let a = self.account_in(&r, account)?;
@@ -754,14 +777,39 @@ impl AppView {
     ) -> Result<Page<FeedEntry>, AppViewError> {
         let limit = clamp(limit);
         let before = cursor.map(TimeKey::from_cursor).transpose()?;
+        let epoch = self.follows.lock().unwrap_or_else(|p| p.into_inner()).epoch;
         let r = self.env.read_txn()?;
-        let mut sources = self.followees(&r, viewer)?;
-        sources.push(*viewer);
+        let cached = self
+            .follows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sets
+            .get(viewer)
+            .cloned();
+        let followed = match cached {
+            Some(set) => set,
+            None => {
+                let set = std::sync::Arc::new(self.followees(&r, viewer)?);
+                let mut cache = self.follows.lock().unwrap_or_else(|p| p.into_inner());
+                if cache.epoch == epoch {
+                    if cache.sets.len() >= MAX_CACHED_FOLLOW_SETS {
+                        cache.sets.clear();
+                    }
+                    cache.sets.insert(*viewer, set.clone());
+                }
+                set
+            }
+        };
         // The viewer's own blocks and mutes hide a feed outright; whether its owner blocked
         // the viewer is asked only of feeds that reach the page.
         let blocking = self.account_set(&r, self.t.blocks, viewer)?;
         let muting = self.account_set(&r, self.t.mutes, viewer)?;
-        sources.retain(|s| s == viewer || !(blocking.contains(s) || muting.contains(s)));
+        let mut sources: Vec<AccountId> = followed
+            .iter()
+            .filter(|s| !(blocking.contains(s) || muting.contains(s)))
+            .copied()
+            .collect();
+        sources.push(*viewer);
         let bounds = self.head_bounds(&r, &sources)?;
         let mut order: BinaryHeap<(TimeKey, AccountId)> = sources
             .iter()

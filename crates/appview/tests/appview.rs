@@ -696,7 +696,7 @@ fn home_timeline_matches_a_plain_merge_of_every_feed() {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
     let viewer = &users[0];
     let v = viewer.public_key();
-    let follows: Vec<usize> = (1..9).collect();
+    let mut follows: Vec<usize> = (1..9).collect();
     w.block(
         follows
             .iter()
@@ -767,6 +767,24 @@ fn home_timeline_matches_a_plain_merge_of_every_feed() {
                 .filter(|(_, p)| *p)
                 .map(|(id, _)| id),
         );
+        if round == 25 {
+            // Warm the caches, then change whom the viewer follows: the cached set must go.
+            all_home(&w.view, &v, 10);
+            w.block(vec![(
+                viewer,
+                Action::Unfollow {
+                    target: users[2].public_key(),
+                },
+            )]);
+            w.block(vec![(
+                viewer,
+                Action::Follow {
+                    target: users[9].public_key(),
+                },
+            )]);
+            follows.retain(|&i| i != 2);
+            follows.push(9);
+        }
         if round == 20 {
             // The viewer mutes one followed account; another followed account blocks them.
             w.block(vec![
