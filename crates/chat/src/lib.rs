@@ -1,0 +1,384 @@
+//! End-to-end encrypted chat for Starling: MLS (RFC 9420) groups through `openmls`.
+//!
+//! Every device of an account is one MLS member ([`Device`]), named by a credential that
+//! carries the account key and a device number (`<account>#<device>`). A 1:1 chat is a group
+//! of two accounts' devices. Everything a device sends is an opaque byte string (a
+//! TLS-encoded MLS message) that relays store and forward without being able to read it:
+//! application messages are encrypted under the group's current epoch, commits move the group
+//! to the next epoch (forward secrecy and post-compromise security as MLS gives them), and a
+//! removed member holds no key of the epochs after its removal.
+//!
+//! Incoming bytes are bounded ([`MAX_MESSAGE_BYTES`]) and decoded before anything else; a
+//! damaged, replayed or truncated message is an error and leaves the group's state as it was.
+//!
+//! This module is the cryptographic core only: the key directory on the ledger, delivery and
+//! mailboxes live in the node.
+
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_rust_crypto::OpenMlsRustCrypto;
+use std::collections::HashMap;
+
+/// X25519 key exchange, AES-128-GCM, SHA-256 and Ed25519 signatures: MLS's mandatory suite.
+pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+/// Largest message a device accepts (a welcome for a 50-member group fits comfortably).
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// Largest text a device sends in one message.
+pub const MAX_TEXT_BYTES: usize = 16 * 1024;
+/// Most members in one group.
+pub const MAX_MEMBERS: usize = 256;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ChatError {
+    #[error("message over {MAX_MESSAGE_BYTES} bytes")]
+    TooLarge,
+    #[error("text over {MAX_TEXT_BYTES} bytes")]
+    TextTooLarge,
+    #[error("not an MLS message: {0}")]
+    Malformed(String),
+    #[error("not a member of group {0}")]
+    UnknownGroup(String),
+    #[error("the message was rejected: {0}")]
+    Rejected(String),
+    #[error("no member {0} in the group")]
+    NoSuchMember(String),
+    #[error("a group holds at most {MAX_MEMBERS} members")]
+    GroupFull,
+    #[error("MLS: {0}")]
+    Mls(String),
+}
+
+fn mls<E: std::fmt::Debug>(e: E) -> ChatError {
+    ChatError::Mls(format!("{e:?}"))
+}
+
+/// What a device learned from an incoming message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// A text from a member (its credential identity).
+    Text {
+        group: Vec<u8>,
+        from: String,
+        text: Vec<u8>,
+    },
+    /// A commit moved the group to `epoch` (members may have changed).
+    Commit { group: Vec<u8>, epoch: u64 },
+    /// A commit removed this device from the group: it can read nothing more in it.
+    Removed { group: Vec<u8> },
+    /// A welcome made this device a member of `group`.
+    Joined { group: Vec<u8>, epoch: u64 },
+}
+
+/// What a commit produces: the commit for the group's members, and a welcome for new ones.
+#[derive(Debug, Clone)]
+pub struct CommitOut {
+    pub commit: Vec<u8>,
+    pub welcome: Option<Vec<u8>>,
+    pub epoch: u64,
+}
+
+/// One MLS member: a device of an account, with its groups.
+pub struct Device {
+    identity: String,
+    provider: OpenMlsRustCrypto,
+    signer: SignatureKeyPair,
+    credential: CredentialWithKey,
+    groups: HashMap<Vec<u8>, MlsGroup>,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("identity", &self.identity)
+            .field("groups", &self.groups.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn encode(m: &MlsMessageOut) -> Result<Vec<u8>, ChatError> {
+    m.tls_serialize_detached().map_err(mls)
+}
+
+fn decode(bytes: &[u8]) -> Result<MlsMessageIn, ChatError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(ChatError::TooLarge);
+    }
+    let mut rest = bytes;
+    let m = MlsMessageIn::tls_deserialize(&mut rest)
+        .map_err(|e| ChatError::Malformed(format!("{e:?}")))?;
+    if !rest.is_empty() {
+        return Err(ChatError::Malformed(format!(
+            "{} bytes after the message",
+            rest.len()
+        )));
+    }
+    Ok(m)
+}
+
+fn identity_of(c: &Credential) -> String {
+    BasicCredential::try_from(c.clone())
+        .map(|b| String::from_utf8_lossy(b.identity()).into_owned())
+        .unwrap_or_default()
+}
+
+impl Device {
+    /// A new device of `account` (its key as text) numbered `device`, with a fresh signing key.
+    pub fn new(account: &str, device: u32) -> Result<Device, ChatError> {
+        let identity = format!("{account}#{device}");
+        let provider = OpenMlsRustCrypto::default();
+        let signer = SignatureKeyPair::new(CIPHERSUITE.signature_algorithm()).map_err(mls)?;
+        signer.store(provider.storage()).map_err(mls)?;
+        let credential = CredentialWithKey {
+            credential: BasicCredential::new(identity.clone().into_bytes()).into(),
+            signature_key: signer.public().into(),
+        };
+        Ok(Device {
+            identity,
+            provider,
+            signer,
+            credential,
+            groups: HashMap::new(),
+        })
+    }
+
+    /// `<account>#<device>`.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// The device's public signature key (what the key directory publishes).
+    pub fn signature_key(&self) -> Vec<u8> {
+        self.signer.public().to_vec()
+    }
+
+    /// A fresh key package (used once, by whoever adds this device to a group).
+    pub fn key_package(&mut self) -> Result<Vec<u8>, ChatError> {
+        let bundle = KeyPackage::builder()
+            .build(
+                CIPHERSUITE,
+                &self.provider,
+                &self.signer,
+                self.credential.clone(),
+            )
+            .map_err(mls)?;
+        let out = MlsMessageOut::from(bundle.key_package().clone());
+        encode(&out)
+    }
+
+    /// Starts a group with this device as its only member; returns its id.
+    pub fn create_group(&mut self) -> Result<Vec<u8>, ChatError> {
+        let config = MlsGroupCreateConfig::builder()
+            .ciphersuite(CIPHERSUITE)
+            .use_ratchet_tree_extension(true)
+            .build();
+        let group = MlsGroup::new(
+            &self.provider,
+            &self.signer,
+            &config,
+            self.credential.clone(),
+        )
+        .map_err(mls)?;
+        let id = group.group_id().as_slice().to_vec();
+        self.groups.insert(id.clone(), group);
+        Ok(id)
+    }
+
+    fn group(&mut self, id: &[u8]) -> Result<&mut MlsGroup, ChatError> {
+        self.groups
+            .get_mut(id)
+            .ok_or_else(|| ChatError::UnknownGroup(hex_id(id)))
+    }
+
+    /// The group's current epoch.
+    pub fn epoch(&self, id: &[u8]) -> Result<u64, ChatError> {
+        self.groups
+            .get(id)
+            .map(|g| g.epoch().as_u64())
+            .ok_or_else(|| ChatError::UnknownGroup(hex_id(id)))
+    }
+
+    /// The members' identities, in leaf order.
+    pub fn members(&self, id: &[u8]) -> Result<Vec<String>, ChatError> {
+        let g = self
+            .groups
+            .get(id)
+            .ok_or_else(|| ChatError::UnknownGroup(hex_id(id)))?;
+        Ok(g.members().map(|m| identity_of(&m.credential)).collect())
+    }
+
+    /// Adds the devices whose key packages are given; the commit goes to the current
+    /// members, the welcome to the new ones. Applied here at once.
+    pub fn add(&mut self, id: &[u8], key_packages: &[Vec<u8>]) -> Result<CommitOut, ChatError> {
+        let mut kps = Vec::with_capacity(key_packages.len());
+        for bytes in key_packages {
+            let kp = match decode(bytes)?.extract() {
+                MlsMessageBodyIn::KeyPackage(kp) => kp,
+                _ => return Err(ChatError::Malformed("not a key package".into())),
+            };
+            let kp = kp
+                .validate(self.provider.crypto(), ProtocolVersion::Mls10)
+                .map_err(|e| ChatError::Rejected(format!("key package: {e:?}")))?;
+            kps.push(kp);
+        }
+        let provider = &self.provider;
+        let signer = &self.signer;
+        let group = self
+            .groups
+            .get_mut(id)
+            .ok_or_else(|| ChatError::UnknownGroup(hex_id(id)))?;
+        if group.members().count() + kps.len() > MAX_MEMBERS {
+            return Err(ChatError::GroupFull);
+        }
+        let (commit, welcome, _info) = group.add_members(provider, signer, &kps).map_err(mls)?;
+        group.merge_pending_commit(provider).map_err(mls)?;
+        Ok(CommitOut {
+            commit: encode(&commit)?,
+            welcome: Some(encode(&welcome)?),
+            epoch: group.epoch().as_u64(),
+        })
+    }
+
+    /// Removes the members with these identities. Applied here at once.
+    pub fn remove(&mut self, id: &[u8], identities: &[&str]) -> Result<CommitOut, ChatError> {
+        let provider = &self.provider;
+        let signer = &self.signer;
+        let group = self
+            .groups
+            .get_mut(id)
+            .ok_or_else(|| ChatError::UnknownGroup(hex_id(id)))?;
+        let mut leaves = Vec::new();
+        for who in identities {
+            let m = group
+                .members()
+                .find(|m| identity_of(&m.credential) == *who)
+                .ok_or_else(|| ChatError::NoSuchMember((*who).to_owned()))?;
+            leaves.push(m.index);
+        }
+        let (commit, welcome, _info) = group
+            .remove_members(provider, signer, &leaves)
+            .map_err(mls)?;
+        group.merge_pending_commit(provider).map_err(mls)?;
+        Ok(CommitOut {
+            commit: encode(&commit)?,
+            welcome: welcome.map(|w| encode(&w)).transpose()?,
+            epoch: group.epoch().as_u64(),
+        })
+    }
+
+    /// Refreshes this device's keys in the group (post-compromise security). Applied here.
+    pub fn update(&mut self, id: &[u8]) -> Result<CommitOut, ChatError> {
+        let provider = &self.provider;
+        let signer = &self.signer;
+        let group = self
+            .groups
+            .get_mut(id)
+            .ok_or_else(|| ChatError::UnknownGroup(hex_id(id)))?;
+        let bundle = group
+            .self_update(provider, signer, LeafNodeParameters::default())
+            .map_err(mls)?;
+        group.merge_pending_commit(provider).map_err(mls)?;
+        let (commit, _, _) = bundle.into_contents();
+        Ok(CommitOut {
+            commit: encode(&commit)?,
+            welcome: None,
+            epoch: group.epoch().as_u64(),
+        })
+    }
+
+    /// Encrypts `text` for the group.
+    pub fn send(&mut self, id: &[u8], text: &[u8]) -> Result<Vec<u8>, ChatError> {
+        if text.len() > MAX_TEXT_BYTES {
+            return Err(ChatError::TextTooLarge);
+        }
+        let provider = &self.provider;
+        let signer = &self.signer;
+        let group = self
+            .groups
+            .get_mut(id)
+            .ok_or_else(|| ChatError::UnknownGroup(hex_id(id)))?;
+        let m = group.create_message(provider, signer, text).map_err(mls)?;
+        encode(&m)
+    }
+
+    /// Takes an incoming message: a welcome, a commit, or an encrypted text.
+    pub fn receive(&mut self, bytes: &[u8]) -> Result<Received, ChatError> {
+        let msg = decode(bytes)?;
+        let protocol = match msg.extract() {
+            MlsMessageBodyIn::Welcome(welcome) => return self.join(welcome),
+            MlsMessageBodyIn::PrivateMessage(m) => ProtocolMessage::from(m),
+            MlsMessageBodyIn::PublicMessage(m) => ProtocolMessage::from(m),
+            _ => {
+                return Err(ChatError::Malformed(
+                    "neither a welcome, a commit nor a message".into(),
+                ))
+            }
+        };
+        let id = protocol.group_id().as_slice().to_vec();
+        let provider = &self.provider;
+        let group = self
+            .groups
+            .get_mut(&id)
+            .ok_or_else(|| ChatError::UnknownGroup(hex_id(&id)))?;
+        let processed = group
+            .process_message(provider, protocol)
+            .map_err(|e| ChatError::Rejected(format!("{e:?}")))?;
+        let from = identity_of(processed.credential());
+        match processed.into_content() {
+            ProcessedMessageContent::ApplicationMessage(app) => Ok(Received::Text {
+                group: id,
+                from,
+                text: app.into_bytes(),
+            }),
+            ProcessedMessageContent::StagedCommitMessage(staged) => {
+                let removed = staged.self_removed();
+                group.merge_staged_commit(provider, *staged).map_err(mls)?;
+                if removed {
+                    self.groups.remove(&id);
+                    return Ok(Received::Removed { group: id });
+                }
+                Ok(Received::Commit {
+                    epoch: group.epoch().as_u64(),
+                    group: id,
+                })
+            }
+            ProcessedMessageContent::ProposalMessage(_)
+            | ProcessedMessageContent::ExternalJoinProposalMessage(_) => Err(ChatError::Rejected(
+                "standalone proposals are not used; members commit directly".into(),
+            )),
+        }
+    }
+
+    fn join(&mut self, welcome: Welcome) -> Result<Received, ChatError> {
+        let config = MlsGroupJoinConfig::builder()
+            .use_ratchet_tree_extension(true)
+            .build();
+        let group = StagedWelcome::new_from_welcome(&self.provider, &config, welcome, None)
+            .map_err(|e| ChatError::Rejected(format!("welcome: {e:?}")))?
+            .into_group(&self.provider)
+            .map_err(mls)?;
+        let id = group.group_id().as_slice().to_vec();
+        let epoch = group.epoch().as_u64();
+        self.groups.insert(id.clone(), group);
+        Ok(Received::Joined { group: id, epoch })
+    }
+
+    /// Whether this device is in the group.
+    pub fn is_member(&self, id: &[u8]) -> bool {
+        self.groups.contains_key(id)
+    }
+
+    /// Leaves the group: the device forgets it (the others remove it with a commit).
+    pub fn forget(&mut self, id: &[u8]) -> Result<(), ChatError> {
+        self.group(id)?;
+        self.groups.remove(id);
+        Ok(())
+    }
+}
+
+fn hex_id(id: &[u8]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,182 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+
+fn device(name: &str) -> Device {
+    Device::new(&format!("ed25519:{name}"), 0).unwrap()
+}
+
+/// Alice starts a group and adds `others`; each joins from the welcome.
+fn group_of(alice: &mut Device, others: &mut [&mut Device]) -> Vec<u8> {
+    let id = alice.create_group().unwrap();
+    let kps: Vec<Vec<u8>> = others
+        .iter_mut()
+        .map(|d| d.key_package().unwrap())
+        .collect();
+    let out = alice.add(&id, &kps).unwrap();
+    let welcome = out.welcome.unwrap();
+    for d in others.iter_mut() {
+        match d.receive(&welcome).unwrap() {
+            Received::Joined { group, epoch } => {
+                assert_eq!(group, id);
+                assert_eq!(epoch, out.epoch);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    id
+}
+
+fn text_of(r: Received) -> (String, Vec<u8>) {
+    match r {
+        Received::Text { from, text, .. } => (from, text),
+        other => panic!("not a text: {other:?}"),
+    }
+}
+
+#[test]
+fn two_people_chat_both_ways() {
+    let (mut alice, mut bob) = (device("alice"), device("bob"));
+    let id = group_of(&mut alice, &mut [&mut bob]);
+    assert_eq!(
+        alice.members(&id).unwrap(),
+        ["ed25519:alice#0", "ed25519:bob#0"]
+    );
+    let m = alice.send(&id, b"hello bob").unwrap();
+    assert!(
+        !m.windows(9).any(|w| w == b"hello bob"),
+        "plaintext on the wire"
+    );
+    assert_eq!(
+        text_of(bob.receive(&m).unwrap()),
+        ("ed25519:alice#0".into(), b"hello bob".to_vec())
+    );
+    for i in 0..20 {
+        let m = bob.send(&id, format!("reply {i}").as_bytes()).unwrap();
+        assert_eq!(
+            text_of(alice.receive(&m).unwrap()).1,
+            format!("reply {i}").into_bytes()
+        );
+    }
+}
+
+#[test]
+fn a_removed_member_cannot_read_what_follows() {
+    let (mut alice, mut bob, mut carol) = (device("alice"), device("bob"), device("carol"));
+    let id = group_of(&mut alice, &mut [&mut bob, &mut carol]);
+    let before = alice.send(&id, b"all three").unwrap();
+    assert_eq!(text_of(carol.receive(&before).unwrap()).1, b"all three");
+    assert_eq!(text_of(bob.receive(&before).unwrap()).1, b"all three");
+
+    let out = alice.remove(&id, &["ed25519:carol#0"]).unwrap();
+    assert!(
+        matches!(bob.receive(&out.commit).unwrap(), Received::Commit { epoch, .. } if epoch == out.epoch)
+    );
+    // Carol's device, even holding the old epoch's keys and ignoring the commit, cannot read
+    // the next epoch's messages.
+    let after = alice.send(&id, b"only two").unwrap();
+    assert!(carol.receive(&after).is_err());
+    assert_eq!(text_of(bob.receive(&after).unwrap()).1, b"only two");
+    // Once it takes the commit it knows it was removed, and forgets the group.
+    assert_eq!(
+        carol.receive(&out.commit).unwrap(),
+        Received::Removed { group: id.clone() }
+    );
+    assert!(!carol.is_member(&id));
+    assert!(matches!(
+        carol.receive(&after),
+        Err(ChatError::UnknownGroup(_))
+    ));
+    assert_eq!(alice.members(&id).unwrap().len(), 2);
+}
+
+#[test]
+fn tampered_replayed_and_truncated_messages_are_rejected_without_harm() {
+    let (mut alice, mut bob) = (device("alice"), device("bob"));
+    let id = group_of(&mut alice, &mut [&mut bob]);
+    let m = alice.send(&id, b"once").unwrap();
+    // Every kind of damage is an error, never a panic.
+    for i in [m.len() / 2, m.len() - 1, m.len() - 20] {
+        let mut bad = m.clone();
+        bad[i] ^= 0x40;
+        assert!(bob.receive(&bad).is_err(), "flipped byte {i}");
+    }
+    for n in [0, 1, 5, m.len() / 2, m.len() - 1] {
+        assert!(bob.receive(&m[..n]).is_err(), "truncated to {n}");
+    }
+    let mut long = m.clone();
+    long.push(0);
+    assert!(matches!(bob.receive(&long), Err(ChatError::Malformed(_))));
+    assert_eq!(
+        bob.receive(&vec![0u8; MAX_MESSAGE_BYTES + 1]),
+        Err(ChatError::TooLarge)
+    );
+    // The real message still decrypts, once; its replay is refused.
+    assert_eq!(text_of(bob.receive(&m).unwrap()).1, b"once");
+    assert!(bob.receive(&m).is_err(), "a replay is refused");
+    // And the session goes on.
+    let next = alice.send(&id, b"twice").unwrap();
+    assert_eq!(text_of(bob.receive(&next).unwrap()).1, b"twice");
+    assert_eq!(
+        alice.send(&id, &vec![b'x'; MAX_TEXT_BYTES + 1]),
+        Err(ChatError::TextTooLarge)
+    );
+}
+
+#[test]
+fn key_updates_move_every_member_to_the_next_epoch() {
+    let (mut alice, mut bob) = (device("alice"), device("bob"));
+    let id = group_of(&mut alice, &mut [&mut bob]);
+    let e = alice.epoch(&id).unwrap();
+    let old = alice.send(&id, b"old epoch").unwrap();
+    let out = bob.update(&id).unwrap();
+    // Bob moved on before reading it: keys of past epochs are not kept.
+    assert!(bob.receive(&old).is_err());
+    assert_eq!(out.epoch, e + 1);
+    assert!(
+        matches!(alice.receive(&out.commit).unwrap(), Received::Commit { epoch, .. } if epoch == e + 1)
+    );
+    let m = alice.send(&id, b"after the update").unwrap();
+    assert_eq!(text_of(bob.receive(&m).unwrap()).1, b"after the update");
+}
+
+#[test]
+fn a_group_of_twelve() {
+    let mut alice = device("alice");
+    let mut others: Vec<Device> = (0..11).map(|i| device(&format!("m{i}"))).collect();
+    let mut refs: Vec<&mut Device> = others.iter_mut().collect();
+    let id = group_of(&mut alice, &mut refs);
+    assert_eq!(alice.members(&id).unwrap().len(), 12);
+    let m = alice.send(&id, b"to everyone").unwrap();
+    for d in &mut others {
+        assert_eq!(text_of(d.receive(&m).unwrap()).1, b"to everyone");
+    }
+}
+
+#[test]
+fn bad_requests_are_clear_errors() {
+    let mut alice = device("alice");
+    assert!(matches!(
+        alice.send(b"nope", b"x"),
+        Err(ChatError::UnknownGroup(_))
+    ));
+    assert!(matches!(alice.receive(b""), Err(ChatError::Malformed(_))));
+    assert!(matches!(
+        alice.receive(b"garbage bytes"),
+        Err(ChatError::Malformed(_))
+    ));
+    let id = alice.create_group().unwrap();
+    assert!(matches!(
+        alice.add(&id, &[b"not a key package".to_vec()]),
+        Err(ChatError::Malformed(_))
+    ));
+    // A key package is not a message to receive, and a message is not a key package.
+    let kp = device("bob").key_package().unwrap();
+    assert!(matches!(alice.receive(&kp), Err(ChatError::Malformed(_))));
+    let m = alice.send(&id, b"x").unwrap();
+    assert!(matches!(alice.add(&id, &[m]), Err(ChatError::Malformed(_))));
+    assert!(matches!(
+        alice.remove(&id, &["ed25519:nobody#0"]),
+        Err(ChatError::NoSuchMember(_))
+    ));
+}
