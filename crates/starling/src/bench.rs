@@ -24,6 +24,8 @@ pub enum Which {
     /// Seed an app view with synthetic accounts and posts, serve it over HTTP, and time
     /// home timelines and searches.
     Timeline(crate::timelinebench::TimelineArgs),
+    /// MLS chat: 1:1 encrypt and decrypt, and adding a member to a group.
+    Chat(crate::chatbench::ChatArgs),
 }
 
 #[derive(Args, Debug)]
@@ -53,6 +55,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
         Which::Ledger(args) => ledger(args),
         Which::Network(args) => crate::netbench::network(args),
         Which::Timeline(args) => crate::timelinebench::timeline(args),
+        Which::Chat(args) => crate::chatbench::chat(args),
     }
 }
 

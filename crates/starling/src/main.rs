@@ -2,6 +2,7 @@
 //! node or a whole devnet, and measure it (bench).
 
 mod bench;
+mod chatbench;
 mod client;
 mod netbench;
 mod node;
