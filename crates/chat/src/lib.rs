@@ -376,6 +376,133 @@ impl Device {
     }
 }
 
+/// Version of [`Device::export_state`]'s format.
+const STATE_VERSION: u8 = 1;
+/// Largest exported device state accepted.
+pub const MAX_STATE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads a device state: bounded, every length checked against what is left.
+struct StateReader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> StateReader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ChatError> {
+        if n > self.rest.len() {
+            return Err(ChatError::Malformed("device state is truncated".into()));
+        }
+        let (a, b) = self.rest.split_at(n);
+        self.rest = b;
+        Ok(a)
+    }
+    fn u32(&mut self) -> Result<u32, ChatError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], ChatError> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+    out.extend_from_slice(b);
+}
+
+impl Device {
+    /// The device's whole state (its signing key, groups and their secrets) as bytes, to be
+    /// kept on disk. **These bytes are secret**: whoever holds them reads the device's chats;
+    /// the node seals them (as it seals account keys) before writing them.
+    pub fn export_state(&self) -> Vec<u8> {
+        let mut out = vec![STATE_VERSION];
+        put_bytes(&mut out, self.identity.as_bytes());
+        put_bytes(&mut out, self.signer.public());
+        let mut ids: Vec<&Vec<u8>> = self.groups.keys().collect();
+        ids.sort();
+        out.extend_from_slice(&(ids.len() as u32).to_be_bytes());
+        for id in ids {
+            put_bytes(&mut out, id);
+        }
+        let values = self
+            .provider
+            .storage()
+            .values
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut entries: Vec<(&Vec<u8>, &Vec<u8>)> = values.iter().collect();
+        entries.sort();
+        out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+        for (k, v) in entries {
+            put_bytes(&mut out, k);
+            put_bytes(&mut out, v);
+        }
+        out
+    }
+
+    /// A device from [`Device::export_state`]'s bytes.
+    pub fn restore(bytes: &[u8]) -> Result<Device, ChatError> {
+        if bytes.len() > MAX_STATE_BYTES {
+            return Err(ChatError::TooLarge);
+        }
+        let mut r = StateReader { rest: bytes };
+        let version = r.take(1)?[0];
+        if version != STATE_VERSION {
+            return Err(ChatError::Malformed(format!(
+                "device state version {version} (this build reads {STATE_VERSION})"
+            )));
+        }
+        let identity = String::from_utf8(r.bytes()?.to_vec())
+            .map_err(|_| ChatError::Malformed("identity is not UTF-8".into()))?;
+        let public = r.bytes()?.to_vec();
+        let groups = r.u32()? as usize;
+        let mut ids = Vec::new();
+        for _ in 0..groups {
+            ids.push(r.bytes()?.to_vec());
+        }
+        let entries = r.u32()? as usize;
+        let mut values = HashMap::new();
+        for _ in 0..entries {
+            let k = r.bytes()?.to_vec();
+            let v = r.bytes()?.to_vec();
+            values.insert(k, v);
+        }
+        if !r.rest.is_empty() {
+            return Err(ChatError::Malformed("bytes after the device state".into()));
+        }
+        let provider = OpenMlsRustCrypto::default();
+        *provider
+            .storage()
+            .values
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = values;
+        let signer = SignatureKeyPair::read(
+            provider.storage(),
+            &public,
+            CIPHERSUITE.signature_algorithm(),
+        )
+        .ok_or_else(|| ChatError::Malformed("the signing key is missing".into()))?;
+        let credential = CredentialWithKey {
+            credential: BasicCredential::new(identity.clone().into_bytes()).into(),
+            signature_key: signer.public().into(),
+        };
+        let mut loaded = HashMap::new();
+        for id in ids {
+            let group = MlsGroup::load(provider.storage(), &GroupId::from_slice(&id))
+                .map_err(mls)?
+                .ok_or_else(|| ChatError::Malformed(format!("group {} is missing", hex_id(&id))))?;
+            loaded.insert(id, group);
+        }
+        Ok(Device {
+            identity,
+            provider,
+            signer,
+            credential,
+            groups: loaded,
+        })
+    }
+}
+
 fn hex_id(id: &[u8]) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -180,3 +180,42 @@ fn bad_requests_are_clear_errors() {
         Err(ChatError::NoSuchMember(_))
     ));
 }
+
+#[test]
+fn a_device_restored_from_its_state_goes_on_chatting() {
+    let (mut alice, mut bob) = (device("alice"), device("bob"));
+    let id = group_of(&mut alice, &mut [&mut bob]);
+    let m = alice.send(&id, b"before the restart").unwrap();
+    assert_eq!(text_of(bob.receive(&m).unwrap()).1, b"before the restart");
+    let state = bob.export_state();
+    drop(bob);
+    // Alice sends while Bob's node is down.
+    let queued: Vec<Vec<u8>> = (0..3)
+        .map(|i| alice.send(&id, format!("queued {i}").as_bytes()).unwrap())
+        .collect();
+    let mut bob = Device::restore(&state).unwrap();
+    assert_eq!(bob.identity(), "ed25519:bob#0");
+    assert_eq!(bob.epoch(&id).unwrap(), alice.epoch(&id).unwrap());
+    for (i, m) in queued.iter().enumerate() {
+        assert_eq!(
+            text_of(bob.receive(m).unwrap()).1,
+            format!("queued {i}").into_bytes()
+        );
+    }
+    let back = bob.send(&id, b"back again").unwrap();
+    assert_eq!(text_of(alice.receive(&back).unwrap()).1, b"back again");
+    // Damaged states are errors, never panics.
+    assert!(Device::restore(&[]).is_err());
+    assert!(Device::restore(&[9]).is_err());
+    for n in [1, 10, state.len() / 2, state.len() - 1] {
+        assert!(Device::restore(&state[..n]).is_err(), "truncated to {n}");
+    }
+    let mut long = state.clone();
+    long.push(0);
+    assert!(Device::restore(&long).is_err());
+    let mut huge_count = state.clone();
+    // The group count sits after the version, identity and signing key.
+    let at = 1 + 4 + "ed25519:bob#0".len() + 4 + bob.signature_key().len();
+    huge_count[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert!(Device::restore(&huge_count).is_err());
+}
