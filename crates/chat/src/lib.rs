@@ -376,6 +376,55 @@ impl Device {
     }
 }
 
+/// Hash iterations behind each half of a safety number: finding another key whose half
+/// matches costs an attacker this many hashes per try.
+const SAFETY_ITERATIONS: usize = 5_200;
+
+/// One party's half of a safety number: 30 digits from its identity and its devices'
+/// signature keys (sorted, so the order they are listed in does not matter).
+fn safety_half(identity: &str, keys: &[Vec<u8>]) -> String {
+    let mut keys: Vec<&Vec<u8>> = keys.iter().collect();
+    keys.sort();
+    let mut h = blake3::Hasher::new_derive_key("starling chat safety number v1");
+    h.update(&(identity.len() as u32).to_be_bytes());
+    h.update(identity.as_bytes());
+    for k in &keys {
+        h.update(&(k.len() as u32).to_be_bytes());
+        h.update(k);
+    }
+    let mut d = *h.finalize().as_bytes();
+    for _ in 0..SAFETY_ITERATIONS {
+        let mut h = blake3::Hasher::new_derive_key("starling chat safety number v1 iteration");
+        h.update(&d);
+        for k in &keys {
+            h.update(k);
+        }
+        d = *h.finalize().as_bytes();
+    }
+    // Six groups of five digits, each from five bytes.
+    (0..6)
+        .map(|i| {
+            let c = &d[i * 5..i * 5 + 5];
+            let n = c.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+            format!("{:05}", n % 100_000)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The safety number two people compare (aloud, or side by side) to know that no one sits
+/// between them: 60 digits from both accounts' identities and device keys, the same on both
+/// sides. It changes when either side's devices change.
+pub fn safety_number(a: (&str, &[Vec<u8>]), b: (&str, &[Vec<u8>])) -> String {
+    let (x, y) = (safety_half(a.0, a.1), safety_half(b.0, b.1));
+    // Both sides list the halves in the same order.
+    if (a.0, &x) <= (b.0, &y) {
+        format!("{x} {y}")
+    } else {
+        format!("{y} {x}")
+    }
+}
+
 /// Version of [`Device::export_state`]'s format.
 const STATE_VERSION: u8 = 1;
 /// Largest exported device state accepted.

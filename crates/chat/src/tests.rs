@@ -219,3 +219,33 @@ fn a_device_restored_from_its_state_goes_on_chatting() {
     huge_count[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
     assert!(Device::restore(&huge_count).is_err());
 }
+
+#[test]
+fn safety_numbers_agree_on_both_sides_and_change_with_keys() {
+    let (alice, bob, eve) = (device("alice"), device("bob"), device("eve"));
+    let a = vec![alice.signature_key()];
+    let b = vec![bob.signature_key()];
+    let n1 = safety_number(("ed25519:alice", &a), ("ed25519:bob", &b));
+    let n2 = safety_number(("ed25519:bob", &b), ("ed25519:alice", &a));
+    assert_eq!(n1, n2, "the same on both sides");
+    let groups: Vec<&str> = n1.split(' ').collect();
+    assert_eq!(groups.len(), 12);
+    assert!(groups
+        .iter()
+        .all(|g| g.len() == 5 && g.bytes().all(|c| c.is_ascii_digit())));
+    // A key swapped in (someone in the middle) changes it.
+    let e = vec![eve.signature_key()];
+    assert_ne!(
+        n1,
+        safety_number(("ed25519:alice", &a), ("ed25519:bob", &e))
+    );
+    // A new device changes it; the order devices are listed in does not.
+    let b2 = vec![bob.signature_key(), eve.signature_key()];
+    let b2r = vec![eve.signature_key(), bob.signature_key()];
+    let with_device = safety_number(("ed25519:alice", &a), ("ed25519:bob", &b2));
+    assert_ne!(n1, with_device);
+    assert_eq!(
+        with_device,
+        safety_number(("ed25519:alice", &a), ("ed25519:bob", &b2r))
+    );
+}
