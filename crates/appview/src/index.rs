@@ -151,11 +151,14 @@ impl Writer<'_, '_> {
                 v.avatar_url.clone_from(avatar_url);
             })?,
             // Handles take effect when the global shard accepts the claim (see `block`);
-            // transfers and validator actions only show in balances and fees.
+            // transfers and validator actions only show in balances and fees; the chat key
+            // directory is read from the ledger state, with proofs.
             Action::RegisterHandle { .. }
             | Action::Transfer { .. }
             | Action::RegisterValidator { .. }
-            | Action::RetireValidator => {}
+            | Action::RetireValidator
+            | Action::SetChatDevice { .. }
+            | Action::RemoveChatDevice { .. } => {}
         }
         Ok(())
     }

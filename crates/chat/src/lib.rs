@@ -20,6 +20,13 @@ use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::OpenMlsRustCrypto;
 use std::collections::HashMap;
 
+/// Every message, commits included, is encrypted (no sender or proposal visible to a relay),
+/// and padded to a multiple of this many bytes so lengths say little about texts.
+const PADDING: usize = 64;
+/// Past epochs whose keys a member keeps, so a text sent just before a commit that reaches a
+/// member just after it still opens. Older epochs' keys are gone (forward secrecy).
+pub const PAST_EPOCHS: usize = 2;
+
 /// X25519 key exchange, AES-128-GCM, SHA-256 and Ed25519 signatures: MLS's mandatory suite.
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 /// Largest message a device accepts (a welcome for a 50-member group fits comfortably).
@@ -76,6 +83,24 @@ pub struct CommitOut {
     pub commit: Vec<u8>,
     pub welcome: Option<Vec<u8>>,
     pub epoch: u64,
+}
+
+/// Checks a key package (its signature, suite and lifetime) and returns the identity and the
+/// signature key it names, so a relay or a sender can match it against the key directory.
+pub fn inspect_key_package(bytes: &[u8]) -> Result<(String, Vec<u8>), ChatError> {
+    let kp = match decode(bytes)?.extract() {
+        MlsMessageBodyIn::KeyPackage(kp) => kp,
+        _ => return Err(ChatError::Malformed("not a key package".into())),
+    };
+    let crypto = openmls_rust_crypto::RustCrypto::default();
+    let kp = kp
+        .validate(&crypto, ProtocolVersion::Mls10)
+        .map_err(|e| ChatError::Rejected(format!("key package: {e:?}")))?;
+    let leaf = kp.leaf_node();
+    Ok((
+        identity_of(leaf.credential()),
+        leaf.signature_key().as_slice().to_vec(),
+    ))
 }
 
 /// One MLS member: a device of an account, with its groups.
@@ -171,6 +196,9 @@ impl Device {
         let config = MlsGroupCreateConfig::builder()
             .ciphersuite(CIPHERSUITE)
             .use_ratchet_tree_extension(true)
+            .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+            .padding_size(PADDING)
+            .max_past_epochs(PAST_EPOCHS)
             .build();
         let group = MlsGroup::new(
             &self.provider,
@@ -231,11 +259,10 @@ impl Device {
             return Err(ChatError::GroupFull);
         }
         let (commit, welcome, _info) = group.add_members(provider, signer, &kps).map_err(mls)?;
-        group.merge_pending_commit(provider).map_err(mls)?;
         Ok(CommitOut {
             commit: encode(&commit)?,
             welcome: Some(encode(&welcome)?),
-            epoch: group.epoch().as_u64(),
+            epoch: group.epoch().as_u64() + 1,
         })
     }
 
@@ -258,11 +285,10 @@ impl Device {
         let (commit, welcome, _info) = group
             .remove_members(provider, signer, &leaves)
             .map_err(mls)?;
-        group.merge_pending_commit(provider).map_err(mls)?;
         Ok(CommitOut {
             commit: encode(&commit)?,
             welcome: welcome.map(|w| encode(&w)).transpose()?,
-            epoch: group.epoch().as_u64(),
+            epoch: group.epoch().as_u64() + 1,
         })
     }
 
@@ -277,13 +303,52 @@ impl Device {
         let bundle = group
             .self_update(provider, signer, LeafNodeParameters::default())
             .map_err(mls)?;
-        group.merge_pending_commit(provider).map_err(mls)?;
         let (commit, _, _) = bundle.into_contents();
         Ok(CommitOut {
             commit: encode(&commit)?,
             welcome: None,
-            epoch: group.epoch().as_u64(),
+            epoch: group.epoch().as_u64() + 1,
         })
+    }
+
+    /// Applies this device's pending commit (from [`Device::add`], [`Device::remove`] or
+    /// [`Device::update`]) once the group's delivery relay ordered it; returns the new epoch.
+    pub fn confirm(&mut self, id: &[u8]) -> Result<u64, ChatError> {
+        let provider = &self.provider;
+        let group = self
+            .groups
+            .get_mut(id)
+            .ok_or_else(|| ChatError::UnknownGroup(hex_id(id)))?;
+        if group.pending_commit().is_none() {
+            return Err(ChatError::Rejected("no pending commit".into()));
+        }
+        group.merge_pending_commit(provider).map_err(mls)?;
+        Ok(group.epoch().as_u64())
+    }
+
+    /// Drops this device's pending commit: another member's commit won the epoch.
+    pub fn discard(&mut self, id: &[u8]) -> Result<(), ChatError> {
+        let provider = &self.provider;
+        let group = self
+            .groups
+            .get_mut(id)
+            .ok_or_else(|| ChatError::UnknownGroup(hex_id(id)))?;
+        group.clear_pending_commit(provider.storage()).map_err(mls)
+    }
+
+    /// A secret every member of the group's current epoch derives and no one else can: the
+    /// delivery relay orders commits under its hash without learning the group or its members.
+    pub fn epoch_token(&self, id: &[u8]) -> Result<[u8; 32], ChatError> {
+        let group = self
+            .groups
+            .get(id)
+            .ok_or_else(|| ChatError::UnknownGroup(hex_id(id)))?;
+        let secret = group
+            .export_secret(self.provider.crypto(), "starling commit order", b"", 32)
+            .map_err(mls)?;
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&secret);
+        Ok(out)
     }
 
     /// Encrypts `text` for the group.
@@ -320,6 +385,12 @@ impl Device {
             .groups
             .get_mut(&id)
             .ok_or_else(|| ChatError::UnknownGroup(hex_id(&id)))?;
+        // Another member's commit for the epoch this device meant to commit in: it won.
+        if group.pending_commit().is_some() && protocol.content_type() == ContentType::Commit {
+            group
+                .clear_pending_commit(provider.storage())
+                .map_err(mls)?;
+        }
         let processed = group
             .process_message(provider, protocol)
             .map_err(|e| ChatError::Rejected(format!("{e:?}")))?;
@@ -352,6 +423,9 @@ impl Device {
     fn join(&mut self, welcome: Welcome) -> Result<Received, ChatError> {
         let config = MlsGroupJoinConfig::builder()
             .use_ratchet_tree_extension(true)
+            .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+            .padding_size(PADDING)
+            .max_past_epochs(PAST_EPOCHS)
             .build();
         let group = StagedWelcome::new_from_welcome(&self.provider, &config, welcome, None)
             .map_err(|e| ChatError::Rejected(format!("welcome: {e:?}")))?

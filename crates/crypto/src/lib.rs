@@ -121,6 +121,16 @@ pub fn verify(key: &PublicKey, msg: &[u8], sig: &Signature) -> Result<(), SigErr
     }
 }
 
+/// Whether `key` is an Ed25519 key that can verify (a valid point, not of small order).
+pub fn check_public_key(key: &PublicKey) -> Result<(), SigError> {
+    match key.key_type {
+        KeyType::Ed25519 => ed25519_key(key).map(|_| ()),
+        KeyType::Secp256k1 => k256::schnorr::VerifyingKey::from_bytes(&key.bytes)
+            .map(|_| ())
+            .map_err(|_| SigError::InvalidKey(KeyType::Secp256k1)),
+    }
+}
+
 fn ed25519_key(key: &PublicKey) -> Result<ed25519_dalek::VerifyingKey, SigError> {
     let vk = ed25519_dalek::VerifyingKey::from_bytes(&key.bytes)
         .map_err(|_| SigError::InvalidKey(KeyType::Ed25519))?;

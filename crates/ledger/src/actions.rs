@@ -7,11 +7,13 @@
 use crate::exec::{add_to_pool, take_from_pool, BlockCtx, Failure};
 use crate::overlay::Overlay;
 use crate::records::{
-    decode_account_id, decode_u128, AccountRecord, CommitteeRecord, Pool, PostRecord,
-    ProfileRecord, RevisionRecord, StateKey, ValidatorInfo, ValidatorSet, MAX_VALIDATORS,
+    decode_account_id, decode_u128, AccountRecord, ChatKeysRecord, CommitteeRecord, Pool,
+    PostRecord, ProfileRecord, RevisionRecord, StateKey, ValidatorInfo, ValidatorSet,
+    MAX_VALIDATORS,
 };
 use crate::{validate, Event, ShardLedger, StateError, StateView, TxError};
 use starling_types::receipt::Payload;
+use starling_types::tx::MAX_CHAT_DEVICES;
 use starling_types::{AccountId, Action, Asset, Encode, PostId, ShardId, TxBody};
 
 const PRESENT: [u8; 1] = [1];
@@ -347,6 +349,35 @@ impl ShardLedger {
                     ShardId::GLOBAL,
                     Payload::ValidatorLeave { account: *me },
                 )?;
+            }
+            // C1: the key directory lists at most eight devices per account, by id; replacing
+            // a device or withdrawing one raises the entry's version.
+            Action::SetChatDevice { device } => {
+                validate::chat_device(device)?;
+                let mut rec: ChatKeysRecord = st.get(StateKey::ChatKeys(me))?.unwrap_or_default();
+                match rec.devices.binary_search_by_key(&device.id, |d| d.id) {
+                    Ok(i) => rec.devices[i] = device.clone(),
+                    Err(i) => {
+                        if rec.devices.len() >= MAX_CHAT_DEVICES {
+                            return Err(TxError::InvalidChatDevice("at most 8 devices").into());
+                        }
+                        rec.devices.insert(i, device.clone());
+                    }
+                }
+                rec.version += 1;
+                st.put(StateKey::ChatKeys(me), &rec);
+            }
+            Action::RemoveChatDevice { id } => {
+                let mut rec: ChatKeysRecord = st
+                    .get(StateKey::ChatKeys(me))?
+                    .ok_or(TxError::NoChatDevice)?;
+                let i = rec
+                    .devices
+                    .binary_search_by_key(id, |d| d.id)
+                    .map_err(|_| TxError::NoChatDevice)?;
+                rec.devices.remove(i);
+                rec.version += 1;
+                st.put(StateKey::ChatKeys(me), &rec);
             }
         }
         Ok(())

@@ -83,6 +83,10 @@ pub enum TxError {
     NotValidator,
     #[error("invalid validator registration: {0}")]
     InvalidValidator(&'static str),
+    #[error("invalid chat device: {0}")]
+    InvalidChatDevice(&'static str),
+    #[error("no chat device with that id")]
+    NoChatDevice,
 }
 
 impl TxError {
@@ -127,6 +131,8 @@ impl TxError {
             TxError::AlreadyValidator => 36,
             TxError::NotValidator => 37,
             TxError::InvalidValidator(_) => 38,
+            TxError::InvalidChatDevice(_) => 39,
+            TxError::NoChatDevice => 40,
         }
     }
 }

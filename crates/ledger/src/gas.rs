@@ -28,6 +28,7 @@ pub fn action_gas(action: &Action) -> u64 {
         Action::RegisterHandle { .. } => 5_000,
         Action::Transfer { .. } => 1_000,
         Action::RegisterValidator { .. } | Action::RetireValidator => 10_000,
+        Action::SetChatDevice { .. } | Action::RemoveChatDevice { .. } => 2_000,
     }
 }
 

@@ -6,10 +6,10 @@
 use starling_types::codec::{put, Decode, DecodeError, Encode, Reader};
 use starling_types::receipt::MAX_COMMITTEE;
 use starling_types::tx::{
-    MAX_ADDRESS_BYTES, MAX_BIO_BYTES, MAX_DISPLAY_NAME_BYTES, MAX_HANDLE_BYTES, MAX_LANGS,
-    MAX_LANG_BYTES, MAX_TEXT_BYTES, MAX_URL_BYTES,
+    MAX_ADDRESS_BYTES, MAX_BIO_BYTES, MAX_CHAT_DEVICES, MAX_DISPLAY_NAME_BYTES, MAX_HANDLE_BYTES,
+    MAX_LANGS, MAX_LANG_BYTES, MAX_TEXT_BYTES, MAX_URL_BYTES,
 };
-use starling_types::{AccountId, Asset, Hash, PostId, PublicKey, ShardId};
+use starling_types::{AccountId, Asset, ChatDevice, Hash, PostId, PublicKey, ShardId};
 
 /// Pools of SPEND kept per shard.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -77,6 +77,8 @@ pub enum StateKey<'a> {
     /// The committee of this shard's consensus epoch `e`: a [`CommitteeRecord`], fixed by the
     /// last block of epoch `e - 1` (rule E2).
     EpochCommittee(u64),
+    /// The account's chat key directory entry (its home shard): a [`ChatKeysRecord`].
+    ChatKeys(&'a AccountId),
 }
 
 impl StateKey<'_> {
@@ -147,6 +149,7 @@ impl StateKey<'_> {
                 out.push(21);
                 put::u64(&mut out, *e);
             }
+            StateKey::ChatKeys(a) => tagged(&mut out, 22, &[*a]),
         }
         out
     }
@@ -238,6 +241,31 @@ impl Decode for AccountRecord {
             allowance_height: r.u64()?,
             handle: r.option("handle", |r| r.string("handle", MAX_HANDLE_BYTES))?,
             pending_handle: r.option("pending handle", |r| r.string("handle", MAX_HANDLE_BYTES))?,
+        })
+    }
+}
+
+/// An account's chat devices (rule C1): the key directory entry a peer checks with a proof.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct ChatKeysRecord {
+    /// By device id, ascending.
+    pub devices: Vec<ChatDevice>,
+    /// Raised by every change, so a peer sees that the devices changed.
+    pub version: u64,
+}
+
+impl Encode for ChatKeysRecord {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put::seq(out, &self.devices, |o, d| d.encode(o));
+        put::u64(out, self.version);
+    }
+}
+
+impl Decode for ChatKeysRecord {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(ChatKeysRecord {
+            devices: r.seq("chat devices", MAX_CHAT_DEVICES, ChatDevice::decode)?,
+            version: r.u64()?,
         })
     }
 }

@@ -109,3 +109,36 @@ pub fn validator(consensus_key: &starling_types::PublicKey, address: &str) -> Re
     }
     Ok(())
 }
+
+/// Rule C1: a chat device names a home node and at most four relays, each a `host:port`
+/// of printable ASCII; its signature key is a valid Ed25519 point.
+pub fn chat_device(device: &starling_types::ChatDevice) -> Result<(), TxError> {
+    let endpoints = device.home.iter().chain(device.relays.iter());
+    for e in endpoints {
+        let a = &e.address;
+        let ok = !a.is_empty()
+            && a.len() <= 100
+            && a.bytes().all(|b| b.is_ascii_graphic())
+            && a.rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0));
+        if !ok {
+            return Err(TxError::InvalidChatDevice("endpoint must be host:port"));
+        }
+        if e.node.key_type != starling_types::KeyType::Ed25519 {
+            return Err(TxError::InvalidChatDevice("node keys are Ed25519"));
+        }
+    }
+    if device.home.is_none() && device.relays.is_empty() {
+        return Err(TxError::InvalidChatDevice(
+            "a device needs a home node or a relay",
+        ));
+    }
+    if starling_crypto::check_public_key(&starling_types::PublicKey::ed25519(device.signature_key))
+        .is_err()
+    {
+        return Err(TxError::InvalidChatDevice(
+            "signature key is not an Ed25519 point",
+        ));
+    }
+    Ok(())
+}

@@ -45,6 +45,7 @@ pub fn chat(args: ChatArgs) -> anyhow::Result<()> {
     let id = alice.create_group()?;
     let kp = bob.key_package()?;
     let out = alice.add(&id, &[kp])?;
+    alice.confirm(&id)?;
     bob.receive(&out.welcome.unwrap_or_default())?;
     let text = vec![b'x'; args.text_bytes];
     let mut lat = Vec::with_capacity(args.messages);
@@ -74,10 +75,12 @@ pub fn chat(args: ChatArgs) -> anyhow::Result<()> {
         .map(|d| d.key_package())
         .collect::<Result<_, _>>()?;
     owner.add(&gid, &kps)?;
+    owner.confirm(&gid)?;
     let mut newcomer = device("newcomer")?;
     let kp = newcomer.key_package()?;
     let t = Instant::now();
     let out = owner.add(&gid, &[kp])?;
+    owner.confirm(&gid)?;
     let commit_ms = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
     newcomer.receive(&out.welcome.unwrap_or_default())?;

@@ -17,4 +17,4 @@ pub use keys::{AccountId, KeyType, PublicKey, Signature};
 pub use merkle::MerkleProof;
 pub use receipt::{Payload, Receipt, ShardMessage, StatusCode, TxReceipt};
 pub use shard::{ShardId, ShardMap, ShardPoint, ShardRange};
-pub use tx::{Action, Asset, ChainId, PostId, Tx, TxBody, TxEnvelope};
+pub use tx::{Action, Asset, ChainId, ChatDevice, Endpoint, PostId, Tx, TxBody, TxEnvelope};

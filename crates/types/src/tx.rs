@@ -27,6 +27,10 @@ pub const MAX_HANDLE_BYTES: usize = 64;
 /// Longest validator transport address (`host:port`).
 pub const MAX_ADDRESS_BYTES: usize = 128;
 pub const MAX_CHAIN_ID_BYTES: usize = 32;
+/// Chat devices an account may publish (rule C1).
+pub const MAX_CHAT_DEVICES: usize = 8;
+/// Mailbox relays one chat device may name.
+pub const MAX_CHAT_RELAYS: usize = 4;
 
 const TX_VERSION: u8 = 1;
 const SIGNING_DOMAIN: &[u8] = b"starling/tx/v1";
@@ -197,6 +201,72 @@ pub enum Action {
     },
     /// tag 18: leave the registry; the bond is returned.
     RetireValidator,
+    /// tag 19: publish (or replace) one chat device in the account's key directory entry.
+    SetChatDevice { device: ChatDevice },
+    /// tag 20: withdraw a chat device from the key directory.
+    RemoveChatDevice { id: u32 },
+}
+
+/// Where a node is reached on the open network: its node key (the libp2p identity) and a
+/// `host:port` address.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Endpoint {
+    pub node: PublicKey,
+    pub address: String,
+}
+
+impl Encode for Endpoint {
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.node.encode(out);
+        put::string(out, &self.address);
+    }
+}
+
+impl Decode for Endpoint {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Endpoint {
+            node: PublicKey::decode(r)?,
+            address: r.string("endpoint address", MAX_ADDRESS_BYTES)?,
+        })
+    }
+}
+
+/// A chat device as the key directory lists it: an MLS member of its account's chats.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ChatDevice {
+    /// Numbered by the account; the MLS identity is `<account>#<id>`.
+    pub id: u32,
+    /// The device's MLS signature key (Ed25519, 32 bytes).
+    pub signature_key: [u8; 32],
+    /// The opaque id of the device's mailbox (a hash of the mailbox key, unrelated to the
+    /// account key).
+    pub mailbox: Hash,
+    /// The node that holds the device, reached directly while it is online.
+    pub home: Option<Endpoint>,
+    /// Relays that keep the device's mail while its node is offline.
+    pub relays: Vec<Endpoint>,
+}
+
+impl Encode for ChatDevice {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put::u32(out, self.id);
+        out.extend_from_slice(&self.signature_key);
+        self.mailbox.encode(out);
+        put::option(out, &self.home, |o, e| e.encode(o));
+        put::seq(out, &self.relays, |o, e| e.encode(o));
+    }
+}
+
+impl Decode for ChatDevice {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(ChatDevice {
+            id: r.u32()?,
+            signature_key: r.array::<32>()?,
+            mailbox: Hash::decode(r)?,
+            home: r.option("home node", Endpoint::decode)?,
+            relays: r.seq("mailbox relays", MAX_CHAT_RELAYS, Endpoint::decode)?,
+        })
+    }
 }
 
 impl Action {
@@ -220,6 +290,8 @@ impl Action {
             Action::Transfer { .. } => "transfer",
             Action::RegisterValidator { .. } => "register_validator",
             Action::RetireValidator => "retire_validator",
+            Action::SetChatDevice { .. } => "set_chat_device",
+            Action::RemoveChatDevice { .. } => "remove_chat_device",
         }
     }
 }
@@ -284,6 +356,14 @@ impl Encode for Action {
                 put::string(out, address);
             }
             Action::RetireValidator => put::u8(out, 18),
+            Action::SetChatDevice { device } => {
+                put::u8(out, 19);
+                device.encode(out);
+            }
+            Action::RemoveChatDevice { id } => {
+                put::u8(out, 20);
+                put::u32(out, *id);
+            }
         }
     }
 }
@@ -363,6 +443,10 @@ impl Decode for Action {
                 address: r.string("validator address", MAX_ADDRESS_BYTES)?,
             },
             18 => Action::RetireValidator,
+            19 => Action::SetChatDevice {
+                device: ChatDevice::decode(r)?,
+            },
+            20 => Action::RemoveChatDevice { id: r.u32()? },
             tag => {
                 return Err(DecodeError::InvalidTag {
                     what: "action",
