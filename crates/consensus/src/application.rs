@@ -381,6 +381,18 @@ impl ShardApp {
         self.lock().store.with_view(f)
     }
 
+    /// The finalized head and the value under `key_hash` with its proof against the head's
+    /// state root, read together.
+    pub fn prove(
+        &self,
+        key_hash: &Hash,
+    ) -> Result<(Head, Option<Vec<u8>>, starling_state::Proof), StoreError> {
+        let inner = self.lock();
+        let head = inner.store.head();
+        let (value, proof) = inner.store.prove(key_hash)?;
+        Ok((head, value, proof))
+    }
+
     /// The receipts of a finalized block.
     pub fn receipts(
         &self,

@@ -56,6 +56,11 @@ impl ApiError {
         }
     }
 
+    /// What went wrong, in words.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
@@ -93,6 +98,7 @@ pub fn router(node: Node, metrics: MetricsFn) -> Router {
         .route("/api/v1/shards/{shard}/blocks/{height}", get(block))
         .merge(crate::social::routes())
         .merge(crate::me::routes())
+        .merge(crate::chat_api::routes())
         .merge(crate::stream::routes())
         .merge(crate::openapi::routes())
         .merge(crate::web::routes())

@@ -57,6 +57,12 @@ shards = []
 max_txs = 100000
 max_per_account = 64
 
+[chat]
+# Mailbox relays this node names for its accounts' chat devices, as "<node key>@host:port"
+# (the relay's node key and p2p.listen). Mail waits there while this node is offline; with
+# none, only this node takes its accounts' mail.
+relays = []
+
 [log]
 # tracing filter, e.g. "info" or "starling=debug,info". RUST_LOG overrides it.
 filter = "info"
@@ -131,6 +137,12 @@ impl Default for MempoolConfig {
     }
 }
 
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatConfig {
+    pub relays: Vec<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -158,6 +170,7 @@ pub struct NodeConfig {
     pub metrics: ListenConfig,
     pub relay: RelayConfig,
     pub mempool: MempoolConfig,
+    pub chat: ChatConfig,
     pub log: LogConfig,
 }
 
@@ -178,6 +191,7 @@ impl Default for NodeConfig {
             },
             relay: RelayConfig::default(),
             mempool: MempoolConfig::default(),
+            chat: ChatConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -244,6 +258,12 @@ impl NodeConfig {
                     format!("`{b}` is not host:port"),
                 )
             })?;
+        }
+        if self.chat.relays.len() > starling_types::tx::MAX_CHAT_RELAYS {
+            return Err(bad("chat.relays", "at most 4 relays".into()));
+        }
+        for (i, r) in self.chat.relays.iter().enumerate() {
+            crate::chat::parse_endpoint(r).map_err(|e| bad(&format!("chat.relays[{i}]"), e))?;
         }
         if !(10..=60_000).contains(&self.validator.block_interval_ms) {
             return Err(bad(

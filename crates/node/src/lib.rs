@@ -4,12 +4,16 @@
 
 pub mod accounts;
 pub mod api;
+pub mod chat;
+mod chat_api;
+pub mod chatnet;
 pub mod config;
 pub mod devnet;
 pub mod genesis;
 pub mod init;
 pub mod keyfile;
 pub mod keystore;
+pub mod mailbox;
 mod me;
 pub mod net;
 pub mod openapi;

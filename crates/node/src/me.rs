@@ -281,7 +281,7 @@ async fn import(
     let req = json_body(body)?;
     let accounts = accounts(&api)?.clone();
     accounts.signup_limit.check(&ip).map_err(limited)?;
-    blocking(move || {
+    let login = blocking(move || {
         let (key, label) = match (&req.secret, &req.backup) {
             (Some(secret), None) => {
                 let key_type = match req.key_type.as_deref().unwrap_or("ed25519") {
@@ -336,9 +336,17 @@ async fn import(
         };
         tracing::info!(account = %key.public_key(), %label, "account imported");
         let (token, session) = accounts.sessions.create(key, label);
-        Ok(started(&session, token, req.bearer, json!({})))
+        Ok((token, session, req.bearer))
     })
-    .await
+    .await?;
+    let (token, session, bearer) = login;
+    // The account's chat opens with the session: mail that waited is taken now.
+    if let Some(chat) = api.node.chat() {
+        if let Err(e) = chat.activate(&session.key).await {
+            tracing::warn!(error = %e, "opening the account's chat");
+        }
+    }
+    Ok(started(&session, token, bearer, json!({})))
 }
 
 #[derive(Deserialize)]
@@ -358,7 +366,7 @@ async fn login(
     let req = json_body(body)?;
     let accounts = accounts(&api)?.clone();
     accounts.login_limit.check(&ip).map_err(limited)?;
-    blocking(move || {
+    let login = blocking(move || {
         let account = match PublicKey::from_text(&req.account) {
             Ok(k) => k,
             Err(_) => accounts
@@ -386,9 +394,17 @@ async fn login(
             .map(|a| a.label)
             .unwrap_or_default();
         let (token, session) = accounts.sessions.create(key, label);
-        Ok(started(&session, token, req.bearer, json!({})))
+        Ok((token, session, req.bearer))
     })
-    .await
+    .await?;
+    let (token, session, bearer) = login;
+    // The account's chat opens with the session: mail that waited is taken now.
+    if let Some(chat) = api.node.chat() {
+        if let Err(e) = chat.activate(&session.key).await {
+            tracing::warn!(error = %e, "opening the account's chat");
+        }
+    }
+    Ok(started(&session, token, bearer, json!({})))
 }
 
 async fn current(auth: Authed) -> ApiResult {
@@ -401,6 +417,9 @@ async fn current(auth: Authed) -> ApiResult {
 
 async fn logout(State(api): State<Api>, auth: Authed) -> Result<Response, ApiError> {
     accounts(&api)?.sessions.remove(&auth.token);
+    if let Some(chat) = api.node.chat() {
+        chat.deactivate(&auth.session.account).await;
+    }
     Ok((
         StatusCode::OK,
         [(header::SET_COOKIE, session_cookie("", 0))],

@@ -33,6 +33,7 @@ use starling_types::{
 };
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Largest gossip message and sync response.
@@ -101,6 +102,7 @@ pub struct SyncResponse {
 pub struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     pub sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
+    pub chat: crate::chatnet::Behaviour,
 }
 
 /// What this node does on the open network.
@@ -198,7 +200,12 @@ pub fn swarm(key: &SecretKey) -> Result<libp2p::Swarm<Behaviour>, SetupError> {
                 )],
                 request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
             );
-            Ok(Behaviour { gossipsub, sync })
+            let chat = crate::chatnet::behaviour();
+            Ok(Behaviour {
+                gossipsub,
+                sync,
+                chat,
+            })
         })
         .map_err(|e| bad("behaviour", e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
@@ -216,7 +223,8 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
     bootstrap: Vec<SocketAddr>,
     role: Role,
     mut rng: R,
-) -> Result<(), SetupError> {
+    chat: Option<Arc<crate::chatnet::ChatServices>>,
+) -> Result<crate::chatnet::ChatNet, SetupError> {
     let bad = |what: &str, e: String| SetupError::invalid("p2p", what, e);
     let chain = node.chain_id().as_str().to_string();
     let me = key.public_key();
@@ -261,6 +269,9 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
     }
     let (outbox, mut outgoing) = mpsc::channel::<(ShardId, Vec<TxEnvelope>)>(1_024);
     node.set_gossip(outbox);
+    let (chat_tx, mut chat_requests) = mpsc::channel::<crate::chatnet::Outgoing>(1_024);
+    let chat_net = crate::chatnet::ChatNet::new(me, chat.clone(), chat_tx);
+    let mut chat_driver = crate::chatnet::Driver::new(chat);
 
     tokio::spawn(async move {
         let mut published: BTreeMap<ShardId, u64> = node
@@ -346,11 +357,16 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
                             }
                         }
                     },
+                    SwarmEvent::Behaviour(BehaviourEvent::Chat(e)) => chat_driver.on_event(e),
                     SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                         tracing::debug!(%peer_id, "peer disconnected");
                     }
                     _ => {}
                 },
+                Some(out) = chat_requests.next() => chat_driver.send(&mut swarm.behaviour_mut().chat, out),
+                Some((channel, bytes)) = chat_driver.answers.next() => {
+                    let _ = swarm.behaviour_mut().chat.send_response(channel, bytes);
+                }
                 Some((shard, txs)) = outgoing.next() => {
                     let topic = txs_topic(&chain, shard);
                     if let Err(e) = swarm.behaviour_mut().gossipsub.publish(topic, encode_batch(&txs)) {
@@ -398,7 +414,7 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
             }
         }
     });
-    Ok(())
+    Ok(chat_net)
 }
 
 /// Block `height` of `shard` with its certificate, if this validator has both.

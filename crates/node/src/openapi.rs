@@ -85,6 +85,18 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ep!("post" "/api/v1/me/fee", "accounts", SessionCsrf, &[], Some("ActionRequest"), "Fee", "What an action costs now (and a post's length in graphemes)"),
     ep!("post" "/api/v1/me/actions", "accounts", SessionCsrf, &[], Some("ActionRequest"), "Sent", "Sign and submit an action as the session's account"),
     ep!("post" "/api/v1/me/notifications/read", "accounts", SessionCsrf, &[], Some("ReadRequest"), "Unread", "Mark notifications read (up to seq, or all)"),
+    ep!("get" "/api/v1/accounts/{key}/chat-keys", "chat", None, &[], None, "ChatKeys", "The account's chat devices from the key directory, with the state proof and root"),
+    ep!("get" "/api/v1/me/chat", "chat", Session, &[], None, "ChatStatus", "Whether chat is on for the account on this node"),
+    ep!("post" "/api/v1/me/chat", "chat", SessionCsrf, &[], None, "ChatStatus", "Turn chat on: a device on this node, published in the key directory"),
+    ep!("get" "/api/v1/me/chats", "chat", Session, &[], None, "ChatList", "Conversations, most recent first, with unread counts"),
+    ep!("post" "/api/v1/me/chats", "chat", SessionCsrf, &[], Some("ChatCreate"), "ChatCreated", "Start an encrypted chat with accounts (keys or @handles)"),
+    ep!("get" "/api/v1/me/chats/{id}/messages", "chat", Session, &["after", "limit"], None, "ChatMessages", "A conversation's messages after a position"),
+    ep!("post" "/api/v1/me/chats/{id}/messages", "chat", SessionCsrf, &[], Some("ChatSend"), "ChatMessages", "Send texts (encrypted here, delivered to every member device)"),
+    ep!("post" "/api/v1/me/chats/{id}/members", "chat", SessionCsrf, &[], Some("ChatMembers"), "ChatEpoch", "Add or remove member accounts (a commit ordered by the delivery relay)"),
+    ep!("post" "/api/v1/me/chats/{id}/leave", "chat", SessionCsrf, &[], None, "Ok", "Leave a chat"),
+    ep!("post" "/api/v1/me/chats/{id}/read", "chat", SessionCsrf, &[], Some("ChatRead"), "Ok", "Mark a conversation read"),
+    ep!("post" "/api/v1/me/chats/{id}/update", "chat", SessionCsrf, &[], None, "ChatEpoch", "Refresh this device's keys in a chat"),
+    ep!("get" "/api/v1/me/chats/{id}/safety", "chat", Session, &[], None, "ChatSafety", "Safety numbers with each other member, from proven directory entries"),
     ep!("get" "/api/v1/openapi.json", "meta", None, &[], None, "OpenApi", "This document"),
     ep!("get" "/metrics", "meta", None, &[], None, "Metrics", "Prometheus metrics (text format)"),
 ];
@@ -106,6 +118,7 @@ fn query_param(name: &str) -> Value {
         ),
         "q" => ("Search text", json!({"type": "string", "minLength": 1, "maxLength": starling_appview::search::MAX_QUERY_BYTES})),
         "account" => ("The account to stream for, without a session", json!({"$ref": "#/components/schemas/Key"})),
+        "after" => ("Messages after this position", json!({"type": "integer", "minimum": 0})),
         _ => ("", json!({"type": "string"})),
     };
     json!({"name": name, "in": "query", "required": name == "q", "description": desc, "schema": schema})
@@ -330,6 +343,36 @@ fn schemas() -> Value {
         "Unread".into(),
         json!(obj(json!({"unread": s("integer")}), &["unread"])),
     );
+    m.insert("ChatKeys".into(), json!(obj(json!({"account": key, "shard": s("integer"), "height": s("integer"), "state_root": s("string"), "version": s("integer"), "devices": {"type": "array", "items": obj(json!({"id": s("integer"), "signature_key": s("string"), "mailbox": s("string"), "home": {"type": ["string", "null"]}, "relays": {"type": "array", "items": s("string")}}), &["id", "signature_key", "mailbox"])}, "proof": {"type": "string", "description": "The state proof (hex) of the entry under state_root"}}), &["account", "devices", "proof", "state_root"])));
+    m.insert("ChatStatus".into(), json!(obj(json!({"enabled": s("boolean"), "published": s("boolean"), "device": s("integer"), "identity": s("string"), "mailbox": s("string"), "encryption": s("string")}), &["enabled"])));
+    let message = obj(
+        json!({"seq": s("integer"), "kind": {"enum": ["text", "event"]}, "from": s("string"), "text": s("string"), "at_ms": s("integer"), "mine": s("boolean"), "epoch": s("integer")}),
+        &["seq", "kind", "text"],
+    );
+    m.insert("ChatList".into(), json!(obj(json!({"items": {"type": "array", "items": obj(json!({"id": s("string"), "members": {"type": "array", "items": s("string")}, "epoch": s("integer"), "unread": s("integer"), "left": s("boolean"), "last": any, "encryption": s("string")}), &["id", "members", "unread"])}}), &["items"])));
+    m.insert("ChatCreate".into(), json!(obj(json!({"members": {"type": "array", "items": s("string"), "minItems": 1, "maxItems": crate::chat::MAX_NEW_MEMBERS}}), &["members"])));
+    m.insert(
+        "ChatCreated".into(),
+        json!(obj(json!({"id": s("string")}), &["id"])),
+    );
+    m.insert(
+        "ChatMessages".into(),
+        json!(obj(
+            json!({"items": {"type": "array", "items": message}}),
+            &["items"]
+        )),
+    );
+    m.insert("ChatSend".into(), json!(obj(json!({"text": s("string"), "texts": {"type": "array", "items": s("string"), "maxItems": crate::chat::MAX_BATCH}}), &[])));
+    m.insert("ChatMembers".into(), json!(obj(json!({"add": {"type": "array", "items": s("string")}, "remove": {"type": "array", "items": s("string")}}), &[])));
+    m.insert(
+        "ChatRead".into(),
+        json!(obj(json!({"upto": s("integer")}), &[])),
+    );
+    m.insert(
+        "ChatEpoch".into(),
+        json!(obj(json!({"epoch": s("integer")}), &["epoch"])),
+    );
+    m.insert("ChatSafety".into(), json!(obj(json!({"chat": s("string"), "encryption": s("string"), "members": {"type": "array", "items": obj(json!({"account": key, "safety_number": s("string"), "devices": s("integer")}), &["account", "safety_number"])}}), &["members"])));
     m.insert("OpenApi".into(), json!(any));
     m.insert("Metrics".into(), json!(s("string")));
     Value::Object(m)
@@ -378,6 +421,7 @@ mod tests {
             include_str!("api.rs"),
             include_str!("social.rs"),
             include_str!("me.rs"),
+            include_str!("chat_api.rs"),
             include_str!("stream.rs"),
             include_str!("openapi.rs"),
         ];

@@ -115,6 +115,8 @@ struct NodeInner {
     view_updates: tokio::sync::watch::Sender<u64>,
     /// The accounts this node holds for its users (see [`crate::accounts`]).
     accounts: std::sync::OnceLock<Arc<crate::accounts::Accounts>>,
+    /// Chat for those accounts (see [`crate::chat`]).
+    chat: std::sync::OnceLock<Arc<crate::chat::Chat>>,
 }
 
 impl Node {
@@ -148,6 +150,7 @@ impl Node {
                 appview: std::sync::OnceLock::new(),
                 view_updates: tokio::sync::watch::Sender::new(0),
                 accounts: std::sync::OnceLock::new(),
+                chat: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -183,6 +186,16 @@ impl Node {
     }
 
     /// Where transactions for shards this node does not validate go (set once).
+    /// Attaches chat for the node's accounts (once).
+    pub fn set_chat(&self, chat: Arc<crate::chat::Chat>) {
+        let _ = self.inner.chat.set(chat);
+    }
+
+    /// Chat, if attached.
+    pub fn chat(&self) -> Option<&Arc<crate::chat::Chat>> {
+        self.inner.chat.get()
+    }
+
     pub fn set_gossip(&self, gossip: mpsc::Sender<(ShardId, Vec<TxEnvelope>)>) {
         let _ = self.inner.gossip.set(gossip);
     }
@@ -501,6 +514,7 @@ where
             appview: std::sync::OnceLock::new(),
             view_updates: tokio::sync::watch::Sender::new(0),
             accounts: std::sync::OnceLock::new(),
+            chat: std::sync::OnceLock::new(),
         }),
     })
 }

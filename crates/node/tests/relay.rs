@@ -230,6 +230,7 @@ fn a_relay_applies_no_forged_block_from_the_network() {
             Vec::new(),
             net::Role::Relay,
             context.child("net"),
+            None,
         )
         .unwrap();
         let head = |node: &Node| node.shard(shard).unwrap().head().height;

@@ -5,10 +5,13 @@ use anyhow::Context as _;
 use clap::Args;
 use commonware_runtime::{Metrics as _, Runner as _, Supervisor as _};
 use starling_node::api::{self, MetricsFn};
+use starling_node::chat::{self, Chat};
+use starling_node::chatnet::ChatServices;
 use starling_node::config::{NodeConfig, Role};
 use starling_node::devnet::{self, DevnetSpec};
 use starling_node::run::{self, Node, ValidatorSpec};
 use starling_node::{accounts, init, keyfile, net, view};
+use starling_types::Endpoint;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -139,26 +142,59 @@ pub fn node(args: NodeArgs) -> anyhow::Result<()> {
                 bootstrap,
                 role,
                 context.child("net"),
+                None,
             )?;
             node
         } else {
             let node = Node::follower(genesis, stores);
             let shards: Vec<String> = node.shards().keys().map(|s| s.to_string()).collect();
             println!("relaying shards {}", shards.join(", "));
-            net::start(
+            let services = chat_services(&node, &cfg.data_dir, &key)?;
+            let chat_net = net::start(
                 node.clone(),
                 &key,
                 p2p_listen,
                 bootstrap,
                 net::Role::Relay,
                 context.child("net"),
+                Some(services.clone()),
             )?;
+            let relays = cfg
+                .chat
+                .relays
+                .iter()
+                .map(|r| chat::parse_endpoint(r).map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let home = Endpoint {
+                node: key.public_key(),
+                address: p2p_listen.to_string(),
+            };
+            node.set_chat(Chat::new(
+                node.clone(),
+                &cfg.data_dir,
+                chat_net,
+                services,
+                home,
+                relays,
+            ));
+            println!("chat reachable at {}@{p2p_listen}", key.public_key());
             node
         };
         view::attach(&node, &cfg.data_dir).context("opening the app view")?;
         accounts::attach(&node, &cfg.data_dir, None).context("opening the keystore")?;
         serve_api(api_listen, node, metrics_of(&context)).await
     })
+}
+
+/// The mailboxes, key packages and commit order a relay keeps for chat, under `<data>/mail`.
+fn chat_services(
+    node: &Node,
+    data_dir: &std::path::Path,
+    key: &starling_crypto::SecretKey,
+) -> anyhow::Result<Arc<ChatServices>> {
+    let services = ChatServices::open(&data_dir.join("mail"), key.public_key(), Some(node.clone()))
+        .context("opening the chat mailboxes")?;
+    Ok(Arc::new(services))
 }
 
 /// Runs a devnet until the process is stopped.
@@ -199,21 +235,41 @@ pub fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
                 marshals: node.marshals(),
             };
             let rng = context.child("net").with_attribute("index", i);
-            net::start(node, &v.key, v.p2p, Vec::new(), role, rng)?;
+            net::start(node, &v.key, v.p2p, Vec::new(), role, rng, None)?;
             validator_p2p.push(v.p2p);
         }
         // The relay follows every shard over the open network and serves the API.
         let (genesis, stores) = init::open(&prepared.relay.data_dir)?;
         let relay = Node::follower(genesis, stores);
         let rng = context.child("net").with_attribute("index", "relay");
-        net::start(
+        let services = chat_services(&relay, &prepared.relay.data_dir, &prepared.relay.key)?;
+        let chat_net = net::start(
             relay.clone(),
             &prepared.relay.key,
             prepared.relay.p2p,
             validator_p2p,
             net::Role::Relay,
             rng,
+            Some(services.clone()),
         )?;
+        // The relay is its accounts' chat home, and a mailbox relay for anyone who names it.
+        let home = Endpoint {
+            node: prepared.relay.key.public_key(),
+            address: prepared.relay.p2p.to_string(),
+        };
+        relay.set_chat(Chat::new(
+            relay.clone(),
+            &prepared.relay.data_dir,
+            chat_net,
+            services,
+            home,
+            Vec::new(),
+        ));
+        println!(
+            "chat relay at {}@{}",
+            prepared.relay.key.public_key(),
+            prepared.relay.p2p
+        );
         view::attach(&relay, &prepared.relay.data_dir).context("opening the app view")?;
         // Sign ups on the devnet's relay are funded by devnet users kept for it.
         let faucet = accounts::Faucet {

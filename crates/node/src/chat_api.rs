@@ -1,0 +1,290 @@
+//! The chat API (see [`crate::chat`]): the key directory with proofs, and the signed-in
+//! account's conversations.
+//!
+//! - `GET  /api/v1/accounts/{key}/chat-keys`: the account's chat devices from the ledger, with
+//!   the state proof and the root it leads to.
+//! - `GET  /api/v1/me/chat`: whether chat is on for the account on this node.
+//! - `POST /api/v1/me/chat`: turn it on (a device, published in the key directory).
+//! - `GET  /api/v1/me/chats`: conversations, most recent first, with unread counts.
+//! - `POST /api/v1/me/chats`: `{"members": [key or @handle, ...]}`: start one.
+//! - `GET  /api/v1/me/chats/{id}/messages?after=&limit=`: a conversation.
+//! - `POST /api/v1/me/chats/{id}/messages`: `{"text"}` or `{"texts": [...]}`: send.
+//! - `POST /api/v1/me/chats/{id}/members`: `{"add": [...]}` or `{"remove": [...]}`.
+//! - `POST /api/v1/me/chats/{id}/leave`, `/read` (`{"upto"?}`), `/update` (new keys).
+//! - `GET  /api/v1/me/chats/{id}/safety`: safety numbers with each other member.
+
+use crate::api::{json_body, parse_key, Api, ApiError, ApiResult};
+use crate::chat::{Chat, ChatError};
+use crate::me::Authed;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use starling_types::AccountId;
+use std::sync::Arc;
+
+pub(crate) fn routes() -> Router<Api> {
+    Router::new()
+        .route("/api/v1/accounts/{key}/chat-keys", get(chat_keys))
+        .route("/api/v1/me/chat", get(status).post(setup))
+        .route("/api/v1/me/chats", get(list).post(create))
+        .route("/api/v1/me/chats/{id}/messages", get(messages).post(send))
+        .route("/api/v1/me/chats/{id}/members", post(members))
+        .route("/api/v1/me/chats/{id}/leave", post(leave))
+        .route("/api/v1/me/chats/{id}/read", post(read))
+        .route("/api/v1/me/chats/{id}/update", post(update))
+        .route("/api/v1/me/chats/{id}/safety", get(safety))
+}
+
+fn chat(api: &Api) -> Result<Arc<Chat>, ApiError> {
+    api.node.chat().cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "chat_unavailable",
+            "this node does not run chat",
+        )
+    })
+}
+
+fn err(e: ChatError) -> ApiError {
+    let status = match &e {
+        ChatError::NotSetUp | ChatError::Conflict(_) => StatusCode::CONFLICT,
+        ChatError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        ChatError::NotFound(_) => StatusCode::NOT_FOUND,
+        ChatError::Unavailable(_) => StatusCode::BAD_GATEWAY,
+        ChatError::Internal(_) => return ApiError::internal(e),
+    };
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+/// An account by key, or `@handle` through the app view.
+fn resolve(api: &Api, who: &str) -> Result<AccountId, ApiError> {
+    if let Some(handle) = who.strip_prefix('@') {
+        let view = crate::social::view(api)?;
+        return view
+            .by_handle(handle)
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ApiError::not_found(format!("no account holds @{handle}")));
+    }
+    parse_key(who)
+}
+
+async fn chat_keys(State(api): State<Api>, Path(key): Path<String>) -> ApiResult {
+    let account = parse_key(&key)?;
+    let chat = chat(&api)?;
+    let (_, entry) = tokio::task::spawn_blocking(move || chat.directory(&account))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(err)?;
+    Ok(Json(json!(entry)))
+}
+
+async fn status(State(api): State<Api>, auth: Authed) -> ApiResult {
+    let chat = chat(&api)?;
+    chat.activate(&auth.session.key).await.map_err(err)?;
+    Ok(Json(chat.status(&auth.session.account).await.map_err(err)?))
+}
+
+async fn setup(State(api): State<Api>, auth: Authed) -> ApiResult {
+    let chat = chat(&api)?;
+    Ok(Json(
+        chat.setup(auth.session.key.clone()).await.map_err(err)?,
+    ))
+}
+
+/// Opens the session's chat (after a restart, the first request does) or says it is off.
+async fn opened(api: &Api, auth: &Authed) -> Result<Arc<Chat>, ApiError> {
+    let chat = chat(api)?;
+    if !chat.activate(&auth.session.key).await.map_err(err)? {
+        return Err(err(ChatError::NotSetUp));
+    }
+    Ok(chat)
+}
+
+async fn list(State(api): State<Api>, auth: Authed) -> ApiResult {
+    let chat = opened(&api, &auth).await?;
+    let items = chat.chats(&auth.session.account).await.map_err(err)?;
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    members: Vec<String>,
+}
+
+fn accounts_of(api: &Api, names: &[String]) -> Result<Vec<AccountId>, ApiError> {
+    if names.len() > crate::chat::MAX_NEW_MEMBERS {
+        return Err(ApiError::bad_request(
+            "too_many",
+            format!("at most {} accounts at once", crate::chat::MAX_NEW_MEMBERS),
+        ));
+    }
+    names.iter().map(|n| resolve(api, n)).collect()
+}
+
+async fn create(
+    State(api): State<Api>,
+    auth: Authed,
+    body: Result<Json<CreateRequest>, JsonRejection>,
+) -> ApiResult {
+    let req = json_body(body)?;
+    let chat = opened(&api, &auth).await?;
+    let members = accounts_of(&api, &req.members)?;
+    let id = chat
+        .create(&auth.session.account, &members)
+        .await
+        .map_err(err)?;
+    Ok(Json(json!({ "id": id })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn messages(
+    State(api): State<Api>,
+    auth: Authed,
+    Path(id): Path<String>,
+    Query(p): Query<Page>,
+) -> ApiResult {
+    let chat = opened(&api, &auth).await?;
+    let limit = p.limit.unwrap_or(100).clamp(1, 1_000);
+    let items = chat
+        .messages(&auth.session.account, &id, p.after.unwrap_or(0), limit)
+        .await
+        .map_err(err)?;
+    Ok(Json(
+        json!({ "items": items, "encryption": crate::chat::ENCRYPTION }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendRequest {
+    text: Option<String>,
+    texts: Option<Vec<String>>,
+}
+
+async fn send(
+    State(api): State<Api>,
+    auth: Authed,
+    Path(id): Path<String>,
+    body: Result<Json<SendRequest>, JsonRejection>,
+) -> ApiResult {
+    let req = json_body(body)?;
+    let texts = match (req.text, req.texts) {
+        (Some(t), None) => vec![t],
+        (None, Some(ts)) => ts,
+        _ => {
+            return Err(ApiError::bad_request(
+                "bad_request",
+                "send either `text` or `texts`",
+            ))
+        }
+    };
+    if texts
+        .iter()
+        .any(|t| t.len() > starling_chat::MAX_TEXT_BYTES - 1)
+    {
+        return Err(ApiError::bad_request(
+            "too_large",
+            format!(
+                "a text is at most {} bytes",
+                starling_chat::MAX_TEXT_BYTES - 1
+            ),
+        ));
+    }
+    let chat = opened(&api, &auth).await?;
+    let items = chat
+        .send(&auth.session.account, &id, &texts)
+        .await
+        .map_err(err)?;
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MembersRequest {
+    add: Option<Vec<String>>,
+    remove: Option<Vec<String>>,
+}
+
+async fn members(
+    State(api): State<Api>,
+    auth: Authed,
+    Path(id): Path<String>,
+    body: Result<Json<MembersRequest>, JsonRejection>,
+) -> ApiResult {
+    let req = json_body(body)?;
+    let chat = opened(&api, &auth).await?;
+    let epoch = match (req.add, req.remove) {
+        (Some(add), None) => {
+            let accounts = accounts_of(&api, &add)?;
+            chat.add(&auth.session.account, &id, &accounts).await
+        }
+        (None, Some(remove)) => {
+            let accounts = accounts_of(&api, &remove)?;
+            if accounts.contains(&auth.session.account) {
+                return Err(ApiError::bad_request(
+                    "bad_request",
+                    "to leave a chat, use /leave",
+                ));
+            }
+            chat.remove(&auth.session.account, &id, &accounts).await
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "bad_request",
+                "send either `add` or `remove`",
+            ))
+        }
+    }
+    .map_err(err)?;
+    Ok(Json(json!({ "epoch": epoch })))
+}
+
+async fn leave(State(api): State<Api>, auth: Authed, Path(id): Path<String>) -> ApiResult {
+    let chat = opened(&api, &auth).await?;
+    chat.leave(&auth.session.account, &id).await.map_err(err)?;
+    Ok(Json(json!({ "ok": true })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadRequest {
+    upto: Option<u64>,
+}
+
+async fn read(
+    State(api): State<Api>,
+    auth: Authed,
+    Path(id): Path<String>,
+    body: Result<Json<ReadRequest>, JsonRejection>,
+) -> ApiResult {
+    let req = json_body(body)?;
+    let chat = opened(&api, &auth).await?;
+    chat.mark_read(&auth.session.account, &id, req.upto)
+        .await
+        .map_err(err)?;
+    Ok(Json(json!({ "ok": true })))
+}
+
+async fn update(State(api): State<Api>, auth: Authed, Path(id): Path<String>) -> ApiResult {
+    let chat = opened(&api, &auth).await?;
+    let epoch = chat.update(&auth.session.account, &id).await.map_err(err)?;
+    Ok(Json(json!({ "epoch": epoch })))
+}
+
+async fn safety(State(api): State<Api>, auth: Authed, Path(id): Path<String>) -> ApiResult {
+    let chat = opened(&api, &auth).await?;
+    Ok(Json(
+        chat.safety(&auth.session.account, &id).await.map_err(err)?,
+    ))
+}

@@ -1,0 +1,880 @@
+//! The chat protocol between nodes: `/starling/chat/1`, a request/response protocol on the
+//! open network (libp2p, Noise-authenticated TCP).
+//!
+//! Requests (bounded, decoded by the node's own codec; anything malformed gets a
+//! [`ChatResponse::Refused`] that says what was wrong):
+//! - `Deposit`: ciphertext envelopes for an opaque mailbox id. It carries no sender.
+//! - `Fetch`: mail of a mailbox after a sequence number, acknowledging what came before;
+//!   signed by the mailbox key (the mailbox id is the hash of that key), fresh within
+//!   [`FETCH_WINDOW`], and bound to the relay it is sent to.
+//! - `PutKeyPackages`: a device's key packages, each checked against the device's signature
+//!   key in the key directory on the ledger.
+//! - `TakeKeyPackage`: one key package of a device, handed out once.
+//! - `OrderCommit`: the delivery relay's ordering of group commits, one per epoch.
+
+use crate::mailbox::{
+    now_ms, CommitOrder, KeyPackages, MailboxError, Mailboxes, MAX_ENVELOPE_BYTES,
+};
+use crate::run::Node;
+use async_trait::async_trait;
+use futures::channel::{mpsc, oneshot};
+use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, SinkExt as _};
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::{Multiaddr, PeerId, StreamProtocol};
+use starling_crypto::SecretKey;
+use starling_ledger::records::{ChatKeysRecord, StateKey};
+use starling_types::codec::put;
+use starling_types::{
+    AccountId, Decode, DecodeError, Encode, Endpoint, Hash, PublicKey, Reader, Signature,
+};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const PROTOCOL: &str = "/starling/chat/1";
+/// Largest request and response on the wire.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+/// Most envelopes in one deposit.
+pub const MAX_DEPOSIT: usize = 256;
+/// Most key packages in one upload.
+pub const MAX_PUT_KEY_PACKAGES: usize = 100;
+/// Most bytes of mail in one fetch answer.
+pub const MAX_FETCH_BYTES: usize = 4 * 1024 * 1024;
+/// How far a fetch's signed time may be from the relay's clock.
+pub const FETCH_WINDOW: Duration = Duration::from_secs(600);
+/// How long a request may take before it fails.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The opaque id of the mailbox whose key is `key`.
+pub fn mailbox_id(key: &PublicKey) -> Hash {
+    Hash(blake3::derive_key("starling mailbox id v1", &key.bytes))
+}
+
+/// What a fetch signature covers.
+fn fetch_message(relay: &PublicKey, key: &PublicKey, after: u64, at_ms: u64) -> Vec<u8> {
+    let mut m = b"starling mailbox fetch v1".to_vec();
+    relay.encode(&mut m);
+    key.encode(&mut m);
+    put::u64(&mut m, after);
+    put::u64(&mut m, at_ms);
+    m
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChatRequest {
+    Deposit {
+        mailbox: Hash,
+        envelopes: Vec<Vec<u8>>,
+    },
+    /// Mail after `after`; everything up to `after` is acknowledged (taken) by this request.
+    Fetch {
+        key: PublicKey,
+        after: u64,
+        at_ms: u64,
+        signature: Signature,
+    },
+    PutKeyPackages {
+        account: AccountId,
+        device: u32,
+        packages: Vec<Vec<u8>>,
+    },
+    TakeKeyPackage {
+        account: AccountId,
+        device: u32,
+    },
+    OrderCommit {
+        epoch: Hash,
+        commit: Hash,
+    },
+}
+
+impl ChatRequest {
+    /// A fetch of `mailbox_key`'s mail from `relay`, signed now.
+    pub fn fetch(relay: &PublicKey, mailbox_key: &SecretKey, after: u64) -> ChatRequest {
+        let key = mailbox_key.public_key();
+        let at_ms = now_ms();
+        let signature = mailbox_key.sign(&fetch_message(relay, &key, after, at_ms));
+        ChatRequest::Fetch {
+            key,
+            after,
+            at_ms,
+            signature,
+        }
+    }
+}
+
+impl Encode for ChatRequest {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            ChatRequest::Deposit { mailbox, envelopes } => {
+                put::u8(out, 1);
+                mailbox.encode(out);
+                put::seq(out, envelopes, |o, e| put::bytes32(o, e));
+            }
+            ChatRequest::Fetch {
+                key,
+                after,
+                at_ms,
+                signature,
+            } => {
+                put::u8(out, 2);
+                key.encode(out);
+                put::u64(out, *after);
+                put::u64(out, *at_ms);
+                signature.encode(out);
+            }
+            ChatRequest::PutKeyPackages {
+                account,
+                device,
+                packages,
+            } => {
+                put::u8(out, 3);
+                account.encode(out);
+                put::u32(out, *device);
+                put::seq(out, packages, |o, p| put::bytes32(o, p));
+            }
+            ChatRequest::TakeKeyPackage { account, device } => {
+                put::u8(out, 4);
+                account.encode(out);
+                put::u32(out, *device);
+            }
+            ChatRequest::OrderCommit { epoch, commit } => {
+                put::u8(out, 5);
+                epoch.encode(out);
+                commit.encode(out);
+            }
+        }
+    }
+}
+
+impl Decode for ChatRequest {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.u8()? {
+            1 => ChatRequest::Deposit {
+                mailbox: Hash::decode(r)?,
+                envelopes: r.seq("envelopes", MAX_DEPOSIT, |r| {
+                    r.bytes32("envelope", MAX_ENVELOPE_BYTES)
+                        .map(<[u8]>::to_vec)
+                })?,
+            },
+            2 => ChatRequest::Fetch {
+                key: PublicKey::decode(r)?,
+                after: r.u64()?,
+                at_ms: r.u64()?,
+                signature: Signature::decode(r)?,
+            },
+            3 => ChatRequest::PutKeyPackages {
+                account: PublicKey::decode(r)?,
+                device: r.u32()?,
+                packages: r.seq("key packages", MAX_PUT_KEY_PACKAGES, |r| {
+                    r.bytes32("key package", crate::mailbox::MAX_KEY_PACKAGE_BYTES)
+                        .map(<[u8]>::to_vec)
+                })?,
+            },
+            4 => ChatRequest::TakeKeyPackage {
+                account: PublicKey::decode(r)?,
+                device: r.u32()?,
+            },
+            5 => ChatRequest::OrderCommit {
+                epoch: Hash::decode(r)?,
+                commit: Hash::decode(r)?,
+            },
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    what: "chat request",
+                    tag,
+                })
+            }
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChatResponse {
+    Stored {
+        first: u64,
+    },
+    Mail {
+        mail: Vec<(u64, Vec<u8>)>,
+        more: bool,
+    },
+    KeyPackagesKept {
+        count: u32,
+    },
+    KeyPackage(Vec<u8>),
+    Ordered,
+    Refused {
+        code: String,
+        message: String,
+    },
+}
+
+impl ChatResponse {
+    fn refused(code: &str, message: impl Into<String>) -> ChatResponse {
+        ChatResponse::Refused {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<MailboxError> for ChatResponse {
+    fn from(e: MailboxError) -> Self {
+        ChatResponse::refused(e.code(), e.to_string())
+    }
+}
+
+impl Encode for ChatResponse {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            ChatResponse::Stored { first } => {
+                put::u8(out, 1);
+                put::u64(out, *first);
+            }
+            ChatResponse::Mail { mail, more } => {
+                put::u8(out, 2);
+                put::seq(out, mail, |o, (seq, bytes)| {
+                    put::u64(o, *seq);
+                    put::bytes32(o, bytes);
+                });
+                put::bool(out, *more);
+            }
+            ChatResponse::KeyPackagesKept { count } => {
+                put::u8(out, 3);
+                put::u32(out, *count);
+            }
+            ChatResponse::KeyPackage(kp) => {
+                put::u8(out, 4);
+                put::bytes32(out, kp);
+            }
+            ChatResponse::Ordered => put::u8(out, 5),
+            ChatResponse::Refused { code, message } => {
+                put::u8(out, 6);
+                put::string(out, code);
+                put::string(out, message);
+            }
+        }
+    }
+}
+
+impl Decode for ChatResponse {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.u8()? {
+            1 => ChatResponse::Stored { first: r.u64()? },
+            2 => ChatResponse::Mail {
+                mail: r.seq("mail", crate::mailbox::MAX_MAILBOX_MESSAGES, |r| {
+                    Ok((
+                        r.u64()?,
+                        r.bytes32("envelope", MAX_ENVELOPE_BYTES)?.to_vec(),
+                    ))
+                })?,
+                more: r.bool()?,
+            },
+            3 => ChatResponse::KeyPackagesKept { count: r.u32()? },
+            4 => ChatResponse::KeyPackage(
+                r.bytes32("key package", crate::mailbox::MAX_KEY_PACKAGE_BYTES)?
+                    .to_vec(),
+            ),
+            5 => ChatResponse::Ordered,
+            6 => ChatResponse::Refused {
+                code: r.string("code", 64)?,
+                message: r.string("message", 1024)?,
+            },
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    what: "chat response",
+                    tag,
+                })
+            }
+        })
+    }
+}
+
+/// What a node keeps for others, and answers chat requests from.
+#[derive(Debug)]
+pub struct ChatServices {
+    pub mailboxes: Arc<Mailboxes>,
+    pub key_packages: KeyPackages,
+    pub order: CommitOrder,
+    /// The ledger, for checking key packages against the key directory.
+    pub node: Option<Node>,
+    /// This node's key (fetches are bound to it).
+    pub me: PublicKey,
+}
+
+impl ChatServices {
+    /// Opens the services' storage under `dir`.
+    pub fn open(
+        dir: &std::path::Path,
+        me: PublicKey,
+        node: Option<Node>,
+    ) -> Result<ChatServices, MailboxError> {
+        Ok(ChatServices {
+            mailboxes: Arc::new(Mailboxes::open(&dir.join("mailboxes"))?),
+            key_packages: KeyPackages::open(&dir.join("keypackages"))?,
+            order: CommitOrder::open(&dir.join("commit-order.log"))?,
+            node,
+            me,
+        })
+    }
+
+    /// Answers one request's bytes. Never panics; anything wrong is a `Refused`.
+    pub fn serve(&self, bytes: &[u8]) -> ChatResponse {
+        let req = match ChatRequest::from_bytes(bytes) {
+            Ok(r) => r,
+            Err(e) => return ChatResponse::refused("malformed", e.to_string()),
+        };
+        match req {
+            ChatRequest::Deposit { mailbox, envelopes } => {
+                match self.mailboxes.deposit(&mailbox, &envelopes) {
+                    Ok(first) => ChatResponse::Stored { first },
+                    Err(e) => e.into(),
+                }
+            }
+            ChatRequest::Fetch {
+                key,
+                after,
+                at_ms,
+                signature,
+            } => {
+                let now = now_ms();
+                if at_ms.abs_diff(now) > FETCH_WINDOW.as_millis() as u64 {
+                    return ChatResponse::refused(
+                        "stale",
+                        "the fetch's time is off by over 10 minutes",
+                    );
+                }
+                let msg = fetch_message(&self.me, &key, after, at_ms);
+                if starling_crypto::verify(&key, &msg, &signature).is_err() {
+                    return ChatResponse::refused(
+                        "bad_signature",
+                        "the fetch is not signed by the mailbox key",
+                    );
+                }
+                let id = mailbox_id(&key);
+                if let Err(e) = self.mailboxes.ack(&id, after) {
+                    return e.into();
+                }
+                let (mail, more) = self.mailboxes.fetch(&id, after, MAX_FETCH_BYTES);
+                ChatResponse::Mail {
+                    mail: mail.into_iter().map(|m| (m.seq, m.bytes)).collect(),
+                    more,
+                }
+            }
+            ChatRequest::PutKeyPackages {
+                account,
+                device,
+                packages,
+            } => {
+                let Some(signature_key) = self.device_key(&account, device) else {
+                    return ChatResponse::refused(
+                        "unknown_device",
+                        "the key directory on the ledger lists no such device",
+                    );
+                };
+                let identity = format!("{}#{device}", account.to_text());
+                for p in &packages {
+                    match starling_chat::inspect_key_package(p) {
+                        Ok((id, key)) if id == identity && key == signature_key => {}
+                        Ok(_) => {
+                            return ChatResponse::refused(
+                                "wrong_key",
+                                "a key package is not the device's (identity or key differs from the ledger)",
+                            )
+                        }
+                        Err(e) => return ChatResponse::refused("bad_key_package", e.to_string()),
+                    }
+                }
+                match self.key_packages.put(account, device, packages) {
+                    Ok(n) => ChatResponse::KeyPackagesKept { count: n as u32 },
+                    Err(e) => e.into(),
+                }
+            }
+            ChatRequest::TakeKeyPackage { account, device } => {
+                match self.key_packages.take(account, device) {
+                    Ok(kp) => ChatResponse::KeyPackage(kp),
+                    Err(e) => e.into(),
+                }
+            }
+            ChatRequest::OrderCommit { epoch, commit } => match self.order.offer(epoch, commit) {
+                Ok(()) => ChatResponse::Ordered,
+                Err(e) => e.into(),
+            },
+        }
+    }
+
+    /// The signature key the ledger lists for `account`'s device `device`.
+    fn device_key(&self, account: &AccountId, device: u32) -> Option<Vec<u8>> {
+        let rec = chat_keys(self.node.as_ref()?, account)?;
+        rec.devices
+            .iter()
+            .find(|d| d.id == device)
+            .map(|d| d.signature_key.to_vec())
+    }
+}
+
+/// An account's key directory entry, from this node's copy of the ledger.
+pub fn chat_keys(node: &Node, account: &AccountId) -> Option<ChatKeysRecord> {
+    let app = node.shard(node.shard_map().shard_of(account))?;
+    app.read(|v| starling_ledger::actions::get_record(v, StateKey::ChatKeys(account)))
+        .ok()?
+        .ok()?
+}
+
+/// The protocol's codec: length-prefixed bytes, bounded; decoding happens above it so a
+/// malformed request still gets an answer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawCodec;
+
+async fn read_frame<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    max: usize,
+) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is over {max}"),
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    io.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+async fn write_frame<T: AsyncWrite + Unpin + Send>(
+    io: &mut T,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    io.write_all(&(bytes.len() as u32).to_be_bytes()).await?;
+    io.write_all(bytes).await?;
+    io.close().await
+}
+
+#[async_trait]
+impl request_response::Codec for RawCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_frame(io, MAX_REQUEST_BYTES).await
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_frame(io, MAX_RESPONSE_BYTES).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &req).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &res).await
+    }
+}
+
+pub type Behaviour = request_response::Behaviour<RawCodec>;
+
+pub fn behaviour() -> Behaviour {
+    request_response::Behaviour::with_codec(
+        RawCodec,
+        [(
+            StreamProtocol::new(PROTOCOL),
+            request_response::ProtocolSupport::Full,
+        )],
+        request_response::Config::default()
+            .with_request_timeout(REQUEST_TIMEOUT)
+            .with_max_concurrent_streams(1_024),
+    )
+}
+
+/// A request for the swarm to send.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub peer: PeerId,
+    pub address: Multiaddr,
+    pub bytes: Vec<u8>,
+    pub reply: oneshot::Sender<Result<Vec<u8>, String>>,
+}
+
+/// The swarm side of the protocol: requests in flight, and answers being prepared.
+pub struct Driver {
+    services: Option<Arc<ChatServices>>,
+    pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>>,
+    answers_tx: mpsc::UnboundedSender<(request_response::ResponseChannel<Vec<u8>>, Vec<u8>)>,
+    pub answers: mpsc::UnboundedReceiver<(request_response::ResponseChannel<Vec<u8>>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    pub fn new(services: Option<Arc<ChatServices>>) -> Driver {
+        let (answers_tx, answers) = mpsc::unbounded();
+        Driver {
+            services,
+            pending: HashMap::new(),
+            answers_tx,
+            answers,
+        }
+    }
+
+    /// Sends a request (dialing the peer at `address` if need be).
+    pub fn send(&mut self, b: &mut Behaviour, out: Outgoing) {
+        let id = b.send_request_with_addresses(&out.peer, out.bytes, vec![out.address]);
+        self.pending.insert(id, out.reply);
+    }
+
+    /// Handles an event of the protocol: answers requests (off the event loop, since
+    /// deposits sync to disk) and completes the requests this node sent.
+    pub fn on_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match event {
+            request_response::Event::Message { message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let services = self.services.clone();
+                    let tx = self.answers_tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let answer = match services {
+                            Some(s) => s.serve(&request),
+                            None => {
+                                ChatResponse::refused("no_chat", "this node keeps no chat services")
+                            }
+                        };
+                        let _ = tx.unbounded_send((channel, answer.to_bytes()));
+                    });
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(reply) = self.pending.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(reply) = self.pending.remove(&request_id) {
+                    let _ = reply.send(Err(error.to_string()));
+                }
+            }
+            request_response::Event::InboundFailure { error, .. } => {
+                tracing::debug!(%error, "a chat request could not be read or answered");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+}
+
+/// The libp2p peer id of a node key.
+pub fn peer_id(node: &PublicKey) -> Result<PeerId, String> {
+    let k = libp2p::identity::ed25519::PublicKey::try_from_bytes(&node.bytes)
+        .map_err(|e| e.to_string())?;
+    Ok(PeerId::from_public_key(&libp2p::identity::PublicKey::from(
+        k,
+    )))
+}
+
+/// Why a request to another node failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetError {
+    #[error("cannot reach {0}: {1}")]
+    Unreachable(String, String),
+    #[error("{0}: {1}")]
+    Refused(String, String),
+    #[error("malformed answer from {0}: {1}")]
+    Malformed(String, String),
+}
+
+/// A node's handle on the chat protocol: sends requests to other nodes, and answers those
+/// addressed to itself without the network.
+#[derive(Clone, Debug)]
+pub struct ChatNet {
+    pub me: PublicKey,
+    pub services: Option<Arc<ChatServices>>,
+    tx: mpsc::Sender<Outgoing>,
+}
+
+impl ChatNet {
+    pub fn new(
+        me: PublicKey,
+        services: Option<Arc<ChatServices>>,
+        tx: mpsc::Sender<Outgoing>,
+    ) -> ChatNet {
+        ChatNet { me, services, tx }
+    }
+
+    /// Sends `req` to the node at `to` and waits for its answer; a `Refused` answer is an
+    /// error.
+    pub async fn request(
+        &self,
+        to: &Endpoint,
+        req: &ChatRequest,
+    ) -> Result<ChatResponse, NetError> {
+        let name = to.address.clone();
+        let bytes = if to.node == self.me {
+            let Some(s) = self.services.clone() else {
+                return Err(NetError::Refused(
+                    "no_chat".into(),
+                    "this node keeps no chat services".into(),
+                ));
+            };
+            let req = req.to_bytes();
+            tokio::task::spawn_blocking(move || s.serve(&req).to_bytes())
+                .await
+                .map_err(|e| NetError::Unreachable(name.clone(), e.to_string()))?
+        } else {
+            self.raw(to, req.to_bytes()).await?
+        };
+        match ChatResponse::from_bytes(&bytes) {
+            Ok(ChatResponse::Refused { code, message }) => Err(NetError::Refused(code, message)),
+            Ok(r) => Ok(r),
+            Err(e) => Err(NetError::Malformed(name, e.to_string())),
+        }
+    }
+
+    /// Sends raw request bytes over the network and returns the raw answer.
+    pub async fn raw(&self, to: &Endpoint, bytes: Vec<u8>) -> Result<Vec<u8>, NetError> {
+        let name = to.address.clone();
+        let unreachable = |e: String| NetError::Unreachable(name.clone(), e);
+        let peer = peer_id(&to.node).map_err(unreachable)?;
+        let addr: SocketAddr = tokio::net::lookup_host(&to.address)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
+            .next()
+            .ok_or_else(|| unreachable("no address".into()))?;
+        let (reply, rx) = oneshot::channel();
+        let mut tx = self.tx.clone();
+        tx.send(Outgoing {
+            peer,
+            address: crate::net::multiaddr(addr),
+            bytes,
+            reply,
+        })
+        .await
+        .map_err(|_| unreachable("the network has stopped".into()))?;
+        match tokio::time::timeout(REQUEST_TIMEOUT + Duration::from_secs(1), rx).await {
+            Ok(Ok(Ok(b))) => Ok(b),
+            Ok(Ok(Err(e))) => Err(unreachable(e)),
+            Ok(Err(_)) => Err(unreachable("the network has stopped".into())),
+            Err(_) => Err(unreachable("timed out".into())),
+        }
+    }
+}
+
+/// A swarm that speaks only the chat protocol, for tools and benchmarks that need a peer
+/// without a ledger; the node's own swarm carries the protocol next to gossip and sync.
+pub fn standalone(
+    key: &SecretKey,
+    listen: SocketAddr,
+    services: Option<Arc<ChatServices>>,
+) -> Result<ChatNet, crate::SetupError> {
+    use futures::StreamExt as _;
+    let bad = |what: &str, e: String| crate::SetupError::invalid("p2p", what, e);
+    let keypair = libp2p::identity::Keypair::ed25519_from_bytes(*key.to_seed())
+        .map_err(|e| bad("key", e.to_string()))?;
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default().nodelay(true),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .map_err(|e| bad("transport", e.to_string()))?
+        .with_behaviour(|_| behaviour())
+        .map_err(|e| bad("behaviour", e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build();
+    swarm
+        .listen_on(crate::net::multiaddr(listen))
+        .map_err(|e| bad("listen", e.to_string()))?;
+    let (tx, mut rx) = mpsc::channel::<Outgoing>(1_024);
+    let mut driver = Driver::new(services.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                event = swarm.select_next_some() => {
+                    if let libp2p::swarm::SwarmEvent::Behaviour(e) = event {
+                        driver.on_event(e);
+                    }
+                }
+                Some(out) = rx.next() => driver.send(swarm.behaviour_mut(), out),
+                Some((channel, bytes)) = driver.answers.next() => {
+                    let _ = swarm.behaviour_mut().send_response(channel, bytes);
+                }
+                else => break,
+            }
+        }
+    });
+    Ok(ChatNet::new(key.public_key(), services, tx))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn requests_and_responses_round_trip_and_refuse_garbage() {
+        let key = SecretKey::from_seed(starling_types::KeyType::Ed25519, &[3; 32]).unwrap();
+        let reqs = vec![
+            ChatRequest::Deposit {
+                mailbox: Hash([1; 32]),
+                envelopes: vec![b"a".to_vec(), vec![]],
+            },
+            ChatRequest::fetch(&key.public_key(), &key, 7),
+            ChatRequest::PutKeyPackages {
+                account: key.public_key(),
+                device: 2,
+                packages: vec![b"kp".to_vec()],
+            },
+            ChatRequest::TakeKeyPackage {
+                account: key.public_key(),
+                device: 2,
+            },
+            ChatRequest::OrderCommit {
+                epoch: Hash([2; 32]),
+                commit: Hash([3; 32]),
+            },
+        ];
+        for r in &reqs {
+            let b = r.to_bytes();
+            assert_eq!(&ChatRequest::from_bytes(&b).unwrap(), r);
+            for cut in 0..b.len() {
+                assert!(ChatRequest::from_bytes(&b[..cut]).is_err());
+            }
+        }
+        let resps = vec![
+            ChatResponse::Stored { first: 4 },
+            ChatResponse::Mail {
+                mail: vec![(1, b"x".to_vec())],
+                more: true,
+            },
+            ChatResponse::KeyPackagesKept { count: 3 },
+            ChatResponse::KeyPackage(b"kp".to_vec()),
+            ChatResponse::Ordered,
+            ChatResponse::refused("x", "y"),
+        ];
+        for r in &resps {
+            let b = r.to_bytes();
+            assert_eq!(&ChatResponse::from_bytes(&b).unwrap(), r);
+        }
+        // Over the deposit bound.
+        let mut b = vec![1u8];
+        Hash([0; 32]).encode(&mut b);
+        put::u32(&mut b, MAX_DEPOSIT as u32 + 1);
+        assert!(ChatRequest::from_bytes(&b).is_err());
+    }
+
+    #[test]
+    fn the_services_answer_bad_requests_with_clear_refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = SecretKey::from_seed(starling_types::KeyType::Ed25519, &[1; 32]).unwrap();
+        let s = ChatServices::open(dir.path(), me.public_key(), None).unwrap();
+        let code = |r: ChatResponse| match r {
+            ChatResponse::Refused { code, .. } => code,
+            other => format!("not refused: {other:?}"),
+        };
+        assert_eq!(code(s.serve(b"")), "malformed");
+        assert_eq!(code(s.serve(&[9, 1, 2])), "malformed");
+        let mbox = SecretKey::from_seed(starling_types::KeyType::Ed25519, &[2; 32]).unwrap();
+        let id = mailbox_id(&mbox.public_key());
+        let deposit = ChatRequest::Deposit {
+            mailbox: id,
+            envelopes: vec![b"sealed".to_vec()],
+        };
+        assert_eq!(
+            s.serve(&deposit.to_bytes()),
+            ChatResponse::Stored { first: 1 }
+        );
+        // A fetch signed by another key, or for another relay, or stale, is refused.
+        let other = SecretKey::from_seed(starling_types::KeyType::Ed25519, &[4; 32]).unwrap();
+        let mut forged = ChatRequest::fetch(&me.public_key(), &other, 0);
+        if let ChatRequest::Fetch { key, .. } = &mut forged {
+            *key = mbox.public_key();
+        }
+        assert_eq!(code(s.serve(&forged.to_bytes())), "bad_signature");
+        let elsewhere = ChatRequest::fetch(&other.public_key(), &mbox, 0);
+        assert_eq!(code(s.serve(&elsewhere.to_bytes())), "bad_signature");
+        let key = mbox.public_key();
+        let at_ms = now_ms() - 3_600_000;
+        let stale = ChatRequest::Fetch {
+            key,
+            after: 0,
+            at_ms,
+            signature: mbox.sign(&fetch_message(&me.public_key(), &key, 0, at_ms)),
+        };
+        assert_eq!(code(s.serve(&stale.to_bytes())), "stale");
+        // The right key takes the mail, and acknowledging removes it.
+        let ok = ChatRequest::fetch(&me.public_key(), &mbox, 0);
+        assert_eq!(
+            s.serve(&ok.to_bytes()),
+            ChatResponse::Mail {
+                mail: vec![(1, b"sealed".to_vec())],
+                more: false
+            }
+        );
+        let ack = ChatRequest::fetch(&me.public_key(), &mbox, 1);
+        assert_eq!(
+            s.serve(&ack.to_bytes()),
+            ChatResponse::Mail {
+                mail: vec![],
+                more: false
+            }
+        );
+        assert_eq!(s.mailboxes.waiting(&id), 0);
+        // No ledger here: key packages cannot be checked, so none are taken.
+        let put = ChatRequest::PutKeyPackages {
+            account: key,
+            device: 0,
+            packages: vec![b"kp".to_vec()],
+        };
+        assert_eq!(code(s.serve(&put.to_bytes())), "unknown_device");
+        let take = ChatRequest::TakeKeyPackage {
+            account: key,
+            device: 0,
+        };
+        assert_eq!(code(s.serve(&take.to_bytes())), "no_key_package");
+        let order = |c: u8| ChatRequest::OrderCommit {
+            epoch: Hash([7; 32]),
+            commit: Hash([c; 32]),
+        };
+        assert_eq!(s.serve(&order(1).to_bytes()), ChatResponse::Ordered);
+        assert_eq!(code(s.serve(&order(2).to_bytes())), "epoch_taken");
+    }
+}

@@ -1,0 +1,708 @@
+//! What a node keeps for chat on behalf of others: mailboxes of ciphertext, one-use key
+//! packages, and the commit order of the groups it is the delivery relay of.
+//!
+//! - A **mailbox** is named by an opaque 32-byte id (the hash of a key only its device holds,
+//!   unrelated to the account key). Anyone may deposit; only the holder of the mailbox key
+//!   takes mail out (see `chatnet`). Mail is ciphertext the node cannot read, kept until it is
+//!   acknowledged or expires, within per-mailbox and per-node bounds. It is on disk, one
+//!   append-only log per mailbox, synced before a deposit is acknowledged.
+//! - **Key packages** are stored per device and handed out once each.
+//! - **Commit order**: the first commit offered for a group epoch wins it; the epoch is named
+//!   by the hash of a secret only that epoch's members derive, so the relay learns neither the
+//!   group nor its members.
+
+use starling_types::{AccountId, Hash};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Largest envelope (an MLS message is at most 256 KiB).
+pub const MAX_ENVELOPE_BYTES: usize = 300 * 1024;
+/// Most messages waiting in one mailbox.
+pub const MAX_MAILBOX_MESSAGES: usize = 10_000;
+/// Most bytes waiting in one mailbox.
+pub const MAX_MAILBOX_BYTES: u64 = 64 * 1024 * 1024;
+/// Most mailboxes a node keeps mail for.
+pub const MAX_MAILBOXES: usize = 100_000;
+/// Most bytes of mail a node keeps in all.
+pub const MAX_TOTAL_BYTES: u64 = 512 * 1024 * 1024;
+/// Mail not taken within this time is dropped.
+pub const MAIL_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+/// Key packages kept per device.
+pub const MAX_KEY_PACKAGES: usize = 100;
+/// Largest key package.
+pub const MAX_KEY_PACKAGE_BYTES: usize = 16 * 1024;
+/// Devices a node keeps key packages for.
+pub const MAX_KEY_PACKAGE_DEVICES: usize = 100_000;
+/// Group epochs whose winning commit a node remembers.
+pub const MAX_ORDERED: usize = 1_000_000;
+
+/// Header of a mail record: length, sequence number, expiry, checksum.
+const RECORD_HEADER: usize = 4 + 8 + 8 + 8;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailboxError {
+    #[error("an envelope is over {MAX_ENVELOPE_BYTES} bytes")]
+    TooLarge,
+    #[error("the mailbox is full")]
+    Full,
+    #[error("this node keeps no more mail")]
+    NodeFull,
+    #[error("nothing to deposit")]
+    Empty,
+    #[error("no key package left for that device")]
+    NoKeyPackage,
+    #[error("the epoch was already committed by another commit")]
+    EpochTaken,
+    #[error("storage: {0}")]
+    Io(String),
+}
+
+impl MailboxError {
+    /// A short machine-readable code, the same on the wire and in the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MailboxError::TooLarge => "too_large",
+            MailboxError::Full => "mailbox_full",
+            MailboxError::NodeFull => "node_full",
+            MailboxError::Empty => "empty",
+            MailboxError::NoKeyPackage => "no_key_package",
+            MailboxError::EpochTaken => "epoch_taken",
+            MailboxError::Io(_) => "storage",
+        }
+    }
+}
+
+fn io(e: std::io::Error) -> MailboxError {
+    MailboxError::Io(e.to_string())
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn checksum(seq: u64, expires: u64, bytes: &[u8]) -> [u8; 8] {
+    let h = blake3::Hasher::new_derive_key("starling mailbox record v1")
+        .update(&seq.to_be_bytes())
+        .update(&expires.to_be_bytes())
+        .update(bytes)
+        .finalize();
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&h.as_bytes()[..8]);
+    out
+}
+
+fn record(seq: u64, expires: u64, bytes: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&expires.to_be_bytes());
+    out.extend_from_slice(&checksum(seq, expires, bytes));
+    out.extend_from_slice(bytes);
+}
+
+/// One piece of mail.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub seq: u64,
+    pub bytes: Vec<u8>,
+    expires_ms: u64,
+}
+
+#[derive(Debug, Default)]
+struct Mailbox {
+    mail: VecDeque<Mail>,
+    bytes: u64,
+    /// Next sequence number; kept across acknowledgements and restarts.
+    next: u64,
+    /// Acknowledged records still in the log file (compacted away in batches).
+    dead: usize,
+    /// Everything up to here was acknowledged.
+    acked: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    boxes: HashMap<Hash, Mailbox>,
+    total: u64,
+}
+
+/// Every mailbox a node keeps.
+#[derive(Debug)]
+pub struct Mailboxes {
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Mailboxes {
+    /// Opens (or creates) the mailboxes under `dir`, dropping expired mail and a torn last
+    /// record (a deposit cut short by a crash was never acknowledged).
+    pub fn open(dir: &Path) -> Result<Mailboxes, MailboxError> {
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let mut inner = Inner::default();
+        let now = now_ms();
+        let mut ids = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let Some(hex_id) = name
+                .strip_suffix(".log")
+                .or_else(|| name.strip_suffix(".state"))
+            else {
+                continue;
+            };
+            if let Ok(id) = Hash::from_hex(hex_id) {
+                ids.insert(id);
+            }
+        }
+        for id in ids {
+            let path = dir.join(format!("{}.log", id.to_hex()));
+            // What was acknowledged, and the next sequence number (kept when the log goes).
+            let (mut next, mut acked) = (0, 0);
+            if let Ok(b) = std::fs::read(dir.join(format!("{}.state", id.to_hex()))) {
+                if b.len() == 16 {
+                    next = u64::from_be_bytes(b[..8].try_into().unwrap_or_default());
+                    acked = u64::from_be_bytes(b[8..].try_into().unwrap_or_default());
+                }
+            }
+            let (mut mailbox, valid_len, file_len) = if path.exists() {
+                let (m, valid) = Self::load(&path, now, acked)?;
+                (m, valid, std::fs::metadata(&path).map_err(io)?.len())
+            } else {
+                (Mailbox::default(), 0, 0)
+            };
+            mailbox.next = mailbox.next.max(next);
+            mailbox.acked = acked;
+            if valid_len < file_len {
+                tracing::warn!(mailbox = %id.to_hex(), "dropping a torn record at the end of a mailbox");
+                OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_len(valid_len))
+                    .map_err(io)?;
+            }
+            inner.total += mailbox.bytes;
+            inner.boxes.insert(id, mailbox);
+        }
+        let (changed, _) = tokio::sync::watch::channel(0);
+        Ok(Mailboxes {
+            dir: dir.to_path_buf(),
+            inner: Mutex::new(inner),
+            changed,
+        })
+    }
+
+    /// Reads a mailbox log: its live mail, and how many leading bytes are whole records.
+    fn load(path: &Path, now: u64, acked: u64) -> Result<(Mailbox, u64), MailboxError> {
+        let mut data = Vec::new();
+        File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut data))
+            .map_err(io)?;
+        let mut mailbox = Mailbox::default();
+        let mut at = 0usize;
+        while data.len() - at >= RECORD_HEADER {
+            let h = &data[at..at + RECORD_HEADER];
+            let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
+            let seq = u64::from_be_bytes(h[4..12].try_into().unwrap_or_default());
+            let expires = u64::from_be_bytes(h[12..20].try_into().unwrap_or_default());
+            let sum = &h[20..28];
+            if len > MAX_ENVELOPE_BYTES || data.len() - at - RECORD_HEADER < len {
+                break;
+            }
+            let bytes = &data[at + RECORD_HEADER..at + RECORD_HEADER + len];
+            if checksum(seq, expires, bytes) != sum {
+                break;
+            }
+            at += RECORD_HEADER + len;
+            mailbox.next = mailbox.next.max(seq + 1);
+            if expires > now && seq > acked {
+                mailbox.bytes += len as u64;
+                mailbox.mail.push_back(Mail {
+                    seq,
+                    bytes: bytes.to_vec(),
+                    expires_ms: expires,
+                });
+            } else {
+                mailbox.dead += 1;
+            }
+        }
+        Ok((mailbox, at as u64))
+    }
+
+    fn log_path(&self, id: &Hash) -> PathBuf {
+        self.dir.join(format!("{}.log", id.to_hex()))
+    }
+
+    /// Notified (the value changes) on every deposit.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Stores `envelopes` in mailbox `id`, in order, on disk before returning their first
+    /// sequence number. All or nothing.
+    pub fn deposit(&self, id: &Hash, envelopes: &[Vec<u8>]) -> Result<u64, MailboxError> {
+        if envelopes.is_empty() {
+            return Err(MailboxError::Empty);
+        }
+        if envelopes.iter().any(|e| e.len() > MAX_ENVELOPE_BYTES) {
+            return Err(MailboxError::TooLarge);
+        }
+        let size: u64 = envelopes.iter().map(|e| e.len() as u64).sum();
+        let now = now_ms();
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let Inner { boxes, total } = &mut *inner;
+        if !boxes.contains_key(id) && boxes.len() >= MAX_MAILBOXES {
+            return Err(MailboxError::NodeFull);
+        }
+        if *total + size > MAX_TOTAL_BYTES {
+            return Err(MailboxError::NodeFull);
+        }
+        let mailbox = boxes.entry(*id).or_default();
+        let expired = Self::expire(mailbox, now);
+        *total -= expired;
+        if mailbox.mail.len() + envelopes.len() > MAX_MAILBOX_MESSAGES
+            || mailbox.bytes + size > MAX_MAILBOX_BYTES
+        {
+            return Err(MailboxError::Full);
+        }
+        let expires = now + MAIL_TTL.as_millis() as u64;
+        let first = mailbox.next.max(1);
+        let mut buf = Vec::with_capacity(size as usize + envelopes.len() * RECORD_HEADER);
+        for (i, e) in envelopes.iter().enumerate() {
+            record(first + i as u64, expires, e, &mut buf);
+        }
+        let path = self.dir.join(format!("{}.log", id.to_hex()));
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io)?;
+        f.write_all(&buf).and_then(|()| f.sync_data()).map_err(io)?;
+        for (i, e) in envelopes.iter().enumerate() {
+            mailbox.mail.push_back(Mail {
+                seq: first + i as u64,
+                bytes: e.clone(),
+                expires_ms: expires,
+            });
+        }
+        mailbox.next = first + envelopes.len() as u64;
+        mailbox.bytes += size;
+        *total += size;
+        drop(inner);
+        self.changed.send_modify(|n| *n += 1);
+        Ok(first)
+    }
+
+    fn expire(mailbox: &mut Mailbox, now: u64) -> u64 {
+        let mut freed = 0;
+        while mailbox.mail.front().is_some_and(|m| m.expires_ms <= now) {
+            if let Some(m) = mailbox.mail.pop_front() {
+                freed += m.bytes.len() as u64;
+                mailbox.dead += 1;
+            }
+        }
+        mailbox.bytes -= freed;
+        freed
+    }
+
+    /// Mail in `id` after sequence number `after`, oldest first, at most `max_bytes` (but
+    /// always at least one piece if there is one); and whether more is waiting.
+    pub fn fetch(&self, id: &Hash, after: u64, max_bytes: usize) -> (Vec<Mail>, bool) {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(mailbox) = inner.boxes.get(id) else {
+            return (Vec::new(), false);
+        };
+        let now = now_ms();
+        let mut out = Vec::new();
+        let mut size = 0;
+        for m in mailbox
+            .mail
+            .iter()
+            .filter(|m| m.seq > after && m.expires_ms > now)
+        {
+            if !out.is_empty() && size + m.bytes.len() > max_bytes {
+                return (out, true);
+            }
+            size += m.bytes.len();
+            out.push(m.clone());
+        }
+        (out, false)
+    }
+
+    /// Drops the mail of `id` up to sequence number `upto` (its holder has it).
+    pub fn ack(&self, id: &Hash, upto: u64) -> Result<(), MailboxError> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let Inner { boxes, total } = &mut *inner;
+        let Some(mailbox) = boxes.get_mut(id) else {
+            return Ok(());
+        };
+        let mut freed = 0;
+        while mailbox.mail.front().is_some_and(|m| m.seq <= upto) {
+            if let Some(m) = mailbox.mail.pop_front() {
+                freed += m.bytes.len() as u64;
+                mailbox.dead += 1;
+            }
+        }
+        mailbox.bytes -= freed;
+        *total -= freed;
+        if freed == 0 && upto <= mailbox.acked {
+            return Ok(());
+        }
+        mailbox.acked = mailbox.acked.max(upto.min(mailbox.next.saturating_sub(1)));
+        let path = self.log_path(id);
+        let mut state = mailbox.next.to_be_bytes().to_vec();
+        state.extend_from_slice(&mailbox.acked.to_be_bytes());
+        write_atomic(&self.dir.join(format!("{}.state", id.to_hex())), &state)?;
+        if mailbox.mail.is_empty() {
+            // Everything taken: the log goes; the state file keeps the sequence numbers.
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(e)),
+            }
+            mailbox.dead = 0;
+        } else if mailbox.dead >= 256 {
+            let mut buf = Vec::new();
+            for m in &mailbox.mail {
+                record(m.seq, m.expires_ms, &m.bytes, &mut buf);
+            }
+            write_atomic(&path, &buf)?;
+            mailbox.dead = 0;
+        }
+        Ok(())
+    }
+
+    /// Pieces of mail waiting in `id`.
+    pub fn waiting(&self, id: &Hash) -> usize {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.boxes.get(id).map_or(0, |m| m.mail.len())
+    }
+
+    /// Bytes of mail kept in all.
+    pub fn total_bytes(&self) -> u64 {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).total
+    }
+}
+
+/// Writes a file whole or not at all: a synced temporary file renamed over it.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MailboxError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// A device: its account and number.
+type DeviceKey = (AccountId, u32);
+
+/// One-use key packages, per device, kept on disk.
+#[derive(Debug)]
+pub struct KeyPackages {
+    dir: PathBuf,
+    map: Mutex<BTreeMap<DeviceKey, VecDeque<Vec<u8>>>>,
+}
+
+impl KeyPackages {
+    pub fn open(dir: &Path) -> Result<KeyPackages, MailboxError> {
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let mut map = BTreeMap::new();
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let Some((account, device)) = name.strip_suffix(".kp").and_then(|n| n.rsplit_once('-'))
+            else {
+                continue;
+            };
+            let (Ok(account), Ok(device)) = (
+                starling_types::PublicKey::from_text(account),
+                device.parse::<u32>(),
+            ) else {
+                continue;
+            };
+            let data = std::fs::read(&path).map_err(io)?;
+            let mut list = VecDeque::new();
+            let mut r = starling_types::Reader::new(&data);
+            while r.remaining() > 0 && list.len() < MAX_KEY_PACKAGES {
+                match r.bytes32("key package", MAX_KEY_PACKAGE_BYTES) {
+                    Ok(b) => list.push_back(b.to_vec()),
+                    Err(_) => break,
+                }
+            }
+            map.insert((account, device), list);
+        }
+        Ok(KeyPackages {
+            dir: dir.to_path_buf(),
+            map: Mutex::new(map),
+        })
+    }
+
+    fn save(&self, key: &(AccountId, u32), list: &VecDeque<Vec<u8>>) -> Result<(), MailboxError> {
+        let mut buf = Vec::new();
+        for kp in list {
+            starling_types::codec::put::bytes32(&mut buf, kp);
+        }
+        let path = self.dir.join(format!("{}-{}.kp", key.0.to_text(), key.1));
+        write_atomic(&path, &buf)
+    }
+
+    /// Adds checked key packages for a device (the oldest go past [`MAX_KEY_PACKAGES`]);
+    /// returns how many the device now has here.
+    pub fn put(
+        &self,
+        account: AccountId,
+        device: u32,
+        packages: Vec<Vec<u8>>,
+    ) -> Result<usize, MailboxError> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (account, device);
+        if !map.contains_key(&key) && map.len() >= MAX_KEY_PACKAGE_DEVICES {
+            return Err(MailboxError::NodeFull);
+        }
+        let list = map.entry(key).or_default();
+        for p in packages {
+            if list.len() >= MAX_KEY_PACKAGES {
+                list.pop_front();
+            }
+            list.push_back(p);
+        }
+        let n = list.len();
+        let list = list.clone();
+        drop(map);
+        self.save(&key, &list)?;
+        Ok(n)
+    }
+
+    /// Hands out one key package of the device, which is then gone from here.
+    pub fn take(&self, account: AccountId, device: u32) -> Result<Vec<u8>, MailboxError> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (account, device);
+        let list = map.get_mut(&key).ok_or(MailboxError::NoKeyPackage)?;
+        let kp = list.pop_front().ok_or(MailboxError::NoKeyPackage)?;
+        let rest = list.clone();
+        drop(map);
+        self.save(&key, &rest)?;
+        Ok(kp)
+    }
+
+    /// Key packages of the device kept here.
+    pub fn count(&self, account: AccountId, device: u32) -> usize {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&(account, device)).map_or(0, VecDeque::len)
+    }
+}
+
+/// The winning commit of each group epoch this node orders, appended to a log.
+#[derive(Debug)]
+pub struct CommitOrder {
+    path: PathBuf,
+    map: Mutex<(HashMap<Hash, Hash>, VecDeque<Hash>)>,
+}
+
+impl CommitOrder {
+    pub fn open(path: &Path) -> Result<CommitOrder, MailboxError> {
+        let mut map = HashMap::new();
+        let mut order = VecDeque::new();
+        match std::fs::read(path) {
+            Ok(data) => {
+                for rec in data.chunks_exact(64) {
+                    let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+                    a.copy_from_slice(&rec[..32]);
+                    b.copy_from_slice(&rec[32..]);
+                    if map.insert(Hash(a), Hash(b)).is_none() {
+                        order.push_back(Hash(a));
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
+        Ok(CommitOrder {
+            path: path.to_path_buf(),
+            map: Mutex::new((map, order)),
+        })
+    }
+
+    /// Offers `commit` for the epoch named `epoch`: `Ok` if it is (or already was) the
+    /// epoch's commit, [`MailboxError::EpochTaken`] if another commit was first.
+    pub fn offer(&self, epoch: Hash, commit: Hash) -> Result<(), MailboxError> {
+        let mut guard = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, order) = &mut *guard;
+        match map.get(&epoch) {
+            Some(c) if *c == commit => return Ok(()),
+            Some(_) => return Err(MailboxError::EpochTaken),
+            None => {}
+        }
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(io)?;
+        let mut rec = [0u8; 64];
+        rec[..32].copy_from_slice(&epoch.0);
+        rec[32..].copy_from_slice(&commit.0);
+        f.write_all(&rec).and_then(|()| f.sync_data()).map_err(io)?;
+        map.insert(epoch, commit);
+        order.push_back(epoch);
+        while order.len() > MAX_ORDERED {
+            if let Some(old) = order.pop_front() {
+                map.remove(&old);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn id(n: u8) -> Hash {
+        Hash([n; 32])
+    }
+
+    #[test]
+    fn mail_survives_a_restart_and_goes_once_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mailboxes::open(dir.path()).unwrap();
+        assert_eq!(
+            m.deposit(&id(1), &[b"a".to_vec(), b"b".to_vec()]).unwrap(),
+            1
+        );
+        assert_eq!(m.deposit(&id(1), &[b"c".to_vec()]).unwrap(), 3);
+        assert_eq!(m.deposit(&id(2), &[b"x".to_vec()]).unwrap(), 1);
+        drop(m);
+        let m = Mailboxes::open(dir.path()).unwrap();
+        let (mail, more) = m.fetch(&id(1), 0, 1 << 20);
+        assert!(!more);
+        assert_eq!(
+            mail.iter()
+                .map(|x| (x.seq, x.bytes.clone()))
+                .collect::<Vec<_>>(),
+            vec![(1, b"a".to_vec()), (2, b"b".to_vec()), (3, b"c".to_vec())]
+        );
+        assert_eq!(m.fetch(&id(1), 2, 1 << 20).0.len(), 1);
+        // Small pages still make progress.
+        let (page, more) = m.fetch(&id(1), 0, 1);
+        assert_eq!((page.len(), more), (1, true));
+        m.ack(&id(1), 2).unwrap();
+        assert_eq!(m.waiting(&id(1)), 1);
+        m.ack(&id(1), 3).unwrap();
+        assert_eq!(m.waiting(&id(1)), 0);
+        drop(m);
+        let m = Mailboxes::open(dir.path()).unwrap();
+        assert_eq!(m.waiting(&id(1)), 0);
+        assert_eq!(m.waiting(&id(2)), 1);
+        // Sequence numbers never go back, so a reader's position stays meaningful.
+        assert_eq!(m.deposit(&id(1), &[b"d".to_vec()]).unwrap(), 4);
+        assert_eq!(m.total_bytes(), 2);
+    }
+
+    #[test]
+    fn a_torn_last_record_is_dropped_and_the_rest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mailboxes::open(dir.path()).unwrap();
+        m.deposit(&id(1), &[b"whole".to_vec()]).unwrap();
+        m.deposit(&id(1), &[b"torn".to_vec()]).unwrap();
+        drop(m);
+        let path = dir.path().join(format!("{}.log", id(1).to_hex()));
+        let len = std::fs::metadata(&path).unwrap().len();
+        for cut in [1, 3, 10] {
+            let f = OpenOptions::new().write(true).open(&path).unwrap();
+            f.set_len(len - cut).unwrap();
+            let m = Mailboxes::open(dir.path()).unwrap();
+            let (mail, _) = m.fetch(&id(1), 0, 1 << 20);
+            assert_eq!(mail.len(), 1, "cut {cut}");
+            assert_eq!(mail[0].bytes, b"whole");
+        }
+        // A flipped byte in a record's body ends the log there too.
+        let mut data = std::fs::read(&path).unwrap();
+        let n = data.len();
+        data[n - 1] ^= 1;
+        std::fs::write(&path, data).unwrap();
+        let m = Mailboxes::open(dir.path()).unwrap();
+        assert_eq!(m.waiting(&id(1)), 0);
+    }
+
+    #[test]
+    fn bounds_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mailboxes::open(dir.path()).unwrap();
+        assert_eq!(m.deposit(&id(1), &[]), Err(MailboxError::Empty));
+        assert_eq!(
+            m.deposit(&id(1), &[vec![0; MAX_ENVELOPE_BYTES + 1]]),
+            Err(MailboxError::TooLarge)
+        );
+        let many = vec![vec![1u8]; MAX_MAILBOX_MESSAGES];
+        m.deposit(&id(1), &many).unwrap();
+        assert_eq!(
+            m.deposit(&id(1), &[b"one more".to_vec()]),
+            Err(MailboxError::Full)
+        );
+        // Another mailbox is unaffected.
+        m.deposit(&id(2), &[b"fine".to_vec()]).unwrap();
+        // Taking mail makes room.
+        m.ack(&id(1), 10).unwrap();
+        m.deposit(&id(1), &[b"room".to_vec()]).unwrap();
+        assert_eq!(m.waiting(&id(1)), MAX_MAILBOX_MESSAGES - 10 + 1);
+        drop(m);
+        // Compaction kept what was not taken.
+        let m = Mailboxes::open(dir.path()).unwrap();
+        assert_eq!(m.waiting(&id(1)), MAX_MAILBOX_MESSAGES - 10 + 1);
+    }
+
+    #[test]
+    fn key_packages_are_handed_out_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let who = starling_types::PublicKey::ed25519([5; 32]);
+        let k = KeyPackages::open(dir.path()).unwrap();
+        assert_eq!(k.take(who, 0), Err(MailboxError::NoKeyPackage));
+        k.put(who, 0, vec![b"p1".to_vec(), b"p2".to_vec()]).unwrap();
+        assert_eq!(k.take(who, 0).unwrap(), b"p1");
+        drop(k);
+        let k = KeyPackages::open(dir.path()).unwrap();
+        assert_eq!(k.count(who, 0), 1);
+        assert_eq!(k.take(who, 0).unwrap(), b"p2");
+        assert_eq!(k.take(who, 0), Err(MailboxError::NoKeyPackage));
+        let n = k
+            .put(
+                who,
+                1,
+                (0..MAX_KEY_PACKAGES + 5).map(|i| vec![i as u8]).collect(),
+            )
+            .unwrap();
+        assert_eq!(n, MAX_KEY_PACKAGES);
+        // The oldest went.
+        assert_eq!(k.take(who, 1).unwrap(), vec![5u8]);
+    }
+
+    #[test]
+    fn the_first_commit_wins_the_epoch_even_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("order.log");
+        let o = CommitOrder::open(&path).unwrap();
+        o.offer(id(1), id(10)).unwrap();
+        o.offer(id(1), id(10)).unwrap();
+        assert_eq!(o.offer(id(1), id(11)), Err(MailboxError::EpochTaken));
+        o.offer(id(2), id(11)).unwrap();
+        drop(o);
+        let o = CommitOrder::open(&path).unwrap();
+        assert_eq!(o.offer(id(1), id(11)), Err(MailboxError::EpochTaken));
+        o.offer(id(1), id(10)).unwrap();
+    }
+}
