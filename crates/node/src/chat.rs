@@ -329,6 +329,11 @@ impl Chat {
         })
     }
 
+    /// Answers a chat protocol request (its encoded bytes) as this node's services do.
+    pub fn serve(&self, request: &[u8]) -> Vec<u8> {
+        starling_types::Encode::to_bytes(&self.services.serve(request))
+    }
+
     /// Counts changes to any conversation (what live streams wait on).
     pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changed.subscribe()
@@ -666,6 +671,8 @@ impl Chat {
             "home": endpoint_text(&self.home),
             "relays": self.relays.iter().map(endpoint_text).collect::<Vec<_>>(),
             "key_packages_at_home": self.services.key_packages.count(*account, h.meta.device_id),
+            "key_packages_at_relays": h.meta.packages_at,
+            "refused_envelopes": self.rejected.load(std::sync::atomic::Ordering::Relaxed),
             "encryption": ENCRYPTION,
         }))
     }

@@ -12,6 +12,8 @@
 //! - `POST /api/v1/me/chats/{id}/members`: `{"add": [...]}` or `{"remove": [...]}`.
 //! - `POST /api/v1/me/chats/{id}/leave`, `/read` (`{"upto"?}`), `/update` (new keys).
 //! - `GET  /api/v1/me/chats/{id}/safety`: safety numbers with each other member.
+//! - `POST /api/v1/chat/protocol`: a `/starling/chat/1` request over HTTP (binary in, binary
+//!   out), for clients without libp2p.
 
 use crate::api::{json_body, parse_key, Api, ApiError, ApiResult};
 use crate::chat::{Chat, ChatError};
@@ -37,6 +39,26 @@ pub(crate) fn routes() -> Router<Api> {
         .route("/api/v1/me/chats/{id}/read", post(read))
         .route("/api/v1/me/chats/{id}/update", post(update))
         .route("/api/v1/me/chats/{id}/safety", get(safety))
+        .route("/api/v1/chat/protocol", post(protocol))
+}
+
+/// The chat protocol's requests (deposits, fetches, key packages, commit order) over HTTP,
+/// for clients that do not speak libp2p: the body is an encoded request, the answer an
+/// encoded response (a malformed request is answered with a `Refused` saying why).
+async fn protocol(
+    State(api): State<Api>,
+    body: axum::body::Bytes,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    let chat = chat(&api)?;
+    let answer = tokio::task::spawn_blocking(move || chat.serve(&body))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        answer,
+    )
+        .into_response())
 }
 
 fn chat(api: &Api) -> Result<Arc<Chat>, ApiError> {

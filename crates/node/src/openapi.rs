@@ -97,6 +97,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ep!("post" "/api/v1/me/chats/{id}/read", "chat", SessionCsrf, &[], Some("ChatRead"), "Ok", "Mark a conversation read"),
     ep!("post" "/api/v1/me/chats/{id}/update", "chat", SessionCsrf, &[], None, "ChatEpoch", "Refresh this device's keys in a chat"),
     ep!("get" "/api/v1/me/chats/{id}/safety", "chat", Session, &[], None, "ChatSafety", "Safety numbers with each other member, from proven directory entries"),
+    ep!("post" "/api/v1/chat/protocol", "chat", None, &[], Some("ChatProtocol"), "ChatProtocol", "A /starling/chat/1 request over HTTP (encoded bytes in and out): deposits, fetches, key packages, commit order"),
     ep!("get" "/api/v1/openapi.json", "meta", None, &[], None, "OpenApi", "This document"),
     ep!("get" "/metrics", "meta", None, &[], None, "Metrics", "Prometheus metrics (text format)"),
 ];
@@ -149,7 +150,12 @@ fn operation(e: &Endpoint) -> Value {
     let answer = if e.answer == "Metrics" {
         json!({"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}})
     } else {
-        json!({"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{}", e.answer)}}}})
+        let mime = if e.answer == "ChatProtocol" {
+            "application/octet-stream"
+        } else {
+            "application/json"
+        };
+        json!({"description": "OK", "content": {mime: {"schema": {"$ref": format!("#/components/schemas/{}", e.answer)}}}})
     };
     let mut responses = Map::new();
     responses.insert(
@@ -193,7 +199,12 @@ fn operation(e: &Endpoint) -> Value {
         "responses": responses,
     });
     if let Some(body) = e.body {
-        op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}});
+        let mime = if body == "ChatProtocol" {
+            "application/octet-stream"
+        } else {
+            "application/json"
+        };
+        op["requestBody"] = json!({"required": true, "content": {mime: {"schema": {"$ref": format!("#/components/schemas/{body}")}}}});
     }
     match e.auth {
         Auth::None => {}
@@ -373,6 +384,7 @@ fn schemas() -> Value {
         json!(obj(json!({"epoch": s("integer")}), &["epoch"])),
     );
     m.insert("ChatSafety".into(), json!(obj(json!({"chat": s("string"), "encryption": s("string"), "members": {"type": "array", "items": obj(json!({"account": key, "safety_number": s("string"), "devices": s("integer")}), &["account", "safety_number"])}}), &["members"])));
+    m.insert("ChatProtocol".into(), json!({"type": "string", "format": "binary", "description": "An encoded chat protocol request or response (see the node's chatnet module)"}));
     m.insert("OpenApi".into(), json!(any));
     m.insert("Metrics".into(), json!(s("string")));
     Value::Object(m)

@@ -8,25 +8,18 @@
 //! "admitted to this node's pool", which a node that is then killed cannot keep.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
+mod common;
+use common::*;
 use starling_types::{Action, ChainId, Encode as _, ShardMap, TxBody};
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Instant;
 
 const USERS: u32 = 24;
 /// Short epochs: the run crosses epoch boundaries, also while a validator is down.
 const EPOCH_BLOCKS: u64 = 5;
-const TIMEOUT: Duration = Duration::from_secs(120);
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
 
 /// `key`'s transaction with `nonce` and `action`, signed for `chain`, as the API takes it.
 fn signed_hex(
@@ -69,63 +62,10 @@ fn starling(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// One HTTP/1.1 request; returns the status and body.
-fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split(' ').nth(1)?.parse().ok()?;
-    let body = out.split_once("\r\n\r\n")?.1.to_string();
-    Some((status, body))
-}
-
-fn get(addr: SocketAddr, path: &str) -> Option<serde_json::Value> {
-    match http(addr, "GET", path, None)? {
-        (200, b) => serde_json::from_str(&b).ok(),
-        _ => None,
-    }
-}
-
-/// Polls `f` until it returns `Some`, failing after [`TIMEOUT`].
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < TIMEOUT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 struct Validator {
     config: PathBuf,
     api: SocketAddr,
     child: Option<Child>,
-}
-
-/// Spawns `command` and returns once it prints that its API is listening (which a node or
-/// devnet does once everything runs).
-fn spawn_until_api(command: &mut Command) -> Child {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready = lines.any(|l| l.is_ok_and(|l| l.contains("API listening")));
-    assert!(ready, "{command:?} exited before serving its API");
-    // Keep draining stdout so the process never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    child
 }
 
 impl Validator {
@@ -467,16 +407,6 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
                 (1_000 + u).to_string()
             );
         }
-    }
-}
-
-/// A child process killed (SIGKILL) when dropped, also when a check fails.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

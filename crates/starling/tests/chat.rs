@@ -1,0 +1,612 @@
+//! End-to-end encrypted chat across real processes on 127.0.0.1: a devnet (its relay is the
+//! mailbox relay and the home of a third account) and two user nodes (`starling node`, relay
+//! role) that name it as their mailbox relay.
+//!
+//! Alice and Bob chat both ways node to node; Bob's node is killed, Alice writes, and the
+//! restarted node takes everything from the relay once and in order; the relay's files hold
+//! none of the texts; tampered, replayed and truncated envelopes are refused without harm; a
+//! member removed from a group reads nothing after; malformed protocol requests are answered
+//! with clear refusals.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use starling_node::chatnet::{ChatRequest, ChatResponse};
+use starling_types::{Decode as _, Encode as _, Hash};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PASSWORD: &str = "a password for the chat test";
+
+fn starling(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_starling"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A JSON request with a bearer token; the status and the parsed body.
+fn call(api: SocketAddr, method: &str, path: &str, token: &str, body: Value) -> (u16, Value) {
+    let auth = format!("Bearer {token}");
+    let body = if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    };
+    let (status, out) =
+        http_bytes(api, method, path, &[("Authorization", &auth)], &body).expect("the API answers");
+    (status, serde_json::from_slice(&out).unwrap_or(Value::Null))
+}
+
+fn ok(api: SocketAddr, method: &str, path: &str, token: &str, body: Value) -> Value {
+    let (status, v) = call(api, method, path, token, body);
+    assert_eq!(status, 200, "{method} {path}: {v}");
+    v
+}
+
+/// A chat protocol request over the node's HTTP gateway.
+fn protocol(api: SocketAddr, bytes: &[u8]) -> ChatResponse {
+    let (status, out) = http_bytes(
+        api,
+        "POST",
+        "/api/v1/chat/protocol",
+        &[("Content-Type", "application/octet-stream")],
+        bytes,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    ChatResponse::from_bytes(&out).unwrap()
+}
+
+fn refusal(r: ChatResponse) -> String {
+    match r {
+        ChatResponse::Refused { code, .. } => code,
+        other => panic!("not refused: {other:?}"),
+    }
+}
+
+struct UserNode {
+    config: PathBuf,
+    api: SocketAddr,
+    child: Option<Killed>,
+}
+
+impl UserNode {
+    fn create(
+        dir: &Path,
+        name: &str,
+        genesis: &Path,
+        bootstrap: &[String],
+        relay: &str,
+    ) -> UserNode {
+        starling(dir, &["keys", "generate", "--out", &format!("{name}.key")]);
+        let api = free_addr();
+        let config = dir.join(format!("{name}.toml"));
+        let bootstrap: Vec<String> = bootstrap.iter().map(|b| format!("\"{b}\"")).collect();
+        std::fs::write(
+            &config,
+            format!(
+                "roles = [\"relay\"]\ndata_dir = \"{name}-data\"\nkey_file = \"{name}.key\"\ngenesis = \"{}\"\n\n[p2p]\nlisten = \"{}\"\nbootstrap = [{}]\n\n[api]\nlisten = \"{api}\"\n\n[metrics]\nlisten = \"{}\"\n\n[chat]\nrelays = [\"{relay}\"]\n",
+                genesis.display(),
+                free_addr(),
+                bootstrap.join(", "),
+                free_addr(),
+            ),
+        )
+        .unwrap();
+        starling(dir, &["init", "--config", config.to_str().unwrap()]);
+        let mut n = UserNode {
+            config,
+            api,
+            child: None,
+        };
+        n.start(dir);
+        n
+    }
+
+    fn start(&mut self, dir: &Path) {
+        self.child = Some(Killed(spawn_until_api(
+            Command::new(env!("CARGO_BIN_EXE_starling"))
+                .current_dir(dir)
+                .args(["node", "--config", self.config.to_str().unwrap()]),
+        )));
+    }
+}
+
+/// Imports devnet user `i` (funded at genesis) into the node; returns (account, token).
+fn import(api: SocketAddr, label: &str, i: u32) -> (String, String) {
+    let key = starling_node::devnet::user_key(i);
+    let body = json!({"label": label, "password": PASSWORD, "secret": hex::encode(*key.to_seed()), "bearer": true});
+    let (status, v) = http(
+        api,
+        "POST",
+        "/api/v1/keystore/import",
+        Some(&body.to_string()),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
+    let v: Value = serde_json::from_str(&v).unwrap();
+    (
+        key.public_key().to_text(),
+        v["token"].as_str().unwrap().to_string(),
+    )
+}
+
+fn login(api: SocketAddr, label: &str) -> String {
+    let body = json!({"account": label, "password": PASSWORD, "bearer": true});
+    let (status, v) = http(api, "POST", "/api/v1/session", Some(&body.to_string())).unwrap();
+    assert_eq!(status, 200, "{v}");
+    let v: Value = serde_json::from_str(&v).unwrap();
+    v["token"].as_str().unwrap().to_string()
+}
+
+/// Turns chat on and waits until the device is in the key directory with key packages at
+/// home (and at `relays_needed` relays).
+fn chat_on(api: SocketAddr, token: &str, relays_needed: usize) {
+    ok(api, "POST", "/api/v1/me/chat", token, Value::Null);
+    wait_for("the chat device to be published", || {
+        let s = ok(api, "GET", "/api/v1/me/chat", token, Value::Null);
+        let ready = s["published"] == json!(true)
+            && s["key_packages_at_home"].as_u64().unwrap_or(0) > 0
+            && s["key_packages_at_relays"].as_array().map_or(0, Vec::len) >= relays_needed;
+        ready.then_some(())
+    });
+}
+
+/// The texts of a conversation, in order (events left out).
+fn texts(api: SocketAddr, token: &str, chat: &str) -> Vec<(String, String)> {
+    let v = ok(
+        api,
+        "GET",
+        &format!("/api/v1/me/chats/{chat}/messages?limit=1000"),
+        token,
+        Value::Null,
+    );
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "text")
+        .map(|m| {
+            (
+                m["from"].as_str().unwrap().to_string(),
+                m["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn send(api: SocketAddr, token: &str, chat: &str, text: &str) {
+    ok(
+        api,
+        "POST",
+        &format!("/api/v1/me/chats/{chat}/messages"),
+        token,
+        json!({ "text": text }),
+    );
+}
+
+fn wait_texts(api: SocketAddr, token: &str, chat: &str, n: usize) -> Vec<(String, String)> {
+    wait_for(&format!("{n} texts"), || {
+        let t = texts(api, token, chat);
+        (t.len() >= n).then_some(t)
+    })
+}
+
+/// Every file under `dir`, read whole.
+fn files(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files(&p, out);
+        } else if let Ok(b) = std::fs::read(&p) {
+            out.push((p, b));
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The envelopes in a relay's mailbox log (records: len, seq, expiry, checksum, bytes).
+fn logged_envelopes(log: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while log.len() - at >= 28 {
+        let n = u32::from_be_bytes(log[at..at + 4].try_into().unwrap()) as usize;
+        out.push(log[at + 28..at + 28 + n].to_vec());
+        at += 28 + n;
+    }
+    out
+}
+
+#[test]
+fn chat_across_user_nodes_and_a_mailbox_relay() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let devnet_dir = dir.join("devnet");
+    let (child, lines) = spawn_until_api_lines(
+        Command::new(env!("CARGO_BIN_EXE_starling"))
+            .args(["devnet", "--data-dir", devnet_dir.to_str().unwrap()])
+            .args([
+                "--api",
+                &free_addr().to_string(),
+                "--block-interval-ms",
+                "50",
+            ]),
+    );
+    let _devnet = Killed(child);
+    let devnet_api: SocketAddr = lines
+        .iter()
+        .find_map(|l| l.split("http://").nth(1))
+        .and_then(|s| s.split('/').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let relay = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("chat relay at "))
+        .expect("the devnet names its chat relay")
+        .to_string();
+    let bootstrap: Vec<String> = std::fs::read_to_string(devnet_dir.join("p2p-addresses"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let genesis = devnet_dir.join("genesis.toml");
+    let mut alice_node = UserNode::create(dir, "alice-node", &genesis, &bootstrap, &relay);
+    let mut bob_node = UserNode::create(dir, "bob-node", &genesis, &bootstrap, &relay);
+    let (a_api, b_api) = (alice_node.api, bob_node.api);
+
+    let (alice, at) = import(a_api, "alice", 1);
+    let (bob, mut bt) = import(b_api, "bob", 2);
+    // Carol lives on the devnet's relay (signed up there, funded by its faucet).
+    let (status, v) = http(
+        devnet_api,
+        "POST",
+        "/api/v1/keystore",
+        Some(&json!({"label": "carol", "password": PASSWORD, "bearer": true}).to_string()),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{v}");
+    let v: Value = serde_json::from_str(&v).unwrap();
+    let (carol, ct) = (
+        v["account"].as_str().unwrap().to_string(),
+        v["token"].as_str().unwrap().to_string(),
+    );
+
+    // Before chat is on: clear errors.
+    let (status, v) = call(a_api, "GET", "/api/v1/me/chats", &at, Value::Null);
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("chat_not_set_up")),
+        "{v}"
+    );
+    chat_on(a_api, &at, 1);
+    chat_on(b_api, &bt, 1);
+    wait_for("carol's funds", || {
+        let (s, _) = call(devnet_api, "POST", "/api/v1/me/chat", &ct, Value::Null);
+        (s == 200).then_some(())
+    });
+    chat_on(devnet_api, &ct, 0);
+
+    // The key directory, with a proof, as any node serves it.
+    let keys = get(a_api, &format!("/api/v1/accounts/{bob}/chat-keys")).unwrap();
+    assert_eq!(keys["devices"].as_array().unwrap().len(), 1, "{keys}");
+    assert!(
+        keys["devices"][0]["relays"][0].as_str().unwrap() == relay,
+        "{keys}"
+    );
+    assert!(!keys["proof"].as_str().unwrap().is_empty());
+    let bob_mailbox = keys["devices"][0]["mailbox"].as_str().unwrap().to_string();
+    let (status, _) = http(
+        a_api,
+        "GET",
+        &format!("/api/v1/accounts/{carol}/chat-keys"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+
+    // Alice starts a chat with Bob; both ways, node to node.
+    let chat = ok(
+        a_api,
+        "POST",
+        "/api/v1/me/chats",
+        &at,
+        json!({ "members": [bob] }),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for("bob to join", || {
+        let v = ok(b_api, "GET", "/api/v1/me/chats", &bt, Value::Null);
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == json!(chat))
+            .then_some(())
+    });
+    send(a_api, &at, &chat, "hello bob");
+    assert_eq!(
+        wait_texts(b_api, &bt, &chat, 1),
+        vec![(alice.clone(), "hello bob".to_string())]
+    );
+    let list = ok(b_api, "GET", "/api/v1/me/chats", &bt, Value::Null);
+    assert_eq!(list["items"][0]["unread"], json!(1), "{list}");
+    ok(
+        b_api,
+        "POST",
+        &format!("/api/v1/me/chats/{chat}/read"),
+        &bt,
+        json!({}),
+    );
+    let list = ok(b_api, "GET", "/api/v1/me/chats", &bt, Value::Null);
+    assert_eq!(list["items"][0]["unread"], json!(0), "{list}");
+    send(b_api, &bt, &chat, "hi alice");
+    assert_eq!(
+        wait_texts(a_api, &at, &chat, 2),
+        vec![
+            (alice.clone(), "hello bob".into()),
+            (bob.clone(), "hi alice".into())
+        ]
+    );
+    // Both see the same safety number.
+    let sa = ok(
+        a_api,
+        "GET",
+        &format!("/api/v1/me/chats/{chat}/safety"),
+        &at,
+        Value::Null,
+    );
+    let sb = ok(
+        b_api,
+        "GET",
+        &format!("/api/v1/me/chats/{chat}/safety"),
+        &bt,
+        Value::Null,
+    );
+    assert_eq!(
+        sa["members"][0]["safety_number"],
+        sb["members"][0]["safety_number"]
+    );
+    assert_eq!(
+        sa["members"][0]["safety_number"].as_str().unwrap().len(),
+        71
+    );
+
+    // Bob's node goes down hard; Alice keeps writing: the mail waits at the relay.
+    bob_node.child = None;
+    let down: Vec<String> = (1..=3)
+        .map(|i| format!("while you were away {i}"))
+        .collect();
+    for t in &down {
+        send(a_api, &at, &chat, t);
+    }
+    let relay_dir = devnet_dir.join("relay");
+    let log = relay_dir
+        .join("mail")
+        .join("mailboxes")
+        .join(format!("{bob_mailbox}.log"));
+    let stored = std::fs::read(&log).expect("the relay keeps Bob's mail");
+    let envelopes = logged_envelopes(&stored);
+    assert_eq!(envelopes.len(), 3);
+    // The relay's files hold none of the texts (nor do the user nodes' files).
+    let mut all = Vec::new();
+    files(&relay_dir, &mut all);
+    files(&dir.join("alice-node-data"), &mut all);
+    files(&dir.join("bob-node-data"), &mut all);
+    for (path, bytes) in &all {
+        for t in down
+            .iter()
+            .map(String::as_str)
+            .chain(["hello bob", "hi alice"])
+        {
+            assert!(
+                !contains(bytes, t.as_bytes()),
+                "{} holds `{t}`",
+                path.display()
+            );
+        }
+    }
+
+    // Bob's node restarts; once Bob logs in, everything arrives once and in order.
+    bob_node.start(dir);
+    bt = login(b_api, "bob");
+    let got = wait_texts(b_api, &bt, &chat, 5);
+    let expected: Vec<(String, String)> = [("hello bob", &alice), ("hi alice", &bob)]
+        .into_iter()
+        .map(|(t, w)| (w.clone(), t.to_string()))
+        .chain(down.iter().map(|t| (alice.clone(), t.clone())))
+        .collect();
+    assert_eq!(got, expected);
+    wait_for("the relay to drop what Bob took", || {
+        (!log.exists() || logged_envelopes(&std::fs::read(&log).unwrap()).is_empty()).then_some(())
+    });
+
+    // Replayed, tampered and truncated envelopes are refused and change nothing.
+    let mailbox = Hash::from_hex(&bob_mailbox).unwrap();
+    let before = ok(b_api, "GET", "/api/v1/me/chat", &bt, Value::Null)["refused_envelopes"]
+        .as_u64()
+        .unwrap();
+    let mut bad = vec![envelopes[0].clone()];
+    let mut flipped = envelopes[1].clone();
+    let n = flipped.len();
+    flipped[n / 2] ^= 0x40;
+    bad.push(flipped);
+    bad.push(envelopes[2][..envelopes[2].len() - 7].to_vec());
+    bad.push(b"not an MLS message at all".to_vec());
+    let deposit = ChatRequest::Deposit {
+        mailbox,
+        envelopes: bad,
+    };
+    assert!(matches!(
+        protocol(devnet_api, &deposit.to_bytes()),
+        ChatResponse::Stored { .. }
+    ));
+    wait_for("bob's node to refuse the bad envelopes", || {
+        let s = ok(b_api, "GET", "/api/v1/me/chat", &bt, Value::Null);
+        (s["refused_envelopes"].as_u64().unwrap() >= before + 3).then_some(())
+    });
+    send(a_api, &at, &chat, "still fine");
+    let got = wait_texts(b_api, &bt, &chat, 6);
+    assert_eq!(got.len(), 6, "{got:?}");
+    assert_eq!(got[5], (alice.clone(), "still fine".to_string()));
+
+    // A group: Alice adds Carol (the commit ordered by the delivery relay), then removes her.
+    let epoch = ok(
+        a_api,
+        "POST",
+        &format!("/api/v1/me/chats/{chat}/members"),
+        &at,
+        json!({ "add": [carol] }),
+    )["epoch"]
+        .as_u64()
+        .unwrap();
+    assert!(epoch >= 2);
+    wait_for("carol to join", || {
+        let v = ok(devnet_api, "GET", "/api/v1/me/chats", &ct, Value::Null);
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == json!(chat))
+            .then_some(())
+    });
+    send(a_api, &at, &chat, "to all three");
+    assert_eq!(wait_texts(devnet_api, &ct, &chat, 1)[0].1, "to all three");
+    assert_eq!(wait_texts(b_api, &bt, &chat, 7)[6].1, "to all three");
+    send(devnet_api, &ct, &chat, "carol here");
+    assert_eq!(wait_texts(a_api, &at, &chat, 8)[7].1, "carol here");
+    ok(
+        a_api,
+        "POST",
+        &format!("/api/v1/me/chats/{chat}/members"),
+        &at,
+        json!({ "remove": [carol] }),
+    );
+    wait_for("carol to learn she was removed", || {
+        let v = ok(devnet_api, "GET", "/api/v1/me/chats", &ct, Value::Null);
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == json!(chat) && c["left"] == json!(true))
+            .then_some(())
+    });
+    send(a_api, &at, &chat, "just us again");
+    assert_eq!(wait_texts(b_api, &bt, &chat, 9)[8].1, "just us again");
+    // Bob answers too (his commit view agrees), and Carol never reads either.
+    send(b_api, &bt, &chat, "indeed");
+    assert_eq!(wait_texts(a_api, &at, &chat, 10)[9].1, "indeed");
+    let carol_texts = texts(devnet_api, &ct, &chat);
+    assert!(
+        carol_texts
+            .iter()
+            .all(|(_, t)| t != "just us again" && t != "indeed"),
+        "{carol_texts:?}"
+    );
+    let (status, v) = call(
+        devnet_api,
+        "POST",
+        &format!("/api/v1/me/chats/{chat}/messages"),
+        &ct,
+        json!({"text": "let me back"}),
+    );
+    assert_eq!(status, 404, "{v}");
+
+    // Malformed requests get clear answers.
+    assert_eq!(refusal(protocol(devnet_api, b"")), "malformed");
+    assert_eq!(refusal(protocol(devnet_api, &[2, 0, 1])), "malformed");
+    assert_eq!(refusal(protocol(devnet_api, &[77])), "malformed");
+    let too_many = {
+        let mut b = vec![1u8];
+        mailbox.encode(&mut b);
+        b.extend_from_slice(&100_000u32.to_be_bytes());
+        b
+    };
+    assert_eq!(refusal(protocol(devnet_api, &too_many)), "malformed");
+    let empty = ChatRequest::Deposit {
+        mailbox,
+        envelopes: vec![],
+    };
+    assert_eq!(refusal(protocol(devnet_api, &empty.to_bytes())), "empty");
+    let stranger =
+        starling_crypto::SecretKey::from_seed(starling_types::KeyType::Ed25519, &[9; 32]).unwrap();
+    let forged = match ChatRequest::fetch(&stranger.public_key(), &stranger, 0) {
+        ChatRequest::Fetch {
+            at_ms, signature, ..
+        } => ChatRequest::Fetch {
+            key: starling_types::PublicKey::ed25519(mailbox.0),
+            after: 0,
+            at_ms,
+            signature,
+        },
+        _ => unreachable!(),
+    };
+    assert_eq!(
+        refusal(protocol(devnet_api, &forged.to_bytes())),
+        "bad_signature"
+    );
+    let take = ChatRequest::TakeKeyPackage {
+        account: stranger.public_key(),
+        device: 0,
+    };
+    assert_eq!(
+        refusal(protocol(devnet_api, &take.to_bytes())),
+        "no_key_package"
+    );
+    // The API's own bad requests.
+    let (status, v) = call(
+        a_api,
+        "POST",
+        "/api/v1/me/chats",
+        &at,
+        json!({"members": []}),
+    );
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = call(
+        a_api,
+        "POST",
+        "/api/v1/me/chats",
+        &at,
+        json!({"members": ["@nobody_here"]}),
+    );
+    assert_eq!(status, 404, "{v}");
+    let (status, _) = call(
+        a_api,
+        "POST",
+        "/api/v1/me/chats/zz/messages",
+        &at,
+        json!({"text": "x"}),
+    );
+    assert_eq!(status, 400);
+    let (status, _) = call(
+        a_api,
+        "POST",
+        &format!("/api/v1/me/chats/{chat}/messages"),
+        &at,
+        json!({"text": "  "}),
+    );
+    assert_eq!(status, 400);
+    let (status, _) = call(
+        a_api,
+        "POST",
+        &format!("/api/v1/me/chats/{chat}/messages"),
+        &at,
+        json!({"txt": "x"}),
+    );
+    assert_eq!(status, 400);
+    drop(alice_node.child.take());
+}

@@ -1,0 +1,119 @@
+//! Helpers shared by the multi-process tests: free loopback ports, processes killed on drop,
+//! plain HTTP/1.1 requests, and bounded polling.
+#![allow(dead_code, clippy::unwrap_used, clippy::panic, clippy::expect_used)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const TIMEOUT: Duration = Duration::from_secs(120);
+
+pub fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// One HTTP/1.1 request with extra headers and a raw body; returns the status and body.
+pub fn http_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).ok()?;
+    s.write_all(body).ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let status_line = String::from_utf8_lossy(&out[..split]).into_owned();
+    let status = status_line.split(' ').nth(1)?.parse().ok()?;
+    Some((status, out[split + 4..].to_vec()))
+}
+
+/// One HTTP/1.1 request; returns the status and body.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Option<(u16, String)> {
+    let (status, body) = http_bytes(addr, method, path, &[], body.unwrap_or("").as_bytes())?;
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Option<serde_json::Value> {
+    match http(addr, "GET", path, None)? {
+        (200, b) => serde_json::from_str(&b).ok(),
+        _ => None,
+    }
+}
+
+/// Polls `f` until it returns `Some`, failing after [`TIMEOUT`].
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < TIMEOUT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Spawns `command` and returns once it prints that its API is listening (which a node or
+/// devnet does once everything runs), with the lines it printed before.
+pub fn spawn_until_api_lines(command: &mut Command) -> (Child, Vec<String>) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let ready = lines.any(|l| match l {
+        Ok(l) => {
+            let done = l.contains("API listening");
+            seen.push(l);
+            done
+        }
+        Err(_) => false,
+    });
+    assert!(ready, "{command:?} exited before serving its API");
+    // Keep draining stdout so the process never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, seen)
+}
+
+pub fn spawn_until_api(command: &mut Command) -> Child {
+    spawn_until_api_lines(command).0
+}
+
+/// A child process killed (SIGKILL) when dropped, also when a check fails.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
