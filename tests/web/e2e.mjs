@@ -4,6 +4,7 @@
 // then two people use the web app in two browser contexts: both sign up, Alice posts, Bob
 // follows her and sees the post arrive live in his home timeline, likes it and replies,
 // Alice sees both notifications, search finds the post, and Alice's edit shows its history.
+// Then they turn on encrypted chat and message each other live, and compare safety numbers.
 // Also: keyboard-only posting, phone width, dark mode. Every wait is bounded; the devnet is
 // stopped at the end whatever happens.
 //
@@ -184,6 +185,34 @@ try {
   await bob.reload();
   await bob.waitForSelector('body[data-ready="true"]');
   assert.equal(await bob.evaluate(() => document.documentElement.dataset.theme), 'dark');
+
+  // Encrypted chat: both turn it on (a device published on the ledger), Alice starts a chat
+  // with @bob, and messages go both ways live; the safety numbers match.
+  for (const page of [alice, bob]) {
+    await page.goto(`${base}/#/chats`);
+    await page.click('#chat-setup');
+    await page.waitForSelector('form[aria-label="New chat"]', { timeout: WAIT });
+  }
+  await alice.fill('#chat-members', '@bob');
+  await alice.click('form[aria-label="New chat"] button[type="submit"]');
+  await alice.waitForSelector('#chat-input', { timeout: WAIT });
+  await alice.waitForFunction(() => /MLS/.test(document.querySelector('#chat-encryption')?.textContent || ''), null, { timeout: WAIT });
+  await alice.fill('#chat-input', 'Hi Bob, only we can read this');
+  await alice.keyboard.press('Enter');
+  await alice.locator('.bubble.mine', { hasText: 'only we can read this' }).waitFor();
+  // Bob, on his chat list, sees the new chat and its unread badge arrive live.
+  await bob.waitForFunction(() => Number(document.querySelector('#chat-unread')?.textContent || 0) >= 1, null, { timeout: WAIT });
+  await bob.locator('.chat-row', { hasText: 'only we can read this' }).click();
+  await bob.locator('.bubble:not(.mine)', { hasText: 'only we can read this' }).waitFor();
+  await bob.fill('#chat-input', 'Hi Alice, got it');
+  await bob.keyboard.press('Enter');
+  await alice.locator('.bubble:not(.mine)', { hasText: 'Hi Alice, got it' }).waitFor({ timeout: WAIT });
+  await bob.waitForFunction(() => document.querySelector('#chat-unread').hidden === true, null, { timeout: WAIT });
+  await alice.click('#show-safety');
+  await bob.click('#show-safety');
+  const numbers = await Promise.all([alice, bob].map(async (p) => { await p.waitForSelector('#safety .safety'); return p.textContent('#safety .safety'); }));
+  assert.match(numbers[0], /^(\d{5} ){11}\d{5}$/);
+  assert.equal(numbers[0], numbers[1], 'both see the same safety number');
 
   // Log out ends the session; the cookie no longer works.
   await bob.click('nav a[data-route="wallet"]');

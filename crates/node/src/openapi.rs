@@ -74,7 +74,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ep!("get" "/api/v1/handles/{handle}", "social", None, &[], None, "Person", "The account holding a handle"),
     ep!("get" "/api/v1/search/posts", "social", None, &["q", "cursor", "limit", "viewer"], None, "PostPage", "Full-text search of posts, best first"),
     ep!("get" "/api/v1/search/people", "social", None, &["q", "cursor", "limit"], None, "PeoplePage", "Search people by handle, name and bio"),
-    ep!("get" "/api/v1/stream", "social", None, &["account"], None, "StreamMessage", "WebSocket: new home-timeline items and notifications, live (session or ?account=)"),
+    ep!("get" "/api/v1/stream", "social", None, &["account"], None, "StreamMessage", "WebSocket: new home-timeline items and notifications, live (session or ?account=); a session's stream also says when its chats change"),
     ep!("get" "/api/v1/keystore", "accounts", None, &[], None, "KeystoreList", "Accounts this node holds (public keys and labels)"),
     ep!("post" "/api/v1/keystore", "accounts", None, &[], Some("SignupRequest"), "SessionStarted", "Sign up: a new key pair in an encrypted keystore on this node; starts a session"),
     ep!("post" "/api/v1/keystore/import", "accounts", None, &[], Some("ImportRequest"), "SessionStarted", "Import a secret key or an exported keystore; starts a session"),
@@ -318,7 +318,7 @@ fn schemas() -> Value {
     );
     m.insert("Thread".into(), json!(obj(json!({"ancestors": {"type": "array", "items": {"$ref": "#/components/schemas/Post"}}, "post": {"$ref": "#/components/schemas/Post"}, "replies": page("Post")}), &["ancestors", "post", "replies"])));
     m.insert("Trending".into(), json!(obj(json!({"items": {"type": "array", "items": obj(json!({"tag": s("string"), "posts": s("integer")}), &["tag", "posts"])}}), &["items"])));
-    m.insert("StreamMessage".into(), json!(obj(json!({"type": {"enum": ["hello", "post", "notification"]}, "item": any, "unread": s("integer")}), &["type"])));
+    m.insert("StreamMessage".into(), json!(obj(json!({"type": {"enum": ["hello", "post", "notification", "chat"]}, "item": any, "unread": s("integer")}), &["type"])));
     m.insert("KeystoreList".into(), json!(obj(json!({"items": {"type": "array", "items": obj(json!({"account": key, "label": s("string")}), &["account", "label"])}}), &["items"])));
     m.insert("SignupRequest".into(), json!(obj(json!({"label": s("string"), "password": {"type": "string", "minLength": crate::keystore::MIN_PASSWORD_CHARS}, "bearer": s("boolean")}), &["label", "password"])));
     m.insert("ImportRequest".into(), json!(obj(json!({"password": s("string"), "label": s("string"), "secret": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}, "key_type": {"enum": ["ed25519", "secp256k1"]}, "backup": s("string"), "bearer": s("boolean")}), &["password"])));

@@ -87,9 +87,14 @@ async fn stream(
             "streams open only from this node's own pages",
         ));
     }
+    // Chat news (private) go only to a session's own stream.
+    let mut chat = None;
     let account = match (q.account.as_deref(), session_of(&api, &headers)) {
         (Some(a), _) => parse_key(a)?,
-        (None, Some(s)) => s.account,
+        (None, Some(s)) => {
+            chat = api.node.chat().cloned();
+            s.account
+        }
         (None, None) => {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -111,7 +116,7 @@ async fn stream(
     Ok(ws
         .max_message_size(MAX_INCOMING_BYTES)
         .on_upgrade(move |socket| async move {
-            run(socket, view, account, updates).await;
+            run(socket, view, account, updates, chat).await;
             OPEN.fetch_sub(1, Ordering::SeqCst);
         }))
 }
@@ -165,7 +170,9 @@ async fn run(
     view: Arc<AppView>,
     account: AccountId,
     mut updates: tokio::sync::watch::Receiver<u64>,
+    chat: Option<Arc<crate::chat::Chat>>,
 ) {
+    let mut chat_updates = chat.as_ref().map(|c| c.watch());
     // What is there when the stream opens counts as sent: the client read it already.
     let first = {
         let view = view.clone();
@@ -221,6 +228,25 @@ async fn run(
                         }
                     }
                     Err(e) => tracing::warn!(error = ?e, "stream could not read the app view"),
+                }
+            }
+            changed = async {
+                match chat_updates.as_mut() {
+                    Some(r) => r.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if changed.is_err() {
+                    chat_updates = None;
+                    continue;
+                }
+                let Some(c) = &chat else { continue };
+                // Only an open chat has news; a closed one (logged out) says nothing.
+                let Ok(chats) = c.chats(&account).await else { continue };
+                let unread: u64 = chats.iter().map(|x| x.unread).sum();
+                let m = json!({"type": "chat", "unread": unread});
+                if socket.send(Message::Text(m.to_string().into())).await.is_err() {
+                    return;
                 }
             }
             incoming = socket.recv() => {

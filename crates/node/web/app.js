@@ -521,6 +521,173 @@ async function logout() {
   go('#/login');
 }
 
+
+// ---------- chat (end-to-end encrypted; the node holds the device, the relays see ciphertext) ----------
+const names = new Map();
+async function nameOf(key) {
+  if (!key) return '';
+  if (key === state.me) return 'You';
+  if (!names.has(key)) {
+    names.set(key, api('GET', `/accounts/${encodeURIComponent(key)}/profile`).then((p) => (p.handle ? '@' + p.handle : displayName(p))).catch(() => short(key)));
+  }
+  return names.get(key);
+}
+async function membersText(members) {
+  const others = members.filter((m) => m !== state.me);
+  return (await Promise.all(others.map(nameOf))).join(', ') || 'Only you';
+}
+function setChatUnread(n) {
+  const b = $('#chat-unread');
+  b.textContent = String(n);
+  b.hidden = !n;
+  b.setAttribute('aria-label', `${n} unread messages`);
+}
+async function refreshChatUnread() {
+  try {
+    const l = await api('GET', '/me/chats');
+    setChatUnread(l.items.reduce((a, c) => a + c.unread, 0));
+    return l;
+  } catch (_) { return null; }
+}
+async function chatOn(m) {
+  const st = await api('GET', '/me/chat');
+  if (st.enabled && st.published) return true;
+  const btn = h('button', { class: 'primary', type: 'button', id: 'chat-setup' }, 'Turn on encrypted chat');
+  const note = h('p', { class: 'muted' }, 'Chat is end to end encrypted (MLS). This node keeps your device; relays only ever see ciphertext. Turning it on publishes your device key on the ledger (a small fee).');
+  m.append(h('div', { class: 'pad' }, note, btn));
+  if (st.enabled) { btn.disabled = true; btn.textContent = 'Publishing your device…'; }
+  btn.addEventListener('click', async () => {
+    btn.disabled = true; btn.textContent = 'Publishing your device…';
+    try { await api('POST', '/me/chat'); } catch (e) { toast(e.message); btn.disabled = false; btn.textContent = 'Turn on encrypted chat'; return; }
+  });
+  for (let i = 0; i < 600; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    if (state.route !== 'chats') return false;
+    const s = await api('GET', '/me/chat').catch(() => ({}));
+    if (s.enabled && s.published) { await render(); return false; }
+  }
+  return false;
+}
+views.chats = async () => {
+  const m = main();
+  m.replaceChildren(h('h1', {}, 'Chats'));
+  if (!(await chatOn(m))) return;
+  const who = h('input', { id: 'chat-members', placeholder: '@handle or ed25519:…, several separated by commas', autocomplete: 'off' });
+  m.append(h('form', { class: 'pad', 'aria-label': 'New chat', onsubmit: async (e) => {
+    e.preventDefault();
+    const members = who.value.split(',').map((x) => x.trim()).filter(Boolean);
+    if (!members.length) return;
+    try {
+      const r = await api('POST', '/me/chats', { members });
+      go(`#/chat/${r.id}`);
+    } catch (x) { toast(x.message); }
+  } }, h('label', { for: 'chat-members' }, 'New chat with'), who, h('div', { class: 'row' }, h('span', { class: 'small muted' }, '🔒 End to end encrypted'), h('button', { class: 'primary', type: 'submit' }, 'Start chat'))));
+  const list = h('div', { id: 'chat-list' });
+  m.append(list);
+  const l = await refreshChatUnread();
+  if (!l || !l.items.length) { list.append(h('div', { class: 'empty' }, 'No chats yet.')); return; }
+  for (const c of l.items) {
+    const title = c.left ? 'Chat you left' : await membersText(c.members);
+    const last = c.last ? (c.last.kind === 'text' ? c.last.text : c.last.text) : '';
+    list.append(h('a', { class: 'chat-row', href: `#/chat/${c.id}`, 'data-chat': c.id },
+      h('div', { class: 'meta' }, h('span', { class: 'who' }, title), c.unread ? h('span', { class: 'badge', 'aria-label': `${c.unread} unread` }, String(c.unread)) : null,
+        c.last ? h('span', { class: 'small muted' }, ago(c.last.at_ms)) : null),
+      h('div', { class: 'small muted' }, last)));
+  }
+};
+function messageEl(msg) {
+  if (msg.kind === 'event') return h('div', { class: 'event', 'data-seq': msg.seq }, msg.text);
+  const el = h('div', { class: 'bubble' + (msg.mine ? ' mine' : ''), 'data-seq': msg.seq });
+  if (!msg.mine) {
+    const from = h('span', { class: 'from' }, short(msg.from));
+    nameOf(msg.from).then((n) => { from.textContent = n; });
+    el.append(from);
+  }
+  el.append(msg.text);
+  return el;
+}
+async function chatView(id) {
+  const m = main();
+  const title = h('h1', {}, 'Chat');
+  const lock = h('div', { class: 'lock', id: 'chat-encryption' }, '🔒 …');
+  const list = h('div', { class: 'messages', id: 'messages', role: 'log', 'aria-live': 'polite' });
+  const input = h('input', { id: 'chat-input', placeholder: 'Encrypted message', autocomplete: 'off', 'aria-label': 'Message' });
+  const form = h('form', { class: 'chat-compose', onsubmit: async (e) => {
+    e.preventDefault();
+    const text = input.value;
+    if (!text.trim()) return;
+    input.value = '';
+    try {
+      const r = await api('POST', `/me/chats/${id}/messages`, { text });
+      for (const msg of r.items) if (!list.querySelector(`[data-seq="${msg.seq}"]`)) list.append(messageEl(msg));
+      list.lastElementChild?.scrollIntoView({ block: 'end' });
+    } catch (x) { toast(x.message); input.value = text; }
+  } }, input, h('button', { class: 'primary', type: 'submit' }, 'Send'));
+  const panel = h('section', { class: 'pad', 'aria-label': 'Members' });
+  m.replaceChildren(title, lock, list, form, panel);
+  let summary;
+  try {
+    const l = await api('GET', '/me/chats');
+    summary = l.items.find((c) => c.id === id);
+  } catch (e) { list.append(h('div', { class: 'empty' }, e.message)); return; }
+  if (!summary) { list.append(h('div', { class: 'empty' }, 'No such chat on this device.')); return; }
+  title.textContent = summary.left ? 'Chat you left' : await membersText(summary.members);
+  lock.textContent = `🔒 ${summary.encryption} · epoch ${summary.epoch}`;
+  state.chat = { id, last: 0, list };
+  await loadMessages();
+  input.focus();
+  // Members, safety numbers, leaving.
+  const add = h('input', { id: 'chat-add', placeholder: '@handle or key' });
+  const safety = h('div', { id: 'safety' });
+  panel.append(h('h2', {}, 'Members'));
+  const ul = h('ul', {});
+  for (const mem of summary.members) {
+    const li = h('li', {}, h('a', { href: `#/profile/${encodeURIComponent(mem)}` }, short(mem)));
+    nameOf(mem).then((n) => { li.firstChild.textContent = n; });
+    if (mem !== state.me && !summary.left) li.append(' ', h('button', { type: 'button', class: 'ghost small', onclick: async () => {
+      try { await api('POST', `/me/chats/${id}/members`, { remove: [mem] }); toast('Removed'); render(); } catch (x) { toast(x.message); }
+    } }, 'Remove'));
+    ul.append(li);
+  }
+  panel.append(ul);
+  if (!summary.left) {
+    panel.append(h('form', { 'aria-label': 'Add a member', onsubmit: async (e) => {
+      e.preventDefault();
+      try { await api('POST', `/me/chats/${id}/members`, { add: [add.value.trim()] }); add.value = ''; toast('Added'); render(); } catch (x) { toast(x.message); }
+    } }, h('label', { for: 'chat-add' }, 'Add someone'), add, h('div', { class: 'row' }, h('button', { type: 'submit' }, 'Add'))));
+    panel.append(h('div', { class: 'row' },
+      h('button', { type: 'button', id: 'show-safety', onclick: async () => {
+        try {
+          const s = await api('GET', `/me/chats/${id}/safety`);
+          safety.replaceChildren(h('h2', {}, 'Safety numbers'), h('p', { class: 'small muted' }, 'Compare these with each person (in person or on a call). If they match, nobody sits between you. Keys come from the ledger, checked with a Merkle proof.'),
+            ...s.members.map((x) => h('div', { class: 'pad' }, h('div', {}, short(x.account)), h('div', { class: 'safety' }, x.safety_number))));
+        } catch (x) { toast(x.message); }
+      } }, 'Verify safety numbers'),
+      h('button', { type: 'button', onclick: async () => {
+        try { await api('POST', `/me/chats/${id}/update`); toast('New keys'); render(); } catch (x) { toast(x.message); }
+      } }, 'Refresh keys'),
+      h('button', { type: 'button', class: 'danger', onclick: async () => {
+        try { await api('POST', `/me/chats/${id}/leave`); toast('You left the chat'); go('#/chats'); } catch (x) { toast(x.message); }
+      } }, 'Leave')));
+    panel.append(safety);
+  }
+}
+async function loadMessages() {
+  const c = state.chat;
+  if (!c || state.route !== 'chat') return;
+  const r = await api('GET', `/me/chats/${c.id}/messages?after=${c.last}&limit=1000`).catch(() => null);
+  if (!r) return;
+  for (const msg of r.items) {
+    c.last = Math.max(c.last, msg.seq);
+    if (!c.list.querySelector(`[data-seq="${msg.seq}"]`)) c.list.append(messageEl(msg));
+  }
+  if (r.items.length) {
+    c.list.lastElementChild?.scrollIntoView({ block: 'end' });
+    await api('POST', `/me/chats/${c.id}/read`, {}).catch(() => {});
+  }
+  refreshChatUnread();
+}
+
 // ---------- live stream ----------
 function setUnread(n) {
   state.unread = n;
@@ -536,7 +703,12 @@ function connectStream() {
   ws.onmessage = (ev) => {
     let m;
     try { m = JSON.parse(ev.data); } catch (_) { return; }
-    if (m.type === 'hello') setUnread(m.unread);
+    if (m.type === 'hello') { setUnread(m.unread); refreshChatUnread(); }
+    if (m.type === 'chat') {
+      setChatUnread(m.unread);
+      if (state.route === 'chat') loadMessages();
+      if (state.route === 'chats' && !document.activeElement?.closest('form')) views.chats();
+    }
     if (m.type === 'notification') {
       setUnread(m.unread);
       if (state.route === 'notifications') main().querySelector('h1').after(notificationRow(m.item, true));
@@ -570,7 +742,7 @@ async function render() {
   if (!state.me && parts[0] !== 'login') { location.hash = '#/login'; return; }
   state.route = parts[0];
   document.querySelectorAll('nav a').forEach((a) => a.toggleAttribute('aria-current', false));
-  const navKey = parts[0] === 'me' || (parts[0] === 'profile' && parts[1] === state.me) ? 'profile' : parts[0];
+  const navKey = parts[0] === 'me' || (parts[0] === 'profile' && parts[1] === state.me) ? 'profile' : parts[0] === 'chat' ? 'chats' : parts[0];
   document.querySelector(`nav a[data-route="${navKey}"]`)?.setAttribute('aria-current', 'page');
   document.title = `Starling · ${parts[0]}`;
   switch (parts[0]) {
@@ -588,6 +760,8 @@ async function render() {
     case 'search': await views.search(query); break;
     case 'tag': await tagView(parts[1]); break;
     case 'wallet': await views.wallet(); break;
+    case 'chats': await views.chats(); break;
+    case 'chat': await chatView(parts[1]); break;
     default: main().replaceChildren(h('h1', {}, 'Not found'), h('div', { class: 'empty' }, 'No such page.'));
   }
   if (parts[0] !== 'search' && parts[0] !== 'login') main().focus({ preventScroll: true });

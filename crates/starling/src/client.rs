@@ -676,3 +676,232 @@ pub fn social(cmd: SocialCmd) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(Subcommand, Debug)]
+pub enum ChatCmd {
+    /// Turn end-to-end encrypted chat on for the logged-in account on this node (publishes
+    /// the device in the key directory on the ledger).
+    Setup,
+    /// Conversations, most recent first, with unread counts.
+    List,
+    /// Start a chat with accounts (`@handle` or key).
+    New {
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    /// Send a text to a chat (its id, or the start of it).
+    Send { chat: String, text: String },
+    /// Show a chat's messages and mark them read.
+    Read {
+        chat: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Add or remove members (`@handle` or key).
+    Members {
+        chat: String,
+        #[arg(long)]
+        add: Vec<String>,
+        #[arg(long)]
+        remove: Vec<String>,
+    },
+    /// Leave a chat.
+    Leave { chat: String },
+    /// Refresh this device's keys in a chat.
+    Rekey { chat: String },
+    /// Safety numbers with each other member of a chat, to compare out of band.
+    Safety { chat: String },
+    /// An account's chat devices in the key directory, with the ledger proof.
+    Keys { who: String },
+}
+
+/// A chat by id or by the start of its id.
+fn chat_id(c: &Client, s: &str) -> anyhow::Result<String> {
+    let list = c.get("/me/chats")?;
+    let ids: Vec<String> = list["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let hits: Vec<&String> = ids.iter().filter(|id| id.starts_with(s)).collect();
+    match hits.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(anyhow!(
+            "no chat starts with `{s}` (see `starling chat list`)"
+        )),
+        _ => Err(anyhow!("`{s}` matches several chats; give more of the id")),
+    }
+}
+
+fn short(account: &str) -> String {
+    let k = account.strip_prefix("ed25519:").unwrap_or(account);
+    k.chars().take(10).collect()
+}
+
+pub fn chat(cmd: ChatCmd, opts: ClientOpts) -> anyhow::Result<()> {
+    let (c, _me) = session_of(&opts)?;
+    let j = opts.json;
+    let show = |v: &Value| println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    match cmd {
+        ChatCmd::Setup => {
+            c.post("/me/chat", json!({}))?;
+            let pb = spinner("publishing this device in the key directory");
+            let start = std::time::Instant::now();
+            let status = loop {
+                let s = c.get("/me/chat")?;
+                if s["published"] == json!(true) || start.elapsed() > Duration::from_secs(60) {
+                    break s;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            };
+            pb.finish_and_clear();
+            if j {
+                show(&status);
+            } else if status["published"] == json!(true) {
+                println!(
+                    "chat is on: device {} ({})",
+                    status["device"],
+                    status["encryption"].as_str().unwrap_or("")
+                );
+            } else {
+                bail!(
+                    "the device is not in the key directory yet; try `starling chat setup` again"
+                );
+            }
+        }
+        ChatCmd::List => {
+            let v = c.get("/me/chats")?;
+            if j {
+                show(&v);
+            } else {
+                for ch in v["items"].as_array().into_iter().flatten() {
+                    let members: Vec<String> = ch["members"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|m| m["account"].as_str().or(m.as_str()).map(short))
+                        .collect();
+                    let last = ch["last"]["text"].as_str().unwrap_or("");
+                    let unread = ch["unread"].as_u64().unwrap_or(0);
+                    let left = if ch["left"] == json!(true) {
+                        " (left)"
+                    } else {
+                        ""
+                    };
+                    println!(
+                        "{}  [{}]{left}  {}{}",
+                        &ch["id"].as_str().unwrap_or("")
+                            [..8.min(ch["id"].as_str().unwrap_or("").len())],
+                        members.join(", "),
+                        if unread > 0 {
+                            format!("({unread} new) ")
+                        } else {
+                            String::new()
+                        },
+                        last
+                    );
+                }
+            }
+        }
+        ChatCmd::New { members } => {
+            let members = members
+                .iter()
+                .map(|m| resolve(&c, m))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let v = c.post("/me/chats", json!({ "members": members }))?;
+            if j {
+                show(&v);
+            } else {
+                println!(
+                    "chat {} started (end-to-end encrypted)",
+                    v["id"].as_str().unwrap_or("")
+                );
+            }
+        }
+        ChatCmd::Send { chat, text } => {
+            let id = chat_id(&c, &chat)?;
+            let v = c.post(&format!("/me/chats/{id}/messages"), json!({ "text": text }))?;
+            if j {
+                show(&v);
+            } else {
+                println!("sent");
+            }
+        }
+        ChatCmd::Read { chat, limit } => {
+            let id = chat_id(&c, &chat)?;
+            let v = c.get(&format!("/me/chats/{id}/messages?limit=1000"))?;
+            let items: Vec<Value> = v["items"].as_array().cloned().unwrap_or_default();
+            let from = items.len().saturating_sub(limit);
+            if j {
+                show(&json!({"items": &items[from..]}));
+            } else {
+                println!("🔒 {}", v["encryption"].as_str().unwrap_or(""));
+                for m in &items[from..] {
+                    if m["kind"] == "event" {
+                        println!("  · {}", m["text"].as_str().unwrap_or(""));
+                    } else {
+                        let who = if m["mine"] == json!(true) {
+                            "you".to_string()
+                        } else {
+                            short(m["from"].as_str().unwrap_or(""))
+                        };
+                        println!("{who}: {}", m["text"].as_str().unwrap_or(""));
+                    }
+                }
+            }
+            c.post(&format!("/me/chats/{id}/read"), json!({}))?;
+        }
+        ChatCmd::Members { chat, add, remove } => {
+            let id = chat_id(&c, &chat)?;
+            let body = match (add.is_empty(), remove.is_empty()) {
+                (false, true) => {
+                    json!({ "add": add.iter().map(|m| resolve(&c, m)).collect::<anyhow::Result<Vec<_>>>()? })
+                }
+                (true, false) => {
+                    json!({ "remove": remove.iter().map(|m| resolve(&c, m)).collect::<anyhow::Result<Vec<_>>>()? })
+                }
+                _ => bail!("give either --add or --remove"),
+            };
+            let v = c.post(&format!("/me/chats/{id}/members"), body)?;
+            if j {
+                show(&v);
+            } else {
+                println!("members changed; the chat is at epoch {}", v["epoch"]);
+            }
+        }
+        ChatCmd::Leave { chat } => {
+            let id = chat_id(&c, &chat)?;
+            c.post(&format!("/me/chats/{id}/leave"), json!({}))?;
+            println!("left the chat");
+        }
+        ChatCmd::Rekey { chat } => {
+            let id = chat_id(&c, &chat)?;
+            let v = c.post(&format!("/me/chats/{id}/update"), json!({}))?;
+            println!("new keys; the chat is at epoch {}", v["epoch"]);
+        }
+        ChatCmd::Safety { chat } => {
+            let id = chat_id(&c, &chat)?;
+            let v = c.get(&format!("/me/chats/{id}/safety"))?;
+            if j {
+                show(&v);
+            } else {
+                for m in v["members"].as_array().into_iter().flatten() {
+                    println!("{}", m["account"].as_str().unwrap_or(""));
+                    println!(
+                        "  safety number: {}",
+                        m["safety_number"].as_str().unwrap_or("")
+                    );
+                    println!("  ({} device(s), directory version {}, proof checked at shard {} height {})", m["devices"], m["directory_version"], m["proof_checked_at"]["shard"], m["proof_checked_at"]["height"]);
+                }
+            }
+        }
+        ChatCmd::Keys { who } => {
+            let account = resolve(&c, &who)?;
+            show(&c.get(&format!("/accounts/{}/chat-keys", enc(&account)))?);
+        }
+    }
+    Ok(())
+}

@@ -60,6 +60,13 @@ enum Command {
     },
     #[command(flatten)]
     Social(client::SocialCmd),
+    /// End-to-end encrypted chat: set up, list, start, send, read, members, safety numbers.
+    Chat {
+        #[command(subcommand)]
+        cmd: client::ChatCmd,
+        #[command(flatten)]
+        opts: client::ClientOpts,
+    },
     /// Measure a part of the system and print the figures.
     Bench {
         #[command(subcommand)]
@@ -80,6 +87,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench { which } => bench::run(which),
         Command::Account { cmd, opts } => client::account(cmd, opts),
         Command::Social(cmd) => client::social(cmd),
+        Command::Chat { cmd, opts } => client::chat(cmd, opts),
         Command::Keys { cmd } => setup::keys(cmd),
         Command::Genesis { cmd } => setup::genesis(cmd),
         Command::Config { cmd } => setup::config(cmd),
