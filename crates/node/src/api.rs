@@ -117,11 +117,19 @@ pub async fn serve(listener: tokio::net::TcpListener, node: Node, metrics: Metri
 }
 
 async fn render_metrics(State(api): State<Api>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        (api.metrics)(),
-    )
-        .into_response()
+    let mut text = (api.metrics)();
+    if let Some(chat) = api.node.chat() {
+        // Before the OpenMetrics end marker, if the registry wrote one.
+        let eof = text.ends_with("# EOF\n");
+        if eof {
+            text.truncate(text.len() - "# EOF\n".len());
+        }
+        text.push_str(&chat.metrics());
+        if eof {
+            text.push_str("# EOF\n");
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn status(State(api): State<Api>) -> ApiResult {

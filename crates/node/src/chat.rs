@@ -136,6 +136,9 @@ struct GroupMeta {
     /// This device is no longer in the group.
     left: bool,
     created_ms: u64,
+    /// When this device last put fresh keys in the group (its own commit).
+    #[serde(default)]
+    rekeyed_ms: u64,
 }
 
 /// What a device keeps besides its MLS state (sealed with it).
@@ -290,6 +293,8 @@ pub struct Chat {
     open: Mutex<HashMap<AccountId, HeldRef>>,
     outboxes: Mutex<HashMap<Hash, mpsc::UnboundedSender<Queued>>>,
     changed: tokio::sync::watch::Sender<u64>,
+    /// How often a device refreshes its keys in each group (post-compromise security).
+    key_update: Duration,
     /// Envelopes refused (damaged, replayed, undecryptable), for the metrics.
     pub rejected: std::sync::atomic::AtomicU64,
 }
@@ -313,6 +318,7 @@ impl Chat {
         services: Arc<ChatServices>,
         home: Endpoint,
         relays: Vec<Endpoint>,
+        key_update: Duration,
     ) -> Arc<Chat> {
         let (changed, _) = tokio::sync::watch::channel(0);
         Arc::new(Chat {
@@ -325,6 +331,7 @@ impl Chat {
             open: Mutex::new(HashMap::new()),
             outboxes: Mutex::new(HashMap::new()),
             changed,
+            key_update,
             rejected: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -332,6 +339,16 @@ impl Chat {
     /// Answers a chat protocol request (its encoded bytes) as this node's services do.
     pub fn serve(&self, request: &[u8]) -> Vec<u8> {
         starling_types::Encode::to_bytes(&self.services.serve(request))
+    }
+
+    /// Prometheus text for chat on this node.
+    pub fn metrics(&self) -> String {
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner()).len();
+        format!(
+            "{}# HELP starling_chat_open_devices Chat devices open (their accounts logged in).\n# TYPE starling_chat_open_devices gauge\nstarling_chat_open_devices {open}\n# HELP starling_chat_refused_envelopes_total Envelopes this node's devices refused (damaged, replayed, undecryptable).\n# TYPE starling_chat_refused_envelopes_total counter\nstarling_chat_refused_envelopes_total {}\n",
+            self.services.metrics(),
+            self.rejected.load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// Counts changes to any conversation (what live streams wait on).
@@ -701,11 +718,22 @@ impl Chat {
                     Err(e) => tracing::warn!(error = %e, "taking chat mail"),
                 }
                 let leavers = Self::leavers_to_remove(&mut h);
+                let stale = self.stale_keys(&h);
                 let account = h.account;
                 drop(h);
                 for (gid, accounts) in leavers {
                     if let Err(e) = self.remove(&account, &gid, &accounts).await {
                         tracing::warn!(error = %e, "removing members who left");
+                    }
+                }
+                for gid in stale {
+                    match self.update(&account, &gid).await {
+                        Ok(epoch) => {
+                            tracing::debug!(chat = %gid, epoch, "keys refreshed on schedule")
+                        }
+                        Err(e) => {
+                            tracing::info!(chat = %gid, error = %e, "scheduled key refresh failed; tried again later")
+                        }
                     }
                 }
             }
@@ -1345,6 +1373,11 @@ impl Chat {
                 }
             }
             let epoch = h.device.confirm(group)?;
+            h.meta
+                .groups
+                .entry(hex::encode(group))
+                .or_default()
+                .rekeyed_ms = now_ms();
             self.save(&h)?;
             let gid = hex::encode(group);
             let seq = Self::next_seq(&h, &gid);
@@ -1532,6 +1565,23 @@ impl Chat {
         let waits = self.enqueue(&devices, &[envelope]);
         self.bump();
         Self::await_all(waits).await
+    }
+
+    /// Chats where this device's keys are older than the refresh interval (it has been in
+    /// them that long without a commit of its own).
+    fn stale_keys(&self, h: &Held) -> Vec<String> {
+        let now = now_ms();
+        let every = self.key_update.as_millis() as u64;
+        h.meta
+            .groups
+            .iter()
+            .filter(|(gid, g)| {
+                !g.left
+                    && now.saturating_sub(g.rekeyed_ms.max(g.created_ms)) >= every
+                    && hex::decode(gid).is_ok_and(|id| h.device.is_member(&id))
+            })
+            .map(|(gid, _)| gid.clone())
+            .collect()
     }
 
     /// Members who said they left, by chat, that this device is the one to remove: the

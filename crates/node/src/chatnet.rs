@@ -302,6 +302,9 @@ pub struct ChatServices {
     pub node: Option<Node>,
     /// This node's key (fetches are bound to it).
     pub me: PublicKey,
+    /// Requests answered, and those refused (for the metrics).
+    pub served: std::sync::atomic::AtomicU64,
+    pub refused: std::sync::atomic::AtomicU64,
 }
 
 impl ChatServices {
@@ -317,11 +320,34 @@ impl ChatServices {
             order: CommitOrder::open(&dir.join("commit-order.log"))?,
             node,
             me,
+            served: std::sync::atomic::AtomicU64::new(0),
+            refused: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
     /// Answers one request's bytes. Never panics; anything wrong is a `Refused`.
     pub fn serve(&self, bytes: &[u8]) -> ChatResponse {
+        let answer = self.answer(bytes);
+        let counter = match answer {
+            ChatResponse::Refused { .. } => &self.refused,
+            _ => &self.served,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        answer
+    }
+
+    /// Prometheus text for the services.
+    pub fn metrics(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        format!(
+            "# HELP starling_chat_requests_total Chat protocol requests answered, by outcome.\n# TYPE starling_chat_requests_total counter\nstarling_chat_requests_total{{outcome=\"served\"}} {}\nstarling_chat_requests_total{{outcome=\"refused\"}} {}\n# HELP starling_chat_mail_bytes Bytes of chat mail (ciphertext) this node keeps.\n# TYPE starling_chat_mail_bytes gauge\nstarling_chat_mail_bytes {}\n",
+            self.served.load(Relaxed),
+            self.refused.load(Relaxed),
+            self.mailboxes.total_bytes(),
+        )
+    }
+
+    fn answer(&self, bytes: &[u8]) -> ChatResponse {
         let req = match ChatRequest::from_bytes(bytes) {
             Ok(r) => r,
             Err(e) => return ChatResponse::refused("malformed", e.to_string()),

@@ -62,6 +62,9 @@ max_per_account = 64
 # (the relay's node key and p2p.listen). Mail waits there while this node is offline; with
 # none, only this node takes its accounts' mail.
 relays = []
+# How often each chat device puts fresh keys in each of its chats (post-compromise
+# security), in seconds. Membership changes also bring new keys.
+key_update_secs = 86400
 
 [log]
 # tracing filter, e.g. "info" or "starling=debug,info". RUST_LOG overrides it.
@@ -137,10 +140,20 @@ impl Default for MempoolConfig {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChatConfig {
     pub relays: Vec<String>,
+    pub key_update_secs: u64,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        Self {
+            relays: Vec::new(),
+            key_update_secs: 86_400,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -261,6 +274,9 @@ impl NodeConfig {
         }
         if self.chat.relays.len() > starling_types::tx::MAX_CHAT_RELAYS {
             return Err(bad("chat.relays", "at most 4 relays".into()));
+        }
+        if !(1..=365 * 86_400).contains(&self.chat.key_update_secs) {
+            return Err(bad("chat.key_update_secs", "must be 1 to 31536000".into()));
         }
         for (i, r) in self.chat.relays.iter().enumerate() {
             crate::chat::parse_endpoint(r).map_err(|e| bad(&format!("chat.relays[{i}]"), e))?;

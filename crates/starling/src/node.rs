@@ -176,6 +176,7 @@ pub fn node(args: NodeArgs) -> anyhow::Result<()> {
                 services,
                 home,
                 relays,
+                Duration::from_secs(cfg.chat.key_update_secs),
             ));
             println!("chat reachable at {}@{p2p_listen}", key.public_key());
             node
@@ -264,6 +265,7 @@ pub fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
             services,
             home,
             Vec::new(),
+            Duration::from_secs(86_400),
         ));
         println!(
             "chat relay at {}@{}",

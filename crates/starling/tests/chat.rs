@@ -87,6 +87,7 @@ impl UserNode {
         genesis: &Path,
         bootstrap: &[String],
         relay: &str,
+        key_update_secs: u64,
     ) -> UserNode {
         starling(dir, &["keys", "generate", "--out", &format!("{name}.key")]);
         let api = free_addr();
@@ -95,7 +96,7 @@ impl UserNode {
         std::fs::write(
             &config,
             format!(
-                "roles = [\"relay\"]\ndata_dir = \"{name}-data\"\nkey_file = \"{name}.key\"\ngenesis = \"{}\"\n\n[p2p]\nlisten = \"{}\"\nbootstrap = [{}]\n\n[api]\nlisten = \"{api}\"\n\n[metrics]\nlisten = \"{}\"\n\n[chat]\nrelays = [\"{relay}\"]\n",
+                "roles = [\"relay\"]\ndata_dir = \"{name}-data\"\nkey_file = \"{name}.key\"\ngenesis = \"{}\"\n\n[p2p]\nlisten = \"{}\"\nbootstrap = [{}]\n\n[api]\nlisten = \"{api}\"\n\n[metrics]\nlisten = \"{}\"\n\n[chat]\nrelays = [\"{relay}\"]\nkey_update_secs = {key_update_secs}\n",
                 genesis.display(),
                 free_addr(),
                 bootstrap.join(", "),
@@ -264,8 +265,9 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
         .map(str::to_string)
         .collect();
     let genesis = devnet_dir.join("genesis.toml");
-    let mut alice_node = UserNode::create(dir, "alice-node", &genesis, &bootstrap, &relay);
-    let mut bob_node = UserNode::create(dir, "bob-node", &genesis, &bootstrap, &relay);
+    let mut alice_node = UserNode::create(dir, "alice-node", &genesis, &bootstrap, &relay, 86_400);
+    // Bob's device refreshes its keys every few seconds: its commits race Alice's below.
+    let mut bob_node = UserNode::create(dir, "bob-node", &genesis, &bootstrap, &relay, 3);
     let (a_api, b_api) = (alice_node.api, bob_node.api);
 
     let (alice, at) = import(a_api, "alice", 1);
@@ -431,6 +433,55 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
         .chain(down.iter().map(|t| (alice.clone(), t.clone())))
         .collect();
     assert_eq!(got, expected);
+    // Bob's keys were refreshed on schedule (Alice saw his commits) and nothing was lost.
+    wait_for("bob's scheduled key refresh", || {
+        let v = ok(a_api, "GET", "/api/v1/me/chats", &at, Value::Null);
+        (v["items"][0]["epoch"].as_u64().unwrap() >= 2).then_some(())
+    });
+
+    // The CLI, on Bob's node with his session.
+    let session = dir.join("bob-session.json");
+    std::fs::write(
+        &session,
+        json!({"node": format!("http://{b_api}"), "account": bob, "label": "bob", "token": bt})
+            .to_string(),
+    )
+    .unwrap();
+    let cli = |args: &[&str]| -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_starling"))
+            .args(args)
+            .env("STARLING_SESSION", &session)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let list = cli(&["chat", "list"]);
+    assert!(list.contains(&chat[..8]), "{list}");
+    let read = cli(&["chat", "read", &chat[..8]]);
+    assert!(
+        read.contains("MLS")
+            && read.contains("you: hi alice")
+            && read.contains("while you were away 3"),
+        "{read}"
+    );
+    cli(&["chat", "send", &chat[..6], "from the command line"]);
+    let safety = cli(&["chat", "safety", &chat[..8]]);
+    assert!(
+        safety.contains(sb["members"][0]["safety_number"].as_str().unwrap()),
+        "{safety}"
+    );
+    let keys = cli(&["chat", "keys", &alice]);
+    assert!(keys.contains("\"proof\""), "{keys}");
+    assert_eq!(
+        wait_texts(a_api, &at, &chat, 6)[5],
+        (bob.clone(), "from the command line".to_string())
+    );
+
     wait_for("the relay to drop what Bob took", || {
         (!log.exists() || logged_envelopes(&std::fs::read(&log).unwrap()).is_empty()).then_some(())
     });
@@ -460,9 +511,9 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
         (s["refused_envelopes"].as_u64().unwrap() >= before + 3).then_some(())
     });
     send(a_api, &at, &chat, "still fine");
-    let got = wait_texts(b_api, &bt, &chat, 6);
-    assert_eq!(got.len(), 6, "{got:?}");
-    assert_eq!(got[5], (alice.clone(), "still fine".to_string()));
+    let got = wait_texts(b_api, &bt, &chat, 7);
+    assert_eq!(got.len(), 7, "{got:?}");
+    assert_eq!(got[6], (alice.clone(), "still fine".to_string()));
 
     // A group: Alice adds Carol (the commit ordered by the delivery relay), then removes her.
     let epoch = ok(
@@ -486,9 +537,9 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
     });
     send(a_api, &at, &chat, "to all three");
     assert_eq!(wait_texts(devnet_api, &ct, &chat, 1)[0].1, "to all three");
-    assert_eq!(wait_texts(b_api, &bt, &chat, 7)[6].1, "to all three");
+    assert_eq!(wait_texts(b_api, &bt, &chat, 8)[7].1, "to all three");
     send(devnet_api, &ct, &chat, "carol here");
-    assert_eq!(wait_texts(a_api, &at, &chat, 8)[7].1, "carol here");
+    assert_eq!(wait_texts(a_api, &at, &chat, 9)[8].1, "carol here");
     ok(
         a_api,
         "POST",
@@ -506,10 +557,10 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
             .then_some(())
     });
     send(a_api, &at, &chat, "just us again");
-    assert_eq!(wait_texts(b_api, &bt, &chat, 9)[8].1, "just us again");
+    assert_eq!(wait_texts(b_api, &bt, &chat, 10)[9].1, "just us again");
     // Bob answers too (his commit view agrees), and Carol never reads either.
     send(b_api, &bt, &chat, "indeed");
-    assert_eq!(wait_texts(a_api, &at, &chat, 10)[9].1, "indeed");
+    assert_eq!(wait_texts(a_api, &at, &chat, 11)[10].1, "indeed");
     let carol_texts = texts(devnet_api, &ct, &chat);
     assert!(
         carol_texts
