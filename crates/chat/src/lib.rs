@@ -48,6 +48,9 @@ pub enum ChatError {
     UnknownGroup(String),
     #[error("the message was rejected: {0}")]
     Rejected(String),
+    /// For an epoch the group has not reached here yet: its commit is still on the way.
+    #[error("the message is for epoch {message}, the group is at {group}")]
+    FutureEpoch { message: u64, group: u64 },
     #[error("no member {0} in the group")]
     NoSuchMember(String),
     #[error("a group holds at most {MAX_MEMBERS} members")]
@@ -385,6 +388,10 @@ impl Device {
             .groups
             .get_mut(&id)
             .ok_or_else(|| ChatError::UnknownGroup(hex_id(&id)))?;
+        let (message, at) = (protocol.epoch().as_u64(), group.epoch().as_u64());
+        if message > at {
+            return Err(ChatError::FutureEpoch { message, group: at });
+        }
         // Another member's commit for the epoch this device meant to commit in: it won.
         if group.pending_commit().is_some() && protocol.content_type() == ContentType::Commit {
             group

@@ -192,6 +192,31 @@ fn concurrent_commits_one_wins_the_other_is_dropped_and_retried() {
 }
 
 #[test]
+fn a_message_ahead_of_its_commit_waits_for_it() {
+    let (mut alice, mut bob, mut carol) = (device("alice"), device("bob"), device("carol"));
+    let id = group_of(&mut alice, &mut [&mut bob, &mut carol]);
+    let e = bob.epoch(&id).unwrap();
+    let out = alice.update(&id).unwrap();
+    alice.confirm(&id).unwrap();
+    carol.receive(&out.commit).unwrap();
+    // Carol writes in the new epoch; it reaches Bob before Alice's commit does.
+    let early = carol.send(&id, b"from the next epoch").unwrap();
+    assert_eq!(
+        bob.receive(&early),
+        Err(ChatError::FutureEpoch {
+            message: e + 1,
+            group: e
+        })
+    );
+    // Nothing was spent: once the commit arrives, the same bytes open.
+    bob.receive(&out.commit).unwrap();
+    assert_eq!(
+        text_of(bob.receive(&early).unwrap()).1,
+        b"from the next epoch"
+    );
+}
+
+#[test]
 fn key_packages_are_inspected() {
     let mut bob = device("bob");
     let kp = bob.key_package().unwrap();

@@ -52,6 +52,9 @@ const KEY_PACKAGES_LOW: usize = 5;
 const POLL: Duration = Duration::from_millis(500);
 /// Envelope hashes remembered against duplicates.
 const SEEN: usize = 4_096;
+/// Envelopes kept for a commit or welcome still on the way, and for how long.
+const MAX_DEFERRED: usize = 256;
+const DEFER_FOR_MS: u64 = 10 * 60 * 1000;
 /// Most texts in one send.
 pub const MAX_BATCH: usize = 256;
 /// Most members named when a chat is created or grows.
@@ -159,6 +162,9 @@ struct Meta {
     /// Members who said they left, per chat, still to be removed.
     #[serde(default)]
     leavers: BTreeMap<String, Vec<String>>,
+    /// Envelopes that arrived before the commit or welcome they need (when, hex bytes).
+    #[serde(default)]
+    deferred: VecDeque<(u64, String)>,
 }
 
 /// An account's chat, open while it is logged in.
@@ -840,6 +846,9 @@ impl Chat {
             let holder = from.as_ref().map_or(me.clone(), |r| r.node.to_text());
             h.meta.cursors.insert(holder, last);
         }
+        if changed {
+            changed |= self.retry_deferred(h)?;
+        }
         // Everything taken is on disk before any of it is acknowledged.
         self.save(h)?;
         for (from, mail) in &batches {
@@ -856,6 +865,39 @@ impl Chat {
         Ok(changed)
     }
 
+    /// Tries the deferred envelopes again (a commit or welcome may have arrived), until no
+    /// more open; drops those kept too long.
+    fn retry_deferred(&self, h: &mut Held) -> Result<bool, ChatError> {
+        let mut changed = false;
+        for _ in 0..8 {
+            let now = now_ms();
+            let pending: Vec<(u64, String)> = std::mem::take(&mut h.meta.deferred).into();
+            let before = pending.len();
+            let mut progress = false;
+            for (at, hexed) in pending {
+                if now.saturating_sub(at) > DEFER_FOR_MS {
+                    self.rejected
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    continue;
+                }
+                let Ok(bytes) = hex::decode(&hexed) else {
+                    continue;
+                };
+                let took = self.take_one(h, &bytes)?;
+                // Put back with its first arrival time if it is still waiting.
+                if let Some(e) = h.meta.deferred.iter_mut().find(|(_, e)| *e == hexed) {
+                    e.0 = at;
+                }
+                changed |= took;
+                progress |= took;
+            }
+            if !progress || h.meta.deferred.len() >= before {
+                break;
+            }
+        }
+        Ok(changed)
+    }
+
     /// Takes one envelope; returns whether a conversation changed.
     fn take_one(&self, h: &mut Held, bytes: &[u8]) -> Result<bool, ChatError> {
         let hash = blake3::hash(bytes).to_hex().to_string();
@@ -863,6 +905,24 @@ impl Chat {
             return Ok(false);
         }
         let received = h.device.receive(bytes);
+        if let Err(
+            starling_chat::ChatError::FutureEpoch { .. }
+            | starling_chat::ChatError::UnknownGroup(_),
+        ) = &received
+        {
+            // Its commit or welcome is still on the way (another sender, another path): kept,
+            // and tried again once the group moves.
+            let hexed = hex::encode(bytes);
+            if !h.meta.deferred.iter().any(|(_, e)| *e == hexed) {
+                if h.meta.deferred.len() >= MAX_DEFERRED {
+                    h.meta.deferred.pop_front();
+                    self.rejected
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                h.meta.deferred.push_back((now_ms(), hexed));
+            }
+            return Ok(false);
+        }
         h.meta.seen.push_back(hash.clone());
         while h.meta.seen.len() > SEEN {
             h.meta.seen.pop_front();
