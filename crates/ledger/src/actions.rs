@@ -350,7 +350,7 @@ impl ShardLedger {
                     Payload::ValidatorLeave { account: *me },
                 )?;
             }
-            // C1: the key directory lists at most eight devices per account, by id; replacing
+            // D1: the key directory lists at most eight devices per account, by id; replacing
             // a device or withdrawing one raises the entry's version.
             Action::SetChatDevice { device } => {
                 validate::chat_device(device)?;

@@ -245,7 +245,7 @@ impl Decode for AccountRecord {
     }
 }
 
-/// An account's chat devices (rule C1): the key directory entry a peer checks with a proof.
+/// An account's chat devices (rule D1): the key directory entry a peer checks with a proof.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct ChatKeysRecord {
     /// By device id, ascending.

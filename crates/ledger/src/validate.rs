@@ -110,7 +110,7 @@ pub fn validator(consensus_key: &starling_types::PublicKey, address: &str) -> Re
     Ok(())
 }
 
-/// Rule C1: a chat device names a home node and at most four relays, each a `host:port`
+/// Rule D1: a chat device names a home node and at most four relays, each a `host:port`
 /// of printable ASCII; its signature key is a valid Ed25519 point.
 pub fn chat_device(device: &starling_types::ChatDevice) -> Result<(), TxError> {
     let endpoints = device.home.iter().chain(device.relays.iter());

@@ -1,4 +1,4 @@
-//! The chat key directory (rule C1): devices published, replaced and withdrawn by their
+//! The chat key directory (rule D1): devices published, replaced and withdrawn by their
 //! account, bounded, and checked before they are stored.
 #![allow(clippy::unwrap_used, clippy::panic)]
 

@@ -27,7 +27,7 @@ pub const MAX_HANDLE_BYTES: usize = 64;
 /// Longest validator transport address (`host:port`).
 pub const MAX_ADDRESS_BYTES: usize = 128;
 pub const MAX_CHAIN_ID_BYTES: usize = 32;
-/// Chat devices an account may publish (rule C1).
+/// Chat devices an account may publish (rule D1).
 pub const MAX_CHAT_DEVICES: usize = 8;
 /// Mailbox relays one chat device may name.
 pub const MAX_CHAT_RELAYS: usize = 4;
