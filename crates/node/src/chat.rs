@@ -176,6 +176,8 @@ struct Held {
     mailbox_key: SecretKey,
     history: BTreeMap<String, Vec<Message>>,
     in_history: HashSet<String>,
+    /// Sealed history records not yet written.
+    unwritten: Vec<u8>,
     closed: bool,
 }
 
@@ -499,6 +501,7 @@ impl Chat {
             mailbox_key,
             history: BTreeMap::new(),
             in_history: HashSet::new(),
+            unwritten: Vec::new(),
             closed: false,
         };
         Self::load_history(dir, &mut held)?;
@@ -566,16 +569,32 @@ impl Chat {
 
     /// Appends messages to a conversation, sealed, synced.
     fn append(&self, held: &mut Held, group: &str, msgs: Vec<Message>) -> Result<(), ChatError> {
-        if msgs.is_empty() {
-            return Ok(());
-        }
+        self.record(held, group, msgs)?;
+        self.flush_history(held)
+    }
+
+    /// Adds messages to a conversation in memory and to the history's write buffer (sealed);
+    /// [`Chat::flush_history`] writes them.
+    fn record(&self, held: &mut Held, group: &str, msgs: Vec<Message>) -> Result<(), ChatError> {
         let aad = Self::aad(&held.account, b"history");
-        let mut buf = Vec::new();
-        for m in &msgs {
-            let plain = Zeroizing::new(serde_json::to_vec(&(group, m)).map_err(internal)?);
+        for m in msgs {
+            let plain = Zeroizing::new(serde_json::to_vec(&(group, &m)).map_err(internal)?);
             let sealed = seal_with(&held.seal, &aad, &plain)?;
-            buf.extend_from_slice(&(sealed.len() as u32).to_be_bytes());
-            buf.extend_from_slice(&sealed);
+            held.unwritten
+                .extend_from_slice(&(sealed.len() as u32).to_be_bytes());
+            held.unwritten.extend_from_slice(&sealed);
+            if !m.envelope.is_empty() {
+                held.in_history.insert(m.envelope.clone());
+            }
+            held.history.entry(group.to_string()).or_default().push(m);
+        }
+        Ok(())
+    }
+
+    /// Appends what [`Chat::record`] buffered to the history file, synced.
+    fn flush_history(&self, held: &mut Held) -> Result<(), ChatError> {
+        if held.unwritten.is_empty() {
+            return Ok(());
         }
         let dir = self.account_dir(&held.account);
         std::fs::create_dir_all(&dir).map_err(internal)?;
@@ -584,15 +603,10 @@ impl Chat {
             .append(true)
             .open(dir.join("history.log"))
             .map_err(internal)?;
-        f.write_all(&buf)
+        f.write_all(&held.unwritten)
             .and_then(|()| f.sync_data())
             .map_err(internal)?;
-        for m in msgs {
-            if !m.envelope.is_empty() {
-                held.in_history.insert(m.envelope.clone());
-            }
-            held.history.entry(group.to_string()).or_default().push(m);
-        }
+        held.unwritten.clear();
         Ok(())
     }
 
@@ -629,6 +643,7 @@ impl Chat {
                 mailbox_key,
                 history: BTreeMap::new(),
                 in_history: HashSet::new(),
+                unwritten: Vec::new(),
                 closed: false,
             };
             self.save(&held)?;
@@ -849,7 +864,10 @@ impl Chat {
         if changed {
             changed |= self.retry_deferred(h)?;
         }
-        // Everything taken is on disk before any of it is acknowledged.
+        // Everything taken is on disk before any of it is acknowledged: the history first
+        // (a crash before the state is saved makes the mail come again, and its hash shows
+        // it once), then the state.
+        self.flush_history(h)?;
         self.save(h)?;
         for (from, mail) in &batches {
             if from.is_none() {
@@ -1044,7 +1062,8 @@ impl Chat {
         if duplicate {
             return Ok(false);
         }
-        self.append(h, &group, vec![msg])?;
+        // Written with the rest of the batch, before the state that took it.
+        self.record(h, &group, vec![msg])?;
         Ok(true)
     }
 

@@ -288,6 +288,35 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
             amount: 1_000_000_000_000_000,
         };
         starling_node::accounts::attach(&node, &data_dir, Some(faucet)).unwrap();
+        // Chat, on a chat-only swarm (this validator runs no open network).
+        let chat_key = key(9);
+        let services = Arc::new(
+            starling_node::chatnet::ChatServices::open(
+                &data_dir.join("mail"),
+                chat_key.public_key(),
+                Some(node.clone()),
+            )
+            .unwrap(),
+        );
+        let chat_listen = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let chat_net =
+            starling_node::chatnet::standalone(&chat_key, chat_listen, Some(services.clone()))
+                .unwrap();
+        node.set_chat(starling_node::chat::Chat::new(
+            node.clone(),
+            &data_dir,
+            chat_net,
+            services,
+            starling_types::Endpoint {
+                node: chat_key.public_key(),
+                address: chat_listen.to_string(),
+            },
+            Vec::new(),
+            Duration::from_secs(86_400),
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let metrics = {

@@ -38,6 +38,18 @@ pub struct ChatArgs {
     /// Texts in flight at once in the pipelined run.
     #[arg(long, default_value_t = 256)]
     window: usize,
+    /// Also measure the whole product path across processes: a devnet and two user nodes,
+    /// texts sent and read through the HTTP API (`nodes_*` figures).
+    #[arg(long)]
+    nodes: bool,
+    /// With --nodes: texts sent one at a time.
+    #[arg(long, default_value_t = 200)]
+    nodes_one: usize,
+    /// With --nodes: requests of --nodes-batch texts each.
+    #[arg(long, default_value_t = 40)]
+    nodes_batches: usize,
+    #[arg(long, default_value_t = 50)]
+    nodes_batch: usize,
 }
 
 fn device(name: &str) -> anyhow::Result<Device> {
@@ -107,7 +119,7 @@ pub fn chat(args: ChatArgs) -> anyhow::Result<()> {
         .build()?
         .block_on(delivery(&args))?;
 
-    let report = json!({
+    let mut report = json!({
         "messages": args.messages,
         "text_bytes": args.text_bytes,
         "msgs_per_s": net.msgs_per_s.round(),
@@ -125,6 +137,20 @@ pub fn chat(args: ChatArgs) -> anyhow::Result<()> {
         "add_member_join_ms": (join_ms * 100.0).round() / 100.0,
         "commit_bytes": out.commit.len(),
     });
+    if args.nodes {
+        let n = crate::chatnodes::measure(args.nodes_one, args.nodes_batches, args.nodes_batch)?;
+        report["nodes_p50_delivery_ms"] = json!((n.one_p50_ms * 100.0).round() / 100.0);
+        report["nodes_p99_delivery_ms"] = json!((n.one_p99_ms * 100.0).round() / 100.0);
+        report["nodes_msgs_per_s"] = json!(n.msgs_per_s.round());
+        report["nodes_p50_delivery_ms_loaded"] = json!((n.loaded_p50_ms * 100.0).round() / 100.0);
+        report["nodes"] = json!("a devnet and two user nodes as processes; texts sent and read through the HTTP API (sealed, synced state and history on both nodes)");
+        if !args.json {
+            println!(
+                "through the API across processes: one at a time p50 {:.2} ms (p99 {:.2} ms); {:.0} msgs/s in requests of {} (p50 {:.1} ms)",
+                n.one_p50_ms, n.one_p99_ms, n.msgs_per_s, args.nodes_batch, n.loaded_p50_ms
+            );
+        }
+    }
     if args.json {
         println!("{report}");
     } else {

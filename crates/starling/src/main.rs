@@ -3,6 +3,7 @@
 
 mod bench;
 mod chatbench;
+mod chatnodes;
 mod client;
 mod netbench;
 mod node;
