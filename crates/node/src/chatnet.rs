@@ -304,7 +304,8 @@ pub struct ChatServices {
     pub me: PublicKey,
     /// Requests answered, and those refused (for the metrics).
     pub served: std::sync::atomic::AtomicU64,
-    pub refused: std::sync::atomic::AtomicU64,
+    /// Refusals by code.
+    pub refused: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl ChatServices {
@@ -321,30 +322,49 @@ impl ChatServices {
             node,
             me,
             served: std::sync::atomic::AtomicU64::new(0),
-            refused: std::sync::atomic::AtomicU64::new(0),
+            refused: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 
     /// Answers one request's bytes. Never panics; anything wrong is a `Refused`.
     pub fn serve(&self, bytes: &[u8]) -> ChatResponse {
         let answer = self.answer(bytes);
-        let counter = match answer {
-            ChatResponse::Refused { .. } => &self.refused,
-            _ => &self.served,
-        };
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match &answer {
+            ChatResponse::Refused { code, .. } => {
+                let mut r = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+                // Codes are this module's own (bounded set), never the peer's text.
+                *r.entry(code.clone()).or_default() += 1;
+            }
+            _ => {
+                self.served
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         answer
     }
 
     /// Prometheus text for the services.
     pub fn metrics(&self) -> String {
         use std::sync::atomic::Ordering::Relaxed;
-        format!(
-            "# HELP starling_chat_requests_total Chat protocol requests answered, by outcome.\n# TYPE starling_chat_requests_total counter\nstarling_chat_requests_total{{outcome=\"served\"}} {}\nstarling_chat_requests_total{{outcome=\"refused\"}} {}\n# HELP starling_chat_mail_bytes Bytes of chat mail (ciphertext) this node keeps.\n# TYPE starling_chat_mail_bytes gauge\nstarling_chat_mail_bytes {}\n",
+        let mut out = format!(
+            "# HELP starling_chat_requests_total Chat protocol requests answered, by outcome (refusals by code).\n# TYPE starling_chat_requests_total counter\nstarling_chat_requests_total{{outcome=\"served\"}} {}\n",
             self.served.load(Relaxed),
-            self.refused.load(Relaxed),
-            self.mailboxes.total_bytes(),
-        )
+        );
+        for (code, n) in self
+            .refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            out.push_str(&format!(
+                "starling_chat_requests_total{{outcome=\"refused\",code=\"{code}\"}} {n}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP starling_chat_mail_bytes Bytes of chat mail (ciphertext) this node keeps.\n# TYPE starling_chat_mail_bytes gauge\nstarling_chat_mail_bytes {}\n",
+            self.mailboxes.total_bytes()
+        ));
+        out
     }
 
     fn answer(&self, bytes: &[u8]) -> ChatResponse {

@@ -577,6 +577,100 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
     );
     assert_eq!(status, 404, "{v}");
 
+    // Concurrent commits: Alice and Bob refresh their keys at once. The delivery relay takes
+    // one commit per epoch; the other is dropped and made again in the next epoch, so both
+    // succeed at different epochs and the group does not fork.
+    let update = |api: SocketAddr, token: String, chat: String| {
+        std::thread::spawn(move || {
+            call(
+                api,
+                "POST",
+                &format!("/api/v1/me/chats/{chat}/update"),
+                &token,
+                Value::Null,
+            )
+        })
+    };
+    let (ha, hb) = (
+        update(a_api, at.clone(), chat.clone()),
+        update(b_api, bt.clone(), chat.clone()),
+    );
+    let (ra, rb) = (ha.join().unwrap(), hb.join().unwrap());
+    assert_eq!(ra.0, 200, "{}", ra.1);
+    assert_eq!(rb.0, 200, "{}", rb.1);
+    assert_ne!(ra.1["epoch"], rb.1["epoch"], "two commits for one epoch");
+    eprintln!(
+        "PROBE {:?}",
+        http(devnet_api, "GET", "/metrics", None)
+            .unwrap()
+            .1
+            .lines()
+            .filter(|l| l.starts_with("starling_chat_requests"))
+            .collect::<Vec<_>>()
+    );
+    send(a_api, &at, &chat, "after the race");
+    assert_eq!(wait_texts(b_api, &bt, &chat, 12)[11].1, "after the race");
+    send(b_api, &bt, &chat, "no fork");
+    assert_eq!(wait_texts(a_api, &at, &chat, 13)[12].1, "no fork");
+
+    // Leaving: in a new group of three, Carol leaves; Alice, the first member, removes her
+    // device, and the two others go on without her.
+    let trio = ok(
+        a_api,
+        "POST",
+        "/api/v1/me/chats",
+        &at,
+        json!({ "members": [bob, carol] }),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (api, token) in [(b_api, &bt), (devnet_api, &ct)] {
+        wait_for("the trio to be joined", || {
+            let v = ok(api, "GET", "/api/v1/me/chats", token, Value::Null);
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["id"] == json!(trio))
+                .then_some(())
+        });
+    }
+    ok(
+        devnet_api,
+        "POST",
+        &format!("/api/v1/me/chats/{trio}/leave"),
+        &ct,
+        Value::Null,
+    );
+    wait_for("alice to remove carol's device", || {
+        let v = ok(a_api, "GET", "/api/v1/me/chats", &at, Value::Null);
+        let c = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == json!(trio))?
+            .clone();
+        let members: Vec<&str> = c["members"]
+            .as_array()?
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        (members.len() == 2 && !members.contains(&carol.as_str())).then_some(())
+    });
+    send(a_api, &at, &trio, "two of us now");
+    assert_eq!(wait_texts(b_api, &bt, &trio, 1)[0].1, "two of us now");
+    let v = ok(devnet_api, "GET", "/api/v1/me/chats", &ct, Value::Null);
+    assert!(
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == json!(trio) && c["left"] == json!(true)),
+        "{v}"
+    );
+    assert!(texts(devnet_api, &ct, &trio).is_empty());
+
     // Malformed requests get clear answers.
     assert_eq!(refusal(protocol(devnet_api, b"")), "malformed");
     assert_eq!(refusal(protocol(devnet_api, &[2, 0, 1])), "malformed");
