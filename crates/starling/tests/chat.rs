@@ -599,15 +599,6 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
     assert_eq!(ra.0, 200, "{}", ra.1);
     assert_eq!(rb.0, 200, "{}", rb.1);
     assert_ne!(ra.1["epoch"], rb.1["epoch"], "two commits for one epoch");
-    eprintln!(
-        "PROBE {:?}",
-        http(devnet_api, "GET", "/metrics", None)
-            .unwrap()
-            .1
-            .lines()
-            .filter(|l| l.starts_with("starling_chat_requests"))
-            .collect::<Vec<_>>()
-    );
     send(a_api, &at, &chat, "after the race");
     assert_eq!(wait_texts(b_api, &bt, &chat, 12)[11].1, "after the race");
     send(b_api, &bt, &chat, "no fork");
