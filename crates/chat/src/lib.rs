@@ -133,8 +133,17 @@ fn decode(bytes: &[u8]) -> Result<MlsMessageIn, ChatError> {
         return Err(ChatError::TooLarge);
     }
     let mut rest = bytes;
-    let m = MlsMessageIn::tls_deserialize(&mut rest)
-        .map_err(|e| ChatError::Malformed(format!("{e:?}")))?;
+    // `tls_codec` has debug assertions on what it reads (a length prefix of an encoding MLS
+    // does not allow, say); release builds return the error instead. Either way it is an
+    // error here, never a panic.
+    let m = std::panic::catch_unwind(move || {
+        let m = MlsMessageIn::tls_deserialize(&mut rest);
+        (m, rest.len())
+    })
+    .map_err(|_| ChatError::Malformed("undecodable MLS message".into()))?;
+    let (m, left) = m;
+    let m = m.map_err(|e| ChatError::Malformed(format!("{e:?}")))?;
+    let rest = &bytes[bytes.len() - left..];
     if !rest.is_empty() {
         return Err(ChatError::Malformed(format!(
             "{} bytes after the message",

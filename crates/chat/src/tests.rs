@@ -340,3 +340,29 @@ fn safety_numbers_agree_on_both_sides_and_change_with_keys() {
         safety_number(("ed25519:alice", &a), ("ed25519:bob", &b2r))
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 500, ..Default::default() })]
+
+    /// Arbitrary bytes, and a real message with arbitrary bytes spliced in, are errors, never
+    /// panics, and the group reads on afterwards.
+    #[test]
+    fn receiving_anything_never_panics(
+        junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1_024),
+        at in 0usize..400,
+    ) {
+        let (mut alice, mut bob) = (device("alice"), device("bob"));
+        let id = group_of(&mut alice, &mut [&mut bob]);
+        let _ = bob.receive(&junk);
+        let mut m = alice.send(&id, b"spliced").unwrap();
+        let at = at.min(m.len());
+        m.splice(at..at, junk.iter().copied());
+        if !junk.is_empty() {
+            proptest::prop_assert!(bob.receive(&m).is_err());
+        }
+        let _ = inspect_key_package(&junk);
+        let _ = Device::restore(&junk);
+        let ok = alice.send(&id, b"after").unwrap();
+        proptest::prop_assert_eq!(text_of(bob.receive(&ok).unwrap()).1, b"after".to_vec());
+    }
+}
