@@ -48,6 +48,8 @@ use zeroize::Zeroizing;
 const KEY_PACKAGES: usize = 20;
 /// Below this many at home, the device makes more.
 const KEY_PACKAGES_LOW: usize = 5;
+/// How often a relay's stock of a device's key packages is counted.
+const KEY_PACKAGE_CHECK: Duration = Duration::from_secs(60);
 /// How often relays are asked for mail.
 const POLL: Duration = Duration::from_millis(500);
 /// Envelope hashes remembered against duplicates.
@@ -178,6 +180,8 @@ struct Held {
     in_history: HashSet<String>,
     /// Sealed history records not yet written.
     unwritten: Vec<u8>,
+    /// When each relay's stock of this device's key packages was last counted.
+    relay_checked: HashMap<String, std::time::Instant>,
     closed: bool,
 }
 
@@ -502,6 +506,7 @@ impl Chat {
             history: BTreeMap::new(),
             in_history: HashSet::new(),
             unwritten: Vec::new(),
+            relay_checked: HashMap::new(),
             closed: false,
         };
         Self::load_history(dir, &mut held)?;
@@ -644,6 +649,7 @@ impl Chat {
                 history: BTreeMap::new(),
                 in_history: HashSet::new(),
                 unwritten: Vec::new(),
+                relay_checked: HashMap::new(),
                 closed: false,
             };
             self.save(&held)?;
@@ -789,8 +795,38 @@ impl Chat {
         }
         for relay in &self.relays {
             let name = relay.node.to_text();
-            if relay.node == self.net.me || h.meta.packages_at.contains(&name) {
+            if relay.node == self.net.me {
                 continue;
+            }
+            let uploaded = h.meta.packages_at.contains(&name);
+            if uploaded {
+                // Every so often, ask how many are left there (an empty upload answers the
+                // count), and top up below the low mark.
+                if h.relay_checked
+                    .get(&name)
+                    .is_some_and(|t| t.elapsed() < KEY_PACKAGE_CHECK)
+                {
+                    continue;
+                }
+                h.relay_checked
+                    .insert(name.clone(), std::time::Instant::now());
+                let ask = ChatRequest::PutKeyPackages {
+                    account: h.account,
+                    device: id,
+                    packages: Vec::new(),
+                };
+                match self.net.request(relay, &ask).await {
+                    Ok(ChatResponse::KeyPackagesKept { count })
+                        if count as usize >= KEY_PACKAGES_LOW =>
+                    {
+                        continue
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(relay = %relay.address, error = %e, "cannot count key packages at the relay");
+                        continue;
+                    }
+                }
             }
             let kps = (0..KEY_PACKAGES)
                 .map(|_| h.device.key_package())
@@ -803,7 +839,9 @@ impl Chat {
             };
             match self.net.request(relay, &req).await {
                 Ok(_) => {
-                    h.meta.packages_at.push(name);
+                    if !uploaded {
+                        h.meta.packages_at.push(name);
+                    }
                     self.save(h)?;
                 }
                 Err(e) => {
