@@ -582,19 +582,28 @@ views.chats = async () => {
       go(`#/chat/${r.id}`);
     } catch (x) { toast(x.message); }
   } }, h('label', { for: 'chat-members' }, 'New chat with'), who, h('div', { class: 'row' }, h('span', { class: 'small muted' }, '🔒 End to end encrypted'), h('button', { class: 'primary', type: 'submit' }, 'Start chat'))));
-  const list = h('div', { id: 'chat-list' });
-  m.append(list);
+  m.append(h('div', { id: 'chat-list' }));
+  await refreshChatList();
+};
+// Rebuilds the chat list; of overlapping calls (news arriving quickly) only the newest
+// writes.
+let chatListSeq = 0;
+async function refreshChatList() {
+  const seq = ++chatListSeq;
   const l = await refreshChatUnread();
-  if (!l || !l.items.length) { list.append(h('div', { class: 'empty' }, 'No chats yet.')); return; }
-  for (const c of l.items) {
+  const rows = [];
+  if (!l || !l.items.length) rows.push(h('div', { class: 'empty' }, 'No chats yet.'));
+  for (const c of (l ? l.items : [])) {
     const title = c.left ? 'Chat you left' : await membersText(c.members);
-    const last = c.last ? (c.last.kind === 'text' ? c.last.text : c.last.text) : '';
-    list.append(h('a', { class: 'chat-row', href: `#/chat/${c.id}`, 'data-chat': c.id },
+    const last = c.last ? c.last.text : '';
+    rows.push(h('a', { class: 'chat-row', href: `#/chat/${c.id}`, 'data-chat': c.id },
       h('div', { class: 'meta' }, h('span', { class: 'who' }, title), c.unread ? h('span', { class: 'badge', 'aria-label': `${c.unread} unread` }, String(c.unread)) : null,
         c.last ? h('span', { class: 'small muted' }, ago(c.last.at_ms)) : null),
       h('div', { class: 'small muted' }, last)));
   }
-};
+  const list = $('#chat-list');
+  if (seq === chatListSeq && list) list.replaceChildren(...rows);
+}
 function messageEl(msg) {
   if (msg.kind === 'event') return h('div', { class: 'event', 'data-seq': msg.seq }, msg.text);
   const el = h('div', { class: 'bubble' + (msg.mine ? ' mine' : ''), 'data-seq': msg.seq });
@@ -707,7 +716,7 @@ function connectStream() {
     if (m.type === 'chat') {
       setChatUnread(m.unread);
       if (state.route === 'chat') loadMessages();
-      if (state.route === 'chats' && !document.activeElement?.closest('form')) views.chats();
+      if (state.route === 'chats') refreshChatList();
     }
     if (m.type === 'notification') {
       setUnread(m.unread);
