@@ -298,6 +298,10 @@ const PAYLOAD_LEAVE: u8 = 1;
 pub struct Chat {
     node: Node,
     net: ChatNet,
+    /// Where requests to other nodes go from: a swarm under a random key made at start, so
+    /// the nodes it deposits with learn neither the sending account nor the sending node's
+    /// key (they see the address it connects from).
+    anon: ChatNet,
     services: Arc<ChatServices>,
     dir: PathBuf,
     home: Endpoint,
@@ -331,11 +335,14 @@ impl Chat {
         home: Endpoint,
         relays: Vec<Endpoint>,
         key_update: Duration,
-    ) -> Arc<Chat> {
+    ) -> Result<Arc<Chat>, crate::SetupError> {
         let (changed, _) = tokio::sync::watch::channel(0);
-        Arc::new(Chat {
+        let anon_key = SecretKey::generate(KeyType::Ed25519, &mut OsRng);
+        let anon = chatnet::standalone(&anon_key, None, None)?;
+        Ok(Arc::new(Chat {
             node,
             net,
+            anon,
             services,
             dir: data_dir.join("chat"),
             home,
@@ -345,7 +352,17 @@ impl Chat {
             changed,
             key_update,
             rejected: std::sync::atomic::AtomicU64::new(0),
-        })
+        }))
+    }
+
+    /// Sends a chat request to `to`: answered here if `to` is this node, otherwise sent from
+    /// the anonymous swarm.
+    async fn request(&self, to: &Endpoint, req: &ChatRequest) -> Result<ChatResponse, NetError> {
+        if to.node == self.net.me {
+            self.net.request(to, req).await
+        } else {
+            self.anon.request(to, req).await
+        }
     }
 
     /// Answers a chat protocol request (its encoded bytes) as this node's services do.
@@ -815,7 +832,7 @@ impl Chat {
                     device: id,
                     packages: Vec::new(),
                 };
-                match self.net.request(relay, &ask).await {
+                match self.request(relay, &ask).await {
                     Ok(ChatResponse::KeyPackagesKept { count })
                         if count as usize >= KEY_PACKAGES_LOW =>
                     {
@@ -837,7 +854,7 @@ impl Chat {
                 device: id,
                 packages: kps,
             };
-            match self.net.request(relay, &req).await {
+            match self.request(relay, &req).await {
                 Ok(_) => {
                     if !uploaded {
                         h.meta.packages_at.push(name);
@@ -875,7 +892,7 @@ impl Chat {
                 let name = relay.node.to_text();
                 let after = h.meta.cursors.get(&name).copied().unwrap_or(0);
                 let req = ChatRequest::fetch(&relay.node, &h.mailbox_key, after);
-                match self.net.request(&relay, &req).await {
+                match self.request(&relay, &req).await {
                     Ok(ChatResponse::Mail { mail, .. }) if !mail.is_empty() => {
                         batches.push((Some(relay), mail));
                     }
@@ -1191,7 +1208,7 @@ impl Chat {
             };
             let mut result = Err("the device names no node".to_string());
             for to in device.home.iter().chain(device.relays.iter()) {
-                match self.net.request(to, &req).await {
+                match self.request(to, &req).await {
                     Ok(_) => {
                         result = Ok(());
                         break;
@@ -1258,7 +1275,7 @@ impl Chat {
                 let mut got = None;
                 let mut why = String::from("no node to ask");
                 for to in d.home.iter().chain(d.relays.iter()) {
-                    match self.net.request(to, &req).await {
+                    match self.request(to, &req).await {
                         Ok(ChatResponse::KeyPackage(kp)) => {
                             match starling_chat::inspect_key_package(&kp) {
                                 Ok((id, key)) if id == identity && key == d.signature_key => {
@@ -1462,7 +1479,7 @@ impl Chat {
                 epoch: Hash(blake3::derive_key("starling commit order epoch", &token)),
                 commit: Hash(*blake3::hash(&out.commit).as_bytes()),
             };
-            match self.net.request(&orderer, &req).await {
+            match self.request(&orderer, &req).await {
                 Ok(_) => {}
                 Err(NetError::Refused(code, _)) if code == "epoch_taken" => {
                     h.device.discard(group)?;

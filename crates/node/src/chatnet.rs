@@ -743,11 +743,12 @@ impl ChatNet {
     }
 }
 
-/// A swarm that speaks only the chat protocol, for tools and benchmarks that need a peer
-/// without a ledger; the node's own swarm carries the protocol next to gossip and sync.
+/// A swarm that speaks only the chat protocol: the anonymous identity a node sends its chat
+/// requests from (`listen` none: it only dials), and a peer for tools and benchmarks without
+/// a ledger. The node's own swarm carries the protocol next to gossip and sync.
 pub fn standalone(
     key: &SecretKey,
-    listen: SocketAddr,
+    listen: Option<SocketAddr>,
     services: Option<Arc<ChatServices>>,
 ) -> Result<ChatNet, crate::SetupError> {
     use futures::StreamExt as _;
@@ -766,9 +767,11 @@ pub fn standalone(
         .map_err(|e| bad("behaviour", e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
         .build();
-    swarm
-        .listen_on(crate::net::multiaddr(listen))
-        .map_err(|e| bad("listen", e.to_string()))?;
+    if let Some(listen) = listen {
+        swarm
+            .listen_on(crate::net::multiaddr(listen))
+            .map_err(|e| bad("listen", e.to_string()))?;
+    }
     let (tx, mut rx) = mpsc::channel::<Outgoing>(1_024);
     let mut driver = Driver::new(services.clone());
     tokio::spawn(async move {

@@ -302,21 +302,27 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
             .unwrap()
             .local_addr()
             .unwrap();
-        let chat_net =
-            starling_node::chatnet::standalone(&chat_key, chat_listen, Some(services.clone()))
-                .unwrap();
-        node.set_chat(starling_node::chat::Chat::new(
-            node.clone(),
-            &data_dir,
-            chat_net,
-            services,
-            starling_types::Endpoint {
-                node: chat_key.public_key(),
-                address: chat_listen.to_string(),
-            },
-            Vec::new(),
-            Duration::from_secs(86_400),
-        ));
+        let chat_net = starling_node::chatnet::standalone(
+            &chat_key,
+            Some(chat_listen),
+            Some(services.clone()),
+        )
+        .unwrap();
+        node.set_chat(
+            starling_node::chat::Chat::new(
+                node.clone(),
+                &data_dir,
+                chat_net,
+                services,
+                starling_types::Endpoint {
+                    node: chat_key.public_key(),
+                    address: chat_listen.to_string(),
+                },
+                Vec::new(),
+                Duration::from_secs(86_400),
+            )
+            .unwrap(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let metrics = {

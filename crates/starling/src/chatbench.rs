@@ -200,8 +200,8 @@ async fn delivery(args: &ChatArgs) -> anyhow::Result<Delivery> {
         alice_key.public_key(),
         None,
     )?);
-    let _bob_net = chatnet::standalone(&bob_key, bob_addr, Some(bob_services.clone()))?;
-    let alice_net = chatnet::standalone(&alice_key, free_port()?, Some(alice_services))?;
+    let _bob_net = chatnet::standalone(&bob_key, Some(bob_addr), Some(bob_services.clone()))?;
+    let alice_net = chatnet::standalone(&alice_key, Some(free_port()?), Some(alice_services))?;
     let bob_at = Endpoint {
         node: bob_key.public_key(),
         address: bob_addr.to_string(),

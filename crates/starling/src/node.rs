@@ -177,7 +177,7 @@ pub fn node(args: NodeArgs) -> anyhow::Result<()> {
                 home,
                 relays,
                 Duration::from_secs(cfg.chat.key_update_secs),
-            ));
+            )?);
             println!("chat reachable at {}@{p2p_listen}", key.public_key());
             node
         };
@@ -266,7 +266,7 @@ pub fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
             home,
             Vec::new(),
             Duration::from_secs(86_400),
-        ));
+        )?);
         println!(
             "chat relay at {}@{}",
             prepared.relay.key.public_key(),
