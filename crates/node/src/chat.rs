@@ -632,6 +632,28 @@ impl Chat {
         Ok(())
     }
 
+    /// Writes an event of this device's own doing (a chat started, members changed, left)
+    /// into the conversation.
+    fn own_event(
+        &self,
+        held: &mut Held,
+        group: &str,
+        text: String,
+        epoch: u64,
+    ) -> Result<(), ChatError> {
+        let msg = Message {
+            seq: Self::next_seq(held, group),
+            kind: "event".into(),
+            from: held.account.to_text(),
+            text,
+            at_ms: now_ms(),
+            mine: true,
+            epoch,
+            envelope: String::new(),
+        };
+        self.append(held, group, vec![msg])
+    }
+
     fn next_seq(held: &Held, group: &str) -> u64 {
         held.history.get(group).map_or(0, |h| h.len() as u64) + 1
     }
@@ -1349,22 +1371,8 @@ impl Chat {
         );
         self.save(&h)?;
         let names: Vec<String> = members.iter().map(PublicKey::to_text).collect();
-        let seq = Self::next_seq(&h, &gid);
-        let epoch = out.epoch;
-        self.append(
-            &mut h,
-            &gid,
-            vec![Message {
-                seq,
-                kind: "event".into(),
-                from: account.to_text(),
-                text: format!("chat started with {}", names.join(", ")),
-                at_ms: now_ms(),
-                mine: true,
-                epoch,
-                envelope: String::new(),
-            }],
-        )?;
+        let text = format!("chat started with {}", names.join(", "));
+        self.own_event(&mut h, &gid, text, out.epoch)?;
         let devices = self.member_devices(&h, &group)?;
         drop(h);
         let waits = self.enqueue(&devices, &[out.welcome.unwrap_or_default()]);
@@ -1514,22 +1522,7 @@ impl Chat {
                 .rekeyed_ms = now_ms();
             self.save(&h)?;
             let gid = hex::encode(group);
-            let seq = Self::next_seq(&h, &gid);
-            let account = h.account;
-            self.append(
-                &mut h,
-                &gid,
-                vec![Message {
-                    seq,
-                    kind: "event".into(),
-                    from: account.to_text(),
-                    text: note.to_string(),
-                    at_ms: now_ms(),
-                    mine: true,
-                    epoch,
-                    envelope: String::new(),
-                }],
-            )?;
+            self.own_event(&mut h, &gid, note.to_string(), epoch)?;
             // Everyone before the commit gets it (a removed member learns it was removed);
             // newcomers get the welcome.
             let mut old = Vec::new();
@@ -1680,21 +1673,7 @@ impl Chat {
         h.device.forget(&group)?;
         h.meta.groups.entry(id.to_string()).or_default().left = true;
         self.save(&h)?;
-        let seq = Self::next_seq(&h, id);
-        self.append(
-            &mut h,
-            id,
-            vec![Message {
-                seq,
-                kind: "event".into(),
-                from: account.to_text(),
-                text: "you left".into(),
-                at_ms: now_ms(),
-                mine: true,
-                epoch: 0,
-                envelope: String::new(),
-            }],
-        )?;
+        self.own_event(&mut h, id, "you left".into(), 0)?;
         drop(h);
         let waits = self.enqueue(&devices, &[envelope]);
         self.bump();

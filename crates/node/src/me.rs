@@ -208,6 +208,17 @@ fn started(session: &Session, token: String, bearer: bool, extra: Value) -> Resp
         .into_response()
 }
 
+/// [`started`] for an existing account: its chat opens with the session, so mail that waited
+/// is taken now.
+async fn started_with_chat(api: &Api, session: &Session, token: String, bearer: bool) -> Response {
+    if let Some(chat) = api.node.chat() {
+        if let Err(e) = chat.activate(&session.key).await {
+            tracing::warn!(error = %e, "opening the account's chat");
+        }
+    }
+    started(session, token, bearer, json!({}))
+}
+
 /// Runs blocking work (Argon2, signing, store reads) off the request threads.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -340,13 +351,7 @@ async fn import(
     })
     .await?;
     let (token, session, bearer) = login;
-    // The account's chat opens with the session: mail that waited is taken now.
-    if let Some(chat) = api.node.chat() {
-        if let Err(e) = chat.activate(&session.key).await {
-            tracing::warn!(error = %e, "opening the account's chat");
-        }
-    }
-    Ok(started(&session, token, bearer, json!({})))
+    Ok(started_with_chat(&api, &session, token, bearer).await)
 }
 
 #[derive(Deserialize)]
@@ -398,13 +403,7 @@ async fn login(
     })
     .await?;
     let (token, session, bearer) = login;
-    // The account's chat opens with the session: mail that waited is taken now.
-    if let Some(chat) = api.node.chat() {
-        if let Err(e) = chat.activate(&session.key).await {
-            tracing::warn!(error = %e, "opening the account's chat");
-        }
-    }
-    Ok(started(&session, token, bearer, json!({})))
+    Ok(started_with_chat(&api, &session, token, bearer).await)
 }
 
 async fn current(auth: Authed) -> ApiResult {

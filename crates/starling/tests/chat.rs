@@ -20,20 +20,6 @@ use std::process::Command;
 
 const PASSWORD: &str = "a password for the chat test";
 
-fn starling(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_starling"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// A JSON request with a bearer token; the status and the parsed body.
 fn call(api: SocketAddr, method: &str, path: &str, token: &str, body: Value) -> (u16, Value) {
     let auth = format!("Bearer {token}");

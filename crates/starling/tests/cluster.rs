@@ -48,20 +48,6 @@ fn post(text: String) -> Action {
     }
 }
 
-fn starling(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_starling"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 struct Validator {
     config: PathBuf,
     api: SocketAddr,

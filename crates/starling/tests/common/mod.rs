@@ -61,6 +61,21 @@ pub fn http(
     Some((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
+/// Runs `starling <args>` in `dir`; returns what it printed, failing on an error.
+pub fn starling(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_starling"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 pub fn get(addr: SocketAddr, path: &str) -> Option<serde_json::Value> {
     match http(addr, "GET", path, None)? {
         (200, b) => serde_json::from_str(&b).ok(),
