@@ -38,9 +38,22 @@ struct Inner {
     /// The shortest time between a block and its parent; an idle shard waits up to five
     /// times as long for a transaction before proposing an empty block.
     block_interval_ms: u64,
+    /// The furthest a block's timestamp may run ahead of this node's clock for it to vote
+    /// for the block (rule B7).
+    max_drift_ms: u64,
     /// Told the height of every block committed from consensus.
     watchers: Vec<futures::channel::mpsc::UnboundedSender<u64>>,
+    /// Set only by tests of Byzantine behaviour: rewrites this node's proposals.
+    tamper: Option<Tamper>,
 }
+
+/// How a Byzantine proposer rewrites its block's input before building it (tests only: an
+/// honest node never sets one). Returns whether the proposer then builds the block with every
+/// signature check skipped, as a liar claiming forged transactions apply would.
+pub type Tamper = Arc<dyn Fn(&mut BlockInput) -> bool + Send + Sync>;
+
+/// Default of [`ShardApp::with_max_clock_drift`]: two seconds.
+pub const DEFAULT_MAX_DRIFT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Cross-shard messages as a node sees them: where a proposer finds the messages other
 /// shards sent to its shard, and how a verifier knows that the source block of a message is
@@ -108,7 +121,9 @@ impl ShardApp {
             mempool,
             max_block_txs,
             block_interval_ms: 0,
+            max_drift_ms: DEFAULT_MAX_DRIFT.as_millis() as u64,
             watchers: Vec::new(),
+            tamper: None,
         };
         Self {
             inner: Arc::new(Mutex::new(inner)),
@@ -226,13 +241,29 @@ impl ShardApp {
         self
     }
 
+    /// Sets how far ahead of this node's clock a block's timestamp may be for it to vote for
+    /// the block (default [`DEFAULT_MAX_DRIFT`]).
+    pub fn with_max_clock_drift(self, drift: std::time::Duration) -> Self {
+        self.lock().max_drift_ms = drift.as_millis() as u64;
+        self
+    }
+
+    /// Makes this node a Byzantine proposer that rewrites its proposals with `tamper`. Only
+    /// for tests of what honest validators do with such blocks.
+    pub fn with_tamper(self, tamper: Tamper) -> Self {
+        self.lock().tamper = Some(tamper);
+        self
+    }
+
     /// Waits until a block on a parent made at `parent_ms` is due: at least the block interval
-    /// after it, and, while the mempool is empty, up to five intervals.
+    /// after it, and, while the mempool is empty, up to five intervals. A parent stamped ahead
+    /// of this node's clock is treated as made now, so a proposer never waits on the future.
     async fn pace<E: Clock>(&self, runtime: &E, parent_ms: u64) {
         let (interval, mut idle) = {
             let inner = self.lock();
             (inner.block_interval_ms, inner.mempool.is_empty())
         };
+        let parent_ms = parent_ms.min(now_ms(runtime));
         let due = parent_ms.saturating_add(interval);
         let idle_due = parent_ms.saturating_add(interval.saturating_mul(5));
         loop {
@@ -334,6 +365,11 @@ impl ShardApp {
         let base_fee = store
             .with_view(|v| starling_ledger::ShardLedger::meta(v).map_or(0, |m| m.base_fee))
             .unwrap_or(0);
+        let at = starling_mempool::Admission {
+            height,
+            base_fee,
+            max_expiry_blocks: store.ledger().params.max_expiry_blocks,
+        };
         let mut forged = forged.into_iter().peekable();
         txs.into_iter()
             .enumerate()
@@ -343,15 +379,15 @@ impl ShardApp {
                     return Err(MempoolError::BadSignature);
                 }
                 let account = tx.body.account;
-                let nonce = store
-                    .with_view(|v| {
-                        actions::account(v, &account)
-                            .ok()
-                            .flatten()
-                            .map_or(0, |a| a.nonce)
-                    })
-                    .unwrap_or(0);
-                mempool.insert(tx, height, base_fee, nonce)
+                let state = store
+                    .with_view(|v| actions::account(v, &account).ok().flatten())
+                    .ok()
+                    .flatten()
+                    .map(|a| starling_mempool::AccountState {
+                        nonce: a.nonce,
+                        fee_budget: store.ledger().fee_budget(&a, height),
+                    });
+                mempool.insert(tx, &at, state)
             })
             .collect()
     }
@@ -489,6 +525,7 @@ impl<E: Clock + Send + 'static> Application<E> for ShardApp {
             spec,
             mempool,
             max_block_txs,
+            tamper,
             ..
         } = &mut *inner;
         let ancestors = spec.ancestor_writes(store, &parent.id()).ok()?;
@@ -516,16 +553,22 @@ impl<E: Clock + Send + 'static> Application<E> for ShardApp {
                 .map(|t| t.envelope)
                 .collect()
         };
-        let input = BlockInput {
-            height: parent_header.height + 1,
+        let mut input = BlockInput {
+            height: parent_header.height.saturating_add(1),
             parent: parent.id(),
-            timestamp_ms: now_ms.max(parent_header.timestamp_ms + 1),
+            timestamp_ms: now_ms.max(parent_header.timestamp_ms.saturating_add(1)),
             proposer: account_of(&context.leader),
             txs,
             inbound,
         };
+        let skip_all = tamper.as_ref().is_some_and(|t| t(&mut input));
         // Every pooled transaction's signature was checked on admission.
-        match spec.propose_with(store, input, &|h| mempool.contains(h)) {
+        let built = if skip_all {
+            spec.propose_with(store, input, &|_| true)
+        } else {
+            spec.propose_with(store, input, &|h| mempool.contains(h))
+        };
+        match built {
             Ok(block) => {
                 let b = ShardBlock::new(block);
                 let digest = commonware_cryptography::Digestible::digest(&b);
@@ -555,6 +598,19 @@ impl<E: Clock + Send + 'static> Application<E> for ShardApp {
             return false;
         };
         if parent.inner().id() != block.block().header.parent {
+            return false;
+        }
+        // Rule B7: a timestamp after the parent's (the ledger checks) and at most the allowed
+        // drift ahead of this node's clock, so no leader can stamp the future and stall the
+        // honest proposers that must come after it.
+        let max_drift = self.lock().max_drift_ms;
+        let stamp = block.block().header.timestamp_ms;
+        if stamp > now_ms(&runtime).saturating_add(max_drift) {
+            tracing::info!(
+                height = block.block().header.height,
+                stamp,
+                "voting against a block stamped too far in the future"
+            );
             return false;
         }
         let Some(unknown) = self
@@ -614,7 +670,20 @@ impl Reporter for ShardApp {
                 return Feedback::Ok;
             }
             match spec.finalize(store, &block) {
-                Ok(_) => {
+                Ok(executed) => {
+                    // A transaction a block rejected would be rejected again (but for a full
+                    // block): it leaves the pool instead of taking space in every block.
+                    let full = starling_ledger::TxError::BlockFull.code();
+                    let rejected: Vec<Hash> = executed
+                        .receipts
+                        .iter()
+                        .filter_map(|r| match r {
+                            starling_types::Receipt::Tx(t) if t.status != 0 && t.status != full => {
+                                Some(t.tx_hash)
+                            }
+                            _ => None,
+                        })
+                        .collect();
                     let touched: Vec<AccountId> = block
                         .txs
                         .iter()
@@ -627,7 +696,7 @@ impl Reporter for ShardApp {
                             })
                             .unwrap_or(0)
                     };
-                    mempool.prune(block.header.height + 1, touched.iter(), &nonces);
+                    mempool.prune(block.header.height + 1, touched.iter(), &nonces, &rejected);
                     ack.acknowledge();
                     let height = block.header.height;
                     inner.watchers.retain(|w| w.unbounded_send(height).is_ok());

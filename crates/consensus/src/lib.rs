@@ -11,5 +11,7 @@ mod block;
 pub mod cross;
 pub mod engine;
 
-pub use application::{account_of, forged, CrossShard, ShardApp, ShardContext};
+pub use application::{
+    account_of, forged, CrossShard, ShardApp, ShardContext, Tamper, DEFAULT_MAX_DRIFT,
+};
 pub use block::{digest_of, ShardBlock};

@@ -61,7 +61,7 @@ fn post(k: &SecretKey, nonce: u64, text: &str) -> Tx {
     let body = TxBody {
         account: k.public_key(),
         nonce,
-        max_fee: u128::MAX,
+        max_fee: 1_000_000_000_000,
         tip: 5,
         expires_at_height: 100,
         action: Action::Post {

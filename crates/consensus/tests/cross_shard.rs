@@ -75,7 +75,7 @@ fn transfer(users: &[SecretKey], u: usize, round: u64) -> Tx {
     let body = TxBody {
         account: users[u].public_key(),
         nonce: round,
-        max_fee: u128::MAX,
+        max_fee: 1_000_000_000_000,
         tip: 1,
         expires_at_height: 1_000,
         action: Action::Transfer {

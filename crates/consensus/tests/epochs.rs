@@ -83,7 +83,7 @@ fn tx(nonce: u64, action: Action) -> Tx {
     let body = TxBody {
         account: operator().public_key(),
         nonce,
-        max_fee: u128::MAX,
+        max_fee: 1_000_000_000_000,
         tip: 1,
         expires_at_height: 10_000,
         action,
@@ -205,6 +205,13 @@ fn run(seed: u64) -> Vec<Hash> {
             marshals.push(m);
         }
         let newcomer = starling_key(&keys[4].public_key());
+        let seed: [u8; 32] = commonware_codec::Encode::encode(&keys[4])[..]
+            .try_into()
+            .unwrap();
+        let newcomer_secret = SecretKey::from_seed(KeyType::Ed25519, &seed).unwrap();
+        assert_eq!(newcomer_secret.public_key(), newcomer);
+        let newcomer_pop =
+            newcomer_secret.validator_pop(&params().chain_id, &operator().public_key());
         let home = params().shard_map.shard_of(&operator().public_key());
 
         // The operator bonds validator 4 (its consensus key) on its home shard.
@@ -215,6 +222,7 @@ fn run(seed: u64) -> Vec<Hash> {
                     Action::RegisterValidator {
                         consensus_key: newcomer,
                         address: "127.0.0.1:7004".into(),
+                        proof: newcomer_pop,
                     },
                 ))
                 .unwrap();

@@ -45,7 +45,7 @@ fn post(k: &SecretKey, nonce: u64) -> Tx {
     let body = TxBody {
         account: k.public_key(),
         nonce,
-        max_fee: u128::MAX,
+        max_fee: 1_000_000_000_000,
         tip: 1,
         expires_at_height: 1_000,
         action: Action::Post {

@@ -81,6 +81,18 @@ impl SecretKey {
         }
     }
 
+    /// The proof that this key's holder registers it as the consensus key of validator
+    /// `account` on `chain_id` (rule V1): its signature over
+    /// [`starling_types::tx::validator_pop_message`].
+    pub fn validator_pop(
+        &self,
+        chain_id: &ChainId,
+        account: &starling_types::AccountId,
+    ) -> Signature {
+        let msg = starling_types::tx::validator_pop_message(chain_id, account, &self.public_key());
+        self.sign(msg.as_bytes())
+    }
+
     /// Signs a transaction body for `chain_id`.
     pub fn sign_tx(&self, chain_id: &ChainId, body: &TxBody) -> TxEnvelope {
         let body_bytes = body.to_bytes();
@@ -102,14 +114,20 @@ pub fn sign_bip340(k: &k256::schnorr::SigningKey, msg: &[u8], aux: &[u8; 32]) ->
     }
 }
 
-/// Verifies one signature. Ed25519 uses the strict rules (canonical `S`, no small-order keys).
+/// Verifies one signature.
+///
+/// Ed25519 follows ZIP-215 (the rule is a function of key, message and signature alone, and
+/// batches agree with it): `A` and `R` must be encodings of curve points (non-canonical
+/// encodings are accepted and hashed as sent), `s` must be reduced (`s < l`), and the
+/// cofactored equation `[8][s]B = [8]R + [8][k]A` must hold, `k = SHA-512(R || A || M)`.
+/// Starling adds one rule on the key alone: an `A` of small order is refused
+/// ([`SigError::WeakKey`]), since anyone can sign for it. secp256k1 follows BIP-340.
 pub fn verify(key: &PublicKey, msg: &[u8], sig: &Signature) -> Result<(), SigError> {
     match key.key_type {
         KeyType::Ed25519 => {
             let vk = ed25519_key(key)?;
-            let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
-            vk.verify_strict(msg, &sig)
-                .map_err(|_| SigError::BadSignature)
+            let sig = ed25519_zebra::Signature::from_bytes(&sig.0);
+            vk.verify(&sig, msg).map_err(|_| SigError::BadSignature)
         }
         KeyType::Secp256k1 => {
             let vk = k256::schnorr::VerifyingKey::from_bytes(&key.bytes)
@@ -121,7 +139,8 @@ pub fn verify(key: &PublicKey, msg: &[u8], sig: &Signature) -> Result<(), SigErr
     }
 }
 
-/// Whether `key` is an Ed25519 key that can verify (a valid point, not of small order).
+/// Whether `key` is a key that can verify: for Ed25519, an encoding of a curve point that is
+/// not of small order; for secp256k1, a valid x-only point.
 pub fn check_public_key(key: &PublicKey) -> Result<(), SigError> {
     match key.key_type {
         KeyType::Ed25519 => ed25519_key(key).map(|_| ()),
@@ -131,13 +150,15 @@ pub fn check_public_key(key: &PublicKey) -> Result<(), SigError> {
     }
 }
 
-fn ed25519_key(key: &PublicKey) -> Result<ed25519_dalek::VerifyingKey, SigError> {
-    let vk = ed25519_dalek::VerifyingKey::from_bytes(&key.bytes)
-        .map_err(|_| SigError::InvalidKey(KeyType::Ed25519))?;
-    if vk.is_weak() {
+fn ed25519_key(key: &PublicKey) -> Result<ed25519_zebra::VerificationKey, SigError> {
+    let point = curve25519_dalek::edwards::CompressedEdwardsY(key.bytes)
+        .decompress()
+        .ok_or(SigError::InvalidKey(KeyType::Ed25519))?;
+    if point.is_small_order() {
         return Err(SigError::WeakKey);
     }
-    Ok(vk)
+    ed25519_zebra::VerificationKey::try_from(key.bytes)
+        .map_err(|_| SigError::InvalidKey(KeyType::Ed25519))
 }
 
 /// Decoded Ed25519 keys of recent signers: decoding a key (a point decompression, a square
@@ -146,8 +167,8 @@ fn ed25519_key(key: &PublicKey) -> Result<ed25519_dalek::VerifyingKey, SigError>
 /// young one is full it becomes the old one, so memory is bounded and recent keys stay. Only
 /// valid, non-weak keys are kept; the result is the same as decoding every time.
 struct KeyCache {
-    young: std::collections::HashMap<[u8; 32], ed25519_dalek::VerifyingKey>,
-    old: std::collections::HashMap<[u8; 32], ed25519_dalek::VerifyingKey>,
+    young: std::collections::HashMap<[u8; 32], ed25519_zebra::VerificationKey>,
+    old: std::collections::HashMap<[u8; 32], ed25519_zebra::VerificationKey>,
 }
 
 const KEY_CACHE_GENERATION: usize = 1 << 16;
@@ -155,7 +176,7 @@ const KEY_CACHE_GENERATION: usize = 1 << 16;
 static KEY_CACHE: std::sync::Mutex<Option<KeyCache>> = std::sync::Mutex::new(None);
 
 impl KeyCache {
-    fn get(&mut self, key: &PublicKey) -> Result<ed25519_dalek::VerifyingKey, SigError> {
+    fn get(&mut self, key: &PublicKey) -> Result<ed25519_zebra::VerificationKey, SigError> {
         if let Some(vk) = self.young.get(&key.bytes) {
             return Ok(*vk);
         }
@@ -215,7 +236,7 @@ fn sig_cache() -> std::sync::MutexGuard<'static, Option<SigCache>> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// One signature to check:/// One signature to check: key, signed message (a 32-byte digest for transactions), signature.
+/// One signature to check: key, signed message (a 32-byte digest for transactions), signature.
 #[derive(Debug, Clone, Copy)]
 pub struct SigItem<'a> {
     pub key: &'a PublicKey,
@@ -225,12 +246,13 @@ pub struct SigItem<'a> {
 
 /// Verifies many signatures and says which failed (indices into `items`, ascending).
 ///
-/// Rule (deterministic, so every validator agrees on a block): Ed25519 keys are decoded and
-/// weak keys rejected; all Ed25519 signatures are checked in one batch, in order; only if the
-/// batch fails is each checked alone to find the culprits. secp256k1 signatures are checked one
-/// by one.
+/// The verdict on each signature is exactly [`verify`]'s (ZIP-215 for Ed25519, BIP-340 for
+/// secp256k1), whatever else shares the batch: a valid signature passes in any company, and
+/// an invalid one fails. Ed25519 signatures are checked with one cofactored batch equation;
+/// only if it fails is each checked alone to find the culprits.
 ///
-/// Signatures this process has seen pass before are not checked again (see [`SigCache`]).
+/// Signatures this process has seen pass before are not checked again (see [`SigCache`]):
+/// the cache holds verdicts of this same rule, so a hit answers what a check would.
 pub fn verify_batch(items: &[SigItem<'_>]) -> Vec<usize> {
     let entries: Vec<[u8; 32]> = items.iter().map(SigCache::entry).collect();
     let fresh: Vec<usize> = {
@@ -267,52 +289,90 @@ pub fn verify_batch(items: &[SigItem<'_>]) -> Vec<usize> {
 /// and none is remembered. What a benchmark of the verification itself times.
 pub fn verify_batch_uncached(items: &[SigItem<'_>]) -> Vec<usize> {
     let mut failed = Vec::new();
-    let mut ed_idx = Vec::with_capacity(items.len());
-    let mut ed_keys = Vec::with_capacity(items.len());
-    let mut ed_msgs: Vec<&[u8]> = Vec::with_capacity(items.len());
-    let mut ed_sigs = Vec::with_capacity(items.len());
-    let mut guard = KEY_CACHE
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let cache = guard.get_or_insert_with(|| KeyCache {
-        young: std::collections::HashMap::new(),
-        old: std::collections::HashMap::new(),
-    });
-    let keys: Vec<Option<Result<ed25519_dalek::VerifyingKey, SigError>>> = items
-        .iter()
-        .map(|item| (item.key.key_type == KeyType::Ed25519).then(|| cache.get(item.key)))
-        .collect();
-    drop(guard);
-    for (i, (item, decoded)) in items.iter().zip(keys).enumerate() {
-        match item.key.key_type {
-            KeyType::Ed25519 => {
-                match decoded.unwrap_or(Err(SigError::InvalidKey(KeyType::Ed25519))) {
-                    Ok(vk) => {
-                        ed_idx.push(i);
-                        ed_keys.push(vk);
-                        ed_msgs.push(item.msg);
-                        ed_sigs.push(ed25519_dalek::Signature::from_bytes(&item.sig.0));
-                    }
+    let mut ed: Vec<(usize, ed25519_zebra::VerificationKey)> = Vec::with_capacity(items.len());
+    {
+        let mut guard = KEY_CACHE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cache = guard.get_or_insert_with(|| KeyCache {
+            young: std::collections::HashMap::new(),
+            old: std::collections::HashMap::new(),
+        });
+        for (i, item) in items.iter().enumerate() {
+            if item.key.key_type == KeyType::Ed25519 {
+                match cache.get(item.key) {
+                    Ok(vk) => ed.push((i, vk)),
                     Err(_) => failed.push(i),
-                }
-            }
-            KeyType::Secp256k1 => {
-                if verify(item.key, item.msg, item.sig).is_err() {
-                    failed.push(i);
                 }
             }
         }
     }
-    if !ed_idx.is_empty() && ed25519_dalek::verify_batch(&ed_msgs, &ed_sigs, &ed_keys).is_err() {
-        for (j, &i) in ed_idx.iter().enumerate() {
-            if ed_keys[j].verify_strict(ed_msgs[j], &ed_sigs[j]).is_err() {
-                failed.push(i);
+    for (i, item) in items.iter().enumerate() {
+        if item.key.key_type == KeyType::Secp256k1 && verify(item.key, item.msg, item.sig).is_err()
+        {
+            failed.push(i);
+        }
+    }
+    if !ed.is_empty() {
+        let mut batch = ed25519_zebra::batch::Verifier::new();
+        let mut transcript =
+            blake3::Hasher::new_derive_key("starling ed25519 batch coefficients v1");
+        for (i, vk) in &ed {
+            let item = &items[*i];
+            batch.queue((
+                ed25519_zebra::VerificationKeyBytes::from(*vk),
+                ed25519_zebra::Signature::from_bytes(&item.sig.0),
+                item.msg,
+            ));
+            transcript.update(&item.key.bytes);
+            transcript.update(&(item.msg.len() as u64).to_le_bytes());
+            transcript.update(item.msg);
+            transcript.update(&item.sig.0);
+        }
+        // The coefficients come from a hash of the whole batch, so the result is reproducible
+        // and no signer can choose its terms after seeing them.
+        if batch
+            .verify(TranscriptRng(transcript.finalize_xof()))
+            .is_err()
+        {
+            for (i, vk) in &ed {
+                let item = &items[*i];
+                let sig = ed25519_zebra::Signature::from_bytes(&item.sig.0);
+                if vk.verify(&sig, item.msg).is_err() {
+                    failed.push(*i);
+                }
             }
         }
     }
     failed.sort_unstable();
     failed
 }
+
+/// The random coefficients of a batch equation, read from a BLAKE3 stream over the batch.
+struct TranscriptRng(blake3::OutputReader);
+
+impl rand_core_010::TryRng for TranscriptRng {
+    type Error = std::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        self.0.fill(&mut b);
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        self.0.fill(&mut b);
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        self.0.fill(dst);
+        Ok(())
+    }
+}
+
+impl rand_core_010::TryCryptoRng for TranscriptRng {}
 
 #[cfg(test)]
 mod tests;

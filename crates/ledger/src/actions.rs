@@ -303,8 +303,9 @@ impl ShardLedger {
             Action::RegisterValidator {
                 consensus_key,
                 address,
+                proof,
             } => {
-                validate::validator(consensus_key, address)?;
+                validate::validator(&self.params.chain_id, me, consensus_key, address, proof)?;
                 if st.exists(StateKey::Bond(me))? {
                     return Err(TxError::AlreadyValidator.into());
                 }

@@ -148,7 +148,7 @@ pub enum BlockError {
     WrongHeight { expected: u64, got: u64 },
     #[error("parent does not match the last applied block")]
     WrongParent,
-    #[error("timestamp goes backwards")]
+    #[error("timestamp is not after its parent's")]
     TimestampRegression,
     #[error("base fee is {got}, rules require {expected}")]
     WrongBaseFee { expected: u64, got: u64 },
@@ -162,6 +162,12 @@ pub enum BlockError {
     },
     #[error("too many transactions or messages")]
     TooLarge,
+    #[error("transaction {index} does not decode: {reason}")]
+    MalformedTx { index: usize, reason: String },
+    #[error("transaction {index} carries a signature that does not verify")]
+    BadSignature { index: usize },
+    #[error("inbound batches must be non-empty and in order: {0}")]
+    InboundOrder(&'static str),
     #[error("state error: {0}")]
     State(String),
 }

@@ -265,7 +265,7 @@ impl ShardLedger {
                 got: input.height,
             });
         }
-        if input.timestamp_ms < meta.timestamp_ms {
+        if input.timestamp_ms <= meta.timestamp_ms {
             return Err(BlockError::TimestampRegression);
         }
         if input.txs.len() > MAX_BLOCK_TXS || input.inbound.len() > MAX_INBOUND_BATCHES {
@@ -284,55 +284,52 @@ impl ShardLedger {
             events: Vec::new(),
         };
 
+        check_inbound_order(&input.inbound)?;
         for batch in &input.inbound {
             self.apply_inbound_batch(&mut st, &mut ctx, batch)?;
         }
 
-        // Decode every transaction, then check all signatures in one batch (rule B3).
+        // Rule B3: every transaction decodes and carries a valid signature, or the block is
+        // invalid. So a certified block holds only valid signatures, and a node that skips
+        // them (a relay, a replay) computes what the committee computed.
         let tx_ids: Vec<Hash> = input.txs.iter().map(|env| env.hash()).collect();
-        let parsed: Vec<Result<(TxBody, Hash), TxError>> = input
-            .txs
-            .iter()
-            .map(|env| {
-                let body = env.body().map_err(TxError::Malformed)?;
-                Ok((body, signing_hash(&self.params.chain_id, &env.body_bytes)))
-            })
-            .collect();
+        let mut parsed: Vec<(TxBody, Hash)> = Vec::with_capacity(input.txs.len());
+        for (index, env) in input.txs.iter().enumerate() {
+            let body = env.body().map_err(|e| BlockError::MalformedTx {
+                index,
+                reason: e.to_string(),
+            })?;
+            let h = signing_hash(&self.params.chain_id, &env.body_bytes);
+            parsed.push((body, h));
+        }
         let items: Vec<(usize, SigItem<'_>)> = parsed
             .iter()
             .enumerate()
             .filter(|(i, _)| !checked(&tx_ids[*i]))
-            .filter_map(|(i, p)| {
-                p.as_ref().ok().map(|(body, h)| {
-                    (
-                        i,
-                        SigItem {
-                            key: &body.account,
-                            msg: h.as_bytes(),
-                            sig: &input.txs[i].signature,
-                        },
-                    )
-                })
+            .map(|(i, (body, h))| {
+                (
+                    i,
+                    SigItem {
+                        key: &body.account,
+                        msg: h.as_bytes(),
+                        sig: &input.txs[i].signature,
+                    },
+                )
             })
             .collect();
         let sig_items: Vec<SigItem<'_>> = items.iter().map(|(_, s)| *s).collect();
-        let mut bad_sig = vec![false; input.txs.len()];
-        for j in verify_batch(&sig_items) {
-            bad_sig[items[j].0] = true;
+        if let Some(&j) = verify_batch(&sig_items).first() {
+            return Err(BlockError::BadSignature { index: items[j].0 });
         }
 
         let mut receipts = Vec::with_capacity(input.txs.len() + 8);
-        for (i, (env, parsed)) in input.txs.iter().zip(parsed).enumerate() {
+        for (i, (env, (body, _))) in input.txs.iter().zip(parsed).enumerate() {
             let tx_hash = tx_ids[i];
             let mark = ctx.mark();
-            let result = match parsed {
-                Err(e) => Err(e),
-                Ok(_) if bad_sig[i] => Err(TxError::BadSignature),
-                Ok((body, _)) => match self.apply_tx(&mut st, &mut ctx, &body, env.encoded_len()) {
-                    Ok(r) => Ok((body, r)),
-                    Err(Failure::Rejected(e)) => Err(e),
-                    Err(Failure::State(e)) => return Err(state_err(e)),
-                },
+            let result = match self.apply_tx(&mut st, &mut ctx, &body, env.encoded_len()) {
+                Ok(r) => Ok((body, r)),
+                Err(Failure::Rejected(e)) => Err(e),
+                Err(Failure::State(e)) => return Err(state_err(e)),
             };
             match result {
                 Ok((body, (gas_used, fee_paid))) => {
@@ -537,6 +534,22 @@ impl ShardLedger {
         *ctx.foundation_fees.entry(foundation).or_default() += split.foundation;
         ctx.tips += body.tip;
         Ok((gas_used, required))
+    }
+
+    /// The most `acct` can pay in fees in a block at `height`: its SPEND balance plus the fee
+    /// allowance it would have then (rule T6; the foundation's treasury is not consulted, so
+    /// this may over-estimate by what the treasury lacks). What the mempool admits against.
+    pub fn fee_budget(&self, acct: &AccountRecord, height: u64) -> u128 {
+        let p = &self.params.allowance;
+        let allowance = if height.saturating_sub(acct.created_height) >= p.period_blocks {
+            0
+        } else {
+            let elapsed = height.saturating_sub(acct.allowance_height) as u128;
+            acct.allowance
+                .saturating_add(elapsed.saturating_mul(p.refill_per_block))
+                .min(p.cap)
+        };
+        acct.balance(Asset::Spend).saturating_add(allowance)
     }
 
     /// Refills and spends a new account's allowance; the foundation's treasury pays.
@@ -804,6 +817,31 @@ pub(crate) fn take_from_pool<V: StateView + ?Sized>(
         .checked_sub(amount)
         .ok_or_else(|| StateError(format!("pool {pool:?} holds less than {amount}")))?;
     st.put_raw(key, v.to_be_bytes().to_vec());
+    Ok(())
+}
+
+/// Rule B5: inbound batches are canonical. Each holds at least one message; batches are in
+/// order of (source shard, source height), at most one per source block; the messages of a
+/// batch are in increasing sequence order.
+fn check_inbound_order(inbound: &[InboundBatch]) -> Result<(), BlockError> {
+    let mut last: Option<(ShardId, u64)> = None;
+    for batch in inbound {
+        if batch.messages.is_empty() {
+            return Err(BlockError::InboundOrder("an inbound batch is empty"));
+        }
+        let at = (batch.source.shard, batch.source.height);
+        if last.is_some_and(|l| l >= at) {
+            return Err(BlockError::InboundOrder(
+                "batches are not in (source shard, height) order",
+            ));
+        }
+        last = Some(at);
+        if batch.messages.windows(2).any(|w| w[0].0.seq >= w[1].0.seq) {
+            return Err(BlockError::InboundOrder(
+                "messages of a batch are not in sequence order",
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -90,12 +90,32 @@ pub fn handle(raw: &str) -> Result<String, TxError> {
     Ok(h)
 }
 
-/// Rule V1: a validator registers an Ed25519 consensus key and a `host:port` address of
-/// printable ASCII (at most [`starling_types::tx::MAX_ADDRESS_BYTES`]; the decoder enforces it).
-pub fn validator(consensus_key: &starling_types::PublicKey, address: &str) -> Result<(), TxError> {
+/// Rule V1: a validator registers an Ed25519 consensus key that is a valid point not of small
+/// order, proven by the key's own signature over
+/// [`starling_types::tx::validator_pop_message`] (this chain, this account, this key), and a
+/// `host:port` address of printable ASCII (at most [`starling_types::tx::MAX_ADDRESS_BYTES`];
+/// the decoder enforces it). So nobody can squat another's key.
+pub fn validator(
+    chain_id: &starling_types::ChainId,
+    account: &starling_types::AccountId,
+    consensus_key: &starling_types::PublicKey,
+    address: &str,
+    proof: &starling_types::Signature,
+) -> Result<(), TxError> {
     if consensus_key.key_type != starling_types::KeyType::Ed25519 {
         return Err(TxError::InvalidValidator(
             "the consensus key must be Ed25519",
+        ));
+    }
+    if starling_crypto::check_public_key(consensus_key).is_err() {
+        return Err(TxError::InvalidValidator(
+            "the consensus key is not a valid point of large order",
+        ));
+    }
+    let message = starling_types::tx::validator_pop_message(chain_id, account, consensus_key);
+    if starling_crypto::verify(consensus_key, message.as_bytes(), proof).is_err() {
+        return Err(TxError::InvalidValidator(
+            "the proof of possession is not the consensus key's signature",
         ));
     }
     let Some((host, port)) = address.rsplit_once(':') else {

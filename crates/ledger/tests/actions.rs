@@ -437,24 +437,44 @@ fn envelope_level_rejections() {
         action: post("x"),
     };
 
+    // Rule B3: a transaction with a bad signature, or one that does not decode, makes the
+    // whole block invalid; no honest proposer builds it and no replica applies it.
+    let proposer = a.public_key();
+    fn refused(
+        net: &mut Net,
+        proposer: starling_types::AccountId,
+        txs: Vec<TxEnvelope>,
+    ) -> starling_ledger::BlockError {
+        let m = net.ledger(ShardId(1));
+        let height = m.height;
+        let err = m.propose(txs, vec![], 1_000_000, proposer).unwrap_err();
+        assert_eq!(m.height, height, "a refused block changes nothing");
+        err
+    }
     // Bad signature: signed by someone else.
     let forged = TxEnvelope {
         body_bytes: net.sign_body(a, &good(0)).body_bytes,
         signature: net.sign_body(b, &good(0)).signature,
     };
-    let (_, ex) = net.block(ShardId(1), vec![forged], vec![]);
-    assert_eq!(tx_result(&ex, 0), Err(TxError::BadSignature));
-
+    assert_eq!(
+        refused(&mut net, proposer, vec![forged]),
+        starling_ledger::BlockError::BadSignature { index: 0 }
+    );
     // Signed for another chain.
     let other = starling_types::ChainId::new("other-chain").unwrap();
-    let (_, ex) = net.block(ShardId(1), vec![a.sign_tx(&other, &good(0))], vec![]);
-    assert_eq!(tx_result(&ex, 0), Err(TxError::BadSignature));
-
+    let wrong_chain = a.sign_tx(&other, &good(0));
+    let right = net.sign_body(a, &good(0));
+    assert_eq!(
+        refused(&mut net, proposer, vec![right, wrong_chain]),
+        starling_ledger::BlockError::BadSignature { index: 1 }
+    );
     // Malformed body bytes (correctly signed garbage).
     let mut env = net.sign_body(a, &good(0));
     env.body_bytes.push(0);
-    let (_, ex) = net.block(ShardId(1), vec![env], vec![]);
-    assert!(matches!(tx_result(&ex, 0), Err(TxError::Malformed(_))));
+    assert!(matches!(
+        refused(&mut net, proposer, vec![env]),
+        starling_ledger::BlockError::MalformedTx { index: 0, .. }
+    ));
 
     // Nonces: gap, then success, then replay of the same transaction.
     let (_, ex) = net.block(ShardId(1), vec![net.sign_body(a, &good(5))], vec![]);
@@ -602,7 +622,7 @@ fn signatures_already_checked_are_skipped_and_only_those() {
         signature: net.sign(a, 1, post("other")).signature,
     };
     let m = net.ledger(ShardId(1));
-    let input = starling_ledger::BlockInput {
+    let mut input = starling_ledger::BlockInput {
         height: m.height + 1,
         parent: m.head,
         timestamp_ms: 5_000,
@@ -610,15 +630,27 @@ fn signatures_already_checked_are_skipped_and_only_those() {
         txs: vec![good.clone(), forged.clone()],
         inbound: vec![],
     };
-    let plain = m.ledger.execute(&m.state, &input).unwrap();
-    // The node vouches for the good one only: same outcome as checking everything.
+    // Checked in full, the block is invalid (rule B3); vouching for the good one changes
+    // nothing, since the forged one is still checked.
+    let plain = m.ledger.execute(&m.state, &input).unwrap_err();
     let good_hash = good.hash();
     let skipped = m
         .ledger
         .execute_with(&m.state, &input, &|h| *h == good_hash)
+        .unwrap_err();
+    assert_eq!(plain, skipped);
+    assert_eq!(
+        plain,
+        starling_ledger::BlockError::BadSignature { index: 1 }
+    );
+    // Without the forged one, skipping the good one gives what checking it gives.
+    input.txs.pop();
+    let full = m.ledger.execute(&m.state, &input).unwrap();
+    let vouched = m
+        .ledger
+        .execute_with(&m.state, &input, &|h| *h == good_hash)
         .unwrap();
-    assert_eq!(plain.receipts, skipped.receipts);
-    assert_eq!(plain.writes, skipped.writes);
-    assert_eq!(tx_result(&skipped, 0), Ok(()));
-    assert_eq!(tx_result(&skipped, 1), Err(TxError::BadSignature));
+    assert_eq!(full.receipts, vouched.receipts);
+    assert_eq!(full.writes, vouched.writes);
+    assert_eq!(tx_result(&vouched, 0), Ok(()));
 }

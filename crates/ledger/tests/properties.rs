@@ -54,10 +54,15 @@ fn random_txs(
                 5 => Action::Unfollow {
                     target: all[rng.gen_range(0..all.len())],
                 },
-                8 => Action::RegisterValidator {
-                    consensus_key: all[rng.gen_range(0..all.len())],
-                    address: "127.0.0.1:9000".into(),
-                },
+                8 => {
+                    let holder = &keys[rng.gen_range(0..keys.len())];
+                    Action::RegisterValidator {
+                        consensus_key: holder.public_key(),
+                        address: "127.0.0.1:9000".into(),
+                        // Sometimes the key's own proof for this sender, sometimes not.
+                        proof: holder.validator_pop(&net.params.chain_id, &k.public_key()),
+                    }
+                }
                 9 => Action::RetireValidator,
                 6 => Action::DeletePost {
                     post: PostId {
@@ -195,13 +200,16 @@ proptest! {
                 let mut ns: Vec<u64> = on_shard.iter().map(|i| net.account(&keys[*i].public_key()).map_or(0, |r| r.nonce)).collect();
                 let n = rng.gen_range(0..12);
                 let txs = random_txs(&net, &ks, &mut ns, &mut rng, n);
-                // Deliver some earlier blocks' messages: random picks, duplicates allowed.
+                // Deliver some earlier blocks' messages: random picks (late, out of order,
+                // again), put in the canonical order rule B5 asks of one block.
                 let mut inbound: Vec<InboundBatch> = Vec::new();
                 for _ in 0..rng.gen_range(0..4) {
                     if produced.is_empty() { break; }
                     let (b, ex) = &produced[rng.gen_range(0..produced.len())];
                     inbound.extend(batches_for(b, ex).into_iter().filter(|(d, _)| *d == shard).map(|(_, batch)| batch));
                 }
+                inbound.sort_by_key(|b| (b.source.shard, b.source.height));
+                inbound.dedup_by_key(|b| (b.source.shard, b.source.height));
                 let out = net.block(shard, txs, inbound);
                 produced.push(out);
                 prop_assert_eq!(totals(&net, &accounts, &produced), issued);

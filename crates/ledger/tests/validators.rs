@@ -12,14 +12,20 @@ use starling_ledger::{Event, GenesisValidators, MemLedger, TxError};
 use starling_types::receipt::Payload;
 use starling_types::{Action, Asset, Block, PublicKey, ShardId};
 
-fn consensus_key(seed: u8) -> PublicKey {
-    PublicKey::ed25519([seed; 32])
+fn consensus_secret(seed: u8) -> SecretKey {
+    SecretKey::from_seed(starling_types::KeyType::Ed25519, &[seed; 32]).unwrap()
 }
 
-fn register(seed: u8) -> Action {
+fn consensus_key(seed: u8) -> PublicKey {
+    consensus_secret(seed).public_key()
+}
+
+/// Validator `seed`'s registration by `sender`, with its consensus key's proof of possession.
+fn register(net: &Net, sender: &SecretKey, seed: u8) -> Action {
     Action::RegisterValidator {
         consensus_key: consensus_key(seed),
         address: format!("10.0.0.{seed}:7000"),
+        proof: consensus_secret(seed).validator_pop(&net.params.chain_id, &sender.public_key()),
     }
 }
 
@@ -82,10 +88,11 @@ fn genesis_holds_the_registry_and_epoch_zero_committees() {
     let p = params(2);
     let a = keys_on(&p, ShardId(1), 1, 1).pop().unwrap();
     let net = network(&[&a]);
-    assert_eq!(
-        registry(&net),
-        (1..=3).map(consensus_key).collect::<Vec<_>>()
-    );
+    let mut expected: Vec<PublicKey> = (1..=3).map(consensus_key).collect();
+    expected.sort();
+    let mut got = registry(&net);
+    got.sort();
+    assert_eq!(got, expected);
     for s in 0..=2 {
         let c: CommitteeRecord = net.get(ShardId(s), StateKey::EpochCommittee(0)).unwrap();
         assert_eq!((c.epoch, c.members.len()), (0, 3));
@@ -102,7 +109,7 @@ fn a_bonded_validator_joins_the_committees_drawn_at_the_next_epoch_boundary() {
     let me = a.public_key();
 
     // V1: bond locked in the pool, registry learns by message.
-    let tx = net.sign(&a, 0, register(9));
+    let tx = net.sign(&a, 0, register(&net, &a, 9));
     let (block, ex) = net.block(ShardId(1), vec![tx], vec![]);
     assert_eq!(tx_result(&ex, 0), Ok(()));
     let spend = net.account(&me).unwrap().balance(Asset::Spend);
@@ -113,7 +120,8 @@ fn a_bonded_validator_joins_the_committees_drawn_at_the_next_epoch_boundary() {
         .iter()
         .any(|m| m.dest == ShardId::GLOBAL && matches!(m.payload, Payload::ValidatorJoin { .. })));
     // Registering twice is refused and changes nothing.
-    assert_eq!(net.run(&a, 1, register(9)), Err(TxError::AlreadyValidator));
+    let again = register(&net, &a, 9);
+    assert_eq!(net.run(&a, 1, again), Err(TxError::AlreadyValidator));
 
     assert_eq!(registry(&net).len(), 3);
     let delivered = net.deliver(&block, &ex);
@@ -199,7 +207,8 @@ fn retiring_returns_the_bond_and_leaves_the_next_draw() {
         net.run(&a, 0, Action::RetireValidator),
         Err(TxError::NotValidator)
     );
-    let (b1, e1) = net.block(ShardId(1), vec![net.sign(&a, 0, register(9))], vec![]);
+    let reg = register(&net, &a, 9);
+    let (b1, e1) = net.block(ShardId(1), vec![net.sign(&a, 0, reg)], vec![]);
     net.deliver(&b1, &e1);
     let before = net.account(&me).unwrap().balance(Asset::Spend);
     let (b2, e2) = net.block(
@@ -249,12 +258,14 @@ fn bad_registrations_are_refused() {
         (consensus_key(9), "has space:7000"),
     ];
     for (key, address) in bad {
+        let proof = consensus_secret(9).validator_pop(&net.params.chain_id, &a.public_key());
         let r = net.run(
             &a,
             0,
             Action::RegisterValidator {
                 consensus_key: key,
                 address: address.into(),
+                proof,
             },
         );
         assert!(
@@ -277,14 +288,16 @@ fn bad_registrations_are_refused() {
         vec![],
     );
     net.deliver(&t, &te);
+    let reg = register(&net, &poor, 9);
     assert!(matches!(
-        net.run(&poor, 0, register(9)),
+        net.run(&poor, 0, reg),
         Err(TxError::InsufficientBalance { .. })
     ));
 
     // A consensus key already in the registry under another account: the registry refuses it,
     // and the bond can be taken back.
-    let (b1, e1) = net.block(ShardId(1), vec![net.sign(&a, 0, register(1))], vec![]);
+    let reg = register(&net, &a, 1);
+    let (b1, e1) = net.block(ShardId(1), vec![net.sign(&a, 0, reg)], vec![]);
     assert_eq!(tx_result(&e1, 0), Ok(()));
     let delivered = net.deliver(&b1, &e1);
     assert!(matches!(
@@ -306,4 +319,68 @@ fn bad_registrations_are_refused() {
     ));
     assert_eq!(registry(&net).len(), 3);
     assert_eq!(net.run(&a, 1, Action::RetireValidator), Ok(()));
+}
+
+/// Rule V1: only the holder of a consensus key can register it, for its own account on this
+/// chain; a key that is not a point of large order is refused. (At `b334716` a registration
+/// carried no proof: anyone could take another's consensus key first.)
+#[test]
+fn registration_needs_the_consensus_keys_own_proof() {
+    let p = params(2);
+    let mut on1 = keys_on(&p, ShardId(1), 2, 1);
+    let (a, mallory) = (on1.pop().unwrap(), on1.pop().unwrap());
+    let mut net = network(&[&a, &mallory]);
+    let chain = net.params.chain_id.clone();
+    let victim = consensus_secret(9);
+    let cases: Vec<(&str, Action)> = vec![
+        (
+            "a proof made for another account",
+            Action::RegisterValidator {
+                consensus_key: victim.public_key(),
+                address: "10.0.0.9:7000".into(),
+                proof: victim.validator_pop(&chain, &a.public_key()),
+            },
+        ),
+        (
+            "a proof by another key",
+            Action::RegisterValidator {
+                consensus_key: victim.public_key(),
+                address: "10.0.0.9:7000".into(),
+                proof: mallory.validator_pop(&chain, &mallory.public_key()),
+            },
+        ),
+        (
+            "a proof for another chain",
+            Action::RegisterValidator {
+                consensus_key: victim.public_key(),
+                address: "10.0.0.9:7000".into(),
+                proof: victim.validator_pop(
+                    &starling_types::ChainId::new("elsewhere").unwrap(),
+                    &mallory.public_key(),
+                ),
+            },
+        ),
+        (
+            "a small-order key",
+            Action::RegisterValidator {
+                consensus_key: PublicKey::ed25519({
+                    let mut identity = [0u8; 32];
+                    identity[0] = 1;
+                    identity
+                }),
+                address: "10.0.0.9:7000".into(),
+                proof: starling_types::Signature([0u8; 64]),
+            },
+        ),
+    ];
+    for (what, action) in cases {
+        let r = net.run(&mallory, 0, action);
+        assert!(
+            matches!(r, Err(TxError::InvalidValidator(_))),
+            "{what}: {r:?}"
+        );
+    }
+    // The key's holder registers it.
+    let reg = register(&net, &a, 9);
+    assert_eq!(net.run(&a, 0, reg), Ok(()));
 }

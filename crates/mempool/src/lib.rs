@@ -1,10 +1,14 @@
 //! Starling's per-shard transaction pool: bounded, fee-ordered, nonce-ordered, rate-limited.
 //!
 //! Rules (cited in the code as P*):
-//! - P1 admission: a transaction must belong to this shard, not be expired, not reuse a nonce
-//!   the chain already consumed, be at most `max_nonce_ahead` past it, and offer at least the
-//!   current base cost (`max_fee >= gas * base_fee + tip`). Signatures are checked by the caller
-//!   (in batches) before admission.
+//! - P1 admission: a transaction must belong to this shard, come from an account that exists
+//!   on chain (no action creates its own sender: an account exists once something credited
+//!   it), not be expired, expire at most `max_expiry_blocks` ahead (rule T4), not reuse a nonce
+//!   the chain already consumed, be at most `max_nonce_ahead` past it, offer at least the
+//!   current base cost (`max_fee >= gas * base_fee + tip`), and the account's fee budget
+//!   (balance plus allowance) must cover the `max_fee` of this and all its other pooled
+//!   transactions. So a key with nothing on chain cannot put anything in a block. Signatures
+//!   are checked by the caller (in batches) before admission.
 //! - P2 replacement: a transaction with the same account and nonce replaces the pooled one only
 //!   if its tip per gas is at least `replace_bump_pct` percent higher.
 //! - P3 bounds: at most `max_txs` transactions and `max_bytes` bytes in all, `max_per_account`
@@ -14,14 +18,17 @@
 //!   more per block (a token bucket on block height, so it is deterministic).
 //! - P5 selection: repeatedly take the highest tip per gas among each account's *next*
 //!   transaction (the one whose nonce the chain expects), until the block's gas is used.
-//! - P6 pruning: finalized nonces and expired transactions leave the pool.
+//! - P6 pruning: finalized nonces and expired transactions leave the pool; so does every
+//!   transaction a finalized block carried and rejected (for any reason but a full block: it
+//!   would be rejected again), and every transaction pooled for more than `max_age_blocks`
+//!   (one that keeps losing to better-paying ones ages out).
 //!
 //! Priority is tip per gas (the proposer's reward per unit of block space), ties broken by
 //! arrival order. Everything is keyed by data, never by wall-clock time.
 
 use starling_ledger::gas::tx_gas;
 use starling_types::{AccountId, Hash, ShardId, ShardMap, Tx};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use thiserror::Error;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +40,8 @@ pub struct MempoolConfig {
     pub replace_bump_pct: u32,
     pub rate_burst: u32,
     pub rate_per_block: u32,
+    /// Blocks a transaction may wait in the pool before it is dropped.
+    pub max_age_blocks: u64,
 }
 
 impl Default for MempoolConfig {
@@ -45,8 +54,29 @@ impl Default for MempoolConfig {
             replace_bump_pct: 10,
             rate_burst: 64,
             rate_per_block: 16,
+            max_age_blocks: 3_000,
         }
     }
+}
+
+/// What admission needs to know of the chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Admission {
+    /// The height the next block will have.
+    pub height: u64,
+    /// The next block's base fee.
+    pub base_fee: u64,
+    /// How far past `height` a transaction may expire (the ledger's rule T4).
+    pub max_expiry_blocks: u64,
+}
+
+/// What admission needs to know of the sending account on chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountState {
+    /// The next nonce the chain expects.
+    pub nonce: u64,
+    /// The most the account can pay in fees (balance plus allowance).
+    pub fee_budget: u128,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -73,6 +103,34 @@ pub enum MempoolError {
     RateLimited,
     #[error("bad signature (forged, or signed for another chain)")]
     BadSignature,
+    #[error("unknown account: an account exists once it has received funds")]
+    UnknownAccount,
+    #[error("expiry {expires_at} is too far ahead (at most {max})")]
+    ExpiryTooFar { expires_at: u64, max: u64 },
+    #[error("the account can pay {available} in fees; its pooled transactions may cost {needed}")]
+    InsufficientFunds { needed: u128, available: u128 },
+}
+
+impl MempoolError {
+    /// A short, stable code for clients and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MempoolError::WrongShard(_) => "wrong_shard",
+            MempoolError::Duplicate => "duplicate",
+            MempoolError::NonceTooLow { .. } => "nonce_too_low",
+            MempoolError::NonceTooHigh { .. } => "nonce_too_high",
+            MempoolError::Expired(_) => "expired",
+            MempoolError::FeeTooLow { .. } => "fee_too_low",
+            MempoolError::ReplacementUnderpriced(_) => "replacement_underpriced",
+            MempoolError::AccountFull(_) => "account_full",
+            MempoolError::PoolFull => "mempool_full",
+            MempoolError::RateLimited => "rate_limited",
+            MempoolError::BadSignature => "bad_signature",
+            MempoolError::UnknownAccount => "unknown_account",
+            MempoolError::ExpiryTooFar { .. } => "expiry_too_far",
+            MempoolError::InsufficientFunds { .. } => "insufficient_funds",
+        }
+    }
 }
 
 /// Ordering key: higher tip per gas first, then earlier arrival.
@@ -90,6 +148,8 @@ struct Entry {
     gas: u64,
     bytes: usize,
     priority: Priority,
+    /// The height of the block that was next when it was admitted.
+    admitted: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -105,7 +165,8 @@ pub struct Mempool {
     shard: ShardId,
     shard_map: ShardMap,
     accounts: HashMap<AccountId, BTreeMap<u64, Entry>>,
-    hashes: HashSet<Hash>,
+    /// Every pooled transaction's hash, with its account and nonce.
+    hashes: HashMap<Hash, (AccountId, u64)>,
     /// Every pooled transaction by priority (lowest first), for eviction.
     by_priority: BTreeSet<(Priority, AccountId, u64)>,
     rate: HashMap<AccountId, Bucket>,
@@ -132,7 +193,7 @@ impl Mempool {
             shard,
             shard_map,
             accounts: HashMap::new(),
-            hashes: HashSet::new(),
+            hashes: HashMap::new(),
             by_priority: BTreeSet::new(),
             rate: HashMap::new(),
             bytes: 0,
@@ -153,18 +214,18 @@ impl Mempool {
     }
 
     pub fn contains(&self, hash: &Hash) -> bool {
-        self.hashes.contains(hash)
+        self.hashes.contains_key(hash)
     }
 
-    /// Admits a signature-checked transaction (P1–P4). `height` is the height the next block
-    /// will have; `base_fee` its base fee; `chain_nonce` the account's next nonce on chain.
+    /// Admits a signature-checked transaction (P1–P4). `account` is the sender's state on
+    /// chain, `None` if it does not exist.
     pub fn insert(
         &mut self,
         tx: Tx,
-        height: u64,
-        base_fee: u64,
-        chain_nonce: u64,
+        at: &Admission,
+        account_state: Option<AccountState>,
     ) -> Result<(), MempoolError> {
+        let height = at.height;
         let body = &tx.body;
         let account = body.account;
         // P1
@@ -172,11 +233,22 @@ impl Mempool {
         if home != self.shard {
             return Err(MempoolError::WrongShard(home));
         }
-        if self.hashes.contains(&tx.hash) {
+        if self.hashes.contains_key(&tx.hash) {
             return Err(MempoolError::Duplicate);
         }
+        let Some(state) = account_state else {
+            return Err(MempoolError::UnknownAccount);
+        };
+        let chain_nonce = state.nonce;
         if body.expires_at_height < height {
             return Err(MempoolError::Expired(body.expires_at_height));
+        }
+        let max_expiry = height.saturating_add(at.max_expiry_blocks);
+        if body.expires_at_height > max_expiry {
+            return Err(MempoolError::ExpiryTooFar {
+                expires_at: body.expires_at_height,
+                max: max_expiry,
+            });
         }
         if body.nonce < chain_nonce {
             return Err(MempoolError::NonceTooLow {
@@ -193,12 +265,26 @@ impl Mempool {
         let bytes = tx.envelope.encoded_len();
         let gas = tx_gas(bytes, &body.action);
         let required = (gas as u128)
-            .saturating_mul(base_fee as u128)
+            .saturating_mul(at.base_fee as u128)
             .saturating_add(body.tip);
         if body.max_fee < required {
             return Err(MempoolError::FeeTooLow {
                 required,
                 max_fee: body.max_fee,
+            });
+        }
+        // The account must be able to pay for everything it has pooled, this included (a
+        // replacement frees the fee of the one it replaces).
+        let pooled_fees = self.accounts.get(&account).map_or(0u128, |m| {
+            m.iter()
+                .filter(|(n, _)| **n != body.nonce)
+                .fold(0u128, |sum, (_, e)| sum.saturating_add(e.tx.body.max_fee))
+        });
+        let needed = pooled_fees.saturating_add(body.max_fee);
+        if needed > state.fee_budget {
+            return Err(MempoolError::InsufficientFunds {
+                needed,
+                available: state.fee_budget,
             });
         }
         self.arrivals += 1;
@@ -258,7 +344,7 @@ impl Mempool {
             self.remove(&account, body.nonce);
         }
 
-        self.hashes.insert(tx.hash);
+        self.hashes.insert(tx.hash, (account, body.nonce));
         self.by_priority.insert((priority, account, body.nonce));
         self.bytes += bytes;
         let nonce = body.nonce;
@@ -269,6 +355,7 @@ impl Mempool {
                 gas,
                 bytes,
                 priority,
+                admitted: height,
             },
         );
         Ok(())
@@ -347,14 +434,21 @@ impl Mempool {
         out
     }
 
-    /// P6: drops what the chain has consumed (nonces below each account's next) or what has
-    /// expired before `height`. `touched` are the accounts whose nonces moved.
+    /// P6: drops what the chain has consumed (nonces below each account's next), what has
+    /// expired before `height` or waited more than `max_age_blocks`, and the transactions a
+    /// finalized block `rejected` (by hash). `touched` are the accounts whose nonces moved.
     pub fn prune<'a>(
         &mut self,
         height: u64,
         touched: impl IntoIterator<Item = &'a AccountId>,
         nonces: &impl AccountNonces,
+        rejected: &[Hash],
     ) {
+        for hash in rejected {
+            if let Some((a, n)) = self.hashes.get(hash).copied() {
+                self.remove(&a, n);
+            }
+        }
         for account in touched {
             let next = nonces.next_nonce(account);
             let stale: Vec<u64> = self
@@ -366,12 +460,16 @@ impl Mempool {
                 self.remove(account, n);
             }
         }
+        let max_age = self.config.max_age_blocks;
         let expired: Vec<(AccountId, u64)> = self
             .accounts
             .iter()
             .flat_map(|(a, m)| {
                 m.iter()
-                    .filter(|(_, e)| e.tx.body.expires_at_height < height)
+                    .filter(|(_, e)| {
+                        e.tx.body.expires_at_height < height
+                            || height.saturating_sub(e.admitted) > max_age
+                    })
                     .map(move |(n, _)| (*a, *n))
             })
             .collect();

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use starling_crypto::SecretKey;
-use starling_mempool::{Mempool, MempoolConfig, MempoolError};
+use starling_mempool::{AccountState, Admission, Mempool, MempoolConfig, MempoolError};
 use starling_types::{AccountId, Action, ChainId, KeyType, ShardId, ShardMap, Tx, TxBody};
 use std::collections::HashMap;
 
@@ -40,14 +40,37 @@ fn zero(_: &AccountId) -> u64 {
     0
 }
 
+/// Admits `tx` for a block at `height` with `base_fee`, from an account at `nonce` with
+/// plenty of funds.
+fn put(
+    p: &mut Mempool,
+    tx: Tx,
+    height: u64,
+    base_fee: u64,
+    nonce: u64,
+) -> Result<(), MempoolError> {
+    p.insert(
+        tx,
+        &Admission {
+            height,
+            base_fee,
+            max_expiry_blocks: 100_000,
+        },
+        Some(AccountState {
+            nonce,
+            fee_budget: u128::MAX,
+        }),
+    )
+}
+
 #[test]
 fn selects_by_tip_and_keeps_each_account_in_nonce_order() {
     let mut p = pool(MempoolConfig::default());
     let (a, b) = (key(1), key(2));
     // a: nonce 0 cheap, nonce 1 rich; b: nonce 0 medium.
-    p.insert(tx(&a, 1, 900), 1, 1, 0).unwrap();
-    p.insert(tx(&a, 0, 10), 1, 1, 0).unwrap();
-    p.insert(tx(&b, 0, 500), 1, 1, 0).unwrap();
+    put(&mut p, tx(&a, 1, 900), 1, 1, 0).unwrap();
+    put(&mut p, tx(&a, 0, 10), 1, 1, 0).unwrap();
+    put(&mut p, tx(&b, 0, 500), 1, 1, 0).unwrap();
     let order: Vec<(AccountId, u64)> = p
         .select(u64::MAX, 100, &zero)
         .iter()
@@ -64,7 +87,7 @@ fn selects_by_tip_and_keeps_each_account_in_nonce_order() {
     );
     // A gap is never selected.
     let mut gap = pool(MempoolConfig::default());
-    gap.insert(tx(&a, 2, 999), 1, 1, 0).unwrap();
+    put(&mut gap, tx(&a, 2, 999), 1, 1, 0).unwrap();
     assert!(gap.select(u64::MAX, 100, &zero).is_empty());
 }
 
@@ -72,7 +95,7 @@ fn selects_by_tip_and_keeps_each_account_in_nonce_order() {
 fn selection_respects_block_gas_and_count() {
     let mut p = pool(MempoolConfig::default());
     for i in 0..10 {
-        p.insert(tx(&key(i), 0, i as u128), 1, 1, 0).unwrap();
+        put(&mut p, tx(&key(i), 0, i as u128), 1, 1, 0).unwrap();
     }
     let one = p.select(u64::MAX, 100, &zero)[0].clone();
     let gas = starling_ledger::gas::tx_gas(one.envelope.encoded_len(), &one.body.action);
@@ -90,28 +113,28 @@ fn admission_rules() {
     });
     let a = key(1);
     let t = tx(&a, 3, 1);
-    p.insert(t.clone(), 1, 1, 3).unwrap();
-    assert_eq!(p.insert(t, 1, 1, 3), Err(MempoolError::Duplicate));
+    put(&mut p, t.clone(), 1, 1, 3).unwrap();
+    assert_eq!(put(&mut p, t, 1, 1, 3), Err(MempoolError::Duplicate));
     assert_eq!(
-        p.insert(tx(&a, 2, 1), 1, 1, 3),
+        put(&mut p, tx(&a, 2, 1), 1, 1, 3),
         Err(MempoolError::NonceTooLow {
             expected: 3,
             got: 2
         })
     );
     assert_eq!(
-        p.insert(tx(&a, 9, 1), 1, 1, 3),
+        put(&mut p, tx(&a, 9, 1), 1, 1, 3),
         Err(MempoolError::NonceTooHigh {
             expected: 3,
             got: 9
         })
     );
     assert_eq!(
-        p.insert(tx(&a, 4, 1), 101, 1, 3),
+        put(&mut p, tx(&a, 4, 1), 101, 1, 3),
         Err(MempoolError::Expired(100))
     );
     assert!(matches!(
-        p.insert(tx(&a, 4, 1), 1, 1_000_000, 3),
+        put(&mut p, tx(&a, 4, 1), 1, 1_000_000, 3),
         Err(MempoolError::FeeTooLow { .. })
     ));
     let two = Mempool::new(
@@ -125,7 +148,7 @@ fn admission_rules() {
         .find(|k| ShardMap::even(2).unwrap().shard_of(&k.public_key()) == ShardId(1))
         .unwrap();
     assert_eq!(
-        two.insert(tx(&elsewhere, 0, 1), 1, 1, 0),
+        put(&mut two, tx(&elsewhere, 0, 1), 1, 1, 0),
         Err(MempoolError::WrongShard(ShardId(1)))
     );
 }
@@ -134,12 +157,12 @@ fn admission_rules() {
 fn replacement_needs_a_higher_tip() {
     let mut p = pool(MempoolConfig::default());
     let a = key(1);
-    p.insert(tx(&a, 0, 100), 1, 1, 0).unwrap();
+    put(&mut p, tx(&a, 0, 100), 1, 1, 0).unwrap();
     assert_eq!(
-        p.insert(tx(&a, 0, 105), 1, 1, 0),
+        put(&mut p, tx(&a, 0, 105), 1, 1, 0),
         Err(MempoolError::ReplacementUnderpriced(10))
     );
-    p.insert(tx(&a, 0, 200), 1, 1, 0).unwrap();
+    put(&mut p, tx(&a, 0, 200), 1, 1, 0).unwrap();
     assert_eq!(p.len(), 1);
     assert_eq!(p.select(u64::MAX, 10, &zero)[0].body.tip, 200);
 }
@@ -151,11 +174,14 @@ fn full_pool_evicts_the_cheapest_tail_or_refuses() {
         ..MempoolConfig::default()
     });
     let (a, b, c) = (key(1), key(2), key(3));
-    p.insert(tx(&a, 0, 50), 1, 1, 0).unwrap();
-    p.insert(tx(&a, 1, 1), 1, 1, 0).unwrap(); // cheapest, and a's tail
-    p.insert(tx(&b, 0, 60), 1, 1, 0).unwrap();
-    assert_eq!(p.insert(tx(&c, 0, 1), 1, 1, 0), Err(MempoolError::PoolFull));
-    p.insert(tx(&c, 0, 70), 1, 1, 0).unwrap();
+    put(&mut p, tx(&a, 0, 50), 1, 1, 0).unwrap();
+    put(&mut p, tx(&a, 1, 1), 1, 1, 0).unwrap(); // cheapest, and a's tail
+    put(&mut p, tx(&b, 0, 60), 1, 1, 0).unwrap();
+    assert_eq!(
+        put(&mut p, tx(&c, 0, 1), 1, 1, 0),
+        Err(MempoolError::PoolFull)
+    );
+    put(&mut p, tx(&c, 0, 70), 1, 1, 0).unwrap();
     assert_eq!(p.len(), 3);
     let left: Vec<_> = p
         .select(u64::MAX, 10, &zero)
@@ -172,10 +198,10 @@ fn per_account_limit_and_rate_limit() {
         ..MempoolConfig::default()
     });
     let a = key(1);
-    p.insert(tx(&a, 0, 1), 1, 1, 0).unwrap();
-    p.insert(tx(&a, 1, 1), 1, 1, 0).unwrap();
+    put(&mut p, tx(&a, 0, 1), 1, 1, 0).unwrap();
+    put(&mut p, tx(&a, 1, 1), 1, 1, 0).unwrap();
     assert_eq!(
-        p.insert(tx(&a, 2, 1), 1, 1, 0),
+        put(&mut p, tx(&a, 2, 1), 1, 1, 0),
         Err(MempoolError::AccountFull(2))
     );
 
@@ -185,16 +211,16 @@ fn per_account_limit_and_rate_limit() {
         ..MempoolConfig::default()
     });
     for n in 0..3 {
-        r.insert(tx(&a, n, 1), 1, 1, 0).unwrap();
+        put(&mut r, tx(&a, n, 1), 1, 1, 0).unwrap();
     }
     assert_eq!(
-        r.insert(tx(&a, 3, 1), 1, 1, 0),
+        put(&mut r, tx(&a, 3, 1), 1, 1, 0),
         Err(MempoolError::RateLimited)
     );
     // One block later, one more.
-    r.insert(tx(&a, 3, 1), 2, 1, 0).unwrap();
+    put(&mut r, tx(&a, 3, 1), 2, 1, 0).unwrap();
     assert_eq!(
-        r.insert(tx(&a, 4, 1), 2, 1, 0),
+        put(&mut r, tx(&a, 4, 1), 2, 1, 0),
         Err(MempoolError::RateLimited)
     );
 }
@@ -204,15 +230,95 @@ fn pruning_drops_consumed_and_expired() {
     let mut p = pool(MempoolConfig::default());
     let (a, b) = (key(1), key(2));
     for n in 0..4 {
-        p.insert(tx(&a, n, 1), 1, 1, 0).unwrap();
+        put(&mut p, tx(&a, n, 1), 1, 1, 0).unwrap();
     }
-    p.insert(tx(&b, 0, 1), 1, 1, 0).unwrap();
+    put(&mut p, tx(&b, 0, 1), 1, 1, 0).unwrap();
     let chain: HashMap<AccountId, u64> = [(a.public_key(), 3)].into();
     let nonces = |acc: &AccountId| chain.get(acc).copied().unwrap_or(0);
-    p.prune(2, [&a.public_key()], &nonces);
+    p.prune(2, [&a.public_key()], &nonces, &[]);
     assert_eq!(p.len(), 2);
     assert_eq!(p.select(u64::MAX, 10, &nonces).len(), 2);
-    p.prune(101, std::iter::empty(), &nonces);
+    p.prune(101, std::iter::empty(), &nonces, &[]);
+    assert!(p.is_empty());
+    assert_eq!(p.bytes(), 0);
+}
+
+/// Junk from keys with nothing on chain never gets in; an account can pool only what it can
+/// pay for; expiries are bounded; a transaction a block rejected leaves the pool, and one that
+/// keeps losing ages out. (At `b334716` a fresh, unfunded key's transaction with an expiry of
+/// `u64::MAX` and a huge tip was admitted, selected first, rejected by every block, and kept.)
+#[test]
+fn junk_costs_its_sender_or_never_gets_in() {
+    let mut p = pool(MempoolConfig {
+        max_age_blocks: 50,
+        ..MempoolConfig::default()
+    });
+    let at = Admission {
+        height: 1,
+        base_fee: 1,
+        max_expiry_blocks: 1_000,
+    };
+    let (fresh, a) = (key(7), key(1));
+    let junk = {
+        let body = TxBody {
+            account: fresh.public_key(),
+            nonce: 0,
+            max_fee: u128::MAX,
+            tip: (1u128 << 96) - 1,
+            expires_at_height: u64::MAX,
+            action: Action::Post {
+                text: "junk".into(),
+                reply_to: None,
+                quote_of: None,
+                langs: vec![],
+            },
+        };
+        Tx::parse(&chain(), fresh.sign_tx(&chain(), &body)).unwrap()
+    };
+    assert_eq!(
+        p.insert(junk.clone(), &at, None),
+        Err(MempoolError::UnknownAccount)
+    );
+    // Known but unable to pay its max_fee; or expiring beyond the horizon.
+    let poor = AccountState {
+        nonce: 0,
+        fee_budget: 10,
+    };
+    assert!(matches!(
+        p.insert(tx(&fresh, 0, 1), &at, Some(poor)),
+        Err(MempoolError::InsufficientFunds { .. })
+    ));
+    let rich = AccountState {
+        nonce: 0,
+        fee_budget: u128::MAX,
+    };
+    assert!(matches!(
+        p.insert(junk, &at, Some(rich)),
+        Err(MempoolError::ExpiryTooFar { .. })
+    ));
+    // The budget covers every pooled max_fee of the account, not each alone.
+    let two_fees = AccountState {
+        nonce: 0,
+        fee_budget: 1_500_000_000,
+    };
+    p.insert(tx(&a, 0, 1), &at, Some(two_fees)).unwrap();
+    assert!(matches!(
+        p.insert(tx(&a, 1, 1), &at, Some(two_fees)),
+        Err(MempoolError::InsufficientFunds { .. })
+    ));
+    // A replacement frees the fee of the one it replaces.
+    p.insert(tx(&a, 0, 50), &at, Some(two_fees)).unwrap();
+    assert_eq!(p.len(), 1);
+    // Rejected by a block: gone.
+    let pooled = p.select(u64::MAX, 10, &zero);
+    p.prune(2, std::iter::empty(), &zero, &[pooled[0].hash]);
+    assert!(p.is_empty());
+    // Never selected (nonce gap), it ages out after max_age_blocks.
+    let b = key(2);
+    p.insert(tx(&b, 1, 1), &at, Some(rich)).unwrap();
+    p.prune(51, std::iter::empty(), &zero, &[]);
+    assert_eq!(p.len(), 1);
+    p.prune(52, std::iter::empty(), &zero, &[]);
     assert!(p.is_empty());
     assert_eq!(p.bytes(), 0);
 }
@@ -232,7 +338,7 @@ proptest! {
         for (who, nonce, tip, advance) in ops {
             let k = &keys[who as usize];
             let next = chain.get(&k.public_key()).copied().unwrap_or(0);
-            let _ = p.insert(tx(k, next + nonce, tip), height, 1, next);
+            let _ = put(&mut p, tx(k, next + nonce, tip), height, 1, next);
             prop_assert!(p.len() <= config.max_txs);
             if advance {
                 let picked = p.select(u64::MAX, 5, &|a: &AccountId| chain.get(a).copied().unwrap_or(0));
@@ -246,7 +352,7 @@ proptest! {
                 chain.extend(expect);
                 height += 1;
                 let nonces = |a: &AccountId| chain.get(a).copied().unwrap_or(0);
-                p.prune(height, touched.iter(), &nonces);
+                p.prune(height, touched.iter(), &nonces, &[]);
             }
         }
     }

@@ -197,24 +197,11 @@ struct Submitted {
 }
 
 fn submit_error_code(e: &SubmitError) -> &'static str {
-    use starling_mempool::MempoolError as M;
     match e {
         SubmitError::Malformed(_) => "malformed",
         SubmitError::ShardNotServed(_) => "shard_not_served",
         SubmitError::Busy => "busy",
-        SubmitError::Rejected(m) => match m {
-            M::WrongShard(_) => "wrong_shard",
-            M::Duplicate => "duplicate",
-            M::NonceTooLow { .. } => "nonce_too_low",
-            M::NonceTooHigh { .. } => "nonce_too_high",
-            M::Expired(_) => "expired",
-            M::FeeTooLow { .. } => "fee_too_low",
-            M::ReplacementUnderpriced(_) => "replacement_underpriced",
-            M::AccountFull(_) => "account_full",
-            M::PoolFull => "pool_full",
-            M::RateLimited => "rate_limited",
-            M::BadSignature => "bad_signature",
-        },
+        SubmitError::Rejected(m) => m.code(),
     }
 }
 

@@ -3,6 +3,7 @@
 //! ([`api`]), the app view and its indexer ([`view`]) and the social API on it ([`social`]).
 
 pub mod accounts;
+pub mod ahead;
 pub mod api;
 pub mod chat;
 mod chat_api;
@@ -11,6 +12,7 @@ pub mod config;
 pub mod devnet;
 pub mod genesis;
 pub mod init;
+pub mod iplimit;
 pub mod keyfile;
 pub mod keystore;
 pub mod mailbox;

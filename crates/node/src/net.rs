@@ -14,6 +14,7 @@
 //! Transport: TCP with Noise (each peer proves its key) and Yamux; a node's libp2p identity
 //! is its Ed25519 node key.
 
+use crate::ahead::{Ahead, Offer};
 use crate::run::{decode_batch, encode_batch, Node};
 use crate::SetupError;
 use commonware_consensus::types::Height;
@@ -43,8 +44,18 @@ const MAX_CERTIFICATE_BYTES: usize = 64 * 1024;
 /// Most blocks in one sync response, and most bytes.
 const MAX_SYNC_BLOCKS: u64 = 64;
 const MAX_SYNC_BYTES: usize = 8 * 1024 * 1024;
-/// Blocks a relay holds ahead of its head per shard while it fills a gap.
-const MAX_AHEAD: usize = 128;
+/// Sync requests served at once, and per peer.
+const MAX_SYNC_SERVING: usize = 8;
+const MAX_SYNC_SERVING_PER_PEER: usize = 1;
+/// Strikes against a peer (an invalid block, a forged transaction batch) before it is cut off,
+/// and how long it stays cut off.
+const MAX_STRIKES: u32 = 3;
+const BAN: Duration = Duration::from_secs(600);
+/// Connections: per peer, per remote IP, inbound pending, and in all.
+const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+const MAX_CONNECTIONS_PER_IP: usize = 16;
+const MAX_PENDING_INBOUND: u32 = 64;
+const MAX_CONNECTIONS: u32 = 512;
 
 /// What became of a finalized block from the network.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -96,10 +107,14 @@ pub struct SyncResponse {
     pub blocks: Vec<Vec<u8>>,
 }
 
-/// The open network's protocols.
+/// The open network's protocols, behind connection limits (per peer, per IP, in all) and a
+/// list of peers cut off for misbehaving.
 #[derive(NetworkBehaviour)]
 #[allow(missing_debug_implementations)]
 pub struct Behaviour {
+    pub limits: libp2p::connection_limits::Behaviour,
+    pub per_ip: crate::iplimit::Behaviour,
+    pub blocked: libp2p::allow_block_list::Behaviour<libp2p::allow_block_list::BlockedPeers>,
     pub gossipsub: gossipsub::Behaviour,
     pub sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
     pub chat: crate::chatnet::Behaviour,
@@ -201,7 +216,14 @@ pub fn swarm(key: &SecretKey) -> Result<libp2p::Swarm<Behaviour>, SetupError> {
                 request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
             );
             let chat = crate::chatnet::behaviour();
+            let limits = libp2p::connection_limits::ConnectionLimits::default()
+                .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+                .with_max_pending_incoming(Some(MAX_PENDING_INBOUND))
+                .with_max_established(Some(MAX_CONNECTIONS));
             Ok(Behaviour {
+                limits: libp2p::connection_limits::Behaviour::new(limits),
+                per_ip: crate::iplimit::Behaviour::new(MAX_CONNECTIONS_PER_IP),
+                blocked: Default::default(),
                 gossipsub,
                 sync,
                 chat,
@@ -279,8 +301,16 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
             .iter()
             .map(|(s, h)| (*s, h.app.head().height))
             .collect();
-        // Per shard, blocks above the head: (block, final yet).
-        let mut ahead: BTreeMap<ShardId, BTreeMap<u64, (Block, bool)>> = BTreeMap::new();
+        // Per shard, blocks above the head (rule R1).
+        let mut ahead: BTreeMap<ShardId, Ahead<PeerId>> = BTreeMap::new();
+        let mut strikes = Strikes::default();
+        // Sync requests being served off this loop, and their answers.
+        let (served_tx, mut served) = mpsc::channel::<(
+            PeerId,
+            request_response::ResponseChannel<SyncResponse>,
+            Vec<Vec<u8>>,
+        )>(MAX_SYNC_SERVING);
+        let mut serving: BTreeMap<PeerId, usize> = BTreeMap::new();
         let mut syncing: BTreeMap<ShardId, Instant> = BTreeMap::new();
         // Sync requests go round the connected peers, so one that cannot serve (itself behind,
         // or a relay) never stalls a shard.
@@ -294,7 +324,7 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
                         let verdict = if let Some(shard) = topic_shard(&chain, "blocks", &message.topic) {
                             match FinalizedBlock::from_bytes(&message.data) {
                                 Ok(fb) if fb.block.header.shard == shard => {
-                                    let outcome = receive(&node, &committees, &mut rng, &mut ahead, fb);
+                                    let outcome = receive(&node, &committees, &mut rng, &mut ahead, fb, propagation_source, &mut strikes);
                                     if outcome == Received::Verified {
                                         // Behind: ask the peer that sent it for the gap.
                                         let head = node.shard(shard).map_or(0, |a| a.head().height);
@@ -313,14 +343,27 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
                             }
                         } else if let Some(shard) = topic_shard(&chain, "txs", &message.topic) {
                             match decode_batch(&message.data) {
-                                Ok(envs) => {
-                                    if let Some(app) = node.shard(shard) {
+                                Ok(envs) => match node.shard(shard) {
+                                    Some(app) => {
+                                        let count = envs.len();
                                         let txs: Vec<Tx> = envs.into_iter().filter_map(|e| Tx::parse(node.chain_id(), e).ok()).collect();
-                                        let _ = app.submit_batch(txs);
+                                        let malformed = txs.len() < count;
+                                        let forged = app.submit_batch(txs).iter().any(|r| matches!(r, Err(starling_mempool::MempoolError::BadSignature)));
+                                        // A relay checks signatures before it publishes, so a
+                                        // batch with a forged or malformed one is the sender's.
+                                        if malformed || forged {
+                                            strikes.add(propagation_source, 1);
+                                            gossipsub::MessageAcceptance::Reject
+                                        } else {
+                                            gossipsub::MessageAcceptance::Accept
+                                        }
                                     }
-                                    gossipsub::MessageAcceptance::Accept
+                                    None => gossipsub::MessageAcceptance::Ignore,
+                                },
+                                Err(_) => {
+                                    strikes.add(propagation_source, 1);
+                                    gossipsub::MessageAcceptance::Reject
                                 }
-                                Err(_) => gossipsub::MessageAcceptance::Reject,
                             }
                         } else {
                             gossipsub::MessageAcceptance::Reject
@@ -329,11 +372,23 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
                     }
                     SwarmEvent::Behaviour(BehaviourEvent::Sync(request_response::Event::Message { message, peer, .. })) => match message {
                         request_response::Message::Request { request, channel, .. } => {
-                            let blocks = match &role {
-                                Role::Validator { marshals } => serve(&node, marshals, &request).await,
-                                Role::Relay => Vec::new(),
-                            };
-                            let _ = swarm.behaviour_mut().sync.send_response(channel, SyncResponse { blocks });
+                            // Served on its own task, a few at a time and one per peer, so no
+                            // peer can stall this loop; a request beyond that gets nothing.
+                            let mine = serving.get(&peer).copied().unwrap_or(0);
+                            let total: usize = serving.values().sum();
+                            match &role {
+                                Role::Validator { marshals } if mine < MAX_SYNC_SERVING_PER_PEER && total < MAX_SYNC_SERVING => {
+                                    *serving.entry(peer).or_default() += 1;
+                                    let (node, marshals, mut done) = (node.clone(), marshals.clone(), served_tx.clone());
+                                    tokio::spawn(async move {
+                                        let blocks = serve(&node, &marshals, &request).await;
+                                        let _ = futures::SinkExt::send(&mut done, (peer, channel, blocks)).await;
+                                    });
+                                }
+                                _ => {
+                                    let _ = swarm.behaviour_mut().sync.send_response(channel, SyncResponse { blocks: Vec::new() });
+                                }
+                            }
                         }
                         request_response::Message::Response { response, .. } => {
                             let mut shard = None;
@@ -341,13 +396,14 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
                                 match FinalizedBlock::from_bytes(bytes) {
                                     Ok(fb) => {
                                         shard = Some(fb.block.header.shard);
-                                        if receive(&node, &committees, &mut rng, &mut ahead, fb) == Received::Invalid {
+                                        if receive(&node, &committees, &mut rng, &mut ahead, fb, peer, &mut strikes) == Received::Invalid {
                                             tracing::warn!(%peer, "sync response with a block that does not verify");
                                             break;
                                         }
                                     }
                                     Err(e) => {
                                         tracing::warn!(%peer, error = %e, "malformed sync response");
+                                        strikes.add(peer, 1);
                                         break;
                                     }
                                 }
@@ -363,6 +419,15 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
                     }
                     _ => {}
                 },
+                Some((peer, channel, blocks)) = served.next() => {
+                    if let Some(n) = serving.get_mut(&peer) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            serving.remove(&peer);
+                        }
+                    }
+                    let _ = swarm.behaviour_mut().sync.send_response(channel, SyncResponse { blocks });
+                }
                 Some(out) = chat_requests.next() => chat_driver.send(&mut swarm.behaviour_mut().chat, out),
                 Some((channel, bytes)) = chat_driver.answers.next() => {
                     let _ = swarm.behaviour_mut().chat.send_response(channel, bytes);
@@ -374,6 +439,14 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
                     }
                 }
                 _ = tick.tick() => {
+                    for peer in strikes.take_banned() {
+                        tracing::warn!(%peer, "cutting off a peer that sent invalid data");
+                        swarm.behaviour_mut().blocked.block_peer(peer);
+                        let _ = swarm.disconnect_peer_id(peer);
+                    }
+                    for peer in strikes.take_expired() {
+                        swarm.behaviour_mut().blocked.unblock_peer(peer);
+                    }
                     match &role {
                         Role::Validator { marshals } => {
                             for (shard, marshal) in marshals {
@@ -461,28 +534,78 @@ async fn serve(
     out
 }
 
+/// Misbehaviour counted per peer: at [`MAX_STRIKES`] a peer is cut off for [`BAN`].
+#[derive(Debug, Default)]
+struct Strikes {
+    counts: BTreeMap<PeerId, u32>,
+    banned: BTreeMap<PeerId, Instant>,
+    newly: Vec<PeerId>,
+}
+
+impl Strikes {
+    fn add(&mut self, peer: PeerId, n: u32) {
+        if self.banned.contains_key(&peer) {
+            return;
+        }
+        let c = self.counts.entry(peer).or_default();
+        *c = c.saturating_add(n);
+        if *c >= MAX_STRIKES {
+            self.counts.remove(&peer);
+            self.banned.insert(peer, Instant::now());
+            self.newly.push(peer);
+        }
+        // Bounded: forget the oldest counts beyond a few thousand peers.
+        while self.counts.len() > 4_096 {
+            let Some(first) = self.counts.keys().next().copied() else {
+                break;
+            };
+            self.counts.remove(&first);
+        }
+    }
+
+    fn take_banned(&mut self) -> Vec<PeerId> {
+        std::mem::take(&mut self.newly)
+    }
+
+    fn take_expired(&mut self) -> Vec<PeerId> {
+        let expired: Vec<PeerId> = self
+            .banned
+            .iter()
+            .filter(|(_, since)| since.elapsed() > BAN)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in &expired {
+            self.banned.remove(p);
+        }
+        expired
+    }
+}
+
 /// Checks a finalized block from the network and applies it (and any held blocks it
-/// unlocks) if it is next; holds it if it is ahead.
+/// unlocks) if it is next; holds it if it is ahead (rule R1). `peer` sent it.
 fn receive<R: rand_core_010::CryptoRng>(
     node: &Node,
     committees: &BTreeMap<ShardId, Committee>,
     rng: &mut R,
-    ahead: &mut BTreeMap<ShardId, BTreeMap<u64, (Block, bool)>>,
+    ahead: &mut BTreeMap<ShardId, Ahead<PeerId>>,
     fb: FinalizedBlock,
+    peer: PeerId,
+    strikes: &mut Strikes,
 ) -> Received {
     let shard = fb.block.header.shard;
     let (Some(app), Some(committee)) = (node.shard(shard), committees.get(&shard)) else {
         return Received::Invalid;
     };
     let height = fb.block.header.height;
-    if height <= app.head().height {
+    let head = app.head().height;
+    if height <= head {
         return Received::Stale;
     }
     let held = ahead.entry(shard).or_default();
     if fb.certificate.is_empty() {
         // Final only once a certified descendant links to it; not passed on meanwhile.
-        if held.len() < MAX_AHEAD {
-            held.insert(height, (fb.block, false));
+        if held.offer_loose(head, fb.block, peer) == Offer::Held {
+            return apply_held(app, shard, held);
         }
         return Received::Stale;
     }
@@ -502,39 +625,35 @@ fn receive<R: rand_core_010::CryptoRng>(
         &fb.certificate,
     ) {
         tracing::warn!(%shard, height, error = %e, "refusing a block");
+        strikes.add(peer, MAX_STRIKES);
         return Received::Invalid;
     }
-    held.insert(height, (block.block().clone(), true));
-    // Its ancestors held without a certificate are final if they are its parent chain.
-    let mut h = height;
-    while h > 1 {
-        let parent = held[&h].0.header.parent;
-        match held.get_mut(&(h - 1)) {
-            Some((b, certified)) if b.header.id() == parent => {
-                *certified = true;
-                h -= 1;
-            }
-            Some((_, false)) => {
-                held.remove(&(h - 1));
-                break;
-            }
-            _ => break,
-        }
+    let (outcome, liars) = held.offer_final(head, block.block().clone());
+    for liar in liars {
+        strikes.add(liar, MAX_STRIKES);
     }
-    // Apply everything now final, in order.
-    loop {
-        let next = app.head().height + 1;
-        if !held.get(&next).is_some_and(|(_, certified)| *certified) {
-            break;
-        }
-        let Some((b, _)) = held.remove(&next) else {
-            break;
-        };
+    if outcome == Offer::Conflict {
+        tracing::error!(%shard, height, "two certified blocks at one height");
+        return Received::Invalid;
+    }
+    apply_held(app, shard, held)
+}
+
+/// Applies every held block that is final and next, in order.
+fn apply_held(
+    app: &starling_consensus::ShardApp,
+    shard: ShardId,
+    held: &mut Ahead<PeerId>,
+) -> Received {
+    let mut outcome = Received::Verified;
+    while let Some(b) = held.take_next(app.head().height) {
         if let Err(e) = app.apply_finalized(&b) {
-            tracing::error!(%shard, height = next, error = %e, "a certified block does not apply");
-            return Received::Invalid;
+            // Not this message's fault: its sender is not scored down for it.
+            tracing::error!(%shard, height = b.header.height, error = %e, "a certified block does not apply");
+            outcome = Received::Stale;
+            break;
         }
     }
-    held.retain(|h, _| *h > app.head().height);
-    Received::Verified
+    held.prune(app.head().height);
+    outcome
 }

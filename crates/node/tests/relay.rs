@@ -3,7 +3,8 @@
 //! shard 1 with: a certificate from keys outside the committee, another block's certificate, a
 //! certificate of the wrong epoch, a genuine committee certificate for a block whose state
 //! root was tampered with, and bytes that are not a block at all. The relay applies none of
-//! them; then the honest block with its committee certificate, which it applies.
+//! them, and cuts off every peer that sent a certificate that does not verify; then the honest
+//! block with its committee certificate (from a fresh peer), which it applies.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
 use commonware_consensus::simplex::scheme::ed25519::Scheme;
@@ -235,12 +236,17 @@ fn a_relay_applies_no_forged_block_from_the_network() {
         .unwrap();
         let head = |node: &Node| node.shard(shard).unwrap().head().height;
 
-        // The forger: the real protocols, connected to the relay.
-        let mut forger = net::swarm(&key(201)).unwrap();
-        forger.listen_on(net::multiaddr(free_addr())).unwrap();
-        forger.dial(net::multiaddr(relay_listen)).unwrap();
+        // The forger: the real protocols, connected to the relay. The relay cuts off a peer
+        // that sends a block that does not verify, so each offer comes from a fresh identity.
         let topic = net::blocks_topic(CHAIN, shard);
-        forger.behaviour_mut().gossipsub.subscribe(&topic).unwrap();
+        let connect = |seed: u8| {
+            let mut forger = net::swarm(&key(seed)).unwrap();
+            forger.listen_on(net::multiaddr(free_addr())).unwrap();
+            forger.dial(net::multiaddr(relay_listen)).unwrap();
+            forger.behaviour_mut().gossipsub.subscribe(&topic).unwrap();
+            forger
+        };
+        let mut forger = connect(201);
 
         // Each forgery is offered by gossip and as the answer to the relay's sync requests,
         // for a while; then the honest block.
@@ -256,6 +262,7 @@ fn a_relay_applies_no_forged_block_from_the_network() {
         let mut offer = 0usize;
         let mut since = Instant::now();
         let mut sync_answers = 0usize;
+        let mut cut_off = false;
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             assert!(Instant::now() < deadline, "timed out at offer {offer}");
@@ -267,11 +274,17 @@ fn a_relay_applies_no_forged_block_from_the_network() {
             if !last {
                 assert_eq!(head(&node), 0, "the relay applied a forgery: {what}");
             }
-            // Each forgery stays on offer until the relay asked for it by sync at least once.
-            if !last && sync_answers > 0 && since.elapsed() > Duration::from_millis(500) {
+            // Each forgery stays on offer until the relay asked for it by sync at least once,
+            // or cut the forger off.
+            if !last && (sync_answers > 0 || cut_off) && since.elapsed() > Duration::from_millis(500) {
+                if offer < 4 {
+                    assert!(cut_off, "a peer that sent {what} was not cut off");
+                }
                 offer += 1;
                 sync_answers = 0;
+                cut_off = false;
                 since = Instant::now();
+                forger = connect(201 + offer as u8);
                 continue;
             }
             let tick = tokio::time::sleep(Duration::from_millis(200));
@@ -289,6 +302,8 @@ fn a_relay_applies_no_forged_block_from_the_network() {
                         };
                         let _ = forger.behaviour_mut().sync.send_response(channel, SyncResponse { blocks });
                         sync_answers += 1;
+                    } else if let SwarmEvent::ConnectionClosed { num_established: 0, .. } = event {
+                        cut_off = true;
                     }
                 }
                 _ = tick => {

@@ -562,6 +562,8 @@ fn a_validator_that_bonds_joins_the_committees_and_carries_the_network() {
     // The operator bonds validator 4.
     let chain = ChainId::new("join-test").unwrap();
     let newcomer = starling_types::PublicKey::from_text(&keys[4]).unwrap();
+    let newcomer_key = starling_node::keyfile::read(&dir.join("v4.key")).unwrap();
+    assert_eq!(newcomer_key.public_key(), newcomer);
     let tx = signed_hex(
         &chain,
         &operator,
@@ -569,6 +571,7 @@ fn a_validator_that_bonds_joins_the_committees_and_carries_the_network() {
         Action::RegisterValidator {
             consensus_key: newcomer,
             address: p2p[4].to_string(),
+            proof: newcomer_key.validator_pop(&chain, &operator.public_key()),
         },
     );
     let body = serde_json::json!({ "txs": [tx] }).to_string();

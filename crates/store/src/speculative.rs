@@ -145,7 +145,11 @@ impl Speculative {
     ) -> Result<Executed, StoreError> {
         let id = block.header.id();
         let tree = self.trees.remove(&id);
-        let executed = match (self.blocks.remove(&id), tree) {
+        // The cached execution is reused only for the very block that was executed: a body
+        // delivered under the same header but different (rule B6 makes that undecodable, but
+        // a caller may build blocks in memory) is executed afresh, and its roots refuse it.
+        let cached = self.blocks.remove(&id).filter(|(b, _)| b == block);
+        let executed = match (cached, tree) {
             (Some((_, executed)), Some(tree)) => store.commit_speculated(block, executed, &tree)?,
             (Some((_, executed)), None) => store.commit_executed(block, executed)?,
             (None, _) => store.apply(block)?,

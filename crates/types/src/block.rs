@@ -5,8 +5,12 @@
 //! state_root || base_fee:u64`. The block id is `blake3("starling/header/v1" || header)`.
 //!
 //! `tx_root` commits to the whole body: the Merkle root over the leaves
-//! `blake3(0x00 || 0x01 || tx id)` for each transaction (its id is the hash of its envelope),
-//! followed by `blake3(0x00 || 0x02 || source block id || message)` for each inbound message.
+//! `blake3(0x00 || 0x01 || tx id)` for each transaction (its id is the hash of its envelope,
+//! signature included), followed by `blake3(0x00 || 0x02 || blake3(batch encoding))` for each
+//! inbound batch (its source header, every message and every proof). Leaves of the two kinds
+//! cannot be confused and the tree never duplicates a node, so one root names one body:
+//! decoding a block recomputes the root and refuses a body that does not match its header
+//! (rule B6), so a header id binds the whole block.
 
 use crate::codec::{put, Decode, DecodeError, Encode, Reader};
 use crate::hash::Hash;
@@ -135,18 +139,16 @@ impl Block {
             .iter()
             .map(|id| Hash::of(&[&[0u8, 1u8], &id.0]))
             .collect();
-        let mut buf = Vec::with_capacity(256);
         for batch in inbound {
-            let source = batch.source.id();
-            for (m, _) in &batch.messages {
-                buf.clear();
-                buf.push(2);
-                source.encode(&mut buf);
-                m.encode(&mut buf);
-                leaves.push(merkle::leaf_hash(&buf));
-            }
+            let batch_hash = Hash::of(&[&batch.to_bytes()]);
+            leaves.push(Hash::of(&[&[0u8, 2u8], &batch_hash.0]));
         }
         merkle::root(&leaves)
+    }
+
+    /// Whether the body is the one the header's `tx_root` names.
+    pub fn body_matches_header(&self) -> bool {
+        Self::body_root(&self.txs, &self.inbound) == self.header.tx_root
     }
 }
 
@@ -160,10 +162,16 @@ impl Encode for Block {
 
 impl Decode for Block {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Block {
+        let block = Block {
             header: BlockHeader::decode(r)?,
             txs: r.seq("block txs", MAX_BLOCK_TXS, TxEnvelope::decode)?,
             inbound: r.seq("inbound batches", MAX_INBOUND_BATCHES, InboundBatch::decode)?,
-        })
+        };
+        if !block.body_matches_header() {
+            return Err(DecodeError::InvalidValue(
+                "block body (it does not match its header's tx_root)",
+            ));
+        }
+        Ok(block)
     }
 }

@@ -195,9 +195,12 @@ pub enum Action {
     },
     /// tag 17: bond the network's validator bond and join the validator registry on the
     /// global shard with an Ed25519 consensus key and the address its transport listens on.
+    /// `proof` is the consensus key's signature over [`validator_pop_message`]: only the
+    /// holder of a key can register it, and only for this account on this chain.
     RegisterValidator {
         consensus_key: PublicKey,
         address: String,
+        proof: Signature,
     },
     /// tag 18: leave the registry; the bond is returned.
     RetireValidator,
@@ -350,10 +353,12 @@ impl Encode for Action {
             Action::RegisterValidator {
                 consensus_key,
                 address,
+                proof,
             } => {
                 put::u8(out, 17);
                 consensus_key.encode(out);
                 put::string(out, address);
+                proof.encode(out);
             }
             Action::RetireValidator => put::u8(out, 18),
             Action::SetChatDevice { device } => {
@@ -441,6 +446,7 @@ impl Decode for Action {
             17 => Action::RegisterValidator {
                 consensus_key: PublicKey::decode(r)?,
                 address: r.string("validator address", MAX_ADDRESS_BYTES)?,
+                proof: Signature::decode(r)?,
             },
             18 => Action::RetireValidator,
             19 => Action::SetChatDevice {
@@ -506,6 +512,21 @@ impl Decode for TxBody {
 /// The digest a transaction signature covers.
 pub fn signing_hash(chain_id: &ChainId, body_bytes: &[u8]) -> Hash {
     Hash::of(&[SIGNING_DOMAIN, &chain_id.to_bytes(), body_bytes])
+}
+
+/// What a validator's consensus key signs to prove it holds the key it registers (rule V1):
+/// `blake3("starling/validator-pop/v1" || chain_id || account || consensus_key)`.
+pub fn validator_pop_message(
+    chain_id: &ChainId,
+    account: &AccountId,
+    consensus_key: &PublicKey,
+) -> Hash {
+    Hash::of(&[
+        b"starling/validator-pop/v1",
+        &chain_id.to_bytes(),
+        &account.to_bytes(),
+        &consensus_key.to_bytes(),
+    ])
 }
 
 /// A transaction as it travels: the body bytes verbatim and the signature over them.

@@ -101,13 +101,19 @@ fn block() -> Block {
         receipt_root: merkle::root(&leaves),
         ..header()
     };
+    let txs = vec![envelope(&post_body()), envelope(&transfer_body())];
+    let inbound = vec![InboundBatch {
+        source,
+        messages: vec![(message(), merkle::prove(&leaves, 1).unwrap())],
+    }];
+    // The header names its body (rule B6), or the block does not decode.
     Block {
-        header: header(),
-        txs: vec![envelope(&post_body()), envelope(&transfer_body())],
-        inbound: vec![InboundBatch {
-            source,
-            messages: vec![(message(), merkle::prove(&leaves, 1).unwrap())],
-        }],
+        header: BlockHeader {
+            tx_root: Block::body_root(&txs, &inbound),
+            ..header()
+        },
+        txs,
+        inbound,
     }
 }
 
