@@ -99,6 +99,55 @@ pub fn forged(txs: &[Tx]) -> Vec<usize> {
     starling_crypto::verify_batch(&items)
 }
 
+/// Takes out of the pool what a committed block consumed or rejected (P6, P7).
+fn prune_pool(
+    mempool: &mut Mempool,
+    store: &ChainStore,
+    block: &starling_types::Block,
+    executed: &starling_ledger::Executed,
+) {
+    // A transaction a block rejected leaves the pool if the reason is permanent, and after a
+    // few rejections if it may pass later (P6).
+    let rejected: Vec<(Hash, bool)> = executed
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            starling_ledger::Event::TxRejected { tx_hash, error, .. } => {
+                Some((*tx_hash, transient(error)))
+            }
+            _ => None,
+        })
+        .collect();
+    let touched: Vec<AccountId> = block
+        .txs
+        .iter()
+        .filter_map(|t| t.body().ok().map(|b| b.account))
+        .collect();
+    let nonces = |a: &AccountId| {
+        store
+            .with_view(|v| actions::account(v, a).ok().flatten().map_or(0, |r| r.nonce))
+            .unwrap_or(0)
+    };
+    mempool.prune(block.header.height + 1, touched.iter(), &nonces, &rejected);
+}
+
+/// Whether a rejection may not hold in a later block: the block was full, an earlier nonce is
+/// still to come, funds or a target may arrive, the base fee may fall. (A Byzantine proposer
+/// can cause these on purpose, by ordering or omitting; so they evict only after a few.)
+fn transient(error: &starling_ledger::TxError) -> bool {
+    use starling_ledger::TxError as E;
+    matches!(
+        error,
+        E::BlockFull
+            | E::NonceGap { .. }
+            | E::InsufficientBalance { .. }
+            | E::FeeTooLow { .. }
+            | E::UnknownAccount
+            | E::UnknownTarget
+            | E::HandlePending
+    )
+}
+
 fn now_ms<E: Clock>(runtime: &E) -> u64 {
     runtime
         .current()
@@ -393,12 +442,15 @@ impl ShardApp {
     }
 
     /// Applies a block finalized elsewhere (its certificate already checked): what a
-    /// follower does. The ledger re-executes it and checks every root. Transaction signatures
+    /// follower does. Its pool (what a relay admitted and published) loses what the block
+    /// consumed or rejected. The ledger re-executes it and checks every root. Transaction signatures
     /// are not checked again: a quorum of the committee certified the block, and at least one
     /// honest member checked every signature before voting (invariant 10).
     pub fn apply_finalized(&self, block: &starling_types::Block) -> Result<(), StoreError> {
         let mut inner = self.lock();
-        inner.store.apply_with(block, &|_| true)?;
+        let executed = inner.store.apply_with(block, &|_| true)?;
+        let Inner { store, mempool, .. } = &mut *inner;
+        prune_pool(mempool, store, block, &executed);
         let height = block.header.height;
         inner.watchers.retain(|w| w.unbounded_send(height).is_ok());
         Ok(())
@@ -427,6 +479,17 @@ impl ShardApp {
         let head = inner.store.head();
         let (value, proof) = inner.store.prove(key_hash)?;
         Ok((head, value, proof))
+    }
+
+    /// Heights of finalized blocks holding messages to `dest` from sequence number `seq` on
+    /// (see [`ChainStore::message_heights`]).
+    pub fn message_heights(
+        &self,
+        dest: ShardId,
+        seq: u64,
+        limit: usize,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.lock().store.message_heights(dest, seq, limit)
     }
 
     /// The receipts of a finalized block.
@@ -603,15 +666,21 @@ impl<E: Clock + Send + 'static> Application<E> for ShardApp {
         // Rule B7: a timestamp after the parent's (the ledger checks) and at most the allowed
         // drift ahead of this node's clock, so no leader can stamp the future and stall the
         // honest proposers that must come after it.
+        // A stamp slightly past the allowed drift (clocks of honest validators differ a
+        // little) is waited for, up to the drift again; beyond that the block is refused.
         let max_drift = self.lock().max_drift_ms;
         let stamp = block.block().header.timestamp_ms;
-        if stamp > now_ms(&runtime).saturating_add(max_drift) {
-            tracing::info!(
-                height = block.block().header.height,
-                stamp,
-                "voting against a block stamped too far in the future"
-            );
-            return false;
+        let give_up = now_ms(&runtime).saturating_add(max_drift);
+        while stamp > now_ms(&runtime).saturating_add(max_drift) {
+            if stamp > give_up.saturating_add(max_drift) || now_ms(&runtime) >= give_up {
+                tracing::info!(
+                    height = block.block().header.height,
+                    stamp,
+                    "voting against a block stamped too far in the future"
+                );
+                return false;
+            }
+            runtime.sleep(std::time::Duration::from_millis(20)).await;
         }
         let Some(unknown) = self
             .unknown_ancestors(parent.inner().clone(), &mut ancestry)
@@ -671,32 +740,7 @@ impl Reporter for ShardApp {
             }
             match spec.finalize(store, &block) {
                 Ok(executed) => {
-                    // A transaction a block rejected would be rejected again (but for a full
-                    // block): it leaves the pool instead of taking space in every block.
-                    let full = starling_ledger::TxError::BlockFull.code();
-                    let rejected: Vec<Hash> = executed
-                        .receipts
-                        .iter()
-                        .filter_map(|r| match r {
-                            starling_types::Receipt::Tx(t) if t.status != 0 && t.status != full => {
-                                Some(t.tx_hash)
-                            }
-                            _ => None,
-                        })
-                        .collect();
-                    let touched: Vec<AccountId> = block
-                        .txs
-                        .iter()
-                        .filter_map(|t| t.body().ok().map(|b| b.account))
-                        .collect();
-                    let nonces = |a: &AccountId| {
-                        store
-                            .with_view(|v| {
-                                actions::account(v, a).ok().flatten().map_or(0, |r| r.nonce)
-                            })
-                            .unwrap_or(0)
-                    };
-                    mempool.prune(block.header.height + 1, touched.iter(), &nonces, &rejected);
+                    prune_pool(mempool, store, &block, &executed);
                     ack.acknowledge();
                     let height = block.header.height;
                     inner.watchers.retain(|w| w.unbounded_send(height).is_ok());

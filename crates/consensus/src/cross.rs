@@ -18,8 +18,6 @@ use starling_types::block::{MAX_BATCH_MESSAGES, MAX_INBOUND_BATCHES};
 use starling_types::{merkle, BlockHeader, InboundBatch, Receipt, ShardId};
 use std::collections::BTreeMap;
 
-/// Most source blocks one proposal looks back through for pending messages.
-const MAX_SCAN_BLOCKS: u64 = 4_096;
 /// Most inbound batches one block carries (well under the block format's limit).
 const MAX_BATCHES_PER_BLOCK: usize = 64;
 /// Most inbound messages one block carries.
@@ -50,7 +48,9 @@ impl Router {
             .unwrap_or(0)
     }
 
-    /// Batches from `source` to `dest` with sequence numbers from `from` on, oldest first.
+    /// Batches from `source` to `dest` with sequence numbers from `from` on, oldest first,
+    /// found through the source's message index (so a destination catches up from a source
+    /// of any age); whole source blocks only, as many as `budget` messages allow.
     fn from_source(
         source: &ShardApp,
         dest: ShardId,
@@ -60,57 +60,43 @@ impl Router {
         if Self::outbox(source, dest) <= from {
             return Vec::new();
         }
-        // Walk back from the head to the block holding message `from`.
-        let head = source.head().height;
-        let mut blocks = Vec::new();
-        let mut h = head;
-        while h >= 1 && head - h < MAX_SCAN_BLOCKS {
+        let heights = source
+            .message_heights(dest, from, MAX_BATCHES_PER_BLOCK)
+            .unwrap_or_default();
+        let mut batches = Vec::new();
+        for h in heights {
             let (Ok(Some(block)), Ok(Some(receipts))) = (source.block(h), source.receipts(h))
             else {
                 break;
             };
-            let lowest = receipts
-                .iter()
-                .filter_map(|r| match r {
-                    Receipt::Message(m) if m.dest == dest => Some(m.seq),
-                    _ => None,
-                })
-                .min();
-            if let Some(lowest) = lowest {
-                blocks.push((block.header, receipts));
-                if lowest <= from {
-                    break;
-                }
-            }
-            h -= 1;
-        }
-        let mut batches = Vec::new();
-        for (header, receipts) in blocks.into_iter().rev() {
             let leaves: Vec<_> = receipts.iter().map(Receipt::leaf_hash).collect();
             let mut messages = Vec::new();
             for (i, r) in receipts.iter().enumerate() {
                 if let Receipt::Message(m) = r {
-                    if m.dest == dest
-                        && m.seq >= from
-                        && *budget > 0
-                        && messages.len() < MAX_BATCH_MESSAGES
-                    {
+                    if m.dest == dest && m.seq >= from {
                         if let Some(proof) = merkle::prove(&leaves, i) {
                             messages.push((m.clone(), proof));
-                            *budget -= 1;
                         }
                     }
                 }
             }
-            if !messages.is_empty() {
-                batches.push(InboundBatch {
-                    source: header,
-                    messages,
-                });
+            if messages.is_empty() {
+                continue;
             }
-            if *budget == 0 {
-                break;
+            // Whole batches while they fit; a source block with more pending messages than a
+            // proposal carries is taken in parts, in sequence order, the first part now.
+            let room = (*budget).min(MAX_BATCH_MESSAGES);
+            if messages.len() > room {
+                if !batches.is_empty() || room == 0 {
+                    break;
+                }
+                messages.truncate(room);
             }
+            *budget -= messages.len();
+            batches.push(InboundBatch {
+                source: block.header,
+                messages,
+            });
         }
         batches
     }

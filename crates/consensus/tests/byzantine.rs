@@ -306,8 +306,23 @@ fn a_forged_signature_in_a_proposal_is_voted_down_and_never_finalized() {
     let normal = baseline(41, SECONDS);
     for skip in [false, true] {
         let seen = run(41, Some(forging(skip)), false, vec![], SECONDS, |app| {
-            // The victim's nonce never moved, and no finalized block holds the forgery.
+            // The victim's nonce never moved, and no finalized block holds the forgery (at
+            // `b334716` one did, with a `BadSignature` receipt).
             assert_eq!(app.nonce(&user(1).public_key()), 0);
+            let mut input = starling_ledger::BlockInput {
+                height: 0,
+                parent: Hash::ZERO,
+                timestamp_ms: 0,
+                proposer: user(1).public_key(),
+                txs: vec![],
+                inbound: vec![],
+            };
+            forging(false)(&mut input);
+            let forged = input.txs[0].hash();
+            for h in 1..=app.head().height {
+                let block = app.block(h).unwrap().unwrap();
+                assert!(block.txs.iter().all(|t| t.hash() != forged), "block {h}");
+            }
         });
         assert!(
             seen.height * 2 >= normal,

@@ -329,8 +329,10 @@ pub fn verify_batch_uncached(items: &[SigItem<'_>]) -> Vec<usize> {
             transcript.update(item.msg);
             transcript.update(&item.sig.0);
         }
-        // The coefficients come from a hash of the whole batch, so the result is reproducible
-        // and no signer can choose its terms after seeing them.
+        // The coefficients come from a hash of the whole batch, so no signer can choose its
+        // terms after seeing them. (Which coefficient meets which signature depends on the
+        // verifier's internal map order; the verdict does not: a batch of valid signatures
+        // always passes, and one holding an invalid one fails but with probability ~2^-128.)
         if batch
             .verify(TranscriptRng(transcript.finalize_xof()))
             .is_err()

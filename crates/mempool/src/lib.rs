@@ -23,6 +23,11 @@
 //!   would be rejected again), and every transaction pooled for more than `max_age_blocks`
 //!   (one that keeps losing to better-paying ones ages out).
 //!
+//! - P7 depth: the pool holds at most `max_pending_blocks` times what finalized blocks
+//!   recently took from it per block (an average over blocks, never under `min_capacity`):
+//!   offered more than the shard can finalize, it refuses the excess (`mempool_full`) instead
+//!   of queueing it, unless a newcomer pays more than the cheapest pooled tail.
+//!
 //! Priority is tip per gas (the proposer's reward per unit of block space), ties broken by
 //! arrival order. Everything is keyed by data, never by wall-clock time.
 
@@ -42,6 +47,13 @@ pub struct MempoolConfig {
     pub rate_per_block: u32,
     /// Blocks a transaction may wait in the pool before it is dropped.
     pub max_age_blocks: u64,
+    /// How many blocks' worth of transactions the pool holds (P7): the pool takes at most
+    /// this many times what recent finalized blocks drained from it per block, so what it
+    /// accepts is final within a few blocks and the excess is refused at the door.
+    pub max_pending_blocks: u64,
+    /// The least the pool holds whatever the recent blocks drained (for bursts on a quiet
+    /// shard).
+    pub min_capacity: usize,
 }
 
 impl Default for MempoolConfig {
@@ -54,7 +66,9 @@ impl Default for MempoolConfig {
             replace_bump_pct: 10,
             rate_burst: 64,
             rate_per_block: 16,
-            max_age_blocks: 3_000,
+            max_age_blocks: 600,
+            max_pending_blocks: 3,
+            min_capacity: 2_000,
         }
     }
 }
@@ -150,7 +164,12 @@ struct Entry {
     priority: Priority,
     /// The height of the block that was next when it was admitted.
     admitted: u64,
+    /// Finalized blocks that carried it and rejected it for a reason that may pass later.
+    losses: u32,
 }
+
+/// Rejections for a reason that may pass later after which a transaction leaves the pool.
+pub const MAX_TRANSIENT_LOSSES: u32 = 3;
 
 #[derive(Clone, Copy, Debug)]
 struct Bucket {
@@ -172,6 +191,10 @@ pub struct Mempool {
     rate: HashMap<AccountId, Bucket>,
     bytes: usize,
     arrivals: u64,
+    /// Transactions finalized blocks took from the pool per block, times 16, averaged (P7).
+    drained_x16: u64,
+    /// The height of the last prune.
+    pruned_at: u64,
 }
 
 /// What the pool needs to know of an account's state on chain.
@@ -198,7 +221,18 @@ impl Mempool {
             rate: HashMap::new(),
             bytes: 0,
             arrivals: 0,
+            drained_x16: 0,
+            pruned_at: 0,
         }
+    }
+
+    /// The most transactions the pool holds now (P7).
+    pub fn capacity(&self) -> usize {
+        let by_rate = (self.drained_x16 / 16).saturating_mul(self.config.max_pending_blocks);
+        usize::try_from(by_rate)
+            .unwrap_or(usize::MAX)
+            .max(self.config.min_capacity)
+            .min(self.config.max_txs)
     }
 
     pub fn len(&self) -> usize {
@@ -321,8 +355,8 @@ impl Mempool {
 
         // P3: make room if needed (never for a replacement, which frees its own slot).
         if replacing.is_none() {
-            while self.len() + 1 > self.config.max_txs || self.bytes + bytes > self.config.max_bytes
-            {
+            let capacity = self.capacity();
+            while self.len() + 1 > capacity || self.bytes + bytes > self.config.max_bytes {
                 let victim = self
                     .by_priority
                     .iter()
@@ -356,6 +390,7 @@ impl Mempool {
                 bytes,
                 priority,
                 admitted: height,
+                losses: 0,
             },
         );
         Ok(())
@@ -436,19 +471,32 @@ impl Mempool {
 
     /// P6: drops what the chain has consumed (nonces below each account's next), what has
     /// expired before `height` or waited more than `max_age_blocks`, and the transactions a
-    /// finalized block `rejected` (by hash). `touched` are the accounts whose nonces moved.
+    /// finalized block `rejected`: at once if the reason is permanent (`false`), after
+    /// [`MAX_TRANSIENT_LOSSES`] if it may pass later (`true`: a full block, a nonce gap, funds
+    /// not there yet). `touched` are the accounts whose nonces moved.
     pub fn prune<'a>(
         &mut self,
         height: u64,
         touched: impl IntoIterator<Item = &'a AccountId>,
         nonces: &impl AccountNonces,
-        rejected: &[Hash],
+        rejected: &[(Hash, bool)],
     ) {
-        for hash in rejected {
-            if let Some((a, n)) = self.hashes.get(hash).copied() {
+        for (hash, transient) in rejected {
+            let Some((a, n)) = self.hashes.get(hash).copied() else {
+                continue;
+            };
+            let evict = match self.accounts.get_mut(&a).and_then(|m| m.get_mut(&n)) {
+                Some(e) if *transient => {
+                    e.losses += 1;
+                    e.losses >= MAX_TRANSIENT_LOSSES
+                }
+                _ => true,
+            };
+            if evict {
                 self.remove(&a, n);
             }
         }
+        let mut drained = 0u64;
         for account in touched {
             let next = nonces.next_nonce(account);
             let stale: Vec<u64> = self
@@ -457,9 +505,16 @@ impl Mempool {
                 .map(|m| m.range(..next).map(|(n, _)| *n).collect())
                 .unwrap_or_default();
             for n in stale {
-                self.remove(account, n);
+                if self.remove(account, n).is_some() {
+                    drained += 1;
+                }
             }
         }
+        // P7: what the chain takes per block, averaged (weight 1/8 per prune).
+        let blocks = height.saturating_sub(self.pruned_at).max(1);
+        self.pruned_at = self.pruned_at.max(height);
+        let per_block_x16 = drained.saturating_mul(16) / blocks;
+        self.drained_x16 = (self.drained_x16.saturating_mul(7) + per_block_x16) / 8;
         let max_age = self.config.max_age_blocks;
         let expired: Vec<(AccountId, u64)> = self
             .accounts

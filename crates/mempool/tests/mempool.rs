@@ -309,9 +309,23 @@ fn junk_costs_its_sender_or_never_gets_in() {
     // A replacement frees the fee of the one it replaces.
     p.insert(tx(&a, 0, 50), &at, Some(two_fees)).unwrap();
     assert_eq!(p.len(), 1);
-    // Rejected by a block: gone.
+    // Rejected by a block for a reason that will not change: gone at once. For one that may
+    // (a nonce gap a Byzantine proposer can cause by ordering): after a few.
     let pooled = p.select(u64::MAX, 10, &zero);
-    p.prune(2, std::iter::empty(), &zero, &[pooled[0].hash]);
+    p.prune(2, std::iter::empty(), &zero, &[(pooled[0].hash, false)]);
+    assert!(p.is_empty());
+    p.insert(tx(&a, 0, 60), &at, Some(two_fees)).unwrap();
+    let h = p.select(u64::MAX, 10, &zero)[0].hash;
+    for round in 1..starling_mempool::MAX_TRANSIENT_LOSSES {
+        p.prune(
+            2 + u64::from(round),
+            std::iter::empty(),
+            &zero,
+            &[(h, true)],
+        );
+        assert_eq!(p.len(), 1, "kept after {round} transient rejections");
+    }
+    p.prune(10, std::iter::empty(), &zero, &[(h, true)]);
     assert!(p.is_empty());
     // Never selected (nonce gap), it ages out after max_age_blocks.
     let b = key(2);

@@ -603,9 +603,11 @@ fn receive<R: rand_core_010::CryptoRng>(
     }
     let held = ahead.entry(shard).or_default();
     if fb.certificate.is_empty() {
-        // Final only once a certified descendant links to it; not passed on meanwhile.
+        // Final only once a certified descendant links to it; never passed on (gossip
+        // Ignore), so whoever sent a loose block to this node made it, and a loose block
+        // proven false is its sender's.
         if held.offer_loose(head, fb.block, peer) == Offer::Held {
-            return apply_held(app, shard, held);
+            let _ = apply_held(app, shard, held);
         }
         return Received::Stale;
     }

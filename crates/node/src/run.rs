@@ -280,17 +280,35 @@ impl Node {
                 }
                 continue;
             };
-            // Not validated here: check signatures, then publish to the shard's validators.
+            // Not validated here: admit to this node's own pool of the shard, under the
+            // validators' rules (signatures, account, funds, expiry, depth), then publish
+            // what it admitted. Its pool drains as finalized blocks apply, so it refuses what
+            // the shard cannot take instead of passing it on.
             let (idx, txs): (Vec<usize>, Vec<Tx>) = txs.into_iter().unzip();
-            let bad = starling_consensus::forged(&txs);
+            let verdicts: Vec<Result<(), MempoolError>> = match self.inner.shards.get(&shard) {
+                Some(handle) => handle.app.submit_batch(txs.clone()),
+                None => {
+                    let bad = starling_consensus::forged(&txs);
+                    (0..txs.len())
+                        .map(|j| {
+                            if bad.contains(&j) {
+                                Err(MempoolError::BadSignature)
+                            } else {
+                                Ok(())
+                            }
+                        })
+                        .collect()
+                }
+            };
             let mut publish = Vec::new();
             let mut published = Vec::new();
-            for (j, (i, tx)) in idx.into_iter().zip(txs).enumerate() {
-                if bad.contains(&j) {
-                    results[i] = Some(Err(MempoolError::BadSignature.into()));
-                } else {
-                    published.push((i, tx.hash));
-                    publish.push(tx.envelope);
+            for ((i, tx), verdict) in idx.into_iter().zip(txs).zip(verdicts) {
+                match verdict {
+                    Err(e) => results[i] = Some(Err(e.into())),
+                    Ok(()) => {
+                        published.push((i, tx.hash));
+                        publish.push(tx.envelope);
+                    }
                 }
             }
             let sent = publish.is_empty() || gossip.clone().try_send((shard, publish)).is_ok();

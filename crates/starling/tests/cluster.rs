@@ -70,6 +70,16 @@ impl Validator {
         }
     }
 
+    /// Sends `kill -<signal>` to the running process (STOP, CONT).
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), pid])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal}");
+    }
+
     fn heights(&self) -> Option<BTreeMap<u64, u64>> {
         let s = get(self.api, "/api/v1/status")?;
         Some(
@@ -217,7 +227,7 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
     // Every acknowledged transaction: hash -> shard.
     let mut acked: HashMap<String, u64> = HashMap::new();
     let mut round = 0usize;
-    let mut submit_round = |validators: &[Validator], acked: &mut HashMap<String, u64>| {
+    let mut submit_round = |validators: &[&Validator], acked: &mut HashMap<String, u64>| {
         let mut txs = Vec::new();
         for (u, key) in users.iter().enumerate() {
             let text = format!("round {round} from user {u}");
@@ -242,13 +252,19 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
     };
 
     for _ in 0..5 {
-        submit_round(&validators, &mut acked);
+        submit_round(
+            &[&validators[0], &validators[1], &validators[2]],
+            &mut acked,
+        );
     }
     validators[3].kill();
     relay.kill();
     let at_kill = validators[0].heights().unwrap();
     for _ in 0..10 {
-        submit_round(&validators, &mut acked);
+        submit_round(
+            &[&validators[0], &validators[1], &validators[2]],
+            &mut acked,
+        );
     }
     // The three left keep finalizing.
     wait_for("progress without validator 3", || {
@@ -258,7 +274,33 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
     validators[3].start(dir);
     relay.start(dir);
     for _ in 0..5 {
-        submit_round(&validators, &mut acked);
+        submit_round(
+            &[&validators[0], &validators[1], &validators[2]],
+            &mut acked,
+        );
+    }
+    // A validator paused (SIGSTOP) under load, then resumed (SIGCONT), and the relay killed
+    // again meanwhile: the other three keep finalizing, the paused one catches up.
+    validators[2].signal("STOP");
+    let at_pause = validators[0].heights().unwrap();
+    relay.kill();
+    for _ in 0..6 {
+        submit_round(
+            &[&validators[0], &validators[1], &validators[3]],
+            &mut acked,
+        );
+    }
+    wait_for("progress while validator 2 is paused", || {
+        let h = validators[0].heights()?;
+        h.iter().all(|(s, x)| *x > at_pause[s] + 2).then_some(())
+    });
+    validators[2].signal("CONT");
+    relay.start(dir);
+    for _ in 0..3 {
+        submit_round(
+            &[&validators[0], &validators[1], &validators[2]],
+            &mut acked,
+        );
     }
 
     // Transfers to new accounts, most of them on another shard than the sender's: each
@@ -320,6 +362,22 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
     }
     for (hash, shard) in &acked {
         assert_eq!(found[hash].1, *shard, "{hash} finalized on the wrong shard");
+    }
+    // Every node, the relay too, has the same block ids and state roots at every height.
+    let nodes: Vec<&Validator> = validators.iter().chain(std::iter::once(&relay)).collect();
+    for (shard, upto) in &next {
+        for h in 1..*upto {
+            let path = format!("/api/v1/shards/{shard}/blocks/{h}");
+            let want = get(validators[0].api, &path).unwrap();
+            for n in &nodes {
+                let got = wait_for("a node to reach the height", || get(n.api, &path));
+                assert_eq!(got["id"], want["id"], "shard {shard} height {h}");
+                assert_eq!(
+                    got["state_root"], want["state_root"],
+                    "shard {shard} height {h}"
+                );
+            }
+        }
     }
 
     // Every credit arrives on the recipient's shard, once.

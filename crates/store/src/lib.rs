@@ -59,6 +59,17 @@ struct Tables {
     receipts: Db,
     meta: Db,
     evidence: Db,
+    /// Which block sends which messages: `dest:u16 || first seq:u64` (big-endian) to the
+    /// height of the block whose receipts hold the messages to `dest` from that seq on.
+    messages: Db,
+}
+
+/// The message index key of `dest` and `seq`.
+fn message_key(dest: ShardId, seq: u64) -> [u8; 10] {
+    let mut k = [0u8; 10];
+    k[..2].copy_from_slice(&dest.0.to_be_bytes());
+    k[2..].copy_from_slice(&seq.to_be_bytes());
+    k
 }
 
 /// Address space reserved for each memory map (the files only grow as data is written).
@@ -94,6 +105,7 @@ fn open_envs(path: &Path) -> Result<(Env, Env, Tables), StoreError> {
         receipts: chain.create_database(&mut ctx, Some("receipts"))?,
         meta: chain.create_database(&mut ctx, Some("meta"))?,
         evidence: chain.create_database(&mut ctx, Some("evidence"))?,
+        messages: chain.create_database(&mut ctx, Some("messages"))?,
     };
     stx.commit()?;
     ctx.commit()?;
@@ -639,6 +651,22 @@ impl ChainStore {
             &head.height.to_be_bytes(),
             &encode_receipts(&executed.receipts),
         )?;
+        // The message index, in the same transaction as the block: where each destination's
+        // messages from a sequence number on are, at any age (invariant 6).
+        let mut first: BTreeMap<ShardId, u64> = BTreeMap::new();
+        for r in &executed.receipts {
+            if let Receipt::Message(m) = r {
+                let e = first.entry(m.dest).or_insert(m.seq);
+                *e = (*e).min(m.seq);
+            }
+        }
+        for (dest, seq) in first {
+            t.messages.put(
+                &mut wtx,
+                &message_key(dest, seq),
+                &head.height.to_be_bytes(),
+            )?;
+        }
         t.meta.put(&mut wtx, b"head", &head.to_bytes())?;
         wtx.commit()?;
         self.absorb(&executed.writes, changed);
@@ -788,6 +816,44 @@ impl ChainStore {
             return Ok(None);
         };
         Ok(Some(decode_receipts(v)?))
+    }
+
+    /// Heights of the finalized blocks that sent messages to `dest` with sequence numbers from
+    /// `seq` on, oldest first: the block holding `seq` itself, then each later block with
+    /// messages to `dest`; at most `limit`. Found through the message index, whatever the
+    /// age of the messages.
+    pub fn message_heights(
+        &self,
+        dest: ShardId,
+        seq: u64,
+        limit: usize,
+    ) -> Result<Vec<u64>, StoreError> {
+        let rtx = self.env.read_txn()?;
+        let floor = self
+            .t
+            .messages
+            .get_lower_than_or_equal_to(&rtx, &message_key(dest, seq))?
+            .filter(|(k, _)| k.len() == 10 && k[..2] == dest.0.to_be_bytes())
+            .map(|(k, _)| k.to_vec());
+        let start = floor.unwrap_or_else(|| message_key(dest, seq).to_vec());
+        let end = message_key(dest, u64::MAX);
+        let range = (
+            std::ops::Bound::Included(&start[..]),
+            std::ops::Bound::Included(&end[..]),
+        );
+        let mut out = Vec::new();
+        for row in self.t.messages.range(&rtx, &range)? {
+            let (_, v) = row?;
+            let height = v
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt("message index entry".into()))?;
+            out.push(height);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// A read-only view of the current state, for the ledger's query helpers.
