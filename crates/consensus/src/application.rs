@@ -407,6 +407,16 @@ impl ShardApp {
     /// Checks the signatures of `txs` in one batch and admits each valid one to the mempool;
     /// one result per transaction, in order.
     pub fn submit_batch(&self, txs: Vec<Tx>) -> Vec<Result<(), MempoolError>> {
+        self.submit_batch_from(txs, starling_mempool::Source::Client)
+    }
+
+    /// As [`Self::submit_batch`], for transactions from `source` (another node's may come
+    /// out of nonce order).
+    pub fn submit_batch_from(
+        &self,
+        txs: Vec<Tx>,
+        source: starling_mempool::Source,
+    ) -> Vec<Result<(), MempoolError>> {
         let forged = forged(&txs);
         let mut inner = self.lock();
         let Inner { store, mempool, .. } = &mut *inner;
@@ -436,7 +446,7 @@ impl ShardApp {
                         nonce: a.nonce,
                         fee_budget: store.ledger().fee_budget(&a, height),
                     });
-                mempool.insert(tx, &at, state)
+                mempool.insert_from(tx, &at, state, source)
             })
             .collect()
     }
@@ -454,6 +464,19 @@ impl ShardApp {
         let height = block.header.height;
         inner.watchers.retain(|w| w.unbounded_send(height).is_ok());
         Ok(())
+    }
+
+    /// Pooled transactions to send to the shard's validators again: those not included and
+    /// not sent for `every` blocks (see [`Mempool::due_again`]), at most `max`.
+    pub fn due_again(&self, every: u64, max: usize) -> Vec<starling_types::TxEnvelope> {
+        let mut inner = self.lock();
+        let height = inner.store.head().height + 1;
+        inner
+            .mempool
+            .due_again(height, every, max)
+            .into_iter()
+            .map(|t| t.envelope)
+            .collect()
     }
 
     /// Pending transactions in the mempool.

@@ -1,8 +1,11 @@
 //! Starling's per-shard transaction pool: bounded, fee-ordered, nonce-ordered, rate-limited.
 //!
 //! Rules (cited in the code as P*):
-//! - P1 admission: a transaction must belong to this shard, come from an account that exists
-//!   on chain (no action creates its own sender: an account exists once something credited
+//! - P1 admission: a transaction must belong to this shard, once the pool is half full
+//!   extend the account's run of pooled nonces from the chain's without a gap if a client
+//!   sent it (or replace one of them; another node's may arrive out of order, and is held),
+//!   come from an
+//!   account that exists on chain (no action creates its own sender: an account exists once something credited
 //!   it), not be expired, expire at most `max_expiry_blocks` ahead (rule T4), not reuse a nonce
 //!   the chain already consumed, be at most `max_nonce_ahead` past it, offer at least the
 //!   current base cost (`max_fee >= gas * base_fee + tip`), and the account's fee budget
@@ -18,13 +21,14 @@
 //!   more per block (a token bucket on block height, so it is deterministic).
 //! - P5 selection: repeatedly take the highest tip per gas among each account's *next*
 //!   transaction (the one whose nonce the chain expects), until the block's gas is used.
-//! - P6 pruning: finalized nonces and expired transactions leave the pool; so does every
+//! - P6 pruning (a transaction that leaves takes the account's later ones with it, so no gap
+//!   opens): finalized nonces and expired transactions leave the pool; so does every
 //!   transaction a finalized block carried and rejected (for any reason but a full block: it
 //!   would be rejected again), and every transaction pooled for more than `max_age_blocks`
 //!   (one that keeps losing to better-paying ones ages out).
 //!
-//! - P7 depth: the pool holds at most `max_pending_blocks` times what finalized blocks
-//!   recently took from it per block (an average over blocks, never under `min_capacity`):
+//! - P7 depth: the pool holds at most `max_pending_blocks` times the most finalized blocks
+//!   recently took from it per block (a slowly decaying peak, never under `min_capacity`):
 //!   offered more than the shard can finalize, it refuses the excess (`mempool_full`) instead
 //!   of queueing it, unless a newcomer pays more than the cheapest pooled tail.
 //!
@@ -68,9 +72,17 @@ impl Default for MempoolConfig {
             rate_per_block: 16,
             max_age_blocks: 600,
             max_pending_blocks: 3,
-            min_capacity: 2_000,
+            min_capacity: 4_000,
         }
     }
+}
+
+/// Where a transaction comes from: a client of this node (the admission edge, where nonces
+/// must come in order) or another node (gossip, forwarding), which may reorder them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Client,
+    Peer,
 }
 
 /// What admission needs to know of the chain.
@@ -166,6 +178,8 @@ struct Entry {
     admitted: u64,
     /// Finalized blocks that carried it and rejected it for a reason that may pass later.
     losses: u32,
+    /// The height at which it was last handed out to be sent to others.
+    announced: u64,
 }
 
 /// Rejections for a reason that may pass later after which a transaction leaves the pool.
@@ -191,7 +205,8 @@ pub struct Mempool {
     rate: HashMap<AccountId, Bucket>,
     bytes: usize,
     arrivals: u64,
-    /// Transactions finalized blocks took from the pool per block, times 16, averaged (P7).
+    /// The most transactions finalized blocks recently took from the pool per block, times
+    /// 16, decaying slowly (P7).
     drained_x16: u64,
     /// The height of the last prune.
     pruned_at: u64,
@@ -259,6 +274,19 @@ impl Mempool {
         at: &Admission,
         account_state: Option<AccountState>,
     ) -> Result<(), MempoolError> {
+        self.insert_from(tx, at, account_state, Source::Client)
+    }
+
+    /// As [`Self::insert`], for a transaction from `source`: one relayed by another node may
+    /// arrive before an earlier nonce of its account (gossip does not keep order), so it is
+    /// held with a gap; a client's must come in order.
+    pub fn insert_from(
+        &mut self,
+        tx: Tx,
+        at: &Admission,
+        account_state: Option<AccountState>,
+        source: Source,
+    ) -> Result<(), MempoolError> {
         let height = at.height;
         let body = &tx.body;
         let account = body.account;
@@ -293,6 +321,20 @@ impl Mempool {
         if body.nonce > chain_nonce.saturating_add(self.config.max_nonce_ahead) {
             return Err(MempoolError::NonceTooHigh {
                 expected: chain_nonce,
+                got: body.nonce,
+            });
+        }
+        // Under pressure, no gaps from clients: once the pool is half full, a client's
+        // transaction must extend its account's pooled nonces from the chain's, so what
+        // fills the pool can go into a block (P7). Below that, a client may send its nonces
+        // to different nodes, which see them out of order.
+        let next_free = self.next_free(&account, chain_nonce);
+        if source == Source::Client
+            && body.nonce > next_free
+            && self.len().saturating_mul(2) >= self.capacity()
+        {
+            return Err(MempoolError::NonceTooHigh {
+                expected: next_free,
                 got: body.nonce,
             });
         }
@@ -391,9 +433,61 @@ impl Mempool {
                 priority,
                 admitted: height,
                 losses: 0,
+                announced: height,
             },
         );
         Ok(())
+    }
+
+    /// The first nonce after the run of pooled nonces of `account` from `chain_nonce` on.
+    fn next_free(&self, account: &AccountId, chain_nonce: u64) -> u64 {
+        let mut next = chain_nonce;
+        if let Some(m) = self.accounts.get(account) {
+            for n in m.range(chain_nonce..).map(|(n, _)| *n) {
+                if n != next {
+                    break;
+                }
+                next += 1;
+            }
+        }
+        next
+    }
+
+    /// Pooled transactions not handed out for `every` blocks before `height`, at most `max`,
+    /// oldest arrivals first; each is marked as handed out at `height`. What a relay sends its
+    /// shard's validators again while they have not included it (one of them may have refused
+    /// it when its own pool was full, or missed it).
+    pub fn due_again(&mut self, height: u64, every: u64, max: usize) -> Vec<Tx> {
+        let mut out = Vec::new();
+        for (_, account, nonce) in self.by_priority.iter().rev() {
+            if out.len() >= max {
+                break;
+            }
+            if let Some(e) = self
+                .accounts
+                .get_mut(account)
+                .and_then(|m| m.get_mut(nonce))
+            {
+                if height.saturating_sub(e.announced) >= every {
+                    e.announced = height;
+                    out.push(e.tx.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Removes `account`'s transaction `nonce` and every later one (which could no longer go
+    /// into a block).
+    fn remove_from(&mut self, account: &AccountId, nonce: u64) {
+        let later: Vec<u64> = self
+            .accounts
+            .get(account)
+            .map(|m| m.range(nonce..).map(|(n, _)| *n).collect())
+            .unwrap_or_default();
+        for n in later {
+            self.remove(account, n);
+        }
     }
 
     fn take_token(&mut self, account: &AccountId, height: u64) -> Result<(), MempoolError> {
@@ -493,7 +587,7 @@ impl Mempool {
                 _ => true,
             };
             if evict {
-                self.remove(&a, n);
+                self.remove_from(&a, n);
             }
         }
         let mut drained = 0u64;
@@ -510,11 +604,16 @@ impl Mempool {
                 }
             }
         }
-        // P7: what the chain takes per block, averaged (weight 1/8 per prune).
+        // P7: the most the chain recently took per block: a peak that decays slowly (by
+        // 1/256 a block), so a few thin blocks do not shrink the pool and start a spiral of
+        // refusals and thinner blocks.
         let blocks = height.saturating_sub(self.pruned_at).max(1);
         self.pruned_at = self.pruned_at.max(height);
         let per_block_x16 = drained.saturating_mul(16) / blocks;
-        self.drained_x16 = (self.drained_x16.saturating_mul(7) + per_block_x16) / 8;
+        let decayed = self
+            .drained_x16
+            .saturating_sub((self.drained_x16 / 256).saturating_mul(blocks).max(1));
+        self.drained_x16 = decayed.max(per_block_x16);
         let max_age = self.config.max_age_blocks;
         let expired: Vec<(AccountId, u64)> = self
             .accounts
@@ -529,7 +628,7 @@ impl Mempool {
             })
             .collect();
         for (a, n) in expired {
-            self.remove(&a, n);
+            self.remove_from(&a, n);
         }
         // Forget rate buckets that are full again, so the table stays bounded.
         let (burst, per_block) = (

@@ -68,8 +68,8 @@ fn selects_by_tip_and_keeps_each_account_in_nonce_order() {
     let mut p = pool(MempoolConfig::default());
     let (a, b) = (key(1), key(2));
     // a: nonce 0 cheap, nonce 1 rich; b: nonce 0 medium.
-    put(&mut p, tx(&a, 1, 900), 1, 1, 0).unwrap();
     put(&mut p, tx(&a, 0, 10), 1, 1, 0).unwrap();
+    put(&mut p, tx(&a, 1, 900), 1, 1, 0).unwrap();
     put(&mut p, tx(&b, 0, 500), 1, 1, 0).unwrap();
     let order: Vec<(AccountId, u64)> = p
         .select(u64::MAX, 100, &zero)
@@ -85,10 +85,46 @@ fn selects_by_tip_and_keeps_each_account_in_nonce_order() {
             (a.public_key(), 1)
         ]
     );
-    // A gap is never selected.
-    let mut gap = pool(MempoolConfig::default());
+    // A gap is never selected; once the pool is half full a client's gap is not admitted
+    // (another node's is: gossip reorders); and what leaves the pool takes the account's
+    // later nonces with it.
+    let mut gap = pool(MempoolConfig {
+        min_capacity: 6,
+        ..MempoolConfig::default()
+    });
     put(&mut gap, tx(&a, 2, 999), 1, 1, 0).unwrap();
     assert!(gap.select(u64::MAX, 100, &zero).is_empty());
+    put(&mut gap, tx(&b, 0, 1), 1, 1, 0).unwrap();
+    put(&mut gap, tx(&key(3), 0, 1), 1, 1, 0).unwrap();
+    assert_eq!(
+        put(&mut gap, tx(&a, 4, 999), 1, 1, 0),
+        Err(MempoolError::NonceTooHigh {
+            expected: 0,
+            got: 4
+        })
+    );
+    let at = Admission {
+        height: 1,
+        base_fee: 1,
+        max_expiry_blocks: 100_000,
+    };
+    let rich = Some(AccountState {
+        nonce: 0,
+        fee_budget: u128::MAX,
+    });
+    gap.insert_from(tx(&a, 4, 999), &at, rich, starling_mempool::Source::Peer)
+        .unwrap();
+    for n in [0, 1] {
+        put(&mut gap, tx(&a, n, 1), 1, 1, 0).unwrap();
+    }
+    let first = gap
+        .select(u64::MAX, 100, &zero)
+        .into_iter()
+        .find(|t| t.body.account == a.public_key())
+        .unwrap()
+        .hash;
+    gap.prune(2, std::iter::empty(), &zero, &[(first, false)]);
+    assert_eq!(gap.len(), 2, "a's nonces 0, 1, 2 and 4 left together");
 }
 
 #[test]
@@ -327,9 +363,9 @@ fn junk_costs_its_sender_or_never_gets_in() {
     }
     p.prune(10, std::iter::empty(), &zero, &[(h, true)]);
     assert!(p.is_empty());
-    // Never selected (nonce gap), it ages out after max_age_blocks.
+    // Never included, it ages out after max_age_blocks.
     let b = key(2);
-    p.insert(tx(&b, 1, 1), &at, Some(rich)).unwrap();
+    p.insert(tx(&b, 0, 1), &at, Some(rich)).unwrap();
     p.prune(51, std::iter::empty(), &zero, &[]);
     assert_eq!(p.len(), 1);
     p.prune(52, std::iter::empty(), &zero, &[]);

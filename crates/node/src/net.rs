@@ -44,6 +44,11 @@ const MAX_CERTIFICATE_BYTES: usize = 64 * 1024;
 /// Most blocks in one sync response, and most bytes.
 const MAX_SYNC_BLOCKS: u64 = 64;
 const MAX_SYNC_BYTES: usize = 8 * 1024 * 1024;
+/// How often a relay looks for admitted transactions no block has taken, how many blocks it
+/// waits before sending one again, and the most it sends per shard each time.
+const RESEND_EVERY: Duration = Duration::from_secs(1);
+const RESEND_AFTER_BLOCKS: u64 = 8;
+const MAX_RESEND: usize = 2_048;
 /// Sync requests served at once, and per peer.
 const MAX_SYNC_SERVING: usize = 8;
 const MAX_SYNC_SERVING_PER_PEER: usize = 1;
@@ -315,6 +320,7 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
         // Sync requests go round the connected peers, so one that cannot serve (itself behind,
         // or a relay) never stalls a shard.
         let mut attempts: usize = 0;
+        let mut last_resend = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -348,7 +354,7 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
                                         let count = envs.len();
                                         let txs: Vec<Tx> = envs.into_iter().filter_map(|e| Tx::parse(node.chain_id(), e).ok()).collect();
                                         let malformed = txs.len() < count;
-                                        let forged = app.submit_batch(txs).iter().any(|r| matches!(r, Err(starling_mempool::MempoolError::BadSignature)));
+                                        let forged = app.submit_batch_from(txs, starling_mempool::Source::Peer).iter().any(|r| matches!(r, Err(starling_mempool::MempoolError::BadSignature)));
                                         // A relay checks signatures before it publishes, so a
                                         // batch with a forged or malformed one is the sender's.
                                         if malformed || forged {
@@ -466,6 +472,18 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
                             }
                         }
                         Role::Relay => {
+                            // What this relay admitted and no block has taken for a while goes
+                            // to the validators again (one may have refused or missed it).
+                            if last_resend.elapsed() > RESEND_EVERY {
+                                last_resend = Instant::now();
+                                for shard in node.shards().keys() {
+                                    let Some(app) = node.shard(*shard) else { continue };
+                                    let again = app.due_again(RESEND_AFTER_BLOCKS, MAX_RESEND);
+                                    if !again.is_empty() {
+                                        let _ = swarm.behaviour_mut().gossipsub.publish(txs_topic(&chain, *shard), encode_batch(&again));
+                                    }
+                                }
+                            }
                             // Not heard of anything for a while (after downtime, say): ask.
                             let peers: Vec<PeerId> = swarm.connected_peers().copied().collect();
                             if peers.is_empty() {

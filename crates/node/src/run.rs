@@ -637,7 +637,7 @@ where
                 .into_iter()
                 .filter_map(|env| Tx::parse(&chain_id, env).ok())
                 .collect();
-            let _ = app.submit_batch(txs);
+            let _ = app.submit_batch_from(txs, starling_mempool::Source::Peer);
         }
     });
     queue

@@ -303,14 +303,24 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
     let mut next_user = 0usize;
     let mut in_flight = futures::stream::FuturesUnordered::new();
     let mut rng_state: u64 = 0x5eed;
+    let rewind: Arc<Mutex<HashMap<usize, u64>>> = Arc::default();
     while start.elapsed() < duration {
         let due = (start.elapsed().as_secs_f64() * args.rate as f64) as u64;
         let n = due.saturating_sub(submitted).min(MAX_BATCH);
         if n > 0 {
             let mut hexes = Vec::with_capacity(n as usize);
             let mut hashes = Vec::with_capacity(n as usize);
+            let mut senders = Vec::with_capacity(n as usize);
+            // A node refused an earlier nonce of some users: they sign from it again, as a
+            // client would (their later ones were refused for the gap).
+            if let Ok(mut r) = rewind.lock() {
+                for (i, nonce) in r.drain() {
+                    users[i].nonce = users[i].nonce.min(nonce);
+                }
+            }
             for _ in 0..n {
                 let count = users.len();
+                let who = next_user;
                 let u = &mut users[next_user];
                 next_user = (next_user + 1) % count;
                 rng_state = rng_state
@@ -343,6 +353,7 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
                 u.nonce += 1;
                 let env = u.key.sign_tx(&chain_id, &body);
                 hashes.push(env.hash());
+                senders.push((who, body.nonce));
                 hexes.push(hex::encode(env.to_bytes()));
             }
             submitted += n;
@@ -353,8 +364,12 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
                     t.pending.insert(*h, now);
                 }
             }
-            let (client, url, tally) =
-                (client.clone(), format!("{base}/api/v1/txs"), tally.clone());
+            let (client, url, tally, rewind) = (
+                client.clone(),
+                format!("{base}/api/v1/txs"),
+                tally.clone(),
+                rewind.clone(),
+            );
             in_flight.push(tokio::spawn(async move {
                 let resp = client.post(&url).json(&json!({"txs": hexes})).send().await;
                 let body: Option<Value> = match resp {
@@ -371,6 +386,11 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
                             let code = other.flatten().unwrap_or("no_response").to_string();
                             *t.rejected.entry(code).or_default() += 1;
                             t.pending.remove(h);
+                            let (who, nonce) = senders[i];
+                            if let Ok(mut r) = rewind.lock() {
+                                let e = r.entry(who).or_insert(nonce);
+                                *e = (*e).min(nonce);
+                            }
                         }
                     }
                 }
