@@ -11,7 +11,7 @@
 //!
 //! So a stranger can neither fill a relay's memory nor crowd out the blocks it needs.
 
-use starling_types::{Block, Encode as _, Hash};
+use starling_types::{Block, Hash};
 use std::collections::{BTreeMap, HashMap};
 
 /// Heights above the head a relay holds blocks for.
@@ -71,8 +71,9 @@ impl<P: Clone + Eq + std::hash::Hash> Ahead<P> {
         self.loose.values().map(Vec::len).sum()
     }
 
-    /// Offers a block without a certificate from `peer`; `head` is the relay's head.
-    pub fn offer_loose(&mut self, head: u64, block: Block, peer: P) -> Offer {
+    /// Offers a block without a certificate from `peer`, `size` bytes as it arrived; `head`
+    /// is the relay's head.
+    pub fn offer_loose(&mut self, head: u64, block: Block, size: usize, peer: P) -> Offer {
         let height = block.header.height;
         if height <= head || height > head.saturating_add(MAX_AHEAD) {
             return Offer::Ignored;
@@ -98,7 +99,6 @@ impl<P: Clone + Eq + std::hash::Hash> Ahead<P> {
             self.link_down(height);
             return Offer::Held;
         }
-        let size = block.to_bytes().len();
         let mine = self.per_peer.get(&peer).copied().unwrap_or(0);
         if mine >= MAX_LOOSE_PER_PEER || self.loose_bytes.saturating_add(size) > MAX_LOOSE_BYTES {
             return Offer::NoRoom;
@@ -246,13 +246,14 @@ mod tests {
         // Far above the head: ignored outright.
         for i in 0..1_000u64 {
             let junk = block(1_000_000_000_000 + i, Hash([9; 32]), 1);
-            assert_eq!(ahead.offer_loose(0, junk, stranger), Offer::Ignored);
+            assert_eq!(ahead.offer_loose(0, junk, 100, stranger), Offer::Ignored);
         }
         // Within reach: at most MAX_LOOSE_PER_PEER held, for every height.
         let mut held = 0;
         for h in 1..=MAX_AHEAD {
             for salt in 1..4u8 {
-                if ahead.offer_loose(0, block(h, Hash([7; 32]), salt), stranger) == Offer::Held {
+                if ahead.offer_loose(0, block(h, Hash([7; 32]), salt), 100, stranger) == Offer::Held
+                {
                     held += 1;
                 }
             }
@@ -260,7 +261,7 @@ mod tests {
         assert_eq!(held, MAX_LOOSE_PER_PEER);
         // The real chain still gets in: block 1 loose from an honest peer, block 2 certified.
         let real = chain(0, Hash([1; 32]), 2);
-        assert_eq!(ahead.offer_loose(0, real[0].clone(), 1), Offer::Held);
+        assert_eq!(ahead.offer_loose(0, real[0].clone(), 100, 1), Offer::Held);
         let (outcome, liars) = ahead.offer_final(0, real[1].clone());
         assert_eq!(outcome, Offer::Held);
         // The stranger's blocks at height 1 are proven false.
@@ -283,7 +284,7 @@ mod tests {
         assert_eq!(ahead.offer_final(0, real[2].clone()).0, Offer::Held);
         // A loose impostor at a final height, or a second certified one, changes nothing.
         assert_eq!(
-            ahead.offer_loose(0, block(3, Hash([5; 32]), 9), 7),
+            ahead.offer_loose(0, block(3, Hash([5; 32]), 9), 100, 7),
             Offer::Ignored
         );
         assert_eq!(
@@ -291,8 +292,8 @@ mod tests {
             Offer::Conflict
         );
         // Loose ancestors arriving after their certified descendant link at once.
-        assert_eq!(ahead.offer_loose(0, real[1].clone(), 2), Offer::Held);
-        assert_eq!(ahead.offer_loose(0, real[0].clone(), 2), Offer::Held);
+        assert_eq!(ahead.offer_loose(0, real[1].clone(), 100, 2), Offer::Held);
+        assert_eq!(ahead.offer_loose(0, real[0].clone(), 100, 2), Offer::Held);
         for (h, b) in real.iter().enumerate() {
             assert_eq!(ahead.take_next(h as u64).as_ref(), Some(b));
         }

@@ -330,7 +330,7 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
                         let verdict = if let Some(shard) = topic_shard(&chain, "blocks", &message.topic) {
                             match FinalizedBlock::from_bytes(&message.data) {
                                 Ok(fb) if fb.block.header.shard == shard => {
-                                    let outcome = receive(&node, &committees, &mut rng, &mut ahead, fb, propagation_source, &mut strikes);
+                                    let outcome = receive(&node, &committees, &mut rng, &mut ahead, fb, (propagation_source, message.data.len()), &mut strikes);
                                     if outcome == Received::Verified {
                                         // Behind: ask the peer that sent it for the gap.
                                         let head = node.shard(shard).map_or(0, |a| a.head().height);
@@ -402,7 +402,7 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
                                 match FinalizedBlock::from_bytes(bytes) {
                                     Ok(fb) => {
                                         shard = Some(fb.block.header.shard);
-                                        if receive(&node, &committees, &mut rng, &mut ahead, fb, peer, &mut strikes) == Received::Invalid {
+                                        if receive(&node, &committees, &mut rng, &mut ahead, fb, (peer, bytes.len()), &mut strikes) == Received::Invalid {
                                             tracing::warn!(%peer, "sync response with a block that does not verify");
                                             break;
                                         }
@@ -572,7 +572,7 @@ impl Strikes {
             self.banned.insert(peer, Instant::now());
             self.newly.push(peer);
         }
-        // Bounded: forget the oldest counts beyond a few thousand peers.
+        // Bounded: beyond a few thousand peers, counts are forgotten (lowest ids first).
         while self.counts.len() > 4_096 {
             let Some(first) = self.counts.keys().next().copied() else {
                 break;
@@ -600,14 +600,14 @@ impl Strikes {
 }
 
 /// Checks a finalized block from the network and applies it (and any held blocks it
-/// unlocks) if it is next; holds it if it is ahead (rule R1). `peer` sent it.
+/// unlocks) if it is next; holds it if it is ahead (rule R1). `peer` sent it, in `size` bytes.
 fn receive<R: rand_core_010::CryptoRng>(
     node: &Node,
     committees: &BTreeMap<ShardId, Committee>,
     rng: &mut R,
     ahead: &mut BTreeMap<ShardId, Ahead<PeerId>>,
     fb: FinalizedBlock,
-    peer: PeerId,
+    (peer, size): (PeerId, usize),
     strikes: &mut Strikes,
 ) -> Received {
     let shard = fb.block.header.shard;
@@ -624,7 +624,7 @@ fn receive<R: rand_core_010::CryptoRng>(
         // Final only once a certified descendant links to it; never passed on (gossip
         // Ignore), so whoever sent a loose block to this node made it, and a loose block
         // proven false is its sender's.
-        if held.offer_loose(head, fb.block, peer) == Offer::Held {
+        if held.offer_loose(head, fb.block, size, peer) == Offer::Held {
             let _ = apply_held(app, shard, held);
         }
         return Received::Stale;
