@@ -22,7 +22,7 @@ use starling_ledger::{actions, BlockInput, Layered};
 use starling_mempool::{Mempool, MempoolError};
 use starling_store::{ChainStore, Head, Speculative, StoreError};
 use starling_types::{AccountId, BlockHeader, Hash, InboundBatch, ShardId, Tx};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::UNIX_EPOCH;
 
@@ -123,11 +123,19 @@ fn prune_pool(
         .iter()
         .filter_map(|t| t.body().ok().map(|b| b.account))
         .collect();
-    let nonces = |a: &AccountId| {
-        store
-            .with_view(|v| actions::account(v, a).ok().flatten().map_or(0, |r| r.nonce))
-            .unwrap_or(0)
-    };
+    // The touched accounts' next nonces, read in one view of the state just committed.
+    let next: HashMap<AccountId, u64> = store
+        .with_view(|v| {
+            touched
+                .iter()
+                .map(|a| {
+                    let n = actions::account(v, a).ok().flatten().map_or(0, |r| r.nonce);
+                    (*a, n)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let nonces = |a: &AccountId| next.get(a).copied().unwrap_or(0);
     mempool.prune(block.header.height + 1, touched.iter(), &nonces, &rejected);
 }
 
@@ -429,23 +437,32 @@ impl ShardApp {
             base_fee,
             max_expiry_blocks: store.ledger().params.max_expiry_blocks,
         };
+        // The signers' accounts, read in one view of the finalized state.
+        let ledger = store.ledger();
+        let states: Vec<Option<starling_mempool::AccountState>> = store
+            .with_view(|v| {
+                txs.iter()
+                    .map(|tx| {
+                        actions::account(v, &tx.body.account)
+                            .ok()
+                            .flatten()
+                            .map(|a| starling_mempool::AccountState {
+                                nonce: a.nonce,
+                                fee_budget: ledger.fee_budget(&a, height),
+                            })
+                    })
+                    .collect()
+            })
+            .unwrap_or_else(|_| vec![None; txs.len()]);
         let mut forged = forged.into_iter().peekable();
         txs.into_iter()
+            .zip(states)
             .enumerate()
-            .map(|(i, tx)| {
+            .map(|(i, (tx, state))| {
                 if forged.peek() == Some(&i) {
                     forged.next();
                     return Err(MempoolError::BadSignature);
                 }
-                let account = tx.body.account;
-                let state = store
-                    .with_view(|v| actions::account(v, &account).ok().flatten())
-                    .ok()
-                    .flatten()
-                    .map(|a| starling_mempool::AccountState {
-                        nonce: a.nonce,
-                        fee_budget: store.ledger().fee_budget(&a, height),
-                    });
                 mempool.insert_from(tx, &at, state, source)
             })
             .collect()
@@ -615,30 +632,26 @@ impl<E: Clock + Send + 'static> Application<E> for ShardApp {
             ..
         } = &mut *inner;
         let ancestors = spec.ancestor_writes(store, &parent.id()).ok()?;
-        let txs: Vec<_> = {
-            let nonces = |a: &AccountId| {
-                store
-                    .with_view(|v| {
-                        actions::account(
-                            &Layered {
-                                base: v,
-                                top: &ancestors,
-                            },
-                            a,
-                        )
+        let gas_limit = store.ledger().params.block_gas_limit;
+        // Every pooled account's next nonce, read in one view (the parent's state).
+        let txs: Vec<_> = store
+            .with_view(|v| {
+                let state = Layered {
+                    base: v,
+                    top: &ancestors,
+                };
+                let nonces = |a: &AccountId| {
+                    actions::account(&state, a)
                         .ok()
                         .flatten()
                         .map_or(0, |r| r.nonce)
-                    })
-                    .unwrap_or(0)
-            };
-            let gas_limit = store.ledger().params.block_gas_limit;
-            mempool
-                .select(gas_limit, *max_block_txs, &nonces)
-                .into_iter()
-                .map(|t| t.envelope)
-                .collect()
-        };
+                };
+                mempool.select(gas_limit, *max_block_txs, &nonces)
+            })
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| t.envelope)
+            .collect();
         let mut input = BlockInput {
             height: parent_header.height.saturating_add(1),
             parent: parent.id(),

@@ -1,8 +1,12 @@
 //! Starling signatures: Ed25519 and secp256k1 BIP-340 keys, signing, single and batched
 //! verification, and secret keys that are zeroized on drop and never printed.
 
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use ed25519_dalek::Signer as _;
 use rand_core::{CryptoRng, RngCore};
+use sha2::{Digest, Sha512};
 use starling_types::tx::{signing_hash, ChainId, TxBody, TxEnvelope};
 use starling_types::{Encode, Hash, KeyType, PublicKey, Signature};
 use std::fmt;
@@ -151,14 +155,20 @@ pub fn check_public_key(key: &PublicKey) -> Result<(), SigError> {
 }
 
 fn ed25519_key(key: &PublicKey) -> Result<ed25519_zebra::VerificationKey, SigError> {
-    let point = curve25519_dalek::edwards::CompressedEdwardsY(key.bytes)
+    ed25519_point(key)?;
+    ed25519_zebra::VerificationKey::try_from(key.bytes)
+        .map_err(|_| SigError::InvalidKey(KeyType::Ed25519))
+}
+
+/// The curve point of an Ed25519 key: any encoding of a point (ZIP-215), not of small order.
+fn ed25519_point(key: &PublicKey) -> Result<EdwardsPoint, SigError> {
+    let point = CompressedEdwardsY(key.bytes)
         .decompress()
         .ok_or(SigError::InvalidKey(KeyType::Ed25519))?;
     if point.is_small_order() {
         return Err(SigError::WeakKey);
     }
-    ed25519_zebra::VerificationKey::try_from(key.bytes)
-        .map_err(|_| SigError::InvalidKey(KeyType::Ed25519))
+    Ok(point)
 }
 
 /// Decoded Ed25519 keys of recent signers: decoding a key (a point decompression, a square
@@ -167,8 +177,8 @@ fn ed25519_key(key: &PublicKey) -> Result<ed25519_zebra::VerificationKey, SigErr
 /// young one is full it becomes the old one, so memory is bounded and recent keys stay. Only
 /// valid, non-weak keys are kept; the result is the same as decoding every time.
 struct KeyCache {
-    young: std::collections::HashMap<[u8; 32], ed25519_zebra::VerificationKey>,
-    old: std::collections::HashMap<[u8; 32], ed25519_zebra::VerificationKey>,
+    young: std::collections::HashMap<[u8; 32], EdwardsPoint>,
+    old: std::collections::HashMap<[u8; 32], EdwardsPoint>,
 }
 
 const KEY_CACHE_GENERATION: usize = 1 << 16;
@@ -176,19 +186,19 @@ const KEY_CACHE_GENERATION: usize = 1 << 16;
 static KEY_CACHE: std::sync::Mutex<Option<KeyCache>> = std::sync::Mutex::new(None);
 
 impl KeyCache {
-    fn get(&mut self, key: &PublicKey) -> Result<ed25519_zebra::VerificationKey, SigError> {
-        if let Some(vk) = self.young.get(&key.bytes) {
-            return Ok(*vk);
+    fn get(&mut self, key: &PublicKey) -> Result<EdwardsPoint, SigError> {
+        if let Some(point) = self.young.get(&key.bytes) {
+            return Ok(*point);
         }
-        let vk = match self.old.get(&key.bytes) {
-            Some(vk) => *vk,
-            None => ed25519_key(key)?,
+        let point = match self.old.get(&key.bytes) {
+            Some(point) => *point,
+            None => ed25519_point(key)?,
         };
         if self.young.len() >= KEY_CACHE_GENERATION {
             self.old = std::mem::take(&mut self.young);
         }
-        self.young.insert(key.bytes, vk);
-        Ok(vk)
+        self.young.insert(key.bytes, point);
+        Ok(point)
     }
 }
 
@@ -289,7 +299,7 @@ pub fn verify_batch(items: &[SigItem<'_>]) -> Vec<usize> {
 /// and none is remembered. What a benchmark of the verification itself times.
 pub fn verify_batch_uncached(items: &[SigItem<'_>]) -> Vec<usize> {
     let mut failed = Vec::new();
-    let mut ed: Vec<(usize, ed25519_zebra::VerificationKey)> = Vec::with_capacity(items.len());
+    let mut ed: Vec<(usize, EdwardsPoint)> = Vec::with_capacity(items.len());
     {
         let mut guard = KEY_CACHE
             .lock()
@@ -301,7 +311,7 @@ pub fn verify_batch_uncached(items: &[SigItem<'_>]) -> Vec<usize> {
         for (i, item) in items.iter().enumerate() {
             if item.key.key_type == KeyType::Ed25519 {
                 match cache.get(item.key) {
-                    Ok(vk) => ed.push((i, vk)),
+                    Ok(point) => ed.push((i, point)),
                     Err(_) => failed.push(i),
                 }
             }
@@ -314,67 +324,84 @@ pub fn verify_batch_uncached(items: &[SigItem<'_>]) -> Vec<usize> {
         }
     }
     if !ed.is_empty() {
-        let mut batch = ed25519_zebra::batch::Verifier::new();
-        let mut transcript =
-            blake3::Hasher::new_derive_key("starling ed25519 batch coefficients v1");
-        for (i, vk) in &ed {
-            let item = &items[*i];
-            batch.queue((
-                ed25519_zebra::VerificationKeyBytes::from(*vk),
-                ed25519_zebra::Signature::from_bytes(&item.sig.0),
-                item.msg,
-            ));
-            transcript.update(&item.key.bytes);
-            transcript.update(&(item.msg.len() as u64).to_le_bytes());
-            transcript.update(item.msg);
-            transcript.update(&item.sig.0);
-        }
-        // The coefficients come from a hash of the whole batch, so no signer can choose its
-        // terms after seeing them. (Which coefficient meets which signature depends on the
-        // verifier's internal map order; the verdict does not: a batch of valid signatures
-        // always passes, and one holding an invalid one fails but with probability ~2^-128.)
-        if batch
-            .verify(TranscriptRng(transcript.finalize_xof()))
-            .is_err()
-        {
-            for (i, vk) in &ed {
-                let item = &items[*i];
-                let sig = ed25519_zebra::Signature::from_bytes(&item.sig.0);
-                if vk.verify(&sig, item.msg).is_err() {
-                    failed.push(*i);
-                }
-            }
-        }
+        failed.extend(ed25519_batch(items, &ed));
     }
     failed.sort_unstable();
     failed
 }
 
-/// The random coefficients of a batch equation, read from a BLAKE3 stream over the batch.
-struct TranscriptRng(blake3::OutputReader);
-
-impl rand_core_010::TryRng for TranscriptRng {
-    type Error = std::convert::Infallible;
-
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        let mut b = [0u8; 4];
-        self.0.fill(&mut b);
-        Ok(u32::from_le_bytes(b))
+/// One ZIP-215 batch over keys already decoded (`ed`: index into `items`, the key's point).
+/// Returns the indices whose signature fails.
+///
+/// The equation is `[8]([-sum z_i s_i]B + sum [z_i]R_i + sum [z_i k_i]A_i) = 0`, with 128-bit
+/// coefficients `z_i` read from a BLAKE3 hash of the whole batch, so no signer can choose its
+/// terms after seeing them. A signature whose `R` is not a point or whose `s` is not reduced
+/// fails on its own and stays out of the equation. A batch of valid signatures always passes;
+/// if the equation fails, every signature is checked alone by [`verify`] (the same rule), so
+/// the verdicts never depend on what shares the batch.
+fn ed25519_batch(items: &[SigItem<'_>], ed: &[(usize, EdwardsPoint)]) -> Vec<usize> {
+    let mut failed = Vec::new();
+    let mut transcript = blake3::Hasher::new_derive_key("starling ed25519 batch coefficients v1");
+    for (i, _) in ed {
+        let item = &items[*i];
+        transcript.update(&item.key.bytes);
+        transcript.update(&(item.msg.len() as u64).to_le_bytes());
+        transcript.update(item.msg);
+        transcript.update(&item.sig.0);
     }
-
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        let mut b = [0u8; 8];
-        self.0.fill(&mut b);
-        Ok(u64::from_le_bytes(b))
+    let mut coefficients = transcript.finalize_xof();
+    let mut scalars: Vec<Scalar> = Vec::with_capacity(2 * ed.len() + 1);
+    let mut points: Vec<EdwardsPoint> = Vec::with_capacity(2 * ed.len() + 1);
+    let mut in_batch: Vec<usize> = Vec::with_capacity(ed.len());
+    let mut b_coeff = Scalar::ZERO;
+    for (i, a) in ed {
+        let item = &items[*i];
+        let mut z_bytes = [0u8; 16];
+        coefficients.fill(&mut z_bytes);
+        let mut r_bytes = [0u8; 32];
+        r_bytes.copy_from_slice(&item.sig.0[..32]);
+        let mut s_bytes = [0u8; 32];
+        s_bytes.copy_from_slice(&item.sig.0[32..]);
+        let (Some(r), Some(s)) = (
+            CompressedEdwardsY(r_bytes).decompress(),
+            Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)),
+        ) else {
+            failed.push(*i);
+            continue;
+        };
+        let mut wide = [0u8; 64];
+        wide.copy_from_slice(
+            &Sha512::new()
+                .chain_update(r_bytes)
+                .chain_update(item.key.bytes)
+                .chain_update(item.msg)
+                .finalize(),
+        );
+        let k = Scalar::from_bytes_mod_order_wide(&wide);
+        let z = Scalar::from(u128::from_le_bytes(z_bytes));
+        b_coeff -= z * s;
+        scalars.push(z);
+        points.push(r);
+        scalars.push(z * k);
+        points.push(*a);
+        in_batch.push(*i);
     }
-
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        self.0.fill(dst);
-        Ok(())
+    if in_batch.is_empty() {
+        return failed;
     }
+    scalars.push(b_coeff);
+    points.push(curve25519_dalek::constants::ED25519_BASEPOINT_POINT);
+    let check = EdwardsPoint::vartime_multiscalar_mul(&scalars, &points);
+    if !check.mul_by_cofactor().is_identity() {
+        for i in in_batch {
+            let item = &items[i];
+            if verify(item.key, item.msg, item.sig).is_err() {
+                failed.push(i);
+            }
+        }
+    }
+    failed
 }
-
-impl rand_core_010::TryCryptoRng for TranscriptRng {}
 
 #[cfg(test)]
 mod tests;

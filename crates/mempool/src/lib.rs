@@ -174,12 +174,12 @@ struct Entry {
     gas: u64,
     bytes: usize,
     priority: Priority,
-    /// The height of the block that was next when it was admitted.
-    admitted: u64,
     /// Finalized blocks that carried it and rejected it for a reason that may pass later.
     losses: u32,
     /// The height at which it was last handed out to be sent to others.
     announced: u64,
+    /// The last height at which it may stay: its expiry, or its admission plus the age limit.
+    deadline: u64,
 }
 
 /// Rejections for a reason that may pass later after which a transaction leaves the pool.
@@ -202,6 +202,9 @@ pub struct Mempool {
     hashes: HashMap<Hash, (AccountId, u64)>,
     /// Every pooled transaction by priority (lowest first), for eviction.
     by_priority: BTreeSet<(Priority, AccountId, u64)>,
+    /// Every pooled transaction by the last height it may stay, so that a prune finds the
+    /// expired ones without scanning the pool.
+    by_deadline: BTreeSet<(u64, AccountId, u64)>,
     rate: HashMap<AccountId, Bucket>,
     bytes: usize,
     arrivals: u64,
@@ -210,6 +213,8 @@ pub struct Mempool {
     drained_x16: u64,
     /// The height of the last prune.
     pruned_at: u64,
+    /// The height at which full rate buckets were last forgotten.
+    rates_swept_at: u64,
 }
 
 /// What the pool needs to know of an account's state on chain.
@@ -233,11 +238,13 @@ impl Mempool {
             accounts: HashMap::new(),
             hashes: HashMap::new(),
             by_priority: BTreeSet::new(),
+            by_deadline: BTreeSet::new(),
             rate: HashMap::new(),
             bytes: 0,
             arrivals: 0,
             drained_x16: 0,
             pruned_at: 0,
+            rates_swept_at: 0,
         }
     }
 
@@ -422,6 +429,10 @@ impl Mempool {
 
         self.hashes.insert(tx.hash, (account, body.nonce));
         self.by_priority.insert((priority, account, body.nonce));
+        let deadline = body
+            .expires_at_height
+            .min(height.saturating_add(self.config.max_age_blocks));
+        self.by_deadline.insert((deadline, account, body.nonce));
         self.bytes += bytes;
         let nonce = body.nonce;
         self.accounts.entry(account).or_default().insert(
@@ -431,9 +442,9 @@ impl Mempool {
                 gas,
                 bytes,
                 priority,
-                admitted: height,
                 losses: 0,
                 announced: height,
+                deadline,
             },
         );
         Ok(())
@@ -521,6 +532,7 @@ impl Mempool {
             self.accounts.remove(account);
         }
         self.by_priority.remove(&(e.priority, *account, nonce));
+        self.by_deadline.remove(&(e.deadline, *account, nonce));
         self.hashes.remove(&e.tx.hash);
         self.bytes -= e.bytes;
         Some(e.tx)
@@ -614,23 +626,21 @@ impl Mempool {
             .drained_x16
             .saturating_sub((self.drained_x16 / 256).saturating_mul(blocks).max(1));
         self.drained_x16 = decayed.max(per_block_x16);
-        let max_age = self.config.max_age_blocks;
-        let expired: Vec<(AccountId, u64)> = self
-            .accounts
-            .iter()
-            .flat_map(|(a, m)| {
-                m.iter()
-                    .filter(|(_, e)| {
-                        e.tx.body.expires_at_height < height
-                            || height.saturating_sub(e.admitted) > max_age
-                    })
-                    .map(move |(n, _)| (*a, *n))
-            })
-            .collect();
-        for (a, n) in expired {
+        // Expired, or waited too long: the entries whose deadline is below `height`.
+        while let Some(&(deadline, a, n)) = self.by_deadline.first() {
+            if deadline >= height {
+                break;
+            }
             self.remove_from(&a, n);
+            // (Always gone now; never loop on an index entry the pool lost.)
+            self.by_deadline.remove(&(deadline, a, n));
         }
-        // Forget rate buckets that are full again, so the table stays bounded.
+        // Forget rate buckets that are full again, so the table stays bounded (every 16
+        // blocks: the table holds at most the accounts admitted since).
+        if height < self.rates_swept_at.saturating_add(16) {
+            return;
+        }
+        self.rates_swept_at = height;
         let (burst, per_block) = (
             self.config.rate_burst as u64,
             self.config.rate_per_block as u64,
