@@ -70,11 +70,13 @@ impl Router {
                 break;
             };
             let leaves: Vec<_> = receipts.iter().map(Receipt::leaf_hash).collect();
+            // Hashed once per block: each message's proof is then its log(n) siblings.
+            let tree = merkle::Tree::new(&leaves);
             let mut messages = Vec::new();
             for (i, r) in receipts.iter().enumerate() {
                 if let Receipt::Message(m) = r {
                     if m.dest == dest && m.seq >= from {
-                        if let Some(proof) = merkle::prove(&leaves, i) {
+                        if let Some(proof) = tree.prove(i) {
                             messages.push((m.clone(), proof));
                         }
                     }

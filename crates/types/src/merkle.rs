@@ -25,16 +25,20 @@ pub fn root(leaves: &[Hash]) -> Hash {
     }
     let mut level = leaves.to_vec();
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [l, r] => node_hash(l, r),
-                [single] => *single,
-                _ => Hash::ZERO,
-            })
-            .collect();
+        level = parents(&level);
     }
     level[0]
+}
+
+fn parents(level: &[Hash]) -> Vec<Hash> {
+    level
+        .chunks(2)
+        .map(|pair| match pair {
+            [l, r] => node_hash(l, r),
+            [single] => *single,
+            _ => Hash::ZERO,
+        })
+        .collect()
 }
 
 /// Proof that a leaf sits at `index` in a list of `leaf_count` leaves.
@@ -45,34 +49,58 @@ pub struct MerkleProof {
     pub siblings: Vec<Hash>,
 }
 
-/// Builds the proof for `leaves[index]`; `None` if out of range.
+/// Builds the proof for `leaves[index]`; `None` if out of range. To prove several leaves of
+/// one list, build a [`Tree`] once instead (this hashes the whole list every time).
 pub fn prove(leaves: &[Hash], index: usize) -> Option<MerkleProof> {
-    if index >= leaves.len() || leaves.len() > u32::MAX as usize {
-        return None;
-    }
-    let mut siblings = Vec::new();
-    let mut level = leaves.to_vec();
-    let mut i = index;
-    while level.len() > 1 {
-        let sibling = i ^ 1;
-        if sibling < level.len() {
-            siblings.push(level[sibling]);
+    Tree::new(leaves).prove(index)
+}
+
+/// Every level of the tree over a list, hashed once, so that each proof costs only its
+/// `O(log n)` siblings: what proving all the messages of one block needs.
+#[derive(Clone, Debug)]
+pub struct Tree {
+    /// `levels[0]` are the leaves, the last level is the root (none for an empty list).
+    levels: Vec<Vec<Hash>>,
+}
+
+impl Tree {
+    pub fn new(leaves: &[Hash]) -> Self {
+        let mut levels = vec![leaves.to_vec()];
+        while levels.last().is_some_and(|l| l.len() > 1) {
+            let next = parents(levels.last().map_or(&[][..], Vec::as_slice));
+            levels.push(next);
         }
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [l, r] => node_hash(l, r),
-                [single] => *single,
-                _ => Hash::ZERO,
-            })
-            .collect();
-        i /= 2;
+        Self { levels }
     }
-    Some(MerkleProof {
-        index: index as u32,
-        leaf_count: leaves.len() as u32,
-        siblings,
-    })
+
+    pub fn root(&self) -> Hash {
+        self.levels
+            .last()
+            .and_then(|l| l.first())
+            .copied()
+            .unwrap_or(Hash::ZERO)
+    }
+
+    /// The proof for leaf `index`; `None` if out of range.
+    pub fn prove(&self, index: usize) -> Option<MerkleProof> {
+        let leaves = self.levels.first()?;
+        if index >= leaves.len() || leaves.len() > u32::MAX as usize {
+            return None;
+        }
+        let mut siblings = Vec::new();
+        let mut i = index;
+        for level in &self.levels[..self.levels.len() - 1] {
+            if let Some(s) = level.get(i ^ 1) {
+                siblings.push(*s);
+            }
+            i /= 2;
+        }
+        Some(MerkleProof {
+            index: index as u32,
+            leaf_count: leaves.len() as u32,
+            siblings,
+        })
+    }
 }
 
 impl MerkleProof {
@@ -143,6 +171,32 @@ mod tests {
                 if n > 1 {
                     assert!(!moved.verify(&r, &leaves[i]));
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn tree_proofs_match_single_proofs() {
+        for n in [0usize, 1, 2, 3, 7, 8, 9, 64, 100, 257] {
+            let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&(i as u32).to_le_bytes())).collect();
+            let tree = Tree::new(&leaves);
+            assert_eq!(tree.root(), root(&leaves), "n={n}");
+            assert!(tree.prove(n).is_none());
+            for (i, leaf) in leaves.iter().enumerate() {
+                let p = tree.prove(i).unwrap();
+                assert!(p.verify(&tree.root(), leaf), "n={n} i={i}");
+                // Built level by level as before: the same siblings, in the same order.
+                let mut level = leaves.clone();
+                let mut j = i;
+                let mut expected = Vec::new();
+                while level.len() > 1 {
+                    if let Some(s) = level.get(j ^ 1) {
+                        expected.push(*s);
+                    }
+                    level = parents(&level);
+                    j /= 2;
+                }
+                assert_eq!(p.siblings, expected, "n={n} i={i}");
             }
         }
     }
