@@ -118,6 +118,7 @@ impl World {
             receipt_root: Hash::ZERO,
             state_root: Hash::ZERO,
             base_fee: 0,
+            reveal: starling_types::Hash::ZERO,
         };
         let receipts = vec![Receipt::Message(ShardMessage {
             source: ShardId::GLOBAL,

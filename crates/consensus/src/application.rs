@@ -43,6 +43,8 @@ struct Inner {
     max_drift_ms: u64,
     /// Told the height of every block committed from consensus.
     watchers: Vec<futures::channel::mpsc::UnboundedSender<u64>>,
+    /// This validator's hash onion: what its global-shard blocks reveal (ledger rule R1).
+    onion: Option<Arc<starling_ledger::randomness::Onion>>,
     /// Set only by tests of Byzantine behaviour: rewrites this node's proposals.
     tamper: Option<Tamper>,
 }
@@ -180,6 +182,7 @@ impl ShardApp {
             block_interval_ms: 0,
             max_drift_ms: DEFAULT_MAX_DRIFT.as_millis() as u64,
             watchers: Vec::new(),
+            onion: None,
             tamper: None,
         };
         Self {
@@ -303,6 +306,18 @@ impl ShardApp {
     pub fn with_max_clock_drift(self, drift: std::time::Duration) -> Self {
         self.lock().max_drift_ms = drift.as_millis() as u64;
         self
+    }
+
+    /// Gives this validator its hash onion, built from its consensus secret key, once: what
+    /// its global-shard blocks commit to and reveal (ledger rule R1). The consensus engine
+    /// sets it when it starts.
+    pub fn set_onion_secret(&self, secret: &[u8]) {
+        let mut inner = self.lock();
+        if inner.onion.is_none() {
+            inner.onion = Some(Arc::new(starling_ledger::randomness::Onion::from_secret(
+                secret,
+            )));
+        }
     }
 
     /// Makes this node a Byzantine proposer that rewrites its proposals with `tamper`. Only
@@ -629,10 +644,36 @@ impl<E: Clock + Send + 'static> Application<E> for ShardApp {
             mempool,
             max_block_txs,
             tamper,
+            onion,
             ..
         } = &mut *inner;
         let ancestors = spec.ancestor_writes(store, &parent.id()).ok()?;
         let gas_limit = store.ledger().params.block_gas_limit;
+        let proposer = account_of(&context.leader);
+        let height = parent_header.height.saturating_add(1);
+        // Rule R1: the onion layer this block owes, as of the parent's state.
+        let due = store
+            .with_view(|v| {
+                let state = Layered {
+                    base: v,
+                    top: &ancestors,
+                };
+                store.ledger().reveal_due(&state, &proposer, height)
+            })
+            .ok()
+            .and_then(|d| d.ok());
+        let reveal = match (due, onion.as_deref()) {
+            (Some(due), Some(onion)) => due.value(onion),
+            (Some(starling_ledger::randomness::RevealDue::Nothing), None) => Some(Hash::ZERO),
+            _ => None,
+        };
+        let Some(reveal) = reveal else {
+            tracing::warn!(
+                height,
+                "cannot build the onion reveal this block owes (rule R1)"
+            );
+            return None;
+        };
         // Every pooled account's next nonce, read in one view (the parent's state).
         let txs: Vec<_> = store
             .with_view(|v| {
@@ -653,10 +694,11 @@ impl<E: Clock + Send + 'static> Application<E> for ShardApp {
             .map(|t| t.envelope)
             .collect();
         let mut input = BlockInput {
-            height: parent_header.height.saturating_add(1),
+            height,
             parent: parent.id(),
             timestamp_ms: now_ms.max(parent_header.timestamp_ms.saturating_add(1)),
-            proposer: account_of(&context.leader),
+            proposer,
+            reveal,
             txs,
             inbound,
         };

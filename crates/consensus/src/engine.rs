@@ -307,6 +307,8 @@ where
     R: Receiver<PublicKey = ed25519::PublicKey>,
 {
     let me = config.signer.public_key();
+    // Rule R1: this validator's onion comes from its consensus key, so a restart rebuilds it.
+    app.set_onion_secret(&commonware_codec::Encode::encode(&config.signer));
     let genesis = app.genesis_block()?;
     let genesis_digest = genesis.digest();
     let epoch_blocks = std::num::NonZeroU64::new(app.epoch_blocks())

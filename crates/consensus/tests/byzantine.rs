@@ -11,7 +11,8 @@
 //!   signature rule of invariant 10);
 //! - a proposer that stamps its block a day ahead (rule B7): at `b334716` it was valid, and
 //!   every honest proposer after it waited for the wall clock to pass it;
-//! - a flood of transactions from fresh, unfunded keys (mempool rule P1).
+//! - a flood of transactions from fresh, unfunded keys (mempool rule P1);
+//! - on the global shard, a proposer that withholds or fakes its onion layer (rule R1).
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
 mod common;
@@ -138,6 +139,7 @@ fn signed_with(k: &SecretKey, nonce: u64, text: &str, torsion: &str, with_base: 
 }
 
 async fn start(
+    shard: ShardId,
     context: &deterministic::Context,
     oracle: &simulated::Oracle<ed25519::PublicKey, deterministic::Context>,
     participants: &Set<ed25519::PublicKey>,
@@ -152,16 +154,34 @@ async fn start(
         .collect();
     let store = match ChainStore::open(dir) {
         Ok(s) => s,
+        Err(starling_store::StoreError::NotInitialized(_)) if shard == ShardId::GLOBAL => {
+            // The global shard, its committee the registry (so rule R1 applies), in epochs
+            // short enough that every run crosses several.
+            let mut p = params();
+            p.epoch_blocks = GLOBAL_EPOCH;
+            let keys: Vec<starling_types::PublicKey> = participants
+                .iter()
+                .map(|k| starling_types::PublicKey::ed25519(k.as_ref().try_into().unwrap()))
+                .collect();
+            let validators = starling_ledger::GenesisValidators {
+                registry: keys
+                    .iter()
+                    .map(|k| starling_ledger::records::ValidatorInfo {
+                        account: *k,
+                        consensus_key: *k,
+                        address: String::new(),
+                    })
+                    .collect(),
+                committees: [(ShardId::GLOBAL, keys.clone())].into_iter().collect(),
+            };
+            ChainStore::create_with(dir, p, shard, &alloc, 1 << 60, 8, &validators).unwrap()
+        }
         Err(starling_store::StoreError::NotInitialized(_)) => {
-            ChainStore::create(dir, params(), ShardId(1), &alloc, 1 << 60, 8).unwrap()
+            ChainStore::create(dir, params(), shard, &alloc, 1 << 60, 8).unwrap()
         }
         Err(e) => panic!("{e}"),
     };
-    let mempool = Mempool::new(
-        MempoolConfig::default(),
-        ShardId(1),
-        ShardMap::even(1).unwrap(),
-    );
+    let mempool = Mempool::new(MempoolConfig::default(), shard, ShardMap::even(1).unwrap());
     let mut app =
         ShardApp::new(store, mempool, 1_000).with_block_interval(Duration::from_millis(100));
     if let Some(t) = tamper {
@@ -212,6 +232,22 @@ fn run(
     seconds: u64,
     check: impl FnOnce(&ShardApp) + Send + 'static,
 ) -> Run {
+    run_on(ShardId(1), seed, tamper, offline, submit, seconds, check)
+}
+
+/// Blocks per epoch of the global-shard runs.
+const GLOBAL_EPOCH: u64 = 12;
+
+/// As [`run`], on `shard`.
+fn run_on(
+    shard: ShardId,
+    seed: u64,
+    tamper: Option<Tamper>,
+    offline: bool,
+    submit: Vec<Tx>,
+    seconds: u64,
+    check: impl FnOnce(&ShardApp) + Send + 'static,
+) -> Run {
     let config = deterministic::Config::default()
         .with_seed(seed)
         .with_timeout(Some(Duration::from_secs(600)));
@@ -226,11 +262,20 @@ fn run(
         for (i, (key, dir)) in keys.iter().zip(&paths).enumerate() {
             if i == 0 {
                 if !offline {
-                    start(&context, &oracle, &participants, key, dir, tamper.clone()).await;
+                    start(
+                        shard,
+                        &context,
+                        &oracle,
+                        &participants,
+                        key,
+                        dir,
+                        tamper.clone(),
+                    )
+                    .await;
                 }
                 continue;
             }
-            honest.push(start(&context, &oracle, &participants, key, dir, None).await);
+            honest.push(start(shard, &context, &oracle, &participants, key, dir, None).await);
         }
         for tx in &submit {
             for app in &honest {
@@ -314,6 +359,7 @@ fn a_forged_signature_in_a_proposal_is_voted_down_and_never_finalized() {
                 parent: Hash::ZERO,
                 timestamp_ms: 0,
                 proposer: user(1).public_key(),
+                reveal: starling_types::Hash::ZERO,
                 txs: vec![],
                 inbound: vec![],
             };
@@ -407,4 +453,70 @@ fn a_flood_from_fresh_keys_never_reaches_a_block() {
             assert!(block.txs.iter().all(|t| !hashes.contains(&t.hash())));
         }
     });
+}
+
+/// The baseline of a global-shard run: validator 0 offline.
+fn global_baseline(seed: u64, seconds: u64) -> u64 {
+    run_on(ShardId::GLOBAL, seed, None, true, vec![], seconds, |_| {}).height
+}
+
+/// Rule R1 on the global shard: a proposer that withholds the onion layer it owes, or shows
+/// one that is not beneath its head, is voted down, and the honest validators keep
+/// finalizing; every epoch still carries honest layers, so its seed comes from them. (Before
+/// R1 the seed was the hash of the closing block's parent id, which that parent's proposer
+/// chose by choosing its contents.)
+#[test]
+fn a_proposer_that_withholds_or_fakes_its_onion_layer_is_voted_down() {
+    let normal = global_baseline(43, SECONDS);
+    let byzantine = {
+        let (keys, _) = committee();
+        starling_types::PublicKey::ed25519(keys[0].public_key().as_ref().try_into().unwrap())
+    };
+    for fake in [false, true] {
+        let tamper: Tamper = Arc::new(move |input: &mut starling_ledger::BlockInput| {
+            input.reveal = if fake {
+                Hash::of(&[b"a layer of no onion", &input.height.to_be_bytes()])
+            } else {
+                Hash::ZERO
+            };
+            false
+        });
+        let seen = run_on(
+            ShardId::GLOBAL,
+            43,
+            Some(tamper),
+            false,
+            vec![],
+            SECONDS,
+            move |app| {
+                let height = app.head().height;
+                assert!(height > 2 * GLOBAL_EPOCH, "only {height} blocks");
+                let mut by_byzantine = 0;
+                let mut layered = std::collections::BTreeSet::new();
+                for h in 1..=height {
+                    let header = app.block(h).unwrap().unwrap().header;
+                    if header.proposer == byzantine {
+                        by_byzantine += 1;
+                    }
+                    if header.reveal != Hash::ZERO {
+                        layered.insert(h / GLOBAL_EPOCH);
+                    }
+                }
+                // Withholding, it never gets a block in (its first owes a commitment). Faking, a
+                // made-up commitment is indistinguishable from a real one, but then nothing it
+                // can show is beneath it: at most that one block.
+                assert!(
+                    by_byzantine <= usize::from(fake),
+                    "{by_byzantine} blocks by it"
+                );
+                let epochs: std::collections::BTreeSet<u64> = (0..=height / GLOBAL_EPOCH).collect();
+                assert_eq!(layered, epochs, "an epoch without an honest layer");
+            },
+        );
+        assert!(
+            seen.height * 2 >= normal,
+            "finalized {} blocks against {normal} with the proposer offline",
+            seen.height
+        );
+    }
 }

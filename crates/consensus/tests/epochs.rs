@@ -353,6 +353,16 @@ fn run(seed: u64) -> Vec<Hash> {
             context.sleep(Duration::from_millis(100)).await;
         }
         agree(&replicas.iter().collect::<Vec<_>>());
+        // Rule R1: every proposer is a registered validator, so the first global block of
+        // every epoch carries an onion layer (a commitment or a reveal), and the seeds are
+        // drawn from them.
+        let global = &replicas[1][&ShardId(0)];
+        let layered: std::collections::BTreeSet<u64> = (1..=global.head().height)
+            .filter(|h| global.block(*h).unwrap().unwrap().header.reveal != Hash::ZERO)
+            .map(|h| h / EPOCH)
+            .collect();
+        let epochs: std::collections::BTreeSet<u64> = (0..=global.head().height / EPOCH).collect();
+        assert_eq!(layered, epochs, "an epoch without an onion layer");
         let chain: Vec<Hash> = (1..=replicas[1][&ShardId(0)].head().height.min(3 * EPOCH))
             .map(|h| {
                 replicas[1][&ShardId(0)]

@@ -47,7 +47,13 @@ impl ShardLedger {
             let keys: Vec<PublicKey> = set.validators.iter().map(|v| v.consensus_key).collect();
             if !keys.is_empty() {
                 let next = epoch + 1;
-                let seed = EpochSchedule::next_seed(&input.parent, epoch);
+                // R1: from the reveals of the closing epoch and the seed before it, never
+                // from anything a proposer chooses.
+                let mix = Self::epoch_mix(st, epoch)?;
+                let before = st
+                    .get::<CommitteeRecord>(StateKey::Committee)?
+                    .map_or(Hash::ZERO, |c| c.seed);
+                let seed = EpochSchedule::next_seed(&mix, &before, epoch);
                 let shards = std::iter::once(ShardId::GLOBAL)
                     .chain(self.params.shard_map.ranges().iter().map(|(id, _)| *id));
                 let drawn = draw(
@@ -160,15 +166,13 @@ impl EpochSchedule {
     }
 
     /// The seed of global epoch `epoch + 1`, drawn by the last block of global epoch `epoch`
-    /// from the id of its parent (the newest block id that block can know).
-    ///
-    /// That block's proposer can nudge this seed (by choosing its parent's contents); a
-    /// threshold signature over the round, which no single validator controls, replaces it
-    /// once consensus runs with a threshold scheme.
-    pub fn next_seed(parent: &Hash, epoch: u64) -> Hash {
+    /// from the mix of that epoch's onion reveals and the seed of epoch `epoch` (rule R1, see
+    /// [`crate::randomness`]): no block's contents, so no leader can grind it.
+    pub fn next_seed(mix: &Hash, seed: &Hash, epoch: u64) -> Hash {
         Hash::of(&[
-            b"starling/epoch-seed/v1",
-            &parent.0,
+            b"starling/epoch-seed/v2",
+            &mix.0,
+            &seed.0,
             &(epoch + 1).to_be_bytes(),
         ])
     }
@@ -306,9 +310,15 @@ mod tests {
         assert_eq!(s.closes(0), None);
         assert_eq!(s.epoch_of(s.last_height(4)), 4);
         assert_eq!(s.epoch_of(s.last_height(4) + 1), 5);
+        let (a, b) = (Hash([1; 32]), Hash([2; 32]));
         assert_ne!(
-            EpochSchedule::next_seed(&Hash([1; 32]), 0),
-            EpochSchedule::next_seed(&Hash([1; 32]), 1)
+            EpochSchedule::next_seed(&a, &b, 0),
+            EpochSchedule::next_seed(&a, &b, 1)
+        );
+        // The mix and the seed before are not interchangeable.
+        assert_ne!(
+            EpochSchedule::next_seed(&a, &b, 0),
+            EpochSchedule::next_seed(&b, &a, 0)
         );
     }
 }

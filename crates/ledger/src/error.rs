@@ -150,6 +150,9 @@ pub enum BlockError {
     WrongParent,
     #[error("timestamp is not after its parent's")]
     TimestampRegression,
+    /// Rule R1: a global block's `reveal` is not what its proposer owes.
+    #[error("the block's onion reveal is not what its proposer owes (rule R1)")]
+    BadReveal,
     #[error("base fee is {got}, rules require {expected}")]
     WrongBaseFee { expected: u64, got: u64 },
     #[error("{0} root does not match the block's contents")]

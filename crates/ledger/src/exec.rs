@@ -46,6 +46,8 @@ pub struct BlockInput {
     pub parent: Hash,
     pub timestamp_ms: u64,
     pub proposer: AccountId,
+    /// The proposer's onion layer on the global shard (rule R1), zero elsewhere.
+    pub reveal: Hash,
     pub txs: Vec<TxEnvelope>,
     pub inbound: Vec<InboundBatch>,
 }
@@ -57,6 +59,7 @@ impl BlockInput {
             parent: block.header.parent,
             timestamp_ms: block.header.timestamp_ms,
             proposer: block.header.proposer,
+            reveal: block.header.reveal,
             txs: block.txs.clone(),
             inbound: block.inbound.clone(),
         }
@@ -213,6 +216,7 @@ impl ShardLedger {
             receipt_root: merkle::root(&[]),
             state_root,
             base_fee: self.params.initial_base_fee,
+            reveal: Hash::ZERO,
         };
         Block {
             header,
@@ -283,6 +287,9 @@ impl ShardLedger {
             messages: Vec::new(),
             events: Vec::new(),
         };
+
+        // Rule R1: the proposer's onion layer (global shard), before anything else.
+        self.apply_reveal(&mut st, input)?;
 
         check_inbound_order(&input.inbound)?;
         for batch in &input.inbound {
@@ -414,6 +421,7 @@ impl ShardLedger {
             receipt_root: executed.receipt_root,
             state_root,
             base_fee: executed.base_fee,
+            reveal: input.reveal,
         }
     }
 

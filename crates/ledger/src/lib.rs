@@ -14,6 +14,7 @@ pub mod fees;
 pub mod gas;
 mod overlay;
 pub mod params;
+pub mod randomness;
 pub mod records;
 pub mod validate;
 

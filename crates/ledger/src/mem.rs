@@ -62,14 +62,20 @@ impl MemLedger {
         timestamp_ms: u64,
         proposer: AccountId,
     ) -> Result<(Block, Executed), BlockError> {
-        let input = BlockInput {
+        self.propose_input(BlockInput {
             height: self.height + 1,
             parent: self.head,
             timestamp_ms,
             proposer,
+            reveal: Hash::ZERO,
             txs,
             inbound,
-        };
+        })
+    }
+
+    /// Builds the next block from a whole input (its height and parent must be the next
+    /// ones), applies it, and returns it.
+    pub fn propose_input(&mut self, input: BlockInput) -> Result<(Block, Executed), BlockError> {
         let executed = self.ledger.execute(&self.state, &input)?;
         let root = self.state.commit(&executed.writes);
         let header = self.ledger.header(&input, &executed, root);

@@ -79,6 +79,12 @@ pub enum StateKey<'a> {
     EpochCommittee(u64),
     /// The account's chat key directory entry (its home shard): a [`ChatKeysRecord`].
     ChatKeys(&'a AccountId),
+    /// The onion head a validator's consensus key showed last (global shard): an
+    /// [`crate::randomness::OnionRecord`] (rule R1).
+    Onion(&'a PublicKey),
+    /// The running mix of the current global epoch's reveals: a
+    /// [`crate::randomness::MixRecord`] (rule R1).
+    EpochMix,
 }
 
 impl StateKey<'_> {
@@ -150,6 +156,8 @@ impl StateKey<'_> {
                 put::u64(&mut out, *e);
             }
             StateKey::ChatKeys(a) => tagged(&mut out, 22, &[*a]),
+            StateKey::Onion(k) => tagged(&mut out, 23, &[*k]),
+            StateKey::EpochMix => out.push(24),
         }
         out
     }

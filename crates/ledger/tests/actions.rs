@@ -627,6 +627,7 @@ fn signatures_already_checked_are_skipped_and_only_those() {
         parent: m.head,
         timestamp_ms: 5_000,
         proposer: a.public_key(),
+        reveal: starling_types::Hash::ZERO,
         txs: vec![good.clone(), forged.clone()],
         inbound: vec![],
     };

@@ -137,7 +137,10 @@ fn a_bonded_validator_joins_the_committees_drawn_at_the_next_epoch_boundary() {
     assert!(net.shards[0].height < EPOCH - 1);
     let produced = run_to(&mut net, global, EPOCH - 1);
     let (closing, closing_ex) = produced.last().unwrap();
-    let seed = EpochSchedule::next_seed(&closing.header.parent, 0);
+    // No registered validator proposed here, so no reveals: the mix is empty, and the seed
+    // before is genesis's.
+    let seed =
+        EpochSchedule::next_seed(&starling_types::Hash::ZERO, &starling_types::Hash::ZERO, 0);
     assert!(closing_ex
         .events
         .contains(&Event::CommitteesDrawn { epoch: 1, seed }));
@@ -383,4 +386,150 @@ fn registration_needs_the_consensus_keys_own_proof() {
     // The key's holder registers it.
     let reg = register(&net, &a, 9);
     assert_eq!(net.run(&a, 0, reg), Ok(()));
+}
+
+/// A global block by `proposer` carrying `reveal` (rule R1), at `time_ms`.
+fn global_block(
+    net: &mut Net,
+    proposer: PublicKey,
+    reveal: starling_types::Hash,
+    time_ms: u64,
+) -> Result<(Block, starling_ledger::Executed), starling_ledger::BlockError> {
+    let g = &mut net.shards[0];
+    g.propose_input(starling_ledger::BlockInput {
+        height: g.height + 1,
+        parent: g.head,
+        timestamp_ms: time_ms,
+        proposer,
+        reveal,
+        txs: vec![],
+        inbound: vec![],
+    })
+}
+
+/// The reveal validator `seed` owes in its next global block, from its own onion.
+fn owed(net: &Net, seed: u8) -> starling_types::Hash {
+    let g = &net.shards[0];
+    let due = g
+        .ledger
+        .reveal_due(&g.state, &consensus_key(seed), g.height + 1)
+        .unwrap();
+    due.value(&Onion::from_secret(&consensus_secret(seed).to_seed()[..]))
+        .unwrap()
+}
+
+use starling_ledger::randomness::{MixRecord, Onion, OnionRecord, RevealDue};
+use starling_ledger::BlockError;
+
+/// Rule R1: a registered proposer's first global block commits to its onion, its first block
+/// of each later epoch reveals the layer beneath; anything else is an invalid block.
+#[test]
+fn global_blocks_carry_exactly_the_onion_layer_their_proposer_owes() {
+    let p = params(2);
+    let a = keys_on(&p, ShardId(1), 1, 1).pop().unwrap();
+    let mut net = network(&[&a]);
+    let v = consensus_key(1);
+    let onion = Onion::from_secret(&consensus_secret(1).to_seed()[..]);
+    let zero = starling_types::Hash::ZERO;
+    // Not committed yet: zero, or any wrong value, is refused; the commitment passes.
+    assert_eq!(
+        global_block(&mut net, v, zero, 1_000).unwrap_err(),
+        BlockError::BadReveal
+    );
+    global_block(&mut net, v, onion.commitment(), 1_000).unwrap();
+    let rec: OnionRecord = net.get(ShardId::GLOBAL, StateKey::Onion(&v)).unwrap();
+    assert_eq!((rec.head, rec.shown, rec.epoch), (onion.commitment(), 0, 0));
+    // Same epoch: nothing more is owed, and nothing more is taken.
+    let layer = onion.beneath(&onion.commitment(), 0).unwrap();
+    assert_eq!(
+        global_block(&mut net, v, layer, 2_000).unwrap_err(),
+        BlockError::BadReveal
+    );
+    global_block(&mut net, v, zero, 2_000).unwrap();
+    // A proposer outside the registry owes nothing (and may carry nothing).
+    let stranger = a.public_key();
+    assert_eq!(
+        global_block(&mut net, stranger, layer, 3_000).unwrap_err(),
+        BlockError::BadReveal
+    );
+    global_block(&mut net, stranger, zero, 3_000).unwrap();
+    // Into epoch 1: the layer beneath the head is owed; zero, a layer further down, or the
+    // head itself are refused.
+    while net.shards[0].height < EPOCH - 1 {
+        let t = 4_000 + net.shards[0].height;
+        global_block(&mut net, stranger, zero, t).unwrap();
+    }
+    let deeper = onion.beneath(&layer, 1).unwrap();
+    for wrong in [zero, deeper, onion.commitment()] {
+        assert_eq!(
+            global_block(&mut net, v, wrong, 9_000).unwrap_err(),
+            BlockError::BadReveal
+        );
+    }
+    assert_eq!(owed(&net, 1), layer);
+    global_block(&mut net, v, layer, 9_000).unwrap();
+    let rec: OnionRecord = net.get(ShardId::GLOBAL, StateKey::Onion(&v)).unwrap();
+    assert_eq!((rec.head, rec.shown, rec.epoch), (layer, 1, 1));
+    let mix: MixRecord = net.get(ShardId::GLOBAL, StateKey::EpochMix).unwrap();
+    assert_eq!(mix.epoch, 1);
+    assert_eq!(mix.mix, starling_ledger::randomness::mix_in(&zero, &layer));
+    // Account shards take no reveals at all.
+    let g = &net.shards[1];
+    assert_eq!(
+        g.ledger.reveal_due(&g.state, &v, g.height + 1).unwrap(),
+        RevealDue::Nothing
+    );
+}
+
+/// Rule R1's point: the seed drawn at an epoch's end is a function of the reveals and the
+/// seed before, so the leader of the closing block (or of any block) cannot grind it by
+/// choosing its block's contents, and a different honest reveal gives another seed.
+#[test]
+fn the_next_seed_depends_on_reveals_and_on_nothing_a_leader_chooses() {
+    let p = params(2);
+    let a = keys_on(&p, ShardId(1), 1, 1).pop().unwrap();
+    let zero = starling_types::Hash::ZERO;
+    // Epoch 0: validators 1 and 2 commit. Epoch 1: the reveals of `revealers`, then empty
+    // blocks by a stranger up to a closing block stamped `close_ms`.
+    let run = |revealers: &[u8], close_ms: u64| {
+        let mut net = network(&[&a]);
+        for (i, v) in [1u8, 2].iter().enumerate() {
+            let c = owed(&net, *v);
+            global_block(&mut net, consensus_key(*v), c, 1_000 + i as u64).unwrap();
+        }
+        let stranger = a.public_key();
+        while net.shards[0].height < EPOCH - 1 {
+            let t = 2_000 + net.shards[0].height;
+            global_block(&mut net, stranger, zero, t).unwrap();
+        }
+        for v in revealers {
+            let r = owed(&net, *v);
+            global_block(&mut net, consensus_key(*v), r, 3_000 + u64::from(*v)).unwrap();
+        }
+        let mut last = None;
+        while net.shards[0].height < 2 * EPOCH - 1 {
+            let t = if net.shards[0].height == 2 * EPOCH - 2 {
+                close_ms
+            } else {
+                4_000 + net.shards[0].height
+            };
+            last = Some(global_block(&mut net, stranger, zero, t).unwrap());
+        }
+        let (_, ex) = last.unwrap();
+        ex.events
+            .iter()
+            .find_map(|e| match e {
+                Event::CommitteesDrawn { epoch: 2, seed } => Some(*seed),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let both = run(&[1, 2], 50_000);
+    // The closing leader stamps another time (another block id): the same seed.
+    assert_eq!(run(&[1, 2], 60_000), both);
+    // Validator 2 withholds its reveal: another seed (the one choice a leader has).
+    let without_2 = run(&[1], 50_000);
+    assert_ne!(without_2, both);
+    assert_ne!(run(&[2], 50_000), both);
+    assert_ne!(run(&[2], 50_000), without_2);
 }

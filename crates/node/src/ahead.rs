@@ -219,6 +219,7 @@ mod tests {
             receipt_root: Hash::ZERO,
             state_root: Hash([salt; 32]),
             base_fee: 1,
+            reveal: starling_types::Hash::ZERO,
         };
         Block {
             header,

@@ -157,6 +157,7 @@ impl Seeder {
             receipt_root: Hash::ZERO,
             state_root: Hash::ZERO,
             base_fee: 0,
+            reveal: starling_types::Hash::ZERO,
         };
         self.batch.push((
             Block {

@@ -746,8 +746,12 @@ fn the_social_cli_drives_a_devnet() {
             .contains("hello from the CLI")
             .then_some(())
     });
-    let people = cli_ok(api, &ben, &["search", "--people", "ann"]);
-    assert!(people.contains("@ann"), "{people}");
+    // Handles are indexed from the global shard, which the app view follows on its own.
+    wait_for("people search to find ann", || {
+        cli_ok(api, &ben, &["search", "--people", "ann"])
+            .contains("@ann")
+            .then_some(())
+    });
     let sent = cli_ok(api, &ann, &["transfer", "@ben", "1000"]);
     assert!(sent.contains("transfer sent"), "{sent}");
     let json_out = cli_ok(api, &ann, &["timeline", "--of", "@ann", "--json"]);

@@ -449,6 +449,7 @@ impl ChainStore {
             parent: self.head.id,
             timestamp_ms,
             proposer,
+            reveal: Hash::ZERO,
             txs,
             inbound,
         };

@@ -58,6 +58,7 @@ fn a_forged_signature_makes_the_block_invalid_and_every_store_reopens() {
             parent: b.head().id,
             timestamp_ms: 1_000,
             proposer: keys[0].public_key(),
+            reveal: starling_types::Hash::ZERO,
             txs: vec![forged],
             inbound: vec![],
         };

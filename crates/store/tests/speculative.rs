@@ -119,6 +119,7 @@ fn forks_are_executed_independently_and_losers_are_dropped() {
                 parent: b1,
                 timestamp_ms: 2500,
                 proposer: keys[2].public_key(),
+                reveal: starling_types::Hash::ZERO,
                 txs: txs(&params, &keys, 1, "rival"),
                 inbound: vec![],
             },
@@ -134,6 +135,7 @@ fn forks_are_executed_independently_and_losers_are_dropped() {
                 parent: rival.header.id(),
                 timestamp_ms: 3500,
                 proposer: keys[2].public_key(),
+                reveal: starling_types::Hash::ZERO,
                 txs: vec![],
                 inbound: vec![],
             },
@@ -154,6 +156,7 @@ fn forks_are_executed_independently_and_losers_are_dropped() {
         parent: rival_child.header.id(),
         timestamp_ms: 4500,
         proposer: keys[2].public_key(),
+        reveal: starling_types::Hash::ZERO,
         txs: vec![],
         inbound: vec![],
     };
@@ -224,6 +227,7 @@ fn speculation_is_bounded() {
             parent,
             timestamp_ms: h,
             proposer: keys[0].public_key(),
+            reveal: starling_types::Hash::ZERO,
             txs: vec![],
             inbound: vec![],
         };
@@ -234,6 +238,7 @@ fn speculation_is_bounded() {
         parent,
         timestamp_ms: 257,
         proposer: keys[0].public_key(),
+        reveal: starling_types::Hash::ZERO,
         txs: vec![],
         inbound: vec![],
     };

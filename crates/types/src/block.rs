@@ -1,8 +1,10 @@
 //! Blocks: header and body.
 //!
-//! Header wire form (version 1): `version:u8 (=1) || chain_id || shard:u16 || height:u64 ||
+//! Header wire form (version 2): `version:u8 (=2) || chain_id || shard:u16 || height:u64 ||
 //! parent:[u8;32] || timestamp_ms:u64 || proposer:PublicKey || tx_root || receipt_root ||
-//! state_root || base_fee:u64`. The block id is `blake3("starling/header/v1" || header)`.
+//! state_root || base_fee:u64 || reveal:[u8;32]`. The block id is
+//! `blake3("starling/header/v1" || header)`. `reveal` is the proposer's onion layer on the
+//! global shard (the ledger's rule R1, what the committee seed is drawn from), zero elsewhere.
 //!
 //! `tx_root` commits to the whole body: the Merkle root over the leaves
 //! `blake3(0x00 || 0x01 || tx id)` for each transaction (its id is the hash of its envelope,
@@ -20,7 +22,7 @@ use crate::receipt::ShardMessage;
 use crate::shard::ShardId;
 use crate::tx::{ChainId, TxEnvelope};
 
-const HEADER_VERSION: u8 = 1;
+const HEADER_VERSION: u8 = 2;
 /// Most transactions in one block.
 pub const MAX_BLOCK_TXS: usize = 65_535;
 /// Most source blocks whose messages one block applies.
@@ -42,6 +44,9 @@ pub struct BlockHeader {
     pub receipt_root: Hash,
     pub state_root: Hash,
     pub base_fee: u64,
+    /// The proposer's onion commitment or reveal on the global shard (ledger rule R1); zero
+    /// otherwise.
+    pub reveal: Hash,
 }
 
 impl BlockHeader {
@@ -63,6 +68,7 @@ impl Encode for BlockHeader {
         self.receipt_root.encode(out);
         self.state_root.encode(out);
         put::u64(out, self.base_fee);
+        self.reveal.encode(out);
     }
 }
 
@@ -86,6 +92,7 @@ impl Decode for BlockHeader {
             receipt_root: Hash::decode(r)?,
             state_root: Hash::decode(r)?,
             base_fee: r.u64()?,
+            reveal: Hash::decode(r)?,
         })
     }
 }

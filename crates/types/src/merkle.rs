@@ -178,7 +178,9 @@ mod tests {
     #[test]
     fn tree_proofs_match_single_proofs() {
         for n in [0usize, 1, 2, 3, 7, 8, 9, 64, 100, 257] {
-            let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&(i as u32).to_le_bytes())).collect();
+            let leaves: Vec<Hash> = (0..n)
+                .map(|i| leaf_hash(&(i as u32).to_le_bytes()))
+                .collect();
             let tree = Tree::new(&leaves);
             assert_eq!(tree.root(), root(&leaves), "n={n}");
             assert!(tree.prove(n).is_none());

@@ -68,6 +68,7 @@ fn header() -> BlockHeader {
         receipt_root: Hash([3; 32]),
         state_root: Hash([4; 32]),
         base_fee: 1_000,
+        reveal: starling_types::Hash::ZERO,
     }
 }
 

@@ -100,9 +100,29 @@ pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 pub fn spawn_until_api_lines(command: &mut Command) -> (Child, Vec<String>) {
     let mut child = command
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // The last lines of its log, to say why if it stops before serving.
+    let log: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>> =
+        std::sync::Arc::default();
+    let reader = {
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let log = log.clone();
+        std::thread::spawn(move || {
+            // Drained to the end whatever it holds, so the process never blocks on the pipe.
+            let mut stderr = stderr;
+            let mut line = Vec::new();
+            while matches!(stderr.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+                if log.len() == 30 {
+                    log.pop_front();
+                }
+                log.push_back(String::from_utf8_lossy(&line).trim_end().to_string());
+                line.clear();
+            }
+        })
+    };
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut seen = Vec::new();
     let ready = lines.any(|l| match l {
@@ -113,7 +133,16 @@ pub fn spawn_until_api_lines(command: &mut Command) -> (Child, Vec<String>) {
         }
         Err(_) => false,
     });
-    assert!(ready, "{command:?} exited before serving its API");
+    if !ready {
+        let _ = child.wait();
+        // It exited: its log ends, and the reader with it.
+        let _ = reader.join();
+        let log: Vec<String> = log.lock().unwrap().iter().cloned().collect();
+        panic!(
+            "{command:?} exited before serving its API; its log ended:\n{}",
+            log.join("\n")
+        );
+    }
     // Keep draining stdout so the process never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     (child, seen)
