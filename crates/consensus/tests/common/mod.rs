@@ -10,6 +10,8 @@ use commonware_utils::{ordered::Set, NZUsize, NZU32};
 use starling_consensus::engine::Channels;
 use std::time::Duration;
 
+pub mod edge;
+
 /// Per-peer, per-channel message rate on the simulated network.
 pub const QUOTA: Quota = Quota::per_second(NZU32!(10_000));
 
