@@ -101,6 +101,44 @@ pub fn forged(txs: &[Tx]) -> Vec<usize> {
     starling_crypto::verify_batch(&items)
 }
 
+/// What admission needs of the chain: the height the next block will have, its base fee and
+/// the expiry horizon.
+fn admission(store: &ChainStore) -> starling_mempool::Admission {
+    let base_fee = store
+        .with_view(|v| starling_ledger::ShardLedger::meta(v).map_or(0, |m| m.base_fee))
+        .unwrap_or(0);
+    starling_mempool::Admission {
+        height: store.head().height + 1,
+        base_fee,
+        max_expiry_blocks: store.ledger().params.max_expiry_blocks,
+    }
+}
+
+/// The signers' accounts of `txs` as the pool needs them, read in one view of the finalized
+/// state (`None` for an account that does not exist).
+fn account_states(
+    store: &ChainStore,
+    txs: &[Tx],
+    height: u64,
+) -> Vec<Option<starling_mempool::AccountState>> {
+    let ledger = store.ledger();
+    store
+        .with_view(|v| {
+            txs.iter()
+                .map(|tx| {
+                    actions::account(v, &tx.body.account)
+                        .ok()
+                        .flatten()
+                        .map(|a| starling_mempool::AccountState {
+                            nonce: a.nonce,
+                            fee_budget: ledger.fee_budget(&a, height),
+                        })
+                })
+                .collect()
+        })
+        .unwrap_or_else(|_| vec![None; txs.len()])
+}
+
 /// Takes out of the pool what a committed block consumed or rejected (P6, P7).
 fn prune_pool(
     mempool: &mut Mempool,
@@ -440,47 +478,38 @@ impl ShardApp {
         txs: Vec<Tx>,
         source: starling_mempool::Source,
     ) -> Vec<Result<(), MempoolError>> {
+        // First what the pool refuses whatever the signatures (a duplicate, a used nonce, a
+        // full pool it pays too little to enter): a refusal costs no signature check, so an
+        // overloaded node spends its time on what it takes.
+        let mut results: Vec<Result<(), MempoolError>> = {
+            let inner = self.lock();
+            let at = admission(&inner.store);
+            let states = account_states(&inner.store, &txs, at.height);
+            txs.iter()
+                .zip(states)
+                .map(|(tx, state)| inner.mempool.screen(tx, &at, state, source))
+                .collect()
+        };
+        let (kept, txs): (Vec<usize>, Vec<Tx>) = txs
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| results[*i].is_ok())
+            .unzip();
         let forged = forged(&txs);
         let mut inner = self.lock();
         let Inner { store, mempool, .. } = &mut *inner;
-        let height = store.head().height + 1;
-        let base_fee = store
-            .with_view(|v| starling_ledger::ShardLedger::meta(v).map_or(0, |m| m.base_fee))
-            .unwrap_or(0);
-        let at = starling_mempool::Admission {
-            height,
-            base_fee,
-            max_expiry_blocks: store.ledger().params.max_expiry_blocks,
-        };
-        // The signers' accounts, read in one view of the finalized state.
-        let ledger = store.ledger();
-        let states: Vec<Option<starling_mempool::AccountState>> = store
-            .with_view(|v| {
-                txs.iter()
-                    .map(|tx| {
-                        actions::account(v, &tx.body.account)
-                            .ok()
-                            .flatten()
-                            .map(|a| starling_mempool::AccountState {
-                                nonce: a.nonce,
-                                fee_budget: ledger.fee_budget(&a, height),
-                            })
-                    })
-                    .collect()
-            })
-            .unwrap_or_else(|_| vec![None; txs.len()]);
+        let at = admission(store);
+        let states = account_states(store, &txs, at.height);
         let mut forged = forged.into_iter().peekable();
-        txs.into_iter()
-            .zip(states)
-            .enumerate()
-            .map(|(i, (tx, state))| {
-                if forged.peek() == Some(&i) {
-                    forged.next();
-                    return Err(MempoolError::BadSignature);
-                }
+        for (j, (tx, state)) in txs.into_iter().zip(states).enumerate() {
+            results[kept[j]] = if forged.peek() == Some(&j) {
+                forged.next();
+                Err(MempoolError::BadSignature)
+            } else {
                 mempool.insert_from(tx, &at, state, source)
-            })
-            .collect()
+            };
+        }
+        results
     }
 
     /// Applies a block finalized elsewhere (its certificate already checked): what a
@@ -514,6 +543,11 @@ impl ShardApp {
     /// Pending transactions in the mempool.
     pub fn mempool_len(&self) -> usize {
         self.lock().mempool.len()
+    }
+
+    /// What left the mempool without a block taking it, by reason.
+    pub fn mempool_drops(&self) -> starling_mempool::Drops {
+        self.lock().mempool.drops()
     }
 
     /// Reads the finalized state.

@@ -16,7 +16,10 @@
 //!   if its tip per gas is at least `replace_bump_pct` percent higher.
 //! - P3 bounds: at most `max_txs` transactions and `max_bytes` bytes in all, `max_per_account`
 //!   per account. When full, the lowest-priority transaction that is the *last* of its account
-//!   (so no gap opens) is evicted, if the newcomer pays more; otherwise the newcomer is refused.
+//!   (so no gap opens) is evicted, if the newcomer pays `evict_bump_pct` percent more tip per
+//!   gas (a real bid: equal tips on actions of different gas never evict what was
+//!   acknowledged); otherwise the newcomer is refused. Refusals that hold whatever the
+//!   signature are made before signatures are checked ([`Mempool::screen`]).
 //! - P4 rate limit: each account may add `rate_burst` transactions at once and `rate_per_block`
 //!   more per block (a token bucket on block height, so it is deterministic).
 //! - P5 selection: repeatedly take the highest tip per gas among each account's *next*
@@ -47,6 +50,10 @@ pub struct MempoolConfig {
     pub max_per_account: usize,
     pub max_nonce_ahead: u64,
     pub replace_bump_pct: u32,
+    /// How much more tip per gas a newcomer must pay than the pooled tail it evicts from a
+    /// full pool (P3), in percent: a real bid, not a difference in gas shape between equal
+    /// tips (a post and a transfer at the same tip differ by less than 2x).
+    pub evict_bump_pct: u32,
     pub rate_burst: u32,
     pub rate_per_block: u32,
     /// Blocks a transaction may wait in the pool before it is dropped.
@@ -68,11 +75,12 @@ impl Default for MempoolConfig {
             max_per_account: 64,
             max_nonce_ahead: 64,
             replace_bump_pct: 10,
+            evict_bump_pct: 100,
             rate_burst: 64,
             rate_per_block: 16,
             max_age_blocks: 600,
-            max_pending_blocks: 3,
-            min_capacity: 4_000,
+            max_pending_blocks: 2,
+            min_capacity: 1_500,
         }
     }
 }
@@ -159,6 +167,15 @@ impl MempoolError {
     }
 }
 
+/// What [`Mempool::check`] learns of a transaction that passes.
+struct Screened {
+    gas: u64,
+    bytes: usize,
+    tip_per_gas: u128,
+    /// The priority of the pooled transaction with the same account and nonce.
+    replacing: Option<Priority>,
+}
+
 /// Ordering key: higher tip per gas first, then earlier arrival.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 struct Priority {
@@ -191,6 +208,21 @@ struct Bucket {
     height: u64,
 }
 
+/// How many transactions left the pool without a block taking them, by why (counted since
+/// the pool was made; a transaction that leaves takes its account's later ones along, and
+/// each is counted under the same reason).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drops {
+    /// Evicted to make room for a better-paying newcomer (P3).
+    pub evicted: u64,
+    /// A finalized block carried and rejected them for a reason that will not pass (P6).
+    pub rejected: u64,
+    /// Lost [`MAX_TRANSIENT_LOSSES`] times for a reason that might have passed later (P6).
+    pub kept_losing: u64,
+    /// Expired, or waited more than `max_age_blocks` (P6).
+    pub expired: u64,
+}
+
 /// The pool of one shard.
 #[derive(Debug)]
 pub struct Mempool {
@@ -215,6 +247,7 @@ pub struct Mempool {
     pruned_at: u64,
     /// The height at which full rate buckets were last forgotten.
     rates_swept_at: u64,
+    drops: Drops,
 }
 
 /// What the pool needs to know of an account's state on chain.
@@ -245,6 +278,7 @@ impl Mempool {
             drained_x16: 0,
             pruned_at: 0,
             rates_swept_at: 0,
+            drops: Drops::default(),
         }
     }
 
@@ -267,6 +301,11 @@ impl Mempool {
 
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// What left the pool without a block taking it, by reason.
+    pub fn drops(&self) -> Drops {
+        self.drops
     }
 
     pub fn contains(&self, hash: &Hash) -> bool {
@@ -294,6 +333,114 @@ impl Mempool {
         account_state: Option<AccountState>,
         source: Source,
     ) -> Result<(), MempoolError> {
+        let Screened {
+            gas,
+            bytes,
+            tip_per_gas,
+            replacing,
+        } = self.check(&tx, at, account_state, source, true)?;
+        let height = at.height;
+        let body = &tx.body;
+        let account = body.account;
+        self.arrivals += 1;
+        let priority = Priority {
+            tip_per_gas,
+            newer: std::cmp::Reverse(self.arrivals),
+        };
+
+        // P4
+        self.take_token(&account, height)?;
+
+        // P3: make room if needed (never for a replacement, which frees its own slot).
+        if replacing.is_none() {
+            let capacity = self.capacity();
+            while self.len() + 1 > capacity || self.bytes + bytes > self.config.max_bytes {
+                let victim = self
+                    .by_priority
+                    .iter()
+                    .find(|(_, a, n)| {
+                        self.accounts.get(a).and_then(|m| m.keys().next_back()) == Some(n)
+                    })
+                    .copied();
+                match victim {
+                    Some((p, a, n)) if self.outbids(tip_per_gas, p) && a != account => {
+                        self.remove(&a, n);
+                        self.drops.evicted += 1;
+                    }
+                    _ => {
+                        self.refund_token(&account);
+                        return Err(MempoolError::PoolFull);
+                    }
+                }
+            }
+        } else {
+            self.remove(&account, body.nonce);
+        }
+
+        self.hashes.insert(tx.hash, (account, body.nonce));
+        self.by_priority.insert((priority, account, body.nonce));
+        let deadline = body
+            .expires_at_height
+            .min(height.saturating_add(self.config.max_age_blocks));
+        self.by_deadline.insert((deadline, account, body.nonce));
+        self.bytes += bytes;
+        let nonce = body.nonce;
+        self.accounts.entry(account).or_default().insert(
+            nonce,
+            Entry {
+                tx,
+                gas,
+                bytes,
+                priority,
+                losses: 0,
+                announced: height,
+                deadline,
+            },
+        );
+        Ok(())
+    }
+
+    /// The refusals [`Self::insert_from`] would give `tx` whatever its signature and whatever
+    /// other transactions arrive with it: a caller screens a batch with this before it checks
+    /// signatures, so what the pool refuses anyway (a duplicate, a used nonce, a full pool it
+    /// pays too little to enter, ...) costs no signature check. `Ok` is no promise of
+    /// admission.
+    pub fn screen(
+        &self,
+        tx: &Tx,
+        at: &Admission,
+        account_state: Option<AccountState>,
+        source: Source,
+    ) -> Result<(), MempoolError> {
+        let s = self.check(tx, at, account_state, source, false)?;
+        // P3/P7: a full pool that holds no tail this one outbids refuses it.
+        if s.replacing.is_none()
+            && (self.len() + 1 > self.capacity() || self.bytes + s.bytes > self.config.max_bytes)
+        {
+            let outbids = self
+                .by_priority
+                .iter()
+                .find(|(_, a, n)| {
+                    self.accounts.get(a).and_then(|m| m.keys().next_back()) == Some(n)
+                })
+                .is_some_and(|(p, a, _)| self.outbids(s.tip_per_gas, *p) && *a != tx.body.account);
+            if !outbids {
+                return Err(MempoolError::PoolFull);
+            }
+        }
+        Ok(())
+    }
+
+    /// P1 and P2 for `tx` against the pool as it is. `gap_rule` applies the client's gap
+    /// rule, which earlier transactions of the same batch may satisfy.
+    fn check(
+        &self,
+        tx: &Tx,
+        at: &Admission,
+        account_state: Option<AccountState>,
+        source: Source,
+        gap_rule: bool,
+    ) -> Result<Screened, MempoolError> {
         let height = at.height;
         let body = &tx.body;
         let account = body.account;
@@ -336,7 +483,8 @@ impl Mempool {
         // fills the pool can go into a block (P7). Below that, a client may send its nonces
         // to different nodes, which see them out of order.
         let next_free = self.next_free(&account, chain_nonce);
-        if source == Source::Client
+        if gap_rule
+            && source == Source::Client
             && body.nonce > next_free
             && self.len().saturating_mul(2) >= self.capacity()
         {
@@ -370,11 +518,7 @@ impl Mempool {
                 available: state.fee_budget,
             });
         }
-        self.arrivals += 1;
-        let priority = Priority {
-            tip_per_gas: (body.tip << 32).checked_div(gas as u128).unwrap_or(0),
-            newer: std::cmp::Reverse(self.arrivals),
-        };
+        let tip_per_gas = (body.tip << 32).checked_div(gas as u128).unwrap_or(0);
 
         // P2: replacement of the same nonce.
         let replacing = self
@@ -387,7 +531,7 @@ impl Mempool {
                 .tip_per_gas
                 .saturating_mul(100 + self.config.replace_bump_pct as u128)
                 / 100;
-            if priority.tip_per_gas < needed.max(old.tip_per_gas + 1) {
+            if tip_per_gas < needed.max(old.tip_per_gas + 1) {
                 return Err(MempoolError::ReplacementUnderpriced(
                     self.config.replace_bump_pct,
                 ));
@@ -398,56 +542,22 @@ impl Mempool {
                 return Err(MempoolError::AccountFull(pooled));
             }
         }
+        Ok(Screened {
+            gas,
+            bytes,
+            tip_per_gas,
+            replacing,
+        })
+    }
 
-        // P4
-        self.take_token(&account, height)?;
-
-        // P3: make room if needed (never for a replacement, which frees its own slot).
-        if replacing.is_none() {
-            let capacity = self.capacity();
-            while self.len() + 1 > capacity || self.bytes + bytes > self.config.max_bytes {
-                let victim = self
-                    .by_priority
-                    .iter()
-                    .find(|(_, a, n)| {
-                        self.accounts.get(a).and_then(|m| m.keys().next_back()) == Some(n)
-                    })
-                    .copied();
-                match victim {
-                    Some((p, a, n)) if p < priority && a != account => {
-                        self.remove(&a, n);
-                    }
-                    _ => {
-                        self.refund_token(&account);
-                        return Err(MempoolError::PoolFull);
-                    }
-                }
-            }
-        } else {
-            self.remove(&account, body.nonce);
-        }
-
-        self.hashes.insert(tx.hash, (account, body.nonce));
-        self.by_priority.insert((priority, account, body.nonce));
-        let deadline = body
-            .expires_at_height
-            .min(height.saturating_add(self.config.max_age_blocks));
-        self.by_deadline.insert((deadline, account, body.nonce));
-        self.bytes += bytes;
-        let nonce = body.nonce;
-        self.accounts.entry(account).or_default().insert(
-            nonce,
-            Entry {
-                tx,
-                gas,
-                bytes,
-                priority,
-                losses: 0,
-                announced: height,
-                deadline,
-            },
-        );
-        Ok(())
+    /// Whether a newcomer paying `tip_per_gas` may evict a pooled tail of priority `victim`
+    /// (P3): it must pay `evict_bump_pct` percent more, and more than nothing.
+    fn outbids(&self, tip_per_gas: u128, victim: Priority) -> bool {
+        let needed = victim
+            .tip_per_gas
+            .saturating_mul(100 + u128::from(self.config.evict_bump_pct))
+            / 100;
+        tip_per_gas > needed
     }
 
     /// The first nonce after the run of pooled nonces of `account` from `chain_nonce` on.
@@ -490,15 +600,20 @@ impl Mempool {
 
     /// Removes `account`'s transaction `nonce` and every later one (which could no longer go
     /// into a block).
-    fn remove_from(&mut self, account: &AccountId, nonce: u64) {
+    /// Removes `nonce` and the account's later ones; returns how many left.
+    fn remove_from(&mut self, account: &AccountId, nonce: u64) -> u64 {
         let later: Vec<u64> = self
             .accounts
             .get(account)
             .map(|m| m.range(nonce..).map(|(n, _)| *n).collect())
             .unwrap_or_default();
+        let mut removed = 0;
         for n in later {
-            self.remove(account, n);
+            if self.remove(account, n).is_some() {
+                removed += 1;
+            }
         }
+        removed
     }
 
     fn take_token(&mut self, account: &AccountId, height: u64) -> Result<(), MempoolError> {
@@ -599,7 +714,12 @@ impl Mempool {
                 _ => true,
             };
             if evict {
-                self.remove_from(&a, n);
+                let removed = self.remove_from(&a, n);
+                if *transient {
+                    self.drops.kept_losing += removed;
+                } else {
+                    self.drops.rejected += removed;
+                }
             }
         }
         let mut drained = 0u64;
@@ -631,7 +751,7 @@ impl Mempool {
             if deadline >= height {
                 break;
             }
-            self.remove_from(&a, n);
+            self.drops.expired += self.remove_from(&a, n);
             // (Always gone now; never loop on an index entry the pool lost.)
             self.by_deadline.remove(&(deadline, a, n));
         }

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use starling_crypto::SecretKey;
-use starling_mempool::{AccountState, Admission, Mempool, MempoolConfig, MempoolError};
+use starling_mempool::{AccountState, Admission, Mempool, MempoolConfig, MempoolError, Source};
 use starling_types::{AccountId, Action, ChainId, KeyType, ShardId, ShardMap, Tx, TxBody};
 use std::collections::HashMap;
 
@@ -42,6 +42,21 @@ fn zero(_: &AccountId) -> u64 {
 
 /// Admits `tx` for a block at `height` with `base_fee`, from an account at `nonce` with
 /// plenty of funds.
+fn admission(height: u64, base_fee: u64) -> Admission {
+    Admission {
+        height,
+        base_fee,
+        max_expiry_blocks: 100_000,
+    }
+}
+
+fn funded(nonce: u64) -> AccountState {
+    AccountState {
+        nonce,
+        fee_budget: u128::MAX,
+    }
+}
+
 fn put(
     p: &mut Mempool,
     tx: Tx,
@@ -49,18 +64,7 @@ fn put(
     base_fee: u64,
     nonce: u64,
 ) -> Result<(), MempoolError> {
-    p.insert(
-        tx,
-        &Admission {
-            height,
-            base_fee,
-            max_expiry_blocks: 100_000,
-        },
-        Some(AccountState {
-            nonce,
-            fee_budget: u128::MAX,
-        }),
-    )
+    p.insert(tx, &admission(height, base_fee), Some(funded(nonce)))
 }
 
 #[test]
@@ -203,6 +207,48 @@ fn replacement_needs_a_higher_tip() {
     assert_eq!(p.select(u64::MAX, 10, &zero)[0].body.tip, 200);
 }
 
+/// A transaction whose action costs less gas than [`tx`]'s post at the same tip.
+fn like(k: &SecretKey, nonce: u64, tip: u128) -> Tx {
+    let body = TxBody {
+        account: k.public_key(),
+        nonce,
+        max_fee: 1_000_000_000,
+        tip,
+        expires_at_height: 100,
+        action: Action::Like {
+            post: starling_types::PostId {
+                author: k.public_key(),
+                seq: 0,
+            },
+        },
+    };
+    Tx::parse(&chain(), k.sign_tx(&chain(), &body)).unwrap()
+}
+
+#[test]
+fn an_acknowledged_transaction_is_evicted_only_by_a_real_bid() {
+    let mut p = pool(MempoolConfig {
+        max_txs: 2,
+        ..MempoolConfig::default()
+    });
+    let (a, b, c) = (key(1), key(2), key(3));
+    put(&mut p, tx(&a, 0, 10), 1, 1, 0).unwrap();
+    put(&mut p, tx(&b, 0, 10), 1, 1, 0).unwrap();
+    // The same tip on a cheaper action is more tip per gas, but no bid: refused.
+    assert_eq!(
+        put(&mut p, like(&c, 0, 10), 1, 1, 0),
+        Err(MempoolError::PoolFull)
+    );
+    assert_eq!(
+        put(&mut p, tx(&c, 0, 19), 1, 1, 0),
+        Err(MempoolError::PoolFull)
+    );
+    // Past double the tail's tip per gas, it takes the place.
+    put(&mut p, tx(&c, 0, 25), 1, 1, 0).unwrap();
+    assert_eq!(p.drops().evicted, 1);
+    assert_eq!(p.len(), 2);
+}
+
 #[test]
 fn full_pool_evicts_the_cheapest_tail_or_refuses() {
     let mut p = pool(MempoolConfig {
@@ -213,12 +259,24 @@ fn full_pool_evicts_the_cheapest_tail_or_refuses() {
     put(&mut p, tx(&a, 0, 50), 1, 1, 0).unwrap();
     put(&mut p, tx(&a, 1, 1), 1, 1, 0).unwrap(); // cheapest, and a's tail
     put(&mut p, tx(&b, 0, 60), 1, 1, 0).unwrap();
+    // Refused before its signature would be checked, and at admission.
+    let cheap = tx(&c, 0, 1);
+    let at = admission(1, 1);
     assert_eq!(
-        put(&mut p, tx(&c, 0, 1), 1, 1, 0),
+        p.screen(&cheap, &at, Some(funded(0)), Source::Client),
         Err(MempoolError::PoolFull)
     );
-    put(&mut p, tx(&c, 0, 70), 1, 1, 0).unwrap();
+    assert_eq!(put(&mut p, cheap, 1, 1, 0), Err(MempoolError::PoolFull));
+    let rich = tx(&c, 0, 70);
+    assert_eq!(
+        p.screen(&rich, &at, Some(funded(0)), Source::Client),
+        Ok(())
+    );
+    assert_eq!(p.drops().evicted, 0);
+    put(&mut p, rich, 1, 1, 0).unwrap();
     assert_eq!(p.len(), 3);
+    // The tail it pushed out is counted as evicted.
+    assert_eq!(p.drops().evicted, 1);
     let left: Vec<_> = p
         .select(u64::MAX, 10, &zero)
         .iter()
@@ -273,10 +331,13 @@ fn pruning_drops_consumed_and_expired() {
     let nonces = |acc: &AccountId| chain.get(acc).copied().unwrap_or(0);
     p.prune(2, [&a.public_key()], &nonces, &[]);
     assert_eq!(p.len(), 2);
+    // What the chain consumed is no drop.
+    assert_eq!(p.drops(), Default::default());
     assert_eq!(p.select(u64::MAX, 10, &nonces).len(), 2);
     p.prune(101, std::iter::empty(), &nonces, &[]);
     assert!(p.is_empty());
     assert_eq!(p.bytes(), 0);
+    assert_eq!(p.drops().expired, 2);
 }
 
 /// Junk from keys with nothing on chain never gets in; an account can pool only what it can
@@ -388,7 +449,16 @@ proptest! {
         for (who, nonce, tip, advance) in ops {
             let k = &keys[who as usize];
             let next = chain.get(&k.public_key()).copied().unwrap_or(0);
-            let _ = put(&mut p, tx(k, next + nonce, tip), height, 1, next);
+            let t = tx(k, next + nonce, tip);
+            // The screen before signature checks never refuses what admission would take.
+            let screened = p.screen(&t, &admission(height, 1), Some(funded(next)), Source::Client);
+            let drops = p.drops();
+            let admitted = put(&mut p, t, height, 1, next);
+            if let Err(e) = screened {
+                prop_assert!(admitted.is_err(), "screened out ({e}) but admitted");
+            }
+            // Only a newcomer that outbids a tail evicts it, one at a time.
+            prop_assert!(p.drops().evicted <= drops.evicted + u64::from(admitted.is_ok()));
             prop_assert!(p.len() <= config.max_txs);
             if advance {
                 let picked = p.select(u64::MAX, 5, &|a: &AccountId| chain.get(a).copied().unwrap_or(0));

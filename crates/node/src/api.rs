@@ -160,6 +160,7 @@ async fn status(State(api): State<Api>) -> ApiResult {
             .iter()
             .map(|k| k.to_text())
             .collect();
+        let drops = handle.app.mempool_drops();
         shards.push(json!({
             "shard": id.0,
             "height": head.height,
@@ -170,6 +171,12 @@ async fn status(State(api): State<Api>) -> ApiResult {
             "timestamp_ms": timestamp_ms,
             "base_fee": base_fee,
             "mempool": handle.app.mempool_len(),
+            "mempool_drops": {
+                "evicted": drops.evicted,
+                "rejected": drops.rejected,
+                "kept_losing": drops.kept_losing,
+                "expired": drops.expired,
+            },
         }));
     }
     Ok(Json(json!({

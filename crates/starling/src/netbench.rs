@@ -421,6 +421,16 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
     for f in followers {
         let _ = f.await;
     }
+    // Where the lost went: what the API node's pools dropped without a block taking it.
+    let mut pool_drops = serde_json::Map::new();
+    if let Ok(Some(s)) = get_json(&client, &format!("{base}/api/v1/status")).await {
+        for shard in s["shards"].as_array().into_iter().flatten() {
+            for (reason, n) in shard["mempool_drops"].as_object().into_iter().flatten() {
+                let sum = pool_drops.get(reason).and_then(Value::as_u64).unwrap_or(0);
+                pool_drops.insert(reason.clone(), json!(sum + n.as_u64().unwrap_or(0)));
+            }
+        }
+    }
     let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
     t.latencies_ms.sort_by(f64::total_cmp);
     t.after_proposal_ms.sort_by(f64::total_cmp);
@@ -450,6 +460,7 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
         "finalized": t.finalized,
         "failed_in_block": t.failed,
         "lost": lost,
+        "pool_drops": pool_drops,
         "duplicates": t.duplicates,
         "finalized_tps": (t.finalized_in_window as f64 / load_secs * 10.0).round() / 10.0,
         "p50_finality_ms": percentile(&t.latencies_ms, 0.50).round(),
