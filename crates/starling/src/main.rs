@@ -82,6 +82,8 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "warn,starling=info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal, not in a log file or a pipe.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match cli.command {

@@ -85,12 +85,19 @@ fn metrics_of(context: &commonware_runtime::tokio::Context) -> MetricsFn {
     Arc::new(move || context.encode())
 }
 
-/// Serves the API for `node` on `listen`; prints the address once it is bound.
-async fn serve_api(listen: SocketAddr, node: Node, metrics: MetricsFn) -> anyhow::Result<()> {
+/// Serves the API for `node` on `listen`; once it is bound, prints what `intro` says of the
+/// address, then the address itself.
+async fn serve_api(
+    listen: SocketAddr,
+    node: Node,
+    metrics: MetricsFn,
+    intro: impl FnOnce(SocketAddr) -> String,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the API to {listen}"))?;
     let addr = listener.local_addr()?;
+    print!("{}", intro(addr));
     println!("API listening on http://{addr}/api/v1/status");
     api::serve(listener, node, metrics).await;
     Ok(())
@@ -183,7 +190,7 @@ pub fn node(args: NodeArgs) -> anyhow::Result<()> {
         };
         view::attach(&node, &cfg.data_dir).context("opening the app view")?;
         accounts::attach(&node, &cfg.data_dir, None).context("opening the keystore")?;
-        serve_api(api_listen, node, metrics_of(&context)).await
+        serve_api(api_listen, node, metrics_of(&context), |_| String::new()).await
     })
 }
 
@@ -280,6 +287,24 @@ pub fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
         };
         accounts::attach(&relay, &prepared.relay.data_dir, Some(faucet))
             .context("opening the keystore")?;
-        serve_api(args.api, relay, metrics_of(&context)).await
+        let data_dir = args.data_dir.clone();
+        serve_api(args.api, relay, metrics_of(&context), move |addr| {
+            devnet_banner(addr, &data_dir)
+        })
+        .await
     })
+}
+
+/// What `starling devnet` says first, in plain lines: where the web app, the API and the data
+/// are, and how to stop it.
+fn devnet_banner(api: SocketAddr, data_dir: &std::path::Path) -> String {
+    let data = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    format!(
+        "\nThe devnet is running.\n  \
+         web app  http://{api}/\n  \
+         API      http://{api}/api/v1  (status: /api/v1/status, OpenAPI: /api/v1/openapi.json)\n  \
+         data     {}  (kept: the same command resumes it; delete it to start afresh)\n  \
+         stop     Ctrl-C\n\n",
+        data.display()
+    )
 }

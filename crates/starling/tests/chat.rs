@@ -233,6 +233,19 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
             ]),
     );
     let _devnet = Killed(child);
+    // The first screen says where the web app and the data are, and how to stop.
+    for (what, value) in [
+        ("web app", "http://"),
+        ("data", devnet_dir.file_name().unwrap().to_str().unwrap()),
+        ("stop", "Ctrl-C"),
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.trim_start().starts_with(what) && l.contains(value)),
+            "no {what:?} line in {lines:#?}"
+        );
+    }
     let devnet_api: SocketAddr = lines
         .iter()
         .find_map(|l| l.split("http://").nth(1))
