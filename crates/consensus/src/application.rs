@@ -485,10 +485,7 @@ impl ShardApp {
             let inner = self.lock();
             let at = admission(&inner.store);
             let states = account_states(&inner.store, &txs, at.height);
-            txs.iter()
-                .zip(states)
-                .map(|(tx, state)| inner.mempool.screen(tx, &at, state, source))
-                .collect()
+            inner.mempool.screen(&txs, &states, &at, source)
         };
         let (kept, txs): (Vec<usize>, Vec<Tx>) = txs
             .into_iter()

@@ -353,16 +353,8 @@ impl Mempool {
 
         // P3: make room if needed (never for a replacement, which frees its own slot).
         if replacing.is_none() {
-            let capacity = self.capacity();
-            while self.len() + 1 > capacity || self.bytes + bytes > self.config.max_bytes {
-                let victim = self
-                    .by_priority
-                    .iter()
-                    .find(|(_, a, n)| {
-                        self.accounts.get(a).and_then(|m| m.keys().next_back()) == Some(n)
-                    })
-                    .copied();
-                match victim {
+            while self.is_full(bytes) {
+                match self.cheapest_tail() {
                     Some((p, a, n)) if self.outbids(tip_per_gas, p) && a != account => {
                         self.remove(&a, n);
                         self.drops.evicted += 1;
@@ -400,35 +392,51 @@ impl Mempool {
         Ok(())
     }
 
-    /// The refusals [`Self::insert_from`] would give `tx` whatever its signature and whatever
-    /// other transactions arrive with it: a caller screens a batch with this before it checks
-    /// signatures, so what the pool refuses anyway (a duplicate, a used nonce, a full pool it
-    /// pays too little to enter, ...) costs no signature check. `Ok` is no promise of
-    /// admission.
+    /// The refusals [`Self::insert_from`] would give each of `txs` (with its sender's
+    /// `states`) whatever its signature and whatever else arrives with it: a caller screens a
+    /// batch with this before it checks signatures, so what the pool refuses anyway (a
+    /// duplicate, a used nonce, a full pool it pays too little to enter, ...) costs no
+    /// signature check. `Ok` is no promise of admission. The pool's cheapest tail is found
+    /// once for the whole batch.
     pub fn screen(
         &self,
-        tx: &Tx,
+        txs: &[Tx],
+        states: &[Option<AccountState>],
         at: &Admission,
-        account_state: Option<AccountState>,
         source: Source,
-    ) -> Result<(), MempoolError> {
-        let s = self.check(tx, at, account_state, source, false)?;
-        // P3/P7: a full pool that holds no tail this one outbids refuses it.
-        if s.replacing.is_none()
-            && (self.len() + 1 > self.capacity() || self.bytes + s.bytes > self.config.max_bytes)
-        {
-            let outbids = self
-                .by_priority
-                .iter()
-                .find(|(_, a, n)| {
-                    self.accounts.get(a).and_then(|m| m.keys().next_back()) == Some(n)
-                })
-                .is_some_and(|(p, a, _)| self.outbids(s.tip_per_gas, *p) && *a != tx.body.account);
-            if !outbids {
-                return Err(MempoolError::PoolFull);
-            }
-        }
-        Ok(())
+    ) -> Vec<Result<(), MempoolError>> {
+        let mut tail = None;
+        txs.iter()
+            .zip(states)
+            .map(|(tx, state)| {
+                let s = self.check(tx, at, *state, source, false)?;
+                // P3/P7: a full pool that holds no tail this one outbids refuses it.
+                if s.replacing.is_none() && self.is_full(s.bytes) {
+                    let cheapest = *tail.get_or_insert_with(|| self.cheapest_tail());
+                    let outbids = cheapest.is_some_and(|(p, a, _)| {
+                        self.outbids(s.tip_per_gas, p) && a != tx.body.account
+                    });
+                    if !outbids {
+                        return Err(MempoolError::PoolFull);
+                    }
+                }
+                Ok(())
+            })
+            .collect()
+    }
+
+    /// Whether one more transaction of `bytes` exceeds the pool's depth (P7) or bytes (P3).
+    fn is_full(&self, bytes: usize) -> bool {
+        self.len() + 1 > self.capacity() || self.bytes + bytes > self.config.max_bytes
+    }
+
+    /// The lowest-priority transaction that is the last of its account: the only kind P3
+    /// evicts, so that no gap opens.
+    fn cheapest_tail(&self) -> Option<(Priority, AccountId, u64)> {
+        self.by_priority
+            .iter()
+            .find(|(_, a, n)| self.accounts.get(a).and_then(|m| m.keys().next_back()) == Some(n))
+            .copied()
     }
 
     /// P1 and P2 for `tx` against the pool as it is. `gap_rule` applies the client's gap
@@ -599,8 +607,7 @@ impl Mempool {
     }
 
     /// Removes `account`'s transaction `nonce` and every later one (which could no longer go
-    /// into a block).
-    /// Removes `nonce` and the account's later ones; returns how many left.
+    /// into a block); returns how many left.
     fn remove_from(&mut self, account: &AccountId, nonce: u64) -> u64 {
         let later: Vec<u64> = self
             .accounts

@@ -16,18 +16,23 @@ fn key(i: u8) -> SecretKey {
 }
 
 fn tx(k: &SecretKey, nonce: u64, tip: u128) -> Tx {
+    let post = Action::Post {
+        text: format!("n{nonce} t{tip}"),
+        reply_to: None,
+        quote_of: None,
+        langs: vec![],
+    };
+    signed(k, nonce, tip, post)
+}
+
+fn signed(k: &SecretKey, nonce: u64, tip: u128, action: Action) -> Tx {
     let body = TxBody {
         account: k.public_key(),
         nonce,
         max_fee: 1_000_000_000,
         tip,
         expires_at_height: 100,
-        action: Action::Post {
-            text: format!("n{nonce} t{tip}"),
-            reply_to: None,
-            quote_of: None,
-            langs: vec![],
-        },
+        action,
     };
     Tx::parse(&chain(), k.sign_tx(&chain(), &body)).unwrap()
 }
@@ -209,20 +214,11 @@ fn replacement_needs_a_higher_tip() {
 
 /// A transaction whose action costs less gas than [`tx`]'s post at the same tip.
 fn like(k: &SecretKey, nonce: u64, tip: u128) -> Tx {
-    let body = TxBody {
-        account: k.public_key(),
-        nonce,
-        max_fee: 1_000_000_000,
-        tip,
-        expires_at_height: 100,
-        action: Action::Like {
-            post: starling_types::PostId {
-                author: k.public_key(),
-                seq: 0,
-            },
-        },
+    let post = starling_types::PostId {
+        author: k.public_key(),
+        seq: 0,
     };
-    Tx::parse(&chain(), k.sign_tx(&chain(), &body)).unwrap()
+    signed(k, nonce, tip, Action::Like { post })
 }
 
 #[test]
@@ -263,14 +259,24 @@ fn full_pool_evicts_the_cheapest_tail_or_refuses() {
     let cheap = tx(&c, 0, 1);
     let at = admission(1, 1);
     assert_eq!(
-        p.screen(&cheap, &at, Some(funded(0)), Source::Client),
-        Err(MempoolError::PoolFull)
+        p.screen(
+            std::slice::from_ref(&cheap),
+            &[Some(funded(0))],
+            &at,
+            Source::Client
+        ),
+        vec![Err(MempoolError::PoolFull)]
     );
     assert_eq!(put(&mut p, cheap, 1, 1, 0), Err(MempoolError::PoolFull));
     let rich = tx(&c, 0, 70);
     assert_eq!(
-        p.screen(&rich, &at, Some(funded(0)), Source::Client),
-        Ok(())
+        p.screen(
+            std::slice::from_ref(&rich),
+            &[Some(funded(0))],
+            &at,
+            Source::Client
+        ),
+        vec![Ok(())]
     );
     assert_eq!(p.drops().evicted, 0);
     put(&mut p, rich, 1, 1, 0).unwrap();
@@ -451,7 +457,7 @@ proptest! {
             let next = chain.get(&k.public_key()).copied().unwrap_or(0);
             let t = tx(k, next + nonce, tip);
             // The screen before signature checks never refuses what admission would take.
-            let screened = p.screen(&t, &admission(height, 1), Some(funded(next)), Source::Client);
+            let screened = p.screen(std::slice::from_ref(&t), &[Some(funded(next))], &admission(height, 1), Source::Client).remove(0);
             let drops = p.drops();
             let admitted = put(&mut p, t, height, 1, next);
             if let Err(e) = screened {
