@@ -17,7 +17,7 @@
 //! Blocks of account shards, and of proposers outside the registry, carry zero.
 //!
 //! The last block of global epoch `e` draws the committees of epoch `e + 1` from
-//! `H(mix_e || seed_e || e + 1)` ([`super::EpochSchedule::next_seed`]), where `seed_e` is the
+//! `H(mix_e || seed_e || e + 1)` ([`crate::committee::EpochSchedule::next_seed`]), where `seed_e` is the
 //! seed that drew epoch `e`. So a leader chooses nothing inside the seed: its block's reveal is
 //! determined, the block's other contents do not enter the seed, and its one choice is to
 //! propose or not. The bound: the seed of epoch `e + 1` can be steered only by validators
@@ -46,7 +46,7 @@ pub fn onion_layer(beneath: &Hash) -> Hash {
 }
 
 /// A validator's own onion: the layers it will reveal, derived from a secret (its consensus
-/// key), kept as one checkpoint every [`CHECKPOINT_EVERY`] layers (8 KiB).
+/// key), kept as one checkpoint every `CHECKPOINT_EVERY` layers (8 KiB).
 #[derive(Clone)]
 pub struct Onion {
     /// `checkpoints[m] = c_{m * CHECKPOINT_EVERY}`.

@@ -1,8 +1,8 @@
 //! What each action and each inbound message does to the state.
 //!
-//! One module per rule family, each rule cited at its function: [`social`] (S*), [`bank`]
-//! (K*), [`validators`] (V*), [`directory`] (D*) and [`messages`] (M*, inbound messages).
-//! [`ShardLedger::apply_action`] is the one table that says which function applies each
+//! One module per rule family, each rule cited at its function: `social` (S*), `bank` (K*),
+//! `validators` (V*), `directory` (D*) and `messages` (M*, inbound messages).
+//! `ShardLedger::apply_action` is the one table that says which function applies each
 //! [`Action`]; a new action adds a row there, its rule in a family module, its codec in
 //! `starling-types` and its gas in [`crate::gas`].
 
