@@ -2,7 +2,7 @@
 //!
 //! Two indexes under `<dir>/appview/search`: `posts` (a post's id and text, and when it was
 //! written) and `people` (an account's handle, display name and bio). What changes them is
-//! read off each block ([`ops`]): posts, edits (the old text is replaced), deletes, profiles
+//! read off each block (`ops`): posts, edits (the old text is replaced), deletes, profiles
 //! and accepted handles. Each commit records the indexed height of every shard in its payload,
 //! so after a crash between the LMDB commit and this one, the blocks in between are read
 //! again for search alone.

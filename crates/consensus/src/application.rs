@@ -41,8 +41,9 @@ struct Inner {
     /// The furthest a block's timestamp may run ahead of this node's clock for it to vote
     /// for the block (rule B7).
     max_drift_ms: u64,
-    /// Told the height of every block committed from consensus.
-    watchers: Vec<futures::channel::mpsc::UnboundedSender<u64>>,
+    /// The height of the last block committed, for [`ShardApp::watch_height`] (a watch holds
+    /// one value however slow its readers are).
+    height: tokio::sync::watch::Sender<u64>,
     /// This validator's hash onion: what its global-shard blocks reveal (ledger rule R1).
     onion: Option<Arc<starling_ledger::randomness::Onion>>,
     /// Set only by tests of Byzantine behaviour: rewrites this node's proposals.
@@ -212,6 +213,7 @@ pub fn account_of(key: &ed25519::PublicKey) -> AccountId {
 
 impl ShardApp {
     pub fn new(store: ChainStore, mempool: Mempool, max_block_txs: usize) -> Self {
+        let head = store.head().height;
         let inner = Inner {
             store,
             spec: Speculative::new(),
@@ -219,7 +221,7 @@ impl ShardApp {
             max_block_txs,
             block_interval_ms: 0,
             max_drift_ms: DEFAULT_MAX_DRIFT.as_millis() as u64,
-            watchers: Vec::new(),
+            height: tokio::sync::watch::Sender::new(head),
             onion: None,
             tamper: None,
         };
@@ -244,14 +246,17 @@ impl ShardApp {
         }
     }
 
-    /// A stream of finalized heights: the current one at once, then each block committed from
-    /// consensus or applied with [`Self::apply_finalized`].
-    pub fn watch_height(&self) -> futures::channel::mpsc::UnboundedReceiver<u64> {
-        let (tx, rx) = futures::channel::mpsc::unbounded();
-        let mut inner = self.lock();
-        let _ = tx.unbounded_send(inner.store.head().height);
-        inner.watchers.push(tx);
-        rx
+    /// A stream of finalized heights: the current one at once, then the latest height after
+    /// blocks are committed from consensus or applied with [`Self::apply_finalized`]. A slow
+    /// reader skips heights (it sees the newest one) instead of queueing them without bound.
+    pub fn watch_height(&self) -> futures::stream::BoxStream<'static, u64> {
+        let mut rx = self.lock().height.subscribe();
+        rx.mark_changed();
+        Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+            rx.changed().await.ok()?;
+            let height = *rx.borrow_and_update();
+            Some((height, rx))
+        }))
     }
 
     /// Blocks per consensus epoch (rule E2).
@@ -519,8 +524,7 @@ impl ShardApp {
         let executed = inner.store.apply_with(block, &|_| true)?;
         let Inner { store, mempool, .. } = &mut *inner;
         prune_pool(mempool, store, block, &executed);
-        let height = block.header.height;
-        inner.watchers.retain(|w| w.unbounded_send(height).is_ok());
+        inner.height.send_replace(block.header.height);
         Ok(())
     }
 
@@ -851,8 +855,7 @@ impl Reporter for ShardApp {
                 Ok(executed) => {
                     prune_pool(mempool, store, &block, &executed);
                     ack.acknowledge();
-                    let height = block.header.height;
-                    inner.watchers.retain(|w| w.unbounded_send(height).is_ok());
+                    inner.height.send_replace(block.header.height);
                 }
                 Err(e) => {
                     // A finalized block that does not apply means this node's state is wrong;

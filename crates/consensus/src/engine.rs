@@ -33,6 +33,7 @@ use commonware_runtime::buffer::paged::CacheRef;
 use commonware_storage::archive::immutable;
 use commonware_utils::{ordered::Set, vec::NonEmptyVec, NZDuration, NZUsize, NZU16, NZU64};
 use starling_store::StoreError;
+use starling_types::{Hash, ShardId};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -249,6 +250,11 @@ pub enum CertificateError {
     BadSignatures,
 }
 
+/// The namespace a shard's committee signs its votes and certificates under.
+pub fn certificate_namespace(chain: &str, shard: ShardId) -> Vec<u8> {
+    format!("starling/{chain}/shard/{}", shard.0).into_bytes()
+}
+
 /// Checks that `certificate` (an encoded finalization) finalizes `block` in `epoch` (the epoch
 /// of the block's height) with signatures of a quorum of `participants` (that epoch's
 /// committee) under `namespace`: what a relay checks before applying a block.
@@ -260,6 +266,26 @@ pub fn verify_finalized<R: rand_core_010::CryptoRng>(
     block: &ShardBlock,
     certificate: &[u8],
 ) -> Result<(), CertificateError> {
+    verify_finalized_id(
+        rng,
+        namespace,
+        epoch,
+        participants,
+        &block.id(),
+        certificate,
+    )
+}
+
+/// [`verify_finalized`] for the block whose header hashes to `id`: all a light client needs
+/// of the block is its header.
+pub fn verify_finalized_id<R: rand_core_010::CryptoRng>(
+    rng: &mut R,
+    namespace: &[u8],
+    epoch: u64,
+    participants: &Set<ed25519::PublicKey>,
+    id: &Hash,
+    certificate: &[u8],
+) -> Result<(), CertificateError> {
     use commonware_codec::Decode as _;
     let verifier = Scheme::verifier(namespace, participants.clone());
     // Bounded by the committee: at most one signature per member.
@@ -268,7 +294,7 @@ pub fn verify_finalized<R: rand_core_010::CryptoRng>(
         &verifier.certificate_codec_config(),
     )
     .map_err(|e| CertificateError::Malformed(e.to_string()))?;
-    if finalization.proposal.payload != block.digest() {
+    if finalization.proposal.payload != crate::block::digest_of(id) {
         return Err(CertificateError::WrongBlock);
     }
     let got = finalization.proposal.round.epoch().get();

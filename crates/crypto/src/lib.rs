@@ -261,7 +261,7 @@ pub struct SigItem<'a> {
 /// an invalid one fails. Ed25519 signatures are checked with one cofactored batch equation;
 /// only if it fails is each checked alone to find the culprits.
 ///
-/// Signatures this process has seen pass before are not checked again (see [`SigCache`]):
+/// Signatures this process has seen pass before are not checked again (see `SigCache`):
 /// the cache holds verdicts of this same rule, so a hit answers what a check would.
 pub fn verify_batch(items: &[SigItem<'_>]) -> Vec<usize> {
     let entries: Vec<[u8; 32]> = items.iter().map(SigCache::entry).collect();

@@ -15,10 +15,8 @@
 //! Rate limits are token buckets: sign ups and log ins per client IP (and log ins per
 //! account, against password guessing) and signed actions per account.
 
-use crate::api::ApiError;
 use crate::keystore::Keystore;
 use crate::run::Node;
-use axum::http::StatusCode;
 use rand_core::{OsRng, RngCore};
 use starling_crypto::SecretKey;
 use starling_ledger::{actions, gas, validate};
@@ -241,13 +239,37 @@ pub fn attach(
     Ok(())
 }
 
-fn rejected(e: starling_ledger::TxError) -> ApiError {
-    ApiError::bad_request("invalid_action", e.to_string())
+/// Why an action was not signed or not submitted.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    /// The ledger would refuse the action on its own.
+    #[error("{0}")]
+    InvalidAction(String),
+    #[error("this node does not keep shard {0}")]
+    ShardNotServed(ShardId),
+    #[error("the account has no funds yet: an account exists once it has received some")]
+    NoAccount,
+    #[error("the fee is {fee} and the account can pay {spendable}")]
+    InsufficientFunds { fee: u128, spendable: u128 },
+    /// Signed, but the node did not take it (its pool, or no route to the shard).
+    #[error("{0}")]
+    NotSubmitted(String),
+    /// The node could not read its store.
+    #[error("{0}")]
+    Store(String),
+}
+
+fn rejected(e: starling_ledger::TxError) -> AccountsError {
+    AccountsError::InvalidAction(e.to_string())
+}
+
+fn store(e: impl std::fmt::Display) -> AccountsError {
+    AccountsError::Store(e.to_string())
 }
 
 /// The checks the ledger makes of an action on its own, made before signing so a bad action
 /// is a clear 400 rather than a transaction that fails on chain.
-pub fn precheck(action: &Action) -> Result<(), ApiError> {
+pub fn precheck(action: &Action) -> Result<(), AccountsError> {
     match action {
         Action::Post {
             text,
@@ -265,14 +287,15 @@ pub fn precheck(action: &Action) -> Result<(), ApiError> {
             avatar_url,
         } => validate::profile(display_name, bio, avatar_url).map_err(rejected),
         Action::RegisterHandle { handle } => validate::handle(handle).map(|_| ()).map_err(rejected),
-        Action::Transfer { amount, .. } if *amount == 0 => Err(ApiError::bad_request(
-            "invalid_action",
-            "a transfer moves a positive amount",
+        Action::Transfer { amount, .. } if *amount == 0 => Err(AccountsError::InvalidAction(
+            "a transfer moves a positive amount".into(),
         )),
-        Action::RegisterValidator { .. } | Action::RetireValidator => Err(ApiError::bad_request(
-            "invalid_action",
-            "validator registration is signed with the validator's own key, not in a session",
-        )),
+        Action::RegisterValidator { .. } | Action::RetireValidator => {
+            Err(AccountsError::InvalidAction(
+                "validator registration is signed with the validator's own key, not in a session"
+                    .into(),
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -297,18 +320,14 @@ impl Accounts {
         node: &Node,
         account: &AccountId,
         action: &Action,
-    ) -> Result<Estimate, ApiError> {
+    ) -> Result<Estimate, AccountsError> {
         let shard = node.shard_map().shard_of(account);
-        let app = node.shard(shard).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shard_not_served",
-                format!("this node does not keep shard {shard}"),
-            )
-        })?;
+        let app = node
+            .shard(shard)
+            .ok_or(AccountsError::ShardNotServed(shard))?;
         let base_fee = app
             .read(|v| starling_ledger::ShardLedger::meta(v).map_or(0, |m| m.base_fee))
-            .map_err(ApiError::internal)?;
+            .map_err(store)?;
         let body = TxBody {
             account: *account,
             nonce: 0,
@@ -338,37 +357,29 @@ impl Accounts {
         node: &Node,
         key: &SecretKey,
         action: Action,
-    ) -> Result<Sent, ApiError> {
+    ) -> Result<Sent, AccountsError> {
         precheck(&action)?;
         let account = key.public_key();
         let estimate = self.estimate(node, &account, &action)?;
         let app = node
             .shard(estimate.shard)
-            .ok_or_else(|| ApiError::internal("shard vanished"))?;
+            .ok_or(AccountsError::ShardNotServed(estimate.shard))?;
         let (record, head) = app
             .read(|v| actions::account(v, &account))
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)
+            .map_err(store)?
+            .map_err(store)
             .map(|r| (r, app.head().height))?;
         let Some(record) = record else {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "no_account",
-                "the account has no funds yet: an account exists once it has received some",
-            ));
+            return Err(AccountsError::NoAccount);
         };
         let spendable = record
             .balance(Asset::Spend)
             .saturating_add(record.allowance);
         if spendable < estimate.fee {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "insufficient_funds",
-                format!(
-                    "the fee is {} and the account can pay {spendable}",
-                    estimate.fee
-                ),
-            ));
+            return Err(AccountsError::InsufficientFunds {
+                fee: estimate.fee,
+                spendable,
+            });
         }
         let mut nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
         let nonce = match nonces.get(&account) {
@@ -412,11 +423,7 @@ impl Accounts {
             Err(e) => {
                 // Start again from the ledger's nonce next time.
                 nonces.remove(&account);
-                Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "not_submitted",
-                    e.to_string(),
-                ))
+                Err(AccountsError::NotSubmitted(e.to_string()))
             }
         }
     }

@@ -88,6 +88,21 @@ impl IntoResponse for ApiError {
 
 pub(crate) type ApiResult = Result<Json<Value>, ApiError>;
 
+impl From<crate::accounts::AccountsError> for ApiError {
+    fn from(e: crate::accounts::AccountsError) -> Self {
+        use crate::accounts::AccountsError as E;
+        let (status, code) = match &e {
+            E::InvalidAction(_) => (StatusCode::BAD_REQUEST, "invalid_action"),
+            E::ShardNotServed(_) => (StatusCode::SERVICE_UNAVAILABLE, "shard_not_served"),
+            E::NoAccount => (StatusCode::CONFLICT, "no_account"),
+            E::InsufficientFunds { .. } => (StatusCode::CONFLICT, "insufficient_funds"),
+            E::NotSubmitted(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_submitted"),
+            E::Store(_) => return ApiError::internal(e),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
 /// The API router for `node`.
 pub fn router(node: Node, metrics: MetricsFn) -> Router {
     Router::new()
@@ -101,6 +116,7 @@ pub fn router(node: Node, metrics: MetricsFn) -> Router {
         .merge(crate::chat_api::routes())
         .merge(crate::stream::routes())
         .merge(crate::openapi::routes())
+        .merge(crate::proofs::routes())
         .merge(crate::web::routes())
         .route("/metrics", get(render_metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })

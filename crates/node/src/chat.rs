@@ -57,6 +57,8 @@ const SEEN: usize = 4_096;
 /// Envelopes kept for a commit or welcome still on the way, and for how long.
 const MAX_DEFERRED: usize = 256;
 const DEFER_FOR_MS: u64 = 10 * 60 * 1000;
+/// Most envelopes waiting to be deposited for one device; more are refused at once.
+const MAX_OUTBOX: usize = 4_096;
 /// Most texts in one send.
 pub const MAX_BATCH: usize = 256;
 /// Most members named when a chat is created or grows.
@@ -236,31 +238,6 @@ pub struct DeviceJson {
     pub relays: Vec<String>,
 }
 
-fn endpoint_text(e: &Endpoint) -> String {
-    format!("{}@{}", e.node.to_text(), e.address)
-}
-
-/// `<node key>@<host:port>`.
-pub fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
-    let (node, address) = s
-        .split_once('@')
-        .ok_or_else(|| format!("`{s}` is not <node key>@<host:port>"))?;
-    let node = PublicKey::from_text(node).map_err(|e| format!("`{s}`: {e}"))?;
-    if node.key_type != KeyType::Ed25519 {
-        return Err(format!("`{s}`: node keys are Ed25519"));
-    }
-    if address
-        .rsplit_once(':')
-        .is_none_or(|(_, p)| p.parse::<u16>().is_err())
-    {
-        return Err(format!("`{s}`: the address is not host:port"));
-    }
-    Ok(Endpoint {
-        node,
-        address: address.to_string(),
-    })
-}
-
 /// The account part of an MLS identity `<account>#<device>`.
 fn account_of_identity(identity: &str) -> Option<(AccountId, u32)> {
     let (a, d) = identity.rsplit_once('#')?;
@@ -307,7 +284,7 @@ pub struct Chat {
     home: Endpoint,
     relays: Vec<Endpoint>,
     open: Mutex<HashMap<AccountId, HeldRef>>,
-    outboxes: Mutex<HashMap<Hash, mpsc::UnboundedSender<Queued>>>,
+    outboxes: Mutex<HashMap<Hash, mpsc::Sender<Queued>>>,
     changed: tokio::sync::watch::Sender<u64>,
     /// How often a device refreshes its keys in each group (post-compromise security).
     key_update: Duration,
@@ -436,8 +413,8 @@ impl Chat {
                     id: d.id,
                     signature_key: hex::encode(d.signature_key),
                     mailbox: d.mailbox.to_hex(),
-                    home: d.home.as_ref().map(endpoint_text),
-                    relays: d.relays.iter().map(endpoint_text).collect(),
+                    home: d.home.as_ref().map(Endpoint::to_string),
+                    relays: d.relays.iter().map(Endpoint::to_string).collect(),
                 })
                 .collect(),
             proof: hex::encode(starling_types::Encode::to_bytes(&proof)),
@@ -710,9 +687,7 @@ impl Chat {
             tokio::task::spawn_blocking(move || accounts.sign_and_submit(&node, &key, action))
                 .await
                 .map_err(internal)?
-                .map_err(|e| {
-                    ChatError::Conflict(format!("publishing the device: {}", e.message()))
-                })?;
+                .map_err(|e| ChatError::Conflict(format!("publishing the device: {e}")))?;
         }
         self.status(&account).await
     }
@@ -751,8 +726,8 @@ impl Chat {
             "identity": h.device.identity(),
             "signature_key": hex::encode(device.signature_key),
             "mailbox": device.mailbox.to_hex(),
-            "home": endpoint_text(&self.home),
-            "relays": self.relays.iter().map(endpoint_text).collect::<Vec<_>>(),
+            "home": self.home.to_string(),
+            "relays": self.relays.iter().map(Endpoint::to_string).collect::<Vec<_>>(),
             "key_packages_at_home": self.services.key_packages.count(*account, h.meta.device_id),
             "key_packages_at_relays": h.meta.packages_at,
             "refused_envelopes": self.rejected.load(std::sync::atomic::Ordering::Relaxed),
@@ -1187,10 +1162,10 @@ impl Chat {
         let mut waits = Vec::new();
         let mut outboxes = self.outboxes.lock().unwrap_or_else(|p| p.into_inner());
         for d in devices {
-            let tx = outboxes
+            let mut tx = outboxes
                 .entry(d.mailbox)
                 .or_insert_with(|| {
-                    let (tx, rx) = mpsc::unbounded();
+                    let (tx, rx) = mpsc::channel(MAX_OUTBOX);
                     let me = self.clone();
                     let device = d.clone();
                     tokio::spawn(async move { me.outbox(device, rx).await });
@@ -1199,10 +1174,14 @@ impl Chat {
                 .clone();
             for e in envelopes {
                 let (done, wait) = oneshot::channel();
-                let _ = tx.unbounded_send(Queued {
+                if let Err(full) = tx.try_send(Queued {
                     envelope: e.clone(),
                     done,
-                });
+                }) {
+                    let _ = full.into_inner().done.send(Err(format!(
+                        "more than {MAX_OUTBOX} envelopes wait for this device; try again later"
+                    )));
+                }
                 waits.push(wait);
             }
         }
@@ -1211,7 +1190,7 @@ impl Chat {
 
     /// Deposits what is queued for one device, in batches: at its home node, else at its
     /// relays.
-    async fn outbox(self: Arc<Self>, device: ChatDevice, mut rx: mpsc::UnboundedReceiver<Queued>) {
+    async fn outbox(self: Arc<Self>, device: ChatDevice, mut rx: mpsc::Receiver<Queued>) {
         while let Some(first) = rx.next().await {
             let mut batch = vec![first];
             let mut size = batch[0].envelope.len();

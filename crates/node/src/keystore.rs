@@ -21,6 +21,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
+use starling_config::fs::{write_private, Existing};
 use starling_crypto::SecretKey;
 use starling_types::{KeyType, PublicKey};
 use std::path::{Path, PathBuf};
@@ -388,10 +389,8 @@ impl Keystore {
                 file.label
             )));
         }
-        // Written under a temporary name and renamed, so a crash leaves no half file.
-        let tmp = self.dir.join(format!(".{}.tmp", file_name(&account)));
-        write_private(&tmp, file.to_json().as_bytes())?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
+        // Whole or not at all, and never over another keystore.
+        write_private(&path, file.to_json().as_bytes(), Existing::Keep).map_err(io)?;
         Ok(account)
     }
 
@@ -424,26 +423,6 @@ impl Keystore {
         file.open(password)?;
         Ok(file.to_json())
     }
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeystoreError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeystoreError> {
-    std::fs::write(path, bytes).map_err(io)
 }
 
 #[cfg(test)]

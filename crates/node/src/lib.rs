@@ -1,6 +1,6 @@
-//! The Starling node: node keys, the genesis file, the node's TOML configuration, the data
-//! directory that `starling init` prepares, running a validator ([`run`]), the HTTP API
-//! ([`api`]), the app view and its indexer ([`view`]) and the social API on it ([`social`]).
+//! The Starling node: running a validator or relay ([`run`], [`net`]), the HTTP API ([`api`]),
+//! light-client proofs ([`proofs`]), the app view and its indexer ([`view`]), the social API on
+//! it ([`social`]), accounts, chat and the devnet. Its setup files come from `starling-config`.
 
 pub mod accounts;
 pub mod ahead;
@@ -8,22 +8,19 @@ pub mod api;
 pub mod chat;
 mod chat_api;
 pub mod chatnet;
-pub mod config;
 pub mod devnet;
-pub mod genesis;
-pub mod init;
 pub mod iplimit;
-pub mod keyfile;
 pub mod keystore;
 pub mod mailbox;
 mod me;
 pub mod net;
 pub mod openapi;
+pub mod proofs;
 pub mod run;
 pub mod social;
 pub mod stream;
 pub mod view;
 mod web;
 
-mod error;
-pub use error::SetupError;
+// The setup files live in their own crate; these paths stay for the node's users.
+pub use starling_config::{config, genesis, init, keyfile, SetupError};

@@ -391,18 +391,10 @@ impl Mailboxes {
     }
 }
 
-/// Writes a file whole or not at all: a synced temporary file renamed over it.
+/// Writes a file whole or not at all (see [`starling_config::fs`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MailboxError> {
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    starling_config::fs::write_private(path, bytes, starling_config::fs::Existing::Replace)
+        .map_err(io)
 }
 
 /// A device: its account and number.

@@ -681,7 +681,7 @@ async fn act(
         .map_err(limited)?;
     let node = api.node.clone();
     let key = auth.session.key.clone();
-    let sent = blocking(move || accounts.sign_and_submit(&node, &key, action)).await?;
+    let sent = blocking(move || Ok(accounts.sign_and_submit(&node, &key, action)?)).await?;
     Ok(Json(sent_json(&sent)))
 }
 

@@ -273,7 +273,7 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
         committees.insert(
             *shard,
             Committee {
-                namespace: format!("starling/{chain}/shard/{}", shard.0).into_bytes(),
+                namespace: starling_consensus::engine::certificate_namespace(&chain, *shard),
                 participants: Set::from_iter_dedup(participants),
             },
         );
@@ -648,6 +648,8 @@ fn receive<R: rand_core_010::CryptoRng>(
         strikes.add(peer, MAX_STRIKES);
         return Received::Invalid;
     }
+    // What light-client proofs of this block's state carry.
+    node.keep_certificate(shard, height, block.id(), fb.certificate);
     let (outcome, liars) = held.offer_final(head, block.block().clone());
     for liar in liars {
         strikes.add(liar, MAX_STRIKES);

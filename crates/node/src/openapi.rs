@@ -27,7 +27,7 @@ pub struct Endpoint {
     pub summary: &'static str,
     pub tag: &'static str,
     pub auth: Auth,
-    /// Query parameters, by name (see [`query_param`]).
+    /// Query parameters, by name (described by `query_param`).
     pub query: &'static [&'static str],
     /// The request body's schema (a component name), if any.
     pub body: Option<&'static str>,
@@ -60,6 +60,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ep!("get" "/api/v1/accounts/{key}", "chain", None, &[], None, "Account", "Balances, nonce, allowance, handle and profile from the ledger"),
     ep!("get" "/api/v1/posts/{author}/{seq}", "chain", None, &[], None, "LedgerPost", "A post as the ledger holds it"),
     ep!("get" "/api/v1/shards/{shard}/blocks/{height}", "chain", None, &[], None, "Block", "A finalized block's header and its transactions' status"),
+    ep!("get" "/api/v1/proofs/{kind}/{a}", "chain", None, &[], None, "RecordProof", "A record with its light-client proof (accounts, profiles, chat-keys, handles, bonds: one key or name)"),
+    ep!("get" "/api/v1/proofs/{kind}/{a}/{b}", "chain", None, &[], None, "RecordProof", "A record with its light-client proof (posts: author, seq; follows and blocks: two keys)"),
+    ep!("get" "/api/v1/proofs/{kind}/{a}/{b}/{c}", "chain", None, &[], None, "RecordProof", "A record with its light-client proof (likes and reposts: account, author, seq)"),
     ep!("get" "/api/v1/accounts/{key}/profile", "social", None, &["viewer"], None, "Profile", "Profile, counts, fees paid, unread notifications; with a viewer, how the two stand"),
     ep!("get" "/api/v1/accounts/{key}/feed", "social", None, VIEW_Q, None, "FeedPage", "The account's posts and reposts, newest first"),
     ep!("get" "/api/v1/accounts/{key}/home", "social", None, PAGE_Q, None, "FeedPage", "Home timeline: followed accounts and the account's own, newest first"),
@@ -218,6 +221,33 @@ fn obj(props: Value, required: &[&str]) -> Value {
     json!({"type": "object", "properties": props, "required": required})
 }
 
+/// A record with its light-client proof (see `crate::proofs`).
+fn record_proof() -> Value {
+    obj(
+        json!({
+            "shard": {"type": "integer"}, "height": {"type": "integer"}, "epoch": {"type": "integer"},
+            "key": {"type": "string", "description": "The encoded state key (hex)"},
+            "value": {"type": ["string", "null"], "description": "The encoded record (hex), or null: the proof shows there is none"},
+            "record": {"description": "The record decoded, for reading only"},
+            "proof": {"type": "string", "description": "The state proof of value under the header's state root (hex)"},
+            "header": {"type": "string", "description": "The encoded block header (hex)"},
+            "certificate": {"type": "string", "description": "The block's finalization certificate (hex)"},
+            "committee": {"type": "array", "items": {"type": "string"}, "description": "The epoch's committee as this node sees it; a checker uses the one it trusts"}
+        }),
+        &[
+            "shard",
+            "height",
+            "epoch",
+            "key",
+            "value",
+            "proof",
+            "header",
+            "certificate",
+            "committee",
+        ],
+    )
+}
+
 fn page(item: &str) -> Value {
     obj(
         json!({
@@ -292,7 +322,9 @@ fn schemas() -> Value {
         "Ok".into(),
         json!(obj(json!({"ok": s("boolean")}), &["ok"])),
     );
-    m.insert("Status".into(), json!(any));
+    for free_form in ["Status", "LedgerPost", "Block", "OpenApi"] {
+        m.insert(free_form.into(), json!(any));
+    }
     m.insert("SubmitRequest".into(), json!(obj(json!({"txs": {"type": "array", "items": s("string"), "minItems": 1, "maxItems": crate::api::MAX_SUBMIT_TXS}}), &["txs"])));
     m.insert(
         "SubmitResult".into(),
@@ -302,8 +334,7 @@ fn schemas() -> Value {
         )),
     );
     m.insert("Account".into(), json!(obj(json!({"account": key, "shard": s("integer"), "nonce": s("integer"), "balances": any, "allowance": s("string"), "handle": {"type": ["string", "null"]}}), &["account", "nonce", "balances"])));
-    m.insert("LedgerPost".into(), json!(any));
-    m.insert("Block".into(), json!(any));
+    m.insert("RecordProof".into(), record_proof());
     m.insert("Person".into(), json!(obj(json!({"account": key, "handle": {"type": ["string", "null"]}, "display_name": s("string"), "bio": s("string"), "posts": s("integer"), "followers": s("integer"), "following": s("integer")}), &["account"])));
     m.insert("Profile".into(), json!({"allOf": [{"$ref": "#/components/schemas/Person"}, obj(json!({"fees_paid": s("string"), "unread_notifications": s("integer"), "relation": any}), &[])]}));
     m.insert("Post".into(), json!(obj(json!({"author": {"$ref": "#/components/schemas/Person"}, "seq": s("integer"), "text": s("string"), "reply_to": {"oneOf": [{"$ref": "#/components/schemas/PostRef"}, {"type": "null"}]}, "quote_of": {"oneOf": [{"$ref": "#/components/schemas/PostRef"}, {"type": "null"}]}, "created_ms": s("integer"), "edited": s("boolean"), "deleted": s("boolean"), "revisions": {"type": "array", "items": any}, "tags": {"type": "array", "items": s("string")}, "counts": any, "liked": s("boolean"), "reposted": s("boolean")}), &["author", "seq", "text"])));
@@ -385,7 +416,6 @@ fn schemas() -> Value {
     );
     m.insert("ChatSafety".into(), json!(obj(json!({"chat": s("string"), "encryption": s("string"), "members": {"type": "array", "items": obj(json!({"account": key, "safety_number": s("string"), "devices": s("integer")}), &["account", "safety_number"])}}), &["members"])));
     m.insert("ChatProtocol".into(), json!({"type": "string", "format": "binary", "description": "An encoded chat protocol request or response (see the node's chatnet module)"}));
-    m.insert("OpenApi".into(), json!(any));
     m.insert("Metrics".into(), json!(s("string")));
     Value::Object(m)
 }
@@ -436,6 +466,7 @@ mod tests {
             include_str!("chat_api.rs"),
             include_str!("stream.rs"),
             include_str!("openapi.rs"),
+            include_str!("proofs.rs"),
         ];
         let mut out = Vec::new();
         for src in sources {

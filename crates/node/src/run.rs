@@ -117,7 +117,18 @@ struct NodeInner {
     accounts: std::sync::OnceLock<Arc<crate::accounts::Accounts>>,
     /// Chat for those accounts (see [`crate::chat`]).
     chat: std::sync::OnceLock<Arc<crate::chat::Chat>>,
+    /// The certificates of the newest blocks a follower verified, by shard (validators ask
+    /// marshal instead): what light-client proofs carry (see [`crate::proofs`]).
+    certificates: std::sync::Mutex<BTreeMap<ShardId, KeptCertificates>>,
 }
+
+/// A shard's newest certificates a follower verified, oldest first: `(height, block id,
+/// certificate)`. A valid certificate may come with a block that then fails to apply, so the
+/// block's id is part of the key.
+type KeptCertificates = std::collections::VecDeque<(u64, Hash, Vec<u8>)>;
+
+/// Certificates a follower keeps per shard, newest heights first out.
+pub const CERTIFICATES_KEPT: usize = 32;
 
 impl Node {
     /// A node that follows `stores` (applying certified blocks from the network) without
@@ -141,16 +152,21 @@ impl Node {
                 )
             })
             .collect();
+        Node::with_shards(genesis, shards)
+    }
+
+    fn with_shards(genesis: Genesis, shards: BTreeMap<ShardId, ShardHandle>) -> Node {
         Node {
             inner: Arc::new(NodeInner {
+                shard_map: genesis.params.shard_map.clone(),
                 genesis,
-                shard_map,
                 shards,
                 gossip: std::sync::OnceLock::new(),
                 appview: std::sync::OnceLock::new(),
                 view_updates: tokio::sync::watch::Sender::new(0),
                 accounts: std::sync::OnceLock::new(),
                 chat: std::sync::OnceLock::new(),
+                certificates: std::sync::Mutex::default(),
             }),
         }
     }
@@ -227,6 +243,51 @@ impl Node {
 
     pub fn shard(&self, id: ShardId) -> Option<&ShardApp> {
         self.inner.shards.get(&id).map(|h| &h.app)
+    }
+
+    /// Keeps the verified certificate of block `id` at `height` of `shard` (a follower calls
+    /// it for every certified block it accepts); the [`CERTIFICATES_KEPT`] newest stay.
+    pub fn keep_certificate(&self, shard: ShardId, height: u64, id: Hash, certificate: Vec<u8>) {
+        if !self.inner.shards.contains_key(&shard) || certificate.is_empty() {
+            return;
+        }
+        let mut all = self
+            .inner
+            .certificates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let kept = all.entry(shard).or_default();
+        if kept.iter().any(|(h, i, _)| *h == height && *i == id) {
+            return;
+        }
+        kept.push_back((height, id, certificate));
+        if kept.len() > CERTIFICATES_KEPT {
+            kept.pop_front();
+        }
+    }
+
+    /// The finalization certificate of block `id` at `height` of `shard`, if this node has
+    /// it: from marshal on a validator, else from what it kept as a follower. A block
+    /// finalized through a descendant's certificate has none of its own.
+    pub async fn certificate(&self, shard: ShardId, height: u64, id: &Hash) -> Option<Vec<u8>> {
+        let handle = self.inner.shards.get(&shard)?;
+        if let Some(marshal) = &handle.marshal {
+            if let Some(f) = marshal
+                .get_finalization(commonware_consensus::types::Height::new(height))
+                .await
+            {
+                return Some(commonware_codec::Encode::encode(&f).to_vec());
+            }
+        }
+        let all = self
+            .inner
+            .certificates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        all.get(&shard)?
+            .iter()
+            .find(|(h, i, _)| *h == height && i == id)
+            .map(|(_, _, c)| c.clone())
     }
 
     /// Admits signed transactions to their shards' mempools (signatures checked in one batch
@@ -474,7 +535,7 @@ where
             tx_receiver,
         );
         let config = EngineConfig {
-            namespace: format!("starling/{chain}/shard/{}", shard.0).into_bytes(),
+            namespace: engine::certificate_namespace(&chain, shard),
             participants,
             signer: signer.clone(),
             partition_prefix: format!("{}shard-{}", spec.partition_prefix, shard.0),
@@ -523,18 +584,7 @@ where
         h.app.connect(router.clone());
     }
     network.start();
-    Ok(Node {
-        inner: Arc::new(NodeInner {
-            genesis,
-            shard_map,
-            shards,
-            gossip: std::sync::OnceLock::new(),
-            appview: std::sync::OnceLock::new(),
-            view_updates: tokio::sync::watch::Sender::new(0),
-            accounts: std::sync::OnceLock::new(),
-            chat: std::sync::OnceLock::new(),
-        }),
-    })
+    Ok(Node::with_shards(genesis, shards))
 }
 
 /// Keeps the validator network's peer set equal to the registry on the global shard (the

@@ -271,6 +271,7 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
     let (genesis, stores): (Genesis, _) = init::open(&cfg.data_dir).unwrap();
     let chain = genesis.params.chain_id.clone();
     let data_dir = cfg.data_dir.clone();
+    let trusted_genesis = genesis.clone();
 
     let runtime = commonware_runtime::tokio::Runner::new(
         commonware_runtime::tokio::Config::new().with_storage_directory(d.path().join("consensus")),
@@ -337,6 +338,7 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
         let alice_key = alice.public_key().to_text();
         tokio::task::spawn_blocking(move || {
             checks(addr, key(2), chain.clone());
+            proof_checks(addr, &trusted_genesis, &alice);
             social_checks(addr, &alice, &bob, &chain);
             account_checks(addr, &data_dir);
             openapi_checks(addr, &alice_key);
@@ -363,6 +365,63 @@ fn submit(addr: SocketAddr, envs: &[TxEnvelope]) {
 }
 
 /// Polls `path` until `done` says the answer is complete (the indexer runs behind finality).
+/// Light-client proofs from a validator (its certificates come from marshal): alice's
+/// account checks out against the genesis committee alone, a record that does not exist is
+/// proven absent, and bad paths are clear 400s.
+fn proof_checks(addr: SocketAddr, genesis: &Genesis, alice: &SecretKey) {
+    use starling_node::proofs::{RecordProof, RecordRef, Trusted};
+    use starling_types::Decode as _;
+    let fetch = |path: &str| -> RecordProof {
+        let start = Instant::now();
+        loop {
+            let (s, v) = http(addr, "GET", path, "");
+            // 503 while the newest block has no certificate of its own here yet.
+            if s == 200 {
+                return serde_json::from_value(v).unwrap();
+            }
+            assert_eq!((s, error_code(&v)), (503, "no_certificate"), "{path}: {v}");
+            assert!(start.elapsed() < Duration::from_secs(60), "{path}: {v}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let account = RecordRef::Account(alice.public_key());
+    let shard = account.shard(&genesis.params.shard_map);
+    let trusted = Trusted::from_genesis(genesis, shard).unwrap();
+    let alice_text = alice.public_key().to_text();
+    let p = fetch(&format!("/api/v1/proofs/accounts/{alice_text}"));
+    let checked = p.check(&account, shard, &trusted).unwrap();
+    let record =
+        starling_ledger::records::AccountRecord::from_bytes(&checked.value.unwrap()).unwrap();
+    assert!(record.balance(starling_types::Asset::Spend) > 0);
+    assert_eq!(p.record.as_ref().unwrap()["nonce"], record.nonce);
+    assert_eq!(checked.header.height, p.height);
+
+    // Absent: a post alice never wrote.
+    let missing = RecordRef::parse("posts", &[&alice_text, "999999"]).unwrap();
+    let p = fetch(&format!("/api/v1/proofs/posts/{alice_text}/999999"));
+    assert!(p.value.is_none());
+    assert!(p.check(&missing, shard, &trusted).unwrap().value.is_none());
+    // The same answer is no proof of another record.
+    assert!(p.check(&account, shard, &trusted).is_err());
+    let like = RecordRef::parse("likes", &[&alice_text, &alice_text, "0"]).unwrap();
+    let p = fetch(&format!("/api/v1/proofs/likes/{alice_text}/{alice_text}/0"));
+    assert!(p.check(&like, shard, &trusted).unwrap().value.is_none());
+
+    for (path, code) in [
+        ("/api/v1/proofs/nothing/abc".to_string(), "bad_record"),
+        ("/api/v1/proofs/accounts/not-a-key".to_string(), "bad_key"),
+        (format!("/api/v1/proofs/posts/{alice_text}"), "bad_record"),
+        (format!("/api/v1/proofs/posts/{alice_text}/x"), "bad_record"),
+        (
+            format!("/api/v1/proofs/accounts/{alice_text}/extra"),
+            "bad_record",
+        ),
+    ] {
+        let (s, v) = http(addr, "GET", &path, "");
+        assert_eq!((s, error_code(&v)), (400, code), "{path}: {v}");
+    }
+}
+
 fn until(addr: SocketAddr, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     let start = Instant::now();
     loop {

@@ -18,14 +18,16 @@ use libp2p::request_response;
 use libp2p::swarm::SwarmEvent;
 use starling_consensus::ShardBlock;
 use starling_crypto::SecretKey;
+use starling_ledger::records::PostRecord;
 use starling_ledger::MemLedger;
 use starling_node::genesis::{
     AllocationEntry, Amount, FoundationEntry, Genesis, GenesisFile, ValidatorEntry,
 };
 use starling_node::net::{self, BehaviourEvent, FinalizedBlock, SyncResponse};
+use starling_node::proofs::{self, RecordProof, RecordRef, Trusted};
 use starling_node::run::{self, Node};
 use starling_node::{config::NodeConfig, config::Role, init};
-use starling_types::{Action, Block, KeyType, ShardId, TxBody};
+use starling_types::{Action, Block, Decode as _, Encode as _, KeyType, PostId, ShardId, TxBody};
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
@@ -157,6 +159,8 @@ fn a_relay_applies_no_forged_block_from_the_network() {
     }));
 
     let honest = block_one(&genesis, shard);
+    let chain_id = genesis.params.chain_id.clone();
+    let epoch_blocks = genesis.params.epoch_blocks;
     let mut tampered = honest.clone();
     tampered.header.state_root.0[0] ^= 1;
     let mut other = honest.clone();
@@ -313,5 +317,42 @@ fn a_relay_applies_no_forged_block_from_the_network() {
         }
         let app = node.shard(shard).unwrap();
         assert_eq!(app.block(1).unwrap().unwrap().header.id(), honest.header.id());
+
+        // The relay kept the certificate it verified: a light client checks the post in
+        // block one from the committee's keys alone, and every tampered part fails.
+        let post = RecordRef::Post(PostId { author: key(99).public_key(), seq: 0 });
+        let proof = proofs::prove(&node, &post).await.unwrap();
+        let trusted = Trusted {
+            chain_id: chain_id.clone(),
+            epoch_blocks,
+            committee: committee.clone(),
+        };
+        let checked = proof.check(&post, shard, &trusted).unwrap();
+        assert_eq!(checked.header.id(), honest.header.id());
+        let record = PostRecord::from_bytes(&checked.value.unwrap()).unwrap();
+        assert_eq!(record.text, "hello from block one");
+        let stranger_cert = certificate(&namespace, &stranger_set, &strangers[..3], 0, &honest);
+        let mut forged_value = record.clone();
+        forged_value.text = "words never posted".into();
+        let mut tampered_header = honest.header.clone();
+        tampered_header.state_root.0[0] ^= 1;
+        let tampered: Vec<(&str, RecordProof, &Trusted, &RecordRef)> = vec![
+            ("another value", RecordProof { value: Some(hex::encode(forged_value.to_bytes())), ..proof.clone() }, &trusted, &post),
+            ("no value", RecordProof { value: None, ..proof.clone() }, &trusted, &post),
+            ("strangers' certificate", RecordProof { certificate: hex::encode(&stranger_cert), ..proof.clone() }, &trusted, &post),
+            ("a tampered header", RecordProof { header: hex::encode(tampered_header.to_bytes()), ..proof.clone() }, &trusted, &post),
+            ("not hex", RecordProof { proof: "zz".into(), ..proof.clone() }, &trusted, &post),
+        ];
+        let strangers_trusted = Trusted { committee: stranger_set.clone(), ..trusted.clone() };
+        let other_chain = Trusted { chain_id: starling_types::ChainId::new("elsewhere").unwrap(), ..trusted.clone() };
+        let other_post = RecordRef::Post(PostId { author: key(99).public_key(), seq: 1 });
+        let mut cases = tampered;
+        cases.push(("a committee that is not the trusted one", proof.clone(), &strangers_trusted, &post));
+        cases.push(("another chain", proof.clone(), &other_chain, &post));
+        cases.push(("another record", proof.clone(), &trusted, &other_post));
+        for (what, p, t, r) in cases {
+            assert!(p.check(r, shard, t).is_err(), "a proof with {what} checked out");
+        }
+        assert!(proof.check(&post, ShardId(2), &trusted).is_err(), "checked on another shard");
     });
 }

@@ -216,10 +216,10 @@ async fn delivery(args: &ChatArgs) -> anyhow::Result<Delivery> {
 
     // Bob's side: takes mail as it lands in his node's mailbox, decrypts, acknowledges.
     let start = Instant::now();
-    let (lat_tx, mut lat_rx) = tokio::sync::mpsc::unbounded_channel::<f64>();
+    let total = args.delivered * 2; // Room for every latency of the run: never full.
+    let (lat_tx, mut lat_rx) = tokio::sync::mpsc::channel::<f64>(total.max(1));
     let mut watch = bob_services.mailboxes.watch();
     let boxes = bob_services.mailboxes.clone();
-    let total = args.delivered * 2;
     let receiver = tokio::task::spawn(async move {
         let mut after = 0;
         let mut taken = 0;
@@ -236,7 +236,7 @@ async fn delivery(args: &ChatArgs) -> anyhow::Result<Delivery> {
                 if let Ok(Received::Text { text, .. }) = bob.receive(&m.bytes) {
                     let sent = u64::from_be_bytes(text[..8].try_into().unwrap_or_default());
                     let now = start.elapsed().as_nanos() as u64;
-                    let _ = lat_tx.send(now.saturating_sub(sent) as f64 / 1e6);
+                    let _ = lat_tx.try_send(now.saturating_sub(sent) as f64 / 1e6);
                     taken += 1;
                 }
             }

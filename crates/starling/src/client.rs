@@ -153,7 +153,7 @@ pub enum SocialCmd {
     },
 }
 
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
@@ -189,22 +189,8 @@ fn write_session(path: &Path, v: &Value) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let bytes = serde_json::to_vec_pretty(v)?;
-    #[cfg(unix)]
-    {
-        use std::io::Write as _;
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        f.write_all(&bytes)?;
-    }
-    #[cfg(not(unix))]
-    std::fs::write(path, bytes)?;
-    Ok(())
+    starling_config::fs::write_private(path, &bytes, starling_config::fs::Existing::Replace)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn password(file: Option<&Path>) -> anyhow::Result<String> {
@@ -223,7 +209,7 @@ fn password(file: Option<&Path>) -> anyhow::Result<String> {
 }
 
 impl Client {
-    fn new(opts: &ClientOpts, token: Option<String>) -> anyhow::Result<Client> {
+    pub(crate) fn new(opts: &ClientOpts, token: Option<String>) -> anyhow::Result<Client> {
         Ok(Client {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -267,7 +253,7 @@ impl Client {
         })
     }
 
-    fn get(&self, path: &str) -> anyhow::Result<Value> {
+    pub(crate) fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.call(reqwest::Method::GET, path, None)
     }
 

@@ -7,6 +7,7 @@ mod chatnodes;
 mod client;
 mod netbench;
 mod node;
+mod proof;
 mod setup;
 mod timelinebench;
 
@@ -68,6 +69,9 @@ enum Command {
         #[command(flatten)]
         opts: client::ClientOpts,
     },
+    /// Fetch a record with its light-client proof and check it against the genesis
+    /// committee: the record, its state proof, the block header and its certificate.
+    Proof(proof::ProofArgs),
     /// Measure a part of the system and print the figures.
     Bench {
         #[command(subcommand)]
@@ -88,6 +92,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Bench { which } => bench::run(which),
+        Command::Proof(args) => proof::run(args),
         Command::Account { cmd, opts } => client::account(cmd, opts),
         Command::Social(cmd) => client::social(cmd),
         Command::Chat { cmd, opts } => client::chat(cmd, opts),

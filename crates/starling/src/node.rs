@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use clap::Args;
 use commonware_runtime::{Metrics as _, Runner as _, Supervisor as _};
 use starling_node::api::{self, MetricsFn};
-use starling_node::chat::{self, Chat};
+use starling_node::chat::Chat;
 use starling_node::chatnet::ChatServices;
 use starling_node::config::{NodeConfig, Role};
 use starling_node::devnet::{self, DevnetSpec};
@@ -170,7 +170,7 @@ pub fn node(args: NodeArgs) -> anyhow::Result<()> {
                 .chat
                 .relays
                 .iter()
-                .map(|r| chat::parse_endpoint(r).map_err(anyhow::Error::msg))
+                .map(|r| starling_types::Endpoint::parse(r).map_err(anyhow::Error::msg))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let home = Endpoint {
                 node: key.public_key(),

@@ -724,6 +724,45 @@ fn the_social_cli_drives_a_devnet() {
         .expect("posted: <author>/<seq>")
         .to_string();
     assert!(post.starts_with("ed25519:") && post.contains('/'), "{out}");
+    // A light client checks the post from the genesis committee alone (the relay serves the
+    // proof; its certificate is one the relay verified).
+    let genesis = d.path().join("devnet").join("genesis.toml");
+    let genesis = genesis.to_str().unwrap();
+    let (author, seq) = post.split_once('/').unwrap();
+    let proven = wait_for("the post's proof", || {
+        let (ok, out, _) = cli(
+            api,
+            &ann,
+            &[
+                "proof",
+                "posts",
+                author,
+                seq,
+                "--genesis",
+                genesis,
+                "--json",
+            ],
+        );
+        ok.then_some(out)
+            .filter(|o| o.contains("hello from the CLI"))
+    });
+    let v: serde_json::Value = serde_json::from_str(&proven).unwrap();
+    assert_eq!(
+        (v["verified"].as_bool(), v["record"]["text"].as_str()),
+        (Some(true), Some("hello from the CLI #cli")),
+        "{proven}"
+    );
+    let out = cli_ok(
+        api,
+        &ann,
+        &["proof", "posts", author, "999999", "--genesis", genesis],
+    );
+    assert!(
+        out.contains("verified:") && out.contains("absence is proven"),
+        "{out}"
+    );
+    let (ok, _, err) = cli(api, &ann, &["proof", "posts", author, "--genesis", genesis]);
+    assert!(!ok && err.contains("no record kind"), "{err}");
     // The handle is claimed on the global shard; once the view has it, ben can follow it.
     wait_for("@ann to resolve", || {
         cli(api, &ben, &["follow", "@ann"]).0.then_some(())

@@ -41,7 +41,7 @@ pub struct Journal(Vec<(u8, u32, BucketSummary)>);
 pub const MAX_BITS: u8 = 24;
 
 impl TopTree {
-    /// An empty tree with `2^bits` buckets (`bits` is clamped to [`MAX_BITS`]).
+    /// An empty tree with `2^bits` buckets (`bits` is clamped to `MAX_BITS`).
     pub fn new(bits: u8) -> Self {
         let bits = bits.min(MAX_BITS);
         let levels = (0..=bits)

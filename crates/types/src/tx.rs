@@ -11,7 +11,7 @@
 
 use crate::codec::{put, Decode, DecodeError, Encode, Reader};
 use crate::hash::Hash;
-use crate::keys::{AccountId, PublicKey, Signature};
+use crate::keys::{AccountId, KeyType, PublicKey, Signature};
 use std::fmt;
 
 /// Largest encoded envelope accepted anywhere.
@@ -216,6 +216,36 @@ pub enum Action {
 pub struct Endpoint {
     pub node: PublicKey,
     pub address: String,
+}
+
+impl Endpoint {
+    /// Parses `<node key>@<host:port>`; node keys are Ed25519.
+    pub fn parse(s: &str) -> Result<Endpoint, String> {
+        let (node, address) = s
+            .split_once('@')
+            .ok_or_else(|| format!("`{s}` is not <node key>@<host:port>"))?;
+        let node = PublicKey::from_text(node).map_err(|e| format!("`{s}`: {e}"))?;
+        if node.key_type != KeyType::Ed25519 {
+            return Err(format!("`{s}`: node keys are Ed25519"));
+        }
+        if address
+            .rsplit_once(':')
+            .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+        {
+            return Err(format!("`{s}`: the address is not host:port"));
+        }
+        Ok(Endpoint {
+            node,
+            address: address.to_string(),
+        })
+    }
+}
+
+/// `<node key>@<host:port>`, as [`Endpoint::parse`] reads it.
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.node.to_text(), self.address)
+    }
 }
 
 impl Encode for Endpoint {

@@ -23,11 +23,7 @@ pub enum SetupError {
 }
 
 impl SetupError {
-    pub(crate) fn invalid(
-        path: &str,
-        field: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn invalid(path: &str, field: impl Into<String>, message: impl Into<String>) -> Self {
         SetupError::Invalid {
             path: path.to_owned(),
             field: field.into(),
@@ -35,7 +31,7 @@ impl SetupError {
         }
     }
 
-    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         SetupError::Io {
             path: path.display().to_string(),
             source,

@@ -279,7 +279,7 @@ impl NodeConfig {
             return Err(bad("chat.key_update_secs", "must be 1 to 31536000".into()));
         }
         for (i, r) in self.chat.relays.iter().enumerate() {
-            crate::chat::parse_endpoint(r).map_err(|e| bad(&format!("chat.relays[{i}]"), e))?;
+            starling_types::Endpoint::parse(r).map_err(|e| bad(&format!("chat.relays[{i}]"), e))?;
         }
         if !(10..=60_000).contains(&self.validator.block_interval_ms) {
             return Err(bad(

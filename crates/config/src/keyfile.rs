@@ -3,6 +3,7 @@
 //! Format (TOML): `key_type = "ed25519" | "secp256k1"` and `secret = "<64 hex digits>"`.
 //! Validators sign consensus messages with an Ed25519 key.
 
+use crate::fs::{write_private, Existing};
 use crate::SetupError;
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
@@ -51,25 +52,7 @@ pub fn write(path: &Path, key: &SecretKey) -> Result<(), SetupError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| SetupError::io(dir, e))?;
     }
-    write_private(path, text.as_bytes())
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SetupError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| SetupError::io(path, e))?;
-    f.write_all(bytes).map_err(|e| SetupError::io(path, e))
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SetupError> {
-    std::fs::write(path, bytes).map_err(|e| SetupError::io(path, e))
+    write_private(path, text.as_bytes(), Existing::Keep).map_err(|e| SetupError::io(path, e))
 }
 
 /// Reads a key file.

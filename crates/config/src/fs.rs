@@ -1,0 +1,96 @@
+//! The one way Starling writes a file that must survive a crash whole: a temporary file in
+//! the same directory, readable by its owner only, written and synced, then renamed into
+//! place (or linked, when an existing file must not be replaced), and the directory synced.
+//! A crash leaves the old file or the new one, never half of either.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// What to do when the file already exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Existing {
+    /// Replace it, atomically.
+    Replace,
+    /// Keep it and fail with [`std::io::ErrorKind::AlreadyExists`] (key files).
+    Keep,
+}
+
+/// Writes `bytes` to `path` whole or not at all, mode 0600 on Unix (see the module docs).
+pub fn write_private(path: &Path, bytes: &[u8], existing: Existing) -> std::io::Result<()> {
+    let tmp = temporary(path);
+    let written = write_synced(&tmp, bytes).and_then(|()| match existing {
+        Existing::Replace => std::fs::rename(&tmp, path),
+        // A hard link fails if `path` exists; then the temporary name goes.
+        Existing::Keep => std::fs::hard_link(&tmp, path).and_then(|()| std::fs::remove_file(&tmp)),
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
+    sync_dir(path);
+    Ok(())
+}
+
+/// A name beside `path` no other writer in this process or another uses at the same time.
+fn temporary(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy());
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Syncs the directory holding `path`, so the rename itself survives a crash (best effort:
+/// not every platform can open a directory).
+fn sync_dir(path: &Path) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_whole_keeps_on_request_and_leaves_no_temporary_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        write_private(&p, b"one", Existing::Replace).unwrap();
+        write_private(&p, b"two", Existing::Replace).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        let e = write_private(&p, b"three", Existing::Keep).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        write_private(&d.path().join("g"), b"new", Existing::Keep).unwrap();
+        let names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // A directory that does not exist: an error, nothing left behind.
+        assert!(write_private(&d.path().join("no/such/f"), b"x", Existing::Replace).is_err());
+    }
+}

@@ -1,0 +1,218 @@
+//! The chat protocol on libp2p: a bounded length-prefixed codec, the request-response
+//! behaviour, and the driver that answers requests off the swarm's event loop.
+
+use super::{
+    ChatResponse, ChatServices, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, PROTOCOL, REQUEST_TIMEOUT,
+};
+use async_trait::async_trait;
+use futures::channel::{mpsc, oneshot};
+use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::{Multiaddr, PeerId, StreamProtocol};
+use starling_types::{Encode as _, PublicKey};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The protocol's codec: length-prefixed bytes, bounded; decoding happens above it so a
+/// malformed request still gets an answer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawCodec;
+
+async fn read_frame<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    max: usize,
+) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is over {max}"),
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    io.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+async fn write_frame<T: AsyncWrite + Unpin + Send>(
+    io: &mut T,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    io.write_all(&(bytes.len() as u32).to_be_bytes()).await?;
+    io.write_all(bytes).await?;
+    io.close().await
+}
+
+#[async_trait]
+impl request_response::Codec for RawCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_frame(io, MAX_REQUEST_BYTES).await
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> std::io::Result<Vec<u8>>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        read_frame(io, MAX_RESPONSE_BYTES).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &req).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &res).await
+    }
+}
+
+pub type Behaviour = request_response::Behaviour<RawCodec>;
+
+pub fn behaviour() -> Behaviour {
+    request_response::Behaviour::with_codec(
+        RawCodec,
+        [(
+            StreamProtocol::new(PROTOCOL),
+            request_response::ProtocolSupport::Full,
+        )],
+        request_response::Config::default()
+            .with_request_timeout(REQUEST_TIMEOUT)
+            .with_max_concurrent_streams(1_024),
+    )
+}
+
+/// A request for the swarm to send.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub peer: PeerId,
+    pub address: Multiaddr,
+    pub bytes: Vec<u8>,
+    pub reply: oneshot::Sender<Result<Vec<u8>, String>>,
+}
+
+/// The swarm side of the protocol: requests in flight, and answers being prepared.
+pub struct Driver {
+    services: Option<Arc<ChatServices>>,
+    pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>>,
+    answers_tx: mpsc::Sender<(request_response::ResponseChannel<Vec<u8>>, Vec<u8>)>,
+    pub answers: mpsc::Receiver<(request_response::ResponseChannel<Vec<u8>>, Vec<u8>)>,
+    /// Requests being answered off the event loop now.
+    answering: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Most requests a node answers at once (each on a blocking thread); more are dropped, and
+/// their senders see the request fail and may retry.
+pub const MAX_ANSWERING: usize = 256;
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    pub fn new(services: Option<Arc<ChatServices>>) -> Driver {
+        let (answers_tx, answers) = mpsc::channel(MAX_ANSWERING);
+        Driver {
+            services,
+            pending: HashMap::new(),
+            answers_tx,
+            answers,
+            answering: Arc::default(),
+        }
+    }
+
+    /// Sends a request (dialing the peer at `address` if need be).
+    pub fn send(&mut self, b: &mut Behaviour, out: Outgoing) {
+        let id = b.send_request_with_addresses(&out.peer, out.bytes, vec![out.address]);
+        self.pending.insert(id, out.reply);
+    }
+
+    /// Handles an event of the protocol: answers requests (off the event loop, since
+    /// deposits sync to disk) and completes the requests this node sent.
+    pub fn on_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match event {
+            request_response::Event::Message { message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    use std::sync::atomic::Ordering;
+                    if self.answering.fetch_add(1, Ordering::AcqRel) >= MAX_ANSWERING {
+                        self.answering.fetch_sub(1, Ordering::AcqRel);
+                        tracing::debug!("too many chat requests at once; one dropped");
+                        return;
+                    }
+                    let services = self.services.clone();
+                    let mut tx = self.answers_tx.clone();
+                    let answering = self.answering.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let answer = match services {
+                            Some(s) => s.serve(&request),
+                            None => {
+                                ChatResponse::refused("no_chat", "this node keeps no chat services")
+                            }
+                        };
+                        // At most MAX_ANSWERING answers wait in the channel, as many as are
+                        // being prepared.
+                        let _ = tx.try_send((channel, answer.to_bytes()));
+                        answering.fetch_sub(1, Ordering::AcqRel);
+                    });
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(reply) = self.pending.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                if let Some(reply) = self.pending.remove(&request_id) {
+                    let _ = reply.send(Err(error.to_string()));
+                }
+            }
+            request_response::Event::InboundFailure { error, .. } => {
+                tracing::debug!(%error, "a chat request could not be read or answered");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+}
+
+/// The libp2p peer id of a node key.
+pub fn peer_id(node: &PublicKey) -> Result<PeerId, String> {
+    let k = libp2p::identity::ed25519::PublicKey::try_from_bytes(&node.bytes)
+        .map_err(|e| e.to_string())?;
+    Ok(PeerId::from_public_key(&libp2p::identity::PublicKey::from(
+        k,
+    )))
+}

@@ -1,0 +1,390 @@
+//! Light-client proofs: any record of a shard's state, with what it takes to check it from the
+//! committee's keys alone (`GET /api/v1/proofs/{kind}/...`, checked by `starling proof`).
+//!
+//! A proof carries the record's encoded value (or its absence), the state proof of that value
+//! under a block's state root, the block's header, the finalization certificate of that block
+//! and the epoch's committee. Whoever checks it recomputes the state key from what it asked
+//! for, decodes the header, checks the certificate against a committee it trusts (not the one
+//! the answer names) and the state proof against the header's root. A node that lies about any
+//! part fails one of those checks: it would need a quorum of the committee to sign its header.
+
+use crate::api::{parse_key, ApiError, ApiResult};
+use crate::run::Node;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use commonware_utils::ordered::Set;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use starling_consensus::engine::{self, CertificateError};
+use starling_ledger::records::{
+    AccountRecord, ChatKeysRecord, PostRecord, ProfileRecord, StateKey,
+};
+use starling_types::{AccountId, BlockHeader, ChainId, Decode, Encode, PostId, ShardId, ShardMap};
+
+/// Which record a proof is about: what the client asked for, from which it recomputes the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordRef {
+    Account(AccountId),
+    Profile(AccountId),
+    Post(PostId),
+    /// follower, followee (on the follower's shard).
+    Follow(AccountId, AccountId),
+    Like(AccountId, PostId),
+    Repost(AccountId, PostId),
+    Block(AccountId, AccountId),
+    ChatKeys(AccountId),
+    /// A registered handle (global shard): its value is the account holding it.
+    Handle(String),
+    Bond(AccountId),
+}
+
+/// The kinds of record a proof can be asked for, as they appear in the path.
+pub const KINDS: &[&str] = &[
+    "accounts/{key}",
+    "profiles/{key}",
+    "posts/{author}/{seq}",
+    "follows/{follower}/{followee}",
+    "likes/{account}/{author}/{seq}",
+    "reposts/{account}/{author}/{seq}",
+    "blocks/{account}/{blocked}",
+    "chat-keys/{key}",
+    "handles/{name}",
+    "bonds/{key}",
+];
+
+impl RecordRef {
+    /// Parses `kind` and its path segments (`args`).
+    pub fn parse(kind: &str, args: &[&str]) -> Result<RecordRef, String> {
+        let key = |s: &str| {
+            AccountId::from_text(s).map_err(|e| format!("`{s}` is not an account key: {e}"))
+        };
+        let post = |author: &str, seq: &str| -> Result<PostId, String> {
+            Ok(PostId {
+                author: key(author)?,
+                seq: seq
+                    .parse()
+                    .map_err(|_| format!("`{seq}` is not a post number"))?,
+            })
+        };
+        Ok(match (kind, args) {
+            ("accounts", [k]) => RecordRef::Account(key(k)?),
+            ("profiles", [k]) => RecordRef::Profile(key(k)?),
+            ("posts", [a, n]) => RecordRef::Post(post(a, n)?),
+            ("follows", [a, b]) => RecordRef::Follow(key(a)?, key(b)?),
+            ("likes", [k, a, n]) => RecordRef::Like(key(k)?, post(a, n)?),
+            ("reposts", [k, a, n]) => RecordRef::Repost(key(k)?, post(a, n)?),
+            ("blocks", [a, b]) => RecordRef::Block(key(a)?, key(b)?),
+            ("chat-keys", [k]) => RecordRef::ChatKeys(key(k)?),
+            ("handles", [h]) if !h.is_empty() && h.len() <= 64 => {
+                RecordRef::Handle(h.trim_start_matches('@').to_lowercase())
+            }
+            ("bonds", [k]) => RecordRef::Bond(key(k)?),
+            _ => {
+                return Err(format!(
+                    "no record kind `{kind}` with {} argument(s); kinds: {}",
+                    args.len(),
+                    KINDS.join(", ")
+                ))
+            }
+        })
+    }
+
+    fn state_key(&self) -> StateKey<'_> {
+        match self {
+            RecordRef::Account(a) => StateKey::Account(a),
+            RecordRef::Profile(a) => StateKey::Profile(a),
+            RecordRef::Post(p) => StateKey::Post(p),
+            RecordRef::Follow(a, b) => StateKey::Follow(a, b),
+            RecordRef::Like(a, p) => StateKey::Like(a, p),
+            RecordRef::Repost(a, p) => StateKey::Repost(a, p),
+            RecordRef::Block(a, b) => StateKey::Block(a, b),
+            RecordRef::ChatKeys(a) => StateKey::ChatKeys(a),
+            RecordRef::Handle(h) => StateKey::Handle(h),
+            RecordRef::Bond(a) => StateKey::Bond(a),
+        }
+    }
+
+    /// The encoded state key.
+    pub fn key(&self) -> Vec<u8> {
+        self.state_key().encode()
+    }
+
+    /// The shard that holds the record.
+    pub fn shard(&self, map: &ShardMap) -> ShardId {
+        match self {
+            RecordRef::Handle(_) => ShardId::GLOBAL,
+            RecordRef::Account(a)
+            | RecordRef::Profile(a)
+            | RecordRef::Follow(a, _)
+            | RecordRef::Like(a, _)
+            | RecordRef::Repost(a, _)
+            | RecordRef::Block(a, _)
+            | RecordRef::ChatKeys(a)
+            | RecordRef::Bond(a) => map.shard_of(a),
+            RecordRef::Post(p) => map.shard_of(&p.author),
+        }
+    }
+
+    /// The record's value, decoded for reading.
+    pub fn describe(&self, value: &[u8]) -> Value {
+        let decoded = match self {
+            RecordRef::Account(_) => AccountRecord::from_bytes(value).map(|r| {
+                json!({
+                    "nonce": r.nonce,
+                    "balances": {
+                        "spend": r.balances[0].to_string(),
+                        "urc": r.balances[1].to_string(),
+                        "core": r.balances[2].to_string(),
+                    },
+                    "allowance": r.allowance.to_string(),
+                    "handle": r.handle,
+                    "created_height": r.created_height,
+                })
+            }),
+            RecordRef::Profile(_) => ProfileRecord::from_bytes(value).map(|p| {
+                json!({"display_name": p.display_name, "bio": p.bio, "avatar_url": p.avatar_url})
+            }),
+            RecordRef::Post(_) => PostRecord::from_bytes(value).map(|p| {
+                json!({
+                    "text": p.text,
+                    "created_height": p.created_height,
+                    "edited_height": p.edited_height,
+                    "revisions": p.revisions,
+                    "deleted": p.deleted,
+                })
+            }),
+            RecordRef::ChatKeys(_) => ChatKeysRecord::from_bytes(value)
+                .map(|r| json!({"version": r.version, "devices": r.devices.len()})),
+            RecordRef::Handle(_) => AccountId::from_bytes(value).map(|a| json!(a.to_text())),
+            _ => Ok(json!({"present": true, "bytes": hex::encode(value)})),
+        };
+        decoded.unwrap_or_else(|e| json!({"undecodable": e.to_string()}))
+    }
+}
+
+/// A record with everything needed to check it (see the module docs). Byte fields are hex.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RecordProof {
+    pub shard: u16,
+    /// The encoded state key.
+    pub key: String,
+    /// The encoded record, or null when the proof shows there is none.
+    pub value: Option<String>,
+    /// The record decoded, for reading only (the value is what the proof covers).
+    #[serde(default)]
+    pub record: Option<Value>,
+    /// The state proof of `value` under the header's state root.
+    pub proof: String,
+    /// The encoded block header.
+    pub header: String,
+    /// The encoded finalization certificate of the header's block.
+    pub certificate: String,
+    pub height: u64,
+    pub epoch: u64,
+    /// The committee the node says signed (consensus keys): informative; a checker uses the
+    /// committee it trusts.
+    pub committee: Vec<String>,
+}
+
+/// Why a proof does not check out.
+#[derive(Debug, thiserror::Error)]
+pub enum ProofCheckError {
+    #[error("the answer is malformed: {0}")]
+    Malformed(String),
+    #[error("the proof is about another record than the one asked for")]
+    WrongKey,
+    #[error("the header is of shard {got}, not {expected}")]
+    WrongShard { expected: u16, got: u16 },
+    #[error("the header is of chain `{0}`, not the trusted genesis's")]
+    WrongChain(String),
+    #[error("the certificate does not finalize this header: {0}")]
+    Certificate(#[from] CertificateError),
+    #[error("the state proof does not show this value under the header's state root: {0}")]
+    State(#[from] starling_state::ProofError),
+}
+
+/// What a checker trusts: the chain, the epoch length and the committee of the epoch.
+#[derive(Clone, Debug)]
+pub struct Trusted {
+    pub chain_id: ChainId,
+    pub epoch_blocks: u64,
+    pub committee: Set<commonware_cryptography::ed25519::PublicKey>,
+}
+
+impl Trusted {
+    /// What a genesis says: its chain, its epoch length and `shard`'s first committee.
+    pub fn from_genesis(
+        genesis: &crate::genesis::Genesis,
+        shard: ShardId,
+    ) -> Result<Trusted, crate::SetupError> {
+        let members = genesis.committees.get(&shard).ok_or_else(|| {
+            crate::SetupError::invalid(
+                "genesis",
+                "committees",
+                format!("no committee for shard {shard}"),
+            )
+        })?;
+        let committee = members
+            .iter()
+            .map(crate::run::consensus_public)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Trusted {
+            chain_id: genesis.params.chain_id.clone(),
+            epoch_blocks: genesis.params.epoch_blocks,
+            committee: Set::from_iter_dedup(committee),
+        })
+    }
+}
+
+/// A checked proof: the header it stands on and the value it shows.
+#[derive(Debug)]
+pub struct Checked {
+    pub header: BlockHeader,
+    pub value: Option<Vec<u8>>,
+}
+
+impl RecordProof {
+    /// Checks the proof for `record` on `shard` against `trusted`.
+    pub fn check(
+        &self,
+        record: &RecordRef,
+        shard: ShardId,
+        trusted: &Trusted,
+    ) -> Result<Checked, ProofCheckError> {
+        let bytes = |what: &str, text: &str| {
+            hex::decode(text).map_err(|e| ProofCheckError::Malformed(format!("{what}: {e}")))
+        };
+        let key = record.key();
+        if bytes("key", &self.key)? != key {
+            return Err(ProofCheckError::WrongKey);
+        }
+        let header = BlockHeader::from_bytes(&bytes("header", &self.header)?)
+            .map_err(|e| ProofCheckError::Malformed(format!("header: {e}")))?;
+        if header.shard != shard {
+            return Err(ProofCheckError::WrongShard {
+                expected: shard.0,
+                got: header.shard.0,
+            });
+        }
+        if header.chain_id != trusted.chain_id {
+            return Err(ProofCheckError::WrongChain(
+                header.chain_id.as_str().to_string(),
+            ));
+        }
+        // The epoch follows from the height: a certificate of another epoch does not verify.
+        let epoch = header.height / trusted.epoch_blocks.max(1);
+        let certificate = bytes("certificate", &self.certificate)?;
+        engine::verify_finalized_id(
+            &mut batch_rng(),
+            &engine::certificate_namespace(trusted.chain_id.as_str(), shard),
+            epoch,
+            &trusted.committee,
+            &header.id(),
+            &certificate,
+        )?;
+        let proof = starling_state::Proof::from_bytes(&bytes("proof", &self.proof)?)
+            .map_err(|e| ProofCheckError::Malformed(format!("state proof: {e}")))?;
+        let value = self
+            .value
+            .as_deref()
+            .map(|v| bytes("value", v))
+            .transpose()?;
+        let value_hash = value.as_deref().map(starling_state::value_hash);
+        proof.verify(
+            &header.state_root,
+            &starling_state::key_hash(&key),
+            value_hash.as_ref(),
+        )?;
+        Ok(Checked { header, value })
+    }
+}
+
+/// Randomness for the batch signature check: seeded by the operating system, so the node
+/// that built the proof cannot predict it.
+fn batch_rng() -> rand_chacha_010::ChaCha20Rng {
+    let mut seed = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut seed);
+    <rand_chacha_010::ChaCha20Rng as rand_core_010::SeedableRng>::from_seed(seed)
+}
+
+pub(crate) fn routes() -> Router<crate::api::Api> {
+    Router::new()
+        .route("/api/v1/proofs/{kind}/{a}", get(proof))
+        .route("/api/v1/proofs/{kind}/{a}/{b}", get(proof))
+        .route("/api/v1/proofs/{kind}/{a}/{b}/{c}", get(proof))
+}
+
+async fn proof(State(api): State<crate::api::Api>, Path(segments): Path<Vec<String>>) -> ApiResult {
+    let Some((kind, args)) = segments.split_first() else {
+        return Err(ApiError::bad_request("bad_record", "no record kind"));
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let known = KINDS
+        .iter()
+        .any(|k| k.split('/').next() == Some(kind.as_str()));
+    if let [k, ..] = args.as_slice() {
+        // A known kind's first argument is a key (but for handles): its clear error first.
+        if known && kind != "handles" {
+            parse_key(k)?;
+        }
+    }
+    let record =
+        RecordRef::parse(kind, &args).map_err(|e| ApiError::bad_request("bad_record", e))?;
+    Ok(Json(
+        serde_json::to_value(prove(&api.node, &record).await?).map_err(ApiError::internal)?,
+    ))
+}
+
+/// Builds the proof of `record` at the newest block this node has a certificate for.
+pub async fn prove(node: &Node, record: &RecordRef) -> Result<RecordProof, ApiError> {
+    let shard = record.shard(node.shard_map());
+    let app = node
+        .shard(shard)
+        .ok_or_else(|| ApiError::not_found(format!("shard {shard} is not kept by this node")))?;
+    let key = record.key();
+    let (head, value, proof) = app
+        .prove(&starling_state::key_hash(&key))
+        .map_err(ApiError::internal)?;
+    let unavailable = |why: String| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "no_certificate",
+            why,
+        )
+    };
+    let block = app
+        .block(head.height)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| unavailable(format!("block {} is not stored yet", head.height)))?;
+    let certificate = node
+        .certificate(shard, head.height, &head.id)
+        .await
+        .ok_or_else(|| {
+            unavailable(format!(
+                "this node has no certificate of its own for block {} of shard {shard} yet (it \
+                 was finalized through a later block); try again in a moment",
+                head.height
+            ))
+        })?;
+    let epoch = head.height / app.epoch_blocks().max(1);
+    let committee = app.epoch_committee(epoch).unwrap_or_else(|| {
+        node.genesis()
+            .committees
+            .get(&shard)
+            .cloned()
+            .unwrap_or_default()
+    });
+    Ok(RecordProof {
+        shard: shard.0,
+        key: hex::encode(&key),
+        record: value.as_deref().map(|v| record.describe(v)),
+        value: value.as_deref().map(hex::encode),
+        proof: hex::encode(proof.to_bytes()),
+        header: hex::encode(block.header.to_bytes()),
+        certificate: hex::encode(certificate),
+        height: head.height,
+        epoch,
+        committee: committee.iter().map(|k| hex::encode(k.bytes)).collect(),
+    })
+}
