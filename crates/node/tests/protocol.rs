@@ -1,0 +1,125 @@
+//! The open network's messages, pinned by hex fixtures: forwarded transaction batches,
+//! finalized blocks with their certificates, and every chat request and response. A change
+//! to any of them is a protocol change (a new protocol name or version), never an accident.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use starling_node::chatnet::{ChatRequest, ChatResponse};
+use starling_node::net::FinalizedBlock;
+use starling_node::run::{decode_batch, encode_batch};
+use starling_types::{Block, Decode as _, Encode as _, Hash, PublicKey, Signature, TxEnvelope};
+
+/// The block the types crate pins (two transactions, an inbound batch).
+fn block() -> Block {
+    let hex_text = include_str!("../../types/tests/fixtures/block.hex");
+    Block::from_bytes(&hex::decode(hex_text.trim()).unwrap()).unwrap()
+}
+
+fn key(b: u8) -> PublicKey {
+    PublicKey::ed25519([b; 32])
+}
+
+/// Compares with `tests/fixtures/<name>.hex`; `STARLING_BLESS=1` rewrites the fixture (only
+/// ever on purpose, with a protocol version bump).
+fn pinned(name: &str, bytes: &[u8]) {
+    let path = format!("{}/tests/fixtures/{name}.hex", env!("CARGO_MANIFEST_DIR"));
+    let hex_now = hex::encode(bytes);
+    if std::env::var("STARLING_BLESS").is_ok() {
+        std::fs::write(&path, format!("{hex_now}\n")).unwrap();
+    }
+    let fixture =
+        std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing fixture {path}"));
+    assert_eq!(
+        hex_now,
+        fixture.trim(),
+        "encoding of {name} drifted from {path}"
+    );
+}
+
+#[test]
+fn fixtures_pin_the_protocol() {
+    let txs: Vec<TxEnvelope> = block().txs;
+    let batch = encode_batch(&txs);
+    assert_eq!(decode_batch(&batch).unwrap(), txs);
+    let finalized = FinalizedBlock {
+        block: block(),
+        certificate: vec![0xc5; 40],
+    };
+    let requests = [
+        (
+            "chat_deposit",
+            ChatRequest::Deposit {
+                mailbox: Hash([1; 32]),
+                envelopes: vec![vec![2; 5], vec![]],
+            },
+        ),
+        (
+            "chat_fetch",
+            ChatRequest::Fetch {
+                key: key(3),
+                after: 9,
+                at_ms: 1_700_000_000_000,
+                signature: Signature([4; 64]),
+            },
+        ),
+        (
+            "chat_put_key_packages",
+            ChatRequest::PutKeyPackages {
+                account: key(5),
+                device: 2,
+                packages: vec![vec![6; 3]],
+            },
+        ),
+        (
+            "chat_take_key_package",
+            ChatRequest::TakeKeyPackage {
+                account: key(7),
+                device: 1,
+            },
+        ),
+        (
+            "chat_order_commit",
+            ChatRequest::OrderCommit {
+                epoch: Hash([8; 32]),
+                commit: Hash([9; 32]),
+            },
+        ),
+    ];
+    let responses = [
+        ("chat_stored", ChatResponse::Stored { first: 12 }),
+        (
+            "chat_mail",
+            ChatResponse::Mail {
+                mail: vec![(1, vec![1, 2]), (2, vec![])],
+                more: true,
+            },
+        ),
+        (
+            "chat_key_packages_kept",
+            ChatResponse::KeyPackagesKept { count: 3 },
+        ),
+        ("chat_key_package", ChatResponse::KeyPackage(vec![0xee; 4])),
+        ("chat_ordered", ChatResponse::Ordered),
+        (
+            "chat_refused",
+            ChatResponse::Refused {
+                code: "full".into(),
+                message: "the mailbox is full".into(),
+            },
+        ),
+    ];
+    pinned("tx_batch", &batch);
+    pinned("finalized_block", &finalized.to_bytes());
+    let back = FinalizedBlock::from_bytes(&finalized.to_bytes()).unwrap();
+    assert_eq!(
+        (back.block, back.certificate),
+        (finalized.block, finalized.certificate)
+    );
+    for (name, r) in &requests {
+        pinned(name, &r.to_bytes());
+        assert_eq!(&ChatRequest::from_bytes(&r.to_bytes()).unwrap(), r);
+    }
+    for (name, r) in &responses {
+        pinned(name, &r.to_bytes());
+        assert_eq!(&ChatResponse::from_bytes(&r.to_bytes()).unwrap(), r);
+    }
+}
