@@ -17,12 +17,13 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-/// Largest envelope (an MLS message is at most 256 KiB).
-pub const MAX_ENVELOPE_BYTES: usize = 300 * 1024;
-/// Most messages waiting in one mailbox.
-pub const MAX_MAILBOX_MESSAGES: usize = 10_000;
+// Largest envelope (an MLS message is at most 256 KiB), most messages waiting in one mailbox,
+// largest key package: the protocol's limits.
+pub use starling_protocol::chat::{
+    now_ms, MAX_ENVELOPE_BYTES, MAX_KEY_PACKAGE_BYTES, MAX_MAILBOX_MESSAGES,
+};
 /// Most bytes waiting in one mailbox.
 pub const MAX_MAILBOX_BYTES: u64 = 64 * 1024 * 1024;
 /// Most mailboxes a node keeps mail for.
@@ -33,8 +34,6 @@ pub const MAX_TOTAL_BYTES: u64 = 512 * 1024 * 1024;
 pub const MAIL_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
 /// Key packages kept per device.
 pub const MAX_KEY_PACKAGES: usize = 100;
-/// Largest key package.
-pub const MAX_KEY_PACKAGE_BYTES: usize = 16 * 1024;
 /// Devices a node keeps key packages for.
 pub const MAX_KEY_PACKAGE_DEVICES: usize = 100_000;
 /// Group epochs whose winning commit a node remembers.
@@ -78,12 +77,6 @@ impl MailboxError {
 
 fn io(e: std::io::Error) -> MailboxError {
     MailboxError::Io(e.to_string())
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn checksum(seq: u64, expires: u64, bytes: &[u8]) -> [u8; 8] {

@@ -24,23 +24,16 @@ use futures::channel::mpsc;
 use futures::StreamExt as _;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{gossipsub, request_response, Multiaddr, PeerId, StreamProtocol};
-use serde::{Deserialize, Serialize};
 use starling_consensus::engine::{committee_of, verify_finalized, Marshal};
 use starling_consensus::ShardBlock;
 use starling_crypto::SecretKey;
-use starling_types::codec::put;
-use starling_types::{
-    Block, Decode as _, DecodeError, Encode as _, Reader, ShardId, Tx, TxEnvelope,
-};
+use starling_types::{ShardId, Tx, TxEnvelope};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Largest gossip message and sync response.
-const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
-/// Largest encoded finalization certificate.
-const MAX_CERTIFICATE_BYTES: usize = 64 * 1024;
+pub use starling_protocol::blocks::{FinalizedBlock, SyncRequest, SyncResponse, MAX_MESSAGE_BYTES};
 /// Most blocks in one sync response, and most bytes.
 const MAX_SYNC_BLOCKS: u64 = 64;
 const MAX_SYNC_BYTES: usize = 8 * 1024 * 1024;
@@ -71,45 +64,6 @@ enum Received {
     Stale,
     /// Its certificate does not verify, or it does not apply.
     Invalid,
-}
-
-/// A finalized block with its certificate, as it travels.
-#[derive(Clone, Debug)]
-pub struct FinalizedBlock {
-    pub block: Block,
-    /// An encoded finalization certificate (see `starling_consensus::engine::Finalization`),
-    /// or empty for a block finalized through a descendant's certificate.
-    pub certificate: Vec<u8>,
-}
-
-impl FinalizedBlock {
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        put::bytes32(&mut out, &self.block.to_bytes());
-        put::bytes32(&mut out, &self.certificate);
-        out
-    }
-
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let block = Block::from_bytes(r.bytes32("block", MAX_MESSAGE_BYTES)?)?;
-        let certificate = r.bytes32("certificate", MAX_CERTIFICATE_BYTES)?.to_vec();
-        r.finish()?;
-        Ok(Self { block, certificate })
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SyncRequest {
-    pub shard: u16,
-    pub from: u64,
-    pub max: u64,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SyncResponse {
-    /// Encoded [`FinalizedBlock`]s, consecutive from the requested height.
-    pub blocks: Vec<Vec<u8>>,
 }
 
 /// The open network's protocols, behind connection limits (per peer, per IP, in all) and a

@@ -23,10 +23,7 @@ use starling_crypto::SecretKey;
 use starling_ledger::records::{StateKey, ValidatorSet};
 use starling_mempool::{Mempool, MempoolConfig, MempoolError};
 use starling_store::ChainStore;
-use starling_types::codec::put;
-use starling_types::{
-    ChainId, Decode as _, DecodeError, Encode as _, Hash, Reader, ShardId, ShardMap, Tx, TxEnvelope,
-};
+use starling_types::{ChainId, DecodeError, Hash, ShardId, ShardMap, Tx, TxEnvelope};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,8 +45,7 @@ pub const CHANNELS_PER_SHARD: u64 = 8;
 pub const MAX_MESSAGE_BYTES: u32 = 32 * 1024 * 1024;
 /// Most transactions in one block.
 pub const MAX_BLOCK_TXS: usize = 3_000;
-/// Most transactions in one forwarded batch.
-pub const MAX_FORWARD_TXS: usize = 2_048;
+pub use starling_protocol::batch::{decode_batch, encode_batch, MAX_FORWARD_TXS};
 /// Forwarded batches waiting to be sent before new ones are dropped (the local mempool still
 /// has them; only the other validators' copies are lost).
 const FORWARD_QUEUE: usize = 1_024;
@@ -386,25 +382,6 @@ impl Node {
             .map(|r| r.unwrap_or(Err(SubmitError::ShardNotServed(ShardId(0)))))
             .collect()
     }
-}
-
-/// Encodes a batch of forwarded transactions.
-pub fn encode_batch(txs: &[TxEnvelope]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(txs.iter().map(|t| t.encoded_len()).sum::<usize>() + 2);
-    put::seq(&mut out, txs, |o, t| t.encode(o));
-    out
-}
-
-/// Decodes a batch of forwarded transactions (at most [`MAX_FORWARD_TXS`]).
-pub fn decode_batch(bytes: &[u8]) -> Result<Vec<TxEnvelope>, DecodeError> {
-    let mut r = Reader::new(bytes);
-    let txs = r.seq(
-        "forwarded transactions",
-        MAX_FORWARD_TXS,
-        TxEnvelope::decode,
-    )?;
-    r.finish()?;
-    Ok(txs)
 }
 
 /// How one validator runs.

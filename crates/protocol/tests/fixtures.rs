@@ -3,9 +3,9 @@
 //! to any of them is a protocol change (a new protocol name or version), never an accident.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use starling_node::chatnet::{ChatRequest, ChatResponse};
-use starling_node::net::FinalizedBlock;
-use starling_node::run::{decode_batch, encode_batch};
+use starling_protocol::batch::{decode_batch, encode_batch};
+use starling_protocol::blocks::FinalizedBlock;
+use starling_protocol::chat::{ChatRequest, ChatResponse};
 use starling_types::{Block, Decode as _, Encode as _, Hash, PublicKey, Signature, TxEnvelope};
 
 /// The block the types crate pins (two transactions, an inbound batch).

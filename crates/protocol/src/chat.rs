@@ -1,0 +1,332 @@
+//! The chat protocol between nodes, `/starling/chat/1`: requests and responses with their
+//! bounded codecs (what each request means is in `starling-node`'s `chatnet`).
+
+use starling_crypto::SecretKey;
+use starling_types::codec::put;
+use starling_types::{AccountId, Decode, DecodeError, Encode, Hash, PublicKey, Reader, Signature};
+use std::time::Duration;
+
+/// Largest envelope (one sealed chat message) a mailbox takes.
+pub const MAX_ENVELOPE_BYTES: usize = 300 * 1024;
+/// Most messages a mailbox holds.
+pub const MAX_MAILBOX_MESSAGES: usize = 10_000;
+/// Largest key package.
+pub const MAX_KEY_PACKAGE_BYTES: usize = 16 * 1024;
+
+/// Milliseconds since the Unix epoch by this machine's clock (0 before 1970).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+pub const PROTOCOL: &str = "/starling/chat/1";
+/// Largest request and response on the wire.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+/// Most envelopes in one deposit.
+pub const MAX_DEPOSIT: usize = 256;
+/// Most key packages in one upload.
+pub const MAX_PUT_KEY_PACKAGES: usize = 100;
+/// Most bytes of mail in one fetch answer.
+pub const MAX_FETCH_BYTES: usize = 4 * 1024 * 1024;
+/// How far a fetch's signed time may be from the relay's clock.
+pub const FETCH_WINDOW: Duration = Duration::from_secs(600);
+/// How long a request may take before it fails.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The opaque id of the mailbox whose key is `key`.
+pub fn mailbox_id(key: &PublicKey) -> Hash {
+    Hash(blake3::derive_key("starling mailbox id v1", &key.bytes))
+}
+
+/// What a fetch signature covers.
+pub fn fetch_message(relay: &PublicKey, key: &PublicKey, after: u64, at_ms: u64) -> Vec<u8> {
+    let mut m = b"starling mailbox fetch v1".to_vec();
+    relay.encode(&mut m);
+    key.encode(&mut m);
+    put::u64(&mut m, after);
+    put::u64(&mut m, at_ms);
+    m
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChatRequest {
+    Deposit {
+        mailbox: Hash,
+        envelopes: Vec<Vec<u8>>,
+    },
+    /// Mail after `after`; everything up to `after` is acknowledged (taken) by this request.
+    Fetch {
+        key: PublicKey,
+        after: u64,
+        at_ms: u64,
+        signature: Signature,
+    },
+    PutKeyPackages {
+        account: AccountId,
+        device: u32,
+        packages: Vec<Vec<u8>>,
+    },
+    TakeKeyPackage {
+        account: AccountId,
+        device: u32,
+    },
+    OrderCommit {
+        epoch: Hash,
+        commit: Hash,
+    },
+}
+
+impl ChatRequest {
+    /// A fetch of `mailbox_key`'s mail from `relay`, signed now.
+    pub fn fetch(relay: &PublicKey, mailbox_key: &SecretKey, after: u64) -> ChatRequest {
+        let key = mailbox_key.public_key();
+        let at_ms = now_ms();
+        let signature = mailbox_key.sign(&fetch_message(relay, &key, after, at_ms));
+        ChatRequest::Fetch {
+            key,
+            after,
+            at_ms,
+            signature,
+        }
+    }
+}
+
+impl Encode for ChatRequest {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            ChatRequest::Deposit { mailbox, envelopes } => {
+                put::u8(out, 1);
+                mailbox.encode(out);
+                put::seq(out, envelopes, |o, e| put::bytes32(o, e));
+            }
+            ChatRequest::Fetch {
+                key,
+                after,
+                at_ms,
+                signature,
+            } => {
+                put::u8(out, 2);
+                key.encode(out);
+                put::u64(out, *after);
+                put::u64(out, *at_ms);
+                signature.encode(out);
+            }
+            ChatRequest::PutKeyPackages {
+                account,
+                device,
+                packages,
+            } => {
+                put::u8(out, 3);
+                account.encode(out);
+                put::u32(out, *device);
+                put::seq(out, packages, |o, p| put::bytes32(o, p));
+            }
+            ChatRequest::TakeKeyPackage { account, device } => {
+                put::u8(out, 4);
+                account.encode(out);
+                put::u32(out, *device);
+            }
+            ChatRequest::OrderCommit { epoch, commit } => {
+                put::u8(out, 5);
+                epoch.encode(out);
+                commit.encode(out);
+            }
+        }
+    }
+}
+
+impl Decode for ChatRequest {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.u8()? {
+            1 => ChatRequest::Deposit {
+                mailbox: Hash::decode(r)?,
+                envelopes: r.seq("envelopes", MAX_DEPOSIT, |r| {
+                    r.bytes32("envelope", MAX_ENVELOPE_BYTES)
+                        .map(<[u8]>::to_vec)
+                })?,
+            },
+            2 => ChatRequest::Fetch {
+                key: PublicKey::decode(r)?,
+                after: r.u64()?,
+                at_ms: r.u64()?,
+                signature: Signature::decode(r)?,
+            },
+            3 => ChatRequest::PutKeyPackages {
+                account: PublicKey::decode(r)?,
+                device: r.u32()?,
+                packages: r.seq("key packages", MAX_PUT_KEY_PACKAGES, |r| {
+                    r.bytes32("key package", MAX_KEY_PACKAGE_BYTES)
+                        .map(<[u8]>::to_vec)
+                })?,
+            },
+            4 => ChatRequest::TakeKeyPackage {
+                account: PublicKey::decode(r)?,
+                device: r.u32()?,
+            },
+            5 => ChatRequest::OrderCommit {
+                epoch: Hash::decode(r)?,
+                commit: Hash::decode(r)?,
+            },
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    what: "chat request",
+                    tag,
+                })
+            }
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChatResponse {
+    Stored {
+        first: u64,
+    },
+    Mail {
+        mail: Vec<(u64, Vec<u8>)>,
+        more: bool,
+    },
+    KeyPackagesKept {
+        count: u32,
+    },
+    KeyPackage(Vec<u8>),
+    Ordered,
+    Refused {
+        code: String,
+        message: String,
+    },
+}
+
+impl ChatResponse {
+    pub fn refused(code: &str, message: impl Into<String>) -> ChatResponse {
+        ChatResponse::Refused {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Encode for ChatResponse {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            ChatResponse::Stored { first } => {
+                put::u8(out, 1);
+                put::u64(out, *first);
+            }
+            ChatResponse::Mail { mail, more } => {
+                put::u8(out, 2);
+                put::seq(out, mail, |o, (seq, bytes)| {
+                    put::u64(o, *seq);
+                    put::bytes32(o, bytes);
+                });
+                put::bool(out, *more);
+            }
+            ChatResponse::KeyPackagesKept { count } => {
+                put::u8(out, 3);
+                put::u32(out, *count);
+            }
+            ChatResponse::KeyPackage(kp) => {
+                put::u8(out, 4);
+                put::bytes32(out, kp);
+            }
+            ChatResponse::Ordered => put::u8(out, 5),
+            ChatResponse::Refused { code, message } => {
+                put::u8(out, 6);
+                put::string(out, code);
+                put::string(out, message);
+            }
+        }
+    }
+}
+
+impl Decode for ChatResponse {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.u8()? {
+            1 => ChatResponse::Stored { first: r.u64()? },
+            2 => ChatResponse::Mail {
+                mail: r.seq("mail", MAX_MAILBOX_MESSAGES, |r| {
+                    Ok((
+                        r.u64()?,
+                        r.bytes32("envelope", MAX_ENVELOPE_BYTES)?.to_vec(),
+                    ))
+                })?,
+                more: r.bool()?,
+            },
+            3 => ChatResponse::KeyPackagesKept { count: r.u32()? },
+            4 => {
+                ChatResponse::KeyPackage(r.bytes32("key package", MAX_KEY_PACKAGE_BYTES)?.to_vec())
+            }
+            5 => ChatResponse::Ordered,
+            6 => ChatResponse::Refused {
+                code: r.string("code", 64)?,
+                message: r.string("message", 1024)?,
+            },
+            tag => {
+                return Err(DecodeError::InvalidTag {
+                    what: "chat response",
+                    tag,
+                })
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn requests_and_responses_round_trip_and_refuse_garbage() {
+        let key = SecretKey::from_seed(starling_types::KeyType::Ed25519, &[3; 32]).unwrap();
+        let reqs = vec![
+            ChatRequest::Deposit {
+                mailbox: Hash([1; 32]),
+                envelopes: vec![b"a".to_vec(), vec![]],
+            },
+            ChatRequest::fetch(&key.public_key(), &key, 7),
+            ChatRequest::PutKeyPackages {
+                account: key.public_key(),
+                device: 2,
+                packages: vec![b"kp".to_vec()],
+            },
+            ChatRequest::TakeKeyPackage {
+                account: key.public_key(),
+                device: 2,
+            },
+            ChatRequest::OrderCommit {
+                epoch: Hash([2; 32]),
+                commit: Hash([3; 32]),
+            },
+        ];
+        for r in &reqs {
+            let b = r.to_bytes();
+            assert_eq!(&ChatRequest::from_bytes(&b).unwrap(), r);
+            for cut in 0..b.len() {
+                assert!(ChatRequest::from_bytes(&b[..cut]).is_err());
+            }
+        }
+        let resps = vec![
+            ChatResponse::Stored { first: 4 },
+            ChatResponse::Mail {
+                mail: vec![(1, b"x".to_vec())],
+                more: true,
+            },
+            ChatResponse::KeyPackagesKept { count: 3 },
+            ChatResponse::KeyPackage(b"kp".to_vec()),
+            ChatResponse::Ordered,
+            ChatResponse::refused("x", "y"),
+        ];
+        for r in &resps {
+            let b = r.to_bytes();
+            assert_eq!(&ChatResponse::from_bytes(&b).unwrap(), r);
+        }
+        // Over the deposit bound.
+        let mut b = vec![1u8];
+        Hash([0; 32]).encode(&mut b);
+        put::u32(&mut b, MAX_DEPOSIT as u32 + 1);
+        assert!(ChatRequest::from_bytes(&b).is_err());
+    }
+}

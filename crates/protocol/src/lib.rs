@@ -1,0 +1,12 @@
+//! What Starling nodes say to each other on the open network, with bounded codecs: every
+//! decoder takes untrusted bytes, refuses anything over its limits with a clear
+//! [`starling_types::DecodeError`] and never panics; what decodes re-encodes to the same
+//! bytes. Fixtures in `tests/fixtures/` pin each encoding.
+//!
+//! - [`batch`]: transactions a validator forwards to the rest of its shard's committee.
+//! - [`blocks`]: finalized blocks with their certificates (gossip and sync).
+//! - [`chat`]: `/starling/chat/1` requests and responses.
+
+pub mod batch;
+pub mod blocks;
+pub mod chat;
