@@ -21,7 +21,14 @@ pub fn write_private(path: &Path, bytes: &[u8], existing: Existing) -> std::io::
     let written = write_synced(&tmp, bytes).and_then(|()| match existing {
         Existing::Replace => std::fs::rename(&tmp, path),
         // A hard link fails if `path` exists; then the temporary name goes.
-        Existing::Keep => std::fs::hard_link(&tmp, path).and_then(|()| std::fs::remove_file(&tmp)),
+        Existing::Keep => match std::fs::hard_link(&tmp, path) {
+            Ok(()) => std::fs::remove_file(&tmp),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+            // A file system without hard links: check, then rename (callers that may race on
+            // one name hold their own lock).
+            Err(_) if path.exists() => Err(std::io::ErrorKind::AlreadyExists.into()),
+            Err(_) => std::fs::rename(&tmp, path),
+        },
     });
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -29,6 +36,33 @@ pub fn write_private(path: &Path, bytes: &[u8], existing: Existing) -> std::io::
     written?;
     sync_dir(path);
     Ok(())
+}
+
+/// Removes the temporary files a crashed process left in `dir` (those of other processes:
+/// this one's may be in use). Best effort; returns how many went.
+pub fn remove_stale_temporaries(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let me = std::process::id().to_string();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        // `.{name}.{pid}.{n}.tmp`
+        let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
+            continue;
+        };
+        let mut parts = inner.rsplitn(3, '.');
+        let (Some(n), Some(pid), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if numeric(n) && numeric(pid) && pid != me && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// A name beside `path` no other writer in this process or another uses at the same time.
@@ -92,5 +126,20 @@ mod tests {
         }
         // A directory that does not exist: an error, nothing left behind.
         assert!(write_private(&d.path().join("no/such/f"), b"x", Existing::Replace).is_err());
+    }
+
+    #[test]
+    fn stale_temporaries_of_other_processes_are_swept() {
+        let d = tempfile::tempdir().unwrap();
+        let stale = d.path().join(".key.toml.1.0.tmp");
+        let mine = d
+            .path()
+            .join(format!(".key.toml.{}.0.tmp", std::process::id()));
+        let other = d.path().join(".notes.tmp");
+        for f in [&stale, &mine, &other] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        assert_eq!(remove_stale_temporaries(d.path()), 1);
+        assert!(!stale.exists() && mine.exists() && other.exists());
     }
 }

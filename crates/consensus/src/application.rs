@@ -211,6 +211,8 @@ pub fn account_of(key: &ed25519::PublicKey) -> AccountId {
     AccountId::ed25519(bytes)
 }
 
+mod reads;
+
 impl ShardApp {
     pub fn new(store: ChainStore, mempool: Mempool, max_block_txs: usize) -> Self {
         let head = store.head().height;
@@ -257,25 +259,6 @@ impl ShardApp {
             let height = *rx.borrow_and_update();
             Some((height, rx))
         }))
-    }
-
-    /// Blocks per consensus epoch (rule E2).
-    pub fn epoch_blocks(&self) -> u64 {
-        self.lock().store.ledger().params.epoch_blocks
-    }
-
-    /// The committee of consensus epoch `epoch` as the finalized state fixes it (rule E2), if
-    /// known yet. `None` also for a shard created without genesis committees.
-    pub fn epoch_committee(&self, epoch: u64) -> Option<Vec<starling_types::PublicKey>> {
-        self.read(|v| {
-            actions::get_record::<_, starling_ledger::records::CommitteeRecord>(
-                v,
-                starling_ledger::records::StateKey::EpochCommittee(epoch),
-            )
-        })
-        .ok()?
-        .ok()?
-        .map(|c| c.members)
     }
 
     /// The shard this app runs.
@@ -405,16 +388,6 @@ impl ShardApp {
         self.lock().store.head()
     }
 
-    /// Records evidence of a consensus fault in the store.
-    pub fn record_evidence(&self, evidence: &[u8]) -> Result<u64, StoreError> {
-        self.lock().store.record_evidence(evidence)
-    }
-
-    /// The recorded consensus faults.
-    pub fn evidence(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.lock().store.evidence()
-    }
-
     /// A second valid block next to the unfinalized block `id` this node proposed or
     /// verified: same parent, height, proposer and contents, one millisecond later, executed
     /// and checked like any proposal. Two signed proposals of one view are what an
@@ -433,11 +406,6 @@ impl ShardApp {
         spec.propose_with(store, input, &|h| mempool.contains(h))
             .ok()
             .map(ShardBlock::new)
-    }
-
-    /// A finalized block by height.
-    pub fn block(&self, height: u64) -> Result<Option<starling_types::Block>, StoreError> {
-        self.lock().store.block(height)
     }
 
     /// The next nonce of `account` in the finalized state.
@@ -539,55 +507,6 @@ impl ShardApp {
             .into_iter()
             .map(|t| t.envelope)
             .collect()
-    }
-
-    /// Pending transactions in the mempool.
-    pub fn mempool_len(&self) -> usize {
-        self.lock().mempool.len()
-    }
-
-    /// What left the mempool without a block taking it, by reason.
-    pub fn mempool_drops(&self) -> starling_mempool::Drops {
-        self.lock().mempool.drops()
-    }
-
-    /// Reads the finalized state.
-    pub fn read<T>(
-        &self,
-        f: impl FnOnce(&dyn starling_ledger::StateView) -> T,
-    ) -> Result<T, StoreError> {
-        self.lock().store.with_view(f)
-    }
-
-    /// The finalized head and the value under `key_hash` with its proof against the head's
-    /// state root, read together.
-    pub fn prove(
-        &self,
-        key_hash: &Hash,
-    ) -> Result<(Head, Option<Vec<u8>>, starling_state::Proof), StoreError> {
-        let inner = self.lock();
-        let head = inner.store.head();
-        let (value, proof) = inner.store.prove(key_hash)?;
-        Ok((head, value, proof))
-    }
-
-    /// Heights of finalized blocks holding messages to `dest` from sequence number `seq` on
-    /// (see [`ChainStore::message_heights`]).
-    pub fn message_heights(
-        &self,
-        dest: ShardId,
-        seq: u64,
-        limit: usize,
-    ) -> Result<Vec<u64>, StoreError> {
-        self.lock().store.message_heights(dest, seq, limit)
-    }
-
-    /// The receipts of a finalized block.
-    pub fn receipts(
-        &self,
-        height: u64,
-    ) -> Result<Option<Vec<starling_types::Receipt>>, StoreError> {
-        self.lock().store.receipts(height)
     }
 
     /// Executes (speculatively) every block of `chain` not seen yet, oldest first.

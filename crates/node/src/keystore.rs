@@ -308,6 +308,8 @@ impl Keystore {
     /// The keystore under `dir` (created if missing, mode 0700).
     pub fn open(dir: &Path) -> Result<Keystore, KeystoreError> {
         std::fs::create_dir_all(dir).map_err(io)?;
+        // What a crash mid-write left (it may hold a sealed key): never read, so it goes.
+        starling_config::fs::remove_stale_temporaries(dir);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

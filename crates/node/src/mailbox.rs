@@ -137,6 +137,7 @@ impl Mailboxes {
     /// record (a deposit cut short by a crash was never acknowledged).
     pub fn open(dir: &Path) -> Result<Mailboxes, MailboxError> {
         std::fs::create_dir_all(dir).map_err(io)?;
+        starling_config::fs::remove_stale_temporaries(dir);
         let mut inner = Inner::default();
         let now = now_ms();
         let mut ids = std::collections::BTreeSet::new();

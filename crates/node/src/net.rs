@@ -602,7 +602,16 @@ fn receive<R: rand_core_010::CryptoRng>(
         strikes.add(peer, MAX_STRIKES);
         return Received::Invalid;
     }
-    // What light-client proofs of this block's state carry.
+    // What light-client proofs of this block's state carry; a block that closes an epoch
+    // hands the next committee over, and its certificate is kept for good.
+    let epochs = starling_ledger::committee::EpochSchedule {
+        length: app.epoch_blocks(),
+    };
+    if let Some(closed) = epochs.closes(height) {
+        if let Err(e) = app.record_handoff_certificate(closed + 1, &block.id(), &fb.certificate) {
+            tracing::warn!(%shard, height, error = %e, "cannot keep a hand-off certificate");
+        }
+    }
     node.keep_certificate(shard, height, block.id(), fb.certificate);
     let (outcome, liars) = held.offer_final(head, block.block().clone());
     for liar in liars {

@@ -4,9 +4,15 @@
 //! A proof carries the record's encoded value (or its absence), the state proof of that value
 //! under a block's state root, the block's header, the finalization certificate of that block
 //! and the epoch's committee. Whoever checks it recomputes the state key from what it asked
-//! for, decodes the header, checks the certificate against a committee it trusts (not the one
-//! the answer names) and the state proof against the header's root. A node that lies about any
-//! part fails one of those checks: it would need a quorum of the committee to sign its header.
+//! for, decodes the header, checks the certificate against the committee it trusts for the
+//! header's epoch (not the one the answer names) and the state proof against the header's
+//! root. A node that lies about any part fails one of those checks: it would need a quorum of
+//! the epoch's committee to sign its header.
+//!
+//! Committees change every epoch. A checker starts from the genesis committee (epoch 0) and
+//! follows the hand-offs (`committees/{shard}/{epoch}`): epoch `e`'s committee record, proven
+//! under the last block of epoch `e - 1`, which epoch `e - 1`'s committee certified
+//! ([`Trusted::advance`]). A certificate is accepted only from the committee of its own epoch.
 
 use crate::api::{parse_key, ApiError, ApiResult};
 use crate::run::Node;
@@ -17,8 +23,9 @@ use commonware_utils::ordered::Set;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use starling_consensus::engine::{self, CertificateError};
+use starling_ledger::committee::EpochSchedule;
 use starling_ledger::records::{
-    AccountRecord, ChatKeysRecord, PostRecord, ProfileRecord, StateKey,
+    AccountRecord, ChatKeysRecord, CommitteeRecord, PostRecord, ProfileRecord, StateKey,
 };
 use starling_types::{AccountId, BlockHeader, ChainId, Decode, Encode, PostId, ShardId, ShardMap};
 
@@ -37,6 +44,8 @@ pub enum RecordRef {
     /// A registered handle (global shard): its value is the account holding it.
     Handle(String),
     Bond(AccountId),
+    /// The committee of a shard's consensus epoch (epoch 1 on: a hand-off).
+    Committee(ShardId, u64),
 }
 
 /// The kinds of record a proof can be asked for, as they appear in the path.
@@ -51,6 +60,7 @@ pub const KINDS: &[&str] = &[
     "chat-keys/{key}",
     "handles/{name}",
     "bonds/{key}",
+    "committees/{shard}/{epoch}",
 ];
 
 impl RecordRef {
@@ -76,10 +86,19 @@ impl RecordRef {
             ("reposts", [k, a, n]) => RecordRef::Repost(key(k)?, post(a, n)?),
             ("blocks", [a, b]) => RecordRef::Block(key(a)?, key(b)?),
             ("chat-keys", [k]) => RecordRef::ChatKeys(key(k)?),
-            ("handles", [h]) if !h.is_empty() && h.len() <= 64 => {
-                RecordRef::Handle(h.trim_start_matches('@').to_lowercase())
-            }
+            ("handles", [h]) => RecordRef::Handle(
+                starling_ledger::validate::handle(h.trim_start_matches('@'))
+                    .map_err(|e| format!("`{h}`: {e}"))?,
+            ),
             ("bonds", [k]) => RecordRef::Bond(key(k)?),
+            ("committees", [s, e]) => RecordRef::Committee(
+                ShardId(
+                    s.parse()
+                        .map_err(|_| format!("`{s}` is not a shard number"))?,
+                ),
+                e.parse()
+                    .map_err(|_| format!("`{e}` is not an epoch number"))?,
+            ),
             _ => {
                 return Err(format!(
                     "no record kind `{kind}` with {} argument(s); kinds: {}",
@@ -102,6 +121,7 @@ impl RecordRef {
             RecordRef::ChatKeys(a) => StateKey::ChatKeys(a),
             RecordRef::Handle(h) => StateKey::Handle(h),
             RecordRef::Bond(a) => StateKey::Bond(a),
+            RecordRef::Committee(_, e) => StateKey::EpochCommittee(*e),
         }
     }
 
@@ -114,6 +134,7 @@ impl RecordRef {
     pub fn shard(&self, map: &ShardMap) -> ShardId {
         match self {
             RecordRef::Handle(_) => ShardId::GLOBAL,
+            RecordRef::Committee(shard, _) => *shard,
             RecordRef::Account(a)
             | RecordRef::Profile(a)
             | RecordRef::Follow(a, _)
@@ -157,6 +178,12 @@ impl RecordRef {
             RecordRef::ChatKeys(_) => ChatKeysRecord::from_bytes(value)
                 .map(|r| json!({"version": r.version, "devices": r.devices.len()})),
             RecordRef::Handle(_) => AccountId::from_bytes(value).map(|a| json!(a.to_text())),
+            RecordRef::Committee(..) => CommitteeRecord::from_bytes(value).map(|c| {
+                json!({
+                    "drawn_for_global_epoch": c.epoch,
+                    "members": c.members.iter().map(|m| hex::encode(m.bytes)).collect::<Vec<_>>(),
+                })
+            }),
             _ => Ok(json!({"present": true, "bytes": hex::encode(value)})),
         };
         decoded.unwrap_or_else(|e| json!({"undecodable": e.to_string()}))
@@ -198,17 +225,22 @@ pub enum ProofCheckError {
     WrongShard { expected: u16, got: u16 },
     #[error("the header is of chain `{0}`, not the trusted genesis's")]
     WrongChain(String),
+    #[error("the block is in epoch {header}, and the committee trusted is epoch {trusted}'s")]
+    UntrustedEpoch { header: u64, trusted: u64 },
+    #[error("no committee is recorded for epoch {0}")]
+    NoCommittee(u64),
     #[error("the certificate does not finalize this header: {0}")]
     Certificate(#[from] CertificateError),
     #[error("the state proof does not show this value under the header's state root: {0}")]
     State(#[from] starling_state::ProofError),
 }
 
-/// What a checker trusts: the chain, the epoch length and the committee of the epoch.
+/// What a checker trusts: the chain, the epoch length, and one epoch with its committee.
 #[derive(Clone, Debug)]
 pub struct Trusted {
     pub chain_id: ChainId,
     pub epoch_blocks: u64,
+    pub epoch: u64,
     pub committee: Set<commonware_cryptography::ed25519::PublicKey>,
 }
 
@@ -232,7 +264,54 @@ impl Trusted {
         Ok(Trusted {
             chain_id: genesis.params.chain_id.clone(),
             epoch_blocks: genesis.params.epoch_blocks,
+            epoch: 0,
             committee: Set::from_iter_dedup(committee),
+        })
+    }
+
+    /// The epoch of a block at `height`.
+    pub fn epoch_of(&self, height: u64) -> u64 {
+        EpochSchedule {
+            length: self.epoch_blocks,
+        }
+        .epoch_of(height)
+    }
+
+    /// Trust in the next epoch's committee, from its hand-off: the committee record proven
+    /// under the last block of this epoch, which this epoch's committee certified.
+    pub fn advance(
+        &self,
+        shard: ShardId,
+        handoff: &RecordProof,
+    ) -> Result<Trusted, ProofCheckError> {
+        let next = self.epoch + 1;
+        let checked = handoff.check(&RecordRef::Committee(shard, next), shard, self)?;
+        let last = EpochSchedule {
+            length: self.epoch_blocks,
+        }
+        .last_height(self.epoch);
+        if checked.header.height != last {
+            return Err(ProofCheckError::Malformed(format!(
+                "a hand-off stands on the last block of its epoch ({last}), not {}",
+                checked.header.height
+            )));
+        }
+        let value = checked.value.ok_or(ProofCheckError::NoCommittee(next))?;
+        let record = CommitteeRecord::from_bytes(&value)
+            .map_err(|e| ProofCheckError::Malformed(format!("committee record: {e}")))?;
+        let committee = record
+            .members
+            .iter()
+            .map(crate::run::consensus_public)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ProofCheckError::Malformed(e.to_string()))?;
+        if committee.is_empty() {
+            return Err(ProofCheckError::NoCommittee(next));
+        }
+        Ok(Trusted {
+            epoch: next,
+            committee: Set::from_iter_dedup(committee),
+            ..self.clone()
         })
     }
 }
@@ -272,8 +351,15 @@ impl RecordProof {
                 header.chain_id.as_str().to_string(),
             ));
         }
-        // The epoch follows from the height: a certificate of another epoch does not verify.
-        let epoch = header.height / trusted.epoch_blocks.max(1);
+        // The epoch follows from the height: a certificate of another epoch does not verify,
+        // and only the trusted epoch's committee is believed.
+        let epoch = trusted.epoch_of(header.height);
+        if epoch != trusted.epoch {
+            return Err(ProofCheckError::UntrustedEpoch {
+                header: epoch,
+                trusted: trusted.epoch,
+            });
+        }
         let certificate = bytes("certificate", &self.certificate)?;
         engine::verify_finalized_id(
             &mut batch_rng(),
@@ -315,7 +401,20 @@ pub(crate) fn routes() -> Router<crate::api::Api> {
         .route("/api/v1/proofs/{kind}/{a}/{b}/{c}", get(proof))
 }
 
+/// Proofs built at once by this process; more are refused (503 `busy`): each reads the
+/// store under the shard's lock and may ask marshal, and anyone may ask.
+pub const MAX_PROVING: usize = 16;
+
+static PROVING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_PROVING);
+
 async fn proof(State(api): State<crate::api::Api>, Path(segments): Path<Vec<String>>) -> ApiResult {
+    let Ok(_permit) = PROVING.try_acquire() else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many proofs are being built; try again",
+        ));
+    };
     let Some((kind, args)) = segments.split_first() else {
         return Err(ApiError::bad_request("bad_record", "no record kind"));
     };
@@ -324,8 +423,9 @@ async fn proof(State(api): State<crate::api::Api>, Path(segments): Path<Vec<Stri
         .iter()
         .any(|k| k.split('/').next() == Some(kind.as_str()));
     if let [k, ..] = args.as_slice() {
-        // A known kind's first argument is a key (but for handles): its clear error first.
-        if known && kind != "handles" {
+        // A known kind's first argument is a key (but for handles and committees): its clear
+        // error first.
+        if known && kind != "handles" && kind != "committees" {
             parse_key(k)?;
         }
     }
@@ -336,8 +436,12 @@ async fn proof(State(api): State<crate::api::Api>, Path(segments): Path<Vec<Stri
     ))
 }
 
-/// Builds the proof of `record` at the newest block this node has a certificate for.
+/// Builds the proof of `record` at the newest block this node has a certificate for (a
+/// committee's at the block that handed it over).
 pub async fn prove(node: &Node, record: &RecordRef) -> Result<RecordProof, ApiError> {
+    if let RecordRef::Committee(shard, epoch) = record {
+        return handoff(node, *shard, *epoch).await;
+    }
     let shard = record.shard(node.shard_map());
     let app = node
         .shard(shard)
@@ -346,13 +450,6 @@ pub async fn prove(node: &Node, record: &RecordRef) -> Result<RecordProof, ApiEr
     let (head, value, proof) = app
         .prove(&starling_state::key_hash(&key))
         .map_err(ApiError::internal)?;
-    let unavailable = |why: String| {
-        ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "no_certificate",
-            why,
-        )
-    };
     let block = app
         .block(head.height)
         .map_err(ApiError::internal)?
@@ -367,14 +464,11 @@ pub async fn prove(node: &Node, record: &RecordRef) -> Result<RecordProof, ApiEr
                 head.height
             ))
         })?;
-    let epoch = head.height / app.epoch_blocks().max(1);
-    let committee = app.epoch_committee(epoch).unwrap_or_else(|| {
-        node.genesis()
-            .committees
-            .get(&shard)
-            .cloned()
-            .unwrap_or_default()
-    });
+    let epoch = EpochSchedule {
+        length: app.epoch_blocks(),
+    }
+    .epoch_of(head.height);
+    let committee = committee_keys(node, app, shard, epoch);
     Ok(RecordProof {
         shard: shard.0,
         key: hex::encode(&key),
@@ -386,5 +480,83 @@ pub async fn prove(node: &Node, record: &RecordRef) -> Result<RecordProof, ApiEr
         height: head.height,
         epoch,
         committee: committee.iter().map(|k| hex::encode(k.bytes)).collect(),
+    })
+}
+
+fn unavailable(why: String) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "no_certificate",
+        why,
+    )
+}
+
+/// The committee of `epoch` as this node's state has it (the genesis's for a shard that
+/// records none): informative only.
+fn committee_keys(
+    node: &Node,
+    app: &starling_consensus::ShardApp,
+    shard: ShardId,
+    epoch: u64,
+) -> Vec<starling_types::PublicKey> {
+    app.epoch_committee(epoch).unwrap_or_else(|| {
+        node.genesis()
+            .committees
+            .get(&shard)
+            .cloned()
+            .unwrap_or_default()
+    })
+}
+
+/// The hand-off of `shard`'s epoch `epoch` committee (see the module docs).
+async fn handoff(node: &Node, shard: ShardId, epoch: u64) -> Result<RecordProof, ApiError> {
+    if epoch == 0 {
+        return Err(ApiError::bad_request(
+            "bad_record",
+            "epoch 0's committee is the genesis's: check it against the genesis file",
+        ));
+    }
+    let app = node
+        .shard(shard)
+        .ok_or_else(|| ApiError::not_found(format!("shard {shard} is not kept by this node")))?;
+    let height = EpochSchedule {
+        length: app.epoch_blocks(),
+    }
+    .last_height(epoch - 1);
+    let starling_store::Handoff { value, proof } = app
+        .handoff(epoch)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no hand-off of epoch {epoch} on shard {shard} here (block {height} is not applied yet)"
+            ))
+        })?;
+    let block = app
+        .block(height)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::internal(format!("a hand-off without its block {height}")))?;
+    let certificate = node
+        .handoff_certificate(shard, epoch)
+        .await
+        .ok_or_else(|| {
+            unavailable(format!(
+                "this node holds no certificate of block {height} of shard {shard}"
+            ))
+        })?;
+    let record = RecordRef::Committee(shard, epoch);
+    Ok(RecordProof {
+        shard: shard.0,
+        key: hex::encode(record.key()),
+        record: value.as_deref().map(|v| record.describe(v)),
+        value: value.as_deref().map(hex::encode),
+        proof: hex::encode(proof.to_bytes()),
+        header: hex::encode(block.header.to_bytes()),
+        certificate: hex::encode(certificate),
+        height,
+        epoch: epoch - 1,
+        committee: committee_keys(node, app, shard, epoch - 1)
+            .iter()
+            .map(|k| hex::encode(k.bytes))
+            .collect(),
     })
 }

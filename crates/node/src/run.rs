@@ -241,6 +241,23 @@ impl Node {
         self.inner.shards.get(&id).map(|h| &h.app)
     }
 
+    /// The certificate of the block that closes epoch `epoch - 1` of `shard`, for the hand-off
+    /// of epoch `epoch`'s committee: from marshal on a validator, else as a follower kept it
+    /// (only if it is for the block this node holds at that height).
+    pub async fn handoff_certificate(&self, shard: ShardId, epoch: u64) -> Option<Vec<u8>> {
+        let handle = self.inner.shards.get(&shard)?;
+        let epochs = starling_ledger::committee::EpochSchedule {
+            length: handle.app.epoch_blocks(),
+        };
+        let height = epochs.last_height(epoch.checked_sub(1)?);
+        let id = handle.app.block(height).ok()??.header.id();
+        if let Some(c) = self.certificate(shard, height, &id).await {
+            return Some(c);
+        }
+        let (kept, certificate) = handle.app.handoff_certificate(epoch).ok()??;
+        (kept == id).then_some(certificate)
+    }
+
     /// Keeps the verified certificate of block `id` at `height` of `shard` (a follower calls
     /// it for every certified block it accepts); the [`CERTIFICATES_KEPT`] newest stay.
     pub fn keep_certificate(&self, shard: ShardId, height: u64, id: Hash, certificate: Vec<u8>) {
@@ -271,6 +288,7 @@ impl Node {
             if let Some(f) = marshal
                 .get_finalization(commonware_consensus::types::Height::new(height))
                 .await
+                .filter(|f| f.proposal.payload == starling_consensus::digest_of(id))
             {
                 return Some(commonware_codec::Encode::encode(&f).to_vec());
             }

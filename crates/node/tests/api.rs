@@ -16,6 +16,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Blocks per epoch in this test's genesis.
+const EPOCH_BLOCKS: u64 = 20;
+
 fn key(seed: u8) -> SecretKey {
     SecretKey::from_seed(KeyType::Ed25519, &[seed; 32]).unwrap()
 }
@@ -242,6 +245,8 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
         .local_addr()
         .unwrap();
     let mut g = GenesisFile::template("api-test", 2);
+    // Short epochs: proofs follow the committee hand-offs.
+    g.epochs.blocks = EPOCH_BLOCKS;
     for (i, name) in ["North", "East", "West"].iter().enumerate() {
         g.foundations.push(FoundationEntry {
             name: (*name).into(),
@@ -369,7 +374,7 @@ fn submit(addr: SocketAddr, envs: &[TxEnvelope]) {
 /// account checks out against the genesis committee alone, a record that does not exist is
 /// proven absent, and bad paths are clear 400s.
 fn proof_checks(addr: SocketAddr, genesis: &Genesis, alice: &SecretKey) {
-    use starling_node::proofs::{RecordProof, RecordRef, Trusted};
+    use starling_node::proofs::{ProofCheckError, RecordProof, RecordRef, Trusted};
     use starling_types::Decode as _;
     let fetch = |path: &str| -> RecordProof {
         let start = Instant::now();
@@ -386,7 +391,64 @@ fn proof_checks(addr: SocketAddr, genesis: &Genesis, alice: &SecretKey) {
     };
     let account = RecordRef::Account(alice.public_key());
     let shard = account.shard(&genesis.params.shard_map);
-    let trusted = Trusted::from_genesis(genesis, shard).unwrap();
+    let genesis_trust = Trusted::from_genesis(genesis, shard).unwrap();
+    // Past two epochs, a proof stands on a block the genesis committee no longer certifies
+    // for the checker: it follows the hand-offs, each checked against the committee before.
+    until(addr, "/api/v1/status", |v: &Value| {
+        v["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["shard"] == shard.0 && x["height"].as_u64().unwrap() > 2 * EPOCH_BLOCKS)
+    });
+    let p = fetch(&format!(
+        "/api/v1/proofs/accounts/{}",
+        alice.public_key().to_text()
+    ));
+    let epoch = genesis_trust.epoch_of(p.height);
+    assert!(epoch >= 2, "{}", p.height);
+    assert!(matches!(
+        p.check(&account, shard, &genesis_trust),
+        Err(ProofCheckError::UntrustedEpoch { .. })
+    ));
+    let mut trusted = genesis_trust.clone();
+    while trusted.epoch < epoch {
+        let handoff = fetch(&format!(
+            "/api/v1/proofs/committees/{}/{}",
+            shard.0,
+            trusted.epoch + 1
+        ));
+        // The answer's own height is not believed (the header's is), and a hand-off is no
+        // proof of the epoch after it.
+        assert!(trusted
+            .advance(
+                shard,
+                &RecordProof {
+                    height: 0,
+                    ..handoff.clone()
+                }
+            )
+            .is_ok());
+        let skipped = Trusted {
+            epoch: trusted.epoch + 1,
+            ..trusted.clone()
+        };
+        assert!(skipped.advance(shard, &handoff).is_err());
+        trusted = trusted.advance(shard, &handoff).unwrap();
+    }
+    // The hand-off named the one validator: the same key the genesis trusts.
+    assert_eq!(trusted.committee, genesis_trust.committee);
+    p.check(&account, shard, &trusted).unwrap();
+    for (path, status) in [
+        (format!("/api/v1/proofs/committees/{}/0", shard.0), 400),
+        ("/api/v1/proofs/committees/x/1".to_string(), 400),
+        ("/api/v1/proofs/committees/77/1".to_string(), 404),
+        (format!("/api/v1/proofs/committees/{}/99999", shard.0), 404),
+    ] {
+        let (s, v) = http(addr, "GET", &path, "");
+        assert_eq!(s, status, "{path}: {v}");
+    }
+    let trusted = trusted;
     let alice_text = alice.public_key().to_text();
     let p = fetch(&format!("/api/v1/proofs/accounts/{alice_text}"));
     let checked = p.check(&account, shard, &trusted).unwrap();

@@ -325,6 +325,7 @@ fn a_relay_applies_no_forged_block_from_the_network() {
         let trusted = Trusted {
             chain_id: chain_id.clone(),
             epoch_blocks,
+            epoch: 0,
             committee: committee.clone(),
         };
         let checked = proof.check(&post, shard, &trusted).unwrap();
@@ -346,7 +347,18 @@ fn a_relay_applies_no_forged_block_from_the_network() {
         let strangers_trusted = Trusted { committee: stranger_set.clone(), ..trusted.clone() };
         let other_chain = Trusted { chain_id: starling_types::ChainId::new("elsewhere").unwrap(), ..trusted.clone() };
         let other_post = RecordRef::Post(PostId { author: key(99).public_key(), seq: 1 });
+        // The genesis committee signs a made-up header in epoch 1 (as retired validators
+        // could): only epoch 1's committee, reached through its hand-off, is believed there.
+        let mut later = honest.clone();
+        later.header.height = epoch_blocks;
+        let later_cert = certificate(&namespace, &committee, &committee_keys[..3], 1, &later);
+        let from_retired = RecordProof {
+            header: hex::encode(later.header.to_bytes()),
+            certificate: hex::encode(&later_cert),
+            ..proof.clone()
+        };
         let mut cases = tampered;
+        cases.push(("the genesis committee signing in epoch 1", from_retired, &trusted, &post));
         cases.push(("a committee that is not the trusted one", proof.clone(), &strangers_trusted, &post));
         cases.push(("another chain", proof.clone(), &other_chain, &post));
         cases.push(("another record", proof.clone(), &trusted, &other_post));

@@ -1,11 +1,13 @@
 //! `starling proof`: fetches a record with its light-client proof from a node and checks it
-//! against the committee a genesis file names, trusting nothing the node says.
+//! from the genesis file alone, trusting nothing the node says: the genesis committee, then
+//! each epoch's committee from its hand-off, up to the epoch of the record's block.
 
 use crate::client::{Client, ClientOpts};
 use anyhow::{anyhow, Context as _};
 use serde_json::json;
 use starling_node::genesis::Genesis;
-use starling_node::proofs::{ProofCheckError, RecordProof, RecordRef, Trusted};
+use starling_node::proofs::{RecordProof, RecordRef, Trusted};
+use starling_types::ShardId;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -36,29 +38,14 @@ pub fn run(a: ProofArgs) -> anyhow::Result<()> {
     let shard = record.shard(&genesis.params.shard_map);
     let trusted = Trusted::from_genesis(&genesis, shard)?;
     let client = Client::new(&a.opts, None)?;
-    let path = format!("/proofs/{}/{}", a.kind, a.args.join("/"));
-    let started = Instant::now();
-    let answer = loop {
-        match client.get(&path) {
-            Err(e)
-                if e.to_string().starts_with("no_certificate") && started.elapsed() < RETRY_FOR =>
-            {
-                std::thread::sleep(Duration::from_millis(250));
-            }
-            other => break other?,
-        }
-    };
-    let proof: RecordProof =
-        serde_json::from_value(answer).context("the node's answer is not a proof")?;
-    let checked = proof.check(&record, shard, &trusted).map_err(|e| match e {
-        ProofCheckError::Certificate(c) if proof.epoch > 0 => anyhow!(
-            "{c}: the block is in epoch {}, and only the genesis committee of shard {shard} is \
-             trusted here; if the committee changed since, this check cannot follow it yet",
-            proof.epoch
-        ),
-        e => anyhow!(e),
-    })?;
+    let proof = fetch(&client, &format!("/proofs/{}/{}", a.kind, a.args.join("/")))?;
+    // How far to follow the committees: the epoch of the block the node proved against (the
+    // check below refuses a header of any other epoch).
+    let target = trusted.epoch_of(proof.height);
+    let trusted = follow(&client, shard, trusted, target)?;
+    let checked = proof.check(&record, shard, &trusted)?;
     let h = &checked.header;
+    let epoch = trusted.epoch;
     let record_json = checked.value.as_deref().map(|v| record.describe(v));
     if a.opts.json {
         println!(
@@ -69,17 +56,20 @@ pub fn run(a: ProofArgs) -> anyhow::Result<()> {
                 "height": h.height,
                 "block": h.id().to_hex(),
                 "state_root": h.state_root.to_hex(),
-                "epoch": h.height / trusted.epoch_blocks.max(1),
+                "epoch": epoch,
+                "block_time_ms": h.timestamp_ms,
                 "record": record_json,
             })
         );
     } else {
         println!(
-            "verified: shard {} block {} ({}), certified by the genesis committee ({} members)",
+            "verified: shard {} block {} ({}, time {} ms), certified by the committee of epoch {epoch} ({} members, {})",
             shard.0,
             h.height,
             h.id().to_hex(),
-            trusted.committee.len()
+            h.timestamp_ms,
+            trusted.committee.len(),
+            if epoch == 0 { "the genesis's" } else { "followed from the genesis's" },
         );
         match record_json {
             Some(r) => println!("{}", serde_json::to_string_pretty(&r)?),
@@ -87,4 +77,45 @@ pub fn run(a: ProofArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Fetches a proof, retrying while the node has no certificate for its newest block yet.
+fn fetch(client: &Client, path: &str) -> anyhow::Result<RecordProof> {
+    let started = Instant::now();
+    let answer = loop {
+        match client.get(path) {
+            Err(e)
+                if e.to_string().starts_with("no_certificate") && started.elapsed() < RETRY_FOR =>
+            {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            other => break other?,
+        }
+    };
+    serde_json::from_value(answer).context("the node's answer is not a proof")
+}
+
+/// Trust in `target`'s committee, from `trusted`'s, one checked hand-off per epoch.
+fn follow(
+    client: &Client,
+    shard: ShardId,
+    mut trusted: Trusted,
+    target: u64,
+) -> anyhow::Result<Trusted> {
+    if target <= trusted.epoch {
+        return Ok(trusted);
+    }
+    let bar =
+        indicatif::ProgressBar::new(target - trusted.epoch).with_message("committee hand-offs");
+    while trusted.epoch < target {
+        let next = trusted.epoch + 1;
+        let handoff = fetch(client, &format!("/proofs/committees/{}/{next}", shard.0))
+            .with_context(|| format!("fetching the hand-off of epoch {next}"))?;
+        trusted = trusted
+            .advance(shard, &handoff)
+            .map_err(|e| anyhow!("the hand-off of epoch {next} does not check out: {e}"))?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(trusted)
 }

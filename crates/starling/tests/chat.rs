@@ -219,6 +219,7 @@ fn logged_envelopes(log: &[u8]) -> Vec<Vec<u8>> {
 
 #[test]
 fn chat_across_user_nodes_and_a_mailbox_relay() {
+    let _one = common::one_network_at_a_time();
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
     let devnet_dir = dir.join("devnet");

@@ -123,6 +123,7 @@ impl Drop for Validator {
 
 #[test]
 fn four_validator_processes_survive_a_sigkill_and_agree() {
+    let _one = common::one_network_at_a_time();
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
     let mut vals = Vec::new();
@@ -440,6 +441,24 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
         get(relay.api, &format!("/api/v1/accounts/{who}/feed"))
             .filter(|v| v["items"][0]["post"]["text"] == "posted through a relay")
     });
+    // A light client of the restarted relay checks the post from the genesis file alone,
+    // following the committee hand-offs the relay kept across its restart.
+    let seq = (nonces[0] + 1).to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_starling"))
+        .args(["proof", "posts", &who, &seq, "--json"])
+        .args(["--genesis", dir.join("genesis.toml").to_str().unwrap()])
+        .args(["--node", &format!("http://{}", relay.api)])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["record"]["text"], "posted through a relay", "{v}");
+    assert!(v["epoch"].as_u64().unwrap() >= 3, "{v}");
 
     // Still exactly once after all of that, on the restarted validator and the relay too.
     for v in [&validators[0], &validators[3], &relay] {
@@ -477,6 +496,7 @@ fn status_heights(api: SocketAddr) -> Option<(String, Vec<u64>)> {
 
 #[test]
 fn devnet_runs_every_shard_and_resumes_after_a_kill() {
+    let _one = common::one_network_at_a_time();
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("devnet");
     let (child, api) = start_devnet(&data);
@@ -529,6 +549,7 @@ fn devnet_runs_every_shard_and_resumes_after_a_kill() {
 /// because the newcomer votes. All four running validators agree on every block.
 #[test]
 fn a_validator_that_bonds_joins_the_committees_and_carries_the_network() {
+    let _one = common::one_network_at_a_time();
     let started = Instant::now();
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
@@ -666,6 +687,31 @@ fn a_validator_that_bonds_joins_the_committees_and_carries_the_network() {
     eprintln!("{:?}: two epochs without validator 0", started.elapsed());
     let target = validators[4].heights().unwrap();
     assert_same_blocks(&validators[1..].iter().collect::<Vec<_>>(), &target);
+
+    // A light client that trusts only the genesis file follows the committees through the
+    // newcomer's arrival, hand-off by hand-off, and checks the operator's account.
+    let out = Command::new(env!("CARGO_BIN_EXE_starling"))
+        .args([
+            "proof",
+            "accounts",
+            &operator.public_key().to_text(),
+            "--json",
+        ])
+        .args(["--genesis", dir.join("genesis.toml").to_str().unwrap()])
+        .args(["--node", &format!("http://{}", validators[4].api)])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        v["epoch"].as_u64().unwrap() >= 2 && v["record"]["nonce"] == 1,
+        "{v}"
+    );
 }
 
 /// Runs a social CLI command against `api` as the user whose session file is `session`.
@@ -696,6 +742,7 @@ fn cli_ok(api: SocketAddr, session: &Path, args: &[&str]) -> String {
 /// bad input is a clear error.
 #[test]
 fn the_social_cli_drives_a_devnet() {
+    let _one = common::one_network_at_a_time();
     let d = tempfile::tempdir().unwrap();
     let (_child, api) = start_devnet(&d.path().join("devnet"));
     let (ann, ben) = (d.path().join("ann.json"), d.path().join("ben.json"));

@@ -26,10 +26,18 @@
 //! | `chain` | `receipts` | height (`u64` BE) | receipts, each `u32 BE length || encoded receipt` |
 //! | `chain` | `meta` | name | `params`, `shard`, `bits`, `head` |
 //! | `chain` | `evidence` | sequence (`u64` BE) | a consensus fault, as consensus encodes it |
+//! | `chain` | `handoffs` | epoch `e` (`u64` BE) `|| 0` | `EpochCommittee(e)` (an option) and its proof under the state root of the last block of epoch `e - 1` |
+//! | `chain` | `handoffs` | epoch `e` (`u64` BE) `|| 1` | that block's id and its finalization certificate |
+//!
+//! The hand-offs let a light client follow a shard's committees from genesis: each epoch's
+//! committee proven under a block the previous committee certified. A hand-off is written
+//! when the block closing an epoch commits (and again on open, if a crash came between).
 
 mod error;
+mod kept;
 mod speculative;
 pub use error::StoreError;
+pub use kept::Handoff;
 pub use speculative::{Speculative, MAX_SPECULATIVE_BLOCKS};
 
 use heed::types::Bytes;
@@ -62,6 +70,8 @@ struct Tables {
     /// Which block sends which messages: `dest:u16 || first seq:u64` (big-endian) to the
     /// height of the block whose receipts hold the messages to `dest` from that seq on.
     messages: Db,
+    /// Committee hand-offs, by epoch (see the layout above).
+    handoffs: Db,
 }
 
 /// The message index key of `dest` and `seq`.
@@ -106,6 +116,7 @@ fn open_envs(path: &Path) -> Result<(Env, Env, Tables), StoreError> {
         meta: chain.create_database(&mut ctx, Some("meta"))?,
         evidence: chain.create_database(&mut ctx, Some("evidence"))?,
         messages: chain.create_database(&mut ctx, Some("messages"))?,
+        handoffs: chain.create_database(&mut ctx, Some("handoffs"))?,
     };
     stx.commit()?;
     ctx.commit()?;
@@ -376,6 +387,7 @@ impl ChainStore {
         };
         store.first_delay = store.stagger % store.checkpoint_blocks;
         store.replay(head)?;
+        store.ensure_handoff()?;
         tracing::info!(shard = %store.ledger.shard, height = head.height, "opened chain store");
         Ok(store)
     }
@@ -672,6 +684,10 @@ impl ChainStore {
         wtx.commit()?;
         self.absorb(&executed.writes, changed);
         self.head = head;
+        // The block is committed either way; a missing hand-off is written on open.
+        if let Err(e) = self.ensure_handoff() {
+            tracing::error!(error = %e, "cannot record a committee hand-off");
+        }
         // The block is committed whatever becomes of an earlier checkpoint: a failed one is
         // logged and its changes are written by the next.
         let _ = self.finish_merge(false);
@@ -763,28 +779,6 @@ impl ChainStore {
     /// Waits for a checkpoint in progress, if any (for tests and orderly shutdown).
     pub fn flush(&mut self) -> Result<(), StoreError> {
         self.finish_merge(true)
-    }
-
-    /// Records evidence of a consensus fault (e.g. a validator's conflicting votes), durably,
-    /// for governance to act on. Returns its sequence number.
-    pub fn record_evidence(&mut self, evidence: &[u8]) -> Result<u64, StoreError> {
-        let mut wtx = self.env.write_txn()?;
-        let seq = self.t.evidence.len(&wtx)?;
-        self.t
-            .evidence
-            .put(&mut wtx, &seq.to_be_bytes(), evidence)?;
-        wtx.commit()?;
-        Ok(seq)
-    }
-
-    /// The recorded consensus faults, oldest first.
-    pub fn evidence(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        let rtx = self.env.read_txn()?;
-        let mut out = Vec::new();
-        for row in self.t.evidence.iter(&rtx)? {
-            out.push(row?.1.to_vec());
-        }
-        Ok(out)
     }
 
     /// The current value under a key hash.

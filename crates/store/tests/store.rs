@@ -276,3 +276,57 @@ fn background_checkpoints_never_change_what_is_read() {
     drop(busy);
     assert_eq!(ChainStore::open(da.path()).unwrap().head(), head);
 }
+
+/// The block closing each epoch records the next committee's hand-off: the record (here
+/// none: this store has no committees) with its proof under that block's root. It survives a
+/// reopen, and so does a follower's copy of the certificate.
+#[test]
+fn closing_blocks_record_committee_handoffs() {
+    let (mut params, keys) = common::setup("store-test", 2);
+    params.epoch_blocks = 4;
+    let d = tempfile::tempdir().unwrap();
+    let mut s = ChainStore::create(
+        d.path(),
+        params.clone(),
+        ShardId(1),
+        &alloc(&keys),
+        1 << 60,
+        8,
+    )
+    .unwrap();
+    let proposer = keys[0].public_key();
+    for h in 1..=5u64 {
+        assert_eq!(s.handoff(1).unwrap().is_some(), h > 3, "before height {h}");
+        let txs = vec![post(&params, &keys[0], h - 1, &format!("post {h}"))];
+        s.propose(txs, vec![], h * 10, proposer).unwrap();
+    }
+    // Height 3 closes epoch 0 (heights 0..=3); epoch 2's hand-off waits for height 7.
+    assert!(s.handoff(2).unwrap().is_none());
+    let check = |s: &ChainStore| {
+        let closing = s.block(3).unwrap().unwrap();
+        let h = s.handoff(1).unwrap().unwrap();
+        assert!(h.value.is_none());
+        let key = StateKey::EpochCommittee(1).hash();
+        h.proof
+            .verify(&closing.header.state_root, &key, None)
+            .unwrap();
+        // Not a proof under any other block's root.
+        let other = s.block(4).unwrap().unwrap();
+        assert!(h
+            .proof
+            .verify(&other.header.state_root, &key, None)
+            .is_err());
+    };
+    check(&s);
+    let id = s.block(3).unwrap().unwrap().header.id();
+    s.record_handoff_certificate(1, &id, b"certificate")
+        .unwrap();
+    drop(s);
+    let s = ChainStore::open(d.path()).unwrap();
+    check(&s);
+    assert_eq!(
+        s.handoff_certificate(1).unwrap(),
+        Some((id, b"certificate".to_vec()))
+    );
+    assert_eq!(s.handoff_certificate(2).unwrap(), None);
+}

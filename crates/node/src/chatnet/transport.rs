@@ -121,7 +121,7 @@ pub struct Driver {
     answers_tx: mpsc::Sender<(request_response::ResponseChannel<Vec<u8>>, Vec<u8>)>,
     pub answers: mpsc::Receiver<(request_response::ResponseChannel<Vec<u8>>, Vec<u8>)>,
     /// Requests being answered off the event loop now.
-    answering: Arc<std::sync::atomic::AtomicUsize>,
+    answering: Arc<tokio::sync::Semaphore>,
 }
 
 /// Most requests a node answers at once (each on a blocking thread); more are dropped, and
@@ -144,7 +144,7 @@ impl Driver {
             pending: HashMap::new(),
             answers_tx,
             answers,
-            answering: Arc::default(),
+            answering: Arc::new(tokio::sync::Semaphore::new(MAX_ANSWERING)),
         }
     }
 
@@ -162,15 +162,13 @@ impl Driver {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    use std::sync::atomic::Ordering;
-                    if self.answering.fetch_add(1, Ordering::AcqRel) >= MAX_ANSWERING {
-                        self.answering.fetch_sub(1, Ordering::AcqRel);
+                    // A permit per answer being prepared, given back however the task ends.
+                    let Ok(permit) = self.answering.clone().try_acquire_owned() else {
                         tracing::debug!("too many chat requests at once; one dropped");
                         return;
-                    }
+                    };
                     let services = self.services.clone();
                     let mut tx = self.answers_tx.clone();
-                    let answering = self.answering.clone();
                     tokio::task::spawn_blocking(move || {
                         let answer = match services {
                             Some(s) => s.serve(&request),
@@ -181,7 +179,7 @@ impl Driver {
                         // At most MAX_ANSWERING answers wait in the channel, as many as are
                         // being prepared.
                         let _ = tx.try_send((channel, answer.to_bytes()));
-                        answering.fetch_sub(1, Ordering::AcqRel);
+                        drop(permit);
                     });
                 }
                 request_response::Message::Response {

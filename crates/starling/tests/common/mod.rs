@@ -83,6 +83,14 @@ pub fn get(addr: SocketAddr, path: &str) -> Option<serde_json::Value> {
     }
 }
 
+/// Every test that runs a network of processes holds this first, so they run one at a time:
+/// on a 2-core machine, several networks side by side starve each other past any timeout.
+/// (Timeouts count from when a test holds it.)
+pub fn one_network_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Polls `f` until it returns `Some`, failing after [`TIMEOUT`].
 pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
