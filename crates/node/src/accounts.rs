@@ -228,15 +228,13 @@ pub struct Accounts {
     nonces: Mutex<HashMap<AccountId, Tracked>>,
 }
 
-/// Opens the keystore under `<data_dir>/keystore` and attaches the accounts to `node`.
-pub fn attach(
-    node: &Node,
+/// Opens the accounts whose keystore is under `<data_dir>/keystore`.
+pub fn open(
     data_dir: &Path,
     faucet: Option<Faucet>,
-) -> Result<(), crate::keystore::KeystoreError> {
-    let accounts = Accounts::new(Keystore::open(&data_dir.join("keystore"))?, faucet);
-    node.set_accounts(Arc::new(accounts));
-    Ok(())
+) -> Result<Arc<Accounts>, crate::keystore::KeystoreError> {
+    let keystore = Keystore::open(&data_dir.join("keystore"))?;
+    Ok(Arc::new(Accounts::new(keystore, faucet)))
 }
 
 /// Why an action was not signed or not submitted.

@@ -36,7 +36,18 @@ pub type MetricsFn = Arc<dyn Fn() -> String + Send + Sync>;
 #[derive(Clone)]
 pub(crate) struct Api {
     pub(crate) node: Node,
+    pub(crate) services: Services,
     metrics: MetricsFn,
+}
+
+/// What a node offers its users besides its shards, each opened before the API starts: the
+/// app view (the social API), the accounts it holds (sessions, signing) and their chat. An
+/// API without one answers its endpoints with a clear 503.
+#[derive(Clone, Debug, Default)]
+pub struct Services {
+    pub view: Option<crate::view::View>,
+    pub accounts: Option<Arc<crate::accounts::Accounts>>,
+    pub chat: Option<Arc<crate::chat::Chat>>,
 }
 
 /// An API error: an HTTP status, a stable code and a message.
@@ -103,8 +114,8 @@ impl From<crate::accounts::AccountsError> for ApiError {
     }
 }
 
-/// The API router for `node`.
-pub fn router(node: Node, metrics: MetricsFn) -> Router {
+/// The API router for `node` and its `services`.
+pub fn router(node: Node, services: Services, metrics: MetricsFn) -> Router {
     Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/txs", post(submit))
@@ -121,12 +132,22 @@ pub fn router(node: Node, metrics: MetricsFn) -> Router {
         .route("/metrics", get(render_metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(Api { node, metrics })
+        .with_state(Api {
+            node,
+            services,
+            metrics,
+        })
 }
 
 /// Serves the API on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, node: Node, metrics: MetricsFn) {
-    let app = router(node, metrics).into_make_service_with_connect_info::<std::net::SocketAddr>();
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    node: Node,
+    services: Services,
+    metrics: MetricsFn,
+) {
+    let app = router(node, services, metrics)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "HTTP API stopped");
     }
@@ -134,7 +155,7 @@ pub async fn serve(listener: tokio::net::TcpListener, node: Node, metrics: Metri
 
 async fn render_metrics(State(api): State<Api>) -> Response {
     let mut text = (api.metrics)();
-    if let Some(chat) = api.node.chat() {
+    if let Some(chat) = &api.services.chat {
         // Before the OpenMetrics end marker, if the registry wrote one.
         let eof = text.ends_with("# EOF\n");
         if eof {
@@ -161,7 +182,7 @@ async fn status(State(api): State<Api>) -> ApiResult {
             })
             .map_err(ApiError::internal)?;
         // The epoch the next block belongs to, and its committee if fixed (rule E2).
-        let epoch = (head.height + 1) / handle.app.epoch_blocks().max(1);
+        let epoch = handle.app.epochs().epoch_of(head.height + 1);
         let committee: Vec<String> = handle
             .app
             .epoch_committee(epoch)

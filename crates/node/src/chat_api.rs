@@ -62,7 +62,7 @@ async fn protocol(
 }
 
 fn chat(api: &Api) -> Result<Arc<Chat>, ApiError> {
-    api.node.chat().cloned().ok_or_else(|| {
+    api.services.chat.clone().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "chat_unavailable",

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod ahead;
 pub mod api;
+pub mod builder;
 pub mod chat;
 mod chat_api;
 pub mod chatnet;

@@ -53,7 +53,7 @@ pub(crate) fn routes() -> Router<Api> {
 }
 
 pub(crate) fn accounts(api: &Api) -> Result<&Arc<Accounts>, ApiError> {
-    api.node.accounts().ok_or_else(|| {
+    api.services.accounts.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "no_accounts",
@@ -211,7 +211,7 @@ fn started(session: &Session, token: String, bearer: bool, extra: Value) -> Resp
 /// [`started`] for an existing account: its chat opens with the session, so mail that waited
 /// is taken now.
 async fn started_with_chat(api: &Api, session: &Session, token: String, bearer: bool) -> Response {
-    if let Some(chat) = api.node.chat() {
+    if let Some(chat) = &api.services.chat {
         if let Err(e) = chat.activate(&session.key).await {
             tracing::warn!(error = %e, "opening the account's chat");
         }
@@ -416,7 +416,7 @@ async fn current(auth: Authed) -> ApiResult {
 
 async fn logout(State(api): State<Api>, auth: Authed) -> Result<Response, ApiError> {
     accounts(&api)?.sessions.remove(&auth.token);
-    if let Some(chat) = api.node.chat() {
+    if let Some(chat) = &api.services.chat {
         chat.deactivate(&auth.session.account).await;
     }
     Ok((

@@ -27,7 +27,7 @@ use libp2p::{gossipsub, request_response, Multiaddr, PeerId, StreamProtocol};
 use starling_consensus::engine::{committee_of, verify_finalized, Marshal};
 use starling_consensus::ShardBlock;
 use starling_crypto::SecretKey;
-use starling_types::{ShardId, Tx, TxEnvelope};
+use starling_types::{ShardId, Tx};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -248,8 +248,7 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
             .subscribe(&topic)
             .map_err(|e| bad("subscribe", e.to_string()))?;
     }
-    let (outbox, mut outgoing) = mpsc::channel::<(ShardId, Vec<TxEnvelope>)>(1_024);
-    node.set_gossip(outbox);
+    let mut outgoing = node.take_gossip()?;
     let (chat_tx, mut chat_requests) = mpsc::channel::<crate::chatnet::Outgoing>(1_024);
     let chat_net = crate::chatnet::ChatNet::new(me, chat.clone(), chat_tx);
     let mut chat_driver = crate::chatnet::Driver::new(chat);
@@ -585,7 +584,7 @@ fn receive<R: rand_core_010::CryptoRng>(
     }
     // The committee of the block's epoch is fixed by the last block of the epoch before; a
     // block beyond that is dropped for now (sync brings it again once this node is there).
-    let epoch = height / app.epoch_blocks().max(1);
+    let epoch = app.epochs().epoch_of(height);
     let Some(participants) = committee_of(app, epoch, &committee.participants) else {
         return Received::Stale;
     };
@@ -604,10 +603,7 @@ fn receive<R: rand_core_010::CryptoRng>(
     }
     // What light-client proofs of this block's state carry; a block that closes an epoch
     // hands the next committee over, and its certificate is kept for good.
-    let epochs = starling_ledger::committee::EpochSchedule {
-        length: app.epoch_blocks(),
-    };
-    if let Some(closed) = epochs.closes(height) {
+    if let Some(closed) = app.epochs().closes(height) {
         if let Err(e) = app.record_handoff_certificate(closed + 1, &block.id(), &fb.certificate) {
             tracing::warn!(%shard, height, error = %e, "cannot keep a hand-off certificate");
         }

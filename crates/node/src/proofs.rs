@@ -269,12 +269,16 @@ impl Trusted {
         })
     }
 
-    /// The epoch of a block at `height`.
-    pub fn epoch_of(&self, height: u64) -> u64 {
+    /// The chain's epochs.
+    fn schedule(&self) -> EpochSchedule {
         EpochSchedule {
             length: self.epoch_blocks,
         }
-        .epoch_of(height)
+    }
+
+    /// The epoch of a block at `height`.
+    pub fn epoch_of(&self, height: u64) -> u64 {
+        self.schedule().epoch_of(height)
     }
 
     /// Trust in the next epoch's committee, from its hand-off: the committee record proven
@@ -286,10 +290,7 @@ impl Trusted {
     ) -> Result<Trusted, ProofCheckError> {
         let next = self.epoch + 1;
         let checked = handoff.check(&RecordRef::Committee(shard, next), shard, self)?;
-        let last = EpochSchedule {
-            length: self.epoch_blocks,
-        }
-        .last_height(self.epoch);
+        let last = self.schedule().last_height(self.epoch);
         if checked.header.height != last {
             return Err(ProofCheckError::Malformed(format!(
                 "a hand-off stands on the last block of its epoch ({last}), not {}",
@@ -464,10 +465,7 @@ pub async fn prove(node: &Node, record: &RecordRef) -> Result<RecordProof, ApiEr
                 head.height
             ))
         })?;
-    let epoch = EpochSchedule {
-        length: app.epoch_blocks(),
-    }
-    .epoch_of(head.height);
+    let epoch = app.epochs().epoch_of(head.height);
     let committee = committee_keys(node, app, shard, epoch);
     Ok(RecordProof {
         shard: shard.0,
@@ -519,10 +517,7 @@ async fn handoff(node: &Node, shard: ShardId, epoch: u64) -> Result<RecordProof,
     let app = node
         .shard(shard)
         .ok_or_else(|| ApiError::not_found(format!("shard {shard} is not kept by this node")))?;
-    let height = EpochSchedule {
-        length: app.epoch_blocks(),
-    }
-    .last_height(epoch - 1);
+    let height = app.epochs().last_height(epoch - 1);
     let starling_store::Handoff { value, proof } = app
         .handoff(epoch)
         .map_err(ApiError::internal)?

@@ -103,16 +103,11 @@ struct NodeInner {
     genesis: Genesis,
     shard_map: ShardMap,
     shards: BTreeMap<ShardId, ShardHandle>,
-    /// Publishes transactions for shards this node does not validate (the open network).
-    gossip: std::sync::OnceLock<mpsc::Sender<(ShardId, Vec<TxEnvelope>)>>,
-    /// What the social API reads (see [`crate::view`]).
-    appview: std::sync::OnceLock<Arc<starling_appview::AppView>>,
-    /// Counts the app view's committed batches: what live streams wait on.
-    view_updates: tokio::sync::watch::Sender<u64>,
-    /// The accounts this node holds for its users (see [`crate::accounts`]).
-    accounts: std::sync::OnceLock<Arc<crate::accounts::Accounts>>,
-    /// Chat for those accounts (see [`crate::chat`]).
-    chat: std::sync::OnceLock<Arc<crate::chat::Chat>>,
+    /// Transactions for shards this node does not validate, to publish on the open network
+    /// (bounded: when no network takes them, submitting them is refused as busy).
+    gossip: mpsc::Sender<Gossip>,
+    /// The other end, for the open network to take once ([`Node::take_gossip`]).
+    gossip_out: std::sync::Mutex<Option<mpsc::Receiver<Gossip>>>,
     /// The certificates of the newest blocks a follower verified, by shard (validators ask
     /// marshal instead): what light-client proofs carry (see [`crate::proofs`]).
     certificates: std::sync::Mutex<BTreeMap<ShardId, KeptCertificates>>,
@@ -122,6 +117,12 @@ struct NodeInner {
 /// certificate)`. A valid certificate may come with a block that then fails to apply, so the
 /// block's id is part of the key.
 type KeptCertificates = std::collections::VecDeque<(u64, Hash, Vec<u8>)>;
+
+/// Transactions of one shard to publish on the open network.
+pub type Gossip = (ShardId, Vec<TxEnvelope>);
+
+/// Batches waiting to be published before submitting more is refused as busy.
+const GOSSIP_QUEUE: usize = 1_024;
 
 /// Certificates a follower keeps per shard, newest heights first out.
 pub const CERTIFICATES_KEPT: usize = 32;
@@ -152,64 +153,31 @@ impl Node {
     }
 
     fn with_shards(genesis: Genesis, shards: BTreeMap<ShardId, ShardHandle>) -> Node {
+        let (gossip, gossip_out) = mpsc::channel(GOSSIP_QUEUE);
         Node {
             inner: Arc::new(NodeInner {
                 shard_map: genesis.params.shard_map.clone(),
                 genesis,
                 shards,
-                gossip: std::sync::OnceLock::new(),
-                appview: std::sync::OnceLock::new(),
-                view_updates: tokio::sync::watch::Sender::new(0),
-                accounts: std::sync::OnceLock::new(),
-                chat: std::sync::OnceLock::new(),
+                gossip,
+                gossip_out: std::sync::Mutex::new(Some(gossip_out)),
                 certificates: std::sync::Mutex::default(),
             }),
         }
     }
 
-    /// Attaches the app view the social API reads (once).
-    pub fn set_appview(&self, view: Arc<starling_appview::AppView>) {
-        let _ = self.inner.appview.set(view);
-    }
-
-    /// The app view, if one is attached.
-    pub fn appview(&self) -> Option<&Arc<starling_appview::AppView>> {
-        self.inner.appview.get()
-    }
-
-    /// Says that the app view committed another batch (the indexer calls it).
-    pub fn view_updated(&self) {
-        self.inner.view_updates.send_modify(|n| *n += 1);
-    }
-
-    /// Wakes on every batch the app view commits.
-    pub fn watch_view(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.inner.view_updates.subscribe()
-    }
-
-    /// Attaches the accounts this node holds (once).
-    pub fn set_accounts(&self, accounts: Arc<crate::accounts::Accounts>) {
-        let _ = self.inner.accounts.set(accounts);
-    }
-
-    /// The accounts this node holds, if any are attached.
-    pub fn accounts(&self) -> Option<&Arc<crate::accounts::Accounts>> {
-        self.inner.accounts.get()
-    }
-
-    /// Where transactions for shards this node does not validate go (set once).
-    /// Attaches chat for the node's accounts (once).
-    pub fn set_chat(&self, chat: Arc<crate::chat::Chat>) {
-        let _ = self.inner.chat.set(chat);
-    }
-
-    /// Chat, if attached.
-    pub fn chat(&self) -> Option<&Arc<crate::chat::Chat>> {
-        self.inner.chat.get()
-    }
-
-    pub fn set_gossip(&self, gossip: mpsc::Sender<(ShardId, Vec<TxEnvelope>)>) {
-        let _ = self.inner.gossip.set(gossip);
+    /// The transactions to publish on the open network, for the one network that runs for
+    /// this node (an error once taken).
+    pub fn take_gossip(&self) -> Result<mpsc::Receiver<Gossip>, SetupError> {
+        let mut out = self.inner.gossip_out.lock();
+        let out = out.as_mut().unwrap_or_else(|p| p.get_mut());
+        out.take().ok_or_else(|| {
+            SetupError::invalid(
+                "p2p",
+                "gossip",
+                "the open network already runs for this node",
+            )
+        })
     }
 
     pub fn genesis(&self) -> &Genesis {
@@ -246,10 +214,7 @@ impl Node {
     /// (only if it is for the block this node holds at that height).
     pub async fn handoff_certificate(&self, shard: ShardId, epoch: u64) -> Option<Vec<u8>> {
         let handle = self.inner.shards.get(&shard)?;
-        let epochs = starling_ledger::committee::EpochSchedule {
-            length: handle.app.epoch_blocks(),
-        };
-        let height = epochs.last_height(epoch.checked_sub(1)?);
+        let height = handle.app.epochs().last_height(epoch.checked_sub(1)?);
         let id = handle.app.block(height).ok()??.header.id();
         if let Some(c) = self.certificate(shard, height, &id).await {
             return Some(c);
@@ -349,12 +314,7 @@ impl Node {
                 }
                 continue;
             }
-            let Some(gossip) = self.inner.gossip.get() else {
-                for (i, _) in txs {
-                    results[i] = Some(Err(SubmitError::ShardNotServed(shard)));
-                }
-                continue;
-            };
+            let gossip = &self.inner.gossip;
             // Not validated here: admit to this node's own pool of the shard, under the
             // validators' rules (signatures, account, funds, expiry, depth), then publish
             // what it admitted. Its pool drains as finalized blocks apply, so it refuses what

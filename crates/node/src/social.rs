@@ -96,7 +96,12 @@ fn paging(q: QueryResult) -> Result<Paging, ApiError> {
 }
 
 pub(crate) fn view(api: &Api) -> Result<&Arc<AppView>, ApiError> {
-    api.node.appview().ok_or_else(|| {
+    served_view(api).map(|v| &v.store)
+}
+
+/// The app view with its watch of committed batches.
+pub(crate) fn served_view(api: &Api) -> Result<&crate::view::View, ApiError> {
+    api.services.view.as_ref().ok_or_else(|| {
         ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "no_appview",

@@ -16,7 +16,7 @@
 
 use crate::accounts::Session;
 use crate::api::{parse_key, Api, ApiError};
-use crate::social::{feed_item_json, notification_json, view, view_err, Render};
+use crate::social::{feed_item_json, notification_json, view_err, Render};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -53,7 +53,7 @@ struct StreamQuery {
 /// The session a request's headers name, if any (no CSRF: this is a `GET`).
 fn session_of(api: &Api, headers: &HeaderMap) -> Option<Session> {
     let (token, _) = crate::me::token_of(headers)?;
-    api.node.accounts()?.sessions.get(&token)
+    api.services.accounts.as_ref()?.sessions.get(&token)
 }
 
 /// A browser's `Origin` must be this node's (`Host`); programs send none.
@@ -92,7 +92,7 @@ async fn stream(
     let account = match (q.account.as_deref(), session_of(&api, &headers)) {
         (Some(a), _) => parse_key(a)?,
         (None, Some(s)) => {
-            chat = api.node.chat().cloned();
+            chat = api.services.chat.clone();
             s.account
         }
         (None, None) => {
@@ -103,7 +103,8 @@ async fn stream(
             ))
         }
     };
-    let view = view(&api)?.clone();
+    let served = crate::social::served_view(&api)?;
+    let (view, updates) = (served.store.clone(), served.watch());
     if OPEN.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS {
         OPEN.fetch_sub(1, Ordering::SeqCst);
         return Err(ApiError::new(
@@ -112,7 +113,6 @@ async fn stream(
             format!("{MAX_STREAMS} streams are open; try again later"),
         ));
     }
-    let updates = api.node.watch_view();
     Ok(ws
         .max_message_size(MAX_INCOMING_BYTES)
         .on_upgrade(move |socket| async move {

@@ -16,26 +16,60 @@ use starling_types::ShardId;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Opens the app view under `data_dir`, attaches it to `node` and starts its indexer.
-pub fn attach(node: &Node, data_dir: &Path) -> Result<std::thread::JoinHandle<()>, AppViewError> {
-    let view = Arc::new(AppView::open(data_dir)?);
-    node.set_appview(view.clone());
+/// The app view a node serves, and a watch of its committed batches (what live streams wait
+/// on).
+#[derive(Clone)]
+pub struct View {
+    pub store: Arc<AppView>,
+    updates: tokio::sync::watch::Receiver<u64>,
+}
+
+impl std::fmt::Debug for View {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("View").finish_non_exhaustive()
+    }
+}
+
+impl View {
+    /// A view that no indexer follows (a benchmark's, filled beforehand).
+    pub fn fixed(store: Arc<AppView>) -> View {
+        View {
+            store,
+            updates: tokio::sync::watch::channel(0).1,
+        }
+    }
+
+    /// Wakes on every batch the indexer commits.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.updates.clone()
+    }
+}
+
+/// Opens the app view under `data_dir` and starts its indexer, following `node`'s shards.
+pub fn attach(node: &Node, data_dir: &Path) -> Result<View, AppViewError> {
+    let store = Arc::new(AppView::open(data_dir)?);
     let shards: Vec<(ShardId, ShardApp)> = node
         .shards()
         .iter()
         .map(|(id, h)| (*id, h.app.clone()))
         .collect();
-    let node = node.clone();
+    let (updated, updates) = tokio::sync::watch::channel(0);
+    let indexed = store.clone();
     std::thread::Builder::new()
         .name("appview-indexer".into())
-        .spawn(move || run(node, view, shards))
-        .map_err(|e| AppViewError::Io(format!("starting the indexer: {e}")))
+        .spawn(move || run(updated, indexed, shards))
+        .map_err(|e| AppViewError::Io(format!("starting the indexer: {e}")))?;
+    Ok(View { store, updates })
 }
 
 /// Most blocks indexed in one write transaction.
 pub const MAX_BATCH_BLOCKS: usize = 256;
 
-fn run(node: Node, view: Arc<AppView>, shards: Vec<(ShardId, ShardApp)>) {
+fn run(
+    updated: tokio::sync::watch::Sender<u64>,
+    view: Arc<AppView>,
+    shards: Vec<(ShardId, ShardApp)>,
+) {
     let streams = shards
         .iter()
         .enumerate()
@@ -50,7 +84,7 @@ fn run(node: Node, view: Arc<AppView>, shards: Vec<(ShardId, ShardApp)>) {
             heads[i] = heads[i].max(height);
         }
         match catch_up(&view, &shards, &heads) {
-            Ok(()) => node.view_updated(),
+            Ok(()) => updated.send_modify(|n| *n += 1),
             Err(e) => {
                 tracing::warn!(error = %e, "app view indexing failed; retrying on the next block")
             }

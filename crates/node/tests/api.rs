@@ -292,12 +292,12 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
         let node = run::start_validator(context.child("validator"), genesis, stores, spec)
             .await
             .unwrap();
-        starling_node::view::attach(&node, &data_dir).unwrap();
+        let view = starling_node::view::attach(&node, &data_dir).unwrap();
         let faucet = starling_node::accounts::Faucet {
             keys: vec![key(4)],
             amount: 1_000_000_000_000_000,
         };
-        starling_node::accounts::attach(&node, &data_dir, Some(faucet)).unwrap();
+        let accounts = starling_node::accounts::open(&data_dir, Some(faucet)).unwrap();
         // Chat, on a chat-only swarm (this validator runs no open network).
         let chat_key = key(9);
         let services = Arc::new(
@@ -318,28 +318,35 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
             Some(services.clone()),
         )
         .unwrap();
-        node.set_chat(
-            starling_node::chat::Chat::new(
-                node.clone(),
-                &data_dir,
-                chat_net,
-                services,
-                starling_types::Endpoint {
-                    node: chat_key.public_key(),
-                    address: chat_listen.to_string(),
-                },
-                Vec::new(),
-                Duration::from_secs(86_400),
-            )
-            .unwrap(),
-        );
+        let place = starling_node::chat::ChatPlace {
+            home: starling_types::Endpoint {
+                node: chat_key.public_key(),
+                address: chat_listen.to_string(),
+            },
+            relays: Vec::new(),
+            key_update: Duration::from_secs(86_400),
+        };
+        let chat = starling_node::chat::Chat::new(
+            node.clone(),
+            &data_dir,
+            chat_net,
+            services,
+            Some(accounts.clone()),
+            place,
+        )
+        .unwrap();
+        let services = api::Services {
+            view: Some(view),
+            accounts: Some(accounts),
+            chat: Some(chat),
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let metrics = {
             let c = context.child("metrics");
             Arc::new(move || commonware_runtime::Metrics::encode(&c)) as api::MetricsFn
         };
-        let server = tokio::spawn(api::serve(listener, node, metrics));
+        let server = tokio::spawn(api::serve(listener, node, services, metrics));
         let alice_key = alice.public_key().to_text();
         tokio::task::spawn_blocking(move || {
             checks(addr, key(2), chain.clone());

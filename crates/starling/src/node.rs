@@ -5,12 +5,10 @@ use anyhow::Context as _;
 use clap::Args;
 use commonware_runtime::{Metrics as _, Runner as _, Supervisor as _};
 use starling_node::api::{self, MetricsFn};
-use starling_node::chat::Chat;
-use starling_node::chatnet::ChatServices;
 use starling_node::config::{NodeConfig, Role};
 use starling_node::devnet::{self, DevnetSpec};
 use starling_node::run::{self, Node, ValidatorSpec};
-use starling_node::{accounts, init, keyfile, net, view};
+use starling_node::{accounts, builder, init, keyfile, net};
 use starling_types::Endpoint;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -90,6 +88,7 @@ fn metrics_of(context: &commonware_runtime::tokio::Context) -> MetricsFn {
 async fn serve_api(
     listen: SocketAddr,
     node: Node,
+    services: api::Services,
     metrics: MetricsFn,
     intro: impl FnOnce(SocketAddr) -> String,
 ) -> anyhow::Result<()> {
@@ -99,7 +98,7 @@ async fn serve_api(
     let addr = listener.local_addr()?;
     print!("{}", intro(addr));
     println!("API listening on http://{addr}/api/v1/status");
-    api::serve(listener, node, metrics).await;
+    api::serve(listener, node, services, metrics).await;
     Ok(())
 }
 
@@ -133,76 +132,40 @@ pub fn node(args: NodeArgs) -> anyhow::Result<()> {
         mempool: mempool_config(&cfg),
         block_interval: Duration::from_millis(cfg.validator.block_interval_ms),
     };
+    let open = builder::OpenNetwork {
+        key: same_key(&key)?,
+        listen: p2p_listen,
+        bootstrap,
+        data_dir: cfg.data_dir.clone(),
+        faucet: None,
+    };
+    let relays = cfg
+        .chat
+        .relays
+        .iter()
+        .map(|r| Endpoint::parse(r).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let chat = builder::RelayChat {
+        relays,
+        key_update: Duration::from_secs(cfg.chat.key_update_secs),
+    };
     runtime(cfg.data_dir.join("consensus"), args.threads).start(|context| async move {
-        let node = if validator {
-            let node =
-                run::start_validator(context.child("validator"), genesis, stores, spec).await?;
-            let shards: Vec<String> = node.shards().keys().map(|s| s.to_string()).collect();
-            println!("validating shards {}", shards.join(", "));
-            let role = net::Role::Validator {
-                marshals: node.marshals(),
-            };
-            net::start(
-                node.clone(),
-                &key,
-                p2p_listen,
-                bootstrap,
-                role,
-                context.child("net"),
-                None,
-            )?;
-            node
+        let (node, services) = if validator {
+            builder::validator(&context, genesis, stores, spec, open).await?
         } else {
-            let node = Node::follower(genesis, stores);
-            let shards: Vec<String> = node.shards().keys().map(|s| s.to_string()).collect();
-            println!("relaying shards {}", shards.join(", "));
-            let services = chat_services(&node, &cfg.data_dir, &key)?;
-            let chat_net = net::start(
-                node.clone(),
-                &key,
-                p2p_listen,
-                bootstrap,
-                net::Role::Relay,
-                context.child("net"),
-                Some(services.clone()),
-            )?;
-            let relays = cfg
-                .chat
-                .relays
-                .iter()
-                .map(|r| starling_types::Endpoint::parse(r).map_err(anyhow::Error::msg))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let home = Endpoint {
-                node: key.public_key(),
-                address: p2p_listen.to_string(),
-            };
-            node.set_chat(Chat::new(
-                node.clone(),
-                &cfg.data_dir,
-                chat_net,
-                services,
-                home,
-                relays,
-                Duration::from_secs(cfg.chat.key_update_secs),
-            )?);
-            println!("chat reachable at {}@{p2p_listen}", key.public_key());
-            node
+            builder::relay(genesis, stores, open, chat, context.child("net"))?
         };
-        view::attach(&node, &cfg.data_dir).context("opening the app view")?;
-        accounts::attach(&node, &cfg.data_dir, None).context("opening the keystore")?;
-        serve_api(api_listen, node, metrics_of(&context), |_| String::new()).await
+        let shards: Vec<String> = node.shards().keys().map(|s| s.to_string()).collect();
+        let doing = if validator { "validating" } else { "relaying" };
+        println!("{doing} shards {}", shards.join(", "));
+        if !validator {
+            println!("chat reachable at {}@{p2p_listen}", key.public_key());
+        }
+        serve_api(api_listen, node, services, metrics_of(&context), |_| {
+            String::new()
+        })
+        .await
     })
-}
-
-/// The mailboxes, key packages and commit order a relay keeps for chat, under `<data>/mail`.
-fn chat_services(
-    node: &Node,
-    data_dir: &std::path::Path,
-    key: &starling_crypto::SecretKey,
-) -> anyhow::Result<Arc<ChatServices>> {
-    let services = ChatServices::open(&data_dir.join("mail"), key.public_key(), Some(node.clone()))
-        .context("opening the chat mailboxes")?;
-    Ok(Arc::new(services))
 }
 
 /// Runs a devnet until the process is stopped.
@@ -246,51 +209,35 @@ pub fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
             net::start(node, &v.key, v.p2p, Vec::new(), role, rng, None)?;
             validator_p2p.push(v.p2p);
         }
-        // The relay follows every shard over the open network and serves the API.
+        // The relay follows every shard over the open network and serves the API; its sign
+        // ups are funded by devnet users kept for it, and it is its accounts' chat home.
         let (genesis, stores) = init::open(&prepared.relay.data_dir)?;
-        let relay = Node::follower(genesis, stores);
+        let relay_key = prepared.relay.key.public_key();
+        let open = builder::OpenNetwork {
+            key: prepared.relay.key,
+            listen: prepared.relay.p2p,
+            bootstrap: validator_p2p,
+            data_dir: prepared.relay.data_dir,
+            faucet: Some(accounts::Faucet {
+                keys: devnet::faucet_keys(),
+                amount: devnet::FAUCET_AMOUNT,
+            }),
+        };
+        let chat = builder::RelayChat {
+            relays: Vec::new(),
+            key_update: Duration::from_secs(86_400),
+        };
         let rng = context.child("net").with_attribute("index", "relay");
-        let services = chat_services(&relay, &prepared.relay.data_dir, &prepared.relay.key)?;
-        let chat_net = net::start(
-            relay.clone(),
-            &prepared.relay.key,
-            prepared.relay.p2p,
-            validator_p2p,
-            net::Role::Relay,
-            rng,
-            Some(services.clone()),
-        )?;
-        // The relay is its accounts' chat home, and a mailbox relay for anyone who names it.
-        let home = Endpoint {
-            node: prepared.relay.key.public_key(),
-            address: prepared.relay.p2p.to_string(),
-        };
-        relay.set_chat(Chat::new(
-            relay.clone(),
-            &prepared.relay.data_dir,
-            chat_net,
-            services,
-            home,
-            Vec::new(),
-            Duration::from_secs(86_400),
-        )?);
-        println!(
-            "chat relay at {}@{}",
-            prepared.relay.key.public_key(),
-            prepared.relay.p2p
-        );
-        view::attach(&relay, &prepared.relay.data_dir).context("opening the app view")?;
-        // Sign ups on the devnet's relay are funded by devnet users kept for it.
-        let faucet = accounts::Faucet {
-            keys: devnet::faucet_keys(),
-            amount: devnet::FAUCET_AMOUNT,
-        };
-        accounts::attach(&relay, &prepared.relay.data_dir, Some(faucet))
-            .context("opening the keystore")?;
+        let (relay, services) = builder::relay(genesis, stores, open, chat, rng)?;
+        println!("chat relay at {relay_key}@{}", prepared.relay.p2p);
         let data_dir = args.data_dir.clone();
-        serve_api(args.api, relay, metrics_of(&context), move |addr| {
-            devnet_banner(addr, &data_dir)
-        })
+        serve_api(
+            args.api,
+            relay,
+            services,
+            metrics_of(&context),
+            move |addr| devnet_banner(addr, &data_dir),
+        )
         .await
     })
 }

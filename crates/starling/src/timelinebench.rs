@@ -19,6 +19,7 @@ use clap::Args;
 use rand::{Rng as _, SeedableRng as _};
 use serde_json::json;
 use starling_appview::AppView;
+use starling_node::api::Services;
 use starling_node::genesis::{FoundationEntry, GenesisFile, ValidatorEntry};
 use starling_node::run::Node;
 use starling_types::{
@@ -280,8 +281,8 @@ fn seed(args: &TimelineArgs, view: &AppView) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A relay node (no network, no indexer) that serves `view`.
-fn serving_node(dir: &Path, view: Arc<AppView>) -> anyhow::Result<Node> {
+/// A relay node (no network, no indexer) that serves `view`, filled beforehand.
+fn serving_node(dir: &Path, view: Arc<AppView>) -> anyhow::Result<(Node, Services)> {
     let mut g = GenesisFile::template("bench-timeline", 1);
     for (i, name) in ["North", "East", "West"].iter().enumerate() {
         g.foundations.push(FoundationEntry {
@@ -307,9 +308,11 @@ fn serving_node(dir: &Path, view: Arc<AppView>) -> anyhow::Result<Node> {
         starling_node::init::init(&cfg, &genesis_path, &validator.public_key())?;
     }
     let (genesis, stores) = starling_node::init::open(&cfg.data_dir)?;
-    let node = Node::follower(genesis, stores);
-    node.set_appview(view);
-    Ok(node)
+    let services = Services {
+        view: Some(starling_node::view::View::fixed(view)),
+        ..Default::default()
+    };
+    Ok((Node::follower(genesis, stores), services))
 }
 
 /// One keep-alive HTTP/1.1 connection that sends GETs and reads whole answers.
@@ -422,7 +425,7 @@ pub fn timeline(args: TimelineArgs) -> anyhow::Result<()> {
     }
     direct.sort_by(f64::total_cmp);
 
-    let node = serving_node(&dir.join("node"), view.clone())?;
+    let (node, services) = serving_node(&dir.join("node"), view.clone())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -431,7 +434,7 @@ pub fn timeline(args: TimelineArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let metrics: starling_node::api::MetricsFn = Arc::new(String::new);
-        let server = tokio::spawn(starling_node::api::serve(listener, node, metrics));
+        let server = tokio::spawn(starling_node::api::serve(listener, node, services, metrics));
         let home = |i: usize| {
             format!(
                 "/api/v1/accounts/{}/home?limit=30",

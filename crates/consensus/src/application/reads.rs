@@ -12,6 +12,12 @@ impl ShardApp {
         self.lock().store.ledger().params.epoch_blocks
     }
 
+    /// The shard's consensus epochs (rule C2): which epoch a height is in, which height closes
+    /// one. The one place a node does epoch arithmetic.
+    pub fn epochs(&self) -> starling_ledger::committee::EpochSchedule {
+        self.lock().store.ledger().epochs()
+    }
+
     /// The committee of consensus epoch `epoch` as the finalized state fixes it (rule E2), if
     /// known yet. `None` also for a shard created without genesis committees.
     pub fn epoch_committee(&self, epoch: u64) -> Option<Vec<starling_types::PublicKey>> {

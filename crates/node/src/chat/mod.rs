@@ -29,8 +29,7 @@ use crate::mailbox::{now_ms, write_atomic};
 use crate::run::Node;
 use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use futures::channel::{mpsc, oneshot};
-use futures::StreamExt as _;
+use futures::channel::mpsc;
 use rand_core::{OsRng, RngCore as _};
 use serde::{Deserialize, Serialize};
 use starling_chat::{Device, Received};
@@ -45,6 +44,8 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// Key packages a device keeps at its home node and at each relay.
+mod outbox;
+
 const KEY_PACKAGES: usize = 20;
 /// Below this many at home, the device makes more.
 const KEY_PACKAGES_LOW: usize = 5;
@@ -57,8 +58,6 @@ const SEEN: usize = 4_096;
 /// Envelopes kept for a commit or welcome still on the way, and for how long.
 const MAX_DEFERRED: usize = 256;
 const DEFER_FOR_MS: u64 = 10 * 60 * 1000;
-/// Most envelopes waiting to be deposited for one device; more are refused at once.
-const MAX_OUTBOX: usize = 4_096;
 /// Most texts in one send.
 pub const MAX_BATCH: usize = 256;
 /// Most members named when a chat is created or grows.
@@ -198,12 +197,6 @@ impl std::fmt::Debug for Held {
 type HeldRef = Arc<tokio::sync::Mutex<Held>>;
 type MailBatch = (Option<Endpoint>, Vec<(u64, Vec<u8>)>);
 
-/// An envelope waiting for its deposit.
-struct Queued {
-    envelope: Vec<u8>,
-    done: oneshot::Sender<Result<(), String>>,
-}
-
 /// A summary of one conversation.
 #[derive(Clone, Debug, Serialize)]
 pub struct ChatSummary {
@@ -283,13 +276,26 @@ pub struct Chat {
     dir: PathBuf,
     home: Endpoint,
     relays: Vec<Endpoint>,
+    /// Signs the device's publication in the key directory.
+    accounts: Option<Arc<crate::accounts::Accounts>>,
     open: Mutex<HashMap<AccountId, HeldRef>>,
-    outboxes: Mutex<HashMap<Hash, mpsc::Sender<Queued>>>,
+    outboxes: Mutex<HashMap<Hash, mpsc::Sender<outbox::Queued>>>,
     changed: tokio::sync::watch::Sender<u64>,
     /// How often a device refreshes its keys in each group (post-compromise security).
     key_update: Duration,
     /// Envelopes refused (damaged, replayed, undecryptable), for the metrics.
     pub rejected: std::sync::atomic::AtomicU64,
+}
+
+/// Where a node's chat devices are reached, and how often they refresh their keys.
+#[derive(Clone, Debug)]
+pub struct ChatPlace {
+    /// This node, as its devices' home.
+    pub home: Endpoint,
+    /// The mailbox relays its devices name.
+    pub relays: Vec<Endpoint>,
+    /// How often a device refreshes its keys in each group (post-compromise security).
+    pub key_update: Duration,
 }
 
 impl std::fmt::Debug for Chat {
@@ -309,10 +315,14 @@ impl Chat {
         data_dir: &Path,
         net: ChatNet,
         services: Arc<ChatServices>,
-        home: Endpoint,
-        relays: Vec<Endpoint>,
-        key_update: Duration,
+        accounts: Option<Arc<crate::accounts::Accounts>>,
+        place: ChatPlace,
     ) -> Result<Arc<Chat>, crate::SetupError> {
+        let ChatPlace {
+            home,
+            relays,
+            key_update,
+        } = place;
         let (changed, _) = tokio::sync::watch::channel(0);
         let anon_key = SecretKey::generate(KeyType::Ed25519, &mut OsRng);
         let anon = chatnet::standalone(&anon_key, None, None)?;
@@ -324,6 +334,7 @@ impl Chat {
             dir: data_dir.join("chat"),
             home,
             relays,
+            accounts,
             open: Mutex::new(HashMap::new()),
             outboxes: Mutex::new(HashMap::new()),
             changed,
@@ -678,10 +689,9 @@ impl Chat {
         };
         if !published && !self.listed(&account, &device) {
             let accounts = self
-                .node
-                .accounts()
-                .ok_or_else(|| ChatError::Unavailable("this node holds no accounts".into()))?
-                .clone();
+                .accounts
+                .clone()
+                .ok_or_else(|| ChatError::Unavailable("this node holds no accounts".into()))?;
             let node = self.node.clone();
             let action = starling_types::Action::SetChatDevice { device };
             tokio::task::spawn_blocking(move || accounts.sign_and_submit(&node, &key, action))
@@ -1150,97 +1160,6 @@ impl Chat {
             out.extend(rec.devices.into_iter().filter(|d| ids.contains(&d.id)));
         }
         Ok(out)
-    }
-
-    /// Queues envelopes for the devices' mailboxes, in order per mailbox; resolves when they
-    /// are deposited.
-    fn enqueue(
-        self: &Arc<Self>,
-        devices: &[ChatDevice],
-        envelopes: &[Vec<u8>],
-    ) -> Vec<oneshot::Receiver<Result<(), String>>> {
-        let mut waits = Vec::new();
-        let mut outboxes = self.outboxes.lock().unwrap_or_else(|p| p.into_inner());
-        for d in devices {
-            let mut tx = outboxes
-                .entry(d.mailbox)
-                .or_insert_with(|| {
-                    let (tx, rx) = mpsc::channel(MAX_OUTBOX);
-                    let me = self.clone();
-                    let device = d.clone();
-                    tokio::spawn(async move { me.outbox(device, rx).await });
-                    tx
-                })
-                .clone();
-            for e in envelopes {
-                let (done, wait) = oneshot::channel();
-                if let Err(full) = tx.try_send(Queued {
-                    envelope: e.clone(),
-                    done,
-                }) {
-                    let _ = full.into_inner().done.send(Err(format!(
-                        "more than {MAX_OUTBOX} envelopes wait for this device; try again later"
-                    )));
-                }
-                waits.push(wait);
-            }
-        }
-        waits
-    }
-
-    /// Deposits what is queued for one device, in batches: at its home node, else at its
-    /// relays.
-    async fn outbox(self: Arc<Self>, device: ChatDevice, mut rx: mpsc::Receiver<Queued>) {
-        while let Some(first) = rx.next().await {
-            let mut batch = vec![first];
-            let mut size = batch[0].envelope.len();
-            while batch.len() < chatnet::MAX_DEPOSIT && size < chatnet::MAX_REQUEST_BYTES / 2 {
-                match rx.try_recv() {
-                    Ok(q) => {
-                        size += q.envelope.len();
-                        batch.push(q);
-                    }
-                    _ => break,
-                }
-            }
-            let req = ChatRequest::Deposit {
-                mailbox: device.mailbox,
-                envelopes: batch.iter().map(|q| q.envelope.clone()).collect(),
-            };
-            let mut result = Err("the device names no node".to_string());
-            for to in device.home.iter().chain(device.relays.iter()) {
-                match self.request(to, &req).await {
-                    Ok(_) => {
-                        result = Ok(());
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::debug!(to = %to.address, error = %e, "deposit failed; trying the next");
-                        result = Err(e.to_string());
-                    }
-                }
-            }
-            for q in batch {
-                let _ = q.done.send(result.clone());
-            }
-        }
-    }
-
-    async fn await_all(waits: Vec<oneshot::Receiver<Result<(), String>>>) -> Result<(), ChatError> {
-        let mut failed = None;
-        for w in waits {
-            match w.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => failed = Some(e),
-                Err(_) => failed = Some("the outbox stopped".into()),
-            }
-        }
-        match failed {
-            None => Ok(()),
-            Some(e) => Err(ChatError::Unavailable(format!(
-                "not delivered to every member: {e}"
-            ))),
-        }
     }
 
     fn require(&self, account: &AccountId) -> Result<HeldRef, ChatError> {

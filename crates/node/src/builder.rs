@@ -1,0 +1,146 @@
+//! Starting a node's roles, the one way `starling node` and `starling devnet` both do it: a
+//! validator (its engines, then the open network), or a relay (the open network with chat
+//! mailboxes, and chat for its accounts); then the app view and the accounts. What comes back
+//! is a whole [`Node`] and the [`Services`] its API serves.
+
+use crate::accounts::{self, Faucet};
+use crate::api::Services;
+use crate::chat::{Chat, ChatPlace};
+use crate::chatnet::ChatServices;
+use crate::genesis::Genesis;
+use crate::run::{self, Node, ValidatorSpec};
+use crate::{net, view, SetupError};
+use commonware_runtime::{Clock, Metrics, Network, Resolver, Spawner, Storage, Supervisor};
+use starling_crypto::SecretKey;
+use starling_store::ChainStore;
+use starling_types::Endpoint;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where a node is on the open network, and what it keeps on disk.
+#[derive(Debug)]
+pub struct OpenNetwork {
+    /// The node key (its libp2p identity).
+    pub key: SecretKey,
+    pub listen: SocketAddr,
+    pub bootstrap: Vec<SocketAddr>,
+    pub data_dir: PathBuf,
+    /// Who funds sign ups on this node, if anyone.
+    pub faucet: Option<Faucet>,
+}
+
+/// A relay's chat: the mailbox relays its devices name, and how often they refresh keys.
+#[derive(Debug)]
+pub struct RelayChat {
+    pub relays: Vec<Endpoint>,
+    pub key_update: Duration,
+}
+
+/// Starts a validator of `stores` and its open network; returns once every engine runs.
+pub async fn validator<E>(
+    context: &E,
+    genesis: Genesis,
+    stores: Vec<ChainStore>,
+    spec: ValidatorSpec,
+    open: OpenNetwork,
+) -> Result<(Node, Services), SetupError>
+where
+    E: Spawner
+        + Clock
+        + Metrics
+        + Storage
+        + Supervisor
+        + Network
+        + Resolver
+        + rand_core_010::CryptoRng,
+{
+    let node = run::start_validator(context.child("validator"), genesis, stores, spec).await?;
+    let role = net::Role::Validator {
+        marshals: node.marshals(),
+    };
+    let rng = context.child("net");
+    net::start(
+        node.clone(),
+        &open.key,
+        open.listen,
+        open.bootstrap.clone(),
+        role,
+        rng,
+        None,
+    )?;
+    let services = Services {
+        chat: None,
+        ..user_services(&node, &open.data_dir, open.faucet)?
+    };
+    Ok((node, services))
+}
+
+/// Starts a relay of `stores`: the open network (with chat mailboxes for anyone who names
+/// it), and chat for its accounts, at home on this node.
+pub fn relay<R: rand_core_010::CryptoRng + Send + 'static>(
+    genesis: Genesis,
+    stores: Vec<ChainStore>,
+    open: OpenNetwork,
+    chat: RelayChat,
+    rng: R,
+) -> Result<(Node, Services), SetupError> {
+    let node = Node::follower(genesis, stores);
+    let mail = ChatServices::open(
+        &open.data_dir.join("mail"),
+        open.key.public_key(),
+        Some(node.clone()),
+    )
+    .map_err(|e| SetupError::invalid("data", "mail", e.to_string()))?;
+    let mail = Arc::new(mail);
+    let chat_net = net::start(
+        node.clone(),
+        &open.key,
+        open.listen,
+        open.bootstrap.clone(),
+        net::Role::Relay,
+        rng,
+        Some(mail.clone()),
+    )?;
+    let services = user_services(&node, &open.data_dir, open.faucet)?;
+    let place = ChatPlace {
+        home: Endpoint {
+            node: open.key.public_key(),
+            address: open.listen.to_string(),
+        },
+        relays: chat.relays,
+        key_update: chat.key_update,
+    };
+    let chat = Chat::new(
+        node.clone(),
+        &open.data_dir,
+        chat_net,
+        mail,
+        services.accounts.clone(),
+        place,
+    )?;
+    Ok((
+        node,
+        Services {
+            chat: Some(chat),
+            ..services
+        },
+    ))
+}
+
+/// The app view (indexing `node`'s shards) and the accounts kept under `data_dir`.
+fn user_services(
+    node: &Node,
+    data_dir: &Path,
+    faucet: Option<Faucet>,
+) -> Result<Services, SetupError> {
+    let bad = |what: &str, e: String| SetupError::invalid("data", what, e);
+    let view = view::attach(node, data_dir).map_err(|e| bad("app view", e.to_string()))?;
+    let accounts = accounts::open(data_dir, faucet).map_err(|e| bad("keystore", e.to_string()))?;
+    Ok(Services {
+        view: Some(view),
+        accounts: Some(accounts),
+        chat: None,
+    })
+}
