@@ -2,14 +2,9 @@
 //! node or a whole devnet, and measure it (bench).
 
 mod bench;
-mod chatbench;
-mod chatnodes;
 mod client;
-mod netbench;
 mod node;
-mod proof;
 mod setup;
-mod timelinebench;
 
 use clap::{Parser, Subcommand};
 
@@ -71,7 +66,7 @@ enum Command {
     },
     /// Fetch a record with its light-client proof and check it against the genesis
     /// committee: the record, its state proof, the block header and its certificate.
-    Proof(proof::ProofArgs),
+    Proof(client::proof::ProofArgs),
     /// Measure a part of the system and print the figures.
     Bench {
         #[command(subcommand)]
@@ -92,7 +87,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Bench { which } => bench::run(which),
-        Command::Proof(args) => proof::run(args),
+        Command::Proof(args) => client::proof::run(args),
         Command::Account { cmd, opts } => client::account(cmd, opts),
         Command::Social(cmd) => client::social(cmd),
         Command::Chat { cmd, opts } => client::chat(cmd, opts),

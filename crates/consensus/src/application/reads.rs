@@ -77,13 +77,13 @@ impl ShardApp {
         Ok((head, value, proof))
     }
 
-    /// Epoch `epoch`'s committee hand-off (see [`ChainStore::handoff`]).
+    /// Epoch `epoch`'s committee hand-off (see [`starling_store::ChainStore::handoff`]).
     pub fn handoff(&self, epoch: u64) -> Result<Option<starling_store::Handoff>, StoreError> {
         self.lock().store.handoff(epoch)
     }
 
     /// Keeps the certificate of the block that closes epoch `epoch - 1` (a follower's copy;
-    /// see [`ChainStore::record_handoff_certificate`]).
+    /// see [`starling_store::ChainStore::record_handoff_certificate`]).
     pub fn record_handoff_certificate(
         &self,
         epoch: u64,
@@ -101,7 +101,7 @@ impl ShardApp {
     }
 
     /// Heights of finalized blocks holding messages to `dest` from sequence number `seq` on
-    /// (see [`ChainStore::message_heights`]).
+    /// (see [`starling_store::ChainStore::message_heights`]).
     pub fn message_heights(
         &self,
         dest: ShardId,

@@ -138,7 +138,7 @@ pub fn chat(args: ChatArgs) -> anyhow::Result<()> {
         "commit_bytes": out.commit.len(),
     });
     if args.nodes {
-        let n = crate::chatnodes::measure(args.nodes_one, args.nodes_batches, args.nodes_batch)?;
+        let n = super::chatnodes::measure(args.nodes_one, args.nodes_batches, args.nodes_batch)?;
         report["nodes_p50_delivery_ms"] = json!((n.one_p50_ms * 100.0).round() / 100.0);
         report["nodes_p99_delivery_ms"] = json!((n.one_p99_ms * 100.0).round() / 100.0);
         report["nodes_msgs_per_s"] = json!(n.msgs_per_s.round());

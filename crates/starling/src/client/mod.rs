@@ -5,6 +5,10 @@
 //!
 //! Passwords come from `STARLING_PASSWORD`, `--password-file`, or a line on standard input.
 
+pub mod proof;
+mod session;
+use session::{read_session, session_path, write_session};
+
 use anyhow::{anyhow, bail, Context as _};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -158,39 +162,6 @@ pub(crate) struct Client {
     base: String,
     token: Option<String>,
     rt: tokio::runtime::Runtime,
-}
-
-fn session_path(opts: &ClientOpts) -> anyhow::Result<PathBuf> {
-    if let Some(p) = &opts.session {
-        return Ok(p.clone());
-    }
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .ok_or_else(|| anyhow!("no HOME: pass --session"))?;
-    Ok(config.join("starling").join("session.json"))
-}
-
-fn read_session(path: &Path) -> anyhow::Result<Option<Value>> {
-    match std::fs::read(path) {
-        Ok(b) if b.len() <= 64 * 1024 => {
-            Ok(Some(serde_json::from_slice(&b).with_context(|| {
-                format!("{} is not a session file", path.display())
-            })?))
-        }
-        Ok(_) => bail!("{} is too large for a session file", path.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-}
-
-fn write_session(path: &Path, v: &Value) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let bytes = serde_json::to_vec_pretty(v)?;
-    starling_config::fs::write_private(path, &bytes, starling_config::fs::Existing::Replace)
-        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn password(file: Option<&Path>) -> anyhow::Result<String> {

@@ -1,5 +1,10 @@
 //! `starling bench ...`: benchmarks that print one JSON object (with `--json`).
 
+pub mod chat;
+pub mod chatnodes;
+pub mod network;
+pub mod timeline;
+
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -20,12 +25,12 @@ pub enum Which {
     Ledger(LedgerArgs),
     /// Load a devnet or cluster with signed posts and transfers through its API and time
     /// each transaction from submission to finality.
-    Network(crate::netbench::NetworkArgs),
+    Network(crate::bench::network::NetworkArgs),
     /// Seed an app view with synthetic accounts and posts, serve it over HTTP, and time
     /// home timelines and searches.
-    Timeline(crate::timelinebench::TimelineArgs),
+    Timeline(crate::bench::timeline::TimelineArgs),
     /// MLS chat: 1:1 encrypt and decrypt, and adding a member to a group.
-    Chat(crate::chatbench::ChatArgs),
+    Chat(crate::bench::chat::ChatArgs),
 }
 
 #[derive(Args, Debug)]
@@ -53,9 +58,9 @@ pub struct LedgerArgs {
 pub fn run(which: Which) -> anyhow::Result<()> {
     match which {
         Which::Ledger(args) => ledger(args),
-        Which::Network(args) => crate::netbench::network(args),
-        Which::Timeline(args) => crate::timelinebench::timeline(args),
-        Which::Chat(args) => crate::chatbench::chat(args),
+        Which::Network(args) => crate::bench::network::network(args),
+        Which::Timeline(args) => crate::bench::timeline::timeline(args),
+        Which::Chat(args) => crate::bench::chat::chat(args),
     }
 }
 
