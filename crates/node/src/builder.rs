@@ -1,7 +1,8 @@
-//! Starting a node's roles, the one way `starling node` and `starling devnet` both do it: a
-//! validator (its engines, then the open network), or a relay (the open network with chat
-//! mailboxes, and chat for its accounts); then the app view and the accounts. What comes back
-//! is a whole [`Node`] and the [`Services`] its API serves.
+//! Starting a node that serves an API, the one way `starling node` and the devnet's relay both
+//! do it: a validator (its engines, then the open network), or a relay (the open network with
+//! chat mailboxes, and chat for its accounts); then the app view and the accounts. What comes
+//! back is a whole [`Node`] and the [`Services`] its API serves. (A devnet's validators serve
+//! no API: they are started with [`run::start_validator`] and [`net::start`] alone.)
 
 use crate::accounts::{self, Faucet};
 use crate::api::Services;
@@ -70,10 +71,7 @@ where
         rng,
         None,
     )?;
-    let services = Services {
-        chat: None,
-        ..user_services(&node, &open.data_dir, open.faucet)?
-    };
+    let services = user_services(&node, &open.data_dir, open.faucet)?;
     Ok((node, services))
 }
 
@@ -92,7 +90,9 @@ pub fn relay<R: rand_core_010::CryptoRng + Send + 'static>(
         open.key.public_key(),
         Some(node.clone()),
     )
-    .map_err(|e| SetupError::invalid("data", "mail", e.to_string()))?;
+    .map_err(|e| {
+        SetupError::invalid(&open.data_dir.display().to_string(), "mail", e.to_string())
+    })?;
     let mail = Arc::new(mail);
     let chat_net = net::start(
         node.clone(),
@@ -135,7 +135,8 @@ fn user_services(
     data_dir: &Path,
     faucet: Option<Faucet>,
 ) -> Result<Services, SetupError> {
-    let bad = |what: &str, e: String| SetupError::invalid("data", what, e);
+    let dir = data_dir.display().to_string();
+    let bad = |what: &str, e: String| SetupError::invalid(&dir, what, e);
     let view = view::attach(node, data_dir).map_err(|e| bad("app view", e.to_string()))?;
     let accounts = accounts::open(data_dir, faucet).map_err(|e| bad("keystore", e.to_string()))?;
     Ok(Services {

@@ -391,7 +391,7 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
                 Some((channel, bytes)) = chat_driver.answers.next() => {
                     let _ = swarm.behaviour_mut().chat.send_response(channel, bytes);
                 }
-                Some((shard, txs)) = outgoing.next() => {
+                Some((shard, txs)) = outgoing.recv() => {
                     let topic = txs_topic(&chain, shard);
                     if let Err(e) = swarm.behaviour_mut().gossipsub.publish(topic, encode_batch(&txs)) {
                         tracing::warn!(%shard, error = %e, "could not publish transactions");

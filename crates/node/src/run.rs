@@ -15,7 +15,6 @@ use commonware_p2p::{authenticated::lookup, Address, AddressableManager as _, Re
 use commonware_runtime::{Clock, Metrics, Network, Quota, Resolver, Spawner, Storage, Supervisor};
 use commonware_stream::{cups, sake};
 use commonware_utils::{ordered::Map, ordered::Set, NZUsize, NZU32};
-use futures::channel::mpsc;
 use futures::StreamExt as _;
 use starling_consensus::engine::{self, Channels, EngineConfig};
 use starling_consensus::ShardApp;
@@ -78,7 +77,7 @@ pub enum SubmitError {
 pub struct ShardHandle {
     pub app: ShardApp,
     /// Forwards admitted transactions to the shard's other validators (validators only).
-    forward: Option<mpsc::Sender<Vec<TxEnvelope>>>,
+    forward: Option<tokio::sync::mpsc::Sender<Vec<TxEnvelope>>>,
     /// Finalized blocks and their certificates (validators only).
     marshal: Option<engine::Marshal>,
 }
@@ -105,9 +104,10 @@ struct NodeInner {
     shards: BTreeMap<ShardId, ShardHandle>,
     /// Transactions for shards this node does not validate, to publish on the open network
     /// (bounded: when no network takes them, submitting them is refused as busy).
-    gossip: mpsc::Sender<Gossip>,
-    /// The other end, for the open network to take once ([`Node::take_gossip`]).
-    gossip_out: std::sync::Mutex<Option<mpsc::Receiver<Gossip>>>,
+    gossip: tokio::sync::mpsc::Sender<Gossip>,
+    /// The other end, for the open network to take once ([`Node::take_gossip`]); while it is
+    /// here no network runs, and such transactions are refused as not served.
+    gossip_out: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Gossip>>>,
     /// The certificates of the newest blocks a follower verified, by shard (validators ask
     /// marshal instead): what light-client proofs carry (see [`crate::proofs`]).
     certificates: std::sync::Mutex<BTreeMap<ShardId, KeptCertificates>>,
@@ -153,7 +153,7 @@ impl Node {
     }
 
     fn with_shards(genesis: Genesis, shards: BTreeMap<ShardId, ShardHandle>) -> Node {
-        let (gossip, gossip_out) = mpsc::channel(GOSSIP_QUEUE);
+        let (gossip, gossip_out) = tokio::sync::mpsc::channel(GOSSIP_QUEUE);
         Node {
             inner: Arc::new(NodeInner {
                 shard_map: genesis.params.shard_map.clone(),
@@ -166,9 +166,15 @@ impl Node {
         }
     }
 
+    /// Whether no open network runs for this node (none took its gossip queue).
+    fn open_network_stopped(&self) -> bool {
+        let out = self.inner.gossip_out.lock();
+        out.map_or_else(|p| p.get_ref().is_some(), |o| o.is_some())
+    }
+
     /// The transactions to publish on the open network, for the one network that runs for
     /// this node (an error once taken).
-    pub fn take_gossip(&self) -> Result<mpsc::Receiver<Gossip>, SetupError> {
+    pub fn take_gossip(&self) -> Result<tokio::sync::mpsc::Receiver<Gossip>, SetupError> {
         let mut out = self.inner.gossip_out.lock();
         let out = out.as_mut().unwrap_or_else(|p| p.get_mut());
         out.take().ok_or_else(|| {
@@ -309,8 +315,14 @@ impl Node {
                         Err(e) => Err(e.into()),
                     });
                 }
-                if !admitted.is_empty() && forward.clone().try_send(admitted).is_err() {
+                if !admitted.is_empty() && forward.try_send(admitted).is_err() {
                     tracing::debug!(%shard, "forward queue full; transactions stay local");
+                }
+                continue;
+            }
+            if self.open_network_stopped() {
+                for (i, _) in txs {
+                    results[i] = Some(Err(SubmitError::ShardNotServed(shard)));
                 }
                 continue;
             }
@@ -346,7 +358,7 @@ impl Node {
                     }
                 }
             }
-            let sent = publish.is_empty() || gossip.clone().try_send((shard, publish)).is_ok();
+            let sent = publish.is_empty() || gossip.try_send((shard, publish)).is_ok();
             for (i, hash) in published {
                 results[i] = Some(if sent {
                     Ok((hash, shard))
@@ -606,15 +618,15 @@ fn spawn_forwarding<E, S, R>(
     others: Vec<ed25519::PublicKey>,
     mut sender: S,
     mut receiver: R,
-) -> mpsc::Sender<Vec<TxEnvelope>>
+) -> tokio::sync::mpsc::Sender<Vec<TxEnvelope>>
 where
     E: Spawner + Supervisor,
     S: commonware_p2p::Sender<PublicKey = ed25519::PublicKey>,
     R: commonware_p2p::Receiver<PublicKey = ed25519::PublicKey>,
 {
-    let (queue, mut pending) = mpsc::channel::<Vec<TxEnvelope>>(FORWARD_QUEUE);
+    let (queue, mut pending) = tokio::sync::mpsc::channel::<Vec<TxEnvelope>>(FORWARD_QUEUE);
     context.child("out").spawn(move |_| async move {
-        while let Some(first) = pending.next().await {
+        while let Some(first) = pending.recv().await {
             let mut batch = first;
             // Take whatever else is already waiting, up to one message's worth.
             while batch.len() < MAX_FORWARD_TXS {

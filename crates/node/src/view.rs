@@ -17,11 +17,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// The app view a node serves, and a watch of its committed batches (what live streams wait
-/// on).
+/// on). The view holds the watch's sender too, so the watch never closes under a stream.
 #[derive(Clone)]
 pub struct View {
     pub store: Arc<AppView>,
-    updates: tokio::sync::watch::Receiver<u64>,
+    updates: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for View {
@@ -35,13 +35,13 @@ impl View {
     pub fn fixed(store: Arc<AppView>) -> View {
         View {
             store,
-            updates: tokio::sync::watch::channel(0).1,
+            updates: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
     }
 
     /// Wakes on every batch the indexer commits.
     pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.updates.clone()
+        self.updates.subscribe()
     }
 }
 
@@ -53,11 +53,11 @@ pub fn attach(node: &Node, data_dir: &Path) -> Result<View, AppViewError> {
         .iter()
         .map(|(id, h)| (*id, h.app.clone()))
         .collect();
-    let (updated, updates) = tokio::sync::watch::channel(0);
-    let indexed = store.clone();
+    let updates = Arc::new(tokio::sync::watch::Sender::new(0));
+    let (updated, indexed) = (updates.clone(), store.clone());
     std::thread::Builder::new()
         .name("appview-indexer".into())
-        .spawn(move || run(updated, indexed, shards))
+        .spawn(move || run(&updated, indexed, shards))
         .map_err(|e| AppViewError::Io(format!("starting the indexer: {e}")))?;
     Ok(View { store, updates })
 }
@@ -66,7 +66,7 @@ pub fn attach(node: &Node, data_dir: &Path) -> Result<View, AppViewError> {
 pub const MAX_BATCH_BLOCKS: usize = 256;
 
 fn run(
-    updated: tokio::sync::watch::Sender<u64>,
+    updated: &tokio::sync::watch::Sender<u64>,
     view: Arc<AppView>,
     shards: Vec<(ShardId, ShardApp)>,
 ) {

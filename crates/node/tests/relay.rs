@@ -368,3 +368,53 @@ fn a_relay_applies_no_forged_block_from_the_network() {
         assert!(proof.check(&post, ShardId(2), &trusted).is_err(), "checked on another shard");
     });
 }
+
+/// A follower with no open network running cannot publish, so it refuses transactions for
+/// the shards it follows as not served, rather than acknowledging what it would drop; once a
+/// network takes its gossip queue, they are admitted and queued for publishing (once).
+#[test]
+fn a_follower_publishes_only_through_a_running_network() {
+    let d = tempfile::tempdir().unwrap();
+    let gpath = d.path().join("genesis.toml");
+    std::fs::write(&gpath, genesis_file().to_toml().unwrap()).unwrap();
+    let cfg = NodeConfig {
+        roles: vec![Role::Relay],
+        data_dir: d.path().join("relay"),
+        ..NodeConfig::default()
+    };
+    init::init(&cfg, &gpath, &key(200).public_key()).unwrap();
+    let (genesis, stores) = init::open(&cfg.data_dir).unwrap();
+    let chain = genesis.params.chain_id.clone();
+    let node = Node::follower(genesis, stores);
+    let body = TxBody {
+        account: key(99).public_key(),
+        nonce: 0,
+        max_fee: 1_000_000_000_000,
+        tip: 1,
+        expires_at_height: 100,
+        action: Action::Post {
+            text: "queued for gossip".into(),
+            reply_to: None,
+            quote_of: None,
+            langs: vec![],
+        },
+    };
+    let tx = key(99).sign_tx(&chain, &body);
+    let refused = node.submit(vec![tx.clone()]).pop().unwrap();
+    assert!(
+        matches!(refused, Err(run::SubmitError::ShardNotServed(ShardId(1)))),
+        "{refused:?}"
+    );
+    let mut gossip = node.take_gossip().unwrap();
+    assert!(node.take_gossip().is_err(), "the queue is taken once");
+    let (hash, shard) = node.submit(vec![tx]).pop().unwrap().unwrap();
+    assert_eq!(shard, ShardId(1));
+    let (to, txs) = gossip.try_recv().unwrap();
+    assert_eq!((to, txs.len()), (ShardId(1), 1));
+    assert_eq!(
+        starling_types::Tx::parse(&chain, txs[0].clone())
+            .unwrap()
+            .hash,
+        hash
+    );
+}

@@ -43,9 +43,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use zeroize::Zeroizing;
 
-/// Key packages a device keeps at its home node and at each relay.
 mod outbox;
 
+/// Key packages a device keeps at its home node and at each relay.
 const KEY_PACKAGES: usize = 20;
 /// Below this many at home, the device makes more.
 const KEY_PACKAGES_LOW: usize = 5;

@@ -28,16 +28,15 @@ impl Chat {
         let mut waits = Vec::new();
         let mut outboxes = self.outboxes.lock().unwrap_or_else(|p| p.into_inner());
         for d in devices {
-            let mut tx = outboxes
-                .entry(d.mailbox)
-                .or_insert_with(|| {
-                    let (tx, rx) = mpsc::channel(MAX_OUTBOX);
-                    let me = self.clone();
-                    let device = d.clone();
-                    tokio::spawn(async move { me.outbox(device, rx).await });
-                    tx
-                })
-                .clone();
+            // The one sender of this outbox, never cloned: a futures channel gives each sender
+            // a slot beyond its bound, so clones would let the queue grow.
+            let tx = outboxes.entry(d.mailbox).or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(MAX_OUTBOX);
+                let me = self.clone();
+                let device = d.clone();
+                tokio::spawn(async move { me.outbox(device, rx).await });
+                tx
+            });
             for e in envelopes {
                 let (done, wait) = oneshot::channel();
                 if let Err(full) = tx.try_send(Queued {
