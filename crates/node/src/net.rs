@@ -23,7 +23,7 @@ use commonware_utils::ordered::Set;
 use futures::channel::mpsc;
 use futures::StreamExt as _;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{gossipsub, request_response, Multiaddr, PeerId, StreamProtocol};
+use libp2p::{gossipsub, request_response, PeerId, StreamProtocol};
 use starling_consensus::engine::{committee_of, verify_finalized, Marshal};
 use starling_consensus::ShardBlock;
 use starling_crypto::SecretKey;
@@ -99,15 +99,7 @@ impl std::fmt::Debug for Role {
     }
 }
 
-pub fn multiaddr(a: SocketAddr) -> Multiaddr {
-    let ip = match a.ip() {
-        std::net::IpAddr::V4(ip) => libp2p::multiaddr::Protocol::Ip4(ip),
-        std::net::IpAddr::V6(ip) => libp2p::multiaddr::Protocol::Ip6(ip),
-    };
-    Multiaddr::empty()
-        .with(ip)
-        .with(libp2p::multiaddr::Protocol::Tcp(a.port()))
-}
+pub use crate::chatnet::multiaddr;
 
 /// Where a shard's finalized blocks travel.
 pub fn blocks_topic(chain: &str, shard: ShardId) -> gossipsub::IdentTopic {
@@ -139,8 +131,6 @@ struct Committee {
 /// strict validation; `/starling/sync/1`) under `key`'s identity, not yet listening.
 pub fn swarm(key: &SecretKey) -> Result<libp2p::Swarm<Behaviour>, SetupError> {
     let bad = |what: &str, e: String| SetupError::invalid("p2p", what, e);
-    let keypair = libp2p::identity::Keypair::ed25519_from_bytes(*key.to_seed())
-        .map_err(|e| bad("key", e.to_string()))?;
     let gossip_config = gossipsub::ConfigBuilder::default()
         .max_transmit_size(MAX_MESSAGE_BYTES)
         .validate_messages()
@@ -151,47 +141,35 @@ pub fn swarm(key: &SecretKey) -> Result<libp2p::Swarm<Behaviour>, SetupError> {
         .heartbeat_interval(Duration::from_millis(500))
         .build()
         .map_err(|e| bad("gossipsub", e.to_string()))?;
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            libp2p::tcp::Config::default().nodelay(true),
-            libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
-        )
-        .map_err(|e| bad("transport", e.to_string()))?
-        .with_behaviour(|key| {
-            let gossipsub = gossipsub::Behaviour::new(
-                gossipsub::MessageAuthenticity::Signed(key.clone()),
-                gossip_config,
-            )?;
-            let sync = request_response::cbor::Behaviour::with_codec(
-                request_response::cbor::codec::Codec::default()
-                    .set_request_size_maximum(1024)
-                    .set_response_size_maximum(MAX_MESSAGE_BYTES as u64),
-                [(
-                    StreamProtocol::new("/starling/sync/1"),
-                    request_response::ProtocolSupport::Full,
-                )],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
-            );
-            let chat = crate::chatnet::behaviour();
-            let limits = libp2p::connection_limits::ConnectionLimits::default()
-                .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
-                .with_max_pending_incoming(Some(MAX_PENDING_INBOUND))
-                .with_max_established(Some(MAX_CONNECTIONS));
-            Ok(Behaviour {
-                limits: libp2p::connection_limits::Behaviour::new(limits),
-                per_ip: crate::iplimit::Behaviour::new(MAX_CONNECTIONS_PER_IP),
-                blocked: Default::default(),
-                gossipsub,
-                sync,
-                chat,
-            })
+    crate::chatnet::build_swarm(key, |key| {
+        let gossipsub = gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossip_config,
+        )?;
+        let sync = request_response::cbor::Behaviour::with_codec(
+            request_response::cbor::codec::Codec::default()
+                .set_request_size_maximum(1024)
+                .set_response_size_maximum(MAX_MESSAGE_BYTES as u64),
+            [(
+                StreamProtocol::new("/starling/sync/1"),
+                request_response::ProtocolSupport::Full,
+            )],
+            request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+        );
+        let chat = crate::chatnet::behaviour();
+        let limits = libp2p::connection_limits::ConnectionLimits::default()
+            .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+            .with_max_pending_incoming(Some(MAX_PENDING_INBOUND))
+            .with_max_established(Some(MAX_CONNECTIONS));
+        Ok(Behaviour {
+            limits: libp2p::connection_limits::Behaviour::new(limits),
+            per_ip: crate::iplimit::Behaviour::new(MAX_CONNECTIONS_PER_IP),
+            blocked: Default::default(),
+            gossipsub,
+            sync,
+            chat,
         })
-        .map_err(|e| bad("behaviour", e.to_string()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
-        .build();
-    Ok(swarm)
+    })
 }
 
 /// Starts the open network for `node` in the current tokio runtime; `rng` seeds certificate

@@ -24,7 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod transport;
-pub use transport::{behaviour, peer_id, Behaviour, Driver, Outgoing, RawCodec, MAX_ANSWERING};
+pub use transport::{
+    behaviour, build_swarm, multiaddr, peer_id, Behaviour, Driver, Outgoing, RawCodec,
+    MAX_ANSWERING,
+};
 
 pub use starling_protocol::chat::*;
 
@@ -283,7 +286,7 @@ impl ChatNet {
         let mut tx = self.tx.clone();
         tx.send(Outgoing {
             peer,
-            address: crate::net::multiaddr(addr),
+            address: multiaddr(addr),
             bytes,
             reply,
         })
@@ -308,23 +311,10 @@ pub fn standalone(
 ) -> Result<ChatNet, crate::SetupError> {
     use futures::StreamExt as _;
     let bad = |what: &str, e: String| crate::SetupError::invalid("p2p", what, e);
-    let keypair = libp2p::identity::Keypair::ed25519_from_bytes(*key.to_seed())
-        .map_err(|e| bad("key", e.to_string()))?;
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-        .with_tokio()
-        .with_tcp(
-            libp2p::tcp::Config::default().nodelay(true),
-            libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
-        )
-        .map_err(|e| bad("transport", e.to_string()))?
-        .with_behaviour(|_| behaviour())
-        .map_err(|e| bad("behaviour", e.to_string()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
-        .build();
+    let mut swarm = build_swarm(key, |_| Ok(behaviour()))?;
     if let Some(listen) = listen {
         swarm
-            .listen_on(crate::net::multiaddr(listen))
+            .listen_on(multiaddr(listen))
             .map_err(|e| bad("listen", e.to_string()))?;
     }
     let (tx, mut rx) = mpsc::channel::<Outgoing>(1_024);

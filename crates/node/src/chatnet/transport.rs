@@ -214,3 +214,40 @@ pub fn peer_id(node: &PublicKey) -> Result<PeerId, String> {
         k,
     )))
 }
+
+/// The one way a node builds a libp2p swarm (its own, and the chat-only ones): `key`'s
+/// identity, TCP with Noise and yamux, the behaviour `behaviour` makes, idle connections
+/// kept an hour. Not yet listening.
+pub fn build_swarm<B: libp2p::swarm::NetworkBehaviour>(
+    key: &starling_crypto::SecretKey,
+    behaviour: impl FnOnce(
+        &libp2p::identity::Keypair,
+    ) -> Result<B, Box<dyn std::error::Error + Send + Sync>>,
+) -> Result<libp2p::Swarm<B>, crate::SetupError> {
+    let bad = |what: &str, e: String| crate::SetupError::invalid("p2p", what, e);
+    let keypair = libp2p::identity::Keypair::ed25519_from_bytes(*key.to_seed())
+        .map_err(|e| bad("key", e.to_string()))?;
+    Ok(libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default().nodelay(true),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .map_err(|e| bad("transport", e.to_string()))?
+        .with_behaviour(behaviour)
+        .map_err(|e| bad("behaviour", e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(std::time::Duration::from_secs(3600)))
+        .build())
+}
+
+/// The libp2p address of a TCP socket address.
+pub fn multiaddr(a: std::net::SocketAddr) -> Multiaddr {
+    let ip = match a.ip() {
+        std::net::IpAddr::V4(ip) => libp2p::multiaddr::Protocol::Ip4(ip),
+        std::net::IpAddr::V6(ip) => libp2p::multiaddr::Protocol::Ip6(ip),
+    };
+    Multiaddr::empty()
+        .with(ip)
+        .with(libp2p::multiaddr::Protocol::Tcp(a.port()))
+}
