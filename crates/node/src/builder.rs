@@ -58,16 +58,12 @@ where
         + rand_core_010::CryptoRng,
 {
     let node = run::start_validator(context.child("validator"), genesis, stores, spec).await?;
-    let role = net::Role::Validator {
-        marshals: node.marshals(),
-    };
     let rng = context.child("net");
     net::start(
         node.clone(),
         &open.key,
         open.listen,
         open.bootstrap.clone(),
-        role,
         rng,
         None,
     )?;
@@ -99,7 +95,6 @@ pub fn relay<R: rand_core_010::CryptoRng + Send + 'static>(
         &open.key,
         open.listen,
         open.bootstrap.clone(),
-        net::Role::Relay,
         rng,
         Some(mail.clone()),
     )?;

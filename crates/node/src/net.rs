@@ -79,8 +79,10 @@ pub struct Behaviour {
     pub chat: crate::chatnet::Behaviour,
 }
 
-/// What this node does on the open network.
-pub enum Role {
+/// What this node does on the open network, from what it is: a node with a consensus engine
+/// (marshal) for some shards validates them; one with none is a relay. Not a setting, so it
+/// cannot disagree with the node.
+enum Role {
     /// Publishes the finalized blocks of its shards (marshal has their certificates) and
     /// admits gossiped transactions for them.
     Validator {
@@ -90,11 +92,13 @@ pub enum Role {
     Relay,
 }
 
-impl std::fmt::Debug for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Role::Validator { marshals } => write!(f, "Validator({} shards)", marshals.len()),
-            Role::Relay => write!(f, "Relay"),
+impl Role {
+    fn of(node: &Node) -> Role {
+        let marshals = node.marshals();
+        if marshals.is_empty() {
+            Role::Relay
+        } else {
+            Role::Validator { marshals }
         }
     }
 }
@@ -180,13 +184,13 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
     key: &SecretKey,
     listen: SocketAddr,
     bootstrap: Vec<SocketAddr>,
-    role: Role,
     mut rng: R,
     chat: Option<Arc<crate::chatnet::ChatServices>>,
 ) -> Result<crate::chatnet::ChatNet, SetupError> {
     let bad = |what: &str, e: String| SetupError::invalid("p2p", what, e);
     let chain = node.chain_id().as_str().to_string();
     let me = key.public_key();
+    let role = Role::of(&node);
     let mut swarm = swarm(key)?;
     swarm
         .listen_on(multiaddr(listen))

@@ -233,7 +233,6 @@ fn a_relay_applies_no_forged_block_from_the_network() {
             &key(200),
             relay_listen,
             Vec::new(),
-            net::Role::Relay,
             context.child("net"),
             None,
         )

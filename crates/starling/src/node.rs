@@ -202,11 +202,8 @@ pub fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
             };
             let ctx = context.child("validator").with_attribute("index", i);
             let node = run::start_validator(ctx, genesis, stores, spec).await?;
-            let role = net::Role::Validator {
-                marshals: node.marshals(),
-            };
             let rng = context.child("net").with_attribute("index", i);
-            net::start(node, &v.key, v.p2p, Vec::new(), role, rng, None)?;
+            net::start(node, &v.key, v.p2p, Vec::new(), rng, None)?;
             validator_p2p.push(v.p2p);
         }
         // The relay follows every shard over the open network and serves the API; its sign
