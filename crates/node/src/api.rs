@@ -183,17 +183,9 @@ async fn status(State(api): State<Api>) -> ApiResult {
             .map_err(ApiError::internal)?;
         // The epoch the next block belongs to, and its committee if fixed (rule E2).
         let epoch = handle.app.epochs().epoch_of(head.height + 1);
-        let committee: Vec<String> = handle
-            .app
-            .epoch_committee(epoch)
-            .unwrap_or_else(|| {
-                api.node
-                    .genesis()
-                    .committees
-                    .get(id)
-                    .cloned()
-                    .unwrap_or_default()
-            })
+        let committee: Vec<String> = api
+            .node
+            .epoch_committee(*id, epoch)
             .iter()
             .map(|k| k.to_text())
             .collect();

@@ -566,7 +566,8 @@ fn receive<R: rand_core_010::CryptoRng>(
     }
     // The committee of the block's epoch is fixed by the last block of the epoch before; a
     // block beyond that is dropped for now (sync brings it again once this node is there).
-    let epoch = app.epochs().epoch_of(height);
+    let epochs = app.epochs();
+    let epoch = epochs.epoch_of(height);
     let Some(participants) = committee_of(app, epoch, &committee.participants) else {
         return Received::Stale;
     };
@@ -585,7 +586,7 @@ fn receive<R: rand_core_010::CryptoRng>(
     }
     // What light-client proofs of this block's state carry; a block that closes an epoch
     // hands the next committee over, and its certificate is kept for good.
-    if let Some(closed) = app.epochs().closes(height) {
+    if let Some(closed) = epochs.closes(height) {
         if let Err(e) = app.record_handoff_certificate(closed + 1, &block.id(), &fb.certificate) {
             tracing::warn!(%shard, height, error = %e, "cannot keep a hand-off certificate");
         }

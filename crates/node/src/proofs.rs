@@ -466,7 +466,7 @@ pub async fn prove(node: &Node, record: &RecordRef) -> Result<RecordProof, ApiEr
             ))
         })?;
     let epoch = app.epochs().epoch_of(head.height);
-    let committee = committee_keys(node, app, shard, epoch);
+    let committee = node.epoch_committee(shard, epoch);
     Ok(RecordProof {
         shard: shard.0,
         key: hex::encode(&key),
@@ -487,23 +487,6 @@ fn unavailable(why: String) -> ApiError {
         "no_certificate",
         why,
     )
-}
-
-/// The committee of `epoch` as this node's state has it (the genesis's for a shard that
-/// records none): informative only.
-fn committee_keys(
-    node: &Node,
-    app: &starling_consensus::ShardApp,
-    shard: ShardId,
-    epoch: u64,
-) -> Vec<starling_types::PublicKey> {
-    app.epoch_committee(epoch).unwrap_or_else(|| {
-        node.genesis()
-            .committees
-            .get(&shard)
-            .cloned()
-            .unwrap_or_default()
-    })
 }
 
 /// The hand-off of `shard`'s epoch `epoch` committee (see the module docs).
@@ -549,7 +532,8 @@ async fn handoff(node: &Node, shard: ShardId, epoch: u64) -> Result<RecordProof,
         certificate: hex::encode(certificate),
         height,
         epoch: epoch - 1,
-        committee: committee_keys(node, app, shard, epoch - 1)
+        committee: node
+            .epoch_committee(shard, epoch - 1)
             .iter()
             .map(|k| hex::encode(k.bytes))
             .collect(),

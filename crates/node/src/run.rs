@@ -215,6 +215,15 @@ impl Node {
         self.inner.shards.get(&id).map(|h| &h.app)
     }
 
+    /// The committee of `shard`'s consensus epoch `epoch` as this node's state fixes it, or
+    /// the genesis committee for a shard that records none (what `status` and proofs show).
+    pub fn epoch_committee(&self, shard: ShardId, epoch: u64) -> Vec<starling_types::PublicKey> {
+        self.shard(shard)
+            .and_then(|app| app.epoch_committee(epoch))
+            .or_else(|| self.genesis().committees.get(&shard).cloned())
+            .unwrap_or_default()
+    }
+
     /// The certificate of the block that closes epoch `epoch - 1` of `shard`, for the hand-off
     /// of epoch `epoch`'s committee: from marshal on a validator, else as a follower kept it
     /// (only if it is for the block this node holds at that height).

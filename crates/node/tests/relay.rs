@@ -67,6 +67,19 @@ fn genesis_file() -> GenesisFile {
     g
 }
 
+/// A relay's data directory under `dir`, prepared from [`genesis_file`], opened.
+fn relay_stores(dir: &std::path::Path) -> (Genesis, Vec<starling_store::ChainStore>) {
+    let gpath = dir.join("genesis.toml");
+    std::fs::write(&gpath, genesis_file().to_toml().unwrap()).unwrap();
+    let cfg = NodeConfig {
+        roles: vec![Role::Relay],
+        data_dir: dir.join("relay"),
+        ..NodeConfig::default()
+    };
+    init::init(&cfg, &gpath, &key(200).public_key()).unwrap();
+    init::open(&cfg.data_dir).unwrap()
+}
+
 /// Block 1 of `shard` with one post, built by a replica of the genesis in memory.
 fn block_one(genesis: &Genesis, shard: ShardId) -> Block {
     let mut replica = MemLedger::genesis_with(
@@ -132,15 +145,7 @@ fn certificate(
 #[test]
 fn a_relay_applies_no_forged_block_from_the_network() {
     let d = tempfile::tempdir().unwrap();
-    let gpath = d.path().join("genesis.toml");
-    std::fs::write(&gpath, genesis_file().to_toml().unwrap()).unwrap();
-    let cfg = NodeConfig {
-        roles: vec![Role::Relay],
-        data_dir: d.path().join("relay"),
-        ..NodeConfig::default()
-    };
-    init::init(&cfg, &gpath, &key(200).public_key()).unwrap();
-    let (genesis, stores) = init::open(&cfg.data_dir).unwrap();
+    let (genesis, stores) = relay_stores(d.path());
     let shard = ShardId(1);
     let namespace = format!("starling/{CHAIN}/shard/1").into_bytes();
     let committee_keys: Vec<ed25519::PrivateKey> = (0..4)
@@ -357,6 +362,11 @@ fn a_relay_applies_no_forged_block_from_the_network() {
             ..proof.clone()
         };
         let mut cases = tampered;
+        // Refused for the epoch, not by accident: everything else about it checks out.
+        assert!(matches!(
+            from_retired.check(&post, shard, &trusted),
+            Err(proofs::ProofCheckError::UntrustedEpoch { header: 1, trusted: 0 })
+        ));
         cases.push(("the genesis committee signing in epoch 1", from_retired, &trusted, &post));
         cases.push(("a committee that is not the trusted one", proof.clone(), &strangers_trusted, &post));
         cases.push(("another chain", proof.clone(), &other_chain, &post));
@@ -374,15 +384,7 @@ fn a_relay_applies_no_forged_block_from_the_network() {
 #[test]
 fn a_follower_publishes_only_through_a_running_network() {
     let d = tempfile::tempdir().unwrap();
-    let gpath = d.path().join("genesis.toml");
-    std::fs::write(&gpath, genesis_file().to_toml().unwrap()).unwrap();
-    let cfg = NodeConfig {
-        roles: vec![Role::Relay],
-        data_dir: d.path().join("relay"),
-        ..NodeConfig::default()
-    };
-    init::init(&cfg, &gpath, &key(200).public_key()).unwrap();
-    let (genesis, stores) = init::open(&cfg.data_dir).unwrap();
+    let (genesis, stores) = relay_stores(d.path());
     let chain = genesis.params.chain_id.clone();
     let node = Node::follower(genesis, stores);
     let body = TxBody {

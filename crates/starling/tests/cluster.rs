@@ -444,19 +444,7 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
     // A light client of the restarted relay checks the post from the genesis file alone,
     // following the committee hand-offs the relay kept across its restart.
     let seq = (nonces[0] + 1).to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_starling"))
-        .args(["proof", "posts", &who, &seq, "--json"])
-        .args(["--genesis", dir.join("genesis.toml").to_str().unwrap()])
-        .args(["--node", &format!("http://{}", relay.api)])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let v = proof_json(relay.api, dir, &["posts", &who, &seq]);
     assert_eq!(v["record"]["text"], "posted through a relay", "{v}");
     assert!(v["epoch"].as_u64().unwrap() >= 3, "{v}");
 
@@ -690,28 +678,23 @@ fn a_validator_that_bonds_joins_the_committees_and_carries_the_network() {
 
     // A light client that trusts only the genesis file follows the committees through the
     // newcomer's arrival, hand-off by hand-off, and checks the operator's account.
-    let out = Command::new(env!("CARGO_BIN_EXE_starling"))
-        .args([
-            "proof",
-            "accounts",
-            &operator.public_key().to_text(),
-            "--json",
-        ])
-        .args(["--genesis", dir.join("genesis.toml").to_str().unwrap()])
-        .args(["--node", &format!("http://{}", validators[4].api)])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let operator_key = operator.public_key().to_text();
+    let v = proof_json(validators[4].api, dir, &["accounts", &operator_key]);
     assert!(
         v["epoch"].as_u64().unwrap() >= 2 && v["record"]["nonce"] == 1,
         "{v}"
     );
+}
+
+/// `starling proof <what> --json` against `api`, trusting `dir/genesis.toml`: its checked
+/// answer.
+fn proof_json(api: SocketAddr, dir: &Path, what: &[&str]) -> serde_json::Value {
+    let genesis = dir.join("genesis.toml");
+    let mut args = vec!["proof"];
+    args.extend_from_slice(what);
+    args.extend(["--json", "--genesis", genesis.to_str().unwrap()]);
+    let out = cli_ok(api, &dir.join("no-session.json"), &args);
+    serde_json::from_str(&out).unwrap()
 }
 
 /// Runs a social CLI command against `api` as the user whose session file is `session`.
