@@ -16,10 +16,10 @@
 //! account, against password guessing) and signed actions per account.
 
 use crate::keystore::Keystore;
-use crate::run::Node;
 use rand_core::{OsRng, RngCore};
 use starling_crypto::SecretKey;
 use starling_ledger::{actions, gas, validate};
+use starling_node_api::Node;
 use starling_types::{AccountId, Action, Asset, Encode as _, Hash, PostId, ShardId, TxBody};
 use std::collections::HashMap;
 use std::hash::Hash as StdHash;
@@ -400,7 +400,7 @@ impl Accounts {
         let result = node
             .submit(vec![envelope])
             .pop()
-            .unwrap_or(Err(crate::run::SubmitError::Busy));
+            .unwrap_or(Err(starling_node_api::SubmitError::Busy));
         match result {
             Ok((hash, shard)) => {
                 nonces.insert(

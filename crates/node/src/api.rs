@@ -12,7 +12,6 @@
 //! Every error is `{"error": {"code": "<snake_case>", "message": "..."}}` with a 4xx status
 //! for a bad request; bodies are bounded before they are parsed.
 
-use crate::run::{Node, SubmitError};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use starling_ledger::actions;
 use starling_ledger::records::{PostRecord, ProfileRecord, StateKey};
+use starling_node_api::{Node, SubmitError};
 use starling_types::{Asset, Decode as _, PostId, PublicKey, Receipt, ShardId, TxEnvelope};
 use std::sync::Arc;
 

@@ -2,19 +2,21 @@
 //! do it: a validator (its engines, then the open network), or a relay (the open network with
 //! chat mailboxes, and chat for its accounts); then the app view and the accounts. What comes
 //! back is a whole [`Node`] and the [`Services`] its API serves. (A devnet's validators serve
-//! no API: they are started with [`run::start_validator`] and [`net::start`] alone.)
+//! no API: they are started with [`starling_validator::start_validator`] and [`starling_net::start`] alone.)
 
 use crate::accounts::{self, Faucet};
 use crate::api::Services;
 use crate::chat::{Chat, ChatPlace};
-use crate::chatnet::ChatServices;
 use crate::genesis::Genesis;
-use crate::run::{self, Node, ValidatorSpec};
-use crate::{net, view, SetupError};
+use crate::{view, SetupError};
 use commonware_runtime::{Clock, Metrics, Network, Resolver, Spawner, Storage, Supervisor};
+use starling_chat_relay::ChatServices;
 use starling_crypto::SecretKey;
+use starling_net as net;
+use starling_node_api::Node;
 use starling_store::ChainStore;
 use starling_types::Endpoint;
+use starling_validator::ValidatorSpec;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,7 +59,9 @@ where
         + Resolver
         + rand_core_010::CryptoRng,
 {
-    let node = run::start_validator(context.child("validator"), genesis, stores, spec).await?;
+    let node =
+        starling_validator::start_validator(context.child("validator"), genesis, stores, spec)
+            .await?;
     let rng = context.child("net");
     net::start(
         node.clone(),

@@ -221,7 +221,7 @@ fn obj(props: Value, required: &[&str]) -> Value {
     json!({"type": "object", "properties": props, "required": required})
 }
 
-/// A record with its light-client proof (see `crate::proofs`).
+/// A record with its light-client proof (see `starling_node_api::proof`).
 fn record_proof() -> Value {
     obj(
         json!({

@@ -8,10 +8,10 @@
 //! blocks the node already has. A block it cannot index is logged and tried again on the
 //! next height.
 
-use crate::run::Node;
 use futures::{FutureExt as _, StreamExt as _};
 use starling_appview::{AppView, AppViewError};
 use starling_consensus::ShardApp;
+use starling_node_api::Node;
 use starling_types::ShardId;
 use std::path::Path;
 use std::sync::Arc;

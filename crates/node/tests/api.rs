@@ -8,9 +8,9 @@ use starling_crypto::SecretKey;
 use starling_node::genesis::{
     AllocationEntry, Amount, FoundationEntry, Genesis, GenesisFile, ValidatorEntry,
 };
-use starling_node::run::{self, ValidatorSpec};
 use starling_node::{api, config::NodeConfig, config::Role, init};
 use starling_types::{Action, Encode as _, KeyType, TxBody, TxEnvelope};
+use starling_validator::{start_validator, ValidatorSpec};
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -289,7 +289,7 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
             mempool: starling_mempool::MempoolConfig::default(),
             block_interval: Duration::from_millis(50),
         };
-        let node = run::start_validator(context.child("validator"), genesis, stores, spec)
+        let node = start_validator(context.child("validator"), genesis, stores, spec)
             .await
             .unwrap();
         let view = starling_node::view::attach(&node, &data_dir).unwrap();
@@ -301,7 +301,7 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
         // Chat, on a chat-only swarm (this validator runs no open network).
         let chat_key = key(9);
         let services = Arc::new(
-            starling_node::chatnet::ChatServices::open(
+            starling_chat_relay::ChatServices::open(
                 &data_dir.join("mail"),
                 chat_key.public_key(),
                 Some(node.clone()),
@@ -312,12 +312,9 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
             .unwrap()
             .local_addr()
             .unwrap();
-        let chat_net = starling_node::chatnet::standalone(
-            &chat_key,
-            Some(chat_listen),
-            Some(services.clone()),
-        )
-        .unwrap();
+        let chat_net =
+            starling_net::chat::standalone(&chat_key, Some(chat_listen), Some(services.clone()))
+                .unwrap();
         let place = starling_node::chat::ChatPlace {
             home: starling_types::Endpoint {
                 node: chat_key.public_key(),
@@ -381,7 +378,7 @@ fn submit(addr: SocketAddr, envs: &[TxEnvelope]) {
 /// account checks out against the genesis committee alone, a record that does not exist is
 /// proven absent, and bad paths are clear 400s.
 fn proof_checks(addr: SocketAddr, genesis: &Genesis, alice: &SecretKey) {
-    use starling_node::proofs::{ProofCheckError, RecordProof, RecordRef, Trusted};
+    use starling_node_api::proof::{ProofCheckError, RecordProof, RecordRef, Trusted};
     use starling_types::Decode as _;
     let fetch = |path: &str| -> RecordProof {
         let start = Instant::now();

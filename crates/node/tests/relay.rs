@@ -20,13 +20,13 @@ use starling_consensus::ShardBlock;
 use starling_crypto::SecretKey;
 use starling_ledger::records::PostRecord;
 use starling_ledger::MemLedger;
+use starling_net::{self as net, BehaviourEvent, FinalizedBlock, SyncResponse};
 use starling_node::genesis::{
     AllocationEntry, Amount, FoundationEntry, Genesis, GenesisFile, ValidatorEntry,
 };
-use starling_node::net::{self, BehaviourEvent, FinalizedBlock, SyncResponse};
-use starling_node::proofs::{self, RecordProof, RecordRef, Trusted};
-use starling_node::run::{self, Node};
 use starling_node::{config::NodeConfig, config::Role, init};
+use starling_node_api::proof::{self as proofs, RecordProof, RecordRef, Trusted};
+use starling_node_api::{consensus_key, consensus_public, Node, SubmitError};
 use starling_types::{Action, Block, Decode as _, Encode as _, KeyType, PostId, ShardId, TxBody};
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
@@ -104,8 +104,7 @@ fn block_one(genesis: &Genesis, shard: ShardId) -> Block {
         },
     };
     let tx = key(99).sign_tx(&genesis.params.chain_id, &body);
-    let proposer =
-        starling_consensus::account_of(&run::consensus_public(&key(0).public_key()).unwrap());
+    let proposer = starling_consensus::account_of(&consensus_public(&key(0).public_key()).unwrap());
     replica
         .propose(vec![tx], vec![], 1_000, proposer)
         .unwrap()
@@ -148,16 +147,14 @@ fn a_relay_applies_no_forged_block_from_the_network() {
     let (genesis, stores) = relay_stores(d.path());
     let shard = ShardId(1);
     let namespace = format!("starling/{CHAIN}/shard/1").into_bytes();
-    let committee_keys: Vec<ed25519::PrivateKey> = (0..4)
-        .map(|i| run::consensus_key(&key(i)).unwrap())
-        .collect();
+    let committee_keys: Vec<ed25519::PrivateKey> =
+        (0..4).map(|i| consensus_key(&key(i)).unwrap()).collect();
     let committee = Set::from_iter_dedup(committee_keys.iter().map(|k| {
         use commonware_cryptography::Signer as _;
         k.public_key()
     }));
-    let strangers: Vec<ed25519::PrivateKey> = (10..14)
-        .map(|i| run::consensus_key(&key(i)).unwrap())
-        .collect();
+    let strangers: Vec<ed25519::PrivateKey> =
+        (10..14).map(|i| consensus_key(&key(i)).unwrap()).collect();
     let stranger_set = Set::from_iter_dedup(strangers.iter().map(|k| {
         use commonware_cryptography::Signer as _;
         k.public_key()
@@ -403,7 +400,7 @@ fn a_follower_publishes_only_through_a_running_network() {
     let tx = key(99).sign_tx(&chain, &body);
     let refused = node.submit(vec![tx.clone()]).pop().unwrap();
     assert!(
-        matches!(refused, Err(run::SubmitError::ShardNotServed(ShardId(1)))),
+        matches!(refused, Err(SubmitError::ShardNotServed(ShardId(1)))),
         "{refused:?}"
     );
     let mut gossip = node.take_gossip().unwrap();

@@ -273,6 +273,14 @@ impl Decode for ChatResponse {
     }
 }
 
+/// Whatever answers chat requests on a node (its mailboxes, key packages and commit order):
+/// the open network hands it each request's bytes, off its event loop, and sends the answer
+/// back.
+pub trait ChatService: Send + Sync + std::fmt::Debug {
+    /// Answers one request's bytes. Never panics; anything wrong is a `Refused`.
+    fn serve(&self, request: &[u8]) -> ChatResponse;
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -4,12 +4,14 @@
 use anyhow::Context as _;
 use clap::Args;
 use commonware_runtime::{Metrics as _, Runner as _, Supervisor as _};
+use starling_net as net;
 use starling_node::api::{self, MetricsFn};
 use starling_node::config::{NodeConfig, Role};
 use starling_node::devnet::{self, DevnetSpec};
-use starling_node::run::{self, Node, ValidatorSpec};
-use starling_node::{accounts, builder, init, keyfile, net};
+use starling_node::{accounts, builder, init, keyfile};
+use starling_node_api::Node;
 use starling_types::Endpoint;
+use starling_validator::{start_validator, ValidatorSpec};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -201,7 +203,7 @@ pub fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
                 block_interval,
             };
             let ctx = context.child("validator").with_attribute("index", i);
-            let node = run::start_validator(ctx, genesis, stores, spec).await?;
+            let node = start_validator(ctx, genesis, stores, spec).await?;
             let rng = context.child("net").with_attribute("index", i);
             net::start(node, &v.key, v.p2p, Vec::new(), rng, None)?;
             validator_p2p.push(v.p2p);

@@ -12,7 +12,7 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use starling_node::chatnet::{ChatRequest, ChatResponse};
+use starling_protocol::chat::{ChatRequest, ChatResponse};
 use starling_types::{Decode as _, Encode as _, Hash};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -22,19 +22,19 @@
 //!   account is logged in. The state is written (synced, atomically) before anything it
 //!   encrypted leaves the node and before mail it took is acknowledged.
 
-use crate::chatnet::{
-    self, mailbox_id, ChatNet, ChatRequest, ChatResponse, ChatServices, NetError,
-};
-use crate::mailbox::{now_ms, write_atomic};
-use crate::run::Node;
 use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use futures::channel::mpsc;
 use rand_core::{OsRng, RngCore as _};
 use serde::{Deserialize, Serialize};
 use starling_chat::{Device, Received};
+use starling_chat_relay::mailbox::{now_ms, write_atomic};
+use starling_chat_relay::ChatServices;
 use starling_crypto::SecretKey;
 use starling_ledger::records::{ChatKeysRecord, StateKey};
+use starling_net::chat::{self as chatnet, ChatNet, NetError};
+use starling_node_api::Node;
+use starling_protocol::chat::{mailbox_id, ChatRequest, ChatResponse};
 use starling_types::{AccountId, ChatDevice, Decode as _, Endpoint, Hash, KeyType, PublicKey};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::Write as _;
@@ -718,7 +718,7 @@ impl Chat {
 
     /// Whether the ledger lists exactly this device.
     fn listed(&self, account: &AccountId, device: &ChatDevice) -> bool {
-        chatnet::chat_keys(&self.node, account)
+        starling_chat_relay::chat_keys(&self.node, account)
             .is_some_and(|r| r.devices.iter().any(|d| d == device))
     }
 

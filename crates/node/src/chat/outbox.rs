@@ -2,9 +2,9 @@
 //! in order and in batches at the device's home node, else at its relays; bounded per device.
 
 use super::{Chat, ChatError};
-use crate::chatnet::{self, ChatRequest};
 use futures::channel::{mpsc, oneshot};
 use futures::StreamExt as _;
+use starling_net::chat::{self as chatnet, ChatRequest};
 use starling_types::ChatDevice;
 use std::sync::Arc;
 

@@ -182,7 +182,7 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 
 /// Texts from Alice's node to Bob's: encrypt, deposit over libp2p, take, decrypt.
 async fn delivery(args: &ChatArgs) -> anyhow::Result<Delivery> {
-    use starling_node::chatnet::{self, ChatRequest, ChatServices};
+    use starling_net::chat::{self as chatnet, ChatRequest};
     use starling_types::Endpoint;
     use std::sync::Arc;
     let dir = tempfile::tempdir()?;
@@ -190,12 +190,12 @@ async fn delivery(args: &ChatArgs) -> anyhow::Result<Delivery> {
         |b: u8| starling_crypto::SecretKey::from_seed(starling_types::KeyType::Ed25519, &[b; 32]);
     let (alice_key, bob_key, mailbox_key) = (key(1)?, key(2)?, key(3)?);
     let bob_addr = free_port()?;
-    let bob_services = Arc::new(ChatServices::open(
+    let bob_services = Arc::new(starling_chat_relay::ChatServices::open(
         &dir.path().join("bob"),
         bob_key.public_key(),
         None,
     )?);
-    let alice_services = Arc::new(ChatServices::open(
+    let alice_services = Arc::new(starling_chat_relay::ChatServices::open(
         &dir.path().join("alice"),
         alice_key.public_key(),
         None,

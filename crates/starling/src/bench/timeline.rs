@@ -21,7 +21,7 @@ use serde_json::json;
 use starling_appview::AppView;
 use starling_node::api::Services;
 use starling_node::genesis::{FoundationEntry, GenesisFile, ValidatorEntry};
-use starling_node::run::Node;
+use starling_node_api::Node;
 use starling_types::{
     AccountId, Action, Block, BlockHeader, ChainId, Encode as _, Hash, KeyType, PostId, PublicKey,
     Receipt, ShardId, Signature, TxBody, TxEnvelope, TxReceipt,

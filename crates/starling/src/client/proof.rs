@@ -6,7 +6,7 @@ use crate::client::{Client, ClientOpts};
 use anyhow::{anyhow, Context as _};
 use serde_json::json;
 use starling_node::genesis::Genesis;
-use starling_node::proofs::{RecordProof, RecordRef, Trusted};
+use starling_node_api::proof::{RecordProof, RecordRef, Trusted};
 use starling_types::ShardId;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

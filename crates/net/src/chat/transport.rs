@@ -2,7 +2,7 @@
 //! behaviour, and the driver that answers requests off the swarm's event loop.
 
 use super::{
-    ChatResponse, ChatServices, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, PROTOCOL, REQUEST_TIMEOUT,
+    ChatResponse, ChatService, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, PROTOCOL, REQUEST_TIMEOUT,
 };
 use async_trait::async_trait;
 use futures::channel::{mpsc, oneshot};
@@ -116,7 +116,7 @@ pub struct Outgoing {
 
 /// The swarm side of the protocol: requests in flight, and answers being prepared.
 pub struct Driver {
-    services: Option<Arc<ChatServices>>,
+    services: Option<Arc<dyn ChatService>>,
     pending: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>>,
     answers_tx: mpsc::Sender<(request_response::ResponseChannel<Vec<u8>>, Vec<u8>)>,
     pub answers: mpsc::Receiver<(request_response::ResponseChannel<Vec<u8>>, Vec<u8>)>,
@@ -137,7 +137,7 @@ impl std::fmt::Debug for Driver {
 }
 
 impl Driver {
-    pub fn new(services: Option<Arc<ChatServices>>) -> Driver {
+    pub fn new(services: Option<Arc<dyn ChatService>>) -> Driver {
         let (answers_tx, answers) = mpsc::channel(MAX_ANSWERING);
         Driver {
             services,
@@ -223,8 +223,8 @@ pub fn build_swarm<B: libp2p::swarm::NetworkBehaviour>(
     behaviour: impl FnOnce(
         &libp2p::identity::Keypair,
     ) -> Result<B, Box<dyn std::error::Error + Send + Sync>>,
-) -> Result<libp2p::Swarm<B>, crate::SetupError> {
-    let bad = |what: &str, e: String| crate::SetupError::invalid("p2p", what, e);
+) -> Result<libp2p::Swarm<B>, starling_config::SetupError> {
+    let bad = |what: &str, e: String| starling_config::SetupError::invalid("p2p", what, e);
     let keypair = libp2p::identity::Keypair::ed25519_from_bytes(*key.to_seed())
         .map_err(|e| bad("key", e.to_string()))?;
     Ok(libp2p::SwarmBuilder::with_existing_identity(keypair)

@@ -13,10 +13,15 @@
 //!
 //! Transport: TCP with Noise (each peer proves its key) and Yamux; a node's libp2p identity
 //! is its Ed25519 node key.
+//!
+//! The same swarm carries the chat protocol ([`chat`]); what answers chat requests is a
+//! [`chat::ChatService`] the node passes in (a relay's mailboxes), so this crate holds none.
+
+pub mod ahead;
+pub mod chat;
+pub mod iplimit;
 
 use crate::ahead::{Ahead, Offer};
-use crate::run::{decode_batch, encode_batch, Node};
-use crate::SetupError;
 use commonware_consensus::types::Height;
 use commonware_cryptography::ed25519;
 use commonware_utils::ordered::Set;
@@ -24,9 +29,12 @@ use futures::channel::mpsc;
 use futures::StreamExt as _;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{gossipsub, request_response, PeerId, StreamProtocol};
+use starling_config::SetupError;
 use starling_consensus::engine::{committee_of, verify_finalized, Marshal};
 use starling_consensus::ShardBlock;
 use starling_crypto::SecretKey;
+use starling_node_api::Node;
+use starling_protocol::batch::{decode_batch, encode_batch};
 use starling_types::{ShardId, Tx};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -76,7 +84,7 @@ pub struct Behaviour {
     pub blocked: libp2p::allow_block_list::Behaviour<libp2p::allow_block_list::BlockedPeers>,
     pub gossipsub: gossipsub::Behaviour,
     pub sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
-    pub chat: crate::chatnet::Behaviour,
+    pub chat: crate::chat::Behaviour,
 }
 
 /// What this node does on the open network, from what it is: a node with a consensus engine
@@ -103,7 +111,7 @@ impl Role {
     }
 }
 
-pub use crate::chatnet::multiaddr;
+pub use crate::chat::multiaddr;
 
 /// Where a shard's finalized blocks travel.
 pub fn blocks_topic(chain: &str, shard: ShardId) -> gossipsub::IdentTopic {
@@ -145,7 +153,7 @@ pub fn swarm(key: &SecretKey) -> Result<libp2p::Swarm<Behaviour>, SetupError> {
         .heartbeat_interval(Duration::from_millis(500))
         .build()
         .map_err(|e| bad("gossipsub", e.to_string()))?;
-    crate::chatnet::build_swarm(key, |key| {
+    crate::chat::build_swarm(key, |key| {
         let gossipsub = gossipsub::Behaviour::new(
             gossipsub::MessageAuthenticity::Signed(key.clone()),
             gossip_config,
@@ -160,7 +168,7 @@ pub fn swarm(key: &SecretKey) -> Result<libp2p::Swarm<Behaviour>, SetupError> {
             )],
             request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
         );
-        let chat = crate::chatnet::behaviour();
+        let chat = crate::chat::behaviour();
         let limits = libp2p::connection_limits::ConnectionLimits::default()
             .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
             .with_max_pending_incoming(Some(MAX_PENDING_INBOUND))
@@ -185,8 +193,8 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
     listen: SocketAddr,
     bootstrap: Vec<SocketAddr>,
     mut rng: R,
-    chat: Option<Arc<crate::chatnet::ChatServices>>,
-) -> Result<crate::chatnet::ChatNet, SetupError> {
+    chat: Option<Arc<dyn crate::chat::ChatService>>,
+) -> Result<crate::chat::ChatNet, SetupError> {
     let bad = |what: &str, e: String| SetupError::invalid("p2p", what, e);
     let chain = node.chain_id().as_str().to_string();
     let me = key.public_key();
@@ -204,7 +212,7 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
     for (shard, members) in &node.genesis().committees {
         let participants = members
             .iter()
-            .map(crate::run::consensus_public)
+            .map(starling_node_api::consensus_public)
             .collect::<Result<Vec<_>, _>>()?;
         committees.insert(
             *shard,
@@ -231,9 +239,9 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
             .map_err(|e| bad("subscribe", e.to_string()))?;
     }
     let mut outgoing = node.take_gossip()?;
-    let (chat_tx, mut chat_requests) = mpsc::channel::<crate::chatnet::Outgoing>(1_024);
-    let chat_net = crate::chatnet::ChatNet::new(me, chat.clone(), chat_tx);
-    let mut chat_driver = crate::chatnet::Driver::new(chat);
+    let (chat_tx, mut chat_requests) = mpsc::channel::<crate::chat::Outgoing>(1_024);
+    let chat_net = crate::chat::ChatNet::new(me, chat.clone(), chat_tx);
+    let mut chat_driver = crate::chat::Driver::new(chat);
 
     tokio::spawn(async move {
         let mut published: BTreeMap<ShardId, u64> = node

@@ -2,7 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 use proptest::prelude::*;
-use starling_node::chatnet::{ChatResponse, ChatServices};
+use starling_chat_relay::ChatServices;
+use starling_protocol::chat::ChatResponse;
 use starling_types::{Decode as _, Encode as _};
 
 proptest! {
