@@ -46,8 +46,8 @@ pub(crate) struct Api {
 #[derive(Clone, Debug, Default)]
 pub struct Services {
     pub view: Option<crate::view::View>,
-    pub accounts: Option<Arc<crate::accounts::Accounts>>,
-    pub chat: Option<Arc<crate::chat::Chat>>,
+    pub accounts: Option<Arc<starling_accounts::Accounts>>,
+    pub chat: Option<Arc<starling_chat_client::Chat>>,
 }
 
 /// An API error: an HTTP status, a stable code and a message.
@@ -99,9 +99,9 @@ impl IntoResponse for ApiError {
 
 pub(crate) type ApiResult = Result<Json<Value>, ApiError>;
 
-impl From<crate::accounts::AccountsError> for ApiError {
-    fn from(e: crate::accounts::AccountsError) -> Self {
-        use crate::accounts::AccountsError as E;
+impl From<starling_accounts::AccountsError> for ApiError {
+    fn from(e: starling_accounts::AccountsError) -> Self {
+        use starling_accounts::AccountsError as E;
         let (status, code) = match &e {
             E::InvalidAction(_) => (StatusCode::BAD_REQUEST, "invalid_action"),
             E::ShardNotServed(_) => (StatusCode::SERVICE_UNAVAILABLE, "shard_not_served"),

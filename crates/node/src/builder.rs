@@ -4,12 +4,12 @@
 //! back is a whole [`Node`] and the [`Services`] its API serves. (A devnet's validators serve
 //! no API: they are started with [`starling_validator::start_validator`] and [`starling_net::start`] alone.)
 
-use crate::accounts::{self, Faucet};
 use crate::api::Services;
-use crate::chat::{Chat, ChatPlace};
 use crate::genesis::Genesis;
 use crate::{view, SetupError};
 use commonware_runtime::{Clock, Metrics, Network, Resolver, Spawner, Storage, Supervisor};
+use starling_accounts::Faucet;
+use starling_chat_client::{Chat, ChatPlace};
 use starling_chat_relay::ChatServices;
 use starling_crypto::SecretKey;
 use starling_net as net;
@@ -137,7 +137,8 @@ fn user_services(
     let dir = data_dir.display().to_string();
     let bad = |what: &str, e: String| SetupError::invalid(&dir, what, e);
     let view = view::attach(node, data_dir).map_err(|e| bad("app view", e.to_string()))?;
-    let accounts = accounts::open(data_dir, faucet).map_err(|e| bad("keystore", e.to_string()))?;
+    let accounts =
+        starling_accounts::open(data_dir, faucet).map_err(|e| bad("keystore", e.to_string()))?;
     Ok(Services {
         view: Some(view),
         accounts: Some(accounts),

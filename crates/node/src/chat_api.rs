@@ -16,7 +16,6 @@
 //!   out), for clients without libp2p.
 
 use crate::api::{json_body, parse_key, Api, ApiError, ApiResult};
-use crate::chat::{Chat, ChatError};
 use crate::me::Authed;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -25,6 +24,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use starling_chat_client::{Chat, ChatError};
 use starling_types::AccountId;
 use std::sync::Arc;
 
@@ -139,10 +139,13 @@ struct CreateRequest {
 }
 
 fn accounts_of(api: &Api, names: &[String]) -> Result<Vec<AccountId>, ApiError> {
-    if names.len() > crate::chat::MAX_NEW_MEMBERS {
+    if names.len() > starling_chat_client::MAX_NEW_MEMBERS {
         return Err(ApiError::bad_request(
             "too_many",
-            format!("at most {} accounts at once", crate::chat::MAX_NEW_MEMBERS),
+            format!(
+                "at most {} accounts at once",
+                starling_chat_client::MAX_NEW_MEMBERS
+            ),
         ));
     }
     names.iter().map(|n| resolve(api, n)).collect()
@@ -183,7 +186,7 @@ async fn messages(
         .await
         .map_err(err)?;
     Ok(Json(
-        json!({ "items": items, "encryption": crate::chat::ENCRYPTION }),
+        json!({ "items": items, "encryption": starling_chat_client::ENCRYPTION }),
     ))
 }
 

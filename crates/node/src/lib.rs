@@ -1,13 +1,10 @@
 //! The Starling node: the HTTP API ([`api`]), the app view and its indexer ([`view`]), the social API on
 //! it ([`social`]), accounts, chat and the devnet. Its setup files come from `starling-config`.
 
-pub mod accounts;
 pub mod api;
 pub mod builder;
-pub mod chat;
 mod chat_api;
 pub mod devnet;
-pub mod keystore;
 mod me;
 pub mod openapi;
 mod proofs;

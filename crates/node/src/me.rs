@@ -24,9 +24,7 @@
 //! avatar_url?}`, `register_handle {handle}`, `transfer {asset, to, amount}`. A post is
 //! `{"author", "seq"}`; amounts are decimal strings.
 
-use crate::accounts::{Accounts, Estimate, Sent, Session, CSRF_HEADER, SESSION_COOKIE};
 use crate::api::{json_body, parse_key, Api, ApiError, ApiResult};
-use crate::keystore::KeystoreError;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
@@ -36,6 +34,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use starling_accounts::keystore::KeystoreError;
+use starling_accounts::{Accounts, Estimate, Sent, Session, CSRF_HEADER, SESSION_COOKIE};
 use starling_crypto::SecretKey;
 use starling_types::{Action, Asset, KeyType, PostId, PublicKey};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -201,7 +201,7 @@ fn started(session: &Session, token: String, bearer: bool, extra: Value) -> Resp
         StatusCode::OK,
         [(
             header::SET_COOKIE,
-            session_cookie(&token, crate::accounts::SESSION_IDLE.as_secs()),
+            session_cookie(&token, starling_accounts::SESSION_IDLE.as_secs()),
         )],
         Json(body),
     )
@@ -333,7 +333,7 @@ async fn import(
                     .keystore
                     .unlock(&account, &req.password)
                     .map_err(keystore_err)?;
-                let label = crate::keystore::KeystoreFile::parse(backup)
+                let label = starling_accounts::keystore::KeystoreFile::parse(backup)
                     .map(|f| f.label().to_owned())
                     .map_err(keystore_err)?;
                 (key, label)
@@ -645,7 +645,7 @@ async fn fee(
         out["graphemes"] = json!(starling_ledger::validate::graphemes(text));
         out["max_graphemes"] = json!(starling_ledger::validate::MAX_POST_GRAPHEMES);
     }
-    out["valid"] = json!(crate::accounts::precheck(&action).is_ok());
+    out["valid"] = json!(starling_accounts::precheck(&action).is_ok());
     Ok(Json(out))
 }
 

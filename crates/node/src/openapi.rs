@@ -351,7 +351,7 @@ fn schemas() -> Value {
     m.insert("Trending".into(), json!(obj(json!({"items": {"type": "array", "items": obj(json!({"tag": s("string"), "posts": s("integer")}), &["tag", "posts"])}}), &["items"])));
     m.insert("StreamMessage".into(), json!(obj(json!({"type": {"enum": ["hello", "post", "notification", "chat"]}, "item": any, "unread": s("integer")}), &["type"])));
     m.insert("KeystoreList".into(), json!(obj(json!({"items": {"type": "array", "items": obj(json!({"account": key, "label": s("string")}), &["account", "label"])}}), &["items"])));
-    m.insert("SignupRequest".into(), json!(obj(json!({"label": s("string"), "password": {"type": "string", "minLength": crate::keystore::MIN_PASSWORD_CHARS}, "bearer": s("boolean")}), &["label", "password"])));
+    m.insert("SignupRequest".into(), json!(obj(json!({"label": s("string"), "password": {"type": "string", "minLength": starling_accounts::keystore::MIN_PASSWORD_CHARS}, "bearer": s("boolean")}), &["label", "password"])));
     m.insert("ImportRequest".into(), json!(obj(json!({"password": s("string"), "label": s("string"), "secret": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}, "key_type": {"enum": ["ed25519", "secp256k1"]}, "backup": s("string"), "bearer": s("boolean")}), &["password"])));
     m.insert("LoginRequest".into(), json!(obj(json!({"account": {"type": "string", "description": "Key or label"}, "password": s("string"), "bearer": s("boolean")}), &["account", "password"])));
     m.insert(
@@ -392,7 +392,7 @@ fn schemas() -> Value {
         &["seq", "kind", "text"],
     );
     m.insert("ChatList".into(), json!(obj(json!({"items": {"type": "array", "items": obj(json!({"id": s("string"), "members": {"type": "array", "items": s("string")}, "epoch": s("integer"), "unread": s("integer"), "left": s("boolean"), "last": any, "encryption": s("string")}), &["id", "members", "unread"])}}), &["items"])));
-    m.insert("ChatCreate".into(), json!(obj(json!({"members": {"type": "array", "items": s("string"), "minItems": 1, "maxItems": crate::chat::MAX_NEW_MEMBERS}}), &["members"])));
+    m.insert("ChatCreate".into(), json!(obj(json!({"members": {"type": "array", "items": s("string"), "minItems": 1, "maxItems": starling_chat_client::MAX_NEW_MEMBERS}}), &["members"])));
     m.insert(
         "ChatCreated".into(),
         json!(obj(json!({"id": s("string")}), &["id"])),
@@ -404,7 +404,7 @@ fn schemas() -> Value {
             &["items"]
         )),
     );
-    m.insert("ChatSend".into(), json!(obj(json!({"text": s("string"), "texts": {"type": "array", "items": s("string"), "maxItems": crate::chat::MAX_BATCH}}), &[])));
+    m.insert("ChatSend".into(), json!(obj(json!({"text": s("string"), "texts": {"type": "array", "items": s("string"), "maxItems": starling_chat_client::MAX_BATCH}}), &[])));
     m.insert("ChatMembers".into(), json!(obj(json!({"add": {"type": "array", "items": s("string")}, "remove": {"type": "array", "items": s("string")}}), &[])));
     m.insert(
         "ChatRead".into(),
@@ -445,7 +445,7 @@ pub fn document() -> Value {
         "components": {
             "schemas": schemas(),
             "securitySchemes": {
-                "cookie": {"type": "apiKey", "in": "cookie", "name": crate::accounts::SESSION_COOKIE},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": starling_accounts::SESSION_COOKIE},
                 "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
                 "bearer": {"type": "http", "scheme": "bearer"},
             },

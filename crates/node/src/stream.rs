@@ -14,7 +14,6 @@
 //! header, when sent, must name the `Host`); incoming messages other than close are ignored
 //! and bounded to [`MAX_INCOMING_BYTES`]; at most [`MAX_STREAMS`] streams are open at once.
 
-use crate::accounts::Session;
 use crate::api::{parse_key, Api, ApiError};
 use crate::social::{feed_item_json, notification_json, view_err, Render};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -25,6 +24,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use starling_accounts::Session;
 use starling_appview::{AppView, FeedEntry, FeedItem};
 use starling_types::{AccountId, PostId};
 use std::collections::HashSet;
@@ -170,7 +170,7 @@ async fn run(
     view: Arc<AppView>,
     account: AccountId,
     mut updates: tokio::sync::watch::Receiver<u64>,
-    chat: Option<Arc<crate::chat::Chat>>,
+    chat: Option<Arc<starling_chat_client::Chat>>,
 ) {
     let mut chat_updates = chat.as_ref().map(|c| c.watch());
     // What is there when the stream opens counts as sent: the client read it already.

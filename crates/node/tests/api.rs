@@ -293,11 +293,11 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
             .await
             .unwrap();
         let view = starling_node::view::attach(&node, &data_dir).unwrap();
-        let faucet = starling_node::accounts::Faucet {
+        let faucet = starling_accounts::Faucet {
             keys: vec![key(4)],
             amount: 1_000_000_000_000_000,
         };
-        let accounts = starling_node::accounts::open(&data_dir, Some(faucet)).unwrap();
+        let accounts = starling_accounts::open(&data_dir, Some(faucet)).unwrap();
         // Chat, on a chat-only swarm (this validator runs no open network).
         let chat_key = key(9);
         let services = Arc::new(
@@ -315,7 +315,7 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
         let chat_net =
             starling_net::chat::standalone(&chat_key, Some(chat_listen), Some(services.clone()))
                 .unwrap();
-        let place = starling_node::chat::ChatPlace {
+        let place = starling_chat_client::ChatPlace {
             home: starling_types::Endpoint {
                 node: chat_key.public_key(),
                 address: chat_listen.to_string(),
@@ -323,7 +323,7 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
             relays: Vec::new(),
             key_update: Duration::from_secs(86_400),
         };
-        let chat = starling_node::chat::Chat::new(
+        let chat = starling_chat_client::Chat::new(
             node.clone(),
             &data_dir,
             chat_net,

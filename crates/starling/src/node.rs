@@ -4,11 +4,12 @@
 use anyhow::Context as _;
 use clap::Args;
 use commonware_runtime::{Metrics as _, Runner as _, Supervisor as _};
+use starling_accounts as accounts;
 use starling_net as net;
 use starling_node::api::{self, MetricsFn};
 use starling_node::config::{NodeConfig, Role};
 use starling_node::devnet::{self, DevnetSpec};
-use starling_node::{accounts, builder, init, keyfile};
+use starling_node::{builder, init, keyfile};
 use starling_node_api::Node;
 use starling_types::Endpoint;
 use starling_validator::{start_validator, ValidatorSpec};

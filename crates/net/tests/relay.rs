@@ -16,15 +16,15 @@ use commonware_utils::ordered::Set;
 use futures::StreamExt as _;
 use libp2p::request_response;
 use libp2p::swarm::SwarmEvent;
+use starling_config::genesis::{
+    AllocationEntry, Amount, FoundationEntry, Genesis, GenesisFile, ValidatorEntry,
+};
+use starling_config::{config::NodeConfig, config::Role, init};
 use starling_consensus::ShardBlock;
 use starling_crypto::SecretKey;
 use starling_ledger::records::PostRecord;
 use starling_ledger::MemLedger;
 use starling_net::{self as net, BehaviourEvent, FinalizedBlock, SyncResponse};
-use starling_node::genesis::{
-    AllocationEntry, Amount, FoundationEntry, Genesis, GenesisFile, ValidatorEntry,
-};
-use starling_node::{config::NodeConfig, config::Role, init};
 use starling_node_api::proof::{self as proofs, RecordProof, RecordRef, Trusted};
 use starling_node_api::{consensus_key, consensus_public, Node, SubmitError};
 use starling_types::{Action, Block, Decode as _, Encode as _, KeyType, PostId, ShardId, TxBody};

@@ -15,7 +15,9 @@
 //! Rate limits are token buckets: sign ups and log ins per client IP (and log ins per
 //! account, against password guessing) and signed actions per account.
 
-use crate::keystore::Keystore;
+pub mod keystore;
+
+use keystore::Keystore;
 use rand_core::{OsRng, RngCore};
 use starling_crypto::SecretKey;
 use starling_ledger::{actions, gas, validate};
@@ -232,7 +234,7 @@ pub struct Accounts {
 pub fn open(
     data_dir: &Path,
     faucet: Option<Faucet>,
-) -> Result<Arc<Accounts>, crate::keystore::KeystoreError> {
+) -> Result<Arc<Accounts>, keystore::KeystoreError> {
     let keystore = Keystore::open(&data_dir.join("keystore"))?;
     Ok(Arc::new(Accounts::new(keystore, faucet)))
 }

@@ -1,0 +1,364 @@
+//! Receiving: each open device's worker takes mail from this node's mailboxes and polls its
+//! relays, takes each envelope in order (deduplicated, deferred when its epoch is not reached),
+//! and keeps its key packages topped up.
+
+use super::*;
+
+impl Chat {
+    /// The background work of an open account: publishing key packages once the ledger
+    /// lists the device, and taking mail as it arrives.
+    pub(crate) async fn worker(self: Arc<Self>, held: HeldRef) {
+        let mut local = self.services.mailboxes.watch();
+        let mut last_poll = std::time::Instant::now() - POLL;
+        loop {
+            {
+                let mut h = held.lock().await;
+                if h.closed {
+                    return;
+                }
+                if let Err(e) = self.housekeeping(&mut h).await {
+                    tracing::warn!(error = %e, "chat key packages");
+                }
+                let remote = last_poll.elapsed() >= POLL;
+                if remote {
+                    last_poll = std::time::Instant::now();
+                }
+                match self.take_mail(&mut h, remote).await {
+                    Ok(true) => self.bump(),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "taking chat mail"),
+                }
+                let leavers = Self::leavers_to_remove(&mut h);
+                let stale = self.stale_keys(&h);
+                let account = h.account;
+                drop(h);
+                for (gid, accounts) in leavers {
+                    if let Err(e) = self.remove(&account, &gid, &accounts).await {
+                        tracing::warn!(error = %e, "removing members who left");
+                    }
+                }
+                for gid in stale {
+                    match self.update(&account, &gid).await {
+                        Ok(epoch) => {
+                            tracing::debug!(chat = %gid, epoch, "keys refreshed on schedule")
+                        }
+                        Err(e) => {
+                            tracing::info!(chat = %gid, error = %e, "scheduled key refresh failed; tried again later")
+                        }
+                    }
+                }
+            }
+            tokio::select! {
+                _ = local.changed() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    pub(crate) async fn housekeeping(&self, h: &mut Held) -> Result<(), ChatError> {
+        let device = self.chat_device(h);
+        if !h.meta.published {
+            if !self.listed(&h.account, &device) {
+                return Ok(());
+            }
+            h.meta.published = true;
+            self.save(h)?;
+            self.bump();
+        }
+        let id = h.meta.device_id;
+        if self.services.key_packages.count(h.account, id) < KEY_PACKAGES_LOW {
+            let kps = (0..KEY_PACKAGES)
+                .map(|_| h.device.key_package())
+                .collect::<Result<Vec<_>, _>>()?;
+            // The private halves are on disk before anyone can use the public ones.
+            self.save(h)?;
+            self.services
+                .key_packages
+                .put(h.account, id, kps)
+                .map_err(internal)?;
+        }
+        for relay in &self.relays {
+            let name = relay.node.to_text();
+            if relay.node == self.net.me {
+                continue;
+            }
+            let uploaded = h.meta.packages_at.contains(&name);
+            if uploaded {
+                // Every so often, ask how many are left there (an empty upload answers the
+                // count), and top up below the low mark.
+                if h.relay_checked
+                    .get(&name)
+                    .is_some_and(|t| t.elapsed() < KEY_PACKAGE_CHECK)
+                {
+                    continue;
+                }
+                h.relay_checked
+                    .insert(name.clone(), std::time::Instant::now());
+                let ask = ChatRequest::PutKeyPackages {
+                    account: h.account,
+                    device: id,
+                    packages: Vec::new(),
+                };
+                match self.request(relay, &ask).await {
+                    Ok(ChatResponse::KeyPackagesKept { count })
+                        if count as usize >= KEY_PACKAGES_LOW =>
+                    {
+                        continue
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(relay = %relay.address, error = %e, "cannot count key packages at the relay");
+                        continue;
+                    }
+                }
+            }
+            let kps = (0..KEY_PACKAGES)
+                .map(|_| h.device.key_package())
+                .collect::<Result<Vec<_>, _>>()?;
+            self.save(h)?;
+            let req = ChatRequest::PutKeyPackages {
+                account: h.account,
+                device: id,
+                packages: kps,
+            };
+            match self.request(relay, &req).await {
+                Ok(_) => {
+                    if !uploaded {
+                        h.meta.packages_at.push(name);
+                    }
+                    self.save(h)?;
+                }
+                Err(e) => {
+                    tracing::debug!(relay = %relay.address, error = %e, "key packages not taken yet")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the device's mail: what reached this node directly, and (when `remote`) what
+    /// waits at its relays. Returns whether anything changed.
+    pub(crate) async fn take_mail(&self, h: &mut Held, remote: bool) -> Result<bool, ChatError> {
+        let mailbox = mailbox_id(&h.mailbox_key.public_key());
+        // (the relay it came from, or this node; the mail in order)
+        let mut batches: Vec<MailBatch> = Vec::new();
+        let me = self.net.me.to_text();
+        let after = h.meta.cursors.get(&me).copied().unwrap_or(0);
+        let (mail, _) = self
+            .services
+            .mailboxes
+            .fetch(&mailbox, after, chatnet::MAX_FETCH_BYTES);
+        if !mail.is_empty() {
+            batches.push((None, mail.into_iter().map(|m| (m.seq, m.bytes)).collect()));
+        }
+        if remote {
+            for relay in self.relays.clone() {
+                if relay.node == self.net.me {
+                    continue;
+                }
+                let name = relay.node.to_text();
+                let after = h.meta.cursors.get(&name).copied().unwrap_or(0);
+                let req = ChatRequest::fetch(&relay.node, &h.mailbox_key, after);
+                match self.request(&relay, &req).await {
+                    Ok(ChatResponse::Mail { mail, .. }) if !mail.is_empty() => {
+                        batches.push((Some(relay), mail));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(relay = %relay.address, error = %e, "no mail from relay")
+                    }
+                }
+            }
+        }
+        if batches.is_empty() {
+            return Ok(false);
+        }
+        let mut changed = false;
+        for (from, mail) in &batches {
+            let mut last = 0;
+            for (seq, bytes) in mail {
+                last = *seq;
+                changed |= self.take_one(h, bytes)?;
+            }
+            let holder = from.as_ref().map_or(me.clone(), |r| r.node.to_text());
+            h.meta.cursors.insert(holder, last);
+        }
+        if changed {
+            changed |= self.retry_deferred(h)?;
+        }
+        // Everything taken is on disk before any of it is acknowledged: the history first
+        // (a crash before the state is saved makes the mail come again, and its hash shows
+        // it once), then the state.
+        self.flush_history(h)?;
+        self.save(h)?;
+        for (from, mail) in &batches {
+            if from.is_none() {
+                if let Some((last, _)) = mail.last() {
+                    self.services
+                        .mailboxes
+                        .ack(&mailbox, *last)
+                        .map_err(internal)?;
+                }
+            }
+        }
+        // Relays learn the new positions with the next fetch.
+        Ok(changed)
+    }
+
+    /// Tries the deferred envelopes again (a commit or welcome may have arrived), until no
+    /// more open; drops those kept too long.
+    pub(crate) fn retry_deferred(&self, h: &mut Held) -> Result<bool, ChatError> {
+        let mut changed = false;
+        for _ in 0..8 {
+            let now = now_ms();
+            let pending: Vec<(u64, String)> = std::mem::take(&mut h.meta.deferred).into();
+            let before = pending.len();
+            let mut progress = false;
+            for (at, hexed) in pending {
+                if now.saturating_sub(at) > DEFER_FOR_MS {
+                    self.rejected
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    continue;
+                }
+                let Ok(bytes) = hex::decode(&hexed) else {
+                    continue;
+                };
+                let took = self.take_one(h, &bytes)?;
+                // Put back with its first arrival time if it is still waiting.
+                if let Some(e) = h.meta.deferred.iter_mut().find(|(_, e)| *e == hexed) {
+                    e.0 = at;
+                }
+                changed |= took;
+                progress |= took;
+            }
+            if !progress || h.meta.deferred.len() >= before {
+                break;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Takes one envelope; returns whether a conversation changed.
+    pub(crate) fn take_one(&self, h: &mut Held, bytes: &[u8]) -> Result<bool, ChatError> {
+        let hash = blake3::hash(bytes).to_hex().to_string();
+        if h.meta.seen.contains(&hash) {
+            return Ok(false);
+        }
+        let received = h.device.receive(bytes);
+        if let Err(
+            starling_chat::ChatError::FutureEpoch { .. }
+            | starling_chat::ChatError::UnknownGroup(_),
+        ) = &received
+        {
+            // Its commit or welcome is still on the way (another sender, another path): kept,
+            // and tried again once the group moves.
+            let hexed = hex::encode(bytes);
+            if !h.meta.deferred.iter().any(|(_, e)| *e == hexed) {
+                if h.meta.deferred.len() >= MAX_DEFERRED {
+                    h.meta.deferred.pop_front();
+                    self.rejected
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                h.meta.deferred.push_back((now_ms(), hexed));
+            }
+            return Ok(false);
+        }
+        h.meta.seen.push_back(hash.clone());
+        while h.meta.seen.len() > SEEN {
+            h.meta.seen.pop_front();
+        }
+        let received = match received {
+            Ok(r) => r,
+            Err(e) => {
+                self.rejected
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(error = %e, "refused a chat envelope");
+                return Ok(false);
+            }
+        };
+        // Taken before (the state was older than the history after a crash): not again.
+        let duplicate = h.in_history.contains(&hash);
+        let Some((group, msg)) = self.entry_of(h, received, hash) else {
+            self.rejected
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(false);
+        };
+        if duplicate {
+            return Ok(false);
+        }
+        // Written with the rest of the batch, before the state that took it.
+        self.record(h, &group, vec![msg])?;
+        Ok(true)
+    }
+
+    /// The history entry of what a device received, and its group (`None`: a payload of no
+    /// known kind).
+    fn entry_of(
+        &self,
+        h: &mut Held,
+        received: Received,
+        envelope: String,
+    ) -> Option<(String, Message)> {
+        let now = now_ms();
+        let (group, kind, from, text, epoch) = match received {
+            Received::Text { group, from, text } => {
+                let epoch = h.device.epoch(&group).unwrap_or(0);
+                let from = account_of_identity(&from)
+                    .map(|(a, _)| a.to_text())
+                    .unwrap_or(from);
+                match text.split_first() {
+                    Some((&PAYLOAD_TEXT, body)) => {
+                        let body = String::from_utf8_lossy(body).into_owned();
+                        (group, "text", from, body, epoch)
+                    }
+                    Some((&PAYLOAD_LEAVE, _)) => {
+                        let l = h.meta.leavers.entry(hex::encode(&group)).or_default();
+                        if !l.contains(&from) {
+                            l.push(from.clone());
+                        }
+                        let text = format!("{from} left");
+                        (group, "event", from, text, epoch)
+                    }
+                    _ => return None,
+                }
+            }
+            Received::Commit { group, epoch } => {
+                let members = self.member_accounts(h, &group).join(", ");
+                let text = format!("keys changed (epoch {epoch}); members: {members}");
+                (group, "event", String::new(), text, epoch)
+            }
+            Received::Joined { group, epoch } => {
+                h.meta
+                    .groups
+                    .entry(hex::encode(&group))
+                    .or_insert(GroupMeta {
+                        created_ms: now,
+                        ..GroupMeta::default()
+                    });
+                (
+                    group,
+                    "event",
+                    String::new(),
+                    "you were added".into(),
+                    epoch,
+                )
+            }
+            Received::Removed { group } => {
+                h.meta.groups.entry(hex::encode(&group)).or_default().left = true;
+                (group, "event", String::new(), "you were removed".into(), 0)
+            }
+        };
+        let gid = hex::encode(&group);
+        let message = Message {
+            seq: Self::next_seq(h, &gid),
+            kind: kind.into(),
+            from,
+            text,
+            at_ms: now,
+            mine: false,
+            epoch,
+            envelope,
+        };
+        Some((gid, message))
+    }
+}

@@ -1,0 +1,363 @@
+//! End-to-end encrypted chat for the accounts a node holds.
+//!
+//! Each account that turns chat on gets one MLS device on this node ([`starling_chat::Device`])
+//! and publishes it in the key directory on the ledger (`SetChatDevice`): its signature key,
+//! the opaque id of its mailbox, this node as its home, and the mailbox relays it names.
+//!
+//! - **Sending**: a text is encrypted once for the group and deposited in the mailbox of every
+//!   other member device: at the device's home node when that node answers (node to node over
+//!   the open network), otherwise at the relays it names. Deposits carry no sender.
+//! - **Receiving**: the device's mail arrives in this node's own mailboxes (direct delivery)
+//!   or waits at its relays, which the node polls with fetches signed by the mailbox key.
+//!   Mail is taken in order, deduplicated by hash, and acknowledged only after the device
+//!   state that took it is on disk.
+//! - **Keys**: a peer's devices come from the ledger with a Merkle proof checked against the
+//!   finalized state root; a key package must name the identity and signature key the ledger
+//!   lists. Each device's key packages sit at its home node and relays, each handed out once.
+//! - **Commits** (adding, removing, key updates) are ordered by the group's delivery relay
+//!   (the first relay of the member in the lowest leaf): one commit per epoch wins; a loser
+//!   drops its commit, takes the winner's, and tries again.
+//! - **At rest**: the device state (MLS secrets) and the message history are sealed with
+//!   XChaCha20-Poly1305 under a key derived from the account key, so they open only while the
+//!   account is logged in. The state is written (synced, atomically) before anything it
+//!   encrypted leaves the node and before mail it took is acknowledged.
+
+use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use futures::channel::mpsc;
+use rand_core::{OsRng, RngCore as _};
+use serde::{Deserialize, Serialize};
+use starling_chat::{Device, Received};
+use starling_chat_relay::mailbox::{now_ms, write_atomic};
+use starling_chat_relay::ChatServices;
+use starling_crypto::SecretKey;
+use starling_ledger::records::{ChatKeysRecord, StateKey};
+use starling_net::chat::{self as chatnet, ChatNet, NetError};
+use starling_node_api::Node;
+use starling_protocol::chat::{mailbox_id, ChatRequest, ChatResponse};
+use starling_types::{AccountId, ChatDevice, Decode as _, Endpoint, Hash, KeyType, PublicKey};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+mod devices;
+mod groups;
+mod inbox;
+mod outbox;
+mod store;
+
+/// Key packages a device keeps at its home node and at each relay.
+const KEY_PACKAGES: usize = 20;
+/// Below this many at home, the device makes more.
+const KEY_PACKAGES_LOW: usize = 5;
+/// How often a relay's stock of a device's key packages is counted.
+const KEY_PACKAGE_CHECK: Duration = Duration::from_secs(60);
+/// How often relays are asked for mail.
+const POLL: Duration = Duration::from_millis(500);
+/// Envelope hashes remembered against duplicates.
+const SEEN: usize = 4_096;
+/// Envelopes kept for a commit or welcome still on the way, and for how long.
+const MAX_DEFERRED: usize = 256;
+const DEFER_FOR_MS: u64 = 10 * 60 * 1000;
+/// Most texts in one send.
+pub const MAX_BATCH: usize = 256;
+/// Most members named when a chat is created or grows.
+pub const MAX_NEW_MEMBERS: usize = 49;
+/// Attempts at a commit that keeps losing its epoch.
+const COMMIT_ATTEMPTS: usize = 4;
+
+/// What went wrong, for the API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChatError {
+    #[error("chat is not set up for this account on this node")]
+    NotSetUp,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ChatError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChatError::NotSetUp => "chat_not_set_up",
+            ChatError::BadRequest(_) => "bad_request",
+            ChatError::NotFound(_) => "not_found",
+            ChatError::Conflict(_) => "conflict",
+            ChatError::Unavailable(_) => "unavailable",
+            ChatError::Internal(_) => "internal",
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ChatError {
+    ChatError::Internal(e.to_string())
+}
+
+impl From<starling_chat::ChatError> for ChatError {
+    fn from(e: starling_chat::ChatError) -> Self {
+        match e {
+            starling_chat::ChatError::UnknownGroup(g) => {
+                ChatError::NotFound(format!("no chat {g}"))
+            }
+            starling_chat::ChatError::NoSuchMember(m) => {
+                ChatError::NotFound(format!("{m} is not a member"))
+            }
+            starling_chat::ChatError::TextTooLarge
+            | starling_chat::ChatError::GroupFull
+            | starling_chat::ChatError::TooLarge => ChatError::BadRequest(e.to_string()),
+            other => ChatError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// One line of a conversation.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Message {
+    /// Position in the conversation, from 1.
+    pub seq: u64,
+    /// `text`, or `event` for membership changes.
+    pub kind: String,
+    /// The sender's account (empty for events this device saw by itself).
+    pub from: String,
+    pub text: String,
+    pub at_ms: u64,
+    pub mine: bool,
+    /// The MLS epoch it was read in.
+    pub epoch: u64,
+    /// BLAKE3 of the envelope it came in (against duplicates).
+    #[serde(default)]
+    pub envelope: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct GroupMeta {
+    /// Messages read (a count).
+    read: u64,
+    /// This device is no longer in the group.
+    left: bool,
+    created_ms: u64,
+    /// When this device last put fresh keys in the group (its own commit).
+    #[serde(default)]
+    rekeyed_ms: u64,
+}
+
+/// What a device keeps besides its MLS state (sealed with it).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Meta {
+    device_id: u32,
+    /// Seed of the mailbox key (hex).
+    mailbox_seed: String,
+    /// The ledger lists this device.
+    published: bool,
+    /// Relays (node key text) that hold this device's key packages.
+    packages_at: Vec<String>,
+    /// Acknowledged position per mailbox holder (node key text).
+    cursors: BTreeMap<String, u64>,
+    /// Hashes of envelopes taken, newest last.
+    seen: VecDeque<String>,
+    groups: BTreeMap<String, GroupMeta>,
+    /// Members who said they left, per chat, still to be removed.
+    #[serde(default)]
+    leavers: BTreeMap<String, Vec<String>>,
+    /// Envelopes that arrived before the commit or welcome they need (when, hex bytes).
+    #[serde(default)]
+    deferred: VecDeque<(u64, String)>,
+}
+
+/// An account's chat, open while it is logged in.
+struct Held {
+    account: AccountId,
+    seal: Zeroizing<[u8; 32]>,
+    device: Device,
+    meta: Meta,
+    mailbox_key: SecretKey,
+    history: BTreeMap<String, Vec<Message>>,
+    in_history: HashSet<String>,
+    /// Sealed history records not yet written.
+    unwritten: Vec<u8>,
+    /// When each relay's stock of this device's key packages was last counted.
+    relay_checked: HashMap<String, std::time::Instant>,
+    closed: bool,
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+type HeldRef = Arc<tokio::sync::Mutex<Held>>;
+type MailBatch = (Option<Endpoint>, Vec<(u64, Vec<u8>)>);
+
+/// A summary of one conversation.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChatSummary {
+    pub id: String,
+    pub members: Vec<String>,
+    pub epoch: u64,
+    pub unread: u64,
+    pub left: bool,
+    pub last: Option<Message>,
+    pub encryption: &'static str,
+}
+
+/// One member account's devices as the ledger lists them, checked with a proof.
+#[derive(Clone, Debug, Serialize)]
+pub struct DirectoryEntry {
+    pub account: String,
+    pub shard: u16,
+    pub height: u64,
+    pub state_root: String,
+    pub version: u64,
+    pub devices: Vec<DeviceJson>,
+    /// The proof, encoded (hex), for anyone to check again.
+    pub proof: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceJson {
+    pub id: u32,
+    pub signature_key: String,
+    pub mailbox: String,
+    pub home: Option<String>,
+    pub relays: Vec<String>,
+}
+
+/// The account part of an MLS identity `<account>#<device>`.
+fn account_of_identity(identity: &str) -> Option<(AccountId, u32)> {
+    let (a, d) = identity.rsplit_once('#')?;
+    Some((PublicKey::from_text(a).ok()?, d.parse().ok()?))
+}
+
+/// Payload kinds inside MLS application messages.
+const PAYLOAD_TEXT: u8 = 0;
+const PAYLOAD_LEAVE: u8 = 1;
+
+/// The chat of every account this node holds.
+pub struct Chat {
+    node: Node,
+    net: ChatNet,
+    /// Where requests to other nodes go from: a swarm under a random key made at start, so
+    /// the nodes it deposits with learn neither the sending account nor the sending node's
+    /// key (they see the address it connects from).
+    anon: ChatNet,
+    services: Arc<ChatServices>,
+    dir: PathBuf,
+    home: Endpoint,
+    relays: Vec<Endpoint>,
+    /// Signs the device's publication in the key directory.
+    accounts: Option<Arc<starling_accounts::Accounts>>,
+    open: Mutex<HashMap<AccountId, HeldRef>>,
+    outboxes: Mutex<HashMap<Hash, mpsc::Sender<outbox::Queued>>>,
+    changed: tokio::sync::watch::Sender<u64>,
+    /// How often a device refreshes its keys in each group (post-compromise security).
+    key_update: Duration,
+    /// Envelopes refused (damaged, replayed, undecryptable), for the metrics.
+    pub rejected: std::sync::atomic::AtomicU64,
+}
+
+/// Where a node's chat devices are reached, and how often they refresh their keys.
+#[derive(Clone, Debug)]
+pub struct ChatPlace {
+    /// This node, as its devices' home.
+    pub home: Endpoint,
+    /// The mailbox relays its devices name.
+    pub relays: Vec<Endpoint>,
+    /// How often a device refreshes its keys in each group (post-compromise security).
+    pub key_update: Duration,
+}
+
+impl std::fmt::Debug for Chat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chat")
+            .field("home", &self.home)
+            .field("relays", &self.relays)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Chat {
+    /// Chat for `node`'s accounts, kept under `<data_dir>/chat`, reached at `home`, naming
+    /// `relays` as its devices' mailbox relays.
+    pub fn new(
+        node: Node,
+        data_dir: &Path,
+        net: ChatNet,
+        services: Arc<ChatServices>,
+        accounts: Option<Arc<starling_accounts::Accounts>>,
+        place: ChatPlace,
+    ) -> Result<Arc<Chat>, starling_config::SetupError> {
+        let ChatPlace {
+            home,
+            relays,
+            key_update,
+        } = place;
+        let (changed, _) = tokio::sync::watch::channel(0);
+        let anon_key = SecretKey::generate(KeyType::Ed25519, &mut OsRng);
+        let anon = chatnet::standalone(&anon_key, None, None)?;
+        Ok(Arc::new(Chat {
+            node,
+            net,
+            anon,
+            services,
+            dir: data_dir.join("chat"),
+            home,
+            relays,
+            accounts,
+            open: Mutex::new(HashMap::new()),
+            outboxes: Mutex::new(HashMap::new()),
+            changed,
+            key_update,
+            rejected: std::sync::atomic::AtomicU64::new(0),
+        }))
+    }
+
+    /// Sends a chat request to `to`: answered here if `to` is this node, otherwise sent from
+    /// the anonymous swarm.
+    async fn request(&self, to: &Endpoint, req: &ChatRequest) -> Result<ChatResponse, NetError> {
+        if to.node == self.net.me {
+            self.net.request(to, req).await
+        } else {
+            self.anon.request(to, req).await
+        }
+    }
+
+    /// Answers a chat protocol request (its encoded bytes) as this node's services do.
+    pub fn serve(&self, request: &[u8]) -> Vec<u8> {
+        starling_types::Encode::to_bytes(&self.services.serve(request))
+    }
+
+    /// Prometheus text for chat on this node.
+    pub fn metrics(&self) -> String {
+        let open = self.open.lock().unwrap_or_else(|p| p.into_inner()).len();
+        format!(
+            "{}# HELP starling_chat_open_devices Chat devices open (their accounts logged in).\n# TYPE starling_chat_open_devices gauge\nstarling_chat_open_devices {open}\n# HELP starling_chat_refused_envelopes_total Envelopes this node's devices refused (damaged, replayed, undecryptable).\n# TYPE starling_chat_refused_envelopes_total counter\nstarling_chat_refused_envelopes_total {}\n",
+            self.services.metrics(),
+            self.rejected.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Counts changes to any conversation (what live streams wait on).
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n += 1);
+    }
+}
+
+/// What the chat shows as its encryption.
+pub const ENCRYPTION: &str = "MLS (RFC 9420), X25519 + AES-128-GCM + Ed25519, end to end";
