@@ -4,11 +4,11 @@
 //! back is a whole [`Node`] and the [`Services`] its API serves. (A devnet's validators serve
 //! no API: they are started with [`starling_validator::start_validator`] and [`starling_net::start`] alone.)
 
-use crate::api::Services;
 use crate::genesis::Genesis;
-use crate::{view, SetupError};
+use crate::SetupError;
 use commonware_runtime::{Clock, Metrics, Network, Resolver, Spawner, Storage, Supervisor};
 use starling_accounts::Faucet;
+use starling_api::{view, Services};
 use starling_chat_client::{Chat, ChatPlace};
 use starling_chat_relay::ChatServices;
 use starling_crypto::SecretKey;

@@ -18,8 +18,8 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use rand::{Rng as _, SeedableRng as _};
 use serde_json::json;
+use starling_api::Services;
 use starling_appview::AppView;
-use starling_node::api::Services;
 use starling_node::genesis::{FoundationEntry, GenesisFile, ValidatorEntry};
 use starling_node_api::Node;
 use starling_types::{
@@ -309,7 +309,7 @@ fn serving_node(dir: &Path, view: Arc<AppView>) -> anyhow::Result<(Node, Service
     }
     let (genesis, stores) = starling_node::init::open(&cfg.data_dir)?;
     let services = Services {
-        view: Some(starling_node::view::View::fixed(view)),
+        view: Some(starling_api::view::View::fixed(view)),
         ..Default::default()
     };
     Ok((Node::follower(genesis, stores), services))
@@ -433,8 +433,8 @@ pub fn timeline(args: TimelineArgs) -> anyhow::Result<()> {
     let report = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let metrics: starling_node::api::MetricsFn = Arc::new(String::new);
-        let server = tokio::spawn(starling_node::api::serve(listener, node, services, metrics));
+        let metrics: starling_api::MetricsFn = Arc::new(String::new);
+        let server = tokio::spawn(starling_api::serve(listener, node, services, metrics));
         let home = |i: usize| {
             format!(
                 "/api/v1/accounts/{}/home?limit=30",

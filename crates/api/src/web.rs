@@ -5,7 +5,7 @@
 //! and connections (and `ws:`/`wss:` to it for the stream), forbids framing, and sends no
 //! referrer.
 
-use crate::api::Api;
+use crate::Api;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;

@@ -24,7 +24,7 @@
 //! avatar_url?}`, `register_handle {handle}`, `transfer {asset, to, amount}`. A post is
 //! `{"author", "seq"}`; amounts are decimal strings.
 
-use crate::api::{json_body, parse_key, Api, ApiError, ApiResult};
+use crate::{json_body, parse_key, Api, ApiError, ApiResult};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;

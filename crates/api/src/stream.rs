@@ -14,8 +14,8 @@
 //! header, when sent, must name the `Host`); incoming messages other than close are ignored
 //! and bounded to [`MAX_INCOMING_BYTES`]; at most [`MAX_STREAMS`] streams are open at once.
 
-use crate::api::{parse_key, Api, ApiError};
 use crate::social::{feed_item_json, notification_json, view_err, Render};
+use crate::{parse_key, Api, ApiError};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};

@@ -19,7 +19,7 @@
 //! - `GET /api/v1/search/posts?q=`, `GET /api/v1/search/people?q=`: full-text search, best
 //!   first (the cursor counts results, up to 1,000 deep).
 
-use crate::api::{parse_key, Api, ApiError, ApiResult};
+use crate::{parse_key, Api, ApiError, ApiResult};
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};

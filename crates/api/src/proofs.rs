@@ -1,14 +1,14 @@
 //! `GET /api/v1/proofs/{kind}/...`: light-client proofs of any record (built and checked by
 //! [`starling_node_api::proof`]).
 
-use crate::api::{parse_key, ApiError, ApiResult};
+use crate::{parse_key, ApiError, ApiResult};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use starling_node_api::proof::{prove, ProveError, RecordRef, KINDS};
 
-pub(crate) fn routes() -> Router<crate::api::Api> {
+pub(crate) fn routes() -> Router<crate::Api> {
     Router::new()
         .route("/api/v1/proofs/{kind}/{a}", get(proof))
         .route("/api/v1/proofs/{kind}/{a}/{b}", get(proof))
@@ -21,7 +21,7 @@ pub const MAX_PROVING: usize = 16;
 
 static PROVING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_PROVING);
 
-async fn proof(State(api): State<crate::api::Api>, Path(segments): Path<Vec<String>>) -> ApiResult {
+async fn proof(State(api): State<crate::Api>, Path(segments): Path<Vec<String>>) -> ApiResult {
     let Ok(_permit) = PROVING.try_acquire() else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -15,8 +15,8 @@
 //! - `POST /api/v1/chat/protocol`: a `/starling/chat/1` request over HTTP (binary in, binary
 //!   out), for clients without libp2p.
 
-use crate::api::{json_body, parse_key, Api, ApiError, ApiResult};
 use crate::me::Authed;
+use crate::{json_body, parse_key, Api, ApiError, ApiResult};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;

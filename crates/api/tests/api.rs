@@ -4,11 +4,12 @@
 
 use commonware_runtime::{Runner as _, Supervisor as _};
 use serde_json::{json, Value};
-use starling_crypto::SecretKey;
-use starling_node::genesis::{
+use starling_api as api;
+use starling_config::genesis::{
     AllocationEntry, Amount, FoundationEntry, Genesis, GenesisFile, ValidatorEntry,
 };
-use starling_node::{api, config::NodeConfig, config::Role, init};
+use starling_config::{config::NodeConfig, config::Role, init};
+use starling_crypto::SecretKey;
 use starling_types::{Action, Encode as _, KeyType, TxBody, TxEnvelope};
 use starling_validator::{start_validator, ValidatorSpec};
 use std::io::{Read as _, Write as _};
@@ -292,7 +293,7 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
         let node = start_validator(context.child("validator"), genesis, stores, spec)
             .await
             .unwrap();
-        let view = starling_node::view::attach(&node, &data_dir).unwrap();
+        let view = starling_api::view::attach(&node, &data_dir).unwrap();
         let faucet = starling_accounts::Faucet {
             keys: vec![key(4)],
             amount: 1_000_000_000_000_000,

@@ -1,4 +1,7 @@
-//! The node's HTTP JSON API (`/api/v1`) and Prometheus metrics (`/metrics`).
+//! The node's HTTP JSON API (`/api/v1`) and Prometheus metrics (`/metrics`): ledger reads and
+//! submits here; the social API on the app view ([`social`], [`view`]), accounts and sessions
+//! (`me`), chat ([`chat_api`]), the WebSocket stream ([`stream`]), light-client proofs
+//! (`proofs`), the OpenAPI document ([`openapi`]) and the web app (`web`) in modules.
 //!
 //! - `GET  /api/v1/status`: chain, genesis id, and per shard the finalized height, block id,
 //!   state root, base fee and mempool size.
@@ -11,6 +14,15 @@
 //!
 //! Every error is `{"error": {"code": "<snake_case>", "message": "..."}}` with a 4xx status
 //! for a bad request; bodies are bounded before they are parsed.
+
+pub mod chat_api;
+mod me;
+pub mod openapi;
+mod proofs;
+pub mod social;
+pub mod stream;
+pub mod view;
+mod web;
 
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};

@@ -1,12 +1,12 @@
 //! Keys, genesis, configuration and `init`: the happy paths, and a clear error for each bad input.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use starling_crypto::SecretKey;
-use starling_node::config::{NodeConfig, Role, DEFAULT_CONFIG};
-use starling_node::genesis::{
+use starling_config::config::{NodeConfig, Role, DEFAULT_CONFIG};
+use starling_config::genesis::{
     AllocationEntry, Amount, FoundationEntry, Genesis, GenesisFile, ValidatorEntry,
 };
-use starling_node::{init, keyfile, SetupError};
+use starling_config::{init, keyfile, SetupError};
+use starling_crypto::SecretKey;
 use starling_types::{KeyType, ShardId};
 
 fn key(seed: u8) -> SecretKey {
