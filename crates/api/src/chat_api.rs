@@ -1,4 +1,4 @@
-//! The chat API (see [`crate::chat`]): the key directory with proofs, and the signed-in
+//! The chat API (see [`starling_chat_client`]): the key directory with proofs, and the signed-in
 //! account's conversations.
 //!
 //! - `GET  /api/v1/accounts/{key}/chat-keys`: the account's chat devices from the ledger, with

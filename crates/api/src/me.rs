@@ -1,5 +1,5 @@
 //! The account API: sign up, log in and out, import and export keystores, and the signed-in
-//! account's actions, which the node signs (see [`crate::accounts`]).
+//! account's actions, which the node signs (see [`starling_accounts`]).
 //!
 //! - `GET    /api/v1/keystore`: the accounts this node holds (public keys and labels).
 //! - `POST   /api/v1/keystore`: sign up, `{"label", "password"}`: a new key pair, sealed in a

@@ -5,12 +5,11 @@
 use commonware_runtime::{Runner as _, Supervisor as _};
 use serde_json::{json, Value};
 use starling_api as api;
-use starling_config::genesis::{
-    AllocationEntry, Amount, FoundationEntry, Genesis, GenesisFile, ValidatorEntry,
-};
+use starling_config::genesis::Genesis;
 use starling_config::{config::NodeConfig, config::Role, init};
 use starling_crypto::SecretKey;
-use starling_types::{Action, Encode as _, KeyType, TxBody, TxEnvelope};
+use starling_testkit::key;
+use starling_types::{Action, Encode as _, TxBody, TxEnvelope};
 use starling_validator::{start_validator, ValidatorSpec};
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -20,29 +19,9 @@ use std::time::{Duration, Instant};
 /// Blocks per epoch in this test's genesis.
 const EPOCH_BLOCKS: u64 = 20;
 
-fn key(seed: u8) -> SecretKey {
-    SecretKey::from_seed(KeyType::Ed25519, &[seed; 32]).unwrap()
-}
-
 fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    // A refused oversized body may close the connection before all of it is written.
-    let _ = s.write_all(body.as_bytes());
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status: u16 = out.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = out.split_once("\r\n\r\n").unwrap().1;
-    (
-        status,
-        serde_json::from_str(body).unwrap_or(Value::String(body.into())),
-    )
+    let r = starling_testkit::http(addr, method, path, &[], body.as_bytes()).unwrap();
+    (r.status, r.json())
 }
 
 /// A request with extra headers: the status, the JSON body and the response's headers.
@@ -53,28 +32,8 @@ fn request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, Value, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut extra = String::new();
-    for (k, v) in headers {
-        extra.push_str(&format!("{k}: {v}\r\n"));
-    }
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    let _ = s.write_all(body.as_bytes());
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status: u16 = out.split(' ').nth(1).unwrap().parse().unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    (
-        status,
-        serde_json::from_str(body).unwrap_or(Value::String(body.into())),
-        head.to_string(),
-    )
+    let r = starling_testkit::http(addr, method, path, headers, body.as_bytes()).unwrap();
+    (r.status, r.json(), r.head)
 }
 
 fn error_code(v: &Value) -> &str {
@@ -245,26 +204,12 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut g = GenesisFile::template("api-test", 2);
+    let mut g = starling_testkit::genesis_file("api-test", 2);
     // Short epochs: proofs follow the committee hand-offs.
     g.epochs.blocks = EPOCH_BLOCKS;
-    for (i, name) in ["North", "East", "West"].iter().enumerate() {
-        g.foundations.push(FoundationEntry {
-            name: (*name).into(),
-            account: key(50 + i as u8).public_key().to_text(),
-        });
-    }
-    g.validators.push(ValidatorEntry {
-        key: v.public_key().to_text(),
-        address: Some(p2p.to_string()),
-        shards: None,
-    });
+    starling_testkit::add_validator(&mut g, &v, Some(p2p.to_string()));
     for who in [&alice, &bob, &key(4)] {
-        g.allocations.push(AllocationEntry {
-            account: who.public_key().to_text(),
-            asset: "spend".into(),
-            amount: Amount::Text("1000000000000000000".into()),
-        });
+        starling_testkit::fund(&mut g, who, 1_000_000_000_000_000_000);
     }
     let genesis_path = d.path().join("genesis.toml");
     std::fs::write(&genesis_path, g.to_toml().unwrap()).unwrap();

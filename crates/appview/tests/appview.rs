@@ -2,14 +2,13 @@
 //! block indexed with its receipts, then read back as people would.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use rand_chacha::rand_core::SeedableRng;
 use starling_appview::{AppView, AppViewError, FeedItem, NotificationKind};
 use starling_crypto::SecretKey;
 use starling_ledger::{LedgerParams, MemLedger};
 use starling_types::receipt::ShardMessage;
 use starling_types::{
-    AccountId, Action, Asset, Block, BlockHeader, ChainId, Hash, KeyType, Payload, PostId, Receipt,
-    ShardId, TxBody,
+    AccountId, Action, Asset, Block, BlockHeader, ChainId, Hash, Payload, PostId, Receipt, ShardId,
+    TxBody,
 };
 
 const FUND: u128 = 1_000_000_000_000_000;
@@ -27,10 +26,7 @@ struct World {
     history: Vec<(Block, Vec<Receipt>)>,
 }
 
-fn key(seed: u64) -> SecretKey {
-    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
-    SecretKey::generate(KeyType::Ed25519, &mut rng)
-}
+use starling_testkit::seeded_key as key;
 
 impl World {
     fn new(users: &[&SecretKey]) -> World {

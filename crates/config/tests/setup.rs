@@ -2,37 +2,22 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use starling_config::config::{NodeConfig, Role, DEFAULT_CONFIG};
-use starling_config::genesis::{
-    AllocationEntry, Amount, FoundationEntry, Genesis, GenesisFile, ValidatorEntry,
-};
+use starling_config::genesis::{AllocationEntry, Amount, Genesis, GenesisFile};
 use starling_config::{init, keyfile, SetupError};
-use starling_crypto::SecretKey;
+use starling_testkit::key;
 use starling_types::{KeyType, ShardId};
 
-fn key(seed: u8) -> SecretKey {
-    SecretKey::from_seed(KeyType::Ed25519, &[seed; 32]).unwrap()
-}
-
 fn genesis_file() -> GenesisFile {
-    let mut g = GenesisFile::template("starling-test", 2);
-    for (i, name) in ["North", "East", "West"].iter().enumerate() {
-        g.foundations.push(FoundationEntry {
-            name: (*name).into(),
-            account: key(50 + i as u8).public_key().to_text(),
-        });
-    }
+    let mut g = starling_testkit::genesis_file("starling-test", 2);
     for i in 0..4 {
-        g.validators.push(ValidatorEntry {
-            key: key(i).public_key().to_text(),
-            address: Some(format!("127.0.0.1:{}", 7100 + i as u16)),
-            shards: None,
-        });
+        let address = format!("127.0.0.1:{}", 7100 + u16::from(i));
+        starling_testkit::add_validator(&mut g, &key(i), Some(address));
     }
-    g.allocations.push(AllocationEntry {
-        account: key(99).public_key().to_text(),
-        asset: "spend".into(),
-        amount: Amount::Text("340282366920938463463374607431768211".into()),
-    });
+    starling_testkit::fund(
+        &mut g,
+        &key(99),
+        340_282_366_920_938_463_463_374_607_431_768_211,
+    );
     g
 }
 

@@ -17,17 +17,10 @@ use rand_chacha::ChaCha20Rng;
 use starling_crypto::{SecretKey, SigItem};
 use starling_ledger::{BlockError, BlockInput, LedgerParams, MemLedger};
 use starling_types::tx::signing_hash;
-use starling_types::{Action, Asset, ChainId, Hash, KeyType, ShardId, TxBody, TxEnvelope};
+use starling_types::{Action, Asset, Hash, KeyType, ShardId, TxBody, TxEnvelope};
 
 fn params() -> LedgerParams {
-    let f = (0..3u8)
-        .map(|i| {
-            SecretKey::from_seed(KeyType::Ed25519, &[90 + i; 32])
-                .unwrap()
-                .public_key()
-        })
-        .collect();
-    LedgerParams::devnet(ChainId::new("agreement").unwrap(), 1, f).unwrap()
+    starling_testkit::devnet_params("agreement", 1, 90)
 }
 
 fn user(i: u8) -> SecretKey {

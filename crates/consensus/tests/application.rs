@@ -14,7 +14,7 @@ use starling_crypto::SecretKey;
 use starling_ledger::LedgerParams;
 use starling_mempool::{Mempool, MempoolConfig};
 use starling_store::ChainStore;
-use starling_types::{Action, Asset, ChainId, KeyType, ShardId, ShardMap, Tx, TxBody};
+use starling_types::{Action, Asset, KeyType, ShardId, ShardMap, Tx, TxBody};
 
 struct Node {
     app: ShardApp,
@@ -22,14 +22,7 @@ struct Node {
 }
 
 fn params() -> LedgerParams {
-    let f = (0..3u8)
-        .map(|i| {
-            SecretKey::from_seed(KeyType::Ed25519, &[70 + i; 32])
-                .unwrap()
-                .public_key()
-        })
-        .collect();
-    LedgerParams::devnet(ChainId::new("app-test").unwrap(), 1, f).unwrap()
+    starling_testkit::devnet_params("app-test", 1, 70)
 }
 
 fn users() -> Vec<SecretKey> {

@@ -22,9 +22,7 @@ use starling_ledger::records::ValidatorInfo;
 use starling_ledger::{GenesisValidators, LedgerParams};
 use starling_mempool::{Mempool, MempoolConfig};
 use starling_store::ChainStore;
-use starling_types::{
-    AccountId, Action, Asset, ChainId, Hash, KeyType, PublicKey, ShardId, Tx, TxBody,
-};
+use starling_types::{AccountId, Action, Asset, Hash, KeyType, PublicKey, ShardId, Tx, TxBody};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,14 +31,7 @@ const EPOCH: u64 = 8;
 const SHARDS: [ShardId; 2] = [ShardId(0), ShardId(1)];
 
 fn params() -> LedgerParams {
-    let foundations = (0..3u8)
-        .map(|i| {
-            SecretKey::from_seed(KeyType::Ed25519, &[70 + i; 32])
-                .unwrap()
-                .public_key()
-        })
-        .collect();
-    let mut p = LedgerParams::devnet(ChainId::new("epochs").unwrap(), 1, foundations).unwrap();
+    let mut p = starling_testkit::devnet_params("epochs", 1, 70);
     p.epoch_blocks = EPOCH;
     p.committee_size = 5;
     p.validator_bond = 1_000_000;

@@ -17,21 +17,14 @@ use starling_crypto::SecretKey;
 use starling_ledger::LedgerParams;
 use starling_mempool::{Mempool, MempoolConfig};
 use starling_store::ChainStore;
-use starling_types::{Action, Asset, ChainId, Hash, KeyType, ShardId, ShardMap, Tx, TxBody};
+use starling_types::{Action, Asset, Hash, KeyType, ShardId, ShardMap, Tx, TxBody};
 use std::sync::Arc;
 use std::time::Duration;
 
 const NAMESPACE: &[u8] = b"starling-simnet/shard-1";
 
 fn params() -> LedgerParams {
-    let f = (0..3u8)
-        .map(|i| {
-            SecretKey::from_seed(KeyType::Ed25519, &[60 + i; 32])
-                .unwrap()
-                .public_key()
-        })
-        .collect();
-    LedgerParams::devnet(ChainId::new("simnet").unwrap(), 1, f).unwrap()
+    starling_testkit::devnet_params("simnet", 1, 60)
 }
 
 fn users() -> Vec<SecretKey> {

@@ -16,54 +16,27 @@ use commonware_utils::ordered::Set;
 use futures::StreamExt as _;
 use libp2p::request_response;
 use libp2p::swarm::SwarmEvent;
-use starling_config::genesis::{
-    AllocationEntry, Amount, FoundationEntry, Genesis, GenesisFile, ValidatorEntry,
-};
+use starling_config::genesis::{Genesis, GenesisFile};
 use starling_config::{config::NodeConfig, config::Role, init};
 use starling_consensus::ShardBlock;
-use starling_crypto::SecretKey;
 use starling_ledger::records::PostRecord;
 use starling_ledger::MemLedger;
 use starling_net::{self as net, BehaviourEvent, FinalizedBlock, SyncResponse};
 use starling_node_api::proof::{self as proofs, RecordProof, RecordRef, Trusted};
 use starling_node_api::{consensus_key, consensus_public, Node, SubmitError};
-use starling_types::{Action, Block, Decode as _, Encode as _, KeyType, PostId, ShardId, TxBody};
-use std::net::{SocketAddr, TcpListener};
+use starling_testkit::{free_addr, key};
+use starling_types::{Action, Block, Decode as _, Encode as _, PostId, ShardId, TxBody};
 use std::time::{Duration, Instant};
 
 const CHAIN: &str = "starling-relay";
 
-fn key(seed: u8) -> SecretKey {
-    SecretKey::from_seed(KeyType::Ed25519, &[seed; 32]).unwrap()
-}
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 fn genesis_file() -> GenesisFile {
-    let mut g = GenesisFile::template(CHAIN, 1);
-    for (i, name) in ["North", "East", "West"].iter().enumerate() {
-        g.foundations.push(FoundationEntry {
-            name: (*name).into(),
-            account: key(50 + i as u8).public_key().to_text(),
-        });
-    }
+    let mut g = starling_testkit::genesis_file(CHAIN, 1);
     for i in 0..4 {
-        g.validators.push(ValidatorEntry {
-            key: key(i).public_key().to_text(),
-            address: Some(format!("127.0.0.1:{}", 7300 + u16::from(i))),
-            shards: None,
-        });
+        let address = format!("127.0.0.1:{}", 7300 + u16::from(i));
+        starling_testkit::add_validator(&mut g, &key(i), Some(address));
     }
-    g.allocations.push(AllocationEntry {
-        account: key(99).public_key().to_text(),
-        asset: "spend".into(),
-        amount: Amount::Int(1_000_000_000_000_000),
-    });
+    starling_testkit::fund(&mut g, &key(99), 1_000_000_000_000_000);
     g
 }
 

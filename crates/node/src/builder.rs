@@ -1,8 +1,8 @@
-//! Starting a node that serves an API, the one way `starling node` and the devnet's relay both
-//! do it: a validator (its engines, then the open network), or a relay (the open network with
-//! chat mailboxes, and chat for its accounts); then the app view and the accounts. What comes
-//! back is a whole [`Node`] and the [`Services`] its API serves. (A devnet's validators serve
-//! no API: they are started with [`starling_validator::start_validator`] and [`starling_net::start`] alone.)
+//! Starting a node, the one way `starling node` and `starling devnet` both do it: a validator
+//! (its engines, then the open network), or a relay (the open network with chat mailboxes, and
+//! chat for its accounts); then, for a node that serves an API, the app view and the
+//! accounts. What comes back is a whole [`Node`] and the [`Services`] its API serves. A
+//! devnet's validators serve no API ([`validator_only`]); its relay does.
 
 use crate::genesis::Genesis;
 use crate::SetupError;
@@ -41,7 +41,8 @@ pub struct RelayChat {
     pub key_update: Duration,
 }
 
-/// Starts a validator of `stores` and its open network; returns once every engine runs.
+/// Starts a validator of `stores` and its open network, with the services its API offers
+/// users; returns once every engine runs.
 pub async fn validator<E>(
     context: &E,
     genesis: Genesis,
@@ -59,10 +60,36 @@ where
         + Resolver
         + rand_core_010::CryptoRng,
 {
-    let node =
-        starling_validator::start_validator(context.child("validator"), genesis, stores, spec)
-            .await?;
+    let engines = context.child("validator");
     let rng = context.child("net");
+    let node = validator_only(engines, rng, genesis, stores, spec, &open).await?;
+    let services = user_services(&node, &open.data_dir, open.faucet)?;
+    Ok((node, services))
+}
+
+/// Starts a validator of `stores` and its open network, without services for users (the
+/// devnet's validators, whose users reach the network through its relay). `context` runs the
+/// engines; `rng` seeds the open network's certificate checks.
+pub async fn validator_only<E, R>(
+    context: E,
+    rng: R,
+    genesis: Genesis,
+    stores: Vec<ChainStore>,
+    spec: ValidatorSpec,
+    open: &OpenNetwork,
+) -> Result<Node, SetupError>
+where
+    E: Spawner
+        + Clock
+        + Metrics
+        + Storage
+        + Supervisor
+        + Network
+        + Resolver
+        + rand_core_010::CryptoRng,
+    R: rand_core_010::CryptoRng + Send + 'static,
+{
+    let node = starling_validator::start_validator(context, genesis, stores, spec).await?;
     net::start(
         node.clone(),
         &open.key,
@@ -71,8 +98,7 @@ where
         rng,
         None,
     )?;
-    let services = user_services(&node, &open.data_dir, open.faucet)?;
-    Ok((node, services))
+    Ok(node)
 }
 
 /// Starts a relay of `stores`: the open network (with chat mailboxes for anyone who names

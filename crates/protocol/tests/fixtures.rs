@@ -6,7 +6,10 @@
 use starling_protocol::batch::{decode_batch, encode_batch};
 use starling_protocol::blocks::FinalizedBlock;
 use starling_protocol::chat::{ChatRequest, ChatResponse};
+use starling_testkit::pinned;
 use starling_types::{Block, Decode as _, Encode as _, Hash, PublicKey, Signature, TxEnvelope};
+
+const HERE: &str = env!("CARGO_MANIFEST_DIR");
 
 /// The block the types crate pins (two transactions, an inbound batch).
 fn block() -> Block {
@@ -16,23 +19,6 @@ fn block() -> Block {
 
 fn key(b: u8) -> PublicKey {
     PublicKey::ed25519([b; 32])
-}
-
-/// Compares with `tests/fixtures/<name>.hex`; `STARLING_BLESS=1` rewrites the fixture (only
-/// ever on purpose, with a protocol version bump).
-fn pinned(name: &str, bytes: &[u8]) {
-    let path = format!("{}/tests/fixtures/{name}.hex", env!("CARGO_MANIFEST_DIR"));
-    let hex_now = hex::encode(bytes);
-    if std::env::var("STARLING_BLESS").is_ok() {
-        std::fs::write(&path, format!("{hex_now}\n")).unwrap();
-    }
-    let fixture =
-        std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing fixture {path}"));
-    assert_eq!(
-        hex_now,
-        fixture.trim(),
-        "encoding of {name} drifted from {path}"
-    );
 }
 
 #[test]
@@ -107,19 +93,19 @@ fn fixtures_pin_the_protocol() {
             },
         ),
     ];
-    pinned("tx_batch", &batch);
-    pinned("finalized_block", &finalized.to_bytes());
+    pinned(HERE, "tx_batch", &batch);
+    pinned(HERE, "finalized_block", &finalized.to_bytes());
     let back = FinalizedBlock::from_bytes(&finalized.to_bytes()).unwrap();
     assert_eq!(
         (back.block, back.certificate),
         (finalized.block, finalized.certificate)
     );
     for (name, r) in &requests {
-        pinned(name, &r.to_bytes());
+        pinned(HERE, name, &r.to_bytes());
         assert_eq!(&ChatRequest::from_bytes(&r.to_bytes()).unwrap(), r);
     }
     for (name, r) in &responses {
-        pinned(name, &r.to_bytes());
+        pinned(HERE, name, &r.to_bytes());
         assert_eq!(&ChatResponse::from_bytes(&r.to_bytes()).unwrap(), r);
     }
 }

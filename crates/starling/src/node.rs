@@ -6,13 +6,12 @@ use clap::Args;
 use commonware_runtime::{Metrics as _, Runner as _, Supervisor as _};
 use starling_accounts as accounts;
 use starling_api::{self as api, MetricsFn};
-use starling_net as net;
 use starling_node::config::{NodeConfig, Role};
 use starling_node::devnet::{self, DevnetSpec};
 use starling_node::{builder, init, keyfile};
 use starling_node_api::Node;
 use starling_types::Endpoint;
-use starling_validator::{start_validator, ValidatorSpec};
+use starling_validator::ValidatorSpec;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -203,10 +202,16 @@ pub fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
                 mempool: starling_mempool::MempoolConfig::default(),
                 block_interval,
             };
+            let open = builder::OpenNetwork {
+                key: same_key(&v.key)?,
+                listen: v.p2p,
+                bootstrap: Vec::new(),
+                data_dir: v.data_dir.clone(),
+                faucet: None,
+            };
             let ctx = context.child("validator").with_attribute("index", i);
-            let node = start_validator(ctx, genesis, stores, spec).await?;
             let rng = context.child("net").with_attribute("index", i);
-            net::start(node, &v.key, v.p2p, Vec::new(), rng, None)?;
+            builder::validator_only(ctx, rng, genesis, stores, spec, &open).await?;
             validator_p2p.push(v.p2p);
         }
         // The relay follows every shard over the open network and serves the API; its sign

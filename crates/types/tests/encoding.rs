@@ -118,23 +118,6 @@ fn block() -> Block {
     }
 }
 
-/// Compares with `tests/fixtures/<name>.hex`; `STARLING_BLESS=1` rewrites the fixture (only
-/// ever on purpose, with a format version bump).
-fn pinned(name: &str, bytes: &[u8]) {
-    let path = format!("{}/tests/fixtures/{name}.hex", manifest_dir());
-    let hex_now = hex::encode(bytes);
-    if std::env::var("STARLING_BLESS").is_ok() {
-        std::fs::write(&path, format!("{hex_now}\n")).unwrap();
-    }
-    let fixture =
-        std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing fixture {path}"));
-    assert_eq!(
-        hex_now,
-        fixture.trim(),
-        "encoding of {name} drifted from {path}"
-    );
-}
-
 #[test]
 fn fixtures_pin_the_encoding() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -146,7 +129,7 @@ fn fixtures_pin_the_encoding() {
         ("shard_map_3", ShardMap::even(3).unwrap().to_bytes()),
     ];
     for (name, bytes) in &cases {
-        pinned(name, bytes);
+        starling_testkit::pinned(&manifest_dir(), name, bytes);
     }
     // And the fixtures decode back to the same values.
     let read = |name: &str| {

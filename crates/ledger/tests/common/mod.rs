@@ -1,15 +1,13 @@
 //! A small multi-shard network in memory, for ledger tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use rand::SeedableRng;
 use starling_crypto::SecretKey;
 use starling_ledger::records::{AccountRecord, Pool, StateKey};
 use starling_ledger::{actions, Event, Executed, LedgerParams, MemLedger, TxError};
 use starling_types::merkle;
 use starling_types::receipt::ShardMessage;
 use starling_types::{
-    AccountId, Action, Asset, Block, ChainId, InboundBatch, KeyType, Receipt, ShardId, TxBody,
-    TxEnvelope,
+    AccountId, Action, Asset, Block, ChainId, InboundBatch, Receipt, ShardId, TxBody, TxEnvelope,
 };
 
 pub const FUND: u128 = 1_000_000_000_000;
@@ -22,10 +20,7 @@ pub struct Net {
     pub time_ms: u64,
 }
 
-pub fn key(seed: u64) -> SecretKey {
-    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
-    SecretKey::generate(KeyType::Ed25519, &mut rng)
-}
+pub use starling_testkit::seeded_key as key;
 
 /// Finds `n` keys (by seed) whose accounts live on `shard`.
 pub fn keys_on(params: &LedgerParams, shard: ShardId, n: usize, start_seed: u64) -> Vec<SecretKey> {

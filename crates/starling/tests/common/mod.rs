@@ -2,19 +2,14 @@
 //! plain HTTP/1.1 requests, and bounded polling.
 #![allow(dead_code, clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const TIMEOUT: Duration = Duration::from_secs(120);
 
-pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
+pub use starling_testkit::free_addr;
 
 /// One HTTP/1.1 request with extra headers and a raw body; returns the status and body.
 pub fn http_bytes(
@@ -24,30 +19,8 @@ pub fn http_bytes(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Option<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    if !headers
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-    {
-        head.push_str("Content-Type: application/json\r\n");
-    }
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).ok()?;
-    s.write_all(body).ok()?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).ok()?;
-    let split = out.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let status_line = String::from_utf8_lossy(&out[..split]).into_owned();
-    let status = status_line.split(' ').nth(1)?.parse().ok()?;
-    Some((status, out[split + 4..].to_vec()))
+    let r = starling_testkit::http(addr, method, path, headers, body)?;
+    Some((r.status, r.body))
 }
 
 /// One HTTP/1.1 request; returns the status and body.
