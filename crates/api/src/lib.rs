@@ -331,12 +331,7 @@ pub(crate) fn json_body<T>(
 }
 
 pub(crate) fn parse_key(text: &str) -> Result<PublicKey, ApiError> {
-    PublicKey::from_text(text).map_err(|e| {
-        ApiError::bad_request(
-            "bad_key",
-            format!("{e} (expected ed25519:<64 hex> or secp256k1:<64 hex>)"),
-        )
-    })
+    PublicKey::parse(text).map_err(|e| ApiError::bad_request("bad_key", e))
 }
 
 async fn account(State(api): State<Api>, Path(key): Path<String>) -> ApiResult {

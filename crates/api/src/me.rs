@@ -18,11 +18,8 @@
 //! Sign up, import and log in answer `{"account", "label", "csrf"}` and set the session
 //! cookie; with `"bearer": true` they also answer `"token"`, for programs that send
 //! `Authorization: Bearer <token>` instead of the cookie. Actions are JSON objects tagged by
-//! `"type"`: `post {text, reply_to?, quote_of?, langs?}`, `edit_post {post, text}`,
-//! `delete_post`, `repost`, `unrepost`, `like`, `unlike` `{post}`, `follow`, `unfollow`,
-//! `block`, `unblock`, `mute`, `unmute` `{target}`, `set_profile {display_name, bio,
-//! avatar_url?}`, `register_handle {handle}`, `transfer {asset, to, amount}`. A post is
-//! `{"author", "seq"}`; amounts are decimal strings.
+//! `"type"`, with the fields the one table of actions names ([`starling_types::ACTIONS`], also
+//! in the OpenAPI document). A post is `{"author", "seq"}`; amounts are decimal strings.
 
 use crate::{json_body, parse_key, Api, ApiError, ApiResult};
 use axum::extract::rejection::JsonRejection;
@@ -729,5 +726,51 @@ mod tests {
         assert!(same("abc", "abc"));
         assert!(!same("abc", "abd"));
         assert!(!same("abc", "ab"));
+    }
+
+    /// A JSON value of `kind`, as a client would send it.
+    fn sample(kind: starling_types::actions::FieldKind, key: &str) -> Value {
+        use starling_types::actions::FieldKind;
+        match kind {
+            FieldKind::Text(_) => json!("hello"),
+            FieldKind::Post => json!({"author": key, "seq": 1}),
+            FieldKind::Account => json!(key),
+            FieldKind::Langs => json!(["en"]),
+            FieldKind::Asset => json!("spend"),
+            FieldKind::Amount => json!("5"),
+            FieldKind::Handle => json!("alice_1"),
+        }
+    }
+
+    /// The API takes exactly the JSON the table of actions describes: every action it lists
+    /// with only its required fields and with all of them, as that action; none with a field
+    /// the table does not list; and no action the table keeps off the API.
+    #[test]
+    fn the_api_takes_the_actions_the_table_describes() {
+        let key = SecretKey::from_seed(KeyType::Ed25519, &[7; 32])
+            .unwrap()
+            .public_key()
+            .to_text();
+        let parse = |v: Value| {
+            serde_json::from_value::<ActionJson>(v)
+                .map_err(|e| e.to_string())
+                .and_then(|a| a.into_action().map_err(|e| e.message))
+        };
+        for k in starling_types::ACTIONS {
+            let Some(fields) = k.json else {
+                assert!(parse(json!({ "type": k.name })).is_err(), "{}", k.name);
+                continue;
+            };
+            for all in [false, true] {
+                let mut v = json!({ "type": k.name });
+                for f in fields.iter().filter(|f| all || f.required) {
+                    v[f.name] = sample(f.kind, &key);
+                }
+                let action = parse(v.clone()).unwrap_or_else(|e| panic!("{v}: {e}"));
+                assert_eq!(action.name(), k.name);
+                v["unlisted"] = json!(1);
+                assert!(parse(v).is_err(), "{} took an unlisted field", k.name);
+            }
+        }
     }
 }

@@ -258,49 +258,37 @@ fn page(item: &str) -> Value {
     )
 }
 
+/// The actions a node signs for a session, from the one table of actions
+/// ([`starling_types::ACTIONS`]).
 fn action_schema() -> Value {
-    let post_ref = json!({"$ref": "#/components/schemas/PostRef"});
-    let key = json!({"$ref": "#/components/schemas/Key"});
-    let variant = |t: &str, props: Value, required: &[&str]| {
-        let mut p = props;
-        p["type"] = json!({"const": t});
-        let mut r = vec!["type"];
-        r.extend_from_slice(required);
-        json!({"type": "object", "properties": p, "required": r, "additionalProperties": false})
+    use starling_types::actions::FieldKind;
+    let field = |kind: FieldKind| match kind {
+        FieldKind::Text(max) => json!({"type": "string", "maxLength": max}),
+        FieldKind::Post => json!({"$ref": "#/components/schemas/PostRef"}),
+        FieldKind::Account => json!({"$ref": "#/components/schemas/Key"}),
+        FieldKind::Langs => {
+            json!({"type": "array", "items": {"type": "string"}, "maxItems": starling_types::tx::MAX_LANGS})
+        }
+        FieldKind::Asset => json!({"enum": ["spend", "urc", "core"]}),
+        FieldKind::Amount => json!({"type": "string", "pattern": "^[0-9]+$"}),
+        FieldKind::Handle => json!({"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{2,29}$"}),
     };
-    let mut variants = vec![
-        variant(
-            "post",
-            json!({"text": {"type": "string", "description": "At most 300 graphemes"}, "reply_to": post_ref, "quote_of": post_ref, "langs": {"type": "array", "items": {"type": "string"}, "maxItems": 3}}),
-            &["text"],
-        ),
-        variant(
-            "edit_post",
-            json!({"post": post_ref, "text": {"type": "string"}}),
-            &["post", "text"],
-        ),
-    ];
-    for t in ["delete_post", "repost", "unrepost", "like", "unlike"] {
-        variants.push(variant(t, json!({ "post": post_ref }), &["post"]));
-    }
-    for t in ["follow", "unfollow", "block", "unblock", "mute", "unmute"] {
-        variants.push(variant(t, json!({ "target": key }), &["target"]));
-    }
-    variants.push(variant(
-        "set_profile",
-        json!({"display_name": {"type": "string"}, "bio": {"type": "string"}, "avatar_url": {"type": "string"}}),
-        &["display_name", "bio"],
-    ));
-    variants.push(variant(
-        "register_handle",
-        json!({"handle": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{2,29}$"}}),
-        &["handle"],
-    ));
-    variants.push(variant(
-        "transfer",
-        json!({"asset": {"enum": ["spend", "urc", "core"]}, "to": key, "amount": {"type": "string", "pattern": "^[0-9]+$"}}),
-        &["asset", "to", "amount"],
-    ));
+    let variants: Vec<Value> = starling_types::ACTIONS
+        .iter()
+        .filter_map(|k| {
+            let fields = k.json?;
+            let mut props = Map::new();
+            props.insert("type".into(), json!({"const": k.name}));
+            let mut required = vec!["type"];
+            for f in fields {
+                props.insert(f.name.into(), field(f.kind));
+                if f.required {
+                    required.push(f.name);
+                }
+            }
+            Some(json!({"type": "object", "description": k.about, "properties": props, "required": required, "additionalProperties": false}))
+        })
+        .collect();
     json!({"oneOf": variants, "discriminator": {"propertyName": "type"}})
 }
 

@@ -150,15 +150,10 @@ impl Writer<'_, '_> {
                 v.bio.clone_from(bio);
                 v.avatar_url.clone_from(avatar_url);
             })?,
-            // Handles take effect when the global shard accepts the claim (see `block`);
-            // transfers and validator actions only show in balances and fees; the chat key
-            // directory is read from the ledger state, with proofs.
-            Action::RegisterHandle { .. }
-            | Action::Transfer { .. }
-            | Action::RegisterValidator { .. }
-            | Action::RetireValidator
-            | Action::SetChatDevice { .. }
-            | Action::RemoveChatDevice { .. } => {}
+            // The rest is not social: handles take effect when the global shard accepts the
+            // claim (see `block`); transfers and validator actions only show in balances and
+            // fees; the chat key directory is read from the ledger state, with proofs.
+            _ => {}
         }
         Ok(())
     }

@@ -500,7 +500,5 @@ impl Genesis {
 }
 
 fn parse_key(text: &str) -> Result<PublicKey, String> {
-    PublicKey::from_text(text.trim()).map_err(|_| {
-        format!("`{text}` is not a key (expected ed25519:<64 hex> or secp256k1:<64 hex>)")
-    })
+    PublicKey::parse(text).map_err(|e| format!("`{text}` is not a key: {e}"))
 }

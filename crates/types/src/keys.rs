@@ -81,6 +81,13 @@ impl PublicKey {
         format!("{prefix}:{}", hex::encode(self.bytes))
     }
 
+    /// [`PublicKey::from_text`], ignoring surrounding spaces, with an error that says what a
+    /// key looks like (for people: the API, configuration files, the CLI).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Self::from_text(s.trim())
+            .map_err(|e| format!("{e} (expected ed25519:<64 hex> or secp256k1:<64 hex>)"))
+    }
+
     pub fn from_text(s: &str) -> Result<Self, DecodeError> {
         let (prefix, body) = s
             .split_once(':')

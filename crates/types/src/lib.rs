@@ -1,6 +1,7 @@
 //! Starling protocol types: keys, accounts, the shard space, transactions, receipts and
 //! blocks, with one canonical, versioned binary encoding decoded within explicit limits.
 
+pub mod actions;
 pub mod block;
 pub mod codec;
 pub mod hash;
@@ -10,6 +11,7 @@ pub mod receipt;
 pub mod shard;
 pub mod tx;
 
+pub use actions::{ActionKind, ACTIONS};
 pub use block::{Block, BlockHeader, InboundBatch};
 pub use codec::{Decode, DecodeError, Encode, Reader};
 pub use hash::Hash;

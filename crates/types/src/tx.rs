@@ -302,35 +302,10 @@ impl Decode for ChatDevice {
     }
 }
 
-impl Action {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Action::Post { .. } => "post",
-            Action::EditPost { .. } => "edit_post",
-            Action::DeletePost { .. } => "delete_post",
-            Action::Repost { .. } => "repost",
-            Action::Unrepost { .. } => "unrepost",
-            Action::Like { .. } => "like",
-            Action::Unlike { .. } => "unlike",
-            Action::Follow { .. } => "follow",
-            Action::Unfollow { .. } => "unfollow",
-            Action::Block { .. } => "block",
-            Action::Unblock { .. } => "unblock",
-            Action::Mute { .. } => "mute",
-            Action::Unmute { .. } => "unmute",
-            Action::SetProfile { .. } => "set_profile",
-            Action::RegisterHandle { .. } => "register_handle",
-            Action::Transfer { .. } => "transfer",
-            Action::RegisterValidator { .. } => "register_validator",
-            Action::RetireValidator => "retire_validator",
-            Action::SetChatDevice { .. } => "set_chat_device",
-            Action::RemoveChatDevice { .. } => "remove_chat_device",
-        }
-    }
-}
-
 impl Encode for Action {
     fn encode(&self, out: &mut Vec<u8>) {
+        // The tag first (from the table of actions), then the variant's fields.
+        put::u8(out, self.kind().tag);
         match self {
             Action::Post {
                 text,
@@ -338,44 +313,39 @@ impl Encode for Action {
                 quote_of,
                 langs,
             } => {
-                put::u8(out, 1);
                 put::string(out, text);
                 put::option(out, reply_to, |o, p| p.encode(o));
                 put::option(out, quote_of, |o, p| p.encode(o));
                 put::seq(out, langs, |o, l| put::string(o, l));
             }
             Action::EditPost { post, text } => {
-                put::u8(out, 2);
                 post.encode(out);
                 put::string(out, text);
             }
-            Action::DeletePost { post } => post_action(out, 3, post),
-            Action::Repost { post } => post_action(out, 4, post),
-            Action::Unrepost { post } => post_action(out, 5, post),
-            Action::Like { post } => post_action(out, 6, post),
-            Action::Unlike { post } => post_action(out, 7, post),
-            Action::Follow { target } => account_action(out, 8, target),
-            Action::Unfollow { target } => account_action(out, 9, target),
-            Action::Block { target } => account_action(out, 10, target),
-            Action::Unblock { target } => account_action(out, 11, target),
-            Action::Mute { target } => account_action(out, 12, target),
-            Action::Unmute { target } => account_action(out, 13, target),
+            Action::DeletePost { post }
+            | Action::Repost { post }
+            | Action::Unrepost { post }
+            | Action::Like { post }
+            | Action::Unlike { post } => post.encode(out),
+            Action::Follow { target }
+            | Action::Unfollow { target }
+            | Action::Block { target }
+            | Action::Unblock { target }
+            | Action::Mute { target }
+            | Action::Unmute { target } => target.encode(out),
             Action::SetProfile {
                 display_name,
                 bio,
                 avatar_url,
             } => {
-                put::u8(out, 14);
                 put::string(out, display_name);
                 put::string(out, bio);
                 put::string(out, avatar_url);
             }
             Action::RegisterHandle { handle } => {
-                put::u8(out, 15);
                 put::string(out, handle);
             }
             Action::Transfer { asset, to, amount } => {
-                put::u8(out, 16);
                 asset.encode(out);
                 to.encode(out);
                 put::u128(out, *amount);
@@ -385,34 +355,22 @@ impl Encode for Action {
                 address,
                 proof,
             } => {
-                put::u8(out, 17);
                 consensus_key.encode(out);
                 put::string(out, address);
                 proof.encode(out);
             }
-            Action::RetireValidator => put::u8(out, 18),
+            Action::RetireValidator => {}
             Action::SetChatDevice { device } => {
-                put::u8(out, 19);
                 device.encode(out);
             }
             Action::RemoveChatDevice { id } => {
-                put::u8(out, 20);
                 put::u32(out, *id);
             }
         }
     }
 }
 
-fn post_action(out: &mut Vec<u8>, tag: u8, post: &PostId) {
-    put::u8(out, tag);
-    post.encode(out);
-}
-
-fn account_action(out: &mut Vec<u8>, tag: u8, target: &AccountId) {
-    put::u8(out, tag);
-    target.encode(out);
-}
-
+/// Tags as in [`crate::actions::ACTIONS`].
 impl Decode for Action {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let tag = r.u8()?;
