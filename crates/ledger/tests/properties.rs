@@ -192,14 +192,29 @@ proptest! {
         prop_assert_eq!(totals(&net, &accounts, &[]), issued);
 
         let mut produced: Vec<(Block, starling_ledger::Executed)> = Vec::new();
-        for _round in 0..8 {
+        for round in 0..8 {
             for shard in [ShardId(1), ShardId(2)] {
                 let on_shard: Vec<usize> = (0..keys.len()).filter(|i| net.shard_of(&keys[*i]) == shard).collect();
                 let ks: Vec<SecretKey> = on_shard.iter().map(|i| SecretKey::from_seed(starling_types::KeyType::Ed25519, &keys[*i].to_seed()).unwrap()).collect();
                 // Nonces as the chain has them (rejections in earlier blocks consumed none).
                 let mut ns: Vec<u64> = on_shard.iter().map(|i| net.account(&keys[*i].public_key()).map_or(0, |r| r.nonce)).collect();
+                let mut txs = Vec::new();
+                if round == 0 && shard == ShardId(1) {
+                    // One valid transfer across shards in every run, first in its block, so
+                    // cross-shard credits are exercised whatever the random draw.
+                    let body = TxBody {
+                        account: ks[0].public_key(),
+                        nonce: ns[0],
+                        max_fee: 50_000_000,
+                        tip: 0,
+                        expires_at_height: 10_000,
+                        action: Action::Transfer { asset: Asset::Spend, to: keys[4].public_key(), amount: 1_000 },
+                    };
+                    txs.push(net.sign_body(&ks[0], &body));
+                    ns[0] += 1;
+                }
                 let n = rng.gen_range(0..12);
-                let txs = random_txs(&net, &ks, &mut ns, &mut rng, n);
+                txs.extend(random_txs(&net, &ks, &mut ns, &mut rng, n));
                 // Deliver some earlier blocks' messages: random picks (late, out of order,
                 // again), put in the canonical order rule B5 asks of one block.
                 let mut inbound: Vec<InboundBatch> = Vec::new();
