@@ -82,6 +82,20 @@ pub trait LeafSource {
     type Error;
     /// Appends the `(key_hash, value_hash)` pairs whose first `bits` bits equal `bucket`.
     fn bucket_leaves(&self, bits: u8, bucket: u32, out: &mut Vec<Leaf>) -> Result<(), Self::Error>;
+
+    /// The same, for a bucket the tree says holds `count` entries: a source that layers
+    /// recent changes over older storage may skip the storage once the layers alone hold
+    /// `count` live entries (then storage has none they do not override).
+    fn bucket_leaves_counted(
+        &self,
+        bits: u8,
+        bucket: u32,
+        count: u64,
+        out: &mut Vec<Leaf>,
+    ) -> Result<(), Self::Error> {
+        let _ = count;
+        self.bucket_leaves(bits, bucket, out)
+    }
 }
 
 /// The bucket of a key hash: its first `bits` bits (`bits <= 24`).

@@ -196,9 +196,10 @@ impl TopTree {
         while let Some((first_key, _)) = iter.peek() {
             let bucket = bucket_of(first_key, self.bits);
             old.clear();
-            // The summary says whether there is anything to read.
-            if self.levels[bits][bucket as usize].count > 0 {
-                source.bucket_leaves(self.bits, bucket, &mut old)?;
+            // The summary says whether there is anything to read, and how much.
+            let count = self.levels[bits][bucket as usize].count;
+            if count > 0 {
+                source.bucket_leaves_counted(self.bits, bucket, count, &mut old)?;
             }
             merged.clear();
             let mut old_iter = old.iter().peekable();

@@ -36,18 +36,19 @@
 mod error;
 mod kept;
 mod speculative;
+mod view;
+
 pub use error::StoreError;
 pub use kept::Handoff;
 pub use speculative::{Speculative, MAX_SPECULATIVE_BLOCKS};
+use view::View;
 
 use heed::types::Bytes;
-use heed::{Database, Env, EnvOpenOptions, RoTxn, RwTxn};
+use heed::{Database, Env, EnvOpenOptions, RwTxn};
 use starling_ledger::{
-    BlockInput, Executed, GenesisValidators, LedgerParams, ShardLedger, StateError, StateView,
+    BlockInput, Executed, GenesisValidators, LedgerParams, ShardLedger, StateView,
 };
-use starling_state::{
-    bucket_bounds, bucket_of, value_hash, BucketSummary, Leaf, LeafSource, Proof, TopTree, WriteSet,
-};
+use starling_state::{bucket_of, value_hash, BucketSummary, Proof, TopTree, WriteSet};
 use starling_types::codec::{Decode, Encode, Reader};
 use starling_types::{AccountId, Asset, Block, Hash, InboundBatch, Receipt, ShardId, TxEnvelope};
 use std::collections::BTreeMap;
@@ -946,107 +947,4 @@ fn decode_receipts(b: &[u8]) -> Result<Vec<Receipt>, StoreError> {
         out.push(Receipt::from_bytes(bytes)?);
     }
     Ok(out)
-}
-
-/// The state as of the last commit: the pending changes over the tables' checkpoint,
-/// read through one LMDB read transaction.
-struct View<'a> {
-    txn: &'a RoTxn<'a>,
-    t: Tables,
-    pending: &'a Pending,
-    /// A checkpoint being written: under `pending`, over the tables.
-    merging: Option<&'a Pending>,
-}
-
-impl<'a> View<'a> {
-    /// The state as of the head: `pending` over a checkpoint being written over the tables
-    /// (read through `txn`, a read transaction of the state environment).
-    fn over(
-        txn: &'a RoTxn<'a>,
-        t: Tables,
-        pending: &'a Pending,
-        merging: &'a Option<Merge>,
-    ) -> Self {
-        View {
-            txn,
-            t,
-            pending,
-            merging: merging.as_ref().map(|m| &*m.entries),
-        }
-    }
-}
-
-impl StateView for View<'_> {
-    fn get(&self, key_hash: &Hash) -> Result<Option<Vec<u8>>, StateError> {
-        if let Some(p) = self
-            .pending
-            .get(key_hash)
-            .or_else(|| self.merging.and_then(|m| m.get(key_hash)))
-        {
-            return Ok(p.as_ref().map(|(_, v)| v.clone()));
-        }
-        match self.t.state.get(self.txn, &key_hash.0) {
-            Ok(None) => Ok(None),
-            Ok(Some(v)) => {
-                if v.len() < 32 {
-                    return Err(StateError(format!("state entry {key_hash} is truncated")));
-                }
-                Ok(Some(v[32..].to_vec()))
-            }
-            Err(e) => Err(StateError(e.to_string())),
-        }
-    }
-}
-
-impl LeafSource for View<'_> {
-    type Error = StoreError;
-    /// The bucket's entries from the tables, overridden by the pending changes.
-    fn bucket_leaves(&self, bits: u8, bucket: u32, out: &mut Vec<Leaf>) -> Result<(), StoreError> {
-        let (lo, hi) = bucket_bounds(bits, bucket);
-        // The in-memory layers, newest winning: pending over a checkpoint being written.
-        let mut layered: BTreeMap<&Hash, Option<Hash>> = BTreeMap::new();
-        if let Some(m) = self.merging {
-            layered.extend(
-                m.range(lo..=hi)
-                    .map(|(k, v)| (k, v.as_ref().map(|(h, _)| *h))),
-            );
-        }
-        layered.extend(
-            self.pending
-                .range(lo..=hi)
-                .map(|(k, v)| (k, v.as_ref().map(|(h, _)| *h))),
-        );
-        let mut pending = layered.into_iter().peekable();
-        let range = (
-            std::ops::Bound::Included(&lo.0[..]),
-            std::ops::Bound::Included(&hi.0[..]),
-        );
-        for row in self.t.state.range(self.txn, &range)? {
-            let (k, v) = row?;
-            let key = Hash::from_bytes(k)?;
-            while let Some((pk, pv)) = pending.next_if(|(pk, _)| **pk < key) {
-                if let Some(vh) = pv {
-                    out.push((*pk, vh));
-                }
-            }
-            if let Some((_, pv)) = pending.next_if(|(pk, _)| **pk == key) {
-                if let Some(vh) = pv {
-                    out.push((key, vh));
-                }
-                continue;
-            }
-            if v.len() < 32 {
-                return Err(StoreError::Corrupt("state entry truncated".into()));
-            }
-            let mut vh = [0u8; 32];
-            vh.copy_from_slice(&v[..32]);
-            out.push((key, Hash(vh)));
-        }
-        for (pk, pv) in pending {
-            if let Some(vh) = pv {
-                out.push((*pk, vh));
-            }
-        }
-        Ok(())
-    }
 }
