@@ -263,7 +263,12 @@ fn page(item: &str) -> Value {
 fn action_schema() -> Value {
     use starling_types::actions::FieldKind;
     let field = |kind: FieldKind| match kind {
-        FieldKind::Text(max) => json!({"type": "string", "maxLength": max}),
+        FieldKind::Text(max) => {
+            json!({"type": "string", "description": format!("At most {max} bytes of UTF-8")})
+        }
+        FieldKind::PostText => {
+            json!({"type": "string", "description": format!("At most {} graphemes", starling_ledger::validate::MAX_POST_GRAPHEMES)})
+        }
         FieldKind::Post => json!({"$ref": "#/components/schemas/PostRef"}),
         FieldKind::Account => json!({"$ref": "#/components/schemas/Key"}),
         FieldKind::Langs => {
@@ -403,7 +408,7 @@ fn schemas() -> Value {
         json!(obj(json!({"epoch": s("integer")}), &["epoch"])),
     );
     m.insert("ChatSafety".into(), json!(obj(json!({"chat": s("string"), "encryption": s("string"), "members": {"type": "array", "items": obj(json!({"account": key, "safety_number": s("string"), "devices": s("integer")}), &["account", "safety_number"])}}), &["members"])));
-    m.insert("ChatProtocol".into(), json!({"type": "string", "format": "binary", "description": "An encoded chat protocol request or response (see the node's chatnet module)"}));
+    m.insert("ChatProtocol".into(), json!({"type": "string", "format": "binary", "description": "An encoded chat protocol request or response (see `starling_net::chat`)"}));
     m.insert("Metrics".into(), json!(s("string")));
     Value::Object(m)
 }

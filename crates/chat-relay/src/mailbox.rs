@@ -3,7 +3,7 @@
 //!
 //! - A **mailbox** is named by an opaque 32-byte id (the hash of a key only its device holds,
 //!   unrelated to the account key). Anyone may deposit; only the holder of the mailbox key
-//!   takes mail out (see `chatnet`). Mail is ciphertext the node cannot read, kept until it is
+//!   takes mail out (see `starling_net::chat`). Mail is ciphertext the node cannot read, kept until it is
 //!   acknowledged or expires, within per-mailbox and per-node bounds. It is on disk, one
 //!   append-only log per mailbox, synced before a deposit is acknowledged.
 //! - **Key packages** are stored per device and handed out once each.

@@ -441,7 +441,7 @@ pub enum ProveError {
     /// The request names no provable record (or epoch 0's committee, which the genesis fixes).
     #[error("{0}")]
     BadRecord(String),
-    /// This node keeps no such shard, or the record's block is not here yet.
+    /// This node keeps no such shard, or no such hand-off yet.
     #[error("{0}")]
     NotFound(String),
     /// This node has no certificate for the block yet; asking again later may work.

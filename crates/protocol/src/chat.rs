@@ -1,5 +1,5 @@
 //! The chat protocol between nodes, `/starling/chat/1`: requests and responses with their
-//! bounded codecs (what each request means is in `starling-node`'s `chatnet`).
+//! bounded codecs (what each request means: `starling_chat_relay`, which answers them, and `starling_net::chat`, which carries them).
 
 use starling_crypto::SecretKey;
 use starling_types::codec::put;

@@ -100,18 +100,21 @@ impl Response {
 }
 
 /// One HTTP/1.1 request (`Connection: close`; JSON unless a header names another content
-/// type). `None` when the server cannot be reached or its answer is not HTTP. A server may
-/// answer and close before the whole body is written (a refused oversized body): the answer
-/// still counts.
+/// type). An error says why there is no answer (the server cannot be reached, or did not
+/// answer in HTTP). A server may answer and close before the whole body is written (a
+/// refused oversized body): the answer still counts.
 pub fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> Option<Response> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+) -> Result<Response, String> {
+    let io = |what: &str, e: std::io::Error| format!("{method} {path} at {addr}: {what}: {e}");
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| io("connect", e))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| io("timeout", e))?;
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
@@ -126,14 +129,22 @@ pub fn http(
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    s.write_all(head.as_bytes()).ok()?;
+    s.write_all(head.as_bytes()).map_err(|e| io("send", e))?;
     let _ = s.write_all(body);
     let mut out = Vec::new();
-    s.read_to_end(&mut out).ok()?;
-    let split = out.windows(4).position(|w| w == b"\r\n\r\n")?;
+    s.read_to_end(&mut out).map_err(|e| io("read", e))?;
+    let not_http = || format!("{method} {path} at {addr}: not an HTTP answer");
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(not_http)?;
     let head = String::from_utf8_lossy(&out[..split]).into_owned();
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    Some(Response {
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(not_http)?;
+    Ok(Response {
         status,
         head,
         body: out[split + 4..].to_vec(),

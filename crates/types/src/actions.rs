@@ -7,7 +7,7 @@
 //! here; its rule in `starling-ledger` (`actions/`, `gas.rs`); and, if users sign it through a
 //! node, its JSON form in the API (`me.rs`).
 
-use crate::tx::{Action, MAX_BIO_BYTES, MAX_DISPLAY_NAME_BYTES, MAX_TEXT_BYTES, MAX_URL_BYTES};
+use crate::tx::{Action, MAX_BIO_BYTES, MAX_DISPLAY_NAME_BYTES, MAX_URL_BYTES};
 
 /// One kind of action.
 #[derive(Debug)]
@@ -36,6 +36,9 @@ pub struct Field {
 pub enum FieldKind {
     /// A string of at most this many bytes.
     Text(usize),
+    /// A post's text: at most 300 graphemes (rule S1 in `starling-ledger`), within
+    /// [`crate::tx::MAX_TEXT_BYTES`] bytes.
+    PostText,
     /// A post: `{"author": <key>, "seq": <integer>}`.
     Post,
     /// An account: its key as text (`ed25519:<hex>` or `secp256k1:<hex>`).
@@ -90,7 +93,7 @@ pub const ACTIONS: &[ActionKind] = &[
         "post",
         "Post a text (a reply or a quote when it names one)",
         Some(&[
-            required("text", FieldKind::Text(MAX_TEXT_BYTES)),
+            required("text", FieldKind::PostText),
             optional("reply_to", FieldKind::Post),
             optional("quote_of", FieldKind::Post),
             optional("langs", FieldKind::Langs),
@@ -102,7 +105,7 @@ pub const ACTIONS: &[ActionKind] = &[
         "Replace the text of one's own post",
         Some(&[
             required("post", FieldKind::Post),
-            required("text", FieldKind::Text(MAX_TEXT_BYTES)),
+            required("text", FieldKind::PostText),
         ]),
     ),
     kind(3, "delete_post", "Delete one's own post", Some(POST)),
