@@ -13,8 +13,12 @@
 //! secret seed with XChaCha20-Poly1305. The associated data binds the account and the KDF
 //! parameters, so a file whose account or parameters were changed does not open. A file is
 //! also a backup: `export` hands out exactly these bytes, and `import_backup` takes them back
-//! after checking that the password opens them. Secrets live in [`Zeroizing`] buffers and are
-//! never logged (the [`SecretKey`] `Debug` prints only the public key).
+//! after checking that the password opens them (one Argon2 run). Secrets live in [`Zeroizing`]
+//! buffers and are never logged (the [`SecretKey`] `Debug` prints only the public key).
+//!
+//! Argon2 is the costliest thing a stranger can make a node do (log in, import): a file's
+//! cost is bounded ([`MAX_M_KIB`] KiB, 10 passes, 4 lanes), and at most
+//! [`MAX_CONCURRENT_KDF`] runs are under way at once in the process; the rest wait.
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -43,8 +47,9 @@ pub const MAX_ACCOUNTS: usize = 1_000;
 const M_KIB: u32 = 19_456;
 const T_COST: u32 = 2;
 const P_COST: u32 = 1;
-/// Bounds on the cost of a file being opened, so an imported file cannot exhaust the node.
-const MAX_M_KIB: u32 = 262_144;
+/// Bounds on the cost of a file being opened, so an imported file cannot exhaust the node:
+/// the most memory a keystore file may ask Argon2 for, in KiB (256 MiB).
+pub const MAX_M_KIB: u32 = 262_144;
 const MAX_T_COST: u32 = 10;
 const MAX_P_COST: u32 = 4;
 const AAD_DOMAIN: &str = "starling/keystore/v1";
@@ -129,6 +134,46 @@ fn aad(account: &str, kdf: &Kdf) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Argon2 runs at once on this node; more wait for a slot (each may take up to
+/// [`MAX_M_KIB`] KiB of memory, and anyone may ask for one by logging in or importing).
+pub const MAX_CONCURRENT_KDF: usize = 2;
+
+static KDF_RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static KDF_RUNNING: Mutex<(usize, usize)> = Mutex::new((0, 0));
+static KDF_FREED: std::sync::Condvar = std::sync::Condvar::new();
+
+/// Argon2 runs so far in this process (a counter in `/metrics`).
+pub fn kdf_runs() -> u64 {
+    KDF_RUNS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The most Argon2 runs this process has had at once (never above [`MAX_CONCURRENT_KDF`]).
+pub fn kdf_peak() -> usize {
+    KDF_RUNNING.lock().unwrap_or_else(|p| p.into_inner()).1
+}
+
+/// A slot of [`MAX_CONCURRENT_KDF`], given back when dropped.
+struct KdfSlot;
+
+impl KdfSlot {
+    fn take() -> KdfSlot {
+        let guard = KDF_RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+        let mut running = KDF_FREED
+            .wait_while(guard, |(n, _)| *n >= MAX_CONCURRENT_KDF)
+            .unwrap_or_else(|p| p.into_inner());
+        running.0 += 1;
+        running.1 = running.1.max(running.0);
+        KdfSlot
+    }
+}
+
+impl Drop for KdfSlot {
+    fn drop(&mut self) {
+        KDF_RUNNING.lock().unwrap_or_else(|p| p.into_inner()).0 -= 1;
+        KDF_FREED.notify_one();
+    }
+}
+
 fn stretch(password: &str, kdf: &Kdf) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
     if kdf.alg != "argon2id" {
         return Err(KeystoreError::Malformed(format!(
@@ -151,6 +196,8 @@ fn stretch(password: &str, kdf: &Kdf) -> Result<Zeroizing<[u8; 32]>, KeystoreErr
     let params = Params::new(kdf.m_kib, kdf.t, kdf.p, Some(32))
         .map_err(|e| KeystoreError::Malformed(format!("kdf parameters: {e}")))?;
     let mut out = Zeroizing::new([0u8; 32]);
+    let _slot = KdfSlot::take();
+    KDF_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password_into(password.as_bytes(), &salt, out.as_mut())
         .map_err(|e| KeystoreError::Malformed(format!("kdf: {e}")))?;
@@ -408,10 +455,13 @@ impl Keystore {
     }
 
     /// Keeps an exported keystore once `password` opens it.
-    pub fn import_backup(&self, text: &str, password: &str) -> Result<PublicKey, KeystoreError> {
+    /// Imports a backup that `password` opens, and returns its key: the backup's KDF (whose
+    /// cost its maker chose, within bounds) runs once.
+    pub fn import_backup(&self, text: &str, password: &str) -> Result<SecretKey, KeystoreError> {
         let file = KeystoreFile::parse(text)?;
-        file.open(password)?;
-        self.store(&file)
+        let key = file.open(password)?;
+        self.store(&file)?;
+        Ok(key)
     }
 
     /// The secret key of `account`, if `password` opens its keystore.
@@ -434,6 +484,36 @@ mod tests {
 
     fn rng() -> rand_chacha::ChaCha20Rng {
         rand_chacha::ChaCha20Rng::seed_from_u64(7)
+    }
+
+    /// However many ask at once (log ins and imports are anyone's to send), at most
+    /// `MAX_CONCURRENT_KDF` Argon2 runs are under way; the rest wait their turn.
+    #[test]
+    fn kdf_runs_are_bounded_node_wide() {
+        let kdf = Kdf {
+            alg: "argon2id".into(),
+            m_kib: 4_096,
+            t: 1,
+            p: 1,
+            salt: hex::encode([9u8; 16]),
+        };
+        let start = std::sync::Barrier::new(6);
+        std::thread::scope(|s| {
+            for _ in 0..6 {
+                s.spawn(|| {
+                    start.wait();
+                    for _ in 0..4 {
+                        stretch("a password", &kdf).unwrap();
+                    }
+                });
+            }
+        });
+        assert!(kdf_runs() >= 24);
+        assert!(
+            (1..=MAX_CONCURRENT_KDF).contains(&kdf_peak()),
+            "{} at once",
+            kdf_peak()
+        );
     }
 
     #[test]
@@ -564,7 +644,10 @@ mod tests {
         let store2 = Keystore::open(dir2.path()).unwrap();
         assert!(store2.import_backup(&backup, "password b").is_err());
         assert_eq!(
-            store2.import_backup(&backup, "password a").unwrap(),
+            store2
+                .import_backup(&backup, "password a")
+                .unwrap()
+                .public_key(),
             a.public_key()
         );
         assert!(matches!(

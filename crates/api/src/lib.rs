@@ -167,16 +167,20 @@ pub async fn serve(
 
 async fn render_metrics(State(api): State<Api>) -> Response {
     let mut text = (api.metrics)();
+    // Before the OpenMetrics end marker, if the registry wrote one.
+    let eof = text.ends_with("# EOF\n");
+    if eof {
+        text.truncate(text.len() - "# EOF\n".len());
+    }
+    text.push_str(&format!(
+        "# HELP starling_keystore_kdf_total Argon2 runs (log ins, sign ups, imports, exports).\n# TYPE starling_keystore_kdf_total counter\nstarling_keystore_kdf_total {}\n",
+        starling_accounts::keystore::kdf_runs()
+    ));
     if let Some(chat) = &api.services.chat {
-        // Before the OpenMetrics end marker, if the registry wrote one.
-        let eof = text.ends_with("# EOF\n");
-        if eof {
-            text.truncate(text.len() - "# EOF\n".len());
-        }
         text.push_str(&chat.metrics());
-        if eof {
-            text.push_str("# EOF\n");
-        }
+    }
+    if eof {
+        text.push_str("# EOF\n");
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

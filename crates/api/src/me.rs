@@ -322,13 +322,9 @@ async fn import(
                 (key, label)
             }
             (None, Some(backup)) => {
-                let account = accounts
-                    .keystore
-                    .import_backup(backup, &req.password)
-                    .map_err(keystore_err)?;
                 let key = accounts
                     .keystore
-                    .unlock(&account, &req.password)
+                    .import_backup(backup, &req.password)
                     .map_err(keystore_err)?;
                 let label = starling_accounts::keystore::KeystoreFile::parse(backup)
                     .map(|f| f.label().to_owned())

@@ -36,6 +36,16 @@ fn request(
     (r.status, r.json(), r.head)
 }
 
+/// Argon2 runs so far, from `/metrics`.
+fn kdf_runs(addr: SocketAddr) -> u64 {
+    let r = starling_testkit::http(addr, "GET", "/metrics", &[], b"").unwrap();
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("starling_keystore_kdf_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no KDF counter in {text}"))
+}
+
 fn error_code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("(none)")
 }
@@ -947,6 +957,24 @@ fn account_checks(addr: SocketAddr, data_dir: &std::path::Path) {
         (200, Some(key(5).public_key().to_text().as_str())),
         "{v}"
     );
+    // A backup from elsewhere: its KDF (whose cost its maker chose) runs once to import it.
+    let frank = starling_accounts::keystore::seal(
+        &key(6),
+        "frank's password",
+        "frank",
+        &mut rand_core::OsRng,
+    )
+    .unwrap()
+    .to_json();
+    let runs = kdf_runs(addr);
+    let body = json!({"backup": frank, "password": "frank's password"}).to_string();
+    let (s, v) = http(addr, "POST", "/api/v1/keystore/import", &body);
+    assert_eq!(
+        (s, v["account"].as_str()),
+        (200, Some(key(6).public_key().to_text().as_str())),
+        "{v}"
+    );
+    assert_eq!(kdf_runs(addr) - runs, 1, "Argon2 runs for one import");
     let (_, v) = http(addr, "GET", "/api/v1/keystore", "");
     let labels: Vec<&str> = v["items"]
         .as_array()
@@ -954,7 +982,7 @@ fn account_checks(addr: SocketAddr, data_dir: &std::path::Path) {
         .iter()
         .map(|i| i["label"].as_str().unwrap())
         .collect();
-    assert_eq!(labels, ["carol", "dave", "erin"]);
+    assert_eq!(labels, ["carol", "dave", "erin", "frank"]);
     assert!(!v.to_string().contains(&secret));
 
     // Password guessing on one account runs into its limit.
