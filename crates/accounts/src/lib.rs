@@ -223,7 +223,9 @@ pub struct Accounts {
     pub sessions: Sessions,
     pub signup_limit: RateLimiter<IpAddr>,
     pub login_limit: RateLimiter<IpAddr>,
-    pub login_account_limit: RateLimiter<AccountId>,
+    /// Log ins per account *and client*: a stranger guessing an account's password runs into
+    /// it without locking the owner, elsewhere, out.
+    pub login_account_limit: RateLimiter<(AccountId, IpAddr)>,
     pub action_limit: RateLimiter<AccountId>,
     faucet: Option<Faucet>,
     /// Per account: the nonce after the last transaction this node sent, and when.

@@ -377,7 +377,7 @@ async fn login(
         };
         accounts
             .login_account_limit
-            .check(&account)
+            .check(&(account, ip))
             .map_err(limited)?;
         let key = accounts
             .keystore
@@ -428,6 +428,7 @@ struct ExportRequest {
 
 async fn export(
     State(api): State<Api>,
+    ClientIp(ip): ClientIp,
     auth: Authed,
     body: Result<Json<ExportRequest>, JsonRejection>,
 ) -> ApiResult {
@@ -435,7 +436,7 @@ async fn export(
     let accounts = accounts(&api)?.clone();
     accounts
         .login_account_limit
-        .check(&auth.session.account)
+        .check(&(auth.session.account, ip))
         .map_err(limited)?;
     let account = auth.session.account;
     let backup = blocking(move || {

@@ -1005,6 +1005,32 @@ fn account_checks(addr: SocketAddr, data_dir: &std::path::Path) {
         limited,
         "ten wrong passwords in a row are the most tried at once"
     );
+    // The guesser is limited, not the account: its owner logs in from elsewhere.
+    let owner = login_from(
+        "127.0.0.2",
+        addr,
+        r#"{"account": "dave", "password": "dave's password"}"#,
+    );
+    assert_eq!(owner, 200, "the owner, from another address, is let in");
+}
+
+/// `POST /api/v1/session` with `body`, from the loopback address `src`: the status.
+fn login_from(src: &str, addr: SocketAddr, body: &str) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let src: SocketAddr = format!("{src}:0").parse().unwrap();
+    tokio::runtime::Handle::current().block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(src).unwrap();
+        let mut s = socket.connect(addr).await.unwrap();
+        let request = format!(
+            "POST /api/v1/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out.split(' ').nth(1).unwrap().parse().unwrap()
+    })
 }
 
 type Ws = tungstenite::WebSocket<TcpStream>;
