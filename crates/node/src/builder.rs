@@ -6,7 +6,6 @@
 
 use crate::genesis::Genesis;
 use crate::SetupError;
-use commonware_runtime::{Clock, Metrics, Network, Resolver, Spawner, Storage, Supervisor};
 use starling_accounts::Faucet;
 use starling_api::{view, Services};
 use starling_chat_client::{Chat, ChatPlace};
@@ -16,7 +15,7 @@ use starling_net as net;
 use starling_node_api::Node;
 use starling_store::ChainStore;
 use starling_types::Endpoint;
-use starling_validator::ValidatorSpec;
+use starling_validator::{Runtime, ValidatorSpec};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,14 +50,7 @@ pub async fn validator<E>(
     open: OpenNetwork,
 ) -> Result<(Node, Services), SetupError>
 where
-    E: Spawner
-        + Clock
-        + Metrics
-        + Storage
-        + Supervisor
-        + Network
-        + Resolver
-        + rand_core_010::CryptoRng,
+    E: Runtime,
 {
     let engines = context.child("validator");
     let rng = context.child("net");
@@ -79,14 +71,7 @@ pub async fn validator_only<E, R>(
     open: &OpenNetwork,
 ) -> Result<Node, SetupError>
 where
-    E: Spawner
-        + Clock
-        + Metrics
-        + Storage
-        + Supervisor
-        + Network
-        + Resolver
-        + rand_core_010::CryptoRng,
+    E: Runtime,
     R: rand_core_010::CryptoRng + Send + 'static,
 {
     let node = starling_validator::start_validator(context, genesis, stores, spec).await?;

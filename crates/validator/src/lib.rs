@@ -59,6 +59,25 @@ pub const MAX_PEERS: usize = 32;
 /// certificates come a few per view, blocks one per view, forwarded transactions in batches.
 const CHANNEL_QUOTA: Quota = Quota::per_second(NZU32!(512));
 
+/// What a validator runs on: a Commonware runtime with storage, the network and randomness
+/// (the deterministic runtime in tests, tokio in the binary).
+pub trait Runtime:
+    Spawner + Clock + Metrics + Storage + Supervisor + Network + Resolver + rand_core_010::CryptoRng
+{
+}
+
+impl<E> Runtime for E where
+    E: Spawner
+        + Clock
+        + Metrics
+        + Storage
+        + Supervisor
+        + Network
+        + Resolver
+        + rand_core_010::CryptoRng
+{
+}
+
 /// How one validator runs.
 #[derive(Debug)]
 pub struct ValidatorSpec {
@@ -81,14 +100,7 @@ pub async fn start_validator<E>(
     spec: ValidatorSpec,
 ) -> Result<Node, SetupError>
 where
-    E: Spawner
-        + Clock
-        + Metrics
-        + Storage
-        + Supervisor
-        + Network
-        + Resolver
-        + rand_core_010::CryptoRng,
+    E: Runtime,
 {
     let signer = consensus_key(&spec.key)?;
     let mut peers = Vec::new();
