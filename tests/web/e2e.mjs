@@ -47,9 +47,15 @@ const base = `http://127.0.0.1:${port}`;
 const devnet = spawn(BIN, ['devnet', '--data-dir', join(dir, 'devnet'), '--api', `127.0.0.1:${port}`, '--block-interval-ms', '200'], { stdio: ['ignore', 'pipe', 'pipe'] });
 let devnetLog = '';
 devnet.stdout.on('data', (d) => { devnetLog += d; });
-devnet.stderr.on('data', (d) => { devnetLog = (devnetLog + d).slice(-20000); });
+const devnetWarnings = [];
+devnet.stderr.on('data', (d) => {
+  devnetLog = (devnetLog + d).slice(-20000);
+  for (const l of String(d).split('\n')) if (/ (WARN|ERROR) /.test(l)) devnetWarnings.push(l);
+});
 let browser;
 let failed = false;
+// Every API answer that was an error or slow, by page: printed if the test fails.
+const apiLog = [];
 
 async function getJson(path) {
   const r = await fetch(base + path);
@@ -68,9 +74,20 @@ try {
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   const errors = [];
+  let people = 0;
   async function person(viewport) {
     const ctx = await browser.newContext({ viewport, colorScheme: 'light' });
     const page = await ctx.newPage();
+    const who = `page ${++people}`;
+    const started = new Map();
+    page.on('request', (r) => started.set(r, Date.now()));
+    page.on('response', async (r) => {
+      const ms = Date.now() - (started.get(r.request()) ?? Date.now());
+      started.delete(r.request());
+      if (!r.url().includes('/api/v1/') || (r.status() < 400 && ms < 5_000)) return;
+      const body = await r.text().catch(() => '');
+      apiLog.push(`${new Date().toISOString()} ${who} ${r.request().method()} ${r.url().replace(base, '')} -> ${r.status()} in ${ms} ms ${body.slice(0, 300)}`);
+    });
     page.setDefaultTimeout(WAIT);
     page.on('pageerror', (e) => errors.push(String(e)));
     // Answers such as 401 before log in or 404 for an account not funded yet are expected;
@@ -230,6 +247,8 @@ try {
 } catch (e) {
   failed = true;
   console.error('web app end-to-end FAILED:', e);
+  console.error('--- API answers that failed or took over 5 s ---\n' + apiLog.slice(-60).join('\n'));
+  console.error('--- devnet warnings ---\n' + devnetWarnings.slice(-40).join('\n'));
   console.error('--- devnet log (tail) ---\n' + devnetLog.slice(-4000));
 } finally {
   if (browser) await browser.close().catch(() => {});

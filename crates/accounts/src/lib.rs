@@ -22,9 +22,9 @@ use rand_core::{OsRng, RngCore};
 use starling_crypto::SecretKey;
 use starling_ledger::{actions, gas, validate};
 use starling_node_api::Node;
+pub use starling_protocol::limit::RateLimiter;
 use starling_types::{AccountId, Action, Asset, Encode as _, Hash, PostId, ShardId, TxBody};
 use std::collections::HashMap;
-use std::hash::Hash as StdHash;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -38,6 +38,8 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub const SESSION_IDLE: Duration = Duration::from_secs(12 * 3600);
 /// Most sessions at once; the least recently used goes first.
 pub const MAX_SESSIONS: usize = 10_000;
+/// Most live sessions of one account: a new one ends that account's least recently used.
+pub const MAX_SESSIONS_PER_ACCOUNT: usize = 32;
 /// How far ahead of the head a signed transaction may be included.
 pub const EXPIRY_BLOCKS: u64 = 600;
 /// A sent transaction not yet final for this long is presumed lost: its nonce is reused.
@@ -95,8 +97,31 @@ impl Sessions {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         map.retain(|_, e| now.duration_since(e.last_used) < SESSION_IDLE);
-        if map.len() >= MAX_SESSIONS {
-            if let Some(oldest) = map.iter().min_by_key(|(_, e)| e.last_used).map(|(k, _)| *k) {
+        // An account makes room among its own sessions; when the node is full, the account
+        // holding the most gives one up. So nobody's logging in again and again ends anyone
+        // else's session.
+        let mine = map
+            .values()
+            .filter(|e| e.session.account == session.account)
+            .count();
+        let evict = if mine >= MAX_SESSIONS_PER_ACCOUNT {
+            Some(session.account)
+        } else if map.len() >= MAX_SESSIONS {
+            let mut counts: HashMap<AccountId, usize> = HashMap::new();
+            for e in map.values() {
+                *counts.entry(e.session.account).or_default() += 1;
+            }
+            counts.into_iter().max_by_key(|(_, n)| *n).map(|(a, _)| a)
+        } else {
+            None
+        };
+        if let Some(account) = evict {
+            let oldest = map
+                .iter()
+                .filter(|(_, e)| e.session.account == account)
+                .min_by_key(|(_, e)| e.last_used)
+                .map(|(k, _)| *k);
+            if let Some(oldest) = oldest {
                 map.remove(&oldest);
             }
         }
@@ -141,49 +166,6 @@ impl Sessions {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// Token buckets by key: `burst` at once, refilled at `per_sec`.
-#[derive(Debug)]
-pub struct RateLimiter<K> {
-    burst: f64,
-    per_sec: f64,
-    buckets: Mutex<HashMap<K, (f64, Instant)>>,
-}
-
-/// Most keys a limiter tracks before it forgets the full buckets.
-const MAX_BUCKETS: usize = 100_000;
-
-impl<K: Eq + StdHash + Clone> RateLimiter<K> {
-    pub fn new(burst: u32, per_sec: f64) -> Self {
-        Self {
-            burst: f64::from(burst),
-            per_sec,
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Takes one token for `key`, or says how many seconds until one is back.
-    pub fn check(&self, key: &K) -> Result<(), u64> {
-        self.check_at(key, Instant::now())
-    }
-
-    fn check_at(&self, key: &K, now: Instant) -> Result<(), u64> {
-        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_BUCKETS {
-            let (burst, rate) = (self.burst, self.per_sec);
-            map.retain(|_, (t, at)| *t + now.duration_since(*at).as_secs_f64() * rate < burst);
-        }
-        let (tokens, at) = map.entry(key.clone()).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_sec).min(self.burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - *tokens) / self.per_sec).ceil().max(1.0) as u64)
-        }
     }
 }
 
@@ -459,23 +441,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_refill_and_bound() {
-        let l = RateLimiter::new(3, 1.0);
-        let t0 = Instant::now();
-        for _ in 0..3 {
-            assert!(l.check_at(&1u8, t0).is_ok());
+    fn one_account_logging_in_again_and_again_ends_no_one_elses_session() {
+        let s = Sessions::default();
+        let key = |b| SecretKey::from_seed(starling_types::KeyType::Ed25519, &[b; 32]).unwrap();
+        let alice = key(1);
+        let (alice_token, _) = s.create(alice, "alice".into());
+        let (first, _) = s.create(key(2), "mallory".into());
+        for _ in 0..MAX_SESSIONS + 10 {
+            s.create(key(2), "mallory".into());
         }
-        assert_eq!(l.check_at(&1u8, t0), Err(1));
-        // Another key has its own bucket.
-        assert!(l.check_at(&2u8, t0).is_ok());
-        // One second brings one token back, never more than the burst.
-        assert!(l.check_at(&1u8, t0 + Duration::from_secs(1)).is_ok());
-        assert!(l.check_at(&1u8, t0 + Duration::from_secs(1)).is_err());
-        let later = t0 + Duration::from_secs(100);
-        for _ in 0..3 {
-            assert!(l.check_at(&1u8, later).is_ok());
-        }
-        assert!(l.check_at(&1u8, later).is_err());
+        assert!(s.get(&alice_token).is_some(), "alice is still logged in");
+        assert!(s.get(&first).is_none(), "mallory's oldest session ended");
+        assert_eq!(s.len(), 1 + MAX_SESSIONS_PER_ACCOUNT);
     }
 
     #[test]

@@ -47,11 +47,15 @@ pub(crate) fn routes() -> Router<Api> {
 /// encoded response (a malformed request is answered with a `Refused` saying why).
 async fn protocol(
     State(api): State<Api>,
+    client: crate::client::Client,
     body: axum::body::Bytes,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse as _;
     let chat = chat(&api)?;
-    let answer = tokio::task::spawn_blocking(move || chat.serve(&body))
+    // Limits count an HTTP client by its address (IPv6: its /64).
+    let from =
+        starling_protocol::chat::Requester::peer("http", client.key().to_string().as_bytes());
+    let answer = tokio::task::spawn_blocking(move || chat.serve(from, &body))
         .await
         .map_err(ApiError::internal)?;
     Ok((

@@ -16,6 +16,7 @@
 //! for a bad request; bodies are bounded before they are parsed.
 
 pub mod chat_api;
+pub mod client;
 mod me;
 pub mod openapi;
 mod proofs;
@@ -37,6 +38,8 @@ use starling_node_api::{Node, SubmitError};
 use starling_types::{Asset, Decode as _, PostId, PublicKey, Receipt, ShardId, TxEnvelope};
 use std::sync::Arc;
 
+pub use crate::client::ApiOptions;
+
 /// Most transactions in one `POST /api/v1/txs`.
 pub const MAX_SUBMIT_TXS: usize = 4_096;
 /// Largest request body.
@@ -50,6 +53,8 @@ pub(crate) struct Api {
     pub(crate) node: Node,
     pub(crate) services: Services,
     metrics: MetricsFn,
+    pub(crate) options: Arc<ApiOptions>,
+    pub(crate) streams: Arc<crate::stream::Slots>,
 }
 
 /// What a node offers its users besides its shards, each opened before the API starts: the
@@ -127,7 +132,14 @@ impl From<starling_accounts::AccountsError> for ApiError {
 }
 
 /// The API router for `node` and its `services`.
-pub fn router(node: Node, services: Services, metrics: MetricsFn) -> Router {
+pub fn router(node: Node, services: Services, metrics: MetricsFn, options: ApiOptions) -> Router {
+    let api = Api {
+        node,
+        services,
+        metrics,
+        options: Arc::new(options),
+        streams: Arc::default(),
+    };
     Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/txs", post(submit))
@@ -144,11 +156,11 @@ pub fn router(node: Node, services: Services, metrics: MetricsFn) -> Router {
         .route("/metrics", get(render_metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(Api {
-            node,
-            services,
-            metrics,
-        })
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            crate::client::check_host,
+        ))
+        .with_state(api)
 }
 
 /// Serves the API on `listener` until the task is dropped.
@@ -157,8 +169,9 @@ pub async fn serve(
     node: Node,
     services: Services,
     metrics: MetricsFn,
+    options: ApiOptions,
 ) {
-    let app = router(node, services, metrics)
+    let app = router(node, services, metrics, options)
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "HTTP API stopped");
@@ -175,6 +188,10 @@ async fn render_metrics(State(api): State<Api>) -> Response {
     text.push_str(&format!(
         "# HELP starling_keystore_kdf_total Argon2 runs (log ins, sign ups, imports, exports).\n# TYPE starling_keystore_kdf_total counter\nstarling_keystore_kdf_total {}\n",
         starling_accounts::keystore::kdf_runs()
+    ));
+    text.push_str(&format!(
+        "# HELP starling_api_streams_open WebSocket streams open (and upgrades under way).\n# TYPE starling_api_streams_open gauge\nstarling_api_streams_open {}\n",
+        api.streams.open()
     ));
     if let Some(chat) = &api.services.chat {
         text.push_str(&chat.metrics());

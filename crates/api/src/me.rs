@@ -1,7 +1,8 @@
 //! The account API: sign up, log in and out, import and export keystores, and the signed-in
 //! account's actions, which the node signs (see [`starling_accounts`]).
 //!
-//! - `GET    /api/v1/keystore`: the accounts this node holds (public keys and labels).
+//! - `GET    /api/v1/keystore`: the accounts this node holds (public keys and labels), to
+//!   clients on the node's own machine or with a session.
 //! - `POST   /api/v1/keystore`: sign up, `{"label", "password"}`: a new key pair, sealed in a
 //!   keystore on this node, funded by the node's faucet if it has one; starts a session.
 //! - `POST   /api/v1/keystore/import`: `{"label", "password", "secret"}` (a 64-hex seed, and
@@ -21,9 +22,10 @@
 //! `"type"`, with the fields the one table of actions names ([`starling_types::ACTIONS`], also
 //! in the OpenAPI document). A post is `{"author", "seq"}`; amounts are decimal strings.
 
+use crate::client::Client;
 use crate::{json_body, parse_key, Api, ApiError, ApiResult};
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -35,7 +37,7 @@ use starling_accounts::keystore::KeystoreError;
 use starling_accounts::{Accounts, Estimate, Sent, Session, CSRF_HEADER, SESSION_COOKIE};
 use starling_crypto::SecretKey;
 use starling_types::{Action, Asset, KeyType, PostId, PublicKey};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 pub(crate) fn routes() -> Router<Api> {
@@ -82,21 +84,13 @@ fn limited(retry_after: u64) -> ApiError {
     )
 }
 
-/// The client's address (unspecified when the server was not told it).
-pub(crate) fn client_ip(parts: &Parts) -> IpAddr {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
-}
-
-/// The client's address, as an extractor.
+/// The key rate limits count the client under (its address, IPv6 by /64).
 pub(crate) struct ClientIp(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<Api> for ClientIp {
     type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Ok(ClientIp(client_ip(parts)))
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        Ok(ClientIp(Client::of(api, parts).key()))
     }
 }
 
@@ -225,8 +219,18 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::internal)?
 }
 
-async fn list_keystore(State(api): State<Api>) -> ApiResult {
+/// Who holds an account on this node is for its own machine (the person at it) and for
+/// sessions only: a stranger on the network learns no labels to guess passwords against.
+async fn list_keystore(State(api): State<Api>, client: Client, headers: HeaderMap) -> ApiResult {
     let accounts = accounts(&api)?.clone();
+    let session = token_of(&headers).and_then(|(t, _)| accounts.sessions.get(&t));
+    if session.is_none() && !client.addr.is_loopback() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_local",
+            "this node lists its accounts only to its own machine or a session; log in by name or key",
+        ));
+    }
     let list = blocking(move || accounts.keystore.list().map_err(keystore_err)).await?;
     let items: Vec<Value> = list
         .iter()

@@ -78,7 +78,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ep!("get" "/api/v1/search/posts", "social", None, &["q", "cursor", "limit", "viewer"], None, "PostPage", "Full-text search of posts, best first"),
     ep!("get" "/api/v1/search/people", "social", None, &["q", "cursor", "limit"], None, "PeoplePage", "Search people by handle, name and bio"),
     ep!("get" "/api/v1/stream", "social", None, &["account"], None, "StreamMessage", "WebSocket: new home-timeline items and notifications, live (session or ?account=); a session's stream also says when its chats change"),
-    ep!("get" "/api/v1/keystore", "accounts", None, &[], None, "KeystoreList", "Accounts this node holds (public keys and labels)"),
+    ep!("get" "/api/v1/keystore", "accounts", None, &[], None, "KeystoreList", "Accounts this node holds (public keys and labels): to its own machine or a session, else 403 not_local"),
     ep!("post" "/api/v1/keystore", "accounts", None, &[], Some("SignupRequest"), "SessionStarted", "Sign up: a new key pair in an encrypted keystore on this node; starts a session"),
     ep!("post" "/api/v1/keystore/import", "accounts", None, &[], Some("ImportRequest"), "SessionStarted", "Import a secret key or an exported keystore; starts a session"),
     ep!("get" "/api/v1/session", "accounts", Session, &[], None, "Session", "Who is logged in, and the CSRF token"),

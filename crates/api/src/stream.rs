@@ -12,8 +12,12 @@
 //! home timeline and of notifications with what it already sent, so blocks and mutes apply
 //! as they do for reads. Browsers must connect from the node's own origin (the `Origin`
 //! header, when sent, must name the `Host`); incoming messages other than close are ignored
-//! and bounded to [`MAX_INCOMING_BYTES`]; at most [`MAX_STREAMS`] streams are open at once.
+//! and bounded to [`MAX_INCOMING_BYTES`]; at most [`MAX_STREAMS`] streams are open at once,
+//! [`MAX_STREAMS_PER_CLIENT`] from one client address (IPv6: one /64). A slot is held by
+//! the upgrade itself, so a client that asks and hangs up before the upgrade completes gives
+//! it back.
 
+use crate::client::Client;
 use crate::social::{feed_item_json, notification_json, view_err, Render};
 use crate::{parse_key, Api, ApiError};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -27,18 +31,72 @@ use serde_json::{json, Value};
 use starling_accounts::Session;
 use starling_appview::{AppView, FeedEntry, FeedItem};
 use starling_types::{AccountId, PostId};
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 /// Most streams open at once on one node.
 pub const MAX_STREAMS: usize = 1_000;
+/// Most streams open at once from one client (its address; IPv6: its /64).
+pub const MAX_STREAMS_PER_CLIENT: usize = 32;
 /// Largest message a client may send.
 pub const MAX_INCOMING_BYTES: usize = 4_096;
 /// How many of the newest items each wake-up compares.
 const WINDOW: usize = 30;
 
-static OPEN: AtomicUsize = AtomicUsize::new(0);
+/// The streams open on one API, in all and per client.
+#[derive(Debug, Default)]
+pub(crate) struct Slots {
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+impl Slots {
+    /// A slot for a stream from `client`, or why not.
+    fn take(self: &Arc<Self>, client: IpAddr) -> Result<Slot, ApiError> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let busy = |msg: String| Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", msg));
+        if open.0 >= MAX_STREAMS {
+            return busy(format!("{MAX_STREAMS} streams are open; try again later"));
+        }
+        let mine = open.1.entry(client).or_insert(0);
+        if *mine >= MAX_STREAMS_PER_CLIENT {
+            return busy(format!(
+                "{MAX_STREAMS_PER_CLIENT} streams are open from your address; close one"
+            ));
+        }
+        *mine += 1;
+        open.0 += 1;
+        Ok(Slot {
+            slots: self.clone(),
+            client,
+        })
+    }
+
+    /// Streams open now.
+    pub(crate) fn open(&self) -> usize {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+}
+
+/// One open stream's place, given back when dropped (after the stream, or when its upgrade
+/// fails).
+struct Slot {
+    slots: Arc<Slots>,
+    client: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.0 -= 1;
+        if let Some(n) = open.1.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                open.1.remove(&self.client);
+            }
+        }
+    }
+}
 
 pub(crate) fn routes() -> Router<Api> {
     Router::new().route("/api/v1/stream", get(stream))
@@ -74,6 +132,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
 
 async fn stream(
     State(api): State<Api>,
+    client: Client,
     headers: HeaderMap,
     q: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
@@ -105,19 +164,13 @@ async fn stream(
     };
     let served = crate::social::served_view(&api)?;
     let (view, updates) = (served.store.clone(), served.watch());
-    if OPEN.fetch_add(1, Ordering::SeqCst) >= MAX_STREAMS {
-        OPEN.fetch_sub(1, Ordering::SeqCst);
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            format!("{MAX_STREAMS} streams are open; try again later"),
-        ));
-    }
+    // The closure owns the slot: dropped unrun if the upgrade fails.
+    let slot = api.streams.take(client.key())?;
     Ok(ws
         .max_message_size(MAX_INCOMING_BYTES)
         .on_upgrade(move |socket| async move {
             run(socket, view, account, updates, chat).await;
-            OPEN.fetch_sub(1, Ordering::SeqCst);
+            drop(slot);
         }))
 }
 

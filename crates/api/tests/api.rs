@@ -195,7 +195,7 @@ fn checks(addr: SocketAddr, alice: SecretKey, chain: starling_types::ChainId) {
     let mut s = TcpStream::connect(addr).unwrap();
     write!(
         s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut out = String::new();
@@ -299,13 +299,28 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
             let c = context.child("metrics");
             Arc::new(move || commonware_runtime::Metrics::encode(&c)) as api::MetricsFn
         };
-        let server = tokio::spawn(api::serve(listener, node, services, metrics));
+        // This node sits behind a proxy on its own machine, which names clients in
+        // X-Forwarded-For.
+        let options = api::ApiOptions {
+            trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+            allowed_hosts: vec!["starling.example.org".into()],
+        };
+        // The same API, driven in-process.
+        let app = api::router(
+            node.clone(),
+            services.clone(),
+            metrics.clone(),
+            options.clone(),
+        );
+        let server = tokio::spawn(api::serve(listener, node, services, metrics, options));
         let alice_key = alice.public_key().to_text();
         tokio::task::spawn_blocking(move || {
             checks(addr, key(2), chain.clone());
             proof_checks(addr, &trusted_genesis, &alice);
             social_checks(addr, &alice, &bob, &chain);
             account_checks(addr, &data_dir);
+            client_checks(addr, &alice_key);
+            failed_upgrades_give_their_slots_back(app, &alice_key);
             openapi_checks(addr, &alice_key);
         })
         .await
@@ -1014,8 +1029,196 @@ fn account_checks(addr: SocketAddr, data_dir: &std::path::Path) {
     assert_eq!(owner, 200, "the owner, from another address, is let in");
 }
 
+/// A login attempt for an account this node does not hold, as the client `xff` (through the
+/// trusted proxy): its status.
+fn login_as(addr: SocketAddr, xff: &str) -> u16 {
+    let (s, v, _) = request(
+        addr,
+        "POST",
+        "/api/v1/session",
+        &[("X-Forwarded-For", xff)],
+        r#"{"account": "nobody-here", "password": "whatever it is"}"#,
+    );
+    assert!(s == 404 || s == 429, "{s} {v}");
+    s
+}
+
+/// Logs in as `xff` until refused: how many attempts were let through.
+fn exhaust_login(addr: SocketAddr, xff: &str) -> usize {
+    (0..100)
+        .position(|_| login_as(addr, xff) == 429)
+        .expect("the login limit stops a client")
+}
+
+/// Client addresses through a trusted proxy (and not from anyone else), IPv6 by /64, the
+/// Host allow-list, and who may list the node's accounts.
+fn client_checks(addr: SocketAddr, alice: &str) {
+    // Behind the proxy, one client exhausting the login limit leaves the next one alone.
+    let burst = exhaust_login(addr, "203.0.113.1");
+    assert!(burst >= 5, "{burst}");
+    assert_eq!(login_as(addr, "203.0.113.1"), 429);
+    assert_eq!(
+        login_as(addr, "203.0.113.2"),
+        404,
+        "another client behind the proxy"
+    );
+    // What the client wrote before the proxy's entry does not count.
+    assert_eq!(login_as(addr, "203.0.113.2, 203.0.113.1"), 429);
+    // IPv6: one /64 is one client.
+    exhaust_login(addr, "2001:db8:1:2::1");
+    assert_eq!(login_as(addr, "2001:db8:1:2:ffff::9"), 429, "same /64");
+    assert_eq!(login_as(addr, "2001:db8:1:3::1"), 404, "another /64");
+    // From an address that is no trusted proxy, the header is the client's word: ignored.
+    let from = |xff: &str| {
+        login_from_with(
+            "127.0.0.3",
+            addr,
+            &format!("X-Forwarded-For: {xff}\r\n"),
+            r#"{"account": "nobody-here", "password": "whatever it is"}"#,
+        )
+    };
+    let mut n = 0;
+    while from(&format!("198.51.100.{n}")) != 429 {
+        n += 1;
+        assert!(n < 100, "rotating the header must not escape the limit");
+    }
+
+    // Host names: IP literals, localhost and the configured name; not others (a page on
+    // another site whose name was pointed at this node).
+    for (host, ok) in [
+        ("127.0.0.1", true),
+        ("localhost:8080", true),
+        ("starling.example.org", true),
+        ("evil.example", false),
+        ("starling.example.org.evil.example:80", false),
+    ] {
+        let (s, v, _) = request(addr, "GET", "/api/v1/status", &[("Host", host)], "");
+        if ok {
+            assert_eq!(s, 200, "{host}: {v}");
+        } else {
+            assert_eq!((s, error_code(&v)), (403, "bad_host"), "{host}");
+        }
+    }
+    let (s, _, _) = request(addr, "GET", "/", &[("Host", "evil.example")], "");
+    assert_eq!(s, 403, "the web app too");
+
+    // The accounts on this node: listed to its own machine, not to a stranger…
+    let (s, v, _) = request(addr, "GET", "/api/v1/keystore", &[], "");
+    assert_eq!(s, 200, "{v}");
+    assert!(!v["items"].as_array().unwrap().is_empty());
+    let stranger = [("X-Forwarded-For", "203.0.113.77")];
+    let (s, v, _) = request(addr, "GET", "/api/v1/keystore", &stranger, "");
+    assert_eq!((s, error_code(&v)), (403, "not_local"));
+    // …unless the stranger has a session.
+    let (s, v, _) = request(
+        addr,
+        "POST",
+        "/api/v1/session",
+        &stranger,
+        r#"{"account": "dave", "password": "dave's password", "bearer": true}"#,
+    );
+    assert_eq!(s, 200, "{v}");
+    let auth = format!("Bearer {}", v["token"].as_str().unwrap());
+    let (s, v, _) = request(
+        addr,
+        "GET",
+        "/api/v1/keystore",
+        &[stranger[0], ("Authorization", &auth)],
+        "",
+    );
+    assert_eq!(s, 200, "{v}");
+    // Streams per client are bounded (the rest of this client's are refused).
+    let mut open = Vec::new();
+    let refused = loop {
+        match open_stream(
+            addr,
+            &format!("?account={alice}"),
+            &[("X-Forwarded-For", "203.0.113.9")],
+        ) {
+            Ok(ws) => open.push(ws),
+            Err(refusal) => break refusal,
+        }
+        assert!(open.len() <= api::stream::MAX_STREAMS_PER_CLIENT);
+    };
+    assert_eq!(open.len(), api::stream::MAX_STREAMS_PER_CLIENT);
+    assert_eq!((refused.0, error_code(&refused.1)), (503, "busy"));
+    open_stream(
+        addr,
+        &format!("?account={alice}"),
+        &[("X-Forwarded-For", "203.0.113.10")],
+    )
+    .expect("another client still gets a stream")
+    .close(None)
+    .unwrap();
+    for mut ws in open {
+        ws.close(None).unwrap();
+    }
+}
+
+/// Streams open, from `/metrics` of the in-process API.
+fn streams_open(app: &axum::Router) -> u64 {
+    use tower::ServiceExt as _;
+    let req = axum::http::Request::get("/metrics")
+        .header("host", "127.0.0.1")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    tokio::runtime::Handle::current().block_on(async {
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&body).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("starling_api_streams_open "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no stream gauge in {text}"))
+    })
+}
+
+/// A stream request whose upgrade never completes (the client went away between the answer
+/// and the upgrade) gives its slot back: more of them than one client may hold at once are
+/// each answered, and afterwards none is held.
+fn failed_upgrades_give_their_slots_back(app: axum::Router, alice: &str) {
+    use tower::ServiceExt as _;
+    let rt = tokio::runtime::Handle::current();
+    for i in 0..api::stream::MAX_STREAMS_PER_CLIENT + 8 {
+        let mut req = axum::http::Request::get(format!("/api/v1/stream?account={alice}"))
+            .header("host", "127.0.0.1")
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        // No connection stands behind this request, so its upgrade fails.
+        let upgrade = hyper::upgrade::on(&mut req);
+        req.extensions_mut().insert(upgrade);
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(SocketAddr::from((
+                [192, 0, 2, 1],
+                4_000,
+            ))));
+        let resp = rt.block_on(app.clone().oneshot(req)).unwrap();
+        assert_eq!(resp.status(), 101, "upgrade {i}");
+        // The failed upgrade runs on its own task; its slot comes back once it has.
+        let start = Instant::now();
+        while streams_open(&app) != 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "upgrade {i} kept its slot"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
 /// `POST /api/v1/session` with `body`, from the loopback address `src`: the status.
 fn login_from(src: &str, addr: SocketAddr, body: &str) -> u16 {
+    login_from_with(src, addr, "", body)
+}
+
+/// `POST /api/v1/session` with `body` and the `extra` header lines, from `src`: the status.
+fn login_from_with(src: &str, addr: SocketAddr, extra: &str, body: &str) -> u16 {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let src: SocketAddr = format!("{src}:0").parse().unwrap();
     tokio::runtime::Handle::current().block_on(async {
@@ -1023,7 +1226,7 @@ fn login_from(src: &str, addr: SocketAddr, body: &str) -> u16 {
         socket.bind(src).unwrap();
         let mut s = socket.connect(addr).await.unwrap();
         let request = format!(
-            "POST /api/v1/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST /api/v1/session HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
         s.write_all(request.as_bytes()).await.unwrap();

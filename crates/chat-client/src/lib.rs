@@ -334,9 +334,10 @@ impl Chat {
         }
     }
 
-    /// Answers a chat protocol request (its encoded bytes) as this node's services do.
-    pub fn serve(&self, request: &[u8]) -> Vec<u8> {
-        starling_types::Encode::to_bytes(&self.services.serve(request))
+    /// Answers a chat protocol request (its encoded bytes) from `from` as this node's
+    /// services do.
+    pub fn serve(&self, from: starling_protocol::chat::Requester, request: &[u8]) -> Vec<u8> {
+        starling_types::Encode::to_bytes(&self.services.serve(from, request))
     }
 
     /// Prometheus text for chat on this node.

@@ -7,10 +7,68 @@ use mailbox::{CommitOrder, KeyPackages, MailboxError, Mailboxes};
 use starling_ledger::records::{ChatKeysRecord, StateKey};
 use starling_node_api::Node;
 use starling_protocol::chat::*;
-use starling_types::{AccountId, Decode, PublicKey};
+use starling_protocol::limit::RateLimiter;
+use starling_types::{AccountId, Decode, Hash, PublicKey};
 use std::sync::Arc;
 
 pub mod mailbox;
+
+/// Deposit requests one requester may make: a burst, then so many a second.
+pub const DEPOSITS_PER_REQUESTER: (u32, f64) = (4_096, 1_024.0);
+/// Mailboxes one requester may open (deposits to a mailbox this node keeps nothing for):
+/// a burst, then so many a second. So strangers cannot fill the node with mailboxes.
+pub const NEW_MAILBOXES_PER_REQUESTER: (u32, f64) = (32, 0.2);
+/// Deposit requests into one mailbox from others: a burst, then so many a second.
+pub const DEPOSITS_PER_MAILBOX: (u32, f64) = (4_096, 1_024.0);
+
+/// What limits deposits by whom and where.
+#[derive(Debug)]
+pub struct DepositLimits {
+    per_requester: RateLimiter<Requester>,
+    new_mailboxes: RateLimiter<Requester>,
+    per_mailbox: RateLimiter<Hash>,
+}
+
+impl Default for DepositLimits {
+    fn default() -> Self {
+        let ((a, ar), (b, br), (c, cr)) = (
+            DEPOSITS_PER_REQUESTER,
+            NEW_MAILBOXES_PER_REQUESTER,
+            DEPOSITS_PER_MAILBOX,
+        );
+        Self {
+            per_requester: RateLimiter::new(a, ar),
+            new_mailboxes: RateLimiter::new(b, br),
+            per_mailbox: RateLimiter::new(c, cr),
+        }
+    }
+}
+
+impl DepositLimits {
+    /// Whether `from` may deposit into `mailbox` now (the node's own devices always may).
+    fn check(&self, from: Requester, mailbox: &Hash, new: bool) -> Result<(), ChatResponse> {
+        if from == Requester::Local {
+            return Ok(());
+        }
+        let limited = |what: &str, secs: u64| {
+            ChatResponse::refused(
+                "rate_limited",
+                format!("too many {what}; try again in {secs} s"),
+            )
+        };
+        self.per_requester
+            .check(&from)
+            .map_err(|s| limited("deposits from you", s))?;
+        if new {
+            self.new_mailboxes
+                .check(&from)
+                .map_err(|s| limited("new mailboxes from you", s))?;
+        }
+        self.per_mailbox
+            .check(mailbox)
+            .map_err(|s| limited("deposits into this mailbox", s))
+    }
+}
 
 impl From<MailboxError> for ChatResponse {
     fn from(e: MailboxError) -> Self {
@@ -32,11 +90,13 @@ pub struct ChatServices {
     pub served: std::sync::atomic::AtomicU64,
     /// Refusals by code.
     pub refused: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Deposits by requester and by mailbox.
+    pub limits: DepositLimits,
 }
 
 impl ChatService for ChatServices {
-    fn serve(&self, request: &[u8]) -> ChatResponse {
-        ChatServices::serve(self, request)
+    fn serve(&self, from: Requester, request: &[u8]) -> ChatResponse {
+        ChatServices::serve(self, from, request)
     }
 }
 
@@ -55,12 +115,13 @@ impl ChatServices {
             me,
             served: std::sync::atomic::AtomicU64::new(0),
             refused: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            limits: DepositLimits::default(),
         })
     }
 
-    /// Answers one request's bytes. Never panics; anything wrong is a `Refused`.
-    pub fn serve(&self, bytes: &[u8]) -> ChatResponse {
-        let answer = self.answer(bytes);
+    /// Answers one request's bytes from `from`. Never panics; anything wrong is a `Refused`.
+    pub fn serve(&self, from: Requester, bytes: &[u8]) -> ChatResponse {
+        let answer = self.answer(from, bytes);
         match &answer {
             ChatResponse::Refused { code, .. } => {
                 let mut r = self.refused.lock().unwrap_or_else(|p| p.into_inner());
@@ -93,19 +154,24 @@ impl ChatServices {
             ));
         }
         out.push_str(&format!(
-            "# HELP starling_chat_mail_bytes Bytes of chat mail (ciphertext) this node keeps.\n# TYPE starling_chat_mail_bytes gauge\nstarling_chat_mail_bytes {}\n",
-            self.mailboxes.total_bytes()
+            "# HELP starling_chat_mail_bytes Bytes of chat mail (ciphertext) this node keeps.\n# TYPE starling_chat_mail_bytes gauge\nstarling_chat_mail_bytes {}\n# HELP starling_chat_mailboxes Mailboxes holding mail on this node.\n# TYPE starling_chat_mailboxes gauge\nstarling_chat_mailboxes {}\n",
+            self.mailboxes.total_bytes(),
+            self.mailboxes.count(),
         ));
         out
     }
 
-    fn answer(&self, bytes: &[u8]) -> ChatResponse {
+    fn answer(&self, from: Requester, bytes: &[u8]) -> ChatResponse {
         let req = match ChatRequest::from_bytes(bytes) {
             Ok(r) => r,
             Err(e) => return ChatResponse::refused("malformed", e.to_string()),
         };
         match req {
             ChatRequest::Deposit { mailbox, envelopes } => {
+                let new = !self.mailboxes.is_known(&mailbox);
+                if let Err(refused) = self.limits.check(from, &mailbox, new) {
+                    return refused;
+                }
                 match self.mailboxes.deposit(&mailbox, &envelopes) {
                     Ok(first) => ChatResponse::Stored { first },
                     Err(e) => e.into(),
@@ -218,8 +284,8 @@ mod tests {
             ChatResponse::Refused { code, .. } => code,
             other => format!("not refused: {other:?}"),
         };
-        assert_eq!(code(s.serve(b"")), "malformed");
-        assert_eq!(code(s.serve(&[9, 1, 2])), "malformed");
+        assert_eq!(code(s.serve(Requester::Local, b"")), "malformed");
+        assert_eq!(code(s.serve(Requester::Local, &[9, 1, 2])), "malformed");
         let mbox = SecretKey::from_seed(starling_types::KeyType::Ed25519, &[2; 32]).unwrap();
         let id = mailbox_id(&mbox.public_key());
         let deposit = ChatRequest::Deposit {
@@ -227,7 +293,7 @@ mod tests {
             envelopes: vec![b"sealed".to_vec()],
         };
         assert_eq!(
-            s.serve(&deposit.to_bytes()),
+            s.serve(Requester::Local, &deposit.to_bytes()),
             ChatResponse::Stored { first: 1 }
         );
         // A fetch signed by another key, or for another relay, or stale, is refused.
@@ -236,9 +302,15 @@ mod tests {
         if let ChatRequest::Fetch { key, .. } = &mut forged {
             *key = mbox.public_key();
         }
-        assert_eq!(code(s.serve(&forged.to_bytes())), "bad_signature");
+        assert_eq!(
+            code(s.serve(Requester::Local, &forged.to_bytes())),
+            "bad_signature"
+        );
         let elsewhere = ChatRequest::fetch(&other.public_key(), &mbox, 0);
-        assert_eq!(code(s.serve(&elsewhere.to_bytes())), "bad_signature");
+        assert_eq!(
+            code(s.serve(Requester::Local, &elsewhere.to_bytes())),
+            "bad_signature"
+        );
         let key = mbox.public_key();
         let at_ms = now_ms() - 3_600_000;
         let stale = ChatRequest::Fetch {
@@ -247,11 +319,11 @@ mod tests {
             at_ms,
             signature: mbox.sign(&fetch_message(&me.public_key(), &key, 0, at_ms)),
         };
-        assert_eq!(code(s.serve(&stale.to_bytes())), "stale");
+        assert_eq!(code(s.serve(Requester::Local, &stale.to_bytes())), "stale");
         // The right key takes the mail, and acknowledging removes it.
         let ok = ChatRequest::fetch(&me.public_key(), &mbox, 0);
         assert_eq!(
-            s.serve(&ok.to_bytes()),
+            s.serve(Requester::Local, &ok.to_bytes()),
             ChatResponse::Mail {
                 mail: vec![(1, b"sealed".to_vec())],
                 more: false
@@ -259,7 +331,7 @@ mod tests {
         );
         let ack = ChatRequest::fetch(&me.public_key(), &mbox, 1);
         assert_eq!(
-            s.serve(&ack.to_bytes()),
+            s.serve(Requester::Local, &ack.to_bytes()),
             ChatResponse::Mail {
                 mail: vec![],
                 more: false
@@ -272,17 +344,102 @@ mod tests {
             device: 0,
             packages: vec![b"kp".to_vec()],
         };
-        assert_eq!(code(s.serve(&put.to_bytes())), "unknown_device");
+        assert_eq!(
+            code(s.serve(Requester::Local, &put.to_bytes())),
+            "unknown_device"
+        );
         let take = ChatRequest::TakeKeyPackage {
             account: key,
             device: 0,
         };
-        assert_eq!(code(s.serve(&take.to_bytes())), "no_key_package");
+        assert_eq!(
+            code(s.serve(Requester::Local, &take.to_bytes())),
+            "no_key_package"
+        );
         let order = |c: u8| ChatRequest::OrderCommit {
             epoch: Hash([7; 32]),
             commit: Hash([c; 32]),
         };
-        assert_eq!(s.serve(&order(1).to_bytes()), ChatResponse::Ordered);
-        assert_eq!(code(s.serve(&order(2).to_bytes())), "epoch_taken");
+        assert_eq!(
+            s.serve(Requester::Local, &order(1).to_bytes()),
+            ChatResponse::Ordered
+        );
+        assert_eq!(
+            code(s.serve(Requester::Local, &order(2).to_bytes())),
+            "epoch_taken"
+        );
+    }
+
+    #[test]
+    fn a_flood_of_tiny_deposits_from_one_peer_stops_neither_fresh_mailboxes_nor_mail() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = SecretKey::from_seed(starling_types::KeyType::Ed25519, &[1; 32]).unwrap();
+        let s = ChatServices::open(dir.path(), me.public_key(), None).unwrap();
+        let deposit = |from: Requester, to: Hash, what: &[u8]| {
+            let req = ChatRequest::Deposit {
+                mailbox: to,
+                envelopes: vec![what.to_vec()],
+            };
+            s.serve(from, &req.to_bytes())
+        };
+        let (mallory, alice, bob) = (
+            Requester::peer("test", b"mallory"),
+            Requester::peer("test", b"alice"),
+            Requester::peer("test", b"bob"),
+        );
+        let carol_box = Hash([0xCA; 32]);
+        assert!(matches!(
+            deposit(alice, carol_box, b"hello carol"),
+            ChatResponse::Stored { .. }
+        ));
+        // 100,000 one-byte deposits, each to a mailbox nobody holds.
+        let mut stored = 0;
+        for n in 0u64..100_000 {
+            let mut id = [0u8; 32];
+            id[..8].copy_from_slice(&n.to_be_bytes());
+            match deposit(mallory, Hash(id), b"x") {
+                ChatResponse::Stored { .. } => stored += 1,
+                ChatResponse::Refused { code, .. } => assert_eq!(code, "rate_limited"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(
+            stored <= NEW_MAILBOXES_PER_REQUESTER.0 as usize + 1,
+            "{stored} mailboxes opened"
+        );
+        assert!(s.mailboxes.count() <= stored + 1);
+        // Someone else opens a fresh mailbox, and mail reaches an existing one, at once.
+        assert!(matches!(
+            deposit(bob, Hash([0xB0; 32]), b"hi, new device"),
+            ChatResponse::Stored { .. }
+        ));
+        assert!(matches!(
+            deposit(alice, carol_box, b"still there?"),
+            ChatResponse::Stored { .. }
+        ));
+        assert_eq!(s.mailboxes.waiting(&carol_box), 2);
+        // Carol takes her mail, so her mailbox empties and is forgotten; mail keeps coming
+        // (it does not count as a new mailbox each time).
+        let carol = SecretKey::from_seed(starling_types::KeyType::Ed25519, &[0xCA; 32]).unwrap();
+        let carol_box = mailbox_id(&carol.public_key());
+        for round in 0..2 * NEW_MAILBOXES_PER_REQUESTER.0 {
+            let r = deposit(bob, carol_box, b"another one");
+            assert!(matches!(r, ChatResponse::Stored { .. }), "{round}: {r:?}");
+            let fetch = ChatRequest::fetch(&me.public_key(), &carol, 0);
+            let ChatResponse::Mail { mail, .. } = s.serve(Requester::Local, &fetch.to_bytes())
+            else {
+                panic!("no mail");
+            };
+            let last = mail.last().unwrap().0;
+            let ack = ChatRequest::fetch(&me.public_key(), &carol, last);
+            s.serve(Requester::Local, &ack.to_bytes());
+            assert!(!s.mailboxes.is_known(&Hash([0xEE; 32])));
+            assert_eq!(s.mailboxes.waiting(&carol_box), 0);
+        }
+        // The node's own devices are never limited.
+        assert!(matches!(
+            deposit(Requester::Local, Hash([0x10; 32]), b"mine"),
+            ChatResponse::Stored { .. }
+        ));
     }
 }

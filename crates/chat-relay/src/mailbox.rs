@@ -110,8 +110,6 @@ pub struct Mail {
 struct Mailbox {
     mail: VecDeque<Mail>,
     bytes: u64,
-    /// Next sequence number; kept across acknowledgements and restarts.
-    next: u64,
     /// Acknowledged records still in the log file (compacted away in batches).
     dead: usize,
     /// Everything up to here was acknowledged.
@@ -120,9 +118,31 @@ struct Mailbox {
 
 #[derive(Debug, Default)]
 struct Inner {
+    /// Mailboxes holding mail; one that empties (taken or expired) is dropped, files and all.
     boxes: HashMap<Hash, Mailbox>,
+    /// Bytes of mail in `boxes`, exactly.
     total: u64,
+    /// The next sequence number, node-wide: numbers never repeat, even for a mailbox that
+    /// was dropped and comes back, so a reader's position stays meaningful.
+    next: u64,
+    /// Sequence numbers below this may have been handed out (on disk in `next-seq`).
+    reserved: u64,
+    /// When every mailbox was last swept for expired mail.
+    swept: Option<std::time::Instant>,
+    /// Mailboxes whose holders took mail lately (by when, in ms): deposits to them do not
+    /// open a new mailbox, even while they are empty and forgotten.
+    known: HashMap<Hash, u64>,
 }
+
+/// Most mailboxes remembered as known; past it, the half taken from longest ago is
+/// forgotten.
+const MAX_KNOWN: usize = 200_000;
+
+/// Sequence numbers reserved on disk at a time.
+const SEQ_RESERVE: u64 = 1 << 20;
+/// Shortest time between two sweeps of every mailbox (a sweep is made when the node is
+/// full, so a full node is not made to sweep on every deposit).
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// Every mailbox a node keeps.
 #[derive(Debug)]
@@ -156,24 +176,33 @@ impl Mailboxes {
                 ids.insert(id);
             }
         }
+        let mut next = read_u64(&dir.join(SEQ_FILE)).unwrap_or(0);
         for id in ids {
             let path = dir.join(format!("{}.log", id.to_hex()));
-            // What was acknowledged, and the next sequence number (kept when the log goes).
-            let (mut next, mut acked) = (0, 0);
-            if let Ok(b) = std::fs::read(dir.join(format!("{}.state", id.to_hex()))) {
+            let state = dir.join(format!("{}.state", id.to_hex()));
+            // What was acknowledged, and the next sequence number then.
+            let (mut seen, mut acked) = (0, 0);
+            if let Ok(b) = std::fs::read(&state) {
                 if b.len() == 16 {
-                    next = u64::from_be_bytes(b[..8].try_into().unwrap_or_default());
+                    seen = u64::from_be_bytes(b[..8].try_into().unwrap_or_default());
                     acked = u64::from_be_bytes(b[8..].try_into().unwrap_or_default());
                 }
             }
             let (mut mailbox, valid_len, file_len) = if path.exists() {
-                let (m, valid) = Self::load(&path, now, acked)?;
+                let (m, valid, last) = Self::load(&path, now, acked)?;
+                seen = seen.max(last + 1);
                 (m, valid, std::fs::metadata(&path).map_err(io)?.len())
             } else {
                 (Mailbox::default(), 0, 0)
             };
-            mailbox.next = mailbox.next.max(next);
+            next = next.max(seen);
             mailbox.acked = acked;
+            if mailbox.mail.is_empty() {
+                // Taken or expired: nothing to keep.
+                remove_if_there(&path)?;
+                remove_if_there(&state)?;
+                continue;
+            }
             if valid_len < file_len {
                 tracing::warn!(mailbox = %id.to_hex(), "dropping a torn record at the end of a mailbox");
                 OpenOptions::new()
@@ -185,6 +214,9 @@ impl Mailboxes {
             inner.total += mailbox.bytes;
             inner.boxes.insert(id, mailbox);
         }
+        inner.next = next.max(1);
+        inner.reserved = inner.next;
+        Self::reserve(dir, &mut inner, 0)?;
         let (changed, _) = tokio::sync::watch::channel(0);
         Ok(Mailboxes {
             dir: dir.to_path_buf(),
@@ -193,14 +225,16 @@ impl Mailboxes {
         })
     }
 
-    /// Reads a mailbox log: its live mail, and how many leading bytes are whole records.
-    fn load(path: &Path, now: u64, acked: u64) -> Result<(Mailbox, u64), MailboxError> {
+    /// Reads a mailbox log: its live mail, how many leading bytes are whole records, and the
+    /// highest sequence number in them.
+    fn load(path: &Path, now: u64, acked: u64) -> Result<(Mailbox, u64, u64), MailboxError> {
         let mut data = Vec::new();
         File::open(path)
             .and_then(|mut f| f.read_to_end(&mut data))
             .map_err(io)?;
         let mut mailbox = Mailbox::default();
         let mut at = 0usize;
+        let mut last = 0;
         while data.len() - at >= RECORD_HEADER {
             let h = &data[at..at + RECORD_HEADER];
             let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
@@ -215,7 +249,7 @@ impl Mailboxes {
                 break;
             }
             at += RECORD_HEADER + len;
-            mailbox.next = mailbox.next.max(seq + 1);
+            last = last.max(seq);
             if expires > now && seq > acked {
                 mailbox.bytes += len as u64;
                 mailbox.mail.push_back(Mail {
@@ -227,7 +261,73 @@ impl Mailboxes {
                 mailbox.dead += 1;
             }
         }
-        Ok((mailbox, at as u64))
+        Ok((mailbox, at as u64, last))
+    }
+
+    /// Makes sure sequence numbers up to `inner.next + n` are reserved on disk, so none is
+    /// handed out twice across a restart.
+    fn reserve(dir: &Path, inner: &mut Inner, n: u64) -> Result<(), MailboxError> {
+        if inner.next + n <= inner.reserved && inner.reserved > inner.next {
+            return Ok(());
+        }
+        let upto = inner.next + n + SEQ_RESERVE;
+        write_atomic(&dir.join(SEQ_FILE), &upto.to_be_bytes())?;
+        inner.reserved = upto;
+        Ok(())
+    }
+
+    /// Drops expired mail in every mailbox, and the mailboxes left empty.
+    fn sweep(&self, inner: &mut Inner, now: u64) -> Result<(), MailboxError> {
+        inner.swept = Some(std::time::Instant::now());
+        let Inner { boxes, total, .. } = inner;
+        let mut empty = Vec::new();
+        for (id, mailbox) in boxes.iter_mut() {
+            *total -= Self::expire(mailbox, now);
+            if mailbox.mail.is_empty() {
+                empty.push(*id);
+            }
+        }
+        for id in empty {
+            self.drop_mailbox(boxes, &id)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets an empty mailbox, and its files.
+    fn drop_mailbox(
+        &self,
+        boxes: &mut HashMap<Hash, Mailbox>,
+        id: &Hash,
+    ) -> Result<(), MailboxError> {
+        boxes.remove(id);
+        remove_if_there(&self.log_path(id))?;
+        remove_if_there(&self.dir.join(format!("{}.state", id.to_hex())))
+    }
+
+    /// Whether the node knows mailbox `id`: it keeps mail there now, or its holder took
+    /// mail lately.
+    pub fn is_known(&self, id: &Hash) -> bool {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.boxes.contains_key(id) || inner.known.contains_key(id)
+    }
+
+    fn remember(inner: &mut Inner, id: &Hash, now: u64) {
+        if inner.known.len() >= MAX_KNOWN && !inner.known.contains_key(id) {
+            let mut ages: Vec<u64> = inner.known.values().copied().collect();
+            let (_, median, _) = ages.select_nth_unstable(MAX_KNOWN / 2);
+            let median = *median;
+            inner.known.retain(|_, at| *at > median);
+        }
+        inner.known.insert(*id, now);
+    }
+
+    /// Mailboxes holding mail.
+    pub fn count(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .boxes
+            .len()
     }
 
     fn log_path(&self, id: &Hash) -> PathBuf {
@@ -251,13 +351,19 @@ impl Mailboxes {
         let size: u64 = envelopes.iter().map(|e| e.len() as u64).sum();
         let now = now_ms();
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let Inner { boxes, total } = &mut *inner;
-        if !boxes.contains_key(id) && boxes.len() >= MAX_MAILBOXES {
+        let full = |i: &Inner| {
+            (!i.boxes.contains_key(id) && i.boxes.len() >= MAX_MAILBOXES)
+                || i.total + size > MAX_TOTAL_BYTES
+        };
+        if full(&inner) && inner.swept.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
+            self.sweep(&mut inner, now)?;
+        }
+        if full(&inner) {
             return Err(MailboxError::NodeFull);
         }
-        if *total + size > MAX_TOTAL_BYTES {
-            return Err(MailboxError::NodeFull);
-        }
+        Self::reserve(&self.dir, &mut inner, envelopes.len() as u64)?;
+        let first = inner.next;
+        let Inner { boxes, total, .. } = &mut *inner;
         let mailbox = boxes.entry(*id).or_default();
         let expired = Self::expire(mailbox, now);
         *total -= expired;
@@ -267,7 +373,6 @@ impl Mailboxes {
             return Err(MailboxError::Full);
         }
         let expires = now + MAIL_TTL.as_millis() as u64;
-        let first = mailbox.next.max(1);
         let mut buf = Vec::with_capacity(size as usize + envelopes.len() * RECORD_HEADER);
         for (i, e) in envelopes.iter().enumerate() {
             record(first + i as u64, expires, e, &mut buf);
@@ -286,9 +391,9 @@ impl Mailboxes {
                 expires_ms: expires,
             });
         }
-        mailbox.next = first + envelopes.len() as u64;
         mailbox.bytes += size;
         *total += size;
+        inner.next = first + envelopes.len() as u64;
         drop(inner);
         self.changed.send_modify(|n| *n += 1);
         Ok(first)
@@ -330,10 +435,13 @@ impl Mailboxes {
         (out, false)
     }
 
-    /// Drops the mail of `id` up to sequence number `upto` (its holder has it).
+    /// Drops the mail of `id` up to sequence number `upto` (its holder has it, and is known
+    /// from now on).
     pub fn ack(&self, id: &Hash, upto: u64) -> Result<(), MailboxError> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let Inner { boxes, total } = &mut *inner;
+        Self::remember(&mut inner, id, now_ms());
+        let next = inner.next;
+        let Inner { boxes, total, .. } = &mut *inner;
         let Some(mailbox) = boxes.get_mut(id) else {
             return Ok(());
         };
@@ -349,20 +457,16 @@ impl Mailboxes {
         if freed == 0 && upto <= mailbox.acked {
             return Ok(());
         }
-        mailbox.acked = mailbox.acked.max(upto.min(mailbox.next.saturating_sub(1)));
+        if mailbox.mail.is_empty() {
+            // Everything taken: the mailbox goes (sequence numbers are node-wide).
+            return self.drop_mailbox(boxes, id);
+        }
+        mailbox.acked = mailbox.acked.max(upto.min(next.saturating_sub(1)));
         let path = self.log_path(id);
-        let mut state = mailbox.next.to_be_bytes().to_vec();
+        let mut state = next.to_be_bytes().to_vec();
         state.extend_from_slice(&mailbox.acked.to_be_bytes());
         write_atomic(&self.dir.join(format!("{}.state", id.to_hex())), &state)?;
-        if mailbox.mail.is_empty() {
-            // Everything taken: the log goes; the state file keeps the sequence numbers.
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io(e)),
-            }
-            mailbox.dead = 0;
-        } else if mailbox.dead >= 256 {
+        if mailbox.dead >= 256 {
             let mut buf = Vec::new();
             for m in &mailbox.mail {
                 record(m.seq, m.expires_ms, &m.bytes, &mut buf);
@@ -382,6 +486,22 @@ impl Mailboxes {
     /// Bytes of mail kept in all.
     pub fn total_bytes(&self) -> u64 {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).total
+    }
+}
+
+/// The file holding how far sequence numbers are reserved.
+const SEQ_FILE: &str = "next-seq";
+
+fn read_u64(path: &Path) -> Option<u64> {
+    let b = std::fs::read(path).ok()?;
+    Some(u64::from_be_bytes(b.as_slice().try_into().ok()?))
+}
+
+fn remove_if_there(path: &Path) -> Result<(), MailboxError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(e)),
     }
 }
 
@@ -571,7 +691,8 @@ mod tests {
             1
         );
         assert_eq!(m.deposit(&id(1), &[b"c".to_vec()]).unwrap(), 3);
-        assert_eq!(m.deposit(&id(2), &[b"x".to_vec()]).unwrap(), 1);
+        // Sequence numbers are node-wide.
+        assert_eq!(m.deposit(&id(2), &[b"x".to_vec()]).unwrap(), 4);
         drop(m);
         let m = Mailboxes::open(dir.path()).unwrap();
         let (mail, more) = m.fetch(&id(1), 0, 1 << 20);
@@ -595,8 +716,89 @@ mod tests {
         assert_eq!(m.waiting(&id(1)), 0);
         assert_eq!(m.waiting(&id(2)), 1);
         // Sequence numbers never go back, so a reader's position stays meaningful.
-        assert_eq!(m.deposit(&id(1), &[b"d".to_vec()]).unwrap(), 4);
+        assert!(m.deposit(&id(1), &[b"d".to_vec()]).unwrap() > 4);
         assert_eq!(m.total_bytes(), 2);
+    }
+
+    /// The files a mailbox has on disk.
+    fn files_of(dir: &Path, id: &Hash) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.unwrap().file_name().into_string().ok())
+            .filter(|n| n.starts_with(&id.to_hex()))
+            .collect()
+    }
+
+    #[test]
+    fn mailboxes_that_empty_are_forgotten_and_totals_stay_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mailboxes::open(dir.path()).unwrap();
+        m.deposit(&id(1), &[b"taken".to_vec()]).unwrap();
+        m.deposit(&id(2), &[b"expires".to_vec()]).unwrap();
+        m.deposit(&id(3), &[b"kept".to_vec()]).unwrap();
+        assert_eq!((m.count(), m.total_bytes()), (3, 16));
+        // Taken: the mailbox and its files go (its holder is known now).
+        assert!(!m.is_known(&id(9)));
+        m.ack(&id(1), 1).unwrap();
+        assert_eq!((m.count(), m.total_bytes()), (2, 11));
+        assert!(m.is_known(&id(1)));
+        assert_eq!(files_of(dir.path(), &id(1)), Vec::<String>::new());
+        // Expired, anywhere on the node: a sweep takes it, and the node-wide total drops.
+        {
+            let mut inner = m.inner.lock().unwrap();
+            let e = &mut inner.boxes.get_mut(&id(2)).unwrap().mail[0];
+            e.expires_ms = 1;
+        }
+        {
+            let mut inner = m.inner.lock().unwrap();
+            m.sweep(&mut inner, now_ms()).unwrap();
+        }
+        assert_eq!((m.count(), m.total_bytes()), (1, 4));
+        assert_eq!(files_of(dir.path(), &id(2)), Vec::<String>::new());
+        // A restart finds only what is kept; a dropped mailbox comes back with later numbers.
+        drop(m);
+        let m = Mailboxes::open(dir.path()).unwrap();
+        assert_eq!((m.count(), m.total_bytes()), (1, 4));
+        assert!(m.deposit(&id(1), &[b"again".to_vec()]).unwrap() > 3);
+    }
+
+    #[test]
+    fn a_full_node_sweeps_out_expired_mail_before_refusing() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mailboxes::open(dir.path()).unwrap();
+        // As many mailboxes as a node keeps, each with a byte of mail.
+        let fill = |expires_ms| {
+            let mut inner = m.inner.lock().unwrap();
+            for n in 0..MAX_MAILBOXES as u64 {
+                let mut b = [0u8; 32];
+                b[..8].copy_from_slice(&n.to_be_bytes());
+                let mail = Mail {
+                    seq: n + 1,
+                    bytes: vec![1],
+                    expires_ms,
+                };
+                let mailbox = Mailbox {
+                    mail: VecDeque::from([mail]),
+                    bytes: 1,
+                    dead: 0,
+                    acked: 0,
+                };
+                inner.boxes.insert(Hash(b), mailbox);
+            }
+            inner.total = MAX_MAILBOXES as u64;
+            inner.next = MAX_MAILBOXES as u64 + 1;
+        };
+        fill(u64::MAX);
+        assert_eq!(
+            m.deposit(&id(200), &[b"x".to_vec()]),
+            Err(MailboxError::NodeFull)
+        );
+        // All of it expires; the next deposit finds room, without waiting for each
+        // mailbox's own next deposit.
+        fill(1);
+        m.inner.lock().unwrap().swept = None;
+        m.deposit(&id(200), &[b"x".to_vec()]).unwrap();
+        assert_eq!((m.count(), m.total_bytes()), (1, 1));
     }
 
     #[test]

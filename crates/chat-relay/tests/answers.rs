@@ -20,7 +20,8 @@ proptest! {
         let mut bytes = vec![tag];
         bytes.extend_from_slice(&rest);
         // Decodable as a response (so a peer can read it), whatever was asked.
-        let answer = s.serve(&bytes).to_bytes();
+        let from = starling_protocol::chat::Requester::peer("test", b"anyone");
+        let answer = s.serve(from, &bytes).to_bytes();
         prop_assert!(ChatResponse::from_bytes(&answer).is_ok());
     }
 }

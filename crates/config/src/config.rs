@@ -5,7 +5,7 @@
 
 use crate::SetupError;
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// The default configuration, with every field explained. `NodeConfig::default()` equals it.
@@ -43,6 +43,15 @@ block_interval_ms = 200
 [api]
 # HTTP API and web app.
 listen = "127.0.0.1:8080"
+# Reverse proxies (addresses or CIDR blocks, e.g. "10.0.0.0/8") whose X-Forwarded-For
+# header names the client. Rate limits count clients by address (IPv6 by /64); a request
+# from anyone else is counted by its own address, whatever the header says.
+trusted_proxies = []
+# Host names the API and web app answer to, besides IP addresses and localhost (which
+# always work): add the name users type when the node is served under one, e.g.
+# "starling.example.org". Other names are refused, so a web page cannot point its own
+# name at this node (DNS rebinding). "*" allows any name.
+allowed_hosts = []
 
 [metrics]
 # Prometheus metrics at /metrics.
@@ -100,6 +109,116 @@ impl Default for P2pConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ListenConfig {
     pub listen: String,
+}
+
+/// The HTTP API: where it listens, whom it believes about client addresses, and the host
+/// names it answers to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub listen: String,
+    pub trusted_proxies: Vec<String>,
+    pub allowed_hosts: Vec<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            trusted_proxies: Vec::new(),
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+/// Most entries in `api.trusted_proxies` and in `api.allowed_hosts`.
+pub const MAX_API_LIST: usize = 64;
+
+impl ApiConfig {
+    /// The trusted proxies, parsed (the configuration was validated).
+    pub fn proxies(&self) -> Result<Vec<IpNet>, String> {
+        self.trusted_proxies.iter().map(|p| p.parse()).collect()
+    }
+}
+
+/// An IP network: an address and a prefix length (`10.0.0.0/8`, `2001:db8::/32`); a bare
+/// address is the network of that address alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn new(addr: IpAddr, prefix: u8) -> Result<Self, String> {
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if prefix > max {
+            return Err(format!("a prefix of {addr} is at most {max} bits"));
+        }
+        Ok(Self { addr, prefix })
+    }
+
+    /// Whether `ip` is in this network (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, canonical_ip(ip)) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{s}` is not an address or a CIDR block"))?;
+        let addr = canonical_ip(addr);
+        let prefix = match prefix {
+            Some(p) => p
+                .parse::<u8>()
+                .map_err(|_| format!("`{s}`: the prefix is not a number"))?,
+            None if addr.is_ipv4() => 32,
+            None => 128,
+        };
+        Self::new(addr, prefix)
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is; others unchanged.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Whether `name` can be a host name in `api.allowed_hosts`: `*`, or dot-separated labels of
+/// letters, digits and hyphens.
+fn valid_host_name(name: &str) -> bool {
+    name == "*"
+        || (!name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            }))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,7 +298,7 @@ pub struct NodeConfig {
     pub genesis: PathBuf,
     pub p2p: P2pConfig,
     pub validator: ValidatorConfig,
-    pub api: ListenConfig,
+    pub api: ApiConfig,
     pub metrics: ListenConfig,
     pub relay: RelayConfig,
     pub mempool: MempoolConfig,
@@ -196,9 +315,7 @@ impl Default for NodeConfig {
             genesis: "genesis.toml".into(),
             p2p: P2pConfig::default(),
             validator: ValidatorConfig::default(),
-            api: ListenConfig {
-                listen: "127.0.0.1:8080".into(),
-            },
+            api: ApiConfig::default(),
             metrics: ListenConfig {
                 listen: "127.0.0.1:9090".into(),
             },
@@ -271,6 +388,26 @@ impl NodeConfig {
                     format!("`{b}` is not host:port"),
                 )
             })?;
+        }
+        for (field, list) in [
+            ("api.trusted_proxies", &self.api.trusted_proxies),
+            ("api.allowed_hosts", &self.api.allowed_hosts),
+        ] {
+            if list.len() > MAX_API_LIST {
+                return Err(bad(field, format!("at most {MAX_API_LIST} entries")));
+            }
+        }
+        for (i, p) in self.api.trusted_proxies.iter().enumerate() {
+            p.parse::<IpNet>()
+                .map_err(|e| bad(&format!("api.trusted_proxies[{i}]"), e))?;
+        }
+        for (i, h) in self.api.allowed_hosts.iter().enumerate() {
+            if !valid_host_name(h) {
+                return Err(bad(
+                    &format!("api.allowed_hosts[{i}]"),
+                    format!("`{h}` is not a host name (no scheme, port or path)"),
+                ));
+            }
         }
         if self.chat.relays.len() > starling_types::tx::MAX_CHAT_RELAYS {
             return Err(bad("chat.relays", "at most 4 relays".into()));

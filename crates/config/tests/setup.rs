@@ -229,6 +229,22 @@ fn bad_configs_name_the_field() {
         ),
         ("dat_dir = \"typo\"", "unknown field"),
         ("[api]\nlisten = 8080", "invalid type"),
+        (
+            "[api]\ntrusted_proxies = [\"10.0.0.0/33\"]",
+            "api.trusted_proxies[0]",
+        ),
+        (
+            "[api]\ntrusted_proxies = [\"proxy.local\"]",
+            "api.trusted_proxies[0]",
+        ),
+        (
+            "[api]\nallowed_hosts = [\"ok.example\", \"https://x.example\"]",
+            "api.allowed_hosts[1]",
+        ),
+        (
+            "[api]\nallowed_hosts = [\"x.example:80\"]",
+            "api.allowed_hosts[0]",
+        ),
     ];
     for (text, expect) in cases {
         let err = NodeConfig::parse(text, "node.toml")
@@ -236,6 +252,41 @@ fn bad_configs_name_the_field() {
             .to_string();
         assert!(err.contains(expect), "{text:?} gave {err}");
     }
+}
+
+#[test]
+fn trusted_proxies_are_networks() {
+    use starling_config::config::IpNet;
+    use std::net::IpAddr;
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let net = |s: &str| s.parse::<IpNet>().unwrap();
+    assert!(net("10.0.0.0/8").contains(ip("10.200.3.4")));
+    assert!(!net("10.0.0.0/8").contains(ip("11.0.0.1")));
+    assert!(net("10.1.2.3").contains(ip("10.1.2.3")));
+    assert!(!net("10.1.2.3").contains(ip("10.1.2.4")));
+    // An IPv4 client reaching a dual-stack listener is the same client.
+    assert!(net("192.0.2.0/24").contains(ip("::ffff:192.0.2.7")));
+    assert!(net("2001:db8::/32").contains(ip("2001:db8:ffff::1")));
+    assert!(!net("2001:db8::/32").contains(ip("2001:db9::1")));
+    assert!(!net("2001:db8::/32").contains(ip("10.0.0.1")));
+    assert!(net("0.0.0.0/0").contains(ip("203.0.113.9")));
+    assert!(net("::/0").contains(ip("2001:db8::1")));
+    for bad in [
+        "",
+        "10.0.0.0/",
+        "10.0.0.0/x",
+        "::1/129",
+        "example.org",
+        "10.0.0.0/8/8",
+    ] {
+        assert!(bad.parse::<IpNet>().is_err(), "{bad:?}");
+    }
+    let cfg = NodeConfig::parse(
+        "[api]\ntrusted_proxies = [\"127.0.0.1\", \"fd00::/8\"]\nallowed_hosts = [\"starling.example.org\", \"*\"]",
+        "c",
+    )
+    .unwrap();
+    assert_eq!(cfg.api.proxies().unwrap().len(), 2);
 }
 
 #[test]

@@ -273,12 +273,33 @@ impl Decode for ChatResponse {
     }
 }
 
+/// Who sent a chat request, as far as the node can tell: what per-requester limits count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Requester {
+    /// The node itself (its own devices): not limited.
+    Local,
+    /// Someone else, by a digest of what identifies them: a peer's network identity, or an
+    /// HTTP client's address.
+    Peer(Hash),
+}
+
+impl Requester {
+    /// The requester `what` names (a peer id's bytes, an address's text).
+    pub fn peer(kind: &str, what: &[u8]) -> Requester {
+        Requester::Peer(Hash::of(&[
+            b"starling/chat/requester",
+            kind.as_bytes(),
+            what,
+        ]))
+    }
+}
+
 /// Whatever answers chat requests on a node (its mailboxes, key packages and commit order):
 /// the open network hands it each request's bytes, off its event loop, and sends the answer
 /// back.
 pub trait ChatService: Send + Sync + std::fmt::Debug {
-    /// Answers one request's bytes. Never panics; anything wrong is a `Refused`.
-    fn serve(&self, request: &[u8]) -> ChatResponse;
+    /// Answers one request's bytes from `from`. Never panics; anything wrong is a `Refused`.
+    fn serve(&self, from: Requester, request: &[u8]) -> ChatResponse;
 }
 
 #[cfg(test)]

@@ -92,6 +92,7 @@ async fn serve_api(
     node: Node,
     services: api::Services,
     metrics: MetricsFn,
+    options: api::ApiOptions,
     intro: impl FnOnce(SocketAddr) -> String,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -100,7 +101,7 @@ async fn serve_api(
     let addr = listener.local_addr()?;
     print!("{}", intro(addr));
     println!("API listening on http://{addr}/api/v1/status");
-    api::serve(listener, node, services, metrics).await;
+    api::serve(listener, node, services, metrics, options).await;
     Ok(())
 }
 
@@ -119,6 +120,7 @@ pub fn node(args: NodeArgs) -> anyhow::Result<()> {
     let key = keyfile::read(&cfg.key_file)?;
     let (genesis, stores) = init::open(&cfg.data_dir)?;
     let api_listen: SocketAddr = cfg.api.listen.parse()?;
+    let api_options = api::ApiOptions::from_config(&cfg.api).map_err(anyhow::Error::msg)?;
     let p2p_listen: SocketAddr = cfg.p2p.listen.parse()?;
     let bootstrap = cfg
         .p2p
@@ -163,9 +165,14 @@ pub fn node(args: NodeArgs) -> anyhow::Result<()> {
         if !validator {
             println!("chat reachable at {}@{p2p_listen}", key.public_key());
         }
-        serve_api(api_listen, node, services, metrics_of(&context), |_| {
-            String::new()
-        })
+        serve_api(
+            api_listen,
+            node,
+            services,
+            metrics_of(&context),
+            api_options,
+            |_| String::new(),
+        )
         .await
     })
 }
@@ -241,6 +248,7 @@ pub fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
             relay,
             services,
             metrics_of(&context),
+            api::ApiOptions::default(),
             move |addr| devnet_banner(addr, &data_dir),
         )
         .await

@@ -100,7 +100,7 @@ impl Response {
 }
 
 /// One HTTP/1.1 request (`Connection: close`; JSON unless a header names another content
-/// type). An error says why there is no answer (the server cannot be reached, or did not
+/// type; `Host` is the address unless a header names another). An error says why there is no answer (the server cannot be reached, or did not
 /// answer in HTTP). A server may answer and close before the whole body is written (a
 /// refused oversized body): the answer still counts.
 pub fn http(
@@ -116,9 +116,12 @@ pub fn http(
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .map_err(|e| io("timeout", e))?;
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        "{method} {path} HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
     if !headers
         .iter()
         .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))

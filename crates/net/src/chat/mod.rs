@@ -73,7 +73,7 @@ impl ChatNet {
                 ));
             };
             let req = req.to_bytes();
-            tokio::task::spawn_blocking(move || s.serve(&req).to_bytes())
+            tokio::task::spawn_blocking(move || s.serve(Requester::Local, &req).to_bytes())
                 .await
                 .map_err(|e| NetError::Unreachable(name.clone(), e.to_string()))?
         } else {

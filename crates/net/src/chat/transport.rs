@@ -2,7 +2,8 @@
 //! behaviour, and the driver that answers requests off the swarm's event loop.
 
 use super::{
-    ChatResponse, ChatService, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, PROTOCOL, REQUEST_TIMEOUT,
+    ChatResponse, ChatService, Requester, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, PROTOCOL,
+    REQUEST_TIMEOUT,
 };
 use async_trait::async_trait;
 use futures::channel::{mpsc, oneshot};
@@ -158,7 +159,7 @@ impl Driver {
     /// deposits sync to disk) and completes the requests this node sent.
     pub fn on_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
         match event {
-            request_response::Event::Message { message, .. } => match message {
+            request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
@@ -171,7 +172,9 @@ impl Driver {
                     let mut tx = self.answers_tx.clone();
                     tokio::task::spawn_blocking(move || {
                         let answer = match services {
-                            Some(s) => s.serve(&request),
+                            Some(s) => {
+                                s.serve(Requester::peer("libp2p", &peer.to_bytes()), &request)
+                            }
                             None => {
                                 ChatResponse::refused("no_chat", "this node keeps no chat services")
                             }
