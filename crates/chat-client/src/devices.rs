@@ -132,6 +132,7 @@ impl Chat {
                 in_history: HashSet::new(),
                 unwritten: Vec::new(),
                 relay_checked: HashMap::new(),
+                vouched: HashMap::new(),
                 closed: false,
             };
             self.save(&held)?;

@@ -244,7 +244,10 @@ impl Chat {
         if h.meta.seen.contains(&hash) {
             return Ok(false);
         }
-        let received = h.device.receive(bytes);
+        let vouched = std::cell::RefCell::new(std::mem::take(&mut h.vouched));
+        let directory = |identity: &str, key: &[u8]| self.lists(&vouched, identity, key);
+        let received = h.device.receive(bytes, &directory);
+        h.vouched = vouched.into_inner();
         if let Err(
             starling_chat::ChatError::FutureEpoch { .. }
             | starling_chat::ChatError::UnknownGroup(_),
@@ -269,6 +272,31 @@ impl Chat {
         }
         let received = match received {
             Ok(r) => r,
+            Err(starling_chat::ChatError::Impostor { group, identity }) => {
+                self.rejected
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(%identity, "refused a chat message from a member the key directory does not list with that key");
+                let gid = hex::encode(&group);
+                if !h.device.is_member(&group) {
+                    // A welcome: there is no chat to show it in.
+                    return Ok(false);
+                }
+                let who = account_of_identity(&identity)
+                    .map(|(a, d)| format!("{} (device {d})", a.to_text()))
+                    .unwrap_or(identity);
+                let msg = Message {
+                    seq: Self::next_seq(h, &gid),
+                    kind: "event".into(),
+                    from: String::new(),
+                    text: format!("refused a message from {who}: its key is not the one the ledger lists for that device"),
+                    at_ms: now_ms(),
+                    mine: false,
+                    epoch: h.device.epoch(&group).unwrap_or(0),
+                    envelope: hash,
+                };
+                self.record(h, &gid, vec![msg])?;
+                return Ok(true);
+            }
             Err(e) => {
                 self.rejected
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -289,6 +317,39 @@ impl Chat {
         // Written with the rest of the batch, before the state that took it.
         self.record(h, &group, vec![msg])?;
         Ok(true)
+    }
+
+    /// Whether the key directory lists `identity` with `key` (asked with a proof, or
+    /// remembered from lately in `vouched`).
+    fn lists(
+        &self,
+        vouched: &std::cell::RefCell<HashMap<(String, Vec<u8>), std::time::Instant>>,
+        identity: &str,
+        key: &[u8],
+    ) -> bool {
+        let entry = (identity.to_string(), key.to_vec());
+        let mut vouched = vouched.borrow_mut();
+        if vouched
+            .get(&entry)
+            .is_some_and(|t| t.elapsed() < VOUCHED_FOR)
+        {
+            return true;
+        }
+        let Some((account, device)) = account_of_identity(identity) else {
+            return false;
+        };
+        let listed = self.directory(&account).is_ok_and(|(rec, _)| {
+            rec.devices
+                .iter()
+                .any(|d| d.id == device && d.signature_key[..] == *key)
+        });
+        if listed {
+            if vouched.len() >= MAX_VOUCHED {
+                vouched.clear();
+            }
+            vouched.insert(entry, std::time::Instant::now());
+        }
+        listed
     }
 
     /// The history entry of what a device received, and its group (`None`: a payload of no

@@ -37,7 +37,6 @@ use starling_node_api::Node;
 use starling_protocol::chat::{mailbox_id, ChatRequest, ChatResponse};
 use starling_types::{AccountId, ChatDevice, Decode as _, Endpoint, Hash, KeyType, PublicKey};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,6 +60,11 @@ const POLL: Duration = Duration::from_millis(500);
 const SEEN: usize = 4_096;
 /// Envelopes kept for a commit or welcome still on the way, and for how long.
 const MAX_DEFERRED: usize = 256;
+/// How long a member the key directory listed is taken as listed without asking again (a
+/// device dropped from the directory is refused after at most this long).
+const VOUCHED_FOR: Duration = Duration::from_secs(30);
+/// Most members remembered as listed.
+const MAX_VOUCHED: usize = 4_096;
 const DEFER_FOR_MS: u64 = 10 * 60 * 1000;
 /// Most texts in one send.
 pub const MAX_BATCH: usize = 256;
@@ -187,6 +191,8 @@ struct Held {
     unwritten: Vec<u8>,
     /// When each relay's stock of this device's key packages was last counted.
     relay_checked: HashMap<String, std::time::Instant>,
+    /// Members (identity and signature key) the key directory listed lately, and when.
+    vouched: HashMap<(String, Vec<u8>), std::time::Instant>,
     closed: bool,
 }
 

@@ -73,6 +73,7 @@ impl Chat {
             in_history: HashSet::new(),
             unwritten: Vec::new(),
             relay_checked: HashMap::new(),
+            vouched: HashMap::new(),
             closed: false,
         };
         Self::load_history(dir, &mut held)?;
@@ -179,13 +180,8 @@ impl Chat {
         }
         let dir = self.account_dir(&held.account);
         std::fs::create_dir_all(&dir).map_err(internal)?;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("history.log"))
-            .map_err(internal)?;
-        f.write_all(&held.unwritten)
-            .and_then(|()| f.sync_data())
+        // Whole or not at all: after a failure the records stay buffered and go again whole.
+        starling_config::fs::append_whole(&dir.join("history.log"), &held.unwritten)
             .map_err(internal)?;
         held.unwritten.clear();
         Ok(())

@@ -377,13 +377,9 @@ impl Mailboxes {
         for (i, e) in envelopes.iter().enumerate() {
             record(first + i as u64, expires, e, &mut buf);
         }
-        let path = self.dir.join(format!("{}.log", id.to_hex()));
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io)?;
-        f.write_all(&buf).and_then(|()| f.sync_data()).map_err(io)?;
+        // Whole or not at all: a failed write is cut back, so the next deposit does not
+        // land after half a record (which a restart would cut off, with it).
+        starling_config::fs::append_whole(&self.log_path(id), &buf).map_err(io)?;
         for (i, e) in envelopes.iter().enumerate() {
             mailbox.mail.push_back(Mail {
                 seq: first + i as u64,
@@ -579,17 +575,18 @@ impl KeyPackages {
         if !map.contains_key(&key) && map.len() >= MAX_KEY_PACKAGE_DEVICES {
             return Err(MailboxError::NodeFull);
         }
-        let list = map.entry(key).or_default();
+        let mut list = map.get(&key).cloned().unwrap_or_default();
         for p in packages {
             if list.len() >= MAX_KEY_PACKAGES {
                 list.pop_front();
             }
             list.push_back(p);
         }
-        let n = list.len();
-        let list = list.clone();
-        drop(map);
+        // Saved under the lock, and kept only once saved: the file never holds an older
+        // list than the last one answered.
         self.save(&key, &list)?;
+        let n = list.len();
+        map.insert(key, list);
         Ok(n)
     }
 
@@ -597,11 +594,13 @@ impl KeyPackages {
     pub fn take(&self, account: AccountId, device: u32) -> Result<Vec<u8>, MailboxError> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         let key = (account, device);
-        let list = map.get_mut(&key).ok_or(MailboxError::NoKeyPackage)?;
-        let kp = list.pop_front().ok_or(MailboxError::NoKeyPackage)?;
-        let rest = list.clone();
-        drop(map);
+        let list = map.get(&key).ok_or(MailboxError::NoKeyPackage)?;
+        let mut rest = list.clone();
+        let kp = rest.pop_front().ok_or(MailboxError::NoKeyPackage)?;
+        // Gone from the file before it is handed out (under the lock, so concurrent takes
+        // are saved in order): a restart never hands it out again.
         self.save(&key, &rest)?;
+        map.insert(key, rest);
         Ok(kp)
     }
 
@@ -852,6 +851,36 @@ mod tests {
         // Compaction kept what was not taken.
         let m = Mailboxes::open(dir.path()).unwrap();
         assert_eq!(m.waiting(&id(1)), MAX_MAILBOX_MESSAGES - 10 + 1);
+    }
+
+    #[test]
+    fn concurrent_takes_never_bring_a_package_back_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let who = starling_types::PublicKey::ed25519([6; 32]);
+        let k = std::sync::Arc::new(KeyPackages::open(dir.path()).unwrap());
+        let all: Vec<Vec<u8>> = (0..MAX_KEY_PACKAGES as u32)
+            .map(|i| i.to_be_bytes().to_vec())
+            .collect();
+        k.put(who, 0, all).unwrap();
+        let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let takers: Vec<_> = (0..8)
+            .map(|_| {
+                let (k, start) = (k.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    (0..12).map(|_| k.take(who, 0).unwrap()).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut taken: Vec<Vec<u8>> = takers.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        taken.sort();
+        taken.dedup();
+        assert_eq!(taken.len(), 96, "each handed out once");
+        drop(k);
+        let k = KeyPackages::open(dir.path()).unwrap();
+        assert_eq!(k.count(who, 0), MAX_KEY_PACKAGES - 96);
+        let next = k.take(who, 0).unwrap();
+        assert!(!taken.contains(&next), "a handed-out package came back");
     }
 
     #[test]

@@ -11,6 +11,12 @@
 //! Incoming bytes are bounded ([`MAX_MESSAGE_BYTES`]) and decoded before anything else; a
 //! damaged, replayed or truncated message is an error and leaves the group's state as it was.
 //!
+//! A credential is only a name its holder chose, so every member a device learns of is
+//! checked against a [`Directory`] (the node's is the ledger's key directory, read with a
+//! proof): each member of a group it is welcomed into, each member a commit adds or updates
+//! and the committer, and each text's sender. A mismatch is [`ChatError::Impostor`] and
+//! changes nothing.
+//!
 //! This module is the cryptographic core only: the key directory on the ledger, delivery and
 //! mailboxes live in the node.
 
@@ -57,6 +63,42 @@ pub enum ChatError {
     GroupFull,
     #[error("MLS: {0}")]
     Mls(String),
+    /// A member whose credential and signature key the directory does not list together.
+    #[error("{identity} is not who the key directory says (its signature key differs)")]
+    Impostor {
+        /// The group it claims to be in (for a welcome, the group it would have joined).
+        group: Vec<u8>,
+        identity: String,
+    },
+}
+
+/// Who the members of a chat really are: whether `identity` (`<account>#<device>`) has the
+/// signature key `signature_key`.
+pub trait Directory {
+    fn lists(&self, identity: &str, signature_key: &[u8]) -> bool;
+}
+
+impl<F: Fn(&str, &[u8]) -> bool> Directory for F {
+    fn lists(&self, identity: &str, signature_key: &[u8]) -> bool {
+        self(identity, signature_key)
+    }
+}
+
+/// Checks one member against `directory`.
+fn vouched(
+    directory: &dyn Directory,
+    group: &[u8],
+    credential: &Credential,
+    signature_key: &[u8],
+) -> Result<(), ChatError> {
+    let identity = identity_of(credential);
+    if identity.is_empty() || !directory.lists(&identity, signature_key) {
+        return Err(ChatError::Impostor {
+            group: group.to_vec(),
+            identity,
+        });
+    }
+    Ok(())
 }
 
 fn mls<E: std::fmt::Debug>(e: E) -> ChatError {
@@ -378,11 +420,16 @@ impl Device {
         encode(&m)
     }
 
-    /// Takes an incoming message: a welcome, a commit, or an encrypted text.
-    pub fn receive(&mut self, bytes: &[u8]) -> Result<Received, ChatError> {
+    /// Takes an incoming message: a welcome, a commit, or an encrypted text, checking every
+    /// member it names against `directory`.
+    pub fn receive(
+        &mut self,
+        bytes: &[u8],
+        directory: &dyn Directory,
+    ) -> Result<Received, ChatError> {
         let msg = decode(bytes)?;
         let protocol = match msg.extract() {
-            MlsMessageBodyIn::Welcome(welcome) => return self.join(welcome),
+            MlsMessageBodyIn::Welcome(welcome) => return self.join(welcome, directory),
             MlsMessageBodyIn::PrivateMessage(m) => ProtocolMessage::from(m),
             MlsMessageBodyIn::PublicMessage(m) => ProtocolMessage::from(m),
             _ => {
@@ -411,6 +458,13 @@ impl Device {
             .process_message(provider, protocol)
             .map_err(|e| ChatError::Rejected(format!("{e:?}")))?;
         let from = identity_of(processed.credential());
+        // The sender as the group's tree has it (its leaf's credential and signature key).
+        let sender = match processed.sender() {
+            Sender::Member(leaf) => group.member_at(*leaf),
+            _ => None,
+        }
+        .ok_or_else(|| ChatError::Rejected("the sender is not a member".into()))?;
+        vouched(directory, &id, &sender.credential, &sender.signature_key)?;
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(app) => Ok(Received::Text {
                 group: id,
@@ -418,6 +472,25 @@ impl Device {
                 text: app.into_bytes(),
             }),
             ProcessedMessageContent::StagedCommitMessage(staged) => {
+                // Whoever the commit brings in or renews must be who the directory says;
+                // otherwise it is not applied.
+                let leaves = staged
+                    .add_proposals()
+                    .map(|a| a.add_proposal().key_package().leaf_node().clone())
+                    .chain(
+                        staged
+                            .update_proposals()
+                            .map(|u| u.update_proposal().leaf_node().clone()),
+                    )
+                    .chain(staged.update_path_leaf_node().cloned());
+                for leaf in leaves {
+                    vouched(
+                        directory,
+                        &id,
+                        leaf.credential(),
+                        leaf.signature_key().as_slice(),
+                    )?;
+                }
                 let removed = staged.self_removed();
                 group.merge_staged_commit(provider, *staged).map_err(mls)?;
                 if removed {
@@ -436,17 +509,20 @@ impl Device {
         }
     }
 
-    fn join(&mut self, welcome: Welcome) -> Result<Received, ChatError> {
+    fn join(&mut self, welcome: Welcome, directory: &dyn Directory) -> Result<Received, ChatError> {
         let config = MlsGroupJoinConfig::builder()
             .use_ratchet_tree_extension(true)
             .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
             .padding_size(PADDING)
             .max_past_epochs(PAST_EPOCHS)
             .build();
-        let group = StagedWelcome::new_from_welcome(&self.provider, &config, welcome, None)
-            .map_err(|e| ChatError::Rejected(format!("welcome: {e:?}")))?
-            .into_group(&self.provider)
-            .map_err(mls)?;
+        let staged = StagedWelcome::new_from_welcome(&self.provider, &config, welcome, None)
+            .map_err(|e| ChatError::Rejected(format!("welcome: {e:?}")))?;
+        let gid = staged.group_context().group_id().as_slice().to_vec();
+        for m in staged.members() {
+            vouched(directory, &gid, &m.credential, &m.signature_key)?;
+        }
+        let group = staged.into_group(&self.provider).map_err(mls)?;
         let id = group.group_id().as_slice().to_vec();
         let epoch = group.epoch().as_u64();
         self.groups.insert(id.clone(), group);

@@ -1,9 +1,34 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+/// Members by identity and signature key.
+type Members = HashSet<(String, Vec<u8>)>;
+/// The key directory of these tests: every device made by [`device`].
+static LISTED: Mutex<Option<Members>> = Mutex::new(None);
+
+fn list(d: &Device) {
+    LISTED
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashSet::new)
+        .insert((d.identity().to_string(), d.signature_key()));
+}
+
+fn listed(identity: &str, key: &[u8]) -> bool {
+    LISTED
+        .lock()
+        .unwrap()
+        .as_ref()
+        .is_some_and(|l| l.contains(&(identity.to_string(), key.to_vec())))
+}
 
 fn device(name: &str) -> Device {
-    Device::new(&format!("ed25519:{name}"), 0).unwrap()
+    let d = Device::new(&format!("ed25519:{name}"), 0).unwrap();
+    list(&d);
+    d
 }
 
 /// Alice starts a group and adds `others`; each joins from the welcome.
@@ -17,7 +42,7 @@ fn group_of(alice: &mut Device, others: &mut [&mut Device]) -> Vec<u8> {
     assert_eq!(alice.confirm(&id).unwrap(), out.epoch);
     let welcome = out.welcome.unwrap();
     for d in others.iter_mut() {
-        match d.receive(&welcome).unwrap() {
+        match d.receive(&welcome, &listed).unwrap() {
             Received::Joined { group, epoch } => {
                 assert_eq!(group, id);
                 assert_eq!(epoch, out.epoch);
@@ -49,13 +74,13 @@ fn two_people_chat_both_ways() {
         "plaintext on the wire"
     );
     assert_eq!(
-        text_of(bob.receive(&m).unwrap()),
+        text_of(bob.receive(&m, &listed).unwrap()),
         ("ed25519:alice#0".into(), b"hello bob".to_vec())
     );
     for i in 0..20 {
         let m = bob.send(&id, format!("reply {i}").as_bytes()).unwrap();
         assert_eq!(
-            text_of(alice.receive(&m).unwrap()).1,
+            text_of(alice.receive(&m, &listed).unwrap()).1,
             format!("reply {i}").into_bytes()
         );
     }
@@ -66,27 +91,36 @@ fn a_removed_member_cannot_read_what_follows() {
     let (mut alice, mut bob, mut carol) = (device("alice"), device("bob"), device("carol"));
     let id = group_of(&mut alice, &mut [&mut bob, &mut carol]);
     let before = alice.send(&id, b"all three").unwrap();
-    assert_eq!(text_of(carol.receive(&before).unwrap()).1, b"all three");
-    assert_eq!(text_of(bob.receive(&before).unwrap()).1, b"all three");
+    assert_eq!(
+        text_of(carol.receive(&before, &listed).unwrap()).1,
+        b"all three"
+    );
+    assert_eq!(
+        text_of(bob.receive(&before, &listed).unwrap()).1,
+        b"all three"
+    );
 
     let out = alice.remove(&id, &["ed25519:carol#0"]).unwrap();
     alice.confirm(&id).unwrap();
     assert!(
-        matches!(bob.receive(&out.commit).unwrap(), Received::Commit { epoch, .. } if epoch == out.epoch)
+        matches!(bob.receive(&out.commit, &listed).unwrap(), Received::Commit { epoch, .. } if epoch == out.epoch)
     );
     // Carol's device, even holding the old epoch's keys and ignoring the commit, cannot read
     // the next epoch's messages.
     let after = alice.send(&id, b"only two").unwrap();
-    assert!(carol.receive(&after).is_err());
-    assert_eq!(text_of(bob.receive(&after).unwrap()).1, b"only two");
+    assert!(carol.receive(&after, &listed).is_err());
+    assert_eq!(
+        text_of(bob.receive(&after, &listed).unwrap()).1,
+        b"only two"
+    );
     // Once it takes the commit it knows it was removed, and forgets the group.
     assert_eq!(
-        carol.receive(&out.commit).unwrap(),
+        carol.receive(&out.commit, &listed).unwrap(),
         Received::Removed { group: id.clone() }
     );
     assert!(!carol.is_member(&id));
     assert!(matches!(
-        carol.receive(&after),
+        carol.receive(&after, &listed),
         Err(ChatError::UnknownGroup(_))
     ));
     assert_eq!(alice.members(&id).unwrap().len(), 2);
@@ -101,24 +135,27 @@ fn tampered_replayed_and_truncated_messages_are_rejected_without_harm() {
     for i in [m.len() / 2, m.len() - 1, m.len() - 20] {
         let mut bad = m.clone();
         bad[i] ^= 0x40;
-        assert!(bob.receive(&bad).is_err(), "flipped byte {i}");
+        assert!(bob.receive(&bad, &listed).is_err(), "flipped byte {i}");
     }
     for n in [0, 1, 5, m.len() / 2, m.len() - 1] {
-        assert!(bob.receive(&m[..n]).is_err(), "truncated to {n}");
+        assert!(bob.receive(&m[..n], &listed).is_err(), "truncated to {n}");
     }
     let mut long = m.clone();
     long.push(0);
-    assert!(matches!(bob.receive(&long), Err(ChatError::Malformed(_))));
+    assert!(matches!(
+        bob.receive(&long, &listed),
+        Err(ChatError::Malformed(_))
+    ));
     assert_eq!(
-        bob.receive(&vec![0u8; MAX_MESSAGE_BYTES + 1]),
+        bob.receive(&vec![0u8; MAX_MESSAGE_BYTES + 1], &listed),
         Err(ChatError::TooLarge)
     );
     // The real message still decrypts, once; its replay is refused.
-    assert_eq!(text_of(bob.receive(&m).unwrap()).1, b"once");
-    assert!(bob.receive(&m).is_err(), "a replay is refused");
+    assert_eq!(text_of(bob.receive(&m, &listed).unwrap()).1, b"once");
+    assert!(bob.receive(&m, &listed).is_err(), "a replay is refused");
     // And the session goes on.
     let next = alice.send(&id, b"twice").unwrap();
-    assert_eq!(text_of(bob.receive(&next).unwrap()).1, b"twice");
+    assert_eq!(text_of(bob.receive(&next, &listed).unwrap()).1, b"twice");
     assert_eq!(
         alice.send(&id, &vec![b'x'; MAX_TEXT_BYTES + 1]),
         Err(ChatError::TextTooLarge)
@@ -138,22 +175,25 @@ fn key_updates_move_every_member_to_the_next_epoch() {
     assert_eq!(bob.epoch(&id).unwrap(), e);
     assert_eq!(bob.confirm(&id).unwrap(), e + 1);
     assert!(
-        matches!(alice.receive(&out.commit).unwrap(), Received::Commit { epoch, .. } if epoch == e + 1)
+        matches!(alice.receive(&out.commit, &listed).unwrap(), Received::Commit { epoch, .. } if epoch == e + 1)
     );
     // A text of the epoch just past still opens (it may cross the commit in flight)...
     assert_eq!(
-        text_of(bob.receive(&late).unwrap()).1,
+        text_of(bob.receive(&late, &listed).unwrap()).1,
         b"sent just before the update"
     );
     // ...but once PAST_EPOCHS more epochs have gone by, that epoch's keys are gone.
     for _ in 0..PAST_EPOCHS {
         let out = bob.update(&id).unwrap();
         bob.confirm(&id).unwrap();
-        alice.receive(&out.commit).unwrap();
+        alice.receive(&out.commit, &listed).unwrap();
     }
-    assert!(bob.receive(&old).is_err());
+    assert!(bob.receive(&old, &listed).is_err());
     let m = alice.send(&id, b"after the update").unwrap();
-    assert_eq!(text_of(bob.receive(&m).unwrap()).1, b"after the update");
+    assert_eq!(
+        text_of(bob.receive(&m, &listed).unwrap()).1,
+        b"after the update"
+    );
 }
 
 #[test]
@@ -172,19 +212,19 @@ fn concurrent_commits_one_wins_the_other_is_dropped_and_retried() {
     // The relay took Alice's: she confirms, Bob drops his and takes hers.
     alice.confirm(&id).unwrap();
     assert!(
-        matches!(bob.receive(&a.commit).unwrap(), Received::Commit { epoch, .. } if epoch == e + 1)
+        matches!(bob.receive(&a.commit, &listed).unwrap(), Received::Commit { epoch, .. } if epoch == e + 1)
     );
     assert!(bob.confirm(&id).is_err());
     // A losing commit offered anyway is refused by the winner.
-    assert!(alice.receive(&b.commit).is_err());
+    assert!(alice.receive(&b.commit, &listed).is_err());
     // Bob retries in the new epoch.
     let token = bob.epoch_token(&id).unwrap();
     assert_eq!(token, alice.epoch_token(&id).unwrap());
     let b2 = bob.update(&id).unwrap();
     bob.confirm(&id).unwrap();
-    alice.receive(&b2.commit).unwrap();
+    alice.receive(&b2.commit, &listed).unwrap();
     let m = bob.send(&id, b"no fork").unwrap();
-    assert_eq!(text_of(alice.receive(&m).unwrap()).1, b"no fork");
+    assert_eq!(text_of(alice.receive(&m, &listed).unwrap()).1, b"no fork");
     // Discarding is also possible without a competing commit.
     let _ = alice.update(&id).unwrap();
     alice.discard(&id).unwrap();
@@ -198,20 +238,20 @@ fn a_message_ahead_of_its_commit_waits_for_it() {
     let e = bob.epoch(&id).unwrap();
     let out = alice.update(&id).unwrap();
     alice.confirm(&id).unwrap();
-    carol.receive(&out.commit).unwrap();
+    carol.receive(&out.commit, &listed).unwrap();
     // Carol writes in the new epoch; it reaches Bob before Alice's commit does.
     let early = carol.send(&id, b"from the next epoch").unwrap();
     assert_eq!(
-        bob.receive(&early),
+        bob.receive(&early, &listed),
         Err(ChatError::FutureEpoch {
             message: e + 1,
             group: e
         })
     );
     // Nothing was spent: once the commit arrives, the same bytes open.
-    bob.receive(&out.commit).unwrap();
+    bob.receive(&out.commit, &listed).unwrap();
     assert_eq!(
-        text_of(bob.receive(&early).unwrap()).1,
+        text_of(bob.receive(&early, &listed).unwrap()).1,
         b"from the next epoch"
     );
 }
@@ -240,7 +280,7 @@ fn a_group_of_twelve() {
     assert_eq!(alice.members(&id).unwrap().len(), 12);
     let m = alice.send(&id, b"to everyone").unwrap();
     for d in &mut others {
-        assert_eq!(text_of(d.receive(&m).unwrap()).1, b"to everyone");
+        assert_eq!(text_of(d.receive(&m, &listed).unwrap()).1, b"to everyone");
     }
 }
 
@@ -251,9 +291,12 @@ fn bad_requests_are_clear_errors() {
         alice.send(b"nope", b"x"),
         Err(ChatError::UnknownGroup(_))
     ));
-    assert!(matches!(alice.receive(b""), Err(ChatError::Malformed(_))));
     assert!(matches!(
-        alice.receive(b"garbage bytes"),
+        alice.receive(b"", &listed),
+        Err(ChatError::Malformed(_))
+    ));
+    assert!(matches!(
+        alice.receive(b"garbage bytes", &listed),
         Err(ChatError::Malformed(_))
     ));
     let id = alice.create_group().unwrap();
@@ -263,7 +306,10 @@ fn bad_requests_are_clear_errors() {
     ));
     // A key package is not a message to receive, and a message is not a key package.
     let kp = device("bob").key_package().unwrap();
-    assert!(matches!(alice.receive(&kp), Err(ChatError::Malformed(_))));
+    assert!(matches!(
+        alice.receive(&kp, &listed),
+        Err(ChatError::Malformed(_))
+    ));
     let m = alice.send(&id, b"x").unwrap();
     assert!(matches!(alice.add(&id, &[m]), Err(ChatError::Malformed(_))));
     assert!(matches!(
@@ -277,7 +323,10 @@ fn a_device_restored_from_its_state_goes_on_chatting() {
     let (mut alice, mut bob) = (device("alice"), device("bob"));
     let id = group_of(&mut alice, &mut [&mut bob]);
     let m = alice.send(&id, b"before the restart").unwrap();
-    assert_eq!(text_of(bob.receive(&m).unwrap()).1, b"before the restart");
+    assert_eq!(
+        text_of(bob.receive(&m, &listed).unwrap()).1,
+        b"before the restart"
+    );
     let state = bob.export_state();
     drop(bob);
     // Alice sends while Bob's node is down.
@@ -289,12 +338,15 @@ fn a_device_restored_from_its_state_goes_on_chatting() {
     assert_eq!(bob.epoch(&id).unwrap(), alice.epoch(&id).unwrap());
     for (i, m) in queued.iter().enumerate() {
         assert_eq!(
-            text_of(bob.receive(m).unwrap()).1,
+            text_of(bob.receive(m, &listed).unwrap()).1,
             format!("queued {i}").into_bytes()
         );
     }
     let back = bob.send(&id, b"back again").unwrap();
-    assert_eq!(text_of(alice.receive(&back).unwrap()).1, b"back again");
+    assert_eq!(
+        text_of(alice.receive(&back, &listed).unwrap()).1,
+        b"back again"
+    );
     // Damaged states are errors, never panics.
     assert!(Device::restore(&[]).is_err());
     assert!(Device::restore(&[9]).is_err());
@@ -353,16 +405,91 @@ proptest::proptest! {
     ) {
         let (mut alice, mut bob) = (device("alice"), device("bob"));
         let id = group_of(&mut alice, &mut [&mut bob]);
-        let _ = bob.receive(&junk);
+        let _ = bob.receive(&junk, &listed);
         let mut m = alice.send(&id, b"spliced").unwrap();
         let at = at.min(m.len());
         m.splice(at..at, junk.iter().copied());
         if !junk.is_empty() {
-            proptest::prop_assert!(bob.receive(&m).is_err());
+            proptest::prop_assert!(bob.receive(&m, &listed).is_err());
         }
         let _ = inspect_key_package(&junk);
         let _ = Device::restore(&junk);
         let ok = alice.send(&id, b"after").unwrap();
-        proptest::prop_assert_eq!(text_of(bob.receive(&ok).unwrap()).1, b"after".to_vec());
+        proptest::prop_assert_eq!(text_of(bob.receive(&ok, &listed).unwrap()).1, b"after".to_vec());
     }
+}
+
+#[test]
+fn a_welcome_from_someone_posing_as_another_account_is_refused() {
+    let mut bob = device("bob-posed");
+    let _alice = device("alice-posed");
+    // Mallory makes a device with Alice's identity and her own signature key, takes one of
+    // Bob's key packages and adds him.
+    let mut mallory = Device::new("ed25519:alice-posed", 0).unwrap();
+    let id = mallory.create_group().unwrap();
+    let out = mallory.add(&id, &[bob.key_package().unwrap()]).unwrap();
+    mallory.confirm(&id).unwrap();
+    assert_eq!(
+        bob.receive(&out.welcome.unwrap(), &listed),
+        Err(ChatError::Impostor {
+            group: id.clone(),
+            identity: "ed25519:alice-posed#0".into()
+        })
+    );
+    assert!(!bob.is_member(&id), "Bob did not join");
+    // Her texts reach nobody: Bob has no such group.
+    let m = mallory.send(&id, b"hi, it's alice").unwrap();
+    assert!(matches!(
+        bob.receive(&m, &listed),
+        Err(ChatError::UnknownGroup(_))
+    ));
+}
+
+#[test]
+fn a_member_cannot_add_a_fake_device_of_someone_else() {
+    let mut alice = device("alice-fake");
+    let mut bob = device("bob-fake");
+    let _carol = device("carol-fake");
+    let id = group_of(&mut alice, &mut [&mut bob]);
+    // Alice, a member, adds a device she made under Carol's name.
+    let mut fake = Device::new("ed25519:carol-fake", 0).unwrap();
+    let out = alice.add(&id, &[fake.key_package().unwrap()]).unwrap();
+    alice.confirm(&id).unwrap();
+    let before = bob.epoch(&id).unwrap();
+    assert_eq!(
+        bob.receive(&out.commit, &listed),
+        Err(ChatError::Impostor {
+            group: id.clone(),
+            identity: "ed25519:carol-fake#0".into()
+        })
+    );
+    assert_eq!(
+        bob.epoch(&id).unwrap(),
+        before,
+        "the commit was not applied"
+    );
+    assert_eq!(bob.members(&id).unwrap().len(), 2);
+    // And the fake device, welcomed, sees Bob (listed) and Alice (listed): it joins, but
+    // nobody honest went along, so it reads nothing Bob sends.
+    let _ = fake.receive(&out.welcome.unwrap(), &listed);
+    let m = bob.send(&id, b"only for the real members").unwrap();
+    assert!(fake.receive(&m, &listed).is_err());
+}
+
+#[test]
+fn texts_from_a_device_the_directory_no_longer_lists_are_refused() {
+    let mut alice = device("alice-revoked");
+    let mut bob = device("bob-revoked");
+    let id = group_of(&mut alice, &mut [&mut bob]);
+    let m = alice.send(&id, b"still me").unwrap();
+    // The directory drops Alice's device (say she replaced a stolen phone).
+    let alice_key = alice.signature_key();
+    let without_alice = |identity: &str, key: &[u8]| listed(identity, key) && key != alice_key;
+    assert_eq!(
+        bob.receive(&m, &without_alice),
+        Err(ChatError::Impostor {
+            group: id.clone(),
+            identity: alice.identity().to_string()
+        })
+    );
 }

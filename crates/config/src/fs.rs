@@ -2,6 +2,10 @@
 //! the same directory, readable by its owner only, written and synced, then renamed into
 //! place (or linked, when an existing file must not be replaced), and the directory synced.
 //! A crash leaves the old file or the new one, never half of either.
+//!
+//! And the one way it appends to a log of records ([`append_whole`]): written and synced,
+//! or, if the write fails (a full disk, an I/O error), cut back to where it was, so the
+//! next record never lands after half of this one.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -35,6 +39,57 @@ pub fn write_private(path: &Path, bytes: &[u8], existing: Existing) -> std::io::
     }
     written?;
     sync_dir(path);
+    Ok(())
+}
+
+/// An append-only file: what [`append_whole_to`] needs of it.
+pub trait Log: std::io::Write {
+    fn length(&self) -> std::io::Result<u64>;
+    fn truncate(&self, len: u64) -> std::io::Result<()>;
+    fn sync(&self) -> std::io::Result<()>;
+}
+
+impl Log for std::fs::File {
+    fn length(&self) -> std::io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+    fn truncate(&self, len: u64) -> std::io::Result<()> {
+        self.set_len(len)
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        self.sync_data()
+    }
+}
+
+/// Appends `bytes` to `log` and syncs it; if that fails, cuts the log back to its length
+/// before, so a failed append leaves nothing behind.
+pub fn append_whole_to<L: Log>(log: &mut L, bytes: &[u8]) -> std::io::Result<()> {
+    let before = log.length()?;
+    let written = log.write_all(bytes).and_then(|()| log.sync());
+    if let Err(e) = written {
+        if let Err(cut) = log.truncate(before).and_then(|()| log.sync()) {
+            return Err(std::io::Error::other(format!(
+                "{e}; and cutting back the half-written record failed too: {cut}"
+            )));
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Appends `bytes` to the file at `path` (made, mode 0600 on Unix, if need be) whole or not
+/// at all; see [`append_whole_to`].
+pub fn append_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let new = !path.exists();
+    let mut f = options.open(path)?;
+    append_whole_to(&mut f, bytes)?;
+    if new {
+        sync_dir(path);
+    }
     Ok(())
 }
 
@@ -101,6 +156,70 @@ fn sync_dir(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log in memory whose writes fail after `room` more bytes (a disk filling up).
+    struct Filling {
+        data: std::cell::RefCell<Vec<u8>>,
+        room: usize,
+    }
+
+    impl std::io::Write for Filling {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.room == 0 {
+                return Err(std::io::Error::other("no space left on device"));
+            }
+            let n = buf.len().min(self.room);
+            self.data.borrow_mut().extend_from_slice(&buf[..n]);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Log for Filling {
+        fn length(&self) -> std::io::Result<u64> {
+            Ok(self.data.borrow().len() as u64)
+        }
+        fn truncate(&self, len: u64) -> std::io::Result<()> {
+            self.data.borrow_mut().truncate(len as usize);
+            Ok(())
+        }
+        fn sync(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_append_leaves_nothing_for_the_next_to_land_after() {
+        let mut log = Filling {
+            data: Default::default(),
+            room: 12,
+        };
+        append_whole_to(&mut log, b"first.").unwrap();
+        // Six bytes of room for a ten-byte record: the write fails half way.
+        assert!(append_whole_to(&mut log, b"second....").is_err());
+        assert_eq!(log.data.borrow().as_slice(), b"first.", "cut back");
+        log.room = 100;
+        append_whole_to(&mut log, b"third.").unwrap();
+        assert_eq!(log.data.borrow().as_slice(), b"first.third.");
+    }
+
+    #[test]
+    fn appends_go_to_the_end_of_a_private_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.log");
+        append_whole(&path, b"ab").unwrap();
+        append_whole(&path, b"cd").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"abcd");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
 
     #[test]
     fn replaces_whole_keeps_on_request_and_leaves_no_temporary_file() {

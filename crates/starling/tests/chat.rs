@@ -515,6 +515,54 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
     assert_eq!(got.len(), 7, "{got:?}");
     assert_eq!(got[6], (alice.clone(), "still fine".to_string()));
 
+    // Mallory poses as Alice: a device under Alice's name with a key of her own takes one of
+    // Bob's key packages at the relay, adds Bob to a group and writes "as Alice". Bob's node
+    // checks the welcome's members against the key directory and refuses it: no chat appears.
+    let take = ChatRequest::TakeKeyPackage {
+        account: starling_types::PublicKey::from_text(&bob).unwrap(),
+        device: 0,
+    };
+    let ChatResponse::KeyPackage(kp) = protocol(devnet_api, &take.to_bytes()) else {
+        panic!("no key package of Bob's at the relay");
+    };
+    let mut mallory = starling_chat::Device::new(&alice, 0).unwrap();
+    let posed = mallory.create_group().unwrap();
+    let out = mallory.add(&posed, &[kp]).unwrap();
+    mallory.confirm(&posed).unwrap();
+    let lure = mallory
+        .send(&posed, b"it's Alice: what is your password?")
+        .unwrap();
+    let before = ok(b_api, "GET", "/api/v1/me/chat", &bt, Value::Null)["refused_envelopes"]
+        .as_u64()
+        .unwrap();
+    let deposit = ChatRequest::Deposit {
+        mailbox,
+        envelopes: vec![out.welcome.unwrap(), lure],
+    };
+    assert!(matches!(
+        protocol(devnet_api, &deposit.to_bytes()),
+        ChatResponse::Stored { .. }
+    ));
+    wait_for("bob's node to refuse the impostor's welcome", || {
+        let s = ok(b_api, "GET", "/api/v1/me/chat", &bt, Value::Null);
+        (s["refused_envelopes"].as_u64().unwrap() > before).then_some(())
+    });
+    let list = ok(b_api, "GET", "/api/v1/me/chats", &bt, Value::Null);
+    let posed = hex::encode(&posed);
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["id"] != posed.as_str()),
+        "{list}"
+    );
+    send(a_api, &at, &chat, "the real alice");
+    assert_eq!(
+        wait_texts(b_api, &bt, &chat, 8)[7],
+        (alice.clone(), "the real alice".to_string())
+    );
+
     // A group: Alice adds Carol (the commit ordered by the delivery relay), then removes her.
     let epoch = ok(
         a_api,
@@ -537,9 +585,9 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
     });
     send(a_api, &at, &chat, "to all three");
     assert_eq!(wait_texts(devnet_api, &ct, &chat, 1)[0].1, "to all three");
-    assert_eq!(wait_texts(b_api, &bt, &chat, 8)[7].1, "to all three");
+    assert_eq!(wait_texts(b_api, &bt, &chat, 9)[8].1, "to all three");
     send(devnet_api, &ct, &chat, "carol here");
-    assert_eq!(wait_texts(a_api, &at, &chat, 9)[8].1, "carol here");
+    assert_eq!(wait_texts(a_api, &at, &chat, 10)[9].1, "carol here");
     ok(
         a_api,
         "POST",
@@ -557,10 +605,10 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
             .then_some(())
     });
     send(a_api, &at, &chat, "just us again");
-    assert_eq!(wait_texts(b_api, &bt, &chat, 10)[9].1, "just us again");
+    assert_eq!(wait_texts(b_api, &bt, &chat, 11)[10].1, "just us again");
     // Bob answers too (his commit view agrees), and Carol never reads either.
     send(b_api, &bt, &chat, "indeed");
-    assert_eq!(wait_texts(a_api, &at, &chat, 11)[10].1, "indeed");
+    assert_eq!(wait_texts(a_api, &at, &chat, 12)[11].1, "indeed");
     let carol_texts = texts(devnet_api, &ct, &chat);
     assert!(
         carol_texts
@@ -600,9 +648,9 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
     assert_eq!(rb.0, 200, "{}", rb.1);
     assert_ne!(ra.1["epoch"], rb.1["epoch"], "two commits for one epoch");
     send(a_api, &at, &chat, "after the race");
-    assert_eq!(wait_texts(b_api, &bt, &chat, 12)[11].1, "after the race");
+    assert_eq!(wait_texts(b_api, &bt, &chat, 13)[12].1, "after the race");
     send(b_api, &bt, &chat, "no fork");
-    assert_eq!(wait_texts(a_api, &at, &chat, 13)[12].1, "no fork");
+    assert_eq!(wait_texts(a_api, &at, &chat, 14)[13].1, "no fork");
 
     // Leaving: in a new group of three, Carol leaves; Alice, the first member, removes her
     // device, and the two others go on without her.

@@ -52,8 +52,29 @@ pub struct ChatArgs {
     nodes_batch: usize,
 }
 
+/// Members by identity and signature key.
+type Members = std::collections::HashSet<(String, Vec<u8>)>;
+/// The key directory of the benchmark: every device [`device`] made.
+static LISTED: std::sync::Mutex<Option<Members>> = std::sync::Mutex::new(None);
+
 fn device(name: &str) -> anyhow::Result<Device> {
-    Ok(Device::new(&format!("bench:{name}"), 0)?)
+    let d = Device::new(&format!("bench:{name}"), 0)?;
+    LISTED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert_with(Default::default)
+        .insert((d.identity().to_string(), d.signature_key()));
+    Ok(d)
+}
+
+/// Whether the benchmark's directory lists `identity` with `key` (what a node's cached
+/// directory answers).
+fn listed(identity: &str, key: &[u8]) -> bool {
+    LISTED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .is_some_and(|l| l.contains(&(identity.to_string(), key.to_vec())))
 }
 
 pub fn chat(args: ChatArgs) -> anyhow::Result<()> {
@@ -70,14 +91,14 @@ pub fn chat(args: ChatArgs) -> anyhow::Result<()> {
     let kp = bob.key_package()?;
     let out = alice.add(&id, &[kp])?;
     alice.confirm(&id)?;
-    bob.receive(&out.welcome.unwrap_or_default())?;
+    bob.receive(&out.welcome.unwrap_or_default(), &listed)?;
     let text = vec![b'x'; args.text_bytes];
     let mut lat = Vec::with_capacity(args.messages);
     let start = Instant::now();
     for _ in 0..args.messages {
         let t = Instant::now();
         let m = alice.send(&id, &text)?;
-        match bob.receive(&m)? {
+        match bob.receive(&m, &listed)? {
             Received::Text { text: got, .. } if got.len() == text.len() => {}
             other => bail!("unexpected {other:?}"),
         }
@@ -107,7 +128,7 @@ pub fn chat(args: ChatArgs) -> anyhow::Result<()> {
     owner.confirm(&gid)?;
     let commit_ms = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
-    newcomer.receive(&out.welcome.unwrap_or_default())?;
+    newcomer.receive(&out.welcome.unwrap_or_default(), &listed)?;
     let join_ms = t.elapsed().as_secs_f64() * 1e3;
     if owner.members(&gid)?.len() != args.group_size + 1 {
         bail!("the group did not grow");
@@ -212,7 +233,7 @@ async fn delivery(args: &ChatArgs) -> anyhow::Result<Delivery> {
     let id = alice.create_group()?;
     let out = alice.add(&id, &[bob.key_package()?])?;
     alice.confirm(&id)?;
-    bob.receive(&out.welcome.unwrap_or_default())?;
+    bob.receive(&out.welcome.unwrap_or_default(), &listed)?;
 
     // Bob's side: takes mail as it lands in his node's mailbox, decrypts, acknowledges.
     let start = Instant::now();
@@ -233,7 +254,7 @@ async fn delivery(args: &ChatArgs) -> anyhow::Result<Delivery> {
             }
             for m in &mail {
                 after = m.seq;
-                if let Ok(Received::Text { text, .. }) = bob.receive(&m.bytes) {
+                if let Ok(Received::Text { text, .. }) = bob.receive(&m.bytes, &listed) {
                     let sent = u64::from_be_bytes(text[..8].try_into().unwrap_or_default());
                     let now = start.elapsed().as_nanos() as u64;
                     let _ = lat_tx.try_send(now.saturating_sub(sent) as f64 / 1e6);
