@@ -133,6 +133,7 @@ impl Chat {
                 unwritten: Vec::new(),
                 relay_checked: HashMap::new(),
                 vouched: HashMap::new(),
+                deferred: Deferred::default(),
                 closed: false,
             };
             self.save(&held)?;

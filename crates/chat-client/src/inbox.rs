@@ -211,8 +211,14 @@ impl Chat {
         let mut changed = false;
         for _ in 0..8 {
             let now = now_ms();
-            let pending: Vec<(u64, String)> = std::mem::take(&mut h.meta.deferred).into();
-            let before = pending.len();
+            let before = h.deferred.len();
+            let pending: Vec<(u64, String)> = std::mem::take(&mut h.deferred.waiting)
+                .into_iter()
+                .chain(std::mem::take(&mut h.deferred.unknown))
+                .collect();
+            h.deferred
+                .dirty
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             let mut progress = false;
             for (at, hexed) in pending {
                 if now.saturating_sub(at) > DEFER_FOR_MS {
@@ -225,20 +231,25 @@ impl Chat {
                 };
                 let took = self.take_one(h, &bytes)?;
                 // Put back with its first arrival time if it is still waiting.
-                if let Some(e) = h.meta.deferred.iter_mut().find(|(_, e)| *e == hexed) {
+                let d = &mut h.deferred;
+                if let Some(e) = d
+                    .waiting
+                    .iter_mut()
+                    .chain(d.unknown.iter_mut())
+                    .find(|(_, e)| *e == hexed)
+                {
                     e.0 = at;
                 }
                 changed |= took;
                 progress |= took;
             }
-            if !progress || h.meta.deferred.len() >= before {
+            if !progress || h.deferred.len() >= before {
                 break;
             }
         }
         Ok(changed)
     }
 
-    /// Takes one envelope; returns whether a conversation changed.
     pub(crate) fn take_one(&self, h: &mut Held, bytes: &[u8]) -> Result<bool, ChatError> {
         let hash = blake3::hash(bytes).to_hex().to_string();
         if h.meta.seen.contains(&hash) {
@@ -248,21 +259,23 @@ impl Chat {
         let directory = |identity: &str, key: &[u8]| self.lists(&vouched, identity, key);
         let received = h.device.receive(bytes, &directory);
         h.vouched = vouched.into_inner();
-        if let Err(
-            starling_chat::ChatError::FutureEpoch { .. }
-            | starling_chat::ChatError::UnknownGroup(_),
-        ) = &received
-        {
-            // Its commit or welcome is still on the way (another sender, another path): kept,
-            // and tried again once the group moves.
+        let waiting = match &received {
+            // A commit or two still on the way: it waits with the others for one.
+            Err(starling_chat::ChatError::FutureEpoch { message, group })
+                if *message <= group + MAX_EPOCHS_AHEAD =>
+            {
+                Some(true)
+            }
+            // A welcome may still be on the way (or it is junk: few of these are kept).
+            Err(starling_chat::ChatError::UnknownGroup(_)) => Some(false),
+            _ => None,
+        };
+        if let Some(waiting) = waiting {
             let hexed = hex::encode(bytes);
-            if !h.meta.deferred.iter().any(|(_, e)| *e == hexed) {
-                if h.meta.deferred.len() >= MAX_DEFERRED {
-                    h.meta.deferred.pop_front();
-                    self.rejected
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                h.meta.deferred.push_back((now_ms(), hexed));
+            if !h.deferred.contains(&hexed) {
+                let dropped = h.deferred.keep(waiting, now_ms(), hexed);
+                self.rejected
+                    .fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
             }
             return Ok(false);
         }

@@ -58,13 +58,21 @@ const KEY_PACKAGE_CHECK: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(500);
 /// Envelope hashes remembered against duplicates.
 const SEEN: usize = 4_096;
-/// Envelopes kept for a commit or welcome still on the way, and for how long.
-const MAX_DEFERRED: usize = 256;
+/// Envelopes kept for a commit still on the way (a group this device is in, an epoch ahead):
+/// most of them, and most bytes.
+const MAX_WAITING: (usize, usize) = (256, 8 << 20);
+/// Envelopes kept for a welcome that may be on the way (a group this device is not in; or
+/// junk, which is why there are few): most of them, and most bytes.
+const MAX_UNKNOWN: (usize, usize) = (32, 1 << 20);
+/// Epochs ahead of the group that an envelope may be and still wait (a commit or two may be
+/// on the way; beyond that it is refused).
+const MAX_EPOCHS_AHEAD: u64 = 4;
 /// How long a member the key directory listed is taken as listed without asking again (a
 /// device dropped from the directory is refused after at most this long).
 const VOUCHED_FOR: Duration = Duration::from_secs(30);
 /// Most members remembered as listed.
 const MAX_VOUCHED: usize = 4_096;
+/// How long an envelope waits for what it needs.
 const DEFER_FOR_MS: u64 = 10 * 60 * 1000;
 /// Most texts in one send.
 pub const MAX_BATCH: usize = 256;
@@ -173,9 +181,56 @@ struct Meta {
     /// Members who said they left, per chat, still to be removed.
     #[serde(default)]
     leavers: BTreeMap<String, Vec<String>>,
-    /// Envelopes that arrived before the commit or welcome they need (when, hex bytes).
-    #[serde(default)]
+    /// Where envelopes waiting for a commit or welcome were kept before they moved beside
+    /// the device state (read once, to carry them over; never written).
+    #[serde(default, skip_serializing)]
     deferred: VecDeque<(u64, String)>,
+}
+
+/// Envelopes that arrived before the commit or welcome they need (when, hex bytes), in two
+/// bounded queues so junk for unknown groups cannot push out what waits for a commit. Kept
+/// in their own sealed file beside the device state, written only when they change.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Deferred {
+    /// For a group this device is in, at an epoch it has not reached.
+    waiting: VecDeque<(u64, String)>,
+    /// For a group this device is not in.
+    unknown: VecDeque<(u64, String)>,
+    /// Changed since written.
+    #[serde(skip)]
+    dirty: std::sync::atomic::AtomicBool,
+}
+
+impl Deferred {
+    fn contains(&self, hexed: &str) -> bool {
+        self.waiting
+            .iter()
+            .chain(&self.unknown)
+            .any(|(_, e)| e == hexed)
+    }
+
+    /// Keeps `hexed` in the queue `waiting` says; returns how many older ones went to make
+    /// room.
+    fn keep(&mut self, waiting: bool, at: u64, hexed: String) -> u64 {
+        let ((max, max_bytes), queue) = if waiting {
+            (MAX_WAITING, &mut self.waiting)
+        } else {
+            (MAX_UNKNOWN, &mut self.unknown)
+        };
+        queue.push_back((at, hexed));
+        let mut dropped = 0;
+        while queue.len() > max || queue.iter().map(|(_, e)| e.len() / 2).sum::<usize>() > max_bytes
+        {
+            queue.pop_front();
+            dropped += 1;
+        }
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+        dropped
+    }
+
+    fn len(&self) -> usize {
+        self.waiting.len() + self.unknown.len()
+    }
 }
 
 /// An account's chat, open while it is logged in.
@@ -193,6 +248,8 @@ struct Held {
     relay_checked: HashMap<String, std::time::Instant>,
     /// Members (identity and signature key) the key directory listed lately, and when.
     vouched: HashMap<(String, Vec<u8>), std::time::Instant>,
+    /// Envelopes waiting for a commit or a welcome.
+    deferred: Deferred,
     closed: bool,
 }
 

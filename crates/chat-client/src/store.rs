@@ -74,9 +74,22 @@ impl Chat {
             unwritten: Vec::new(),
             relay_checked: HashMap::new(),
             vouched: HashMap::new(),
+            deferred: Deferred::default(),
             closed: false,
         };
         Self::load_history(dir, &mut held)?;
+        match std::fs::read(dir.join("deferred.sealed")) {
+            Ok(sealed) => {
+                let plain = open_with(&held.seal, &Self::aad(&account, b"deferred"), &sealed)?;
+                held.deferred = serde_json::from_slice(&plain).map_err(internal)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(internal(e)),
+        }
+        // Carried over from where older versions kept them (inside the device state).
+        for (at, hexed) in std::mem::take(&mut held.meta.deferred) {
+            held.deferred.keep(true, at, hexed);
+        }
         Ok(held)
     }
 
@@ -136,6 +149,21 @@ impl Chat {
         let sealed = seal_with(&held.seal, &Self::aad(&held.account, b"device"), &plain)?;
         let dir = self.account_dir(&held.account);
         std::fs::create_dir_all(&dir).map_err(internal)?;
+        // The waiting envelopes first (only when they changed): a crash between the two
+        // leaves some that are taken already, which their hashes then skip.
+        if held
+            .deferred
+            .dirty
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let plain = Zeroizing::new(serde_json::to_vec(&held.deferred).map_err(internal)?);
+            let aad = Self::aad(&held.account, b"deferred");
+            let sealed = seal_with(&held.seal, &aad, &plain)?;
+            write_atomic(&dir.join("deferred.sealed"), &sealed).map_err(internal)?;
+            held.deferred
+                .dirty
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        }
         write_atomic(&dir.join("device.sealed"), &sealed).map_err(internal)
     }
 

@@ -548,6 +548,7 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
         (s["refused_envelopes"].as_u64().unwrap() > before).then_some(())
     });
     let list = ok(b_api, "GET", "/api/v1/me/chats", &bt, Value::Null);
+    let posed_id = posed.clone();
     let posed = hex::encode(&posed);
     assert!(
         list["items"]
@@ -561,6 +562,43 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
     assert_eq!(
         wait_texts(b_api, &bt, &chat, 8)[7],
         (alice.clone(), "the real alice".to_string())
+    );
+
+    // Junk for groups Bob is not in (Mallory's, well formed): a few wait for a welcome that
+    // may be on the way, the rest are refused, and none of it goes into Bob's device state.
+    let before = ok(b_api, "GET", "/api/v1/me/chat", &bt, Value::Null)["refused_envelopes"]
+        .as_u64()
+        .unwrap();
+    let junk: Vec<Vec<u8>> = (0..100)
+        .map(|_| mallory.send(&posed_id, &[b'j'; 16_000]).unwrap())
+        .collect();
+    for part in junk.chunks(25) {
+        let deposit = ChatRequest::Deposit {
+            mailbox,
+            envelopes: part.to_vec(),
+        };
+        assert!(matches!(
+            protocol(devnet_api, &deposit.to_bytes()),
+            ChatResponse::Stored { .. }
+        ));
+    }
+    wait_for("bob's node to refuse the junk it does not keep", || {
+        let s = ok(b_api, "GET", "/api/v1/me/chat", &bt, Value::Null);
+        (s["refused_envelopes"].as_u64().unwrap() >= before + 60).then_some(())
+    });
+    let bob_dir = dir.join("bob-node-data").join("chat").join(hex::encode(
+        starling_types::PublicKey::from_text(&bob).unwrap().bytes,
+    ));
+    let size = |f: &str| std::fs::metadata(bob_dir.join(f)).map_or(0, |m| m.len());
+    assert!(
+        size("device.sealed") < 512 * 1024,
+        "{}",
+        size("device.sealed")
+    );
+    assert!(
+        size("deferred.sealed") < 3 * 1024 * 1024,
+        "{}",
+        size("deferred.sealed")
     );
 
     // A group: Alice adds Carol (the commit ordered by the delivery relay), then removes her.
