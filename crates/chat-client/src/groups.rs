@@ -260,10 +260,9 @@ impl Chat {
             };
             let token = h.device.epoch_token(group)?;
             let orderer = self.orderer(&h, group)?;
-            let req = ChatRequest::OrderCommit {
-                epoch: Hash(blake3::derive_key("starling commit order epoch", &token)),
-                commit: Hash(*blake3::hash(&out.commit).as_bytes()),
-            };
+            // Signed with the epoch's key, which only the epoch's members can derive.
+            let commit = Hash(*blake3::hash(&out.commit).as_bytes());
+            let req = ChatRequest::order(&orderer.node, &token, commit).map_err(internal)?;
             match self.request(&orderer, &req).await {
                 Ok(_) => {}
                 Err(NetError::Refused(code, _)) if code == "epoch_taken" => {

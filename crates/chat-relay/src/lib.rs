@@ -8,7 +8,7 @@ use starling_ledger::records::{ChatKeysRecord, StateKey};
 use starling_node_api::Node;
 use starling_protocol::chat::*;
 use starling_protocol::limit::RateLimiter;
-use starling_types::{AccountId, Decode, Hash, PublicKey};
+use starling_types::{AccountId, Decode, Hash, PublicKey, Signature};
 use std::sync::Arc;
 
 pub mod mailbox;
@@ -21,12 +21,21 @@ pub const NEW_MAILBOXES_PER_REQUESTER: (u32, f64) = (32, 0.2);
 /// Deposit requests into one mailbox from others: a burst, then so many a second.
 pub const DEPOSITS_PER_MAILBOX: (u32, f64) = (4_096, 1_024.0);
 
-/// What limits deposits by whom and where.
+/// Key packages one requester may take: a burst (enough to start a group of 50 devices),
+/// then so many a second.
+pub const TAKES_PER_REQUESTER: (u32, f64) = (64, 1.0);
+/// Key packages of one device that others may take: a burst, then so many a second. So
+/// draining a device's packages is slow, and what it keeps for them stays bounded.
+pub const TAKES_PER_DEVICE: (u32, f64) = (16, 0.1);
+
+/// What limits deposits by whom and where, and the taking of key packages.
 #[derive(Debug)]
 pub struct DepositLimits {
     per_requester: RateLimiter<Requester>,
     new_mailboxes: RateLimiter<Requester>,
     per_mailbox: RateLimiter<Hash>,
+    takes_per_requester: RateLimiter<Requester>,
+    takes_per_device: RateLimiter<(AccountId, u32)>,
 }
 
 impl Default for DepositLimits {
@@ -36,15 +45,38 @@ impl Default for DepositLimits {
             NEW_MAILBOXES_PER_REQUESTER,
             DEPOSITS_PER_MAILBOX,
         );
+        let ((d, dr), (e, er)) = (TAKES_PER_REQUESTER, TAKES_PER_DEVICE);
         Self {
             per_requester: RateLimiter::new(a, ar),
             new_mailboxes: RateLimiter::new(b, br),
             per_mailbox: RateLimiter::new(c, cr),
+            takes_per_requester: RateLimiter::new(d, dr),
+            takes_per_device: RateLimiter::new(e, er),
         }
     }
 }
 
 impl DepositLimits {
+    /// Whether `from` may take a key package of `device` now (the node's own devices always
+    /// may).
+    fn check_take(&self, from: Requester, device: (AccountId, u32)) -> Result<(), ChatResponse> {
+        if from == Requester::Local {
+            return Ok(());
+        }
+        let limited = |what: &str, secs: u64| {
+            ChatResponse::refused(
+                "rate_limited",
+                format!("too many key packages taken {what}; try again in {secs} s"),
+            )
+        };
+        self.takes_per_requester
+            .check(&from)
+            .map_err(|s| limited("by you", s))?;
+        self.takes_per_device
+            .check(&device)
+            .map_err(|s| limited("of this device", s))
+    }
+
     /// Whether `from` may deposit into `mailbox` now (the node's own devices always may).
     fn check(&self, from: Requester, mailbox: &Hash, new: bool) -> Result<(), ChatResponse> {
         if from == Requester::Local {
@@ -237,15 +269,36 @@ impl ChatServices {
                 }
             }
             ChatRequest::TakeKeyPackage { account, device } => {
+                if let Err(refused) = self.limits.check_take(from, (account, device)) {
+                    return refused;
+                }
                 match self.key_packages.take(account, device) {
                     Ok(kp) => ChatResponse::KeyPackage(kp),
                     Err(e) => e.into(),
                 }
             }
-            ChatRequest::OrderCommit { epoch, commit } => match self.order.offer(epoch, commit) {
-                Ok(()) => ChatResponse::Ordered,
-                Err(e) => e.into(),
-            },
+            ChatRequest::OrderCommit {
+                epoch,
+                commit,
+                signature,
+            } => self.order_commit(epoch, commit, &signature),
+        }
+    }
+
+    /// An offer of `commit` for the group epoch named `epoch`, signed with the epoch's key.
+    fn order_commit(&self, epoch: Hash, commit: Hash, signature: &Signature) -> ChatResponse {
+        // Only the epoch's members hold the key its name is the public half of.
+        let key = PublicKey::ed25519(epoch.0);
+        let msg = order_message(&self.me, &epoch, &commit);
+        if starling_crypto::verify(&key, &msg, signature).is_err() {
+            return ChatResponse::refused(
+                "bad_signature",
+                "the offer is not signed by the epoch's key (only its members hold it)",
+            );
+        }
+        match self.order.offer(epoch, commit) {
+            Ok(()) => ChatResponse::Ordered,
+            Err(e) => e.into(),
         }
     }
 
@@ -356,10 +409,7 @@ mod tests {
             code(s.serve(Requester::Local, &take.to_bytes())),
             "no_key_package"
         );
-        let order = |c: u8| ChatRequest::OrderCommit {
-            epoch: Hash([7; 32]),
-            commit: Hash([c; 32]),
-        };
+        let order = |c: u8| ChatRequest::order(&me.public_key(), &[7; 32], Hash([c; 32])).unwrap();
         assert_eq!(
             s.serve(Requester::Local, &order(1).to_bytes()),
             ChatResponse::Ordered
@@ -367,6 +417,37 @@ mod tests {
         assert_eq!(
             code(s.serve(Requester::Local, &order(2).to_bytes())),
             "epoch_taken"
+        );
+        // Someone who is not in the epoch cannot take it: an offer for its name signed with
+        // another key (the stranger's own epoch key, say) is refused, and so is one signed
+        // for another relay.
+        let fresh = |c: u8| ChatRequest::order(&me.public_key(), &[8; 32], Hash([c; 32])).unwrap();
+        let ChatRequest::OrderCommit { epoch, .. } = fresh(1) else {
+            unreachable!()
+        };
+        let ChatRequest::OrderCommit { signature, .. } =
+            ChatRequest::order(&me.public_key(), &[9; 32], Hash([1; 32])).unwrap()
+        else {
+            unreachable!()
+        };
+        let forged = ChatRequest::OrderCommit {
+            epoch,
+            commit: Hash([1; 32]),
+            signature,
+        };
+        assert_eq!(
+            code(s.serve(Requester::Local, &forged.to_bytes())),
+            "bad_signature"
+        );
+        let elsewhere = ChatRequest::order(&mbox.public_key(), &[8; 32], Hash([1; 32])).unwrap();
+        assert_eq!(
+            code(s.serve(Requester::Local, &elsewhere.to_bytes())),
+            "bad_signature"
+        );
+        // The epoch is still free for its members.
+        assert_eq!(
+            s.serve(Requester::Local, &fresh(2).to_bytes()),
+            ChatResponse::Ordered
         );
     }
 
@@ -440,6 +521,50 @@ mod tests {
         assert!(matches!(
             deposit(Requester::Local, Hash([0x10; 32]), b"mine"),
             ChatResponse::Stored { .. }
+        ));
+    }
+
+    #[test]
+    fn draining_a_devices_key_packages_is_slow() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = SecretKey::from_seed(starling_types::KeyType::Ed25519, &[1; 32]).unwrap();
+        let s = ChatServices::open(dir.path(), me.public_key(), None).unwrap();
+        let (bob, carol) = (
+            PublicKey::ed25519([0xB0; 32]),
+            PublicKey::ed25519([0xCA; 32]),
+        );
+        for who in [bob, carol] {
+            let kps = (0..100u32).map(|i| i.to_be_bytes().to_vec()).collect();
+            s.key_packages.put(who, 0, kps).unwrap();
+        }
+        let take = |from: Requester, account| {
+            let req = ChatRequest::TakeKeyPackage { account, device: 0 };
+            s.serve(from, &req.to_bytes())
+        };
+        // Strangers, each under a new name, drain Bob's packages: a burst, then refusals.
+        let mut taken = 0;
+        for n in 0u32..1_000 {
+            match take(Requester::peer("test", &n.to_be_bytes()), bob) {
+                ChatResponse::KeyPackage(_) => taken += 1,
+                ChatResponse::Refused { code, .. } => assert_eq!(code, "rate_limited"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(taken <= TAKES_PER_DEVICE.0 as usize + 1, "{taken} taken");
+        assert!(s.key_packages.count(bob, 0) >= 100 - taken);
+        // One requester cannot sweep every device either.
+        let mallory = Requester::peer("test", b"mallory");
+        let mut from_one = 0;
+        for _ in 0..200 {
+            if matches!(take(mallory, carol), ChatResponse::KeyPackage(_)) {
+                from_one += 1;
+            }
+        }
+        assert!(from_one <= TAKES_PER_DEVICE.0 as usize + 1);
+        // The node's own devices (adding members from this node) are not limited.
+        assert!(matches!(
+            take(Requester::Local, carol),
+            ChatResponse::KeyPackage(_)
         ));
     }
 }

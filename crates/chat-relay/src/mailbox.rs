@@ -14,7 +14,7 @@
 use starling_types::{AccountId, Hash};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -36,7 +36,8 @@ pub const MAIL_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
 pub const MAX_KEY_PACKAGES: usize = 100;
 /// Devices a node keeps key packages for.
 pub const MAX_KEY_PACKAGE_DEVICES: usize = 100_000;
-/// Group epochs whose winning commit a node remembers.
+/// Group epochs whose winning commit a node remembers (offers need the epoch's key, so
+/// only members' commits fill it).
 pub const MAX_ORDERED: usize = 1_000_000;
 
 /// Header of a mail record: length, sequence number, expiry, checksum.
@@ -515,7 +516,13 @@ type DeviceKey = (AccountId, u32);
 pub struct KeyPackages {
     dir: PathBuf,
     map: Mutex<BTreeMap<DeviceKey, VecDeque<Vec<u8>>>>,
+    /// Hashes of packages handed out lately (newest last): put again, they are ignored, so
+    /// a replayed package never pushes out a fresh one.
+    taken: Mutex<(std::collections::HashSet<Hash>, VecDeque<Hash>)>,
 }
+
+/// Handed-out packages remembered against being put again.
+const MAX_TAKEN_REMEMBERED: usize = 100_000;
 
 impl KeyPackages {
     pub fn open(dir: &Path) -> Result<KeyPackages, MailboxError> {
@@ -550,6 +557,7 @@ impl KeyPackages {
         Ok(KeyPackages {
             dir: dir.to_path_buf(),
             map: Mutex::new(map),
+            taken: Mutex::default(),
         })
     }
 
@@ -576,6 +584,13 @@ impl KeyPackages {
             return Err(MailboxError::NodeFull);
         }
         let mut list = map.get(&key).cloned().unwrap_or_default();
+        let taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        // A package already here, or handed out before, is not taken again.
+        let packages: Vec<Vec<u8>> = packages
+            .into_iter()
+            .filter(|p| !taken.0.contains(&Hash::of(&[p.as_slice()])) && !list.contains(p))
+            .collect();
+        drop(taken);
         for p in packages {
             if list.len() >= MAX_KEY_PACKAGES {
                 list.pop_front();
@@ -597,6 +612,18 @@ impl KeyPackages {
         let list = map.get(&key).ok_or(MailboxError::NoKeyPackage)?;
         let mut rest = list.clone();
         let kp = rest.pop_front().ok_or(MailboxError::NoKeyPackage)?;
+        {
+            let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+            let h = Hash::of(&[kp.as_slice()]);
+            if taken.0.insert(h) {
+                taken.1.push_back(h);
+            }
+            while taken.1.len() > MAX_TAKEN_REMEMBERED {
+                if let Some(old) = taken.1.pop_front() {
+                    taken.0.remove(&old);
+                }
+            }
+        }
         // Gone from the file before it is handed out (under the lock, so concurrent takes
         // are saved in order): a restart never hands it out again.
         self.save(&key, &rest)?;
@@ -615,60 +642,116 @@ impl KeyPackages {
 #[derive(Debug)]
 pub struct CommitOrder {
     path: PathBuf,
-    map: Mutex<(HashMap<Hash, Hash>, VecDeque<Hash>)>,
+    max: usize,
+    inner: Mutex<Ordered>,
+}
+
+#[derive(Debug, Default)]
+struct Ordered {
+    map: HashMap<Hash, Hash>,
+    /// Epochs oldest first: the first goes when more than `max` are remembered.
+    order: VecDeque<Hash>,
+    /// Records in the file (it is compacted when it holds twice what is remembered).
+    records: usize,
+}
+
+impl Ordered {
+    fn remember(&mut self, epoch: Hash, commit: Hash, max: usize) {
+        if self.map.insert(epoch, commit).is_none() {
+            self.order.push_back(epoch);
+        }
+        while self.order.len() > max {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
 }
 
 impl CommitOrder {
+    /// Opens the log at `path`, remembering at most [`MAX_ORDERED`] epochs.
     pub fn open(path: &Path) -> Result<CommitOrder, MailboxError> {
-        let mut map = HashMap::new();
-        let mut order = VecDeque::new();
-        match std::fs::read(path) {
-            Ok(data) => {
-                for rec in data.chunks_exact(64) {
+        Self::open_with(path, MAX_ORDERED)
+    }
+
+    /// Opens the log at `path` remembering at most `max` epochs (the newest), reading it a
+    /// record at a time so memory stays bounded whatever the file holds, and compacting it.
+    pub fn open_with(path: &Path, max: usize) -> Result<CommitOrder, MailboxError> {
+        let mut inner = Ordered::default();
+        match File::open(path) {
+            Ok(f) => {
+                let mut r = std::io::BufReader::new(f);
+                let mut rec = [0u8; 64];
+                while r.read_exact(&mut rec).is_ok() {
                     let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
                     a.copy_from_slice(&rec[..32]);
                     b.copy_from_slice(&rec[32..]);
-                    if map.insert(Hash(a), Hash(b)).is_none() {
-                        order.push_back(Hash(a));
-                    }
+                    inner.remember(Hash(a), Hash(b), max);
+                    inner.records += 1;
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io(e)),
         }
-        Ok(CommitOrder {
+        let order = CommitOrder {
             path: path.to_path_buf(),
-            map: Mutex::new((map, order)),
-        })
+            max,
+            inner: Mutex::new(inner),
+        };
+        {
+            let mut inner = order.inner.lock().unwrap_or_else(|p| p.into_inner());
+            if inner.records > inner.order.len() {
+                order.compact(&mut inner)?;
+            }
+        }
+        Ok(order)
+    }
+
+    /// Rewrites the log with what is remembered, oldest first.
+    fn compact(&self, inner: &mut Ordered) -> Result<(), MailboxError> {
+        let mut buf = Vec::with_capacity(inner.order.len() * 64);
+        for e in &inner.order {
+            buf.extend_from_slice(&e.0);
+            buf.extend_from_slice(&inner.map[e].0);
+        }
+        write_atomic(&self.path, &buf)?;
+        inner.records = inner.order.len();
+        Ok(())
     }
 
     /// Offers `commit` for the epoch named `epoch`: `Ok` if it is (or already was) the
-    /// epoch's commit, [`MailboxError::EpochTaken`] if another commit was first.
+    /// epoch's commit, [`MailboxError::EpochTaken`] if another commit was first. (Who may
+    /// offer is checked before: only the epoch's members can sign for its name.)
     pub fn offer(&self, epoch: Hash, commit: Hash) -> Result<(), MailboxError> {
-        let mut guard = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let (map, order) = &mut *guard;
-        match map.get(&epoch) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match inner.map.get(&epoch) {
             Some(c) if *c == commit => return Ok(()),
             Some(_) => return Err(MailboxError::EpochTaken),
             None => {}
         }
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(io)?;
         let mut rec = [0u8; 64];
         rec[..32].copy_from_slice(&epoch.0);
         rec[32..].copy_from_slice(&commit.0);
-        f.write_all(&rec).and_then(|()| f.sync_data()).map_err(io)?;
-        map.insert(epoch, commit);
-        order.push_back(epoch);
-        while order.len() > MAX_ORDERED {
-            if let Some(old) = order.pop_front() {
-                map.remove(&old);
-            }
+        starling_config::fs::append_whole(&self.path, &rec).map_err(io)?;
+        inner.records += 1;
+        inner.remember(epoch, commit, self.max);
+        if inner.records > 2 * inner.order.len().max(1_024) {
+            self.compact(&mut inner)?;
         }
         Ok(())
+    }
+
+    /// Epochs remembered.
+    pub fn len(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .order
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -884,6 +967,33 @@ mod tests {
     }
 
     #[test]
+    fn a_handed_out_package_put_again_pushes_out_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let who = starling_types::PublicKey::ed25519([7; 32]);
+        let k = KeyPackages::open(dir.path()).unwrap();
+        let fresh: Vec<Vec<u8>> = (0..MAX_KEY_PACKAGES as u32)
+            .map(|i| i.to_be_bytes().to_vec())
+            .collect();
+        k.put(who, 0, fresh.clone()).unwrap();
+        let used = k.take(who, 0).unwrap();
+        // Someone puts the used one back, many times over, and the ones still there.
+        assert_eq!(
+            k.put(who, 0, vec![used.clone(); 50]).unwrap(),
+            MAX_KEY_PACKAGES - 1
+        );
+        assert_eq!(
+            k.put(who, 0, fresh[1..].to_vec()).unwrap(),
+            MAX_KEY_PACKAGES - 1
+        );
+        // Every package handed out from now on is one of the fresh ones, each once.
+        let mut out = Vec::new();
+        while let Ok(p) = k.take(who, 0) {
+            out.push(p);
+        }
+        assert_eq!(out, fresh[1..].to_vec());
+    }
+
+    #[test]
     fn key_packages_are_handed_out_once() {
         let dir = tempfile::tempdir().unwrap();
         let who = starling_types::PublicKey::ed25519([5; 32]);
@@ -906,6 +1016,38 @@ mod tests {
         assert_eq!(n, MAX_KEY_PACKAGES);
         // The oldest went.
         assert_eq!(k.take(who, 1).unwrap(), vec![5u8]);
+    }
+
+    #[test]
+    fn the_commit_order_loads_in_bounded_memory_and_stays_compact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("order.log");
+        let epoch = |n: u32| {
+            let mut b = [0u8; 32];
+            b[..4].copy_from_slice(&n.to_be_bytes());
+            Hash(b)
+        };
+        // A log far longer than the bound (written by a node with a larger one, say).
+        let o = CommitOrder::open_with(&path, 10_000).unwrap();
+        for n in 0..5_000 {
+            o.offer(epoch(n), id(1)).unwrap();
+        }
+        drop(o);
+        let o = CommitOrder::open_with(&path, 100).unwrap();
+        assert_eq!(o.len(), 100, "only the newest are kept");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            100 * 64,
+            "and compacted"
+        );
+        // The newest are still ordered; the oldest are forgotten.
+        assert_eq!(o.offer(epoch(4_999), id(2)), Err(MailboxError::EpochTaken));
+        o.offer(epoch(0), id(2)).unwrap();
+        // Offers past the bound keep the file within twice what is remembered.
+        for n in 10_000..14_000 {
+            o.offer(epoch(n), id(1)).unwrap();
+        }
+        assert!(std::fs::metadata(&path).unwrap().len() <= 2 * 1_024 * 64 + 64);
     }
 
     #[test]

@@ -155,7 +155,15 @@ pub struct Device {
     signer: SignatureKeyPair,
     credential: CredentialWithKey,
     groups: HashMap<Vec<u8>, MlsGroup>,
+    /// The key packages this device made whose private halves it still keeps, oldest
+    /// first (hash references); past [`MAX_KEY_PACKAGES_KEPT`] the oldest are deleted.
+    outstanding: std::collections::VecDeque<Vec<u8>>,
 }
+
+/// Key packages whose private halves a device keeps: handed out (or drained by strangers)
+/// and never used, the oldest are deleted, so the device's state stays bounded and always
+/// restores. A welcome that uses a deleted one fails; the adder takes another.
+pub const MAX_KEY_PACKAGES_KEPT: usize = 512;
 
 impl std::fmt::Debug for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -218,6 +226,7 @@ impl Device {
             signer,
             credential,
             groups: HashMap::new(),
+            outstanding: std::collections::VecDeque::new(),
         })
     }
 
@@ -241,8 +250,29 @@ impl Device {
                 self.credential.clone(),
             )
             .map_err(mls)?;
+        let hash_ref = bundle
+            .key_package()
+            .hash_ref(self.provider.crypto())
+            .map_err(mls)?;
+        self.outstanding
+            .push_back(hash_ref.tls_serialize_detached().map_err(mls)?);
+        while self.outstanding.len() > MAX_KEY_PACKAGES_KEPT {
+            if let Some(old) = self.outstanding.pop_front() {
+                let old = KeyPackageRef::tls_deserialize_exact(&old).map_err(mls)?;
+                openmls_traits::storage::StorageProvider::delete_key_package(
+                    self.provider.storage(),
+                    &old,
+                )
+                .map_err(mls)?;
+            }
+        }
         let out = MlsMessageOut::from(bundle.key_package().clone());
         encode(&out)
+    }
+
+    /// Key packages whose private halves this device keeps.
+    pub fn key_packages_kept(&self) -> usize {
+        self.outstanding.len()
     }
 
     /// Starts a group with this device as its only member; returns its id.
@@ -592,7 +622,8 @@ pub fn safety_number(a: (&str, &[Vec<u8>]), b: (&str, &[Vec<u8>])) -> String {
 }
 
 /// Version of [`Device::export_state`]'s format.
-const STATE_VERSION: u8 = 1;
+/// 2: the outstanding key packages follow the storage (1 had none).
+const STATE_VERSION: u8 = 2;
 /// Largest exported device state accepted.
 pub const MAX_STATE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -652,6 +683,10 @@ impl Device {
             put_bytes(&mut out, k);
             put_bytes(&mut out, v);
         }
+        out.extend_from_slice(&(self.outstanding.len() as u32).to_be_bytes());
+        for r in &self.outstanding {
+            put_bytes(&mut out, r);
+        }
         out
     }
 
@@ -662,7 +697,7 @@ impl Device {
         }
         let mut r = StateReader { rest: bytes };
         let version = r.take(1)?[0];
-        if version != STATE_VERSION {
+        if !(1..=STATE_VERSION).contains(&version) {
             return Err(ChatError::Malformed(format!(
                 "device state version {version} (this build reads {STATE_VERSION})"
             )));
@@ -681,6 +716,13 @@ impl Device {
             let k = r.bytes()?.to_vec();
             let v = r.bytes()?.to_vec();
             values.insert(k, v);
+        }
+        let mut outstanding = std::collections::VecDeque::new();
+        if version >= 2 {
+            let n = r.u32()? as usize;
+            for _ in 0..n.min(MAX_KEY_PACKAGES_KEPT) {
+                outstanding.push_back(r.bytes()?.to_vec());
+            }
         }
         if !r.rest.is_empty() {
             return Err(ChatError::Malformed("bytes after the device state".into()));
@@ -714,6 +756,7 @@ impl Device {
             signer,
             credential,
             groups: loaded,
+            outstanding,
         })
     }
 }

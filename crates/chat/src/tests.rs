@@ -493,3 +493,37 @@ fn texts_from_a_device_the_directory_no_longer_lists_are_refused() {
         })
     );
 }
+
+#[test]
+fn a_drained_device_keeps_a_bounded_state_that_always_restores() {
+    let mut alice = device("alice-drained");
+    let mut bob = device("bob-drained");
+    // Strangers take Bob's key packages as fast as he makes them (each a private half he
+    // keeps until a welcome uses it).
+    let mut made = Vec::new();
+    for _ in 0..MAX_KEY_PACKAGES_KEPT + 300 {
+        made.push(bob.key_package().unwrap());
+    }
+    assert_eq!(bob.key_packages_kept(), MAX_KEY_PACKAGES_KEPT);
+    let size = bob.export_state().len();
+    let per_package = size / MAX_KEY_PACKAGES_KEPT;
+    // More packages made does not grow the state.
+    for _ in 0..100 {
+        made.push(bob.key_package().unwrap());
+    }
+    assert!(bob.export_state().len() <= size + per_package, "bounded");
+    let mut bob = Device::restore(&bob.export_state()).unwrap();
+    assert_eq!(bob.key_packages_kept(), MAX_KEY_PACKAGES_KEPT);
+    // A recent package still lets Alice add him; one of the oldest no longer does.
+    let id = alice.create_group().unwrap();
+    let out = alice.add(&id, &[made[0].clone()]).unwrap();
+    alice.confirm(&id).unwrap();
+    assert!(bob.receive(&out.welcome.unwrap(), &listed).is_err());
+    let id = alice.create_group().unwrap();
+    let out = alice.add(&id, &[made.last().unwrap().clone()]).unwrap();
+    alice.confirm(&id).unwrap();
+    assert!(matches!(
+        bob.receive(&out.welcome.unwrap(), &listed),
+        Ok(Received::Joined { .. })
+    ));
+}

@@ -50,6 +50,26 @@ pub fn fetch_message(relay: &PublicKey, key: &PublicKey, after: u64, at_ms: u64)
     m
 }
 
+/// What a member signs to offer `commit` for the group epoch named `epoch` at `relay`.
+pub fn order_message(relay: &PublicKey, epoch: &Hash, commit: &Hash) -> Vec<u8> {
+    let mut m = b"starling commit order v2".to_vec();
+    relay.encode(&mut m);
+    epoch.encode(&mut m);
+    commit.encode(&mut m);
+    m
+}
+
+/// The key of a group epoch at its delivery relay, derived from the epoch token that only
+/// the epoch's members hold: its public half names the epoch (so the relay learns neither
+/// the group nor its members), and it signs the members' offers (so nobody else can take
+/// the epoch).
+pub fn epoch_key(token: &[u8; 32]) -> Result<SecretKey, starling_crypto::SigError> {
+    SecretKey::from_seed(
+        starling_types::KeyType::Ed25519,
+        &blake3::derive_key("starling commit order key v2", token),
+    )
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChatRequest {
     Deposit {
@@ -72,9 +92,12 @@ pub enum ChatRequest {
         account: AccountId,
         device: u32,
     },
+    /// A commit offered for a group epoch: `epoch` is the epoch key's public half
+    /// ([`epoch_key`]), which signs [`order_message`].
     OrderCommit {
         epoch: Hash,
         commit: Hash,
+        signature: Signature,
     },
 }
 
@@ -90,6 +113,23 @@ impl ChatRequest {
             at_ms,
             signature,
         }
+    }
+
+    /// An offer of `commit` at `relay` for the epoch whose token (only its members hold it)
+    /// is `token`.
+    pub fn order(
+        relay: &PublicKey,
+        token: &[u8; 32],
+        commit: Hash,
+    ) -> Result<ChatRequest, starling_crypto::SigError> {
+        let key = epoch_key(token)?;
+        let epoch = Hash(key.public_key().bytes);
+        let signature = key.sign(&order_message(relay, &epoch, &commit));
+        Ok(ChatRequest::OrderCommit {
+            epoch,
+            commit,
+            signature,
+        })
     }
 }
 
@@ -128,10 +168,15 @@ impl Encode for ChatRequest {
                 account.encode(out);
                 put::u32(out, *device);
             }
-            ChatRequest::OrderCommit { epoch, commit } => {
+            ChatRequest::OrderCommit {
+                epoch,
+                commit,
+                signature,
+            } => {
                 put::u8(out, 5);
                 epoch.encode(out);
                 commit.encode(out);
+                signature.encode(out);
             }
         }
     }
@@ -168,6 +213,7 @@ impl Decode for ChatRequest {
             5 => ChatRequest::OrderCommit {
                 epoch: Hash::decode(r)?,
                 commit: Hash::decode(r)?,
+                signature: Signature::decode(r)?,
             },
             tag => {
                 return Err(DecodeError::InvalidTag {
@@ -325,10 +371,7 @@ mod tests {
                 account: key.public_key(),
                 device: 2,
             },
-            ChatRequest::OrderCommit {
-                epoch: Hash([2; 32]),
-                commit: Hash([3; 32]),
-            },
+            ChatRequest::order(&key.public_key(), &[5; 32], Hash([3; 32])).unwrap(),
         ];
         for r in &reqs {
             let b = r.to_bytes();

@@ -67,6 +67,7 @@ fn fixtures_pin_the_protocol() {
             ChatRequest::OrderCommit {
                 epoch: Hash([8; 32]),
                 commit: Hash([9; 32]),
+                signature: Signature([10; 64]),
             },
         ),
     ];
