@@ -278,6 +278,7 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
             },
             relays: Vec::new(),
             key_update: Duration::from_secs(86_400),
+            anon_key: Duration::from_secs(3_600),
         };
         let chat = starling_chat_client::Chat::new(
             node.clone(),

@@ -312,10 +312,11 @@ const PAYLOAD_LEAVE: u8 = 1;
 pub struct Chat {
     node: Node,
     net: ChatNet,
-    /// Where requests to other nodes go from: a swarm under a random key made at start, so
-    /// the nodes it deposits with learn neither the sending account nor the sending node's
-    /// key (they see the address it connects from).
-    anon: ChatNet,
+    /// Where requests to other nodes go from: a swarm under a random key, replaced every
+    /// `anon_key`, so the nodes it deposits with learn neither the sending account nor the
+    /// sending node's key, and link its requests for that long at most (they see the
+    /// address it connects from).
+    anon: chatnet::AnonNet,
     services: Arc<ChatServices>,
     dir: PathBuf,
     home: Endpoint,
@@ -340,6 +341,8 @@ pub struct ChatPlace {
     pub relays: Vec<Endpoint>,
     /// How often a device refreshes its keys in each group (post-compromise security).
     pub key_update: Duration,
+    /// How often the key this node sends requests to other nodes under is replaced.
+    pub anon_key: Duration,
 }
 
 impl std::fmt::Debug for Chat {
@@ -366,10 +369,10 @@ impl Chat {
             home,
             relays,
             key_update,
+            anon_key,
         } = place;
         let (changed, _) = tokio::sync::watch::channel(0);
-        let anon_key = SecretKey::generate(KeyType::Ed25519, &mut OsRng);
-        let anon = chatnet::standalone(&anon_key, None, None)?;
+        let anon = chatnet::AnonNet::new(anon_key)?;
         Ok(Arc::new(Chat {
             node,
             net,

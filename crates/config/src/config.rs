@@ -74,6 +74,9 @@ relays = []
 # How often each chat device puts fresh keys in each of its chats (post-compromise
 # security), in seconds. Membership changes also bring new keys.
 key_update_secs = 86400
+# How often the random key this node sends chat requests to other nodes under is replaced,
+# in seconds: the nodes it deposits with can link its requests for at most that long.
+anon_key_secs = 3600
 
 [log]
 # tracing filter, e.g. "info" or "starling=debug,info". RUST_LOG overrides it.
@@ -264,6 +267,7 @@ impl Default for MempoolConfig {
 pub struct ChatConfig {
     pub relays: Vec<String>,
     pub key_update_secs: u64,
+    pub anon_key_secs: u64,
 }
 
 impl Default for ChatConfig {
@@ -271,6 +275,7 @@ impl Default for ChatConfig {
         Self {
             relays: Vec::new(),
             key_update_secs: 86_400,
+            anon_key_secs: 3_600,
         }
     }
 }
@@ -414,6 +419,9 @@ impl NodeConfig {
         }
         if !(1..=365 * 86_400).contains(&self.chat.key_update_secs) {
             return Err(bad("chat.key_update_secs", "must be 1 to 31536000".into()));
+        }
+        if !(1..=7 * 86_400).contains(&self.chat.anon_key_secs) {
+            return Err(bad("chat.anon_key_secs", "must be 1 to 604800".into()));
         }
         for (i, r) in self.chat.relays.iter().enumerate() {
             starling_types::Endpoint::parse(r).map_err(|e| bad(&format!("chat.relays[{i}]"), e))?;

@@ -245,6 +245,7 @@ fn bad_configs_name_the_field() {
             "[api]\nallowed_hosts = [\"x.example:80\"]",
             "api.allowed_hosts[0]",
         ),
+        ("[chat]\nanon_key_secs = 0", "chat.anon_key_secs"),
     ];
     for (text, expect) in cases {
         let err = NodeConfig::parse(text, "node.toml")

@@ -38,6 +38,8 @@ pub struct OpenNetwork {
 pub struct RelayChat {
     pub relays: Vec<Endpoint>,
     pub key_update: Duration,
+    /// How often the anonymous sending key is replaced.
+    pub anon_key: Duration,
 }
 
 /// Starts a validator of `stores` and its open network, with the services its API offers
@@ -121,6 +123,7 @@ pub fn relay<R: rand_core_010::CryptoRng + Send + 'static>(
         },
         relays: chat.relays,
         key_update: chat.key_update,
+        anon_key: chat.anon_key,
     };
     let chat = Chat::new(
         node.clone(),

@@ -152,6 +152,7 @@ pub fn node(args: NodeArgs) -> anyhow::Result<()> {
     let chat = builder::RelayChat {
         relays,
         key_update: Duration::from_secs(cfg.chat.key_update_secs),
+        anon_key: Duration::from_secs(cfg.chat.anon_key_secs),
     };
     runtime(cfg.data_dir.join("consensus"), args.threads).start(|context| async move {
         let (node, services) = if validator {
@@ -238,6 +239,7 @@ pub fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
         let chat = builder::RelayChat {
             relays: Vec::new(),
             key_update: Duration::from_secs(86_400),
+            anon_key: Duration::from_secs(3_600),
         };
         let rng = context.child("net").with_attribute("index", "relay");
         let (relay, services) = builder::relay(genesis, stores, open, chat, rng)?;

@@ -115,6 +115,50 @@ impl ChatNet {
     }
 }
 
+/// The identity a node sends chat requests to other nodes from: a swarm under a random key,
+/// replaced by a fresh one every `period`, so the nodes it deposits with can link its
+/// requests to one sender for at most that long (they still see the address it connects
+/// from).
+#[derive(Debug)]
+pub struct AnonNet {
+    period: Duration,
+    current: std::sync::Mutex<(ChatNet, std::time::Instant)>,
+}
+
+impl AnonNet {
+    pub fn new(period: Duration) -> Result<AnonNet, starling_config::SetupError> {
+        Ok(AnonNet {
+            period,
+            current: std::sync::Mutex::new((Self::fresh()?, std::time::Instant::now())),
+        })
+    }
+
+    fn fresh() -> Result<ChatNet, starling_config::SetupError> {
+        let key = SecretKey::generate(starling_types::KeyType::Ed25519, &mut rand_core::OsRng);
+        standalone(&key, None, None)
+    }
+
+    /// The identity to send from now (a new one once the current one is `period` old).
+    pub fn current(&self) -> Result<ChatNet, NetError> {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if current.1.elapsed() >= self.period {
+            let net = Self::fresh()
+                .map_err(|e| NetError::Unreachable("anonymous swarm".into(), e.to_string()))?;
+            *current = (net, std::time::Instant::now());
+        }
+        Ok(current.0.clone())
+    }
+
+    /// Sends `req` to `to` from the current anonymous identity.
+    pub async fn request(
+        &self,
+        to: &Endpoint,
+        req: &ChatRequest,
+    ) -> Result<ChatResponse, NetError> {
+        self.current()?.request(to, req).await
+    }
+}
+
 /// A swarm that speaks only the chat protocol: the anonymous identity a node sends its chat
 /// requests from (`listen` none: it only dials), and a peer for tools and benchmarks without
 /// a ledger. The node's own swarm carries the protocol next to gossip and sync.
@@ -141,11 +185,15 @@ pub fn standalone(
                         driver.on_event(e);
                     }
                 }
-                Some(out) = rx.next() => driver.send(swarm.behaviour_mut(), out),
+                out = rx.next() => match out {
+                    Some(out) => driver.send(swarm.behaviour_mut(), out),
+                    // Every handle is gone (an anonymous identity that was replaced, once
+                    // its last request is answered): the swarm goes too.
+                    None => break,
+                },
                 Some((channel, bytes)) = driver.answers.next() => {
                     let _ = swarm.behaviour_mut().send_response(channel, bytes);
                 }
-                else => break,
             }
         }
     });
