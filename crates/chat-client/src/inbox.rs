@@ -94,11 +94,7 @@ impl Chat {
                 }
                 h.relay_checked
                     .insert(name.clone(), std::time::Instant::now());
-                let ask = ChatRequest::PutKeyPackages {
-                    account: h.account,
-                    device: id,
-                    packages: Vec::new(),
-                };
+                let ask = Self::signed_put(h, &relay.node, Vec::new())?;
                 match self.request(relay, &ask).await {
                     Ok(ChatResponse::KeyPackagesKept { count })
                         if count as usize >= KEY_PACKAGES_LOW =>
@@ -116,11 +112,7 @@ impl Chat {
                 .map(|_| h.device.key_package())
                 .collect::<Result<Vec<_>, _>>()?;
             self.save(h)?;
-            let req = ChatRequest::PutKeyPackages {
-                account: h.account,
-                device: id,
-                packages: kps,
-            };
+            let req = Self::signed_put(h, &relay.node, kps)?;
             match self.request(relay, &req).await {
                 Ok(_) => {
                     if !uploaded {
@@ -134,6 +126,23 @@ impl Chat {
             }
         }
         Ok(())
+    }
+
+    /// A put of `packages` (none: a count) at `relay`, signed by the device now.
+    fn signed_put(
+        h: &Held,
+        relay: &PublicKey,
+        packages: Vec<Vec<u8>>,
+    ) -> Result<ChatRequest, ChatError> {
+        let (account, device, at_ms) = (h.account, h.meta.device_id, now_ms());
+        let msg = chatnet::put_message(relay, &account, device, &packages, at_ms);
+        Ok(ChatRequest::PutKeyPackages {
+            account,
+            device,
+            packages,
+            at_ms,
+            signature: starling_types::Signature(h.device.sign(&msg)?),
+        })
     }
 
     /// Takes the device's mail: what reached this node directly, and (when `remote`) what

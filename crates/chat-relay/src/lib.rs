@@ -243,31 +243,9 @@ impl ChatServices {
                 account,
                 device,
                 packages,
-            } => {
-                let Some(signature_key) = self.device_key(&account, device) else {
-                    return ChatResponse::refused(
-                        "unknown_device",
-                        "the key directory on the ledger lists no such device",
-                    );
-                };
-                let identity = format!("{}#{device}", account.to_text());
-                for p in &packages {
-                    match starling_chat::inspect_key_package(p) {
-                        Ok((id, key)) if id == identity && key == signature_key => {}
-                        Ok(_) => {
-                            return ChatResponse::refused(
-                                "wrong_key",
-                                "a key package is not the device's (identity or key differs from the ledger)",
-                            )
-                        }
-                        Err(e) => return ChatResponse::refused("bad_key_package", e.to_string()),
-                    }
-                }
-                match self.key_packages.put(account, device, packages) {
-                    Ok(n) => ChatResponse::KeyPackagesKept { count: n as u32 },
-                    Err(e) => e.into(),
-                }
-            }
+                at_ms,
+                signature,
+            } => self.put_key_packages(account, device, packages, at_ms, &signature),
             ChatRequest::TakeKeyPackage { account, device } => {
                 if let Err(refused) = self.limits.check_take(from, (account, device)) {
                     return refused;
@@ -282,6 +260,52 @@ impl ChatServices {
                 commit,
                 signature,
             } => self.order_commit(epoch, commit, &signature),
+        }
+    }
+
+    /// A device's key packages: only the device itself (a fresh signature by the key the
+    /// ledger lists for it, bound to this relay) may put them, and each must name it.
+    fn put_key_packages(
+        &self,
+        account: AccountId,
+        device: u32,
+        packages: Vec<Vec<u8>>,
+        at_ms: u64,
+        signature: &Signature,
+    ) -> ChatResponse {
+        let Some(signature_key) = self.device_key(&account, device) else {
+            return ChatResponse::refused(
+                "unknown_device",
+                "the key directory on the ledger lists no such device",
+            );
+        };
+        if at_ms.abs_diff(now_ms()) > FETCH_WINDOW.as_millis() as u64 {
+            return ChatResponse::refused("stale", "the put's time is off by over 10 minutes");
+        }
+        let key = <[u8; 32]>::try_from(signature_key.as_slice()).map(PublicKey::ed25519);
+        let msg = put_message(&self.me, &account, device, &packages, at_ms);
+        if key.map_or(true, |k| {
+            starling_crypto::verify(&k, &msg, signature).is_err()
+        }) {
+            return ChatResponse::refused(
+                "bad_signature",
+                "the put is not signed by the device's key for this relay",
+            );
+        }
+        let identity = format!("{}#{device}", account.to_text());
+        for p in &packages {
+            match starling_chat::inspect_key_package(p) {
+                Ok((id, key)) if id == identity && key == signature_key => {}
+                Ok(_) => return ChatResponse::refused(
+                    "wrong_key",
+                    "a key package is not the device's (identity or key differs from the ledger)",
+                ),
+                Err(e) => return ChatResponse::refused("bad_key_package", e.to_string()),
+            }
+        }
+        match self.key_packages.put(account, device, packages) {
+            Ok(n) => ChatResponse::KeyPackagesKept { count: n as u32 },
+            Err(e) => e.into(),
         }
     }
 
@@ -396,6 +420,8 @@ mod tests {
             account: key,
             device: 0,
             packages: vec![b"kp".to_vec()],
+            at_ms: now_ms(),
+            signature: starling_types::Signature([0; 64]),
         };
         assert_eq!(
             code(s.serve(Requester::Local, &put.to_bytes())),

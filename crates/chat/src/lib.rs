@@ -235,6 +235,14 @@ impl Device {
         &self.identity
     }
 
+    /// Signs `message` with the device's signature key (Ed25519), as the key directory lists
+    /// it: how a device proves a request is its own.
+    pub fn sign(&self, message: &[u8]) -> Result<[u8; 64], ChatError> {
+        let sig = openmls_traits::signatures::Signer::sign(&self.signer, message).map_err(mls)?;
+        sig.try_into()
+            .map_err(|_| ChatError::Mls("an Ed25519 signature is 64 bytes".into()))
+    }
+
     /// The device's public signature key (what the key directory publishes).
     pub fn signature_key(&self) -> Vec<u8> {
         self.signer.public().to_vec()

@@ -268,7 +268,7 @@ pub fn start<R: rand_core_010::CryptoRng + Send + 'static>(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
-                event = swarm.select_next_some() => match event {
+                event = swarm.select_next_some() => match chat_driver.on_swarm_event(event) {
                     SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message })) => {
                         let verdict = if let Some(shard) = topic_shard(&chain, "blocks", &message.topic) {
                             match FinalizedBlock::from_bytes(&message.data) {

@@ -50,6 +50,28 @@ pub fn fetch_message(relay: &PublicKey, key: &PublicKey, after: u64, at_ms: u64)
     m
 }
 
+/// What a device signs to put `packages` (its key packages) at `relay` at `at_ms`.
+pub fn put_message(
+    relay: &PublicKey,
+    account: &AccountId,
+    device: u32,
+    packages: &[Vec<u8>],
+    at_ms: u64,
+) -> Vec<u8> {
+    let mut m = b"starling key packages put v1".to_vec();
+    relay.encode(&mut m);
+    account.encode(&mut m);
+    put::u32(&mut m, device);
+    let mut h = blake3::Hasher::new();
+    for p in packages {
+        h.update(&(p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    m.extend_from_slice(h.finalize().as_bytes());
+    put::u64(&mut m, at_ms);
+    m
+}
+
 /// What a member signs to offer `commit` for the group epoch named `epoch` at `relay`.
 pub fn order_message(relay: &PublicKey, epoch: &Hash, commit: &Hash) -> Vec<u8> {
     let mut m = b"starling commit order v2".to_vec();
@@ -83,10 +105,15 @@ pub enum ChatRequest {
         at_ms: u64,
         signature: Signature,
     },
+    /// A device's key packages (none: just say how many are kept), signed by the device's
+    /// signature key (the one the key directory lists) over [`put_message`], fresh within
+    /// [`FETCH_WINDOW`].
     PutKeyPackages {
         account: AccountId,
         device: u32,
         packages: Vec<Vec<u8>>,
+        at_ms: u64,
+        signature: Signature,
     },
     TakeKeyPackage {
         account: AccountId,
@@ -157,11 +184,15 @@ impl Encode for ChatRequest {
                 account,
                 device,
                 packages,
+                at_ms,
+                signature,
             } => {
                 put::u8(out, 3);
                 account.encode(out);
                 put::u32(out, *device);
                 put::seq(out, packages, |o, p| put::bytes32(o, p));
+                put::u64(out, *at_ms);
+                signature.encode(out);
             }
             ChatRequest::TakeKeyPackage { account, device } => {
                 put::u8(out, 4);
@@ -205,6 +236,8 @@ impl Decode for ChatRequest {
                     r.bytes32("key package", MAX_KEY_PACKAGE_BYTES)
                         .map(<[u8]>::to_vec)
                 })?,
+                at_ms: r.u64()?,
+                signature: Signature::decode(r)?,
             },
             4 => ChatRequest::TakeKeyPackage {
                 account: PublicKey::decode(r)?,
@@ -366,6 +399,8 @@ mod tests {
                 account: key.public_key(),
                 device: 2,
                 packages: vec![b"kp".to_vec()],
+                at_ms: 7,
+                signature: Signature([1; 64]),
             },
             ChatRequest::TakeKeyPackage {
                 account: key.public_key(),

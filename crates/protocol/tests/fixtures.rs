@@ -53,6 +53,8 @@ fn fixtures_pin_the_protocol() {
                 account: key(5),
                 device: 2,
                 packages: vec![vec![6; 3]],
+                at_ms: 11,
+                signature: Signature([12; 64]),
             },
         ),
         (

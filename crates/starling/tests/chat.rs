@@ -525,6 +525,26 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
     let ChatResponse::KeyPackage(kp) = protocol(devnet_api, &take.to_bytes()) else {
         panic!("no key package of Bob's at the relay");
     };
+    // Only Bob's device may put his key packages: one taken and put back by someone else
+    // (with a signature of their own) is refused, so it cannot push out fresh ones.
+    let ChatResponse::KeyPackage(taken) = protocol(devnet_api, &take.to_bytes()) else {
+        panic!("no key package of Bob's at the relay");
+    };
+    let stranger_key =
+        starling_crypto::SecretKey::from_seed(starling_types::KeyType::Ed25519, &[8; 32]).unwrap();
+    let bob_key = starling_types::PublicKey::from_text(&bob).unwrap();
+    let at_ms = starling_protocol::chat::now_ms();
+    let put_back = ChatRequest::PutKeyPackages {
+        account: bob_key,
+        device: 0,
+        packages: vec![taken],
+        at_ms,
+        signature: stranger_key.sign(b"anything"),
+    };
+    assert_eq!(
+        refusal(protocol(devnet_api, &put_back.to_bytes())),
+        "bad_signature"
+    );
     let mut mallory = starling_chat::Device::new(&alice, 0).unwrap();
     let posed = mallory.create_group().unwrap();
     let out = mallory.add(&posed, &[kp]).unwrap();

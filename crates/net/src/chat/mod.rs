@@ -181,7 +181,7 @@ pub fn standalone(
         loop {
             tokio::select! {
                 event = swarm.select_next_some() => {
-                    if let libp2p::swarm::SwarmEvent::Behaviour(e) = event {
+                    if let libp2p::swarm::SwarmEvent::Behaviour(e) = driver.on_swarm_event(event) {
                         driver.on_event(e);
                     }
                 }

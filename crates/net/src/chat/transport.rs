@@ -123,6 +123,20 @@ pub struct Driver {
     pub answers: mpsc::Receiver<(request_response::ResponseChannel<Vec<u8>>, Vec<u8>)>,
     /// Requests being answered off the event loop now.
     answering: Arc<tokio::sync::Semaphore>,
+    /// Where each open connection comes from (`None`: loopback or not IP), so limits count
+    /// a remote host (an IPv4 address or IPv6 /64), not the peer ids it can make for free.
+    origins: HashMap<libp2p::swarm::ConnectionId, Option<crate::iplimit::Origin>>,
+}
+
+/// Who a request on a connection from `origin` by `peer` counts as: the remote host, or
+/// (on loopback: the operator's own processes) the peer.
+pub fn requester_of(origin: Option<crate::iplimit::Origin>, peer: &PeerId) -> Requester {
+    use crate::iplimit::Origin;
+    match origin {
+        Some(Origin::V4(a)) => Requester::peer("ipv4", &a),
+        Some(Origin::V6Prefix(p)) => Requester::peer("ipv6/64", &p),
+        None => Requester::peer("libp2p", &peer.to_bytes()),
+    }
 }
 
 /// Most requests a node answers at once (each on a blocking thread); more are dropped, and
@@ -146,7 +160,32 @@ impl Driver {
             answers_tx,
             answers,
             answering: Arc::new(tokio::sync::Semaphore::new(MAX_ANSWERING)),
+            origins: HashMap::new(),
         }
+    }
+
+    /// Notes where a connection that opened comes from, and forgets one that closed; hands
+    /// the event on.
+    pub fn on_swarm_event<E>(
+        &mut self,
+        event: libp2p::swarm::SwarmEvent<E>,
+    ) -> libp2p::swarm::SwarmEvent<E> {
+        use libp2p::swarm::SwarmEvent;
+        match &event {
+            SwarmEvent::ConnectionEstablished {
+                connection_id,
+                endpoint,
+                ..
+            } => {
+                let origin = crate::iplimit::origin(endpoint.get_remote_address());
+                self.origins.insert(*connection_id, origin);
+            }
+            SwarmEvent::ConnectionClosed { connection_id, .. } => {
+                self.origins.remove(connection_id);
+            }
+            _ => {}
+        }
+        event
     }
 
     /// Sends a request (dialing the peer at `address` if need be).
@@ -159,7 +198,11 @@ impl Driver {
     /// deposits sync to disk) and completes the requests this node sent.
     pub fn on_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
         match event {
-            request_response::Event::Message { peer, message, .. } => match message {
+            request_response::Event::Message {
+                peer,
+                connection_id,
+                message,
+            } => match message {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
@@ -169,12 +212,12 @@ impl Driver {
                         return;
                     };
                     let services = self.services.clone();
+                    let from =
+                        requester_of(self.origins.get(&connection_id).copied().flatten(), &peer);
                     let mut tx = self.answers_tx.clone();
                     tokio::task::spawn_blocking(move || {
                         let answer = match services {
-                            Some(s) => {
-                                s.serve(Requester::peer("libp2p", &peer.to_bytes()), &request)
-                            }
+                            Some(s) => s.serve(from, &request),
                             None => {
                                 ChatResponse::refused("no_chat", "this node keeps no chat services")
                             }
@@ -253,4 +296,32 @@ pub fn multiaddr(a: std::net::SocketAddr) -> Multiaddr {
     Multiaddr::empty()
         .with(ip)
         .with(libp2p::multiaddr::Protocol::Tcp(a.port()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::iplimit::origin;
+
+    #[test]
+    fn requests_count_by_remote_host_not_by_peer_id() {
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let at = |s: &str| origin(&s.parse::<Multiaddr>().unwrap());
+        // Two peer ids from one IPv4 address, or from one IPv6 /64: one requester.
+        let v4 = at("/ip4/203.0.113.7/tcp/4001");
+        assert_eq!(requester_of(v4, &a), requester_of(v4, &b));
+        assert_eq!(
+            requester_of(at("/ip6/2001:db8:1:2::1/tcp/1"), &a),
+            requester_of(at("/ip6/2001:db8:1:2:ffff::9/tcp/2"), &b)
+        );
+        // Another host is another requester.
+        assert_ne!(
+            requester_of(v4, &a),
+            requester_of(at("/ip4/203.0.113.8/tcp/4001"), &a)
+        );
+        // On loopback (this machine's own processes) each peer counts alone.
+        let local = at("/ip4/127.0.0.1/tcp/4001");
+        assert_ne!(requester_of(local, &a), requester_of(local, &b));
+    }
 }
