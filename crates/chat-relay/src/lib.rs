@@ -27,54 +27,74 @@ pub const TAKES_PER_REQUESTER: (u32, f64) = (64, 1.0);
 /// Key packages of one device that others may take: a burst, then so many a second. So
 /// draining a device's packages is slow, and what it keeps for them stays bounded.
 pub const TAKES_PER_DEVICE: (u32, f64) = (16, 0.1);
+/// Commit offers one requester may make: a burst, then so many a second. Anyone can make
+/// an epoch key of their own, so without this a stranger could fill the commit order with
+/// made-up epochs (each a synced write) and push real ones out.
+pub const OFFERS_PER_REQUESTER: (u32, f64) = (64, 1.0);
 
-/// What limits deposits by whom and where, and the taking of key packages.
+/// What limits the requests of others: deposits by whom and where, the taking of key
+/// packages, and commit offers.
 #[derive(Debug)]
-pub struct DepositLimits {
+pub struct Limits {
     per_requester: RateLimiter<Requester>,
     new_mailboxes: RateLimiter<Requester>,
     per_mailbox: RateLimiter<Hash>,
     takes_per_requester: RateLimiter<Requester>,
     takes_per_device: RateLimiter<(AccountId, u32)>,
+    offers_per_requester: RateLimiter<Requester>,
 }
 
-impl Default for DepositLimits {
+fn limiter<K: Eq + std::hash::Hash + Clone>((burst, per_sec): (u32, f64)) -> RateLimiter<K> {
+    RateLimiter::new(burst, per_sec)
+}
+
+impl Default for Limits {
     fn default() -> Self {
-        let ((a, ar), (b, br), (c, cr)) = (
-            DEPOSITS_PER_REQUESTER,
-            NEW_MAILBOXES_PER_REQUESTER,
-            DEPOSITS_PER_MAILBOX,
-        );
-        let ((d, dr), (e, er)) = (TAKES_PER_REQUESTER, TAKES_PER_DEVICE);
         Self {
-            per_requester: RateLimiter::new(a, ar),
-            new_mailboxes: RateLimiter::new(b, br),
-            per_mailbox: RateLimiter::new(c, cr),
-            takes_per_requester: RateLimiter::new(d, dr),
-            takes_per_device: RateLimiter::new(e, er),
+            per_requester: limiter(DEPOSITS_PER_REQUESTER),
+            new_mailboxes: limiter(NEW_MAILBOXES_PER_REQUESTER),
+            per_mailbox: limiter(DEPOSITS_PER_MAILBOX),
+            takes_per_requester: limiter(TAKES_PER_REQUESTER),
+            takes_per_device: limiter(TAKES_PER_DEVICE),
+            offers_per_requester: limiter(OFFERS_PER_REQUESTER),
         }
     }
 }
 
-impl DepositLimits {
+/// The refusal of a request over a limit.
+fn rate_limited(what: &str, secs: u64) -> ChatResponse {
+    ChatResponse::refused(
+        "rate_limited",
+        format!("too many {what}; try again in {secs} s"),
+    )
+}
+
+/// Takes a token of `limiter` for `key`, or refuses with what was too many.
+fn take_token<K: Eq + std::hash::Hash + Clone>(
+    limiter: &RateLimiter<K>,
+    key: &K,
+    what: &str,
+) -> Result<(), ChatResponse> {
+    limiter.check(key).map_err(|secs| rate_limited(what, secs))
+}
+
+impl Limits {
     /// Whether `from` may take a key package of `device` now (the node's own devices always
     /// may).
     fn check_take(&self, from: Requester, device: (AccountId, u32)) -> Result<(), ChatResponse> {
         if from == Requester::Local {
             return Ok(());
         }
-        let limited = |what: &str, secs: u64| {
-            ChatResponse::refused(
-                "rate_limited",
-                format!("too many key packages taken {what}; try again in {secs} s"),
-            )
-        };
-        self.takes_per_requester
-            .check(&from)
-            .map_err(|s| limited("by you", s))?;
-        self.takes_per_device
-            .check(&device)
-            .map_err(|s| limited("of this device", s))
+        take_token(
+            &self.takes_per_requester,
+            &from,
+            "key packages taken by you",
+        )?;
+        take_token(
+            &self.takes_per_device,
+            &device,
+            "key packages taken of this device",
+        )
     }
 
     /// Whether `from` may deposit into `mailbox` now (the node's own devices always may).
@@ -82,23 +102,19 @@ impl DepositLimits {
         if from == Requester::Local {
             return Ok(());
         }
-        let limited = |what: &str, secs: u64| {
-            ChatResponse::refused(
-                "rate_limited",
-                format!("too many {what}; try again in {secs} s"),
-            )
-        };
-        self.per_requester
-            .check(&from)
-            .map_err(|s| limited("deposits from you", s))?;
+        take_token(&self.per_requester, &from, "deposits from you")?;
         if new {
-            self.new_mailboxes
-                .check(&from)
-                .map_err(|s| limited("new mailboxes from you", s))?;
+            take_token(&self.new_mailboxes, &from, "new mailboxes from you")?;
         }
-        self.per_mailbox
-            .check(mailbox)
-            .map_err(|s| limited("deposits into this mailbox", s))
+        take_token(&self.per_mailbox, mailbox, "deposits into this mailbox")
+    }
+
+    /// Whether `from` may offer a commit now (the node's own devices always may).
+    fn check_offer(&self, from: Requester) -> Result<(), ChatResponse> {
+        if from == Requester::Local {
+            return Ok(());
+        }
+        take_token(&self.offers_per_requester, &from, "commit offers from you")
     }
 }
 
@@ -122,8 +138,8 @@ pub struct ChatServices {
     pub served: std::sync::atomic::AtomicU64,
     /// Refusals by code.
     pub refused: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
-    /// Deposits by requester and by mailbox.
-    pub limits: DepositLimits,
+    /// What others may ask of this node, by requester, mailbox and device.
+    pub limits: Limits,
 }
 
 impl ChatService for ChatServices {
@@ -147,7 +163,7 @@ impl ChatServices {
             me,
             served: std::sync::atomic::AtomicU64::new(0),
             refused: std::sync::Mutex::new(std::collections::BTreeMap::new()),
-            limits: DepositLimits::default(),
+            limits: Limits::default(),
         })
     }
 
@@ -259,7 +275,10 @@ impl ChatServices {
                 epoch,
                 commit,
                 signature,
-            } => self.order_commit(epoch, commit, &signature),
+            } => match self.limits.check_offer(from) {
+                Ok(()) => self.order_commit(epoch, commit, &signature),
+                Err(refused) => refused,
+            },
         }
     }
 
@@ -592,5 +611,38 @@ mod tests {
             take(Requester::Local, carol),
             ChatResponse::KeyPackage(_)
         ));
+    }
+
+    #[test]
+    fn a_stranger_cannot_fill_the_commit_order_with_made_up_epochs() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = SecretKey::from_seed(starling_types::KeyType::Ed25519, &[1; 32]).unwrap();
+        let s = ChatServices::open(dir.path(), me.public_key(), None).unwrap();
+        // Anyone can make an epoch key of their own and sign offers with it.
+        let offer = |token: u32| {
+            let mut t = [0u8; 32];
+            t[..4].copy_from_slice(&token.to_be_bytes());
+            ChatRequest::order(&me.public_key(), &t, Hash([1; 32])).unwrap()
+        };
+        let mallory = Requester::peer("test", b"mallory");
+        let mut ordered = 0;
+        for n in 0..1_000 {
+            match s.serve(mallory, &offer(n).to_bytes()) {
+                ChatResponse::Ordered => ordered += 1,
+                ChatResponse::Refused { code, .. } => assert_eq!(code, "rate_limited"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(
+            ordered <= OFFERS_PER_REQUESTER.0 as usize + 1,
+            "{ordered} ordered"
+        );
+        assert_eq!(s.order.len(), ordered);
+        // The members of a real group, elsewhere, still order their commits.
+        let member = Requester::peer("test", b"a member");
+        assert_eq!(
+            s.serve(member, &offer(5_000).to_bytes()),
+            ChatResponse::Ordered
+        );
     }
 }

@@ -36,8 +36,8 @@ pub const MAIL_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
 pub const MAX_KEY_PACKAGES: usize = 100;
 /// Devices a node keeps key packages for.
 pub const MAX_KEY_PACKAGE_DEVICES: usize = 100_000;
-/// Group epochs whose winning commit a node remembers (offers need the epoch's key, so
-/// only members' commits fill it).
+/// Group epochs whose winning commit a node remembers (the newest; offers from others are
+/// rate-limited per requester, so filling it takes many hosts a long time).
 pub const MAX_ORDERED: usize = 1_000_000;
 
 /// Header of a mail record: length, sequence number, expiry, checksum.
@@ -268,7 +268,7 @@ impl Mailboxes {
     /// Makes sure sequence numbers up to `inner.next + n` are reserved on disk, so none is
     /// handed out twice across a restart.
     fn reserve(dir: &Path, inner: &mut Inner, n: u64) -> Result<(), MailboxError> {
-        if inner.next + n <= inner.reserved && inner.reserved > inner.next {
+        if inner.next + n < inner.reserved {
             return Ok(());
         }
         let upto = inner.next + n + SEQ_RESERVE;
