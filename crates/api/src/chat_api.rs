@@ -12,7 +12,7 @@
 //! - `POST /api/v1/me/chats/{id}/members`: `{"add": [...]}` or `{"remove": [...]}`.
 //! - `POST /api/v1/me/chats/{id}/leave`, `/read` (`{"upto"?}`), `/update` (new keys).
 //! - `GET  /api/v1/me/chats/{id}/safety`: safety numbers with each other member.
-//! - `POST /api/v1/chat/protocol`: a `/starling/chat/1` request over HTTP (binary in, binary
+//! - `POST /api/v1/chat/protocol`: a `/starling/chat/2` request over HTTP (binary in, binary
 //!   out), for clients without libp2p.
 
 use crate::me::Authed;

@@ -100,7 +100,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ep!("post" "/api/v1/me/chats/{id}/read", "chat", SessionCsrf, &[], Some("ChatRead"), "Ok", "Mark a conversation read"),
     ep!("post" "/api/v1/me/chats/{id}/update", "chat", SessionCsrf, &[], None, "ChatEpoch", "Refresh this device's keys in a chat"),
     ep!("get" "/api/v1/me/chats/{id}/safety", "chat", Session, &[], None, "ChatSafety", "Safety numbers with each other member, from proven directory entries"),
-    ep!("post" "/api/v1/chat/protocol", "chat", None, &[], Some("ChatProtocol"), "ChatProtocol", "A /starling/chat/1 request over HTTP (encoded bytes in and out): deposits, fetches, key packages, commit order"),
+    ep!("post" "/api/v1/chat/protocol", "chat", None, &[], Some("ChatProtocol"), "ChatProtocol", "A /starling/chat/2 request over HTTP (encoded bytes in and out): deposits, fetches, key packages, commit order"),
     ep!("get" "/api/v1/openapi.json", "meta", None, &[], None, "OpenApi", "This document"),
     ep!("get" "/metrics", "meta", None, &[], None, "Metrics", "Prometheus metrics (text format)"),
 ];

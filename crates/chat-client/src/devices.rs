@@ -134,6 +134,8 @@ impl Chat {
                 relay_checked: HashMap::new(),
                 vouched: HashMap::new(),
                 deferred: Deferred::default(),
+                retry_at: HashMap::new(),
+                winners_asked: None,
                 closed: false,
             };
             self.save(&held)?;

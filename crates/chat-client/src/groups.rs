@@ -179,6 +179,12 @@ impl Chat {
         if !h.device.is_member(&group) {
             return Err(ChatError::NotFound(format!("no chat {id} on this device")));
         }
+        // A change of this device's still to be ordered holds the chat's texts back.
+        if let Settled::Unanswered(e) = self.settle(&mut h, &group).await? {
+            return Err(ChatError::Unavailable(format!(
+                "a change to this chat waits for its delivery relay ({e}); try again"
+            )));
+        }
         let mut envelopes = Vec::with_capacity(texts.len());
         for t in texts {
             let mut payload = Zeroizing::new(vec![PAYLOAD_TEXT]);
@@ -252,97 +258,196 @@ impl Chat {
         make: &(dyn Fn(&mut Held) -> Result<Option<starling_chat::CommitOut>, ChatError> + Sync),
         note: &str,
     ) -> Result<u64, ChatError> {
+        let gid = hex::encode(group);
         for attempt in 0..COMMIT_ATTEMPTS {
             let mut h = held.lock().await;
+            // An earlier commit of this device's in the chat is settled first.
+            if let Settled::Unanswered(e) = self.settle(&mut h, group).await? {
+                return Err(ChatError::Unavailable(format!(
+                    "an earlier change to this chat still waits for its delivery relay ({e}); try again"
+                )));
+            }
             let before = h.device.members(group)?;
             let Some(out) = make(&mut h)? else {
                 return Ok(h.device.epoch(group)?);
             };
-            let token = h.device.epoch_token(group)?;
-            let orderer = self.orderer(&h, group)?;
-            // Signed with the epoch's key, which only the epoch's members can derive.
-            let commit = Hash(*blake3::hash(&out.commit).as_bytes());
-            let req = ChatRequest::order(&orderer.node, &token, commit).map_err(internal)?;
-            match self.request(&orderer, &req).await {
-                Ok(_) => {}
-                Err(NetError::Refused(code, _)) if code == "epoch_taken" => {
-                    h.device.discard(group)?;
-                    drop(h);
-                    tracing::info!(
-                        attempt,
-                        "a concurrent commit won the epoch; taking it and retrying"
-                    );
-                    // Take the winner (it comes with the mail) before trying again.
-                    for _ in 0..40 {
-                        let mut h = held.lock().await;
-                        let _ = self.take_mail(&mut h, true).await;
-                        let moved = h.device.epoch(group).map_or(true, |e| e + 1 != out.epoch);
-                        drop(h);
-                        if moved {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    continue;
-                }
-                Err(e) => {
-                    h.device.discard(group)?;
-                    return Err(ChatError::Unavailable(format!("the delivery relay: {e}")));
-                }
-            }
-            let epoch = h.device.confirm(group)?;
-            h.meta
-                .groups
-                .entry(hex::encode(group))
-                .or_default()
-                .rekeyed_ms = now_ms();
-            self.save(&h)?;
-            let gid = hex::encode(group);
-            self.own_event(&mut h, &gid, note.to_string(), epoch)?;
-            // Everyone before the commit gets it (a removed member learns it was removed);
-            // newcomers get the welcome.
-            let mut old = Vec::new();
-            let mut new = Vec::new();
-            let after = h.device.members(group).unwrap_or_default();
-            let all = {
-                let mut ids: Vec<String> = before.clone();
-                ids.extend(after.iter().cloned());
-                ids
+            let pending = PendingCommit {
+                commit: hex::encode(&out.commit),
+                welcome: out.welcome.as_ref().map(hex::encode),
+                note: note.to_string(),
+                before,
             };
-            let mut by_account: BTreeMap<AccountId, ()> = BTreeMap::new();
-            for m in &all {
-                if let Some((a, _)) = account_of_identity(m) {
-                    by_account.insert(a, ());
+            h.meta.pending.insert(gid.clone(), pending);
+            // The staged commit and what it delivers are on disk before the relay hears of it.
+            self.save(&h)?;
+            crash_point("commit-staged");
+            match self.settle(&mut h, group).await? {
+                Settled::Won(epoch, waits) => {
+                    drop(h);
+                    Self::await_all(waits).await?;
+                    return Ok(epoch);
                 }
-            }
-            for account in by_account.keys() {
-                let Ok((rec, _)) = self.directory(account) else {
-                    continue;
-                };
-                for d in rec.devices {
-                    let identity = format!("{}#{}", account.to_text(), d.id);
-                    if identity == h.device.identity() {
-                        continue;
-                    }
-                    if before.contains(&identity) {
-                        old.push(d);
-                    } else if after.contains(&identity) {
-                        new.push(d);
+                Settled::Lost { applied } => {
+                    drop(h);
+                    tracing::info!(attempt, "a concurrent commit won the epoch; retrying");
+                    if !applied {
+                        self.await_epoch(held, group, out.epoch).await;
                     }
                 }
+                Settled::Nothing => {}
+                Settled::Refused(e) => {
+                    return Err(ChatError::Unavailable(format!(
+                        "the delivery relay refused the change: {e}"
+                    )))
+                }
+                Settled::Unanswered(e) => {
+                    return Err(ChatError::Unavailable(format!(
+                        "the delivery relay did not answer ({e}); the change is offered again until it does"
+                    )))
+                }
             }
-            drop(h);
-            let mut waits = self.enqueue(&old, &[out.commit]);
-            if let Some(w) = out.welcome {
-                waits.extend(self.enqueue(&new, &[w]));
-            }
-            self.bump();
-            Self::await_all(waits).await?;
-            return Ok(epoch);
         }
         Err(ChatError::Conflict(
             "the group kept changing; try again".into(),
         ))
+    }
+
+    /// Waits a little for the commit that took the epoch before `epoch` to come with the mail
+    /// (when the delivery relay no longer keeps it).
+    async fn await_epoch(&self, held: &HeldRef, group: &[u8], epoch: u64) {
+        for _ in 0..40 {
+            let mut h = held.lock().await;
+            let _ = self.take_mail(&mut h, true).await;
+            let moved = h.device.epoch(group).map_or(true, |e| e + 1 != epoch);
+            drop(h);
+            if moved {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Settles this device's pending commit in `group` (if any) with the group's delivery
+    /// relay: offered (again: an offer of the same commit answers the same), it either won
+    /// (it is confirmed and queued for delivery) or lost (it is dropped and the winner taken).
+    pub(crate) async fn settle(
+        self: &Arc<Self>,
+        h: &mut Held,
+        group: &[u8],
+    ) -> Result<Settled, ChatError> {
+        let gid = hex::encode(group);
+        let Some(p) = h.meta.pending.get(&gid).cloned() else {
+            return Ok(Settled::Nothing);
+        };
+        if !h.device.has_pending(group) {
+            // Another member's commit came first and took its place (or the chat is gone).
+            h.meta.pending.remove(&gid);
+            self.save(h)?;
+            return Ok(Settled::Lost { applied: true });
+        }
+        let commit = hex::decode(&p.commit).map_err(internal)?;
+        let token = h.device.epoch_token(group)?;
+        let orderer = self.orderer(h, group)?;
+        let req = ChatRequest::order(&orderer.node, &token, commit).map_err(internal)?;
+        match self.request(&orderer, &req).await {
+            Ok(ChatResponse::Ordered) => {
+                crash_point("commit-ordered");
+                let (epoch, waits) = self.won(h, group, p)?;
+                Ok(Settled::Won(epoch, waits))
+            }
+            Ok(ChatResponse::Taken { commit: winner }) => {
+                h.device.discard(group)?;
+                h.meta.pending.remove(&gid);
+                let applied = !winner.is_empty();
+                if applied && self.take_one(h, &winner)? {
+                    self.retry_deferred(h)?;
+                }
+                self.flush_history(h)?;
+                self.save(h)?;
+                self.bump();
+                Ok(Settled::Lost { applied })
+            }
+            Ok(other) => Ok(Settled::Unanswered(format!("unexpected answer {other:?}"))),
+            // Busy: it may hold an earlier offer of this very commit, so it is kept.
+            Err(NetError::Refused(code, message))
+                if code == "rate_limited" || code == "storage" =>
+            {
+                Ok(Settled::Unanswered(format!("{code}: {message}")))
+            }
+            // Refused outright: the relay did not take it, so no one can have it.
+            Err(NetError::Refused(code, message)) => {
+                h.device.discard(group)?;
+                h.meta.pending.remove(&gid);
+                self.save(h)?;
+                Ok(Settled::Refused(format!("{code}: {message}")))
+            }
+            Err(e) => Ok(Settled::Unanswered(e.to_string())),
+        }
+    }
+
+    /// Applies this device's commit that won its epoch and queues it for delivery: the old
+    /// members get the commit (a removed one learns it was removed), new ones the welcome.
+    fn won(
+        self: &Arc<Self>,
+        h: &mut Held,
+        group: &[u8],
+        p: PendingCommit,
+    ) -> Result<(u64, Vec<outbox::Wait>), ChatError> {
+        let gid = hex::encode(group);
+        // In memory only until saved below.
+        let epoch = h.device.confirm(group)?;
+        let after = h.device.members(group).unwrap_or_default();
+        let (old, new) = self.recipients(h, &p.before, &after);
+        // Queued before the confirmed state is saved: after a crash between the two, the
+        // commit is offered again, wins again and is queued again (members skip a commit
+        // they took already).
+        let commit = hex::decode(&p.commit).map_err(internal)?;
+        let mut waits = self.enqueue(&old, &[commit]);
+        if let Some(w) = &p.welcome {
+            let welcome = hex::decode(w).map_err(internal)?;
+            waits.extend(self.enqueue(&new, &[welcome]));
+        }
+        crash_point("commit-queued");
+        h.meta.pending.remove(&gid);
+        h.meta.groups.entry(gid.clone()).or_default().rekeyed_ms = now_ms();
+        self.save(h)?;
+        self.own_event(h, &gid, p.note, epoch)?;
+        self.bump();
+        Ok((epoch, waits))
+    }
+
+    /// The devices (but this one) of the members `before` a commit, and of those new `after`
+    /// it, as the ledger lists them.
+    fn recipients(
+        &self,
+        h: &Held,
+        before: &[String],
+        after: &[String],
+    ) -> (Vec<ChatDevice>, Vec<ChatDevice>) {
+        let mut accounts = std::collections::BTreeSet::new();
+        for m in before.iter().chain(after) {
+            if let Some((a, _)) = account_of_identity(m) {
+                accounts.insert(a);
+            }
+        }
+        let (mut old, mut new) = (Vec::new(), Vec::new());
+        for account in accounts {
+            let Ok((rec, _)) = self.directory(&account) else {
+                continue;
+            };
+            for d in rec.devices {
+                let identity = format!("{}#{}", account.to_text(), d.id);
+                if identity == h.device.identity() {
+                    continue;
+                }
+                if before.contains(&identity) {
+                    old.push(d);
+                } else if after.contains(&identity) {
+                    new.push(d);
+                }
+            }
+        }
+        (old, new)
     }
 
     /// Adds accounts (all their devices) to a chat.

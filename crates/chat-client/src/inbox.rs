@@ -28,6 +28,10 @@ impl Chat {
                     Ok(false) => {}
                     Err(e) => tracing::warn!(error = %e, "taking chat mail"),
                 }
+                self.settle_pending(&mut h).await;
+                if let Err(e) = self.ask_winners(&mut h).await {
+                    tracing::warn!(error = %e, "asking for commits not received");
+                }
                 let leavers = Self::leavers_to_remove(&mut h);
                 let stale = self.stale_keys(&h);
                 let account = h.account;
@@ -53,6 +57,94 @@ impl Chat {
                 () = tokio::time::sleep(POLL) => {}
             }
         }
+    }
+
+    /// Settles this device's commits that were offered before a crash or got no answer,
+    /// each at most every [`SETTLE_RETRY`].
+    async fn settle_pending(self: &Arc<Self>, h: &mut Held) {
+        let due: Vec<String> = h
+            .meta
+            .pending
+            .keys()
+            .filter(|g| {
+                h.retry_at
+                    .get(*g)
+                    .is_none_or(|t| t.elapsed() >= SETTLE_RETRY)
+            })
+            .cloned()
+            .collect();
+        for gid in due {
+            h.retry_at.insert(gid.clone(), std::time::Instant::now());
+            let Ok(group) = hex::decode(&gid) else {
+                continue;
+            };
+            match self.settle(h, &group).await {
+                Ok(Settled::Won(epoch, _)) => {
+                    tracing::info!(chat = %gid, epoch, "a change offered before was ordered and applied");
+                    // Mail of the new epoch may have come first.
+                    let retried = self
+                        .retry_deferred(h)
+                        .and_then(|_| self.flush_history(h))
+                        .and_then(|()| self.save(h));
+                    if let Err(e) = retried {
+                        tracing::warn!(error = %e, "taking mail that waited for a change");
+                    }
+                }
+                Ok(Settled::Unanswered(e)) => {
+                    tracing::debug!(chat = %gid, error = %e, "a change still waits for its delivery relay")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(chat = %gid, error = %e, "settling a change"),
+            }
+            if !h.meta.pending.contains_key(&gid) {
+                h.retry_at.remove(&gid);
+            }
+        }
+    }
+
+    /// When mail has waited over [`WINNER_AFTER`] for a commit that never came (its committer
+    /// crashed before delivering it, say), asks each chat's delivery relay for the commit
+    /// that won the chat's epoch, and takes it; at most every [`WINNER_AFTER`].
+    async fn ask_winners(&self, h: &mut Held) -> Result<(), ChatError> {
+        let now = now_ms();
+        let stuck = h
+            .deferred
+            .waiting
+            .front()
+            .is_some_and(|(at, _)| now.saturating_sub(*at) >= WINNER_AFTER.as_millis() as u64);
+        if !stuck || h.winners_asked.is_some_and(|t| t.elapsed() < WINNER_AFTER) {
+            return Ok(());
+        }
+        h.winners_asked = Some(std::time::Instant::now());
+        let groups: Vec<Vec<u8>> = h
+            .meta
+            .groups
+            .keys()
+            .filter(|g| !h.meta.pending.contains_key(*g))
+            .filter_map(|g| hex::decode(g).ok())
+            .filter(|g| h.device.is_member(g))
+            .collect();
+        let mut changed = false;
+        for group in groups {
+            let Ok(orderer) = self.orderer(h, &group) else {
+                continue;
+            };
+            let token = h.device.epoch_token(&group)?;
+            let req = ChatRequest::winner_of(&orderer.node, &token).map_err(internal)?;
+            if let Ok(ChatResponse::Taken { commit }) = self.request(&orderer, &req).await {
+                if !commit.is_empty() && self.take_one(h, &commit)? {
+                    tracing::info!(chat = %hex::encode(&group), "took a commit that had not come with the mail");
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.retry_deferred(h)?;
+            self.flush_history(h)?;
+            self.save(h)?;
+            self.bump();
+        }
+        Ok(())
     }
 
     pub(crate) async fn housekeeping(&self, h: &mut Held) -> Result<(), ChatError> {

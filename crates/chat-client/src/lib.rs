@@ -24,7 +24,6 @@
 
 use chacha20poly1305::aead::{Aead as _, KeyInit as _, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use futures::channel::mpsc;
 use rand_core::{OsRng, RngCore as _};
 use serde::{Deserialize, Serialize};
 use starling_chat::{Device, Received};
@@ -78,6 +77,10 @@ const DEFER_FOR_MS: u64 = 10 * 60 * 1000;
 pub const MAX_BATCH: usize = 256;
 /// Most members named when a chat is created or grows.
 pub const MAX_NEW_MEMBERS: usize = 49;
+/// How often a commit of this device's that got no answer is offered again.
+const SETTLE_RETRY: Duration = Duration::from_secs(5);
+/// How long mail waits for a commit before the delivery relay is asked for it.
+const WINNER_AFTER: Duration = Duration::from_secs(5);
 /// Attempts at a commit that keeps losing its epoch.
 const COMMIT_ATTEMPTS: usize = 4;
 
@@ -181,10 +184,43 @@ struct Meta {
     /// Members who said they left, per chat, still to be removed.
     #[serde(default)]
     leavers: BTreeMap<String, Vec<String>>,
+    /// This device's commits not settled by their delivery relay yet, by chat.
+    #[serde(default)]
+    pending: BTreeMap<String, PendingCommit>,
     /// Where envelopes waiting for a commit or welcome were kept before they moved beside
     /// the device state (read once, to carry them over; never written).
     #[serde(default, skip_serializing)]
     deferred: VecDeque<(u64, String)>,
+}
+
+/// A commit of this device's that its group's delivery relay has not settled: kept with the
+/// device state (which holds the staged commit itself) from before the relay hears of it
+/// until it is confirmed and queued for delivery, or dropped, so that a crash at any step
+/// recovers: on restart it is offered again, and the relay's answer (it won, or which commit
+/// did) settles it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct PendingCommit {
+    /// The commit, and the welcome for new members (hex).
+    commit: String,
+    welcome: Option<String>,
+    /// What the conversation shows once it is confirmed.
+    note: String,
+    /// The members (identities) before it: they get the commit.
+    before: Vec<String>,
+}
+
+/// Stops the process at a named step when `STARLING_CHAT_CRASH_AT` names it: how the
+/// multi-process tests kill a node at each step of ordering a commit.
+fn crash_point(step: &str) {
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if AT
+        .get_or_init(|| std::env::var("STARLING_CHAT_CRASH_AT").ok())
+        .as_deref()
+        == Some(step)
+    {
+        tracing::error!(step, "stopping here, as STARLING_CHAT_CRASH_AT asks");
+        std::process::abort();
+    }
 }
 
 /// Envelopes that arrived before the commit or welcome they need (when, hex bytes), in two
@@ -250,6 +286,10 @@ struct Held {
     vouched: HashMap<(String, Vec<u8>), std::time::Instant>,
     /// Envelopes waiting for a commit or a welcome.
     deferred: Deferred,
+    /// When each pending commit was last offered again.
+    retry_at: HashMap<String, std::time::Instant>,
+    /// When the delivery relays were last asked for commits not received.
+    winners_asked: Option<std::time::Instant>,
     closed: bool,
 }
 
@@ -304,6 +344,20 @@ fn account_of_identity(identity: &str) -> Option<(AccountId, u32)> {
     Some((PublicKey::from_text(a).ok()?, d.parse().ok()?))
 }
 
+/// How the delivery relay settled a commit of this device's.
+pub(crate) enum Settled {
+    /// There was none.
+    Nothing,
+    /// It won its epoch: applied, and queued for delivery.
+    Won(u64, Vec<outbox::Wait>),
+    /// Another won: this one is dropped, and the winner taken (if the relay still had it).
+    Lost { applied: bool },
+    /// The relay refused it (so nobody has it): dropped.
+    Refused(String),
+    /// No answer: it stays, and is offered again.
+    Unanswered(String),
+}
+
 /// Payload kinds inside MLS application messages.
 const PAYLOAD_TEXT: u8 = 0;
 const PAYLOAD_LEAVE: u8 = 1;
@@ -324,7 +378,9 @@ pub struct Chat {
     /// Signs the device's publication in the key directory.
     accounts: Option<Arc<starling_accounts::Accounts>>,
     open: Mutex<HashMap<AccountId, HeldRef>>,
-    outboxes: Mutex<HashMap<Hash, mpsc::Sender<outbox::Queued>>>,
+    outboxes: Mutex<HashMap<Hash, tokio::sync::mpsc::Sender<outbox::Queued>>>,
+    /// Envelopes waiting for their deposit, on disk.
+    outbox_log: outbox::OutboxLog,
     changed: tokio::sync::watch::Sender<u64>,
     /// How often a device refreshes its keys in each group (post-compromise security).
     key_update: Duration,
@@ -373,21 +429,30 @@ impl Chat {
         } = place;
         let (changed, _) = tokio::sync::watch::channel(0);
         let anon = chatnet::AnonNet::new(anon_key)?;
-        Ok(Arc::new(Chat {
+        let dir = data_dir.join("chat");
+        std::fs::create_dir_all(&dir).map_err(|e| starling_config::SetupError::io(&dir, e))?;
+        let outbox_path = dir.join("outbox.log");
+        let (outbox_log, resumed) = outbox::OutboxLog::open(&outbox_path).map_err(|e| {
+            starling_config::SetupError::io(&outbox_path, std::io::Error::other(e.to_string()))
+        })?;
+        let chat = Arc::new(Chat {
             node,
             net,
             anon,
             services,
-            dir: data_dir.join("chat"),
+            dir,
             home,
             relays,
             accounts,
             open: Mutex::new(HashMap::new()),
             outboxes: Mutex::new(HashMap::new()),
+            outbox_log,
             changed,
             key_update,
             rejected: std::sync::atomic::AtomicU64::new(0),
-        }))
+        });
+        chat.resume(resumed);
+        Ok(chat)
     }
 
     /// Sends a chat request to `to`: answered here if `to` is this node, otherwise sent from
@@ -409,8 +474,9 @@ impl Chat {
     /// Prometheus text for chat on this node.
     pub fn metrics(&self) -> String {
         let open = self.open.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let (queued, queued_bytes) = self.outbox_log.queued();
         format!(
-            "{}# HELP starling_chat_open_devices Chat devices open (their accounts logged in).\n# TYPE starling_chat_open_devices gauge\nstarling_chat_open_devices {open}\n# HELP starling_chat_refused_envelopes_total Envelopes this node's devices refused (damaged, replayed, undecryptable).\n# TYPE starling_chat_refused_envelopes_total counter\nstarling_chat_refused_envelopes_total {}\n",
+            "{}# HELP starling_chat_open_devices Chat devices open (their accounts logged in).\n# TYPE starling_chat_open_devices gauge\nstarling_chat_open_devices {open}\n# HELP starling_chat_refused_envelopes_total Envelopes this node's devices refused (damaged, replayed, undecryptable).\n# TYPE starling_chat_refused_envelopes_total counter\nstarling_chat_refused_envelopes_total {}\n# HELP starling_chat_outbox_envelopes Envelopes this node's devices sent that wait for a node to take them.\n# TYPE starling_chat_outbox_envelopes gauge\nstarling_chat_outbox_envelopes {queued}\n# HELP starling_chat_outbox_bytes Bytes of those envelopes (on disk).\n# TYPE starling_chat_outbox_bytes gauge\nstarling_chat_outbox_bytes {queued_bytes}\n",
             self.services.metrics(),
             self.rejected.load(std::sync::atomic::Ordering::Relaxed),
         )

@@ -1,62 +1,346 @@
 //! Delivery of sealed envelopes to member devices: one outbox per device mailbox, deposited
-//! in order and in batches at the device's home node, else at its relays; bounded per device.
+//! in order and in batches at the device's home node, else at its relays, and tried again
+//! with backoff until a node takes them or they expire.
+//!
+//! The outbox is durable: an envelope is in `chat/outbox.log` (appended and synced) before it
+//! is queued, and is marked done there once deposited, so a crash or restart loses nothing
+//! that was sent; what was queued is tried again when the node starts. It holds only sealed
+//! envelopes and the recipients' devices as the key directory publishes them. Bounded per
+//! device and in bytes for the node.
 
 use super::{Chat, ChatError};
-use futures::channel::{mpsc, oneshot};
-use futures::StreamExt as _;
-use starling_net::chat::{self as chatnet, ChatRequest};
-use starling_types::ChatDevice;
-use std::sync::Arc;
+use futures::channel::oneshot;
+use rand_core::{OsRng, RngCore as _};
+use starling_chat_relay::mailbox::now_ms;
+use starling_net::chat::{self as chatnet, ChatRequest, NetError};
+use starling_types::codec::put;
+use starling_types::{ChatDevice, Decode as _, Encode as _, Reader};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// Most envelopes waiting to be deposited for one device; more are refused at once.
 const MAX_OUTBOX: usize = 4_096;
+/// Most bytes of envelopes waiting in all of a node's outboxes.
+const MAX_OUTBOX_BYTES: u64 = 64 << 20;
+/// How long an envelope is tried before it is given up on.
+const OUTBOX_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+/// The wait after a first failed try, doubled after each until [`RETRY_MOST`].
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MOST: Duration = Duration::from_secs(300);
+/// How long a send waits for its deposits before it answers (they go on after).
+const DELIVERY_WAIT: Duration = Duration::from_secs(10);
+/// Largest record in the log: an envelope and its device.
+const MAX_RECORD_BYTES: usize = chatnet::MAX_ENVELOPE_BYTES + 64 * 1024;
+
+/// Resolves when an envelope is deposited (or given up on).
+pub(crate) type Wait = oneshot::Receiver<Result<(), String>>;
 
 /// An envelope waiting for its deposit.
 pub(super) struct Queued {
+    id: u64,
     envelope: Vec<u8>,
-    done: oneshot::Sender<Result<(), String>>,
+    expires_ms: u64,
+    done: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+/// An envelope found queued in the log when the node starts.
+pub(super) struct Resumed {
+    id: u64,
+    device: ChatDevice,
+    envelope: Vec<u8>,
+    expires_ms: u64,
+}
+
+/// The outbox's log on disk: a record per queued envelope, and one per deposit of a batch;
+/// compacted (rewritten with what is still queued) when opened and when mostly done.
+#[derive(Debug)]
+pub(super) struct OutboxLog {
+    path: PathBuf,
+    inner: Mutex<LogInner>,
+}
+
+#[derive(Debug, Default)]
+struct LogInner {
+    next: u64,
+    /// Queued envelopes by id: their record, as written.
+    live: BTreeMap<u64, Vec<u8>>,
+    live_bytes: u64,
+    file_bytes: u64,
+}
+
+const QUEUED: u8 = 1;
+const DONE: u8 = 2;
+
+/// Frames `body`: its length, the body, and a checksum, so a torn or damaged end is seen.
+fn frame(body: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(body);
+    out.extend_from_slice(&blake3::hash(body).as_bytes()[..8]);
+}
+
+fn io(e: impl std::fmt::Display) -> ChatError {
+    ChatError::Internal(format!("the chat outbox: {e}"))
+}
+
+impl OutboxLog {
+    /// Opens the log at `path`; returns it and the envelopes still queued, oldest first.
+    pub(super) fn open(path: &Path) -> Result<(OutboxLog, Vec<Resumed>), ChatError> {
+        let mut inner = LogInner::default();
+        let mut resumed: BTreeMap<u64, Resumed> = BTreeMap::new();
+        match std::fs::File::open(path) {
+            Ok(f) => {
+                let mut r = std::io::BufReader::new(f);
+                while let Some(body) = Self::read_frame(&mut r) {
+                    Self::replay(&body, &mut inner, &mut resumed);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
+        let log = OutboxLog {
+            path: path.to_path_buf(),
+            inner: Mutex::new(inner),
+        };
+        {
+            let mut inner = log.inner.lock().unwrap_or_else(|p| p.into_inner());
+            // Rewritten with what is still queued: done records go, and a torn end is cut.
+            log.compact(&mut inner)?;
+        }
+        Ok((log, resumed.into_values().collect()))
+    }
+
+    /// The next whole, intact frame's body; `None` at the end or at damage.
+    fn read_frame(r: &mut impl std::io::Read) -> Option<Vec<u8>> {
+        let mut len = [0u8; 4];
+        r.read_exact(&mut len).ok()?;
+        let n = u32::from_be_bytes(len) as usize;
+        if n > MAX_RECORD_BYTES {
+            return None;
+        }
+        let mut body = vec![0u8; n + 8];
+        r.read_exact(&mut body).ok()?;
+        let sum = body.split_off(n);
+        (blake3::hash(&body).as_bytes()[..8] == sum[..]).then_some(body)
+    }
+
+    /// Applies one record read back from the log.
+    fn replay(body: &[u8], inner: &mut LogInner, resumed: &mut BTreeMap<u64, Resumed>) {
+        let mut r = Reader::new(body);
+        match r.u8() {
+            Ok(QUEUED) => {
+                let Ok(q) = Self::decode_queued(&mut r) else {
+                    return;
+                };
+                inner.next = inner.next.max(q.id + 1);
+                let mut record = Vec::with_capacity(body.len() + 12);
+                frame(body, &mut record);
+                inner.live_bytes += record.len() as u64;
+                inner.live.insert(q.id, record);
+                resumed.insert(q.id, q);
+            }
+            Ok(DONE) => {
+                let Ok(ids) = r.seq("ids", chatnet::MAX_DEPOSIT, |r| r.u64()) else {
+                    return;
+                };
+                for id in ids {
+                    if let Some(rec) = inner.live.remove(&id) {
+                        inner.live_bytes -= rec.len() as u64;
+                    }
+                    resumed.remove(&id);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn decode_queued(r: &mut Reader<'_>) -> Result<Resumed, starling_types::DecodeError> {
+        Ok(Resumed {
+            id: r.u64()?,
+            expires_ms: r.u64()?,
+            device: ChatDevice::decode(r)?,
+            envelope: r.bytes32("envelope", chatnet::MAX_ENVELOPE_BYTES)?.to_vec(),
+        })
+    }
+
+    fn compact(&self, inner: &mut LogInner) -> Result<(), ChatError> {
+        let mut buf = Vec::with_capacity(inner.live_bytes as usize);
+        for rec in inner.live.values() {
+            buf.extend_from_slice(rec);
+        }
+        starling_chat_relay::mailbox::write_atomic(&self.path, &buf).map_err(io)?;
+        inner.file_bytes = buf.len() as u64;
+        Ok(())
+    }
+
+    /// Writes `envelopes` for `device` to the log (synced); returns their ids.
+    fn queue(
+        &self,
+        device: &ChatDevice,
+        envelopes: &[Vec<u8>],
+        expires_ms: u64,
+    ) -> Result<Vec<u64>, ChatError> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut records = Vec::with_capacity(envelopes.len());
+        let mut ids = Vec::with_capacity(envelopes.len());
+        let mut add = 0u64;
+        for (i, e) in envelopes.iter().enumerate() {
+            let id = inner.next + i as u64;
+            let mut body = vec![QUEUED];
+            put::u64(&mut body, id);
+            put::u64(&mut body, expires_ms);
+            device.encode(&mut body);
+            put::bytes32(&mut body, e);
+            let mut rec = Vec::with_capacity(body.len() + 12);
+            frame(&body, &mut rec);
+            add += rec.len() as u64;
+            records.push(rec);
+            ids.push(id);
+        }
+        if inner.live_bytes + add > MAX_OUTBOX_BYTES {
+            return Err(ChatError::Unavailable(format!(
+                "over {MAX_OUTBOX_BYTES} bytes wait to be delivered from this node; try again later"
+            )));
+        }
+        starling_config::fs::append_whole(&self.path, &records.concat()).map_err(io)?;
+        inner.next += envelopes.len() as u64;
+        inner.file_bytes += add;
+        inner.live_bytes += add;
+        for (id, rec) in ids.iter().zip(records) {
+            inner.live.insert(*id, rec);
+        }
+        Ok(ids)
+    }
+
+    /// Marks `ids` deposited (or given up on).
+    fn done(&self, ids: &[u64]) -> Result<(), ChatError> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut body = vec![DONE];
+        put::seq(&mut body, ids, |o, id| put::u64(o, *id));
+        let mut rec = Vec::new();
+        frame(&body, &mut rec);
+        starling_config::fs::append_whole(&self.path, &rec).map_err(io)?;
+        inner.file_bytes += rec.len() as u64;
+        for id in ids {
+            if let Some(r) = inner.live.remove(id) {
+                inner.live_bytes -= r.len() as u64;
+            }
+        }
+        if inner.file_bytes > 2 * inner.live_bytes + (1 << 20) {
+            self.compact(&mut inner)?;
+        }
+        Ok(())
+    }
+
+    /// Envelopes queued, and their bytes.
+    pub(super) fn queued(&self) -> (usize, u64) {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        (inner.live.len(), inner.live_bytes)
+    }
 }
 
 impl Chat {
-    /// Queues envelopes for the devices' mailboxes, in order per mailbox; resolves when they
-    /// are deposited.
+    /// The sender of `device`'s outbox, started if need be.
+    fn outbox_of(
+        self: &Arc<Self>,
+        outboxes: &mut std::collections::HashMap<starling_types::Hash, mpsc::Sender<Queued>>,
+        device: &ChatDevice,
+    ) -> mpsc::Sender<Queued> {
+        outboxes
+            .entry(device.mailbox)
+            .or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(MAX_OUTBOX);
+                let me = self.clone();
+                let device = device.clone();
+                tokio::spawn(async move { me.outbox(device, rx).await });
+                tx
+            })
+            .clone()
+    }
+
+    /// Queues envelopes for the devices' mailboxes, in order per mailbox, on disk first;
+    /// each wait resolves when its envelope is deposited (or could not be queued).
     pub(super) fn enqueue(
         self: &Arc<Self>,
         devices: &[ChatDevice],
         envelopes: &[Vec<u8>],
-    ) -> Vec<oneshot::Receiver<Result<(), String>>> {
+    ) -> Vec<Wait> {
         let mut waits = Vec::new();
+        let expires_ms = now_ms() + OUTBOX_TTL_MS;
         let mut outboxes = self.outboxes.lock().unwrap_or_else(|p| p.into_inner());
         for d in devices {
-            // The one sender of this outbox, never cloned: a futures channel gives each sender
-            // a slot beyond its bound, so clones would let the queue grow.
-            let tx = outboxes.entry(d.mailbox).or_insert_with(|| {
-                let (tx, rx) = mpsc::channel(MAX_OUTBOX);
-                let me = self.clone();
-                let device = d.clone();
-                tokio::spawn(async move { me.outbox(device, rx).await });
-                tx
-            });
-            for e in envelopes {
-                let (done, wait) = oneshot::channel();
-                if let Err(full) = tx.try_send(Queued {
-                    envelope: e.clone(),
-                    done,
-                }) {
-                    let _ = full.into_inner().done.send(Err(format!(
-                        "more than {MAX_OUTBOX} envelopes wait for this device; try again later"
-                    )));
+            let tx = self.outbox_of(&mut outboxes, d);
+            let refused = |why: String| {
+                envelopes
+                    .iter()
+                    .map(|_| {
+                        let (done, wait) = oneshot::channel();
+                        let _ = done.send(Err(why.clone()));
+                        wait
+                    })
+                    .collect::<Vec<_>>()
+            };
+            // Room in the queue first, then on disk: what is on disk is always queued.
+            let Ok(permits) = tx.try_reserve_many(envelopes.len()) else {
+                waits.extend(refused(format!(
+                    "more than {MAX_OUTBOX} envelopes wait for a device; try again later"
+                )));
+                continue;
+            };
+            let ids = match self.outbox_log.queue(d, envelopes, expires_ms) {
+                Ok(ids) => ids,
+                Err(e) => {
+                    waits.extend(refused(e.to_string()));
+                    continue;
                 }
+            };
+            for ((id, e), permit) in ids.into_iter().zip(envelopes).zip(permits) {
+                let (done, wait) = oneshot::channel();
+                permit.send(Queued {
+                    id,
+                    envelope: e.clone(),
+                    expires_ms,
+                    done: Some(done),
+                });
                 waits.push(wait);
             }
         }
         waits
     }
 
-    /// Deposits what is queued for one device, in batches: at its home node, else at its
-    /// relays.
+    /// Queues again what the log held when the node started (no one waits on it).
+    pub(super) fn resume(self: &Arc<Self>, resumed: Vec<Resumed>) {
+        if resumed.is_empty() {
+            return;
+        }
+        tracing::info!(
+            envelopes = resumed.len(),
+            "chat envelopes queued before a restart go out again"
+        );
+        let mut outboxes = self.outboxes.lock().unwrap_or_else(|p| p.into_inner());
+        for r in resumed {
+            let tx = self.outbox_of(&mut outboxes, &r.device);
+            let q = Queued {
+                id: r.id,
+                envelope: r.envelope,
+                expires_ms: r.expires_ms,
+                done: None,
+            };
+            if tx.try_send(q).is_err() {
+                tracing::warn!(
+                    "an outbox is full; envelopes queued before a restart wait for the next"
+                );
+            }
+        }
+    }
+
+    /// Deposits what is queued for one device, in order and in batches: at its home node,
+    /// else at its relays; a batch no node takes is tried again with backoff until it
+    /// expires.
     async fn outbox(self: Arc<Self>, device: ChatDevice, mut rx: mpsc::Receiver<Queued>) {
-        while let Some(first) = rx.next().await {
+        while let Some(first) = rx.recv().await {
             let mut batch = vec![first];
             let mut size = batch[0].envelope.len();
             while batch.len() < chatnet::MAX_DEPOSIT && size < chatnet::MAX_REQUEST_BYTES / 2 {
@@ -68,45 +352,203 @@ impl Chat {
                     _ => break,
                 }
             }
-            let req = ChatRequest::Deposit {
-                mailbox: device.mailbox,
-                envelopes: batch.iter().map(|q| q.envelope.clone()).collect(),
+            let mut wait = RETRY_FIRST;
+            let mut told = false;
+            let result = loop {
+                batch.retain_mut(|q| {
+                    if q.expires_ms > now_ms() {
+                        return true;
+                    }
+                    if let Some(done) = q.done.take() {
+                        let _ = done.send(Err("not delivered before it expired".into()));
+                    }
+                    let _ = self.outbox_log.done(&[q.id]);
+                    false
+                });
+                if batch.is_empty() {
+                    break Ok(());
+                }
+                match self.deposit(&device, &batch).await {
+                    Ok(()) => break Ok(()),
+                    Err(Fatal(e)) => break Err(e),
+                    Err(Retry(e)) => {
+                        // Those waiting hear once that it goes on in the background.
+                        if !told {
+                            told = true;
+                            tracing::info!(mailbox = %device.mailbox, error = %e, "deposit failed; trying again with backoff");
+                        }
+                        let jitter = OsRng.next_u32() % (wait.as_millis() as u32 / 4 + 1);
+                        tokio::time::sleep(wait + Duration::from_millis(jitter.into())).await;
+                        wait = (wait * 2).min(RETRY_MOST);
+                    }
+                }
             };
-            let mut result = Err("the device names no node".to_string());
-            for to in device.home.iter().chain(device.relays.iter()) {
-                match self.request(to, &req).await {
-                    Ok(_) => {
-                        result = Ok(());
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::debug!(to = %to.address, error = %e, "deposit failed; trying the next");
-                        result = Err(e.to_string());
-                    }
+            let ids: Vec<u64> = batch.iter().map(|q| q.id).collect();
+            if !ids.is_empty() {
+                if let Err(e) = self.outbox_log.done(&ids) {
+                    tracing::warn!(error = %e, "marking envelopes delivered (they may go twice; members skip them)");
                 }
             }
             for q in batch {
-                let _ = q.done.send(result.clone());
+                if let Some(done) = q.done {
+                    let _ = done.send(result.clone());
+                }
             }
         }
     }
 
-    pub(super) async fn await_all(
-        waits: Vec<oneshot::Receiver<Result<(), String>>>,
-    ) -> Result<(), ChatError> {
-        let mut failed = None;
-        for w in waits {
-            match w.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => failed = Some(e),
-                Err(_) => failed = Some("the outbox stopped".into()),
+    /// One try at depositing `batch` at the device's home, else at its relays.
+    async fn deposit(&self, device: &ChatDevice, batch: &[Queued]) -> Result<(), Failed> {
+        let req = ChatRequest::Deposit {
+            mailbox: device.mailbox,
+            envelopes: batch.iter().map(|q| q.envelope.clone()).collect(),
+        };
+        let mut failed = Retry("the device names no node".to_string());
+        for to in device.home.iter().chain(device.relays.iter()) {
+            match self.request(to, &req).await {
+                Ok(_) => return Ok(()),
+                // What no node would take.
+                Err(NetError::Refused(code, message))
+                    if code == "too_large" || code == "malformed" || code == "empty" =>
+                {
+                    failed = Fatal(format!("{code}: {message}"));
+                }
+                Err(e) => {
+                    tracing::debug!(to = %to.address, error = %e, "deposit failed; trying the next");
+                    if !matches!(failed, Fatal(_)) {
+                        failed = Retry(e.to_string());
+                    }
+                }
             }
         }
-        match failed {
-            None => Ok(()),
-            Some(e) => Err(ChatError::Unavailable(format!(
+        Err(failed)
+    }
+
+    /// Waits for `waits` for at most [`DELIVERY_WAIT`]: an error if an envelope could not
+    /// be queued or was given up on; what is still being tried goes on in the background.
+    pub(super) async fn await_all(waits: Vec<Wait>) -> Result<(), ChatError> {
+        let all = async {
+            let mut failed = None;
+            for w in waits {
+                match w.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => failed = Some(e),
+                    Err(_) => failed = Some("the outbox stopped".into()),
+                }
+            }
+            failed
+        };
+        match tokio::time::timeout(DELIVERY_WAIT, all).await {
+            Ok(Some(e)) => Err(ChatError::Unavailable(format!(
                 "not delivered to every member: {e}"
             ))),
+            Ok(None) | Err(_) => Ok(()),
         }
+    }
+}
+
+/// Why a deposit failed: worth trying again, or not.
+enum Failed {
+    Retry(String),
+    Fatal(String),
+}
+use Failed::{Fatal, Retry};
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use starling_types::Hash;
+
+    fn device(n: u8) -> ChatDevice {
+        ChatDevice {
+            id: n.into(),
+            signature_key: [n; 32],
+            mailbox: Hash([n; 32]),
+            home: None,
+            relays: Vec::new(),
+        }
+    }
+
+    fn resumed(path: &Path) -> Vec<(u64, u8, Vec<u8>)> {
+        let (_, r) = OutboxLog::open(path).unwrap();
+        r.into_iter()
+            .map(|r| (r.id, r.device.signature_key[0], r.envelope))
+            .collect()
+    }
+
+    #[test]
+    fn what_is_queued_survives_a_restart_until_it_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.log");
+        let (log, r) = OutboxLog::open(&path).unwrap();
+        assert!(r.is_empty());
+        let a = log
+            .queue(&device(1), &[b"a1".to_vec(), b"a2".to_vec()], 9)
+            .unwrap();
+        let b = log.queue(&device(2), &[b"b1".to_vec()], 9).unwrap();
+        assert_eq!((a.clone(), b.clone()), (vec![0, 1], vec![2]));
+        log.done(&a[..1]).unwrap();
+        drop(log);
+        assert_eq!(
+            resumed(&path),
+            vec![(1, 1, b"a2".to_vec()), (2, 2, b"b1".to_vec())]
+        );
+        // Ids go on after a restart; the log was compacted to what is left.
+        let (log, _) = OutboxLog::open(&path).unwrap();
+        assert_eq!(log.queued().0, 2);
+        assert_eq!(
+            log.queue(&device(1), &[b"a3".to_vec()], 9).unwrap(),
+            vec![3]
+        );
+        log.done(&[1, 2, 3]).unwrap();
+        drop(log);
+        assert!(resumed(&path).is_empty());
+    }
+
+    #[test]
+    fn a_torn_or_damaged_end_is_cut_and_the_rest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.log");
+        let (log, _) = OutboxLog::open(&path).unwrap();
+        log.queue(&device(1), &[b"kept".to_vec()], 9).unwrap();
+        let whole = std::fs::metadata(&path).unwrap().len();
+        log.queue(&device(1), &[b"torn".to_vec()], 9).unwrap();
+        drop(log);
+        // A crash in the middle of the second append.
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(whole + 10).unwrap();
+        assert_eq!(resumed(&path), vec![(0, 1, b"kept".to_vec())]);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), whole, "cut back");
+        // A flipped byte: the record fails its checksum, and nothing after it is trusted.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[6] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(resumed(&path).is_empty());
+        // A length far beyond any record is not allocated.
+        std::fs::write(&path, u32::MAX.to_be_bytes()).unwrap();
+        assert!(resumed(&path).is_empty());
+    }
+
+    #[test]
+    fn the_outbox_is_bounded_in_bytes_and_its_log_stays_compact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.log");
+        let (log, _) = OutboxLog::open(&path).unwrap();
+        let big = vec![7u8; chatnet::MAX_ENVELOPE_BYTES];
+        let mut n = 0;
+        while log.queue(&device(1), std::slice::from_ref(&big), 9).is_ok() {
+            n += 1;
+        }
+        assert!(n > 0 && n * (big.len() as u64) <= MAX_OUTBOX_BYTES);
+        assert!(log.queued().1 <= MAX_OUTBOX_BYTES);
+        // Done, it goes from the file too.
+        let ids: Vec<u64> = (0..n).collect();
+        for chunk in ids.chunks(chatnet::MAX_DEPOSIT) {
+            log.done(chunk).unwrap();
+        }
+        assert_eq!(log.queued(), (0, 0));
+        assert!(std::fs::metadata(&path).unwrap().len() < 2 << 20);
+        log.queue(&device(1), &[big], 9).unwrap();
     }
 }

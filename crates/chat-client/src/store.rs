@@ -75,6 +75,8 @@ impl Chat {
             relay_checked: HashMap::new(),
             vouched: HashMap::new(),
             deferred: Deferred::default(),
+            retry_at: HashMap::new(),
+            winners_asked: None,
             closed: false,
         };
         Self::load_history(dir, &mut held)?;

@@ -3,7 +3,8 @@
 //! chat request's bytes to [`ChatServices::serve`] (through
 //! [`starling_protocol::chat::ChatService`]); nothing here speaks to the network.
 
-use mailbox::{CommitOrder, KeyPackages, MailboxError, Mailboxes};
+use mailbox::{KeyPackages, MailboxError, Mailboxes};
+use order::CommitOrder;
 use starling_ledger::records::{ChatKeysRecord, StateKey};
 use starling_node_api::Node;
 use starling_protocol::chat::*;
@@ -12,6 +13,7 @@ use starling_types::{AccountId, Decode, Hash, PublicKey, Signature};
 use std::sync::Arc;
 
 pub mod mailbox;
+pub mod order;
 
 /// Deposit requests one requester may make: a burst, then so many a second.
 pub const DEPOSITS_PER_REQUESTER: (u32, f64) = (4_096, 1_024.0);
@@ -158,7 +160,7 @@ impl ChatServices {
         Ok(ChatServices {
             mailboxes: Arc::new(Mailboxes::open(&dir.join("mailboxes"))?),
             key_packages: KeyPackages::open(&dir.join("keypackages"))?,
-            order: CommitOrder::open(&dir.join("commit-order.log"))?,
+            order: CommitOrder::open(dir)?,
             node,
             me,
             served: std::sync::atomic::AtomicU64::new(0),
@@ -276,9 +278,24 @@ impl ChatServices {
                 commit,
                 signature,
             } => match self.limits.check_offer(from) {
-                Ok(()) => self.order_commit(epoch, commit, &signature),
+                Ok(()) => self.order_commit(epoch, &commit, &signature),
                 Err(refused) => refused,
             },
+            ChatRequest::WinnerOf { epoch, signature } => {
+                let key = PublicKey::ed25519(epoch.0);
+                if starling_crypto::verify(&key, &winner_message(&self.me, &epoch), &signature)
+                    .is_err()
+                {
+                    return ChatResponse::refused(
+                        "bad_signature",
+                        "the question is not signed by the epoch's key (only its members hold it)",
+                    );
+                }
+                match self.order.winner(&epoch) {
+                    Some(commit) => ChatResponse::Taken { commit },
+                    None => ChatResponse::refused("not_ordered", "no commit won that epoch here"),
+                }
+            }
         }
     }
 
@@ -329,10 +346,10 @@ impl ChatServices {
     }
 
     /// An offer of `commit` for the group epoch named `epoch`, signed with the epoch's key.
-    fn order_commit(&self, epoch: Hash, commit: Hash, signature: &Signature) -> ChatResponse {
+    fn order_commit(&self, epoch: Hash, commit: &[u8], signature: &Signature) -> ChatResponse {
         // Only the epoch's members hold the key its name is the public half of.
         let key = PublicKey::ed25519(epoch.0);
-        let msg = order_message(&self.me, &epoch, &commit);
+        let msg = order_message(&self.me, &epoch, commit);
         if starling_crypto::verify(&key, &msg, signature).is_err() {
             return ChatResponse::refused(
                 "bad_signature",
@@ -340,7 +357,8 @@ impl ChatServices {
             );
         }
         match self.order.offer(epoch, commit) {
-            Ok(()) => ChatResponse::Ordered,
+            Ok(order::Offered::Won) => ChatResponse::Ordered,
+            Ok(order::Offered::Lost(commit)) => ChatResponse::Taken { commit },
             Err(e) => e.into(),
         }
     }
@@ -454,37 +472,67 @@ mod tests {
             code(s.serve(Requester::Local, &take.to_bytes())),
             "no_key_package"
         );
-        let order = |c: u8| ChatRequest::order(&me.public_key(), &[7; 32], Hash([c; 32])).unwrap();
+        let order = |c: u8| ChatRequest::order(&me.public_key(), &[7; 32], vec![c; 9]).unwrap();
         assert_eq!(
             s.serve(Requester::Local, &order(1).to_bytes()),
             ChatResponse::Ordered
         );
+        // A loser hears which commit won, and a member who missed it can ask.
         assert_eq!(
-            code(s.serve(Requester::Local, &order(2).to_bytes())),
-            "epoch_taken"
+            s.serve(Requester::Local, &order(2).to_bytes()),
+            ChatResponse::Taken { commit: vec![1; 9] }
+        );
+        let ask = ChatRequest::winner_of(&me.public_key(), &[7; 32]).unwrap();
+        assert_eq!(
+            s.serve(Requester::Local, &ask.to_bytes()),
+            ChatResponse::Taken { commit: vec![1; 9] }
+        );
+        // Nobody else: the question must be signed by the epoch's key, for this relay.
+        let ChatRequest::WinnerOf { epoch, .. } = ask else {
+            unreachable!()
+        };
+        let ChatRequest::WinnerOf { signature, .. } =
+            ChatRequest::winner_of(&me.public_key(), &[6; 32]).unwrap()
+        else {
+            unreachable!()
+        };
+        let forged = ChatRequest::WinnerOf { epoch, signature };
+        assert_eq!(
+            code(s.serve(Requester::Local, &forged.to_bytes())),
+            "bad_signature"
+        );
+        let elsewhere = ChatRequest::winner_of(&mbox.public_key(), &[7; 32]).unwrap();
+        assert_eq!(
+            code(s.serve(Requester::Local, &elsewhere.to_bytes())),
+            "bad_signature"
+        );
+        let unknown = ChatRequest::winner_of(&me.public_key(), &[6; 32]).unwrap();
+        assert_eq!(
+            code(s.serve(Requester::Local, &unknown.to_bytes())),
+            "not_ordered"
         );
         // Someone who is not in the epoch cannot take it: an offer for its name signed with
         // another key (the stranger's own epoch key, say) is refused, and so is one signed
         // for another relay.
-        let fresh = |c: u8| ChatRequest::order(&me.public_key(), &[8; 32], Hash([c; 32])).unwrap();
+        let fresh = |c: u8| ChatRequest::order(&me.public_key(), &[8; 32], vec![c; 9]).unwrap();
         let ChatRequest::OrderCommit { epoch, .. } = fresh(1) else {
             unreachable!()
         };
         let ChatRequest::OrderCommit { signature, .. } =
-            ChatRequest::order(&me.public_key(), &[9; 32], Hash([1; 32])).unwrap()
+            ChatRequest::order(&me.public_key(), &[9; 32], vec![1; 9]).unwrap()
         else {
             unreachable!()
         };
         let forged = ChatRequest::OrderCommit {
             epoch,
-            commit: Hash([1; 32]),
+            commit: vec![1; 9],
             signature,
         };
         assert_eq!(
             code(s.serve(Requester::Local, &forged.to_bytes())),
             "bad_signature"
         );
-        let elsewhere = ChatRequest::order(&mbox.public_key(), &[8; 32], Hash([1; 32])).unwrap();
+        let elsewhere = ChatRequest::order(&mbox.public_key(), &[8; 32], vec![1; 9]).unwrap();
         assert_eq!(
             code(s.serve(Requester::Local, &elsewhere.to_bytes())),
             "bad_signature"
@@ -622,7 +670,7 @@ mod tests {
         let offer = |token: u32| {
             let mut t = [0u8; 32];
             t[..4].copy_from_slice(&token.to_be_bytes());
-            ChatRequest::order(&me.public_key(), &t, Hash([1; 32])).unwrap()
+            ChatRequest::order(&me.public_key(), &t, b"a commit".to_vec()).unwrap()
         };
         let mallory = Requester::peer("test", b"mallory");
         let mut ordered = 0;

@@ -7,9 +7,7 @@
 //!   acknowledged or expires, within per-mailbox and per-node bounds. It is on disk, one
 //!   append-only log per mailbox, synced before a deposit is acknowledged.
 //! - **Key packages** are stored per device and handed out once each.
-//! - **Commit order**: the first commit offered for a group epoch wins it; the epoch is named
-//!   by the hash of a secret only that epoch's members derive, so the relay learns neither the
-//!   group nor its members.
+//! - **Commit order** ([`crate::order`]).
 
 use starling_types::{AccountId, Hash};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -22,7 +20,7 @@ use std::time::Duration;
 // Largest envelope (an MLS message is at most 256 KiB), most messages waiting in one mailbox,
 // largest key package: the protocol's limits.
 pub use starling_protocol::chat::{
-    now_ms, MAX_ENVELOPE_BYTES, MAX_KEY_PACKAGE_BYTES, MAX_MAILBOX_MESSAGES,
+    now_ms, MAX_COMMIT_BYTES, MAX_ENVELOPE_BYTES, MAX_KEY_PACKAGE_BYTES, MAX_MAILBOX_MESSAGES,
 };
 /// Most bytes waiting in one mailbox.
 pub const MAX_MAILBOX_BYTES: u64 = 64 * 1024 * 1024;
@@ -36,9 +34,6 @@ pub const MAIL_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
 pub const MAX_KEY_PACKAGES: usize = 100;
 /// Devices a node keeps key packages for.
 pub const MAX_KEY_PACKAGE_DEVICES: usize = 100_000;
-/// Group epochs whose winning commit a node remembers (the newest; offers from others are
-/// rate-limited per requester, so filling it takes many hosts a long time).
-pub const MAX_ORDERED: usize = 1_000_000;
 
 /// Header of a mail record: length, sequence number, expiry, checksum.
 const RECORD_HEADER: usize = 4 + 8 + 8 + 8;
@@ -55,8 +50,6 @@ pub enum MailboxError {
     Empty,
     #[error("no key package left for that device")]
     NoKeyPackage,
-    #[error("the epoch was already committed by another commit")]
-    EpochTaken,
     #[error("storage: {0}")]
     Io(String),
 }
@@ -70,13 +63,12 @@ impl MailboxError {
             MailboxError::NodeFull => "node_full",
             MailboxError::Empty => "empty",
             MailboxError::NoKeyPackage => "no_key_package",
-            MailboxError::EpochTaken => "epoch_taken",
             MailboxError::Io(_) => "storage",
         }
     }
 }
 
-fn io(e: std::io::Error) -> MailboxError {
+pub(crate) fn io(e: std::io::Error) -> MailboxError {
     MailboxError::Io(e.to_string())
 }
 
@@ -638,123 +630,6 @@ impl KeyPackages {
     }
 }
 
-/// The winning commit of each group epoch this node orders, appended to a log.
-#[derive(Debug)]
-pub struct CommitOrder {
-    path: PathBuf,
-    max: usize,
-    inner: Mutex<Ordered>,
-}
-
-#[derive(Debug, Default)]
-struct Ordered {
-    map: HashMap<Hash, Hash>,
-    /// Epochs oldest first: the first goes when more than `max` are remembered.
-    order: VecDeque<Hash>,
-    /// Records in the file (it is compacted when it holds twice what is remembered).
-    records: usize,
-}
-
-impl Ordered {
-    fn remember(&mut self, epoch: Hash, commit: Hash, max: usize) {
-        if self.map.insert(epoch, commit).is_none() {
-            self.order.push_back(epoch);
-        }
-        while self.order.len() > max {
-            if let Some(old) = self.order.pop_front() {
-                self.map.remove(&old);
-            }
-        }
-    }
-}
-
-impl CommitOrder {
-    /// Opens the log at `path`, remembering at most [`MAX_ORDERED`] epochs.
-    pub fn open(path: &Path) -> Result<CommitOrder, MailboxError> {
-        Self::open_with(path, MAX_ORDERED)
-    }
-
-    /// Opens the log at `path` remembering at most `max` epochs (the newest), reading it a
-    /// record at a time so memory stays bounded whatever the file holds, and compacting it.
-    pub fn open_with(path: &Path, max: usize) -> Result<CommitOrder, MailboxError> {
-        let mut inner = Ordered::default();
-        match File::open(path) {
-            Ok(f) => {
-                let mut r = std::io::BufReader::new(f);
-                let mut rec = [0u8; 64];
-                while r.read_exact(&mut rec).is_ok() {
-                    let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
-                    a.copy_from_slice(&rec[..32]);
-                    b.copy_from_slice(&rec[32..]);
-                    inner.remember(Hash(a), Hash(b), max);
-                    inner.records += 1;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(e)),
-        }
-        let order = CommitOrder {
-            path: path.to_path_buf(),
-            max,
-            inner: Mutex::new(inner),
-        };
-        {
-            let mut inner = order.inner.lock().unwrap_or_else(|p| p.into_inner());
-            if inner.records > inner.order.len() {
-                order.compact(&mut inner)?;
-            }
-        }
-        Ok(order)
-    }
-
-    /// Rewrites the log with what is remembered, oldest first.
-    fn compact(&self, inner: &mut Ordered) -> Result<(), MailboxError> {
-        let mut buf = Vec::with_capacity(inner.order.len() * 64);
-        for e in &inner.order {
-            buf.extend_from_slice(&e.0);
-            buf.extend_from_slice(&inner.map[e].0);
-        }
-        write_atomic(&self.path, &buf)?;
-        inner.records = inner.order.len();
-        Ok(())
-    }
-
-    /// Offers `commit` for the epoch named `epoch`: `Ok` if it is (or already was) the
-    /// epoch's commit, [`MailboxError::EpochTaken`] if another commit was first. (Who may
-    /// offer is checked before: only the epoch's members can sign for its name.)
-    pub fn offer(&self, epoch: Hash, commit: Hash) -> Result<(), MailboxError> {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        match inner.map.get(&epoch) {
-            Some(c) if *c == commit => return Ok(()),
-            Some(_) => return Err(MailboxError::EpochTaken),
-            None => {}
-        }
-        let mut rec = [0u8; 64];
-        rec[..32].copy_from_slice(&epoch.0);
-        rec[32..].copy_from_slice(&commit.0);
-        starling_config::fs::append_whole(&self.path, &rec).map_err(io)?;
-        inner.records += 1;
-        inner.remember(epoch, commit, self.max);
-        if inner.records > 2 * inner.order.len().max(1_024) {
-            self.compact(&mut inner)?;
-        }
-        Ok(())
-    }
-
-    /// Epochs remembered.
-    pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .order
-            .len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -1016,52 +891,5 @@ mod tests {
         assert_eq!(n, MAX_KEY_PACKAGES);
         // The oldest went.
         assert_eq!(k.take(who, 1).unwrap(), vec![5u8]);
-    }
-
-    #[test]
-    fn the_commit_order_loads_in_bounded_memory_and_stays_compact() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("order.log");
-        let epoch = |n: u32| {
-            let mut b = [0u8; 32];
-            b[..4].copy_from_slice(&n.to_be_bytes());
-            Hash(b)
-        };
-        // A log far longer than the bound (written by a node with a larger one, say).
-        let o = CommitOrder::open_with(&path, 10_000).unwrap();
-        for n in 0..5_000 {
-            o.offer(epoch(n), id(1)).unwrap();
-        }
-        drop(o);
-        let o = CommitOrder::open_with(&path, 100).unwrap();
-        assert_eq!(o.len(), 100, "only the newest are kept");
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().len(),
-            100 * 64,
-            "and compacted"
-        );
-        // The newest are still ordered; the oldest are forgotten.
-        assert_eq!(o.offer(epoch(4_999), id(2)), Err(MailboxError::EpochTaken));
-        o.offer(epoch(0), id(2)).unwrap();
-        // Offers past the bound keep the file within twice what is remembered.
-        for n in 10_000..14_000 {
-            o.offer(epoch(n), id(1)).unwrap();
-        }
-        assert!(std::fs::metadata(&path).unwrap().len() <= 2 * 1_024 * 64 + 64);
-    }
-
-    #[test]
-    fn the_first_commit_wins_the_epoch_even_after_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("order.log");
-        let o = CommitOrder::open(&path).unwrap();
-        o.offer(id(1), id(10)).unwrap();
-        o.offer(id(1), id(10)).unwrap();
-        assert_eq!(o.offer(id(1), id(11)), Err(MailboxError::EpochTaken));
-        o.offer(id(2), id(11)).unwrap();
-        drop(o);
-        let o = CommitOrder::open(&path).unwrap();
-        assert_eq!(o.offer(id(1), id(11)), Err(MailboxError::EpochTaken));
-        o.offer(id(1), id(10)).unwrap();
     }
 }

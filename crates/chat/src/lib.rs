@@ -418,6 +418,14 @@ impl Device {
         Ok(group.epoch().as_u64())
     }
 
+    /// Whether this device has a commit of its own waiting to be ordered in `id` (it stays
+    /// in the state, so a device restored after a crash can still confirm or drop it).
+    pub fn has_pending(&self, id: &[u8]) -> bool {
+        self.groups
+            .get(id)
+            .is_some_and(|g| g.pending_commit().is_some())
+    }
+
     /// Drops this device's pending commit: another member's commit won the epoch.
     pub fn discard(&mut self, id: &[u8]) -> Result<(), ChatError> {
         let provider = &self.provider;

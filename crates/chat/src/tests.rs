@@ -364,6 +364,40 @@ fn a_device_restored_from_its_state_goes_on_chatting() {
 }
 
 #[test]
+fn a_pending_commit_survives_a_restore_and_can_be_confirmed_or_dropped() {
+    let (mut alice, mut bob, mut carol) = (device("alice"), device("bob"), device("carol"));
+    let id = group_of(&mut alice, &mut [&mut bob]);
+    let kp = carol.key_package().unwrap();
+    let out = alice.add(&id, &[kp]).unwrap();
+    assert!(alice.has_pending(&id));
+    // A crash after the commit was offered: the state on disk holds it.
+    let mut alice = Device::restore(&alice.export_state()).unwrap();
+    assert!(alice.has_pending(&id));
+    assert_eq!(alice.confirm(&id).unwrap(), out.epoch);
+    assert!(!alice.has_pending(&id));
+    assert!(matches!(
+        bob.receive(&out.commit, &listed).unwrap(),
+        Received::Commit { .. }
+    ));
+    assert!(matches!(
+        carol.receive(&out.welcome.unwrap(), &listed).unwrap(),
+        Received::Joined { .. }
+    ));
+    let m = alice.send(&id, b"all three").unwrap();
+    assert_eq!(text_of(bob.receive(&m, &listed).unwrap()).1, b"all three");
+    assert_eq!(text_of(carol.receive(&m, &listed).unwrap()).1, b"all three");
+    // Or it lost, and is dropped after the restore.
+    alice.update(&id).unwrap();
+    let mut alice = Device::restore(&alice.export_state()).unwrap();
+    let won = bob.update(&id).unwrap();
+    bob.confirm(&id).unwrap();
+    alice.discard(&id).unwrap();
+    assert!(!alice.has_pending(&id));
+    alice.receive(&won.commit, &listed).unwrap();
+    assert_eq!(alice.epoch(&id).unwrap(), bob.epoch(&id).unwrap());
+}
+
+#[test]
 fn safety_numbers_agree_on_both_sides_and_change_with_keys() {
     let (alice, bob, eve) = (device("alice"), device("bob"), device("eve"));
     let a = vec![alice.signature_key()];

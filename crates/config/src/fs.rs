@@ -141,9 +141,9 @@ fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Syncs the directory holding `path`, so the rename itself survives a crash (best effort:
+/// Syncs the directory holding `path`, so a rename or removal there survives a crash (best effort:
 /// not every platform can open a directory).
-fn sync_dir(path: &Path) {
+pub fn sync_dir(path: &Path) {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

@@ -1,4 +1,4 @@
-//! The chat protocol between nodes, `/starling/chat/1`: requests and responses with their
+//! The chat protocol between nodes, `/starling/chat/2`: requests and responses with their
 //! bounded codecs (what each request means: `starling_chat_relay`, which answers them, and `starling_net::chat`, which carries them).
 
 use starling_crypto::SecretKey;
@@ -20,7 +20,7 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-pub const PROTOCOL: &str = "/starling/chat/1";
+pub const PROTOCOL: &str = "/starling/chat/2";
 /// Largest request and response on the wire.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
@@ -72,12 +72,24 @@ pub fn put_message(
     m
 }
 
-/// What a member signs to offer `commit` for the group epoch named `epoch` at `relay`.
-pub fn order_message(relay: &PublicKey, epoch: &Hash, commit: &Hash) -> Vec<u8> {
-    let mut m = b"starling commit order v2".to_vec();
+/// Largest commit a relay orders (and keeps for members who missed it).
+pub const MAX_COMMIT_BYTES: usize = 64 * 1024;
+
+/// What a member signs to offer `commit` (its bytes) for the group epoch named `epoch` at
+/// `relay`.
+pub fn order_message(relay: &PublicKey, epoch: &Hash, commit: &[u8]) -> Vec<u8> {
+    let mut m = b"starling commit order v3".to_vec();
     relay.encode(&mut m);
     epoch.encode(&mut m);
-    commit.encode(&mut m);
+    m.extend_from_slice(blake3::hash(commit).as_bytes());
+    m
+}
+
+/// What a member signs to ask `relay` for the winning commit of the epoch named `epoch`.
+pub fn winner_message(relay: &PublicKey, epoch: &Hash) -> Vec<u8> {
+    let mut m = b"starling commit winner v1".to_vec();
+    relay.encode(&mut m);
+    epoch.encode(&mut m);
     m
 }
 
@@ -120,10 +132,17 @@ pub enum ChatRequest {
         device: u32,
     },
     /// A commit offered for a group epoch: `epoch` is the epoch key's public half
-    /// ([`epoch_key`]), which signs [`order_message`].
+    /// ([`epoch_key`]), which signs [`order_message`]. Answered `Ordered` if it won the
+    /// epoch, else `Taken` with the commit that did.
     OrderCommit {
         epoch: Hash,
-        commit: Hash,
+        commit: Vec<u8>,
+        signature: Signature,
+    },
+    /// The commit that won the epoch named `epoch` (asked by a member who never received it),
+    /// signed by the epoch's key over [`winner_message`]. Answered `Taken`.
+    WinnerOf {
+        epoch: Hash,
         signature: Signature,
     },
 }
@@ -147,7 +166,7 @@ impl ChatRequest {
     pub fn order(
         relay: &PublicKey,
         token: &[u8; 32],
-        commit: Hash,
+        commit: Vec<u8>,
     ) -> Result<ChatRequest, starling_crypto::SigError> {
         let key = epoch_key(token)?;
         let epoch = Hash(key.public_key().bytes);
@@ -157,6 +176,17 @@ impl ChatRequest {
             commit,
             signature,
         })
+    }
+
+    /// A question to `relay` for the winning commit of the epoch whose token is `token`.
+    pub fn winner_of(
+        relay: &PublicKey,
+        token: &[u8; 32],
+    ) -> Result<ChatRequest, starling_crypto::SigError> {
+        let key = epoch_key(token)?;
+        let epoch = Hash(key.public_key().bytes);
+        let signature = key.sign(&winner_message(relay, &epoch));
+        Ok(ChatRequest::WinnerOf { epoch, signature })
     }
 }
 
@@ -206,7 +236,12 @@ impl Encode for ChatRequest {
             } => {
                 put::u8(out, 5);
                 epoch.encode(out);
-                commit.encode(out);
+                put::bytes32(out, commit);
+                signature.encode(out);
+            }
+            ChatRequest::WinnerOf { epoch, signature } => {
+                put::u8(out, 6);
+                epoch.encode(out);
                 signature.encode(out);
             }
         }
@@ -245,7 +280,11 @@ impl Decode for ChatRequest {
             },
             5 => ChatRequest::OrderCommit {
                 epoch: Hash::decode(r)?,
-                commit: Hash::decode(r)?,
+                commit: r.bytes32("commit", MAX_COMMIT_BYTES)?.to_vec(),
+                signature: Signature::decode(r)?,
+            },
+            6 => ChatRequest::WinnerOf {
+                epoch: Hash::decode(r)?,
                 signature: Signature::decode(r)?,
             },
             tag => {
@@ -275,6 +314,10 @@ pub enum ChatResponse {
     Refused {
         code: String,
         message: String,
+    },
+    /// Another commit won the epoch: this one (empty if the relay no longer keeps it).
+    Taken {
+        commit: Vec<u8>,
     },
 }
 
@@ -316,6 +359,10 @@ impl Encode for ChatResponse {
                 put::string(out, code);
                 put::string(out, message);
             }
+            ChatResponse::Taken { commit } => {
+                put::u8(out, 7);
+                put::bytes32(out, commit);
+            }
         }
     }
 }
@@ -341,6 +388,9 @@ impl Decode for ChatResponse {
             6 => ChatResponse::Refused {
                 code: r.string("code", 64)?,
                 message: r.string("message", 1024)?,
+            },
+            7 => ChatResponse::Taken {
+                commit: r.bytes32("commit", MAX_COMMIT_BYTES)?.to_vec(),
             },
             tag => {
                 return Err(DecodeError::InvalidTag {
@@ -406,7 +456,8 @@ mod tests {
                 account: key.public_key(),
                 device: 2,
             },
-            ChatRequest::order(&key.public_key(), &[5; 32], Hash([3; 32])).unwrap(),
+            ChatRequest::order(&key.public_key(), &[5; 32], b"a commit".to_vec()).unwrap(),
+            ChatRequest::winner_of(&key.public_key(), &[5; 32]).unwrap(),
         ];
         for r in &reqs {
             let b = r.to_bytes();
@@ -425,6 +476,9 @@ mod tests {
             ChatResponse::KeyPackage(b"kp".to_vec()),
             ChatResponse::Ordered,
             ChatResponse::refused("x", "y"),
+            ChatResponse::Taken {
+                commit: b"c".to_vec(),
+            },
         ];
         for r in &resps {
             let b = r.to_bytes();

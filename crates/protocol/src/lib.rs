@@ -5,7 +5,7 @@
 //!
 //! - [`batch`]: transactions a validator forwards to the rest of its shard's committee.
 //! - [`blocks`]: finalized blocks with their certificates (gossip and sync).
-//! - [`chat`]: `/starling/chat/1` requests and responses.
+//! - [`chat`]: `/starling/chat/2` requests and responses.
 //! - [`limit`]: token buckets, for what a peer or client may ask of a node.
 
 pub mod batch;

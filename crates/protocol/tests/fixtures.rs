@@ -68,7 +68,14 @@ fn fixtures_pin_the_protocol() {
             "chat_order_commit",
             ChatRequest::OrderCommit {
                 epoch: Hash([8; 32]),
-                commit: Hash([9; 32]),
+                commit: vec![9; 5],
+                signature: Signature([10; 64]),
+            },
+        ),
+        (
+            "chat_winner_of",
+            ChatRequest::WinnerOf {
+                epoch: Hash([8; 32]),
                 signature: Signature([10; 64]),
             },
         ),
@@ -95,6 +102,7 @@ fn fixtures_pin_the_protocol() {
                 message: "the mailbox is full".into(),
             },
         ),
+        ("chat_taken", ChatResponse::Taken { commit: vec![9; 5] }),
     ];
     pinned(HERE, "tx_batch", &batch);
     pinned(HERE, "finalized_block", &finalized.to_bytes());

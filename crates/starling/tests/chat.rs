@@ -72,7 +72,7 @@ impl UserNode {
         name: &str,
         genesis: &Path,
         bootstrap: &[String],
-        relay: &str,
+        relays: &[&str],
         key_update_secs: u64,
     ) -> UserNode {
         starling(dir, &["keys", "generate", "--out", &format!("{name}.key")]);
@@ -82,11 +82,16 @@ impl UserNode {
         std::fs::write(
             &config,
             format!(
-                "roles = [\"relay\"]\ndata_dir = \"{name}-data\"\nkey_file = \"{name}.key\"\ngenesis = \"{}\"\n\n[p2p]\nlisten = \"{}\"\nbootstrap = [{}]\n\n[api]\nlisten = \"{api}\"\n\n[metrics]\nlisten = \"{}\"\n\n[chat]\nrelays = [\"{relay}\"]\nkey_update_secs = {key_update_secs}\n",
+                "roles = [\"relay\"]\ndata_dir = \"{name}-data\"\nkey_file = \"{name}.key\"\ngenesis = \"{}\"\n\n[p2p]\nlisten = \"{}\"\nbootstrap = [{}]\n\n[api]\nlisten = \"{api}\"\n\n[metrics]\nlisten = \"{}\"\n\n[chat]\nrelays = [{}]\nkey_update_secs = {key_update_secs}\n",
                 genesis.display(),
                 free_addr(),
                 bootstrap.join(", "),
                 free_addr(),
+                relays
+                    .iter()
+                    .map(|r| format!("\"{r}\""))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ),
         )
         .unwrap();
@@ -101,11 +106,19 @@ impl UserNode {
     }
 
     fn start(&mut self, dir: &Path) {
-        self.child = Some(Killed(spawn_until_api(
-            Command::new(env!("CARGO_BIN_EXE_starling"))
-                .current_dir(dir)
-                .args(["node", "--config", self.config.to_str().unwrap()]),
-        )));
+        self.start_with(dir, None);
+    }
+
+    /// Starts the node; with `crash_at`, it stops itself at that step of a commit.
+    fn start_with(&mut self, dir: &Path, crash_at: Option<&str>) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_starling"));
+        command
+            .current_dir(dir)
+            .args(["node", "--config", self.config.to_str().unwrap()]);
+        if let Some(step) = crash_at {
+            command.env("STARLING_CHAT_CRASH_AT", step);
+        }
+        self.child = Some(Killed(spawn_until_api(&mut command)));
     }
 }
 
@@ -217,23 +230,74 @@ fn logged_envelopes(log: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// A devnet (in `<dir>/devnet`) whose relay is the chat's mailbox relay, and what user nodes
+/// need to join it.
+struct Network {
+    devnet: Killed,
+    /// What it printed on start.
+    lines: Vec<String>,
+    api: SocketAddr,
+    relay: String,
+    bootstrap: Vec<String>,
+    genesis: PathBuf,
+}
+
+impl Network {
+    fn start(dir: &Path) -> Network {
+        let devnet_dir = dir.join("devnet");
+        let (child, lines) = spawn_until_api_lines(
+            Command::new(env!("CARGO_BIN_EXE_starling"))
+                .args(["devnet", "--data-dir", devnet_dir.to_str().unwrap()])
+                .args([
+                    "--api",
+                    &free_addr().to_string(),
+                    "--block-interval-ms",
+                    "50",
+                ]),
+        );
+        let devnet = Killed(child);
+        let api: SocketAddr = lines
+            .iter()
+            .find_map(|l| l.split("http://").nth(1))
+            .and_then(|s| s.split('/').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        let relay = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("chat relay at "))
+            .expect("the devnet names its chat relay")
+            .to_string();
+        let bootstrap: Vec<String> = std::fs::read_to_string(devnet_dir.join("p2p-addresses"))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        Network {
+            devnet,
+            lines,
+            api,
+            relay,
+            bootstrap,
+            genesis: devnet_dir.join("genesis.toml"),
+        }
+    }
+}
+
 #[test]
 fn chat_across_user_nodes_and_a_mailbox_relay() {
     let _one = common::one_network_at_a_time();
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
     let devnet_dir = dir.join("devnet");
-    let (child, lines) = spawn_until_api_lines(
-        Command::new(env!("CARGO_BIN_EXE_starling"))
-            .args(["devnet", "--data-dir", devnet_dir.to_str().unwrap()])
-            .args([
-                "--api",
-                &free_addr().to_string(),
-                "--block-interval-ms",
-                "50",
-            ]),
-    );
-    let _devnet = Killed(child);
+    let Network {
+        devnet: _devnet,
+        lines,
+        api: devnet_api,
+        relay,
+        bootstrap,
+        genesis,
+    } = Network::start(dir);
     // The first screen says where the web app and the data are, and how to stop.
     for (what, value) in [
         ("web app", "http://"),
@@ -247,27 +311,10 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
             "no {what:?} line in {lines:#?}"
         );
     }
-    let devnet_api: SocketAddr = lines
-        .iter()
-        .find_map(|l| l.split("http://").nth(1))
-        .and_then(|s| s.split('/').next())
-        .unwrap()
-        .parse()
-        .unwrap();
-    let relay = lines
-        .iter()
-        .find_map(|l| l.strip_prefix("chat relay at "))
-        .expect("the devnet names its chat relay")
-        .to_string();
-    let bootstrap: Vec<String> = std::fs::read_to_string(devnet_dir.join("p2p-addresses"))
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    let genesis = devnet_dir.join("genesis.toml");
-    let mut alice_node = UserNode::create(dir, "alice-node", &genesis, &bootstrap, &relay, 86_400);
+    let mut alice_node =
+        UserNode::create(dir, "alice-node", &genesis, &bootstrap, &[&relay], 86_400);
     // Bob's device refreshes its keys every few seconds: its commits race Alice's below.
-    let mut bob_node = UserNode::create(dir, "bob-node", &genesis, &bootstrap, &relay, 3);
+    let mut bob_node = UserNode::create(dir, "bob-node", &genesis, &bootstrap, &[&relay], 3);
     let (a_api, b_api) = (alice_node.api, bob_node.api);
 
     let (alice, at) = import(a_api, "alice", 1);
@@ -851,4 +898,120 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
     );
     assert_eq!(status, 400);
     drop(alice_node.child.take());
+}
+
+/// The epoch each of `nodes` (API, token) has `chat` at.
+fn epochs(nodes: &[(SocketAddr, &str)], chat: &str) -> Vec<u64> {
+    nodes
+        .iter()
+        .map(|(api, token)| {
+            let v = ok(*api, "GET", "/api/v1/me/chats", token, Value::Null);
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["id"] == json!(chat))
+                .map_or(0, |c| c["epoch"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+/// Alice's node is killed at each step of ordering a commit (staged and saved; ordered by the
+/// delivery relay; queued for delivery) and restarted. Each time the commit settles: Bob's
+/// next commit goes through, both reach the same epoch, and texts go both ways once and in
+/// order.
+#[test]
+fn a_node_killed_at_each_step_of_a_commit_recovers() {
+    let _one = common::one_network_at_a_time();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let net = Network::start(dir);
+    let (genesis, bootstrap, relay) = (&net.genesis, &net.bootstrap, &net.relay);
+    let mut alice_node = UserNode::create(dir, "alice-node", genesis, bootstrap, &[relay], 86_400);
+    // Bob's device names no relay: while his node is down, nobody takes his mail.
+    let mut bob_node = UserNode::create(dir, "bob-node", genesis, bootstrap, &[], 86_400);
+    let (a_api, b_api) = (alice_node.api, bob_node.api);
+    let (_, mut at) = import(a_api, "alice", 1);
+    let (bob, bt) = import(b_api, "bob", 2);
+    chat_on(a_api, &at, 1);
+    chat_on(b_api, &bt, 0);
+    let chat = ok(
+        a_api,
+        "POST",
+        "/api/v1/me/chats",
+        &at,
+        json!({ "members": [bob] }),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    send(a_api, &at, &chat, "hello");
+    assert_eq!(wait_texts(b_api, &bt, &chat, 1).len(), 1);
+    let mut expected: Vec<String> = vec!["hello".into()];
+    for step in ["commit-staged", "commit-ordered", "commit-queued"] {
+        alice_node.child = None;
+        alice_node.start_with(dir, Some(step));
+        at = login(a_api, "alice");
+        // Alice refreshes her keys, and her node dies at the step.
+        let path = format!("/api/v1/me/chats/{chat}/update");
+        let auth = format!("Bearer {at}");
+        let answer = http_bytes(a_api, "POST", &path, &[("Authorization", &auth)], &[]);
+        assert!(answer.is_none(), "{step}: the node answered {answer:?}");
+        let status = alice_node.child.as_mut().unwrap().0.wait().unwrap();
+        assert!(!status.success(), "{step}: {status}");
+        alice_node.child = None;
+        alice_node.start(dir);
+        at = login(a_api, "alice");
+        // Bob changes the group too: his commit must win an epoch, whatever Alice's did.
+        let bob_epoch = ok(b_api, "POST", &path, &bt, Value::Null)["epoch"]
+            .as_u64()
+            .unwrap();
+        wait_for(&format!("{step}: both at the same epoch"), || {
+            let e = epochs(&[(a_api, &at), (b_api, &bt)], &chat);
+            (e[0] == e[1] && e[0] >= bob_epoch).then_some(())
+        });
+        // One after the other (each read before the next is written): the same order on
+        // both sides.
+        for (from, to, text) in [
+            ((a_api, &at), (b_api, &bt), "from alice"),
+            ((b_api, &bt), (a_api, &at), "from bob"),
+        ] {
+            let text = format!("{text} after a crash at {step}");
+            send(from.0, from.1, &chat, &text);
+            expected.push(text);
+            let got: Vec<String> = wait_texts(to.0, to.1, &chat, expected.len())
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect();
+            assert_eq!(got, expected, "{step}");
+        }
+        let mine: Vec<String> = texts(a_api, &at, &chat)
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(mine, expected, "{step}");
+    }
+
+    // Bob's node is down, and his device names no relay: Alice's texts wait in her node's
+    // outbox (on disk), tried again and again. Her node is killed and restarted; when Bob's
+    // comes back, he reads them once and in order.
+    bob_node.child = None;
+    let away: Vec<String> = (1..=3).map(|i| format!("queued {i}")).collect();
+    ok(
+        a_api,
+        "POST",
+        &format!("/api/v1/me/chats/{chat}/messages"),
+        &at,
+        json!({ "texts": away }),
+    );
+    alice_node.child = None;
+    alice_node.start(dir);
+    bob_node.start(dir);
+    let bt = login(b_api, "bob");
+    expected.extend(away);
+    let got: Vec<String> = wait_texts(b_api, &bt, &chat, expected.len())
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(got, expected);
 }

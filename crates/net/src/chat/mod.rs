@@ -1,4 +1,4 @@
-//! The chat protocol between nodes: `/starling/chat/1`, a request/response protocol on the
+//! The chat protocol between nodes: `/starling/chat/2`, a request/response protocol on the
 //! open network (libp2p, Noise-authenticated TCP).
 //!
 //! Requests (bounded, decoded by the node's own codec; anything malformed gets a
