@@ -12,6 +12,9 @@
 //! - `POST /api/v1/me/chats/{id}/members`: `{"add": [...]}` or `{"remove": [...]}`.
 //! - `POST /api/v1/me/chats/{id}/leave`, `/read` (`{"upto"?}`), `/update` (new keys).
 //! - `GET  /api/v1/me/chats/{id}/safety`: safety numbers with each other member.
+//! - `GET  /api/v1/me/chat/export`: every chat's history, sealed under a key derived from
+//!   the account key (`{"parts": [hex, ...]}`); `POST /api/v1/me/chat/import` with the same
+//!   fills in the chats this device has no history of (`{"chats": n}`).
 //! - `POST /api/v1/chat/protocol`: a `/starling/chat/2` request over HTTP (binary in, binary
 //!   out), for clients without libp2p.
 
@@ -32,6 +35,11 @@ pub(crate) fn routes() -> Router<Api> {
     Router::new()
         .route("/api/v1/accounts/{key}/chat-keys", get(chat_keys))
         .route("/api/v1/me/chat", get(status).post(setup))
+        .route("/api/v1/me/chat/export", get(export))
+        .route(
+            "/api/v1/me/chat/import",
+            post(import).layer(axum::extract::DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+        )
         .route("/api/v1/me/chats", get(list).post(create))
         .route("/api/v1/me/chats/{id}/messages", get(messages).post(send))
         .route("/api/v1/me/chats/{id}/members", post(members))
@@ -119,6 +127,57 @@ async fn setup(State(api): State<Api>, auth: Authed) -> ApiResult {
     Ok(Json(
         chat.setup(auth.session.key.clone()).await.map_err(err)?,
     ))
+}
+
+/// Largest chat history import (hex, in JSON).
+const MAX_IMPORT_BYTES: usize = 64 << 20;
+
+async fn export(State(api): State<Api>, auth: Authed) -> ApiResult {
+    let chat = opened(&api, &auth).await?;
+    let parts = chat.export(&auth.session.account).await.map_err(err)?;
+    let parts: Vec<String> = parts.iter().map(hex::encode).collect();
+    Ok(Json(json!({
+        "parts": parts,
+        "encryption": "XChaCha20-Poly1305 under a key derived from the account key",
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportRequest {
+    parts: Vec<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    encryption: Option<String>,
+}
+
+async fn import(
+    State(api): State<Api>,
+    auth: Authed,
+    body: Result<Json<ImportRequest>, JsonRejection>,
+) -> ApiResult {
+    let req = json_body(body)?;
+    if req.parts.len() > starling_chat_client::MAX_IMPORT_PARTS {
+        return Err(ApiError::bad_request(
+            "too_large",
+            format!(
+                "an export has at most {} parts",
+                starling_chat_client::MAX_IMPORT_PARTS
+            ),
+        ));
+    }
+    let parts = req
+        .parts
+        .iter()
+        .map(hex::decode)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| ApiError::bad_request("bad_request", "a part is not hex"))?;
+    let chat = opened(&api, &auth).await?;
+    let chats = chat
+        .import(&auth.session.account, &parts)
+        .await
+        .map_err(err)?;
+    Ok(Json(json!({ "chats": chats })))
 }
 
 /// Opens the session's chat (after a restart, the first request does) or says it is off.

@@ -91,6 +91,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ep!("get" "/api/v1/accounts/{key}/chat-keys", "chat", None, &[], None, "ChatKeys", "The account's chat devices from the key directory, with the state proof and root"),
     ep!("get" "/api/v1/me/chat", "chat", Session, &[], None, "ChatStatus", "Whether chat is on for the account on this node"),
     ep!("post" "/api/v1/me/chat", "chat", SessionCsrf, &[], None, "ChatStatus", "Turn chat on: a device on this node, published in the key directory"),
+    ep!("get" "/api/v1/me/chat/export", "chat", Session, &[], None, "ChatExport", "Every chat's history, sealed under a key derived from the account key"),
+    ep!("post" "/api/v1/me/chat/import", "chat", SessionCsrf, &[], Some("ChatExport"), "ChatImported", "Fill in the chats this device has no history of from an export"),
     ep!("get" "/api/v1/me/chats", "chat", Session, &[], None, "ChatList", "Conversations, most recent first, with unread counts"),
     ep!("post" "/api/v1/me/chats", "chat", SessionCsrf, &[], Some("ChatCreate"), "ChatCreated", "Start an encrypted chat with accounts (keys or @handles)"),
     ep!("get" "/api/v1/me/chats/{id}/messages", "chat", Session, &["after", "limit"], None, "ChatMessages", "A conversation's messages after a position"),
@@ -378,7 +380,28 @@ fn schemas() -> Value {
         "Unread".into(),
         json!(obj(json!({"unread": s("integer")}), &["unread"])),
     );
+    chat_schemas(&mut m);
+    m.insert("Metrics".into(), json!(s("string")));
+    Value::Object(m)
+}
+
+/// The chat API's schemas.
+fn chat_schemas(m: &mut Map<String, Value>) {
+    let s = |t: &str| json!({"type": t});
+    let any = json!({"type": "object"});
+    let key = json!({"$ref": "#/components/schemas/Key"});
     m.insert("ChatKeys".into(), json!(obj(json!({"account": key, "shard": s("integer"), "height": s("integer"), "state_root": s("string"), "version": s("integer"), "devices": {"type": "array", "items": obj(json!({"id": s("integer"), "signature_key": s("string"), "mailbox": s("string"), "home": {"type": ["string", "null"]}, "relays": {"type": "array", "items": s("string")}}), &["id", "signature_key", "mailbox"])}, "proof": {"type": "string", "description": "The state proof (hex) of the entry under state_root"}}), &["account", "devices", "proof", "state_root"])));
+    m.insert(
+        "ChatExport".into(),
+        json!(obj(
+            json!({"parts": {"type": "array", "items": s("string")}, "encryption": s("string")}),
+            &["parts"]
+        )),
+    );
+    m.insert(
+        "ChatImported".into(),
+        json!(obj(json!({"chats": s("integer")}), &["chats"])),
+    );
     m.insert("ChatStatus".into(), json!(obj(json!({"enabled": s("boolean"), "published": s("boolean"), "device": s("integer"), "identity": s("string"), "mailbox": s("string"), "encryption": s("string")}), &["enabled"])));
     let message = obj(
         json!({"seq": s("integer"), "kind": {"enum": ["text", "event"]}, "from": s("string"), "text": s("string"), "at_ms": s("integer"), "mine": s("boolean"), "epoch": s("integer")}),
@@ -409,8 +432,6 @@ fn schemas() -> Value {
     );
     m.insert("ChatSafety".into(), json!(obj(json!({"chat": s("string"), "encryption": s("string"), "members": {"type": "array", "items": obj(json!({"account": key, "safety_number": s("string"), "devices": s("integer")}), &["account", "safety_number"])}}), &["members"])));
     m.insert("ChatProtocol".into(), json!({"type": "string", "format": "binary", "description": "An encoded chat protocol request or response (see `starling_net::chat`)"}));
-    m.insert("Metrics".into(), json!(s("string")));
-    Value::Object(m)
 }
 
 /// The OpenAPI document.

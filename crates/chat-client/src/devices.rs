@@ -58,7 +58,7 @@ impl Chat {
     }
 
     /// Opens the account's chat if it was set up on this node (called at log in).
-    pub async fn activate(self: &Arc<Self>, key: &SecretKey) -> Result<bool, ChatError> {
+    pub async fn activate(self: &Arc<Self>, key: &Arc<SecretKey>) -> Result<bool, ChatError> {
         let account = key.public_key();
         if self.held(&account).is_some() {
             return Ok(true);
@@ -68,9 +68,10 @@ impl Chat {
             return Ok(false);
         }
         let seal = Self::seal_key(key);
-        let held = tokio::task::spawn_blocking(move || Self::load(&dir, account, seal))
+        let mut held = tokio::task::spawn_blocking(move || Self::load(&dir, account, seal))
             .await
             .map_err(internal)??;
+        held.publisher = Some(key.clone());
         self.start(held);
         Ok(true)
     }
@@ -113,7 +114,15 @@ impl Chat {
                 .directory(&account)
                 .map(|(r, _)| r.devices.iter().map(|d| d.id).collect())
                 .unwrap_or_default();
-            let device_id = (0..u32::MAX).find(|i| !taken.contains(i)).unwrap_or(0);
+            // Drawn at random, not the lowest free one: a node still catching up with the
+            // ledger sees too few devices, and the lowest "free" one would replace another
+            // device of the account.
+            let device_id = loop {
+                let id = OsRng.next_u32() & 0x7fff_ffff;
+                if !taken.contains(&id) {
+                    break id;
+                }
+            };
             let device = Device::new(&account.to_text(), device_id)?;
             let mut seed = [0u8; 32];
             OsRng.fill_bytes(&mut seed);
@@ -136,6 +145,9 @@ impl Chat {
                 deferred: Deferred::default(),
                 retry_at: HashMap::new(),
                 winners_asked: None,
+                own_checked: None,
+                publisher: None,
+                publish_sent: None,
                 closed: false,
             };
             self.save(&held)?;
@@ -143,22 +155,59 @@ impl Chat {
         }
         let held = self.held(&account).ok_or(ChatError::NotSetUp)?;
         let (device, published) = {
-            let h = held.lock().await;
+            let mut h = held.lock().await;
+            h.publisher = Some(key.clone());
+            h.publish_sent = Some(std::time::Instant::now());
             (self.chat_device(&h), h.meta.published)
         };
         if !published && !self.listed(&account, &device) {
-            let accounts = self
-                .accounts
-                .clone()
-                .ok_or_else(|| ChatError::Unavailable("this node holds no accounts".into()))?;
-            let node = self.node.clone();
-            let action = starling_types::Action::SetChatDevice { device };
-            tokio::task::spawn_blocking(move || accounts.sign_and_submit(&node, &key, action))
+            self.publish(key, device)
                 .await
-                .map_err(internal)?
                 .map_err(|e| ChatError::Conflict(format!("publishing the device: {e}")))?;
         }
         self.status(&account).await
+    }
+
+    /// Sends the device's `SetChatDevice`, signed by the account.
+    async fn publish(&self, key: Arc<SecretKey>, device: ChatDevice) -> Result<(), ChatError> {
+        let accounts = self
+            .accounts
+            .clone()
+            .ok_or_else(|| ChatError::Unavailable("this node holds no accounts".into()))?;
+        let node = self.node.clone();
+        let action = starling_types::Action::SetChatDevice { device };
+        tokio::task::spawn_blocking(move || accounts.sign_and_submit(&node, &key, action))
+            .await
+            .map_err(internal)?
+            .map_err(|e| ChatError::Unavailable(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Sends the device's publication again if the ledger still does not list it a while
+    /// after the last one (a node catching up signs with what it knows, which the ledger may
+    /// refuse).
+    pub(crate) async fn republish(&self, held: &HeldRef) {
+        let (key, device) = {
+            let mut h = held.lock().await;
+            let due = h.publish_sent.is_none_or(|t| t.elapsed() >= REPUBLISH);
+            let Some(key) = h.publisher.clone().filter(|_| due && !h.meta.published) else {
+                return;
+            };
+            let device = self.chat_device(&h);
+            if self.listed(&h.account, &device) {
+                return;
+            }
+            h.publish_sent = Some(std::time::Instant::now());
+            (key, device)
+        };
+        match self.publish(key, device).await {
+            Ok(()) => {
+                tracing::info!("the chat device was not listed yet; its publication was sent again")
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "publishing the chat device again failed; tried again later")
+            }
+        }
     }
 
     pub(crate) fn chat_device(&self, h: &Held) -> ChatDevice {

@@ -62,45 +62,61 @@ impl Chat {
         let mut kps = Vec::new();
         for account in accounts {
             let (rec, _) = self.directory(account)?;
-            for d in &rec.devices {
-                let identity = format!("{}#{}", account.to_text(), d.id);
-                if identity == h.device.identity() {
-                    continue;
-                }
-                let req = ChatRequest::TakeKeyPackage {
-                    account: *account,
-                    device: d.id,
-                };
-                let mut got = None;
-                let mut why = String::from("no node to ask");
-                for to in d.home.iter().chain(d.relays.iter()) {
-                    match self.request(to, &req).await {
-                        Ok(ChatResponse::KeyPackage(kp)) => {
-                            match starling_chat::inspect_key_package(&kp) {
-                                Ok((id, key)) if id == identity && key == d.signature_key => {
-                                    got = Some(kp);
-                                    break;
-                                }
-                                Ok(_) => {
-                                    why = format!(
-                                        "{} served a key package that is not the device's",
-                                        to.address
-                                    )
-                                }
-                                Err(e) => why = format!("{}: {e}", to.address),
+            kps.extend(
+                self.key_packages_of(h.device.identity(), account, &rec.devices)
+                    .await?,
+            );
+        }
+        Ok(kps)
+    }
+
+    /// A key package for each of `account`'s `devices` (but the one named `me`), taken from
+    /// the device's home or relays and matching what the ledger lists for it.
+    pub(crate) async fn key_packages_of(
+        &self,
+        me: &str,
+        account: &AccountId,
+        devices: &[ChatDevice],
+    ) -> Result<Vec<Vec<u8>>, ChatError> {
+        let mut kps = Vec::new();
+        for d in devices {
+            let identity = format!("{}#{}", account.to_text(), d.id);
+            if identity == me {
+                continue;
+            }
+            let req = ChatRequest::TakeKeyPackage {
+                account: *account,
+                device: d.id,
+            };
+            let mut got = None;
+            let mut why = String::from("no node to ask");
+            for to in d.home.iter().chain(d.relays.iter()) {
+                match self.request(to, &req).await {
+                    Ok(ChatResponse::KeyPackage(kp)) => {
+                        match starling_chat::inspect_key_package(&kp) {
+                            Ok((id, key)) if id == identity && key == d.signature_key => {
+                                got = Some(kp);
+                                break;
                             }
+                            Ok(_) => {
+                                why = format!(
+                                    "{} served a key package that is not the device's",
+                                    to.address
+                                )
+                            }
+                            Err(e) => why = format!("{}: {e}", to.address),
                         }
-                        Ok(_) => why = format!("{}: unexpected answer", to.address),
-                        Err(e) => why = e.to_string(),
                     }
+                    Ok(_) => why = format!("{}: unexpected answer", to.address),
+                    Err(e) => why = e.to_string(),
                 }
-                match got {
-                    Some(kp) => kps.push(kp),
-                    None => {
-                        return Err(ChatError::Unavailable(format!(
-                            "no key package for {identity}: {why}"
-                        )))
-                    }
+            }
+            match got {
+                Some(kp) => kps.push(kp),
+                None => {
+                    return Err(ChatError::Unavailable(format!(
+                        "no key package for {identity}: {why}"
+                    )))
                 }
             }
         }
@@ -151,8 +167,8 @@ impl Chat {
         let text = format!("chat started with {}", names.join(", "));
         self.own_event(&mut h, &gid, text, out.epoch)?;
         let devices = self.member_devices(&h, &group)?;
-        drop(h);
         let waits = self.enqueue(&devices, &[out.welcome.unwrap_or_default()]);
+        drop(h);
         self.bump();
         Self::await_all(waits).await?;
         Ok(gid)
@@ -179,11 +195,10 @@ impl Chat {
         if !h.device.is_member(&group) {
             return Err(ChatError::NotFound(format!("no chat {id} on this device")));
         }
-        // A change of this device's still to be ordered holds the chat's texts back.
+        // A change of this device's still to be ordered is settled first if the relay
+        // answers; texts go out in the current epoch either way.
         if let Settled::Unanswered(e) = self.settle(&mut h, &group).await? {
-            return Err(ChatError::Unavailable(format!(
-                "a change to this chat waits for its delivery relay ({e}); try again"
-            )));
+            tracing::debug!(chat = %id, error = %e, "a change still waits for its delivery relay");
         }
         let mut envelopes = Vec::with_capacity(texts.len());
         for t in texts {
@@ -213,8 +228,9 @@ impl Chat {
             .collect();
         self.append(&mut h, id, msgs.clone())?;
         let devices = self.member_devices(&h, &group)?;
-        drop(h);
+        // Queued (on disk) before the device is let go: no gap for a crash to lose them in.
         let waits = self.enqueue(&devices, &envelopes);
+        drop(h);
         self.bump();
         Self::await_all(waits).await?;
         Ok(msgs)
@@ -268,6 +284,9 @@ impl Chat {
                 )));
             }
             let before = h.device.members(group)?;
+            // Everything the offer needs is at hand before the commit is made.
+            let orderer = self.orderer(&h, group)?;
+            h.device.epoch_token(group)?;
             let Some(out) = make(&mut h)? else {
                 return Ok(h.device.epoch(group)?);
             };
@@ -276,6 +295,7 @@ impl Chat {
                 welcome: out.welcome.as_ref().map(hex::encode),
                 note: note.to_string(),
                 before,
+                orderer: orderer.to_string(),
             };
             h.meta.pending.insert(gid.clone(), pending);
             // The staged commit and what it delivers are on disk before the relay hears of it.
@@ -316,10 +336,11 @@ impl Chat {
     /// (when the delivery relay no longer keeps it).
     async fn await_epoch(&self, held: &HeldRef, group: &[u8], epoch: u64) {
         for _ in 0..40 {
-            let mut h = held.lock().await;
-            let _ = self.take_mail(&mut h, true).await;
-            let moved = h.device.epoch(group).map_or(true, |e| e + 1 != epoch);
-            drop(h);
+            let _ = self.poll_mail(held, true).await;
+            let moved = {
+                let h = held.lock().await;
+                h.device.epoch(group).map_or(true, |e| e + 1 != epoch)
+            };
             if moved {
                 return;
             }
@@ -347,7 +368,11 @@ impl Chat {
         }
         let commit = hex::decode(&p.commit).map_err(internal)?;
         let token = h.device.epoch_token(group)?;
-        let orderer = self.orderer(h, group)?;
+        let orderer = match Endpoint::parse(&p.orderer) {
+            Ok(o) => o,
+            // Made by an older version, which did not keep it.
+            Err(_) => self.orderer(h, group)?,
+        };
         let req = ChatRequest::order(&orderer.node, &token, commit).map_err(internal)?;
         match self.request(&orderer, &req).await {
             Ok(ChatResponse::Ordered) => {
@@ -358,8 +383,8 @@ impl Chat {
             Ok(ChatResponse::Taken { commit: winner }) => {
                 h.device.discard(group)?;
                 h.meta.pending.remove(&gid);
-                let applied = !winner.is_empty();
-                if applied && self.take_one(h, &winner)? {
+                let applied = !winner.is_empty() && self.take_one(h, &winner)?;
+                if applied {
                     self.retry_deferred(h)?;
                 }
                 self.flush_history(h)?;
@@ -394,20 +419,25 @@ impl Chat {
         p: PendingCommit,
     ) -> Result<(u64, Vec<outbox::Wait>), ChatError> {
         let gid = hex::encode(group);
-        // In memory only until saved below.
-        let epoch = h.device.confirm(group)?;
-        let after = h.device.members(group).unwrap_or_default();
+        // What the commit brings in, without applying it yet (a copy of the device does).
+        let after = {
+            let mut probe = Device::restore(&h.device.export_state())?;
+            probe.confirm(group)?;
+            probe.members(group).unwrap_or_default()
+        };
         let (old, new) = self.recipients(h, &p.before, &after);
         // Queued before the confirmed state is saved: after a crash between the two, the
         // commit is offered again, wins again and is queued again (members skip a commit
-        // they took already).
+        // they took already). Should queueing fail, nothing is applied and it is settled
+        // again later.
         let commit = hex::decode(&p.commit).map_err(internal)?;
-        let mut waits = self.enqueue(&old, &[commit]);
+        let mut waits = self.enqueue_all(&old, &[commit])?;
         if let Some(w) = &p.welcome {
             let welcome = hex::decode(w).map_err(internal)?;
-            waits.extend(self.enqueue(&new, &[welcome]));
+            waits.extend(self.enqueue_all(&new, &[welcome])?);
         }
         crash_point("commit-queued");
+        let epoch = h.device.confirm(group)?;
         h.meta.pending.remove(&gid);
         h.meta.groups.entry(gid.clone()).or_default().rekeyed_ms = now_ms();
         self.save(h)?;
@@ -555,8 +585,8 @@ impl Chat {
         h.meta.groups.entry(id.to_string()).or_default().left = true;
         self.save(&h)?;
         self.own_event(&mut h, id, "you left".into(), 0)?;
-        drop(h);
         let waits = self.enqueue(&devices, &[envelope]);
+        drop(h);
         self.bump();
         Self::await_all(waits).await
     }

@@ -11,23 +11,31 @@ impl Chat {
         let mut local = self.services.mailboxes.watch();
         let mut last_poll = std::time::Instant::now() - POLL;
         loop {
+            if held.lock().await.closed {
+                return;
+            }
+            self.republish(&held).await;
+            // Relays are asked without holding the device: a slow one holds up no send.
+            if let Err(e) = self.housekeeping(&held).await {
+                tracing::warn!(error = %e, "chat key packages");
+            }
+            let remote = last_poll.elapsed() >= POLL;
+            if remote {
+                last_poll = std::time::Instant::now();
+            }
+            match self.poll_mail(&held, remote).await {
+                Ok(true) => self.bump(),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "taking chat mail"),
+            }
+            self.own_devices(&held).await;
             {
                 let mut h = held.lock().await;
                 if h.closed {
                     return;
                 }
-                if let Err(e) = self.housekeeping(&mut h).await {
-                    tracing::warn!(error = %e, "chat key packages");
-                }
-                let remote = last_poll.elapsed() >= POLL;
-                if remote {
-                    last_poll = std::time::Instant::now();
-                }
-                match self.take_mail(&mut h, remote).await {
-                    Ok(true) => self.bump(),
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, "taking chat mail"),
-                }
+                // These hold the device while the delivery relay answers: a commit's fate
+                // and the device state move together.
                 self.settle_pending(&mut h).await;
                 if let Err(e) = self.ask_winners(&mut h).await {
                     tracing::warn!(error = %e, "asking for commits not received");
@@ -129,8 +137,12 @@ impl Chat {
             let Ok(orderer) = self.orderer(h, &group) else {
                 continue;
             };
-            let token = h.device.epoch_token(&group)?;
-            let req = ChatRequest::winner_of(&orderer.node, &token).map_err(internal)?;
+            let Ok(token) = h.device.epoch_token(&group) else {
+                continue;
+            };
+            let Ok(req) = ChatRequest::winner_of(&orderer.node, &token) else {
+                continue;
+            };
             if let Ok(ChatResponse::Taken { commit }) = self.request(&orderer, &req).await {
                 if !commit.is_empty() && self.take_one(h, &commit)? {
                     tracing::info!(chat = %hex::encode(&group), "took a commit that had not come with the mail");
@@ -147,11 +159,45 @@ impl Chat {
         Ok(())
     }
 
-    pub(crate) async fn housekeeping(&self, h: &mut Held) -> Result<(), ChatError> {
+    /// Publishes the device once the ledger lists it, and keeps its key packages topped up
+    /// here and at its relays: requests are made under the device's lock, sent without it,
+    /// and their answers applied under it again.
+    pub(crate) async fn housekeeping(&self, held: &HeldRef) -> Result<(), ChatError> {
+        let mut jobs = {
+            let mut h = held.lock().await;
+            if !self.local_housekeeping(&mut h)? {
+                return Ok(());
+            }
+            self.relay_jobs(&mut h)?
+        };
+        // At most two rounds: counts asked, then uploads where a count was low.
+        for _ in 0..2 {
+            if jobs.is_empty() {
+                break;
+            }
+            let mut answers = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                let answer = self.request(&job.relay, &job.request).await;
+                answers.push((job, answer));
+            }
+            let mut h = held.lock().await;
+            jobs = Vec::new();
+            for (job, answer) in answers {
+                if let Some(next) = self.relay_answer(&mut h, job, answer)? {
+                    jobs.push(next);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishing and this node's own stock of key packages; `false` while the ledger does
+    /// not list the device yet.
+    fn local_housekeeping(&self, h: &mut Held) -> Result<bool, ChatError> {
         let device = self.chat_device(h);
         if !h.meta.published {
             if !self.listed(&h.account, &device) {
-                return Ok(());
+                return Ok(false);
             }
             h.meta.published = true;
             self.save(h)?;
@@ -169,15 +215,19 @@ impl Chat {
                 .put(h.account, id, kps)
                 .map_err(internal)?;
         }
+        Ok(true)
+    }
+
+    /// What to ask each relay now: how many key packages it still holds (every so often),
+    /// or to take a first stock.
+    fn relay_jobs(&self, h: &mut Held) -> Result<Vec<RelayJob>, ChatError> {
+        let mut jobs = Vec::new();
         for relay in &self.relays {
             let name = relay.node.to_text();
             if relay.node == self.net.me {
                 continue;
             }
-            let uploaded = h.meta.packages_at.contains(&name);
-            if uploaded {
-                // Every so often, ask how many are left there (an empty upload answers the
-                // count), and top up below the low mark.
+            if h.meta.packages_at.contains(&name) {
                 if h.relay_checked
                     .get(&name)
                     .is_some_and(|t| t.elapsed() < KEY_PACKAGE_CHECK)
@@ -186,38 +236,60 @@ impl Chat {
                 }
                 h.relay_checked
                     .insert(name.clone(), std::time::Instant::now());
-                let ask = Self::signed_put(h, &relay.node, Vec::new())?;
-                match self.request(relay, &ask).await {
-                    Ok(ChatResponse::KeyPackagesKept { count })
-                        if count as usize >= KEY_PACKAGES_LOW =>
-                    {
-                        continue
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::debug!(relay = %relay.address, error = %e, "cannot count key packages at the relay");
-                        continue;
-                    }
-                }
-            }
-            let kps = (0..KEY_PACKAGES)
-                .map(|_| h.device.key_package())
-                .collect::<Result<Vec<_>, _>>()?;
-            self.save(h)?;
-            let req = Self::signed_put(h, &relay.node, kps)?;
-            match self.request(relay, &req).await {
-                Ok(_) => {
-                    if !uploaded {
-                        h.meta.packages_at.push(name);
-                    }
-                    self.save(h)?;
-                }
-                Err(e) => {
-                    tracing::debug!(relay = %relay.address, error = %e, "key packages not taken yet")
-                }
+                // An empty upload answers the count.
+                let request = Self::signed_put(h, &relay.node, Vec::new())?;
+                jobs.push(RelayJob {
+                    relay: relay.clone(),
+                    request,
+                    upload: false,
+                });
+            } else {
+                jobs.push(self.upload_job(h, relay)?);
             }
         }
-        Ok(())
+        Ok(jobs)
+    }
+
+    /// A fresh stock of key packages for `relay`, their private halves saved first.
+    fn upload_job(&self, h: &mut Held, relay: &Endpoint) -> Result<RelayJob, ChatError> {
+        let kps = (0..KEY_PACKAGES)
+            .map(|_| h.device.key_package())
+            .collect::<Result<Vec<_>, _>>()?;
+        self.save(h)?;
+        Ok(RelayJob {
+            relay: relay.clone(),
+            request: Self::signed_put(h, &relay.node, kps)?,
+            upload: true,
+        })
+    }
+
+    /// Applies a relay's answer; returns an upload to make if its stock ran low.
+    fn relay_answer(
+        &self,
+        h: &mut Held,
+        job: RelayJob,
+        answer: Result<ChatResponse, NetError>,
+    ) -> Result<Option<RelayJob>, ChatError> {
+        let name = job.relay.node.to_text();
+        match (job.upload, answer) {
+            (true, Ok(_)) => {
+                if !h.meta.packages_at.contains(&name) {
+                    h.meta.packages_at.push(name);
+                    self.save(h)?;
+                }
+                Ok(None)
+            }
+            (false, Ok(ChatResponse::KeyPackagesKept { count }))
+                if count as usize >= KEY_PACKAGES_LOW =>
+            {
+                Ok(None)
+            }
+            (false, Ok(_)) => Ok(Some(self.upload_job(h, &job.relay)?)),
+            (_, Err(e)) => {
+                tracing::debug!(relay = %job.relay.address, error = %e, "key packages: no answer from the relay");
+                Ok(None)
+            }
+        }
     }
 
     /// A put of `packages` (none: a count) at `relay`, signed by the device now.
@@ -238,8 +310,50 @@ impl Chat {
     }
 
     /// Takes the device's mail: what reached this node directly, and (when `remote`) what
-    /// waits at its relays. Returns whether anything changed.
-    pub(crate) async fn take_mail(&self, h: &mut Held, remote: bool) -> Result<bool, ChatError> {
+    /// waits at its relays, asked for without holding the device. Returns whether anything
+    /// changed.
+    pub(crate) async fn poll_mail(&self, held: &HeldRef, remote: bool) -> Result<bool, ChatError> {
+        let fetches = if remote {
+            let h = held.lock().await;
+            self.relays
+                .iter()
+                .filter(|r| r.node != self.net.me)
+                .map(|r| {
+                    let after = h.meta.cursors.get(&r.node.to_text()).copied().unwrap_or(0);
+                    (
+                        r.clone(),
+                        ChatRequest::fetch(&r.node, &h.mailbox_key, after),
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut batches: Vec<MailBatch> = Vec::new();
+        for (relay, req) in fetches {
+            match self.request(&relay, &req).await {
+                Ok(ChatResponse::Mail { mail, .. }) if !mail.is_empty() => {
+                    batches.push((Some(relay), mail));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(relay = %relay.address, error = %e, "no mail from relay")
+                }
+            }
+        }
+        let mut h = held.lock().await;
+        if h.closed {
+            return Ok(false);
+        }
+        self.take_mail(&mut h, batches)
+    }
+
+    /// Takes what reached this node directly and `remote` (mail fetched from relays).
+    pub(crate) fn take_mail(
+        &self,
+        h: &mut Held,
+        remote: Vec<MailBatch>,
+    ) -> Result<bool, ChatError> {
         let mailbox = mailbox_id(&h.mailbox_key.public_key());
         // (the relay it came from, or this node; the mail in order)
         let mut batches: Vec<MailBatch> = Vec::new();
@@ -252,36 +366,20 @@ impl Chat {
         if !mail.is_empty() {
             batches.push((None, mail.into_iter().map(|m| (m.seq, m.bytes)).collect()));
         }
-        if remote {
-            for relay in self.relays.clone() {
-                if relay.node == self.net.me {
-                    continue;
-                }
-                let name = relay.node.to_text();
-                let after = h.meta.cursors.get(&name).copied().unwrap_or(0);
-                let req = ChatRequest::fetch(&relay.node, &h.mailbox_key, after);
-                match self.request(&relay, &req).await {
-                    Ok(ChatResponse::Mail { mail, .. }) if !mail.is_empty() => {
-                        batches.push((Some(relay), mail));
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::debug!(relay = %relay.address, error = %e, "no mail from relay")
-                    }
-                }
-            }
-        }
+        batches.extend(remote);
         if batches.is_empty() {
             return Ok(false);
         }
         let mut changed = false;
         for (from, mail) in &batches {
-            let mut last = 0;
-            for (seq, bytes) in mail {
+            let holder = from.as_ref().map_or(me.clone(), |r| r.node.to_text());
+            // Fetched without the device held, so another take may have gone further.
+            let taken = h.meta.cursors.get(&holder).copied().unwrap_or(0);
+            let mut last = taken;
+            for (seq, bytes) in mail.iter().filter(|(seq, _)| *seq > taken) {
                 last = *seq;
                 changed |= self.take_one(h, bytes)?;
             }
-            let holder = from.as_ref().map_or(me.clone(), |r| r.node.to_text());
             h.meta.cursors.insert(holder, last);
         }
         if changed {
@@ -355,6 +453,21 @@ impl Chat {
         let hash = blake3::hash(bytes).to_hex().to_string();
         if h.meta.seen.contains(&hash) {
             return Ok(false);
+        }
+        if Self::is_history(bytes) {
+            h.meta.seen.push_back(hash.clone());
+            while h.meta.seen.len() > SEEN {
+                h.meta.seen.pop_front();
+            }
+            return match self.take_history(h, bytes) {
+                Ok(took) => Ok(took > 0),
+                Err(e) => {
+                    self.rejected
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!(error = %e, "refused a chat history");
+                    Ok(false)
+                }
+            };
         }
         let vouched = std::cell::RefCell::new(std::mem::take(&mut h.vouched));
         let directory = |identity: &str, key: &[u8]| self.lists(&vouched, identity, key);
@@ -503,13 +616,15 @@ impl Chat {
                 (group, "event", String::new(), text, epoch)
             }
             Received::Joined { group, epoch } => {
+                // (Its history may have come first, from another device of the account.)
                 h.meta
                     .groups
                     .entry(hex::encode(&group))
                     .or_insert(GroupMeta {
                         created_ms: now,
                         ..GroupMeta::default()
-                    });
+                    })
+                    .left = false;
                 (
                     group,
                     "event",
@@ -524,6 +639,10 @@ impl Chat {
             }
         };
         let gid = hex::encode(&group);
+        if let Some(meta) = h.meta.groups.get_mut(&gid) {
+            // The chat goes on here: no more history from elsewhere is taken into it.
+            meta.synced = false;
+        }
         let message = Message {
             seq: Self::next_seq(h, &gid),
             kind: kind.into(),

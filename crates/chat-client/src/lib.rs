@@ -46,6 +46,8 @@ mod groups;
 mod inbox;
 mod outbox;
 mod store;
+mod sync;
+pub use sync::MAX_IMPORT_PARTS;
 
 /// Key packages a device keeps at its home node and at each relay.
 const KEY_PACKAGES: usize = 20;
@@ -77,6 +79,8 @@ const DEFER_FOR_MS: u64 = 10 * 60 * 1000;
 pub const MAX_BATCH: usize = 256;
 /// Most members named when a chat is created or grows.
 pub const MAX_NEW_MEMBERS: usize = 49;
+/// How long after its publication a device not listed yet is published again.
+const REPUBLISH: Duration = Duration::from_secs(20);
 /// How often a commit of this device's that got no answer is offered again.
 const SETTLE_RETRY: Duration = Duration::from_secs(5);
 /// How long mail waits for a commit before the delivery relay is asked for it.
@@ -164,6 +168,12 @@ struct GroupMeta {
     /// When this device last put fresh keys in the group (its own commit).
     #[serde(default)]
     rekeyed_ms: u64,
+    /// Its history so far came from another device of the account, and more of it may: up
+    /// to that device's position `synced_upto`.
+    #[serde(default)]
+    synced: bool,
+    #[serde(default)]
+    synced_upto: u64,
 }
 
 /// What a device keeps besides its MLS state (sealed with it).
@@ -207,6 +217,10 @@ struct PendingCommit {
     note: String,
     /// The members (identities) before it: they get the commit.
     before: Vec<String>,
+    /// The delivery relay it is offered to (`<key>@<address>`), fixed when it was made: a
+    /// member who moves relays meanwhile cannot make another relay order the epoch anew.
+    #[serde(default)]
+    orderer: String,
 }
 
 /// Stops the process at a named step when `STARLING_CHAT_CRASH_AT` names it: how the
@@ -290,6 +304,12 @@ struct Held {
     retry_at: HashMap<String, std::time::Instant>,
     /// When the delivery relays were last asked for commits not received.
     winners_asked: Option<std::time::Instant>,
+    /// When the account's other devices were last looked up.
+    own_checked: Option<std::time::Instant>,
+    /// The account's key while it is logged in here (to publish the device again), and when
+    /// the device's publication was last sent.
+    publisher: Option<Arc<SecretKey>>,
+    publish_sent: Option<std::time::Instant>,
     closed: bool,
 }
 
@@ -303,6 +323,13 @@ impl std::fmt::Debug for Held {
 
 type HeldRef = Arc<tokio::sync::Mutex<Held>>;
 type MailBatch = (Option<Endpoint>, Vec<(u64, Vec<u8>)>);
+
+/// A request to one of the device's relays about its key packages: a count, or an upload.
+struct RelayJob {
+    relay: Endpoint,
+    request: ChatRequest,
+    upload: bool,
+}
 
 /// A summary of one conversation.
 #[derive(Clone, Debug, Serialize)]

@@ -14,8 +14,8 @@ use rand_core::{OsRng, RngCore as _};
 use starling_chat_relay::mailbox::now_ms;
 use starling_net::chat::{self as chatnet, ChatRequest, NetError};
 use starling_types::codec::put;
-use starling_types::{ChatDevice, Decode as _, Encode as _, Reader};
-use std::collections::BTreeMap;
+use starling_types::{ChatDevice, Decode as _, Encode as _, Hash, Reader};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,8 +23,10 @@ use tokio::sync::mpsc;
 
 /// Most envelopes waiting to be deposited for one device; more are refused at once.
 const MAX_OUTBOX: usize = 4_096;
-/// Most bytes of envelopes waiting in all of a node's outboxes.
-const MAX_OUTBOX_BYTES: u64 = 64 << 20;
+/// Most bytes of envelopes waiting in all of a node's outboxes, and for one device (so a
+/// few unreachable devices cannot take all of it).
+const MAX_OUTBOX_BYTES: u64 = 256 << 20;
+const MAX_DEVICE_OUTBOX_BYTES: u64 = 8 << 20;
 /// How long an envelope is tried before it is given up on.
 const OUTBOX_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
 /// The wait after a first failed try, doubled after each until [`RETRY_MOST`].
@@ -65,10 +67,39 @@ pub(super) struct OutboxLog {
 #[derive(Debug, Default)]
 struct LogInner {
     next: u64,
-    /// Queued envelopes by id: their record, as written.
-    live: BTreeMap<u64, Vec<u8>>,
+    /// Queued envelopes by id: their recipient's mailbox, and their record as written.
+    live: BTreeMap<u64, (Hash, Vec<u8>)>,
     live_bytes: u64,
+    /// Bytes queued per recipient mailbox.
+    per_mailbox: HashMap<Hash, u64>,
     file_bytes: u64,
+}
+
+impl LogInner {
+    fn add(&mut self, id: u64, mailbox: Hash, record: Vec<u8>) {
+        let n = record.len() as u64;
+        self.live_bytes += n;
+        *self.per_mailbox.entry(mailbox).or_default() += n;
+        if let Some((m, old)) = self.live.insert(id, (mailbox, record)) {
+            self.take_off(m, old.len() as u64);
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some((m, rec)) = self.live.remove(&id) {
+            self.take_off(m, rec.len() as u64);
+        }
+    }
+
+    fn take_off(&mut self, mailbox: Hash, n: u64) {
+        self.live_bytes -= n;
+        if let Some(b) = self.per_mailbox.get_mut(&mailbox) {
+            *b -= n;
+            if *b == 0 {
+                self.per_mailbox.remove(&mailbox);
+            }
+        }
+    }
 }
 
 const QUEUED: u8 = 1;
@@ -137,8 +168,7 @@ impl OutboxLog {
                 inner.next = inner.next.max(q.id + 1);
                 let mut record = Vec::with_capacity(body.len() + 12);
                 frame(body, &mut record);
-                inner.live_bytes += record.len() as u64;
-                inner.live.insert(q.id, record);
+                inner.add(q.id, q.device.mailbox, record);
                 resumed.insert(q.id, q);
             }
             Ok(DONE) => {
@@ -146,9 +176,7 @@ impl OutboxLog {
                     return;
                 };
                 for id in ids {
-                    if let Some(rec) = inner.live.remove(&id) {
-                        inner.live_bytes -= rec.len() as u64;
-                    }
+                    inner.remove(id);
                     resumed.remove(&id);
                 }
             }
@@ -167,7 +195,7 @@ impl OutboxLog {
 
     fn compact(&self, inner: &mut LogInner) -> Result<(), ChatError> {
         let mut buf = Vec::with_capacity(inner.live_bytes as usize);
-        for rec in inner.live.values() {
+        for (_, rec) in inner.live.values() {
             buf.extend_from_slice(rec);
         }
         starling_chat_relay::mailbox::write_atomic(&self.path, &buf).map_err(io)?;
@@ -204,12 +232,17 @@ impl OutboxLog {
                 "over {MAX_OUTBOX_BYTES} bytes wait to be delivered from this node; try again later"
             )));
         }
+        let device_bytes = inner.per_mailbox.get(&device.mailbox).copied().unwrap_or(0);
+        if device_bytes + add > MAX_DEVICE_OUTBOX_BYTES {
+            return Err(ChatError::Unavailable(format!(
+                "over {MAX_DEVICE_OUTBOX_BYTES} bytes wait for a device no node takes mail for; try again later"
+            )));
+        }
         starling_config::fs::append_whole(&self.path, &records.concat()).map_err(io)?;
         inner.next += envelopes.len() as u64;
         inner.file_bytes += add;
-        inner.live_bytes += add;
         for (id, rec) in ids.iter().zip(records) {
-            inner.live.insert(*id, rec);
+            inner.add(*id, device.mailbox, rec);
         }
         Ok(ids)
     }
@@ -224,9 +257,7 @@ impl OutboxLog {
         starling_config::fs::append_whole(&self.path, &rec).map_err(io)?;
         inner.file_bytes += rec.len() as u64;
         for id in ids {
-            if let Some(r) = inner.live.remove(id) {
-                inner.live_bytes -= r.len() as u64;
-            }
+            inner.remove(*id);
         }
         if inner.file_bytes > 2 * inner.live_bytes + (1 << 20) {
             self.compact(&mut inner)?;
@@ -267,32 +298,55 @@ impl Chat {
         devices: &[ChatDevice],
         envelopes: &[Vec<u8>],
     ) -> Vec<Wait> {
+        self.enqueue_each(devices, envelopes).0
+    }
+
+    /// As [`Chat::enqueue`], but an error (and nothing left queued for a device it failed
+    /// for) if any envelope could not be queued.
+    pub(super) fn enqueue_all(
+        self: &Arc<Self>,
+        devices: &[ChatDevice],
+        envelopes: &[Vec<u8>],
+    ) -> Result<Vec<Wait>, ChatError> {
+        match self.enqueue_each(devices, envelopes) {
+            (waits, None) => Ok(waits),
+            (_, Some(e)) => Err(ChatError::Unavailable(format!(
+                "not queued for delivery: {e}"
+            ))),
+        }
+    }
+
+    /// The waits, and why queueing failed for a device if it did.
+    fn enqueue_each(
+        self: &Arc<Self>,
+        devices: &[ChatDevice],
+        envelopes: &[Vec<u8>],
+    ) -> (Vec<Wait>, Option<String>) {
         let mut waits = Vec::new();
+        let mut failed = None;
         let expires_ms = now_ms() + OUTBOX_TTL_MS;
         let mut outboxes = self.outboxes.lock().unwrap_or_else(|p| p.into_inner());
         for d in devices {
             let tx = self.outbox_of(&mut outboxes, d);
-            let refused = |why: String| {
-                envelopes
-                    .iter()
-                    .map(|_| {
-                        let (done, wait) = oneshot::channel();
-                        let _ = done.send(Err(why.clone()));
-                        wait
-                    })
-                    .collect::<Vec<_>>()
+            let mut refused = |why: String| {
+                for _ in envelopes {
+                    let (done, wait) = oneshot::channel();
+                    let _ = done.send(Err(why.clone()));
+                    waits.push(wait);
+                }
+                failed = Some(why);
             };
             // Room in the queue first, then on disk: what is on disk is always queued.
             let Ok(permits) = tx.try_reserve_many(envelopes.len()) else {
-                waits.extend(refused(format!(
+                refused(format!(
                     "more than {MAX_OUTBOX} envelopes wait for a device; try again later"
-                )));
+                ));
                 continue;
             };
             let ids = match self.outbox_log.queue(d, envelopes, expires_ms) {
                 Ok(ids) => ids,
                 Err(e) => {
-                    waits.extend(refused(e.to_string()));
+                    refused(e.to_string());
                     continue;
                 }
             };
@@ -307,10 +361,11 @@ impl Chat {
                 waits.push(wait);
             }
         }
-        waits
+        (waits, failed)
     }
 
-    /// Queues again what the log held when the node started (no one waits on it).
+    /// Queues again what the log held when the node started (no one waits on it), in order,
+    /// waiting for room where an outbox is full.
     pub(super) fn resume(self: &Arc<Self>, resumed: Vec<Resumed>) {
         if resumed.is_empty() {
             return;
@@ -319,21 +374,24 @@ impl Chat {
             envelopes = resumed.len(),
             "chat envelopes queued before a restart go out again"
         );
-        let mut outboxes = self.outboxes.lock().unwrap_or_else(|p| p.into_inner());
-        for r in resumed {
-            let tx = self.outbox_of(&mut outboxes, &r.device);
-            let q = Queued {
-                id: r.id,
-                envelope: r.envelope,
-                expires_ms: r.expires_ms,
-                done: None,
-            };
-            if tx.try_send(q).is_err() {
-                tracing::warn!(
-                    "an outbox is full; envelopes queued before a restart wait for the next"
-                );
+        let me = self.clone();
+        tokio::spawn(async move {
+            for r in resumed {
+                let tx = {
+                    let mut outboxes = me.outboxes.lock().unwrap_or_else(|p| p.into_inner());
+                    me.outbox_of(&mut outboxes, &r.device)
+                };
+                let q = Queued {
+                    id: r.id,
+                    envelope: r.envelope,
+                    expires_ms: r.expires_ms,
+                    done: None,
+                };
+                if tx.send(q).await.is_err() {
+                    return;
+                }
             }
-        }
+        });
     }
 
     /// Deposits what is queued for one device, in order and in batches: at its home node,
@@ -531,7 +589,7 @@ mod tests {
     }
 
     #[test]
-    fn the_outbox_is_bounded_in_bytes_and_its_log_stays_compact() {
+    fn the_outbox_is_bounded_per_device_and_its_log_stays_compact() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("outbox.log");
         let (log, _) = OutboxLog::open(&path).unwrap();
@@ -540,10 +598,13 @@ mod tests {
         while log.queue(&device(1), std::slice::from_ref(&big), 9).is_ok() {
             n += 1;
         }
-        assert!(n > 0 && n * (big.len() as u64) <= MAX_OUTBOX_BYTES);
-        assert!(log.queued().1 <= MAX_OUTBOX_BYTES);
-        // Done, it goes from the file too.
-        let ids: Vec<u64> = (0..n).collect();
+        assert!(n > 0 && n * (big.len() as u64) <= MAX_DEVICE_OUTBOX_BYTES);
+        // One device no node takes mail for does not stop the others.
+        log.queue(&device(2), std::slice::from_ref(&big), 9)
+            .unwrap();
+        assert!(log.queued().1 <= MAX_DEVICE_OUTBOX_BYTES + big.len() as u64 + 1_024);
+        // Done, it goes from the file too, and makes room again.
+        let ids: Vec<u64> = (0..=n).collect();
         for chunk in ids.chunks(chatnet::MAX_DEPOSIT) {
             log.done(chunk).unwrap();
         }

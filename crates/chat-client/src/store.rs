@@ -77,6 +77,9 @@ impl Chat {
             deferred: Deferred::default(),
             retry_at: HashMap::new(),
             winners_asked: None,
+            own_checked: None,
+            publisher: None,
+            publish_sent: None,
             closed: false,
         };
         Self::load_history(dir, &mut held)?;
@@ -226,6 +229,9 @@ impl Chat {
         text: String,
         epoch: u64,
     ) -> Result<(), ChatError> {
+        if let Some(meta) = held.meta.groups.get_mut(group) {
+            meta.synced = false;
+        }
         let msg = Message {
             seq: Self::next_seq(held, group),
             kind: "event".into(),

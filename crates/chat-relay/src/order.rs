@@ -64,8 +64,11 @@ impl Ordered {
             self.kept.push_back(epoch);
             self.kept_bytes += b.len();
         }
-        if self.map.insert(epoch, (commit, bytes)).is_none() {
-            self.order.push_back(epoch);
+        match self.map.insert(epoch, (commit, bytes)) {
+            None => self.order.push_back(epoch),
+            // Remembered twice (a log with a repeat): the older bytes no longer count.
+            Some((_, Some(old))) => self.kept_bytes -= old.len(),
+            Some((_, None)) => {}
         }
         while self.kept_bytes > max_bytes {
             let Some(old) = self.kept.pop_front() else {
@@ -81,9 +84,16 @@ impl Ordered {
             if let Some(old) = self.order.pop_front() {
                 if let Some((_, Some(b))) = self.map.remove(&old) {
                     self.kept_bytes -= b.len();
-                    self.kept.retain(|e| *e != old);
                 }
             }
+        }
+        // Entries of `kept` whose bytes went are dropped from its front as they come up
+        // (both queues are oldest first), so it never holds much more than what is kept.
+        while let Some(front) = self.kept.front() {
+            if self.map.get(front).is_some_and(|(_, b)| b.is_some()) {
+                break;
+            }
+            self.kept.pop_front();
         }
     }
 
@@ -323,6 +333,26 @@ mod tests {
             o.offer(epoch(1), &vec![0; MAX_COMMIT_BYTES + 1]),
             Err(MailboxError::TooLarge)
         );
+    }
+
+    #[test]
+    fn an_epoch_logged_twice_is_counted_once() {
+        let mut o = Ordered::default();
+        o.remember(id(1), id(2), Some(vec![1; 10]), (10, 100));
+        o.remember(id(1), id(3), Some(vec![2; 20]), (10, 100));
+        assert_eq!((o.order.len(), o.kept_bytes), (1, 20));
+        for n in 2..40 {
+            o.remember(id(n), id(2), Some(vec![3; 30]), (10, 100));
+        }
+        assert_eq!(o.order.len(), 10);
+        assert!(o.kept_bytes <= 100);
+        let kept: usize = o
+            .map
+            .values()
+            .filter_map(|(_, b)| b.as_ref().map(|b| b.len()))
+            .sum();
+        assert_eq!(kept, o.kept_bytes, "the count matches what is kept");
+        assert!(o.kept.len() <= 12, "{}", o.kept.len());
     }
 
     #[test]

@@ -494,12 +494,9 @@ impl Device {
         if message > at {
             return Err(ChatError::FutureEpoch { message, group: at });
         }
-        // Another member's commit for the epoch this device meant to commit in: it won.
-        if group.pending_commit().is_some() && protocol.content_type() == ContentType::Commit {
-            group
-                .clear_pending_commit(provider.storage())
-                .map_err(mls)?;
-        }
+        // (A commit of this device's waiting to be ordered stays until another member's
+        // commit for its epoch has been checked and is merged below: a header that only says
+        // "commit" proves nothing.)
         let processed = group
             .process_message(provider, protocol)
             .map_err(|e| ChatError::Rejected(format!("{e:?}")))?;
@@ -538,6 +535,13 @@ impl Device {
                     )?;
                 }
                 let removed = staged.self_removed();
+                // Another member's commit for the epoch this device meant to commit in: it
+                // won, and this device's own is dropped.
+                if group.pending_commit().is_some() {
+                    group
+                        .clear_pending_commit(provider.storage())
+                        .map_err(mls)?;
+                }
                 group.merge_staged_commit(provider, *staged).map_err(mls)?;
                 if removed {
                     self.groups.remove(&id);

@@ -398,6 +398,40 @@ fn a_pending_commit_survives_a_restore_and_can_be_confirmed_or_dropped() {
 }
 
 #[test]
+fn a_forged_commit_header_does_not_drop_a_pending_commit() {
+    let (mut alice, mut bob) = (device("alice"), device("bob"));
+    let id = group_of(&mut alice, &mut [&mut bob]);
+    let out = alice.update(&id).unwrap();
+    // Anyone who knows the group id and epoch (a relay that carried its mail, an old member)
+    // can label junk as a commit: MLS puts the content type in the clear.
+    let mut forged = bob.update(&id).unwrap().commit;
+    bob.discard(&id).unwrap();
+    let n = forged.len();
+    forged[n - 40] ^= 1;
+    assert!(alice.receive(&forged, &listed).is_err());
+    assert!(alice.has_pending(&id), "the pending commit survives junk");
+    assert_eq!(alice.confirm(&id).unwrap(), out.epoch);
+    assert!(matches!(
+        bob.receive(&out.commit, &listed).unwrap(),
+        Received::Commit { .. }
+    ));
+    let m = alice.send(&id, b"still one group").unwrap();
+    assert_eq!(
+        text_of(bob.receive(&m, &listed).unwrap()).1,
+        b"still one group"
+    );
+}
+
+#[test]
+fn texts_go_out_while_a_commit_waits_to_be_ordered() {
+    let (mut alice, mut bob) = (device("alice"), device("bob"));
+    let id = group_of(&mut alice, &mut [&mut bob]);
+    alice.update(&id).unwrap();
+    let m = alice.send(&id, b"meanwhile").unwrap();
+    assert_eq!(text_of(bob.receive(&m, &listed).unwrap()).1, b"meanwhile");
+}
+
+#[test]
 fn safety_numbers_agree_on_both_sides_and_change_with_keys() {
     let (alice, bob, eve) = (device("alice"), device("bob"), device("eve"));
     let a = vec![alice.signature_key()];

@@ -72,8 +72,8 @@ pub fn put_message(
     m
 }
 
-/// Largest commit a relay orders (and keeps for members who missed it).
-pub const MAX_COMMIT_BYTES: usize = 64 * 1024;
+/// Largest commit a relay orders (and keeps for members who missed it): any envelope.
+pub const MAX_COMMIT_BYTES: usize = MAX_ENVELOPE_BYTES;
 
 /// What a member signs to offer `commit` (its bytes) for the group epoch named `epoch` at
 /// `relay`.

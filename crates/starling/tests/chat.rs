@@ -153,13 +153,31 @@ fn login(api: SocketAddr, label: &str) -> String {
 /// home (and at `relays_needed` relays).
 fn chat_on(api: SocketAddr, token: &str, relays_needed: usize) {
     ok(api, "POST", "/api/v1/me/chat", token, Value::Null);
-    wait_for("the chat device to be published", || {
+    let mut last = Value::Null;
+    let start = std::time::Instant::now();
+    loop {
         let s = ok(api, "GET", "/api/v1/me/chat", token, Value::Null);
         let ready = s["published"] == json!(true)
             && s["key_packages_at_home"].as_u64().unwrap_or(0) > 0
             && s["key_packages_at_relays"].as_array().map_or(0, Vec::len) >= relays_needed;
-        ready.then_some(())
-    });
+        if ready {
+            return;
+        }
+        if s != last {
+            last = s;
+        }
+        assert!(
+            start.elapsed() < common::TIMEOUT,
+            "timed out waiting for the chat device on {api} to be published: {last}; the node: {}; the account: {}",
+            get(api, "/api/v1/status").unwrap_or_default(),
+            last["identity"]
+                .as_str()
+                .and_then(|i| i.split('#').next())
+                .and_then(|a| get(api, &format!("/api/v1/accounts/{a}/chat-keys")))
+                .unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// The texts of a conversation, in order (events left out).
@@ -565,9 +583,12 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
     // Mallory poses as Alice: a device under Alice's name with a key of her own takes one of
     // Bob's key packages at the relay, adds Bob to a group and writes "as Alice". Bob's node
     // checks the welcome's members against the key directory and refuses it: no chat appears.
+    let bob_device = ok(b_api, "GET", "/api/v1/me/chat", &bt, Value::Null)["device"]
+        .as_u64()
+        .unwrap() as u32;
     let take = ChatRequest::TakeKeyPackage {
         account: starling_types::PublicKey::from_text(&bob).unwrap(),
-        device: 0,
+        device: bob_device,
     };
     let ChatResponse::KeyPackage(kp) = protocol(devnet_api, &take.to_bytes()) else {
         panic!("no key package of Bob's at the relay");
@@ -583,7 +604,7 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
     let at_ms = starling_protocol::chat::now_ms();
     let put_back = ChatRequest::PutKeyPackages {
         account: bob_key,
-        device: 0,
+        device: bob_device,
         packages: vec![taken],
         at_ms,
         signature: stranger_key.sign(b"anything"),
@@ -1014,4 +1035,148 @@ fn a_node_killed_at_each_step_of_a_commit_recovers() {
         .map(|(_, t)| t)
         .collect();
     assert_eq!(got, expected);
+}
+
+/// Alice turns chat on on a second node (her account imported there): her first device adds
+/// the new one to her chats, after sending it their history sealed for her account alone;
+/// the new device then reads and writes like the first. Her chat export fills in a third
+/// device's history, only once, and nobody else's.
+#[test]
+fn a_new_device_joins_the_accounts_chats_with_their_history() {
+    let _one = common::one_network_at_a_time();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let net = Network::start(dir);
+    let (genesis, bootstrap, relay) = (&net.genesis, &net.bootstrap, &net.relay);
+    let node = |name: &str| UserNode::create(dir, name, genesis, bootstrap, &[relay], 86_400);
+    let (first, second, bob_node) = (node("alice-1"), node("alice-2"), node("bob-node"));
+    let (a1, a2, b) = (first.api, second.api, bob_node.api);
+    let (alice, t1) = import(a1, "alice", 1);
+    let (bob, bt) = import(b, "bob", 2);
+    chat_on(a1, &t1, 1);
+    chat_on(b, &bt, 1);
+    let chat = ok(
+        a1,
+        "POST",
+        "/api/v1/me/chats",
+        &t1,
+        json!({ "members": [bob] }),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    send(a1, &t1, &chat, "one");
+    wait_texts(b, &bt, &chat, 1);
+    send(b, &bt, &chat, "two");
+    wait_texts(a1, &t1, &chat, 2);
+
+    // The second device: the chat appears on it with what was said before it existed.
+    let (_, t2) = import(a2, "alice", 1);
+    chat_on(a2, &t2, 1);
+    wait_chat(a2, &t2, &chat);
+    let before = vec![
+        (alice.clone(), "one".to_string()),
+        (bob.clone(), "two".into()),
+    ];
+    assert_eq!(wait_texts(a2, &t2, &chat, 2), before);
+    wait_for("the second device to be a member", || {
+        let v = ok(a2, "GET", "/api/v1/me/chats", &t2, Value::Null);
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == json!(chat) && c["left"] == json!(false))
+            .then_some(())
+    });
+    // Both ways, with every device.
+    send(b, &bt, &chat, "three");
+    let three = |api, t: &str| wait_texts(api, t, &chat, 3)[2].1.clone();
+    assert_eq!(three(a2, &t2), "three");
+    assert_eq!(three(a1, &t1), "three");
+    send(a2, &t2, &chat, "four");
+    for (api, t) in [(b, &bt), (a1, &t1)] {
+        assert_eq!(
+            wait_texts(api, t, &chat, 4)[3],
+            (alice.clone(), "four".into())
+        );
+    }
+
+    // The export opens only for Alice's account, and fills in a device's history once.
+    let export = ok(a1, "GET", "/api/v1/me/chat/export", &t1, Value::Null);
+    let parts = export["parts"].clone();
+    assert!(!parts.as_array().unwrap().is_empty());
+    for part in parts.as_array().unwrap() {
+        let bytes = hex::decode(part.as_str().unwrap()).unwrap();
+        for t in ["one", "two", "three", "four"] {
+            assert!(
+                !contains(&bytes, t.as_bytes()),
+                "an export holds `{t}` in the clear"
+            );
+        }
+    }
+    let (status, v) = call(
+        b,
+        "POST",
+        "/api/v1/me/chat/import",
+        &bt,
+        json!({ "parts": parts }),
+    );
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("bad_request")),
+        "{v}"
+    );
+    let third = node("alice-3");
+    let (_, t3) = import(third.api, "alice", 1);
+    chat_on(third.api, &t3, 1);
+    let took = ok(
+        third.api,
+        "POST",
+        "/api/v1/me/chat/import",
+        &t3,
+        json!({ "parts": parts }),
+    );
+    assert!(took["chats"].as_u64().unwrap() <= 1, "{took}");
+    wait_chat(third.api, &t3, &chat);
+    let all: Vec<String> = wait_texts(third.api, &t3, &chat, 4)
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(all, ["one", "two", "three", "four"]);
+    // Again (or the history its first device sends it): nothing twice.
+    let again = ok(
+        third.api,
+        "POST",
+        "/api/v1/me/chat/import",
+        &t3,
+        json!({ "parts": parts }),
+    );
+    assert_eq!(again["chats"], json!(0), "{again}");
+    wait_for("the third device to be a member", || {
+        let v = ok(third.api, "GET", "/api/v1/me/chats", &t3, Value::Null);
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == json!(chat) && c["left"] == json!(false))
+            .then_some(())
+    });
+    let all: Vec<String> = texts(third.api, &t3, &chat)
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(all, ["one", "two", "three", "four"]);
+}
+
+/// Waits for `chat` to be in the account's list on the node.
+fn wait_chat(api: SocketAddr, token: &str, chat: &str) {
+    wait_for("the chat to appear", || {
+        let v = ok(api, "GET", "/api/v1/me/chats", token, Value::Null);
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == json!(chat))
+            .then_some(())
+    });
 }
