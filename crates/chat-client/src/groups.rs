@@ -275,6 +275,11 @@ impl Chat {
         note: &str,
     ) -> Result<u64, ChatError> {
         let gid = hex::encode(group);
+        // Mail first: a device that was away takes the commits it missed before it makes one
+        // (its delivery relay remembers each epoch's winner for a long while, not forever).
+        if let Err(e) = self.poll_mail(held, true).await {
+            tracing::debug!(error = %e, "taking mail before a commit");
+        }
         for attempt in 0..COMMIT_ATTEMPTS {
             let mut h = held.lock().await;
             // An earlier commit of this device's in the chat is settled first.

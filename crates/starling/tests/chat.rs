@@ -6,7 +6,10 @@
 //! restarted node takes everything from the relay once and in order; the relay's files hold
 //! none of the texts; tampered, replayed and truncated envelopes are refused without harm; a
 //! member removed from a group reads nothing after; malformed protocol requests are answered
-//! with clear refusals.
+//! with clear refusals. A node killed at each step of a commit recovers; an account's new
+//! device joins its chats with their history, and the chat export fills in another; and a
+//! chaos run (a relay and a node killed, a mailbox flooded, a crash during a commit) ends
+//! with every text read once and in order.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used)]
 
 mod common;
@@ -64,6 +67,8 @@ struct UserNode {
     config: PathBuf,
     api: SocketAddr,
     child: Option<Killed>,
+    /// Where its chat services are reached (`<key>@<address>`), as it says when it starts.
+    reachable: String,
 }
 
 impl UserNode {
@@ -100,6 +105,7 @@ impl UserNode {
             config,
             api,
             child: None,
+            reachable: String::new(),
         };
         n.start(dir);
         n
@@ -118,7 +124,14 @@ impl UserNode {
         if let Some(step) = crash_at {
             command.env("STARLING_CHAT_CRASH_AT", step);
         }
-        self.child = Some(Killed(spawn_until_api(&mut command)));
+        let (child, lines) = spawn_until_api_lines(&mut command);
+        self.child = Some(Killed(child));
+        if let Some(r) = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("chat reachable at "))
+        {
+            self.reachable = r.to_string();
+        }
     }
 }
 
@@ -1179,4 +1192,127 @@ fn wait_chat(api: SocketAddr, token: &str, chat: &str) {
             .any(|c| c["id"] == json!(chat))
             .then_some(())
     });
+}
+
+/// Chaos: a mailbox relay is killed (with a member's node, so mail waits in the sender's
+/// outbox), a member's mailbox is flooded with junk, and a member's node is killed in the
+/// middle of a commit. Afterwards every member reads every text once and in order.
+#[test]
+fn chat_survives_killed_relays_a_flooded_mailbox_and_a_crash_during_a_commit() {
+    let _one = common::one_network_at_a_time();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let net = Network::start(dir);
+    let (genesis, bootstrap, relay) = (&net.genesis, &net.bootstrap, &net.relay);
+    // A mailbox relay of its own, which goes down and comes back.
+    let mut spare = UserNode::create(dir, "spare-relay", genesis, bootstrap, &[relay], 86_400);
+    let spare_at = spare.reachable.clone();
+    assert!(!spare_at.is_empty());
+    // Alice's mail waits at the devnet's relay, Bob's at the spare one only.
+    let mut alice_node = UserNode::create(dir, "alice-node", genesis, bootstrap, &[relay], 86_400);
+    let mut bob_node = UserNode::create(dir, "bob-node", genesis, bootstrap, &[&spare_at], 86_400);
+    let (a_api, b_api) = (alice_node.api, bob_node.api);
+    let (alice, mut at) = import(a_api, "alice", 1);
+    let (bob, mut bt) = import(b_api, "bob", 2);
+    chat_on(a_api, &at, 1);
+    chat_on(b_api, &bt, 1);
+    let chat = ok(
+        a_api,
+        "POST",
+        "/api/v1/me/chats",
+        &at,
+        json!({ "members": [bob] }),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut expected: Vec<String> = Vec::new();
+    // One text, read on the other side before the next is written.
+    let say = |expected: &mut Vec<String>,
+               from: (SocketAddr, &str),
+               to: (SocketAddr, &str),
+               text: &str| {
+        send(from.0, from.1, &chat, text);
+        expected.push(text.to_string());
+        let got: Vec<String> = wait_texts(to.0, to.1, &chat, expected.len())
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(&got, expected);
+    };
+    say(&mut expected, (a_api, &at), (b_api, &bt), "a1");
+    say(&mut expected, (b_api, &bt), (a_api, &at), "b1");
+
+    // Bob's node and his only relay go down: Alice's texts wait in her node's outbox.
+    bob_node.child = None;
+    spare.child = None;
+    let waiting = ["a2", "a3"];
+    ok(
+        a_api,
+        "POST",
+        &format!("/api/v1/me/chats/{chat}/messages"),
+        &at,
+        json!({ "texts": waiting }),
+    );
+    // Meanwhile Alice's mailbox at the devnet's relay is flooded with junk, and strangers
+    // open mailboxes by the hundred.
+    let keys = get(a_api, &format!("/api/v1/accounts/{alice}/chat-keys")).unwrap();
+    let alice_mailbox = Hash::from_hex(keys["devices"][0]["mailbox"].as_str().unwrap()).unwrap();
+    for i in 0u32..300 {
+        let mut junk = vec![0u8; 64];
+        junk[..4].copy_from_slice(&i.to_be_bytes());
+        let to_alice = ChatRequest::Deposit {
+            mailbox: alice_mailbox,
+            envelopes: vec![junk.clone()],
+        };
+        let elsewhere = ChatRequest::Deposit {
+            mailbox: Hash::of(&[&junk]),
+            envelopes: vec![junk],
+        };
+        protocol(net.api, &to_alice.to_bytes());
+        protocol(net.api, &elsewhere.to_bytes());
+    }
+    // The relay comes back and takes what waited; then Bob's node, which fetches it.
+    spare.start(dir);
+    bob_node.start(dir);
+    bt = login(b_api, "bob");
+    expected.extend(waiting.iter().map(|t| t.to_string()));
+    let got: Vec<String> = wait_texts(b_api, &bt, &chat, expected.len())
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(got, expected);
+    say(&mut expected, (b_api, &bt), (a_api, &at), "b2");
+    wait_for("alice's node to refuse the junk", || {
+        let s = ok(a_api, "GET", "/api/v1/me/chat", &at, Value::Null);
+        (s["refused_envelopes"].as_u64().unwrap() >= 1).then_some(())
+    });
+
+    // Alice's node dies in the middle of a commit, after the relay ordered it.
+    alice_node.child = None;
+    alice_node.start_with(dir, Some("commit-ordered"));
+    at = login(a_api, "alice");
+    let path = format!("/api/v1/me/chats/{chat}/update");
+    let auth = format!("Bearer {at}");
+    assert!(http_bytes(a_api, "POST", &path, &[("Authorization", &auth)], &[]).is_none());
+    let _ = alice_node.child.as_mut().unwrap().0.wait();
+    alice_node.start(dir);
+    at = login(a_api, "alice");
+    let bob_epoch = ok(b_api, "POST", &path, &bt, Value::Null)["epoch"]
+        .as_u64()
+        .unwrap();
+    wait_for("both at the same epoch", || {
+        let e = epochs(&[(a_api, &at), (b_api, &bt)], &chat);
+        (e[0] == e[1] && e[0] >= bob_epoch).then_some(())
+    });
+    say(&mut expected, (a_api, &at), (b_api, &bt), "a4");
+    say(&mut expected, (b_api, &bt), (a_api, &at), "b3");
+    // Once each, in order, on both sides.
+    for (api, token) in [(a_api, &at), (b_api, &bt)] {
+        let got: Vec<String> = texts(api, token, &chat)
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(got, expected);
+    }
 }
