@@ -146,6 +146,8 @@ impl Chat {
                 retry_at: HashMap::new(),
                 winners_asked: None,
                 own_checked: None,
+                unconfirmed: Vec::new(),
+                confirmed: VecDeque::new(),
                 publisher: None,
                 publish_sent: None,
                 closed: false,
@@ -249,6 +251,7 @@ impl Chat {
             "key_packages_at_home": self.services.key_packages.count(*account, h.meta.device_id),
             "key_packages_at_relays": h.meta.packages_at,
             "refused_envelopes": self.rejected.load(std::sync::atomic::Ordering::Relaxed),
+            "unconfirmed_commits": h.unconfirmed.len(),
             "encryption": ENCRYPTION,
         }))
     }

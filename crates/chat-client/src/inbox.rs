@@ -28,6 +28,9 @@ impl Chat {
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "taking chat mail"),
             }
+            if let Err(e) = self.confirm_commits(&held).await {
+                tracing::warn!(error = %e, "confirming received commits");
+            }
             self.own_devices(&held).await;
             {
                 let mut h = held.lock().await;
@@ -65,6 +68,112 @@ impl Chat {
                 () = tokio::time::sleep(POLL) => {}
             }
         }
+    }
+
+    /// Takes `commit`, which the group's delivery relay says won its epoch.
+    pub(crate) fn take_confirmed(&self, h: &mut Held, commit: &[u8]) -> Result<bool, ChatError> {
+        h.confirmed
+            .push_back(blake3::hash(commit).to_hex().to_string());
+        while h.confirmed.len() > MAX_CONFIRMED {
+            h.confirmed.pop_front();
+        }
+        self.take_one(h, commit)
+    }
+
+    /// Asks the delivery relay of each chat with commits received but not confirmed which
+    /// commit won the chat's epoch (without holding the device), takes the winner and drops
+    /// the others: those were never ordered, or lost.
+    async fn confirm_commits(&self, held: &HeldRef) -> Result<(), ChatError> {
+        let asks = {
+            let mut h = held.lock().await;
+            // Those of an epoch the group has left (or of a group left) are done with.
+            let device = &h.device;
+            let current: Vec<bool> = h
+                .unconfirmed
+                .iter()
+                .map(|(_, b)| {
+                    starling_chat::peek(b).is_some_and(|(g, e, _)| device.epoch(&g).ok() == Some(e))
+                })
+                .collect();
+            let mut keep = current.into_iter();
+            let (kept, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut h.unconfirmed)
+                .into_iter()
+                .partition(|_| keep.next().unwrap_or(false));
+            h.unconfirmed = kept;
+            // Not taken: unless the same commit came from the relay, they were not ordered.
+            let never = gone
+                .iter()
+                .filter(|(_, b)| !h.confirmed.contains(&blake3::hash(b).to_hex().to_string()))
+                .count();
+            self.rejected
+                .fetch_add(never as u64, std::sync::atomic::Ordering::Relaxed);
+            let mut groups: Vec<Vec<u8>> = Vec::new();
+            for (_, b) in &h.unconfirmed {
+                if let Some((g, _, _)) = starling_chat::peek(b) {
+                    if !groups.contains(&g) {
+                        groups.push(g);
+                    }
+                }
+            }
+            let mut asks = Vec::new();
+            for g in groups {
+                let (Ok(orderer), Ok(token)) = (self.orderer(&h, &g), h.device.epoch_token(&g))
+                else {
+                    continue;
+                };
+                let epoch = h.device.epoch(&g).unwrap_or(0);
+                if let Ok(req) = ChatRequest::winner_of(&orderer.node, &token) {
+                    asks.push((g, epoch, orderer, req));
+                }
+            }
+            asks
+        };
+        if asks.is_empty() {
+            return Ok(());
+        }
+        let mut answers = Vec::with_capacity(asks.len());
+        for (g, epoch, orderer, req) in asks {
+            let answer = self.request(&orderer, &req).await;
+            answers.push((g, epoch, answer));
+        }
+        let mut h = held.lock().await;
+        let mut changed = false;
+        for (g, epoch, answer) in answers {
+            let winner = match answer {
+                Ok(ChatResponse::Taken { commit }) if !commit.is_empty() => Some(commit),
+                _ => None,
+            };
+            let now = now_ms();
+            // What the relay did not order is dropped: at once if another commit won, after
+            // a while if it knows of none (the winner may be on its way).
+            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut h.unconfirmed)
+                .into_iter()
+                .partition(|(at, b)| {
+                    starling_chat::peek(b).is_some_and(|(bg, be, _)| bg == g && be == epoch)
+                        && (winner.is_some() || now.saturating_sub(*at) >= UNCONFIRMED_FOR_MS)
+                });
+            h.unconfirmed = kept;
+            let losers = gone
+                .iter()
+                .filter(|(_, b)| winner.as_ref() != Some(b))
+                .count();
+            if losers > 0 {
+                tracing::warn!(chat = %hex::encode(&g), losers, "dropped commits their delivery relay did not order");
+                self.rejected
+                    .fetch_add(losers as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            if let Some(w) = winner {
+                changed |= self.take_confirmed(&mut h, &w)?;
+            }
+        }
+        if changed {
+            self.retry_deferred(&mut h)?;
+            self.flush_history(&mut h)?;
+            self.save(&h)?;
+            drop(h);
+            self.bump();
+        }
+        Ok(())
     }
 
     /// Settles this device's commits that were offered before a crash or got no answer,
@@ -144,7 +253,7 @@ impl Chat {
                 continue;
             };
             if let Ok(ChatResponse::Taken { commit }) = self.request(&orderer, &req).await {
-                if !commit.is_empty() && self.take_one(h, &commit)? {
+                if !commit.is_empty() && self.take_confirmed(h, &commit)? {
                     tracing::info!(chat = %hex::encode(&group), "took a commit that had not come with the mail");
                     changed = true;
                 }
@@ -449,25 +558,50 @@ impl Chat {
         Ok(changed)
     }
 
+    /// Takes a sealed history envelope (see [`Chat::take_history`]); whether it added any.
+    fn take_history_envelope(&self, h: &mut Held, bytes: &[u8], hash: String) -> bool {
+        h.meta.seen.push_back(hash);
+        while h.meta.seen.len() > SEEN {
+            h.meta.seen.pop_front();
+        }
+        match self.take_history(h, bytes) {
+            Ok(took) => took > 0,
+            Err(e) => {
+                self.rejected
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(error = %e, "refused a chat history");
+                false
+            }
+        }
+    }
+
+    /// Whether `bytes` is a commit for its group's epoch that the delivery relay has not
+    /// confirmed as the epoch's winner; if so it is held until [`Chat::confirm_commits`]
+    /// asks. (A member who sent different commits to different members, without ordering
+    /// them, would otherwise split the group.)
+    fn held_for_order(h: &mut Held, bytes: &[u8], hash: &String) -> bool {
+        let Some((group, epoch, true)) = starling_chat::peek(bytes) else {
+            return false;
+        };
+        if h.device.epoch(&group).ok() != Some(epoch) || h.confirmed.contains(hash) {
+            return false;
+        }
+        if h.unconfirmed.len() < MAX_UNCONFIRMED && !h.unconfirmed.iter().any(|(_, b)| b == bytes) {
+            h.unconfirmed.push((now_ms(), bytes.to_vec()));
+        }
+        true
+    }
+
     pub(crate) fn take_one(&self, h: &mut Held, bytes: &[u8]) -> Result<bool, ChatError> {
         let hash = blake3::hash(bytes).to_hex().to_string();
         if h.meta.seen.contains(&hash) {
             return Ok(false);
         }
         if Self::is_history(bytes) {
-            h.meta.seen.push_back(hash.clone());
-            while h.meta.seen.len() > SEEN {
-                h.meta.seen.pop_front();
-            }
-            return match self.take_history(h, bytes) {
-                Ok(took) => Ok(took > 0),
-                Err(e) => {
-                    self.rejected
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tracing::info!(error = %e, "refused a chat history");
-                    Ok(false)
-                }
-            };
+            return Ok(self.take_history_envelope(h, bytes, hash));
+        }
+        if Self::held_for_order(h, bytes, &hash) {
+            return Ok(false);
         }
         let vouched = std::cell::RefCell::new(std::mem::take(&mut h.vouched));
         let directory = |identity: &str, key: &[u8]| self.lists(&vouched, identity, key);

@@ -79,6 +79,12 @@ const DEFER_FOR_MS: u64 = 10 * 60 * 1000;
 pub const MAX_BATCH: usize = 256;
 /// Most members named when a chat is created or grows.
 pub const MAX_NEW_MEMBERS: usize = 49;
+/// Received commits kept while their delivery relay is asked whether they won, and how long
+/// one the relay knows nothing of is kept (an honest committer orders before it delivers).
+const MAX_UNCONFIRMED: usize = 64;
+const UNCONFIRMED_FOR_MS: u64 = 30_000;
+/// Confirmed commits remembered.
+const MAX_CONFIRMED: usize = 256;
 /// How long after its publication a device not listed yet is published again.
 const REPUBLISH: Duration = Duration::from_secs(20);
 /// How often a commit of this device's that got no answer is offered again.
@@ -237,6 +243,17 @@ fn crash_point(step: &str) {
     }
 }
 
+/// Whether `STARLING_CHAT_FAULT` names `what`: how the multi-process tests make a node
+/// dishonest in one way (`commit-unordered`: it delivers its commits without having its
+/// group's delivery relay order them).
+fn faulty(what: &str) -> bool {
+    static FAULT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    FAULT
+        .get_or_init(|| std::env::var("STARLING_CHAT_FAULT").ok())
+        .as_deref()
+        == Some(what)
+}
+
 /// Envelopes that arrived before the commit or welcome they need (when, hex bytes), in two
 /// bounded queues so junk for unknown groups cannot push out what waits for a commit. Kept
 /// in their own sealed file beside the device state, written only when they change.
@@ -306,6 +323,10 @@ struct Held {
     winners_asked: Option<std::time::Instant>,
     /// When the account's other devices were last looked up.
     own_checked: Option<std::time::Instant>,
+    /// Commits received that the group's delivery relay has not confirmed yet (when, bytes),
+    /// and hashes of those it confirmed (newest last).
+    unconfirmed: Vec<(u64, Vec<u8>)>,
+    confirmed: VecDeque<String>,
     /// The account's key while it is logged in here (to publish the device again), and when
     /// the device's publication was last sent.
     publisher: Option<Arc<SecretKey>>,

@@ -78,6 +78,8 @@ impl Chat {
             retry_at: HashMap::new(),
             winners_asked: None,
             own_checked: None,
+            unconfirmed: Vec::new(),
+            confirmed: VecDeque::new(),
             publisher: None,
             publish_sent: None,
             closed: false,

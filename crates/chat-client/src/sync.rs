@@ -317,6 +317,8 @@ mod tests {
             retry_at: HashMap::new(),
             winners_asked: None,
             own_checked: None,
+            unconfirmed: Vec::new(),
+            confirmed: VecDeque::new(),
             publisher: None,
             publish_sent: None,
             closed: false,

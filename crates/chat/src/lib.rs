@@ -24,6 +24,9 @@ use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::OpenMlsRustCrypto;
+
+mod inspect;
+pub use inspect::{inspect_key_package, peek};
 use std::collections::HashMap;
 
 /// Every message, commits included, is encrypted (no sender or proposal visible to a relay),
@@ -128,24 +131,6 @@ pub struct CommitOut {
     pub commit: Vec<u8>,
     pub welcome: Option<Vec<u8>>,
     pub epoch: u64,
-}
-
-/// Checks a key package (its signature, suite and lifetime) and returns the identity and the
-/// signature key it names, so a relay or a sender can match it against the key directory.
-pub fn inspect_key_package(bytes: &[u8]) -> Result<(String, Vec<u8>), ChatError> {
-    let kp = match decode(bytes)?.extract() {
-        MlsMessageBodyIn::KeyPackage(kp) => kp,
-        _ => return Err(ChatError::Malformed("not a key package".into())),
-    };
-    let crypto = openmls_rust_crypto::RustCrypto::default();
-    let kp = kp
-        .validate(&crypto, ProtocolVersion::Mls10)
-        .map_err(|e| ChatError::Rejected(format!("key package: {e:?}")))?;
-    let leaf = kp.leaf_node();
-    Ok((
-        identity_of(leaf.credential()),
-        leaf.signature_key().as_slice().to_vec(),
-    ))
 }
 
 /// One MLS member: a device of an account, with its groups.

@@ -423,6 +423,22 @@ fn a_forged_commit_header_does_not_drop_a_pending_commit() {
 }
 
 #[test]
+fn a_message_shows_its_group_epoch_and_kind_before_it_is_opened() {
+    let (mut alice, mut bob) = (device("alice"), device("bob"));
+    let id = group_of(&mut alice, &mut [&mut bob]);
+    let epoch = alice.epoch(&id).unwrap();
+    let text = alice.send(&id, b"hi").unwrap();
+    assert_eq!(peek(&text), Some((id.clone(), epoch, false)));
+    let out = alice.update(&id).unwrap();
+    assert_eq!(peek(&out.commit), Some((id.clone(), epoch, true)));
+    assert_eq!(peek(b"junk"), None);
+    let kp = device("carol").key_package().unwrap();
+    alice.discard(&id).unwrap();
+    let welcome = alice.add(&id, &[kp]).unwrap().welcome.unwrap();
+    assert_eq!(peek(&welcome), None);
+}
+
+#[test]
 fn texts_go_out_while_a_commit_waits_to_be_ordered() {
     let (mut alice, mut bob) = (device("alice"), device("bob"));
     let id = group_of(&mut alice, &mut [&mut bob]);

@@ -112,17 +112,19 @@ impl UserNode {
     }
 
     fn start(&mut self, dir: &Path) {
-        self.start_with(dir, None);
+        self.start_with(dir, &[]);
     }
 
-    /// Starts the node; with `crash_at`, it stops itself at that step of a commit.
-    fn start_with(&mut self, dir: &Path, crash_at: Option<&str>) {
+    /// Starts the node with `env` (`STARLING_CHAT_CRASH_AT=<step>`: it stops itself at that
+    /// step of a commit; `STARLING_CHAT_FAULT=commit-unordered`: it delivers its commits
+    /// without having them ordered).
+    fn start_with(&mut self, dir: &Path, env: &[(&str, &str)]) {
         let mut command = Command::new(env!("CARGO_BIN_EXE_starling"));
         command
             .current_dir(dir)
             .args(["node", "--config", self.config.to_str().unwrap()]);
-        if let Some(step) = crash_at {
-            command.env("STARLING_CHAT_CRASH_AT", step);
+        for (k, v) in env {
+            command.env(k, v);
         }
         let (child, lines) = spawn_until_api_lines(&mut command);
         self.child = Some(Killed(child));
@@ -984,7 +986,7 @@ fn a_node_killed_at_each_step_of_a_commit_recovers() {
     let mut expected: Vec<String> = vec!["hello".into()];
     for step in ["commit-staged", "commit-ordered", "commit-queued"] {
         alice_node.child = None;
-        alice_node.start_with(dir, Some(step));
+        alice_node.start_with(dir, &[("STARLING_CHAT_CRASH_AT", step)]);
         at = login(a_api, "alice");
         // Alice refreshes her keys, and her node dies at the step.
         let path = format!("/api/v1/me/chats/{chat}/update");
@@ -1290,7 +1292,7 @@ fn chat_survives_killed_relays_a_flooded_mailbox_and_a_crash_during_a_commit() {
 
     // Alice's node dies in the middle of a commit, after the relay ordered it.
     alice_node.child = None;
-    alice_node.start_with(dir, Some("commit-ordered"));
+    alice_node.start_with(dir, &[("STARLING_CHAT_CRASH_AT", "commit-ordered")]);
     at = login(a_api, "alice");
     let path = format!("/api/v1/me/chats/{chat}/update");
     let auth = format!("Bearer {at}");
@@ -1315,4 +1317,69 @@ fn chat_survives_killed_relays_a_flooded_mailbox_and_a_crash_during_a_commit() {
             .collect();
         assert_eq!(got, expected);
     }
+}
+
+/// A member whose node delivers a commit its group's delivery relay never ordered (made
+/// dishonest in that one way by `STARLING_CHAT_FAULT`) moves nobody else: Bob holds the
+/// commit until the relay says which commit won the epoch; his own, ordered, wins, and
+/// Alice's is dropped. (Applied at once, as before, such commits sent differently to
+/// different members would split the group.)
+#[test]
+fn a_commit_its_relay_did_not_order_is_not_applied() {
+    let _one = common::one_network_at_a_time();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let net = Network::start(dir);
+    let (genesis, bootstrap, relay) = (&net.genesis, &net.bootstrap, &net.relay);
+    let mut alice_node = UserNode::create(dir, "alice-node", genesis, bootstrap, &[relay], 86_400);
+    let bob_node = UserNode::create(dir, "bob-node", genesis, bootstrap, &[relay], 86_400);
+    let (a_api, b_api) = (alice_node.api, bob_node.api);
+    let (_, mut at) = import(a_api, "alice", 1);
+    let (bob, bt) = import(b_api, "bob", 2);
+    chat_on(a_api, &at, 1);
+    chat_on(b_api, &bt, 1);
+    let chat = ok(
+        a_api,
+        "POST",
+        "/api/v1/me/chats",
+        &at,
+        json!({ "members": [bob] }),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    send(a_api, &at, &chat, "hello");
+    wait_texts(b_api, &bt, &chat, 1);
+    let before = epochs(&[(b_api, &bt)], &chat)[0];
+    let refused = |api, token: &str| {
+        ok(api, "GET", "/api/v1/me/chat", token, Value::Null)["refused_envelopes"]
+            .as_u64()
+            .unwrap()
+    };
+    let refused_before = refused(b_api, &bt);
+
+    alice_node.child = None;
+    alice_node.start_with(dir, &[("STARLING_CHAT_FAULT", "commit-unordered")]);
+    at = login(a_api, "alice");
+    let path = format!("/api/v1/me/chats/{chat}/update");
+    let rogue = ok(a_api, "POST", &path, &at, Value::Null)["epoch"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(rogue, before + 1, "alice's node applied its own commit");
+    wait_for("bob's node to hold the unordered commit", || {
+        let s = ok(b_api, "GET", "/api/v1/me/chat", &bt, Value::Null);
+        (s["unconfirmed_commits"].as_u64() == Some(1)).then_some(())
+    });
+    assert_eq!(epochs(&[(b_api, &bt)], &chat)[0], before, "not applied");
+    // Bob's own commit for the epoch is ordered and wins; Alice's is dropped.
+    let bob_epoch = ok(b_api, "POST", &path, &bt, Value::Null)["epoch"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(bob_epoch, before + 1);
+    wait_for("bob's node to drop the unordered commit", || {
+        let s = ok(b_api, "GET", "/api/v1/me/chat", &bt, Value::Null);
+        (s["unconfirmed_commits"].as_u64() == Some(0)).then_some(())
+    });
+    assert!(refused(b_api, &bt) > refused_before);
+    assert_eq!(epochs(&[(b_api, &bt)], &chat)[0], bob_epoch);
 }
