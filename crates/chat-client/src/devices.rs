@@ -185,21 +185,24 @@ impl Chat {
         Ok(())
     }
 
-    /// Sends the device's publication again if the ledger still does not list it a while
-    /// after the last one (a node catching up signs with what it knows, which the ledger may
-    /// refuse).
+    /// Sends the device's publication again if the ledger does not list it as it is a while
+    /// after the last one: a node catching up signs with what it knows, which the ledger may
+    /// refuse; or the node moved (a new address, other relays), and senders must learn where
+    /// to reach the device now. Checked at most every [`REPUBLISH`].
     pub(crate) async fn republish(&self, held: &HeldRef) {
         let (key, device) = {
             let mut h = held.lock().await;
-            let due = h.publish_sent.is_none_or(|t| t.elapsed() >= REPUBLISH);
-            let Some(key) = h.publisher.clone().filter(|_| due && !h.meta.published) else {
+            if h.publish_sent.is_some_and(|t| t.elapsed() < REPUBLISH) {
+                return;
+            }
+            h.publish_sent = Some(std::time::Instant::now());
+            let Some(key) = h.publisher.clone() else {
                 return;
             };
             let device = self.chat_device(&h);
             if self.listed(&h.account, &device) {
                 return;
             }
-            h.publish_sent = Some(std::time::Instant::now());
             (key, device)
         };
         match self.publish(key, device).await {

@@ -20,7 +20,7 @@ impl Chat {
         &self,
         h: &Held,
         group: &[u8],
-    ) -> Result<Vec<ChatDevice>, ChatError> {
+    ) -> Result<Vec<Recipient>, ChatError> {
         let mut by_account: BTreeMap<AccountId, Vec<u32>> = BTreeMap::new();
         for m in h.device.members(group)? {
             if m == h.device.identity() {
@@ -36,7 +36,12 @@ impl Chat {
                 tracing::warn!(account = %account, "a member's devices are not in the key directory");
                 continue;
             };
-            out.extend(rec.devices.into_iter().filter(|d| ids.contains(&d.id)));
+            out.extend(
+                rec.devices
+                    .into_iter()
+                    .filter(|d| ids.contains(&d.id))
+                    .map(|d| (account, d)),
+            );
         }
         Ok(out)
     }
@@ -463,7 +468,7 @@ impl Chat {
         h: &Held,
         before: &[String],
         after: &[String],
-    ) -> (Vec<ChatDevice>, Vec<ChatDevice>) {
+    ) -> (Vec<Recipient>, Vec<Recipient>) {
         let mut accounts = std::collections::BTreeSet::new();
         for m in before.iter().chain(after) {
             if let Some((a, _)) = account_of_identity(m) {
@@ -481,9 +486,9 @@ impl Chat {
                     continue;
                 }
                 if before.contains(&identity) {
-                    old.push(d);
+                    old.push((account, d));
                 } else if after.contains(&identity) {
-                    new.push(d);
+                    new.push((account, d));
                 }
             }
         }

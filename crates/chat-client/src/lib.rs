@@ -344,6 +344,8 @@ impl std::fmt::Debug for Held {
 
 type HeldRef = Arc<tokio::sync::Mutex<Held>>;
 type MailBatch = (Option<Endpoint>, Vec<(u64, Vec<u8>)>);
+/// A device envelopes are sent to, and its account.
+pub(crate) type Recipient = (AccountId, ChatDevice);
 
 /// A request to one of the device's relays about its key packages: a count, or an upload.
 struct RelayJob {

@@ -8,7 +8,7 @@
 //! envelopes and the recipients' devices as the key directory publishes them. Bounded per
 //! device and in bytes for the node.
 
-use super::{Chat, ChatError};
+use super::{Chat, ChatError, Recipient};
 use futures::channel::oneshot;
 use rand_core::{OsRng, RngCore as _};
 use starling_chat_relay::mailbox::now_ms;
@@ -51,6 +51,8 @@ pub(super) struct Queued {
 /// An envelope found queued in the log when the node starts.
 pub(super) struct Resumed {
     id: u64,
+    /// The recipient's account (not kept by the first version of the log).
+    account: Option<starling_types::AccountId>,
     device: ChatDevice,
     envelope: Vec<u8>,
     expires_ms: u64,
@@ -102,7 +104,9 @@ impl LogInner {
     }
 }
 
+/// An envelope and its recipient device; `QUEUED_FOR` also names the device's account.
 const QUEUED: u8 = 1;
+const QUEUED_FOR: u8 = 3;
 const DONE: u8 = 2;
 
 /// Frames `body`: its length, the body, and a checksum, so a torn or damaged end is seen.
@@ -161,8 +165,8 @@ impl OutboxLog {
     fn replay(body: &[u8], inner: &mut LogInner, resumed: &mut BTreeMap<u64, Resumed>) {
         let mut r = Reader::new(body);
         match r.u8() {
-            Ok(QUEUED) => {
-                let Ok(q) = Self::decode_queued(&mut r) else {
+            Ok(tag @ (QUEUED | QUEUED_FOR)) => {
+                let Ok(q) = Self::decode_queued(&mut r, tag == QUEUED_FOR) else {
                     return;
                 };
                 inner.next = inner.next.max(q.id + 1);
@@ -184,10 +188,18 @@ impl OutboxLog {
         }
     }
 
-    fn decode_queued(r: &mut Reader<'_>) -> Result<Resumed, starling_types::DecodeError> {
+    fn decode_queued(
+        r: &mut Reader<'_>,
+        with_account: bool,
+    ) -> Result<Resumed, starling_types::DecodeError> {
         Ok(Resumed {
             id: r.u64()?,
             expires_ms: r.u64()?,
+            account: if with_account {
+                Some(starling_types::AccountId::decode(r)?)
+            } else {
+                None
+            },
             device: ChatDevice::decode(r)?,
             envelope: r.bytes32("envelope", chatnet::MAX_ENVELOPE_BYTES)?.to_vec(),
         })
@@ -206,7 +218,7 @@ impl OutboxLog {
     /// Writes `envelopes` for `device` to the log (synced); returns their ids.
     fn queue(
         &self,
-        device: &ChatDevice,
+        (account, device): &Recipient,
         envelopes: &[Vec<u8>],
         expires_ms: u64,
     ) -> Result<Vec<u64>, ChatError> {
@@ -216,9 +228,10 @@ impl OutboxLog {
         let mut add = 0u64;
         for (i, e) in envelopes.iter().enumerate() {
             let id = inner.next + i as u64;
-            let mut body = vec![QUEUED];
+            let mut body = vec![QUEUED_FOR];
             put::u64(&mut body, id);
             put::u64(&mut body, expires_ms);
+            account.encode(&mut body);
             device.encode(&mut body);
             put::bytes32(&mut body, e);
             let mut rec = Vec::with_capacity(body.len() + 12);
@@ -277,6 +290,7 @@ impl Chat {
     fn outbox_of(
         self: &Arc<Self>,
         outboxes: &mut std::collections::HashMap<starling_types::Hash, mpsc::Sender<Queued>>,
+        account: Option<starling_types::AccountId>,
         device: &ChatDevice,
     ) -> mpsc::Sender<Queued> {
         outboxes
@@ -285,7 +299,7 @@ impl Chat {
                 let (tx, rx) = mpsc::channel(MAX_OUTBOX);
                 let me = self.clone();
                 let device = device.clone();
-                tokio::spawn(async move { me.outbox(device, rx).await });
+                tokio::spawn(async move { me.outbox(account, device, rx).await });
                 tx
             })
             .clone()
@@ -295,7 +309,7 @@ impl Chat {
     /// each wait resolves when its envelope is deposited (or could not be queued).
     pub(super) fn enqueue(
         self: &Arc<Self>,
-        devices: &[ChatDevice],
+        devices: &[Recipient],
         envelopes: &[Vec<u8>],
     ) -> Vec<Wait> {
         self.enqueue_each(devices, envelopes).0
@@ -305,7 +319,7 @@ impl Chat {
     /// for) if any envelope could not be queued.
     pub(super) fn enqueue_all(
         self: &Arc<Self>,
-        devices: &[ChatDevice],
+        devices: &[Recipient],
         envelopes: &[Vec<u8>],
     ) -> Result<Vec<Wait>, ChatError> {
         match self.enqueue_each(devices, envelopes) {
@@ -319,7 +333,7 @@ impl Chat {
     /// The waits, and why queueing failed for a device if it did.
     fn enqueue_each(
         self: &Arc<Self>,
-        devices: &[ChatDevice],
+        devices: &[Recipient],
         envelopes: &[Vec<u8>],
     ) -> (Vec<Wait>, Option<String>) {
         let mut waits = Vec::new();
@@ -327,7 +341,7 @@ impl Chat {
         let expires_ms = now_ms() + OUTBOX_TTL_MS;
         let mut outboxes = self.outboxes.lock().unwrap_or_else(|p| p.into_inner());
         for d in devices {
-            let tx = self.outbox_of(&mut outboxes, d);
+            let tx = self.outbox_of(&mut outboxes, Some(d.0), &d.1);
             let mut refused = |why: String| {
                 for _ in envelopes {
                     let (done, wait) = oneshot::channel();
@@ -379,7 +393,7 @@ impl Chat {
             for r in resumed {
                 let tx = {
                     let mut outboxes = me.outboxes.lock().unwrap_or_else(|p| p.into_inner());
-                    me.outbox_of(&mut outboxes, &r.device)
+                    me.outbox_of(&mut outboxes, r.account, &r.device)
                 };
                 let q = Queued {
                     id: r.id,
@@ -397,7 +411,12 @@ impl Chat {
     /// Deposits what is queued for one device, in order and in batches: at its home node,
     /// else at its relays; a batch no node takes is tried again with backoff until it
     /// expires.
-    async fn outbox(self: Arc<Self>, device: ChatDevice, mut rx: mpsc::Receiver<Queued>) {
+    async fn outbox(
+        self: Arc<Self>,
+        account: Option<starling_types::AccountId>,
+        mut device: ChatDevice,
+        mut rx: mpsc::Receiver<Queued>,
+    ) {
         while let Some(first) = rx.recv().await {
             let mut batch = vec![first];
             let mut size = batch[0].envelope.len();
@@ -430,6 +449,10 @@ impl Chat {
                     Ok(()) => break Ok(()),
                     Err(Fatal(e)) => break Err(e),
                     Err(Retry(e)) => {
+                        // The device may have moved (new relays, a new home) meanwhile.
+                        if let Some(now) = account.and_then(|a| self.current(&a, &device)) {
+                            device = now;
+                        }
                         // Those waiting hear once that it goes on in the background.
                         if !told {
                             told = true;
@@ -453,6 +476,18 @@ impl Chat {
                 }
             }
         }
+    }
+
+    /// `device` (same account, same mailbox) as the key directory lists it now.
+    fn current(
+        &self,
+        account: &starling_types::AccountId,
+        device: &ChatDevice,
+    ) -> Option<ChatDevice> {
+        let (rec, _) = self.directory(account).ok()?;
+        rec.devices
+            .into_iter()
+            .find(|d| d.id == device.id && d.mailbox == device.mailbox)
     }
 
     /// One try at depositing `batch` at the device's home, else at its relays.
@@ -518,6 +553,10 @@ mod tests {
     use super::*;
     use starling_types::Hash;
 
+    fn to(n: u8) -> Recipient {
+        (starling_types::PublicKey::ed25519([n; 32]), device(n))
+    }
+
     fn device(n: u8) -> ChatDevice {
         ChatDevice {
             id: n.into(),
@@ -542,9 +581,9 @@ mod tests {
         let (log, r) = OutboxLog::open(&path).unwrap();
         assert!(r.is_empty());
         let a = log
-            .queue(&device(1), &[b"a1".to_vec(), b"a2".to_vec()], 9)
+            .queue(&to(1), &[b"a1".to_vec(), b"a2".to_vec()], 9)
             .unwrap();
-        let b = log.queue(&device(2), &[b"b1".to_vec()], 9).unwrap();
+        let b = log.queue(&to(2), &[b"b1".to_vec()], 9).unwrap();
         assert_eq!((a.clone(), b.clone()), (vec![0, 1], vec![2]));
         log.done(&a[..1]).unwrap();
         drop(log);
@@ -555,13 +594,35 @@ mod tests {
         // Ids go on after a restart; the log was compacted to what is left.
         let (log, _) = OutboxLog::open(&path).unwrap();
         assert_eq!(log.queued().0, 2);
-        assert_eq!(
-            log.queue(&device(1), &[b"a3".to_vec()], 9).unwrap(),
-            vec![3]
-        );
+        assert_eq!(log.queue(&to(1), &[b"a3".to_vec()], 9).unwrap(), vec![3]);
         log.done(&[1, 2, 3]).unwrap();
         drop(log);
         assert!(resumed(&path).is_empty());
+    }
+
+    #[test]
+    fn records_of_the_first_version_without_the_account_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.log");
+        let mut body = vec![QUEUED];
+        put::u64(&mut body, 7);
+        put::u64(&mut body, 9);
+        device(4).encode(&mut body);
+        put::bytes32(&mut body, b"old");
+        let mut rec = Vec::new();
+        frame(&body, &mut rec);
+        std::fs::write(&path, &rec).unwrap();
+        let (log, r) = OutboxLog::open(&path).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].id, r[0].account, r[0].envelope.as_slice()),
+            (7, None, &b"old"[..])
+        );
+        // New ones name the account, and ids go on.
+        assert_eq!(log.queue(&to(4), &[b"new".to_vec()], 9).unwrap(), vec![8]);
+        drop(log);
+        let (_, r) = OutboxLog::open(&path).unwrap();
+        assert_eq!(r[1].account, Some(to(4).0));
     }
 
     #[test]
@@ -569,9 +630,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("outbox.log");
         let (log, _) = OutboxLog::open(&path).unwrap();
-        log.queue(&device(1), &[b"kept".to_vec()], 9).unwrap();
+        log.queue(&to(1), &[b"kept".to_vec()], 9).unwrap();
         let whole = std::fs::metadata(&path).unwrap().len();
-        log.queue(&device(1), &[b"torn".to_vec()], 9).unwrap();
+        log.queue(&to(1), &[b"torn".to_vec()], 9).unwrap();
         drop(log);
         // A crash in the middle of the second append.
         let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
@@ -595,13 +656,12 @@ mod tests {
         let (log, _) = OutboxLog::open(&path).unwrap();
         let big = vec![7u8; chatnet::MAX_ENVELOPE_BYTES];
         let mut n = 0;
-        while log.queue(&device(1), std::slice::from_ref(&big), 9).is_ok() {
+        while log.queue(&to(1), std::slice::from_ref(&big), 9).is_ok() {
             n += 1;
         }
         assert!(n > 0 && n * (big.len() as u64) <= MAX_DEVICE_OUTBOX_BYTES);
         // One device no node takes mail for does not stop the others.
-        log.queue(&device(2), std::slice::from_ref(&big), 9)
-            .unwrap();
+        log.queue(&to(2), std::slice::from_ref(&big), 9).unwrap();
         assert!(log.queued().1 <= MAX_DEVICE_OUTBOX_BYTES + big.len() as u64 + 1_024);
         // Done, it goes from the file too, and makes room again.
         let ids: Vec<u64> = (0..=n).collect();
@@ -610,6 +670,6 @@ mod tests {
         }
         assert_eq!(log.queued(), (0, 0));
         assert!(std::fs::metadata(&path).unwrap().len() < 2 << 20);
-        log.queue(&device(1), &[big], 9).unwrap();
+        log.queue(&to(1), &[big], 9).unwrap();
     }
 }

@@ -271,7 +271,8 @@ impl Chat {
         };
         // Queued before the commit, so the history lands before the welcome. Not waited
         // for: the outbox delivers it.
-        drop(self.enqueue(&devices, &history));
+        let recipients: Vec<Recipient> = devices.iter().map(|d| (account, d.clone())).collect();
+        drop(self.enqueue(&recipients, &history));
         let names: Vec<String> = devices.iter().map(|d| format!("device {}", d.id)).collect();
         let note = format!("added your {}", names.join(", "));
         let g = group.clone();

@@ -1309,6 +1309,36 @@ fn chat_survives_killed_relays_a_flooded_mailbox_and_a_crash_during_a_commit() {
     });
     say(&mut expected, (a_api, &at), (b_api, &bt), "a4");
     say(&mut expected, (b_api, &bt), (a_api, &at), "b3");
+
+    // Bob's node and his relay go down again, and his node comes back at a new address with
+    // the devnet's relay instead: it publishes where it is now, and Alice's outbox, which
+    // holds a text for him, follows it there.
+    bob_node.child = None;
+    spare.child = None;
+    send(a_api, &at, &chat, "a5");
+    expected.push("a5".into());
+    let config = std::fs::read_to_string(&bob_node.config).unwrap();
+    let p2p = config
+        .split("[p2p]")
+        .nth(1)
+        .and_then(|rest| rest.lines().find_map(|l| l.strip_prefix("listen = ")))
+        .unwrap()
+        .to_string();
+    let moved = config
+        .replace(&p2p, &format!("\"{}\"", free_addr()))
+        .replace(
+            &format!("relays = [\"{spare_at}\"]"),
+            &format!("relays = [\"{relay}\"]"),
+        );
+    assert_ne!(moved, config);
+    std::fs::write(&bob_node.config, moved).unwrap();
+    bob_node.start(dir);
+    bt = login(b_api, "bob");
+    let got: Vec<String> = wait_texts(b_api, &bt, &chat, expected.len())
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(got, expected);
     // Once each, in order, on both sides.
     for (api, token) in [(a_api, &at), (b_api, &bt)] {
         let got: Vec<String> = texts(api, token, &chat)
