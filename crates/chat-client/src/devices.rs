@@ -127,31 +127,12 @@ impl Chat {
             let mut seed = [0u8; 32];
             OsRng.fill_bytes(&mut seed);
             let mailbox_key = SecretKey::from_seed(KeyType::Ed25519, &seed).map_err(internal)?;
-            let held = Held {
-                account,
-                seal: Self::seal_key(&key),
-                device,
-                meta: Meta {
-                    device_id,
-                    mailbox_seed: hex::encode(seed),
-                    ..Meta::default()
-                },
-                mailbox_key,
-                history: BTreeMap::new(),
-                in_history: HashSet::new(),
-                unwritten: Vec::new(),
-                relay_checked: HashMap::new(),
-                vouched: HashMap::new(),
-                deferred: Deferred::default(),
-                retry_at: HashMap::new(),
-                winners_asked: None,
-                own_checked: None,
-                unconfirmed: Vec::new(),
-                confirmed: VecDeque::new(),
-                publisher: None,
-                publish_sent: None,
-                closed: false,
+            let meta = Meta {
+                device_id,
+                mailbox_seed: hex::encode(seed),
+                ..Meta::default()
             };
+            let held = Held::new(account, Self::seal_key(&key), device, meta, mailbox_key);
             self.save(&held)?;
             self.start(held);
         }

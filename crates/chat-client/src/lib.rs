@@ -342,6 +342,39 @@ impl std::fmt::Debug for Held {
     }
 }
 
+impl Held {
+    /// A device just opened: its state and meta, with nothing yet in memory beside them.
+    fn new(
+        account: AccountId,
+        seal: Zeroizing<[u8; 32]>,
+        device: Device,
+        meta: Meta,
+        mailbox_key: SecretKey,
+    ) -> Held {
+        Held {
+            account,
+            seal,
+            device,
+            meta,
+            mailbox_key,
+            history: BTreeMap::new(),
+            in_history: HashSet::new(),
+            unwritten: Vec::new(),
+            relay_checked: HashMap::new(),
+            vouched: HashMap::new(),
+            deferred: Deferred::default(),
+            retry_at: HashMap::new(),
+            winners_asked: None,
+            own_checked: None,
+            unconfirmed: Vec::new(),
+            confirmed: VecDeque::new(),
+            publisher: None,
+            publish_sent: None,
+            closed: false,
+        }
+    }
+}
+
 type HeldRef = Arc<tokio::sync::Mutex<Held>>;
 type MailBatch = (Option<Endpoint>, Vec<(u64, Vec<u8>)>);
 /// A device envelopes are sent to, and its account.

@@ -63,27 +63,7 @@ impl Chat {
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| internal("bad mailbox seed"))?;
         let mailbox_key = SecretKey::from_seed(KeyType::Ed25519, &seed).map_err(internal)?;
-        let mut held = Held {
-            account,
-            seal,
-            device,
-            meta,
-            mailbox_key,
-            history: BTreeMap::new(),
-            in_history: HashSet::new(),
-            unwritten: Vec::new(),
-            relay_checked: HashMap::new(),
-            vouched: HashMap::new(),
-            deferred: Deferred::default(),
-            retry_at: HashMap::new(),
-            winners_asked: None,
-            own_checked: None,
-            unconfirmed: Vec::new(),
-            confirmed: VecDeque::new(),
-            publisher: None,
-            publish_sent: None,
-            closed: false,
-        };
+        let mut held = Held::new(account, seal, device, meta, mailbox_key);
         Self::load_history(dir, &mut held)?;
         match std::fs::read(dir.join("deferred.sealed")) {
             Ok(sealed) => {

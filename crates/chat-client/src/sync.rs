@@ -303,27 +303,13 @@ mod tests {
 
     fn held(seed: u8) -> Held {
         let account = SecretKey::from_seed(KeyType::Ed25519, &[seed; 32]).unwrap();
-        Held {
-            account: account.public_key(),
-            seal: Chat::seal_key(&account),
-            device: Device::new(&account.public_key().to_text(), 0).unwrap(),
-            meta: Meta::default(),
-            mailbox_key: SecretKey::from_seed(KeyType::Ed25519, &[seed + 1; 32]).unwrap(),
-            history: BTreeMap::new(),
-            in_history: HashSet::new(),
-            unwritten: Vec::new(),
-            relay_checked: HashMap::new(),
-            vouched: HashMap::new(),
-            deferred: Deferred::default(),
-            retry_at: HashMap::new(),
-            winners_asked: None,
-            own_checked: None,
-            unconfirmed: Vec::new(),
-            confirmed: VecDeque::new(),
-            publisher: None,
-            publish_sent: None,
-            closed: false,
-        }
+        Held::new(
+            account.public_key(),
+            Chat::seal_key(&account),
+            Device::new(&account.public_key().to_text(), 0).unwrap(),
+            Meta::default(),
+            SecretKey::from_seed(KeyType::Ed25519, &[seed + 1; 32]).unwrap(),
+        )
     }
 
     fn msg(seq: u64, text: &str) -> Message {
