@@ -169,11 +169,16 @@ impl Chat {
     /// Sends the device's publication again if the ledger does not list it as it is a while
     /// after the last one: a node catching up signs with what it knows, which the ledger may
     /// refuse; or the node moved (a new address, other relays), and senders must learn where
-    /// to reach the device now. Checked at most every [`REPUBLISH`].
+    /// to reach the device now. Checked every [`REPUBLISH`]; each publication sent again
+    /// doubles the wait before the next (up to an hour), so one the ledger keeps refusing
+    /// (a ninth device, say) does not cost a fee every 20 s.
     pub(crate) async fn republish(&self, held: &HeldRef) {
         let (key, device) = {
             let mut h = held.lock().await;
-            if h.publish_sent.is_some_and(|t| t.elapsed() < REPUBLISH) {
+            let wait = REPUBLISH * (1u32 << h.republished.min(8));
+            if h.publish_sent
+                .is_some_and(|t| t.elapsed() < wait.min(REPUBLISH_MOST))
+            {
                 return;
             }
             h.publish_sent = Some(std::time::Instant::now());
@@ -182,8 +187,10 @@ impl Chat {
             };
             let device = self.chat_device(&h);
             if self.listed(&h.account, &device) {
+                h.republished = 0;
                 return;
             }
+            h.republished += 1;
             (key, device)
         };
         match self.publish(key, device).await {

@@ -87,6 +87,7 @@ const UNCONFIRMED_FOR_MS: u64 = 30_000;
 const MAX_CONFIRMED: usize = 256;
 /// How long after its publication a device not listed yet is published again.
 const REPUBLISH: Duration = Duration::from_secs(20);
+const REPUBLISH_MOST: Duration = Duration::from_secs(3_600);
 /// How often a commit of this device's that got no answer is offered again.
 const SETTLE_RETRY: Duration = Duration::from_secs(5);
 /// How long mail waits for a commit before the delivery relay is asked for it.
@@ -331,6 +332,8 @@ struct Held {
     /// the device's publication was last sent.
     publisher: Option<Arc<SecretKey>>,
     publish_sent: Option<std::time::Instant>,
+    /// Publications sent again since the ledger last listed the device as it is.
+    republished: u32,
     closed: bool,
 }
 
@@ -370,6 +373,7 @@ impl Held {
             confirmed: VecDeque::new(),
             publisher: None,
             publish_sent: None,
+            republished: 0,
             closed: false,
         }
     }
