@@ -383,11 +383,10 @@ impl Chat {
             // Made by an older version, which did not keep it.
             Err(_) => self.orderer(h, group)?,
         };
-        let req = ChatRequest::order(&orderer.node, &token, commit).map_err(internal)?;
         let answer = if faulty("commit-unordered") {
             Ok(ChatResponse::Ordered)
         } else {
-            self.request(&orderer, &req).await
+            self.offer(&orderer, token, commit).await?
         };
         match answer {
             Ok(ChatResponse::Ordered) => {
@@ -410,7 +409,7 @@ impl Chat {
             Ok(other) => Ok(Settled::Unanswered(format!("unexpected answer {other:?}"))),
             // Busy: it may hold an earlier offer of this very commit, so it is kept.
             Err(NetError::Refused(code, message))
-                if code == "rate_limited" || code == "storage" =>
+                if code == "rate_limited" || code == "storage" || code == "order_full" =>
             {
                 Ok(Settled::Unanswered(format!("{code}: {message}")))
             }

@@ -33,7 +33,9 @@ use starling_crypto::SecretKey;
 use starling_ledger::records::{ChatKeysRecord, StateKey};
 use starling_net::chat::{self as chatnet, ChatNet, NetError};
 use starling_node_api::Node;
-use starling_protocol::chat::{mailbox_id, ChatRequest, ChatResponse};
+use starling_protocol::chat::{
+    mailbox_id, ChatRequest, ChatResponse, MAX_ORDER_WORK_BITS, ORDER_WORK_BITS,
+};
 use starling_types::{AccountId, ChatDevice, Decode as _, Endpoint, Hash, KeyType, PublicKey};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -549,6 +551,40 @@ impl Chat {
             self.net.request(to, req).await
         } else {
             self.anon.request(to, req).await
+        }
+    }
+
+    /// Offers `commit` for the epoch whose token is `token` at `orderer`, with the proof of
+    /// work relays ask of a new epoch to begin with, then (once more) what this one asks,
+    /// if that is within [`MAX_ORDER_WORK_BITS`]. The work runs off the async threads.
+    async fn offer(
+        &self,
+        orderer: &Endpoint,
+        token: [u8; 32],
+        commit: Vec<u8>,
+    ) -> Result<Result<ChatResponse, NetError>, ChatError> {
+        let mut bits = ORDER_WORK_BITS;
+        loop {
+            let (relay, c) = (orderer.node, commit.clone());
+            let req =
+                tokio::task::spawn_blocking(move || ChatRequest::order(&relay, &token, c, bits))
+                    .await
+                    .map_err(internal)?
+                    .map_err(internal)?;
+            match self.request(orderer, &req).await {
+                Ok(ChatResponse::WorkNeeded { bits: more })
+                    if more > bits && more <= MAX_ORDER_WORK_BITS =>
+                {
+                    bits = more
+                }
+                Ok(ChatResponse::WorkNeeded { bits: more }) => {
+                    return Ok(Err(NetError::Refused(
+                        "work_needed".into(),
+                        format!("the relay asks {more} bits of work for a new epoch"),
+                    )))
+                }
+                other => return Ok(other),
+            }
         }
     }
 

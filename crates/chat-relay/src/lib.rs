@@ -277,8 +277,9 @@ impl ChatServices {
                 epoch,
                 commit,
                 signature,
+                work,
             } => match self.limits.check_offer(from) {
-                Ok(()) => self.order_commit(epoch, &commit, &signature),
+                Ok(()) => self.order_commit(epoch, &commit, &signature, work),
                 Err(refused) => refused,
             },
             ChatRequest::WinnerOf { epoch, signature } => {
@@ -346,7 +347,13 @@ impl ChatServices {
     }
 
     /// An offer of `commit` for the group epoch named `epoch`, signed with the epoch's key.
-    fn order_commit(&self, epoch: Hash, commit: &[u8], signature: &Signature) -> ChatResponse {
+    fn order_commit(
+        &self,
+        epoch: Hash,
+        commit: &[u8],
+        signature: &Signature,
+        work: u64,
+    ) -> ChatResponse {
         // Only the epoch's members hold the key its name is the public half of.
         let key = PublicKey::ed25519(epoch.0);
         let msg = order_message(&self.me, &epoch, commit);
@@ -356,9 +363,13 @@ impl ChatServices {
                 "the offer is not signed by the epoch's key (only its members hold it)",
             );
         }
-        match self.order.offer(epoch, commit) {
+        match self
+            .order
+            .offer(epoch, commit, order_work_bits(&self.me, &epoch, work))
+        {
             Ok(order::Offered::Won) => ChatResponse::Ordered,
             Ok(order::Offered::Lost(commit)) => ChatResponse::Taken { commit },
+            Ok(order::Offered::WorkNeeded(bits)) => ChatResponse::WorkNeeded { bits },
             Err(e) => e.into(),
         }
     }
@@ -472,7 +483,15 @@ mod tests {
             code(s.serve(Requester::Local, &take.to_bytes())),
             "no_key_package"
         );
-        let order = |c: u8| ChatRequest::order(&me.public_key(), &[7; 32], vec![c; 9]).unwrap();
+        let order = |c: u8| {
+            ChatRequest::order(
+                &me.public_key(),
+                &[7; 32],
+                vec![c; 9],
+                order::ORDER_WORK_BITS,
+            )
+            .unwrap()
+        };
         assert_eq!(
             s.serve(Requester::Local, &order(1).to_bytes()),
             ChatResponse::Ordered
@@ -514,12 +533,20 @@ mod tests {
         // Someone who is not in the epoch cannot take it: an offer for its name signed with
         // another key (the stranger's own epoch key, say) is refused, and so is one signed
         // for another relay.
-        let fresh = |c: u8| ChatRequest::order(&me.public_key(), &[8; 32], vec![c; 9]).unwrap();
+        let fresh = |c: u8| {
+            ChatRequest::order(
+                &me.public_key(),
+                &[8; 32],
+                vec![c; 9],
+                order::ORDER_WORK_BITS,
+            )
+            .unwrap()
+        };
         let ChatRequest::OrderCommit { epoch, .. } = fresh(1) else {
             unreachable!()
         };
         let ChatRequest::OrderCommit { signature, .. } =
-            ChatRequest::order(&me.public_key(), &[9; 32], vec![1; 9]).unwrap()
+            ChatRequest::order(&me.public_key(), &[9; 32], vec![1; 9], 0).unwrap()
         else {
             unreachable!()
         };
@@ -527,15 +554,64 @@ mod tests {
             epoch,
             commit: vec![1; 9],
             signature,
+            work: 0,
         };
         assert_eq!(
             code(s.serve(Requester::Local, &forged.to_bytes())),
             "bad_signature"
         );
-        let elsewhere = ChatRequest::order(&mbox.public_key(), &[8; 32], vec![1; 9]).unwrap();
+        let elsewhere = ChatRequest::order(
+            &mbox.public_key(),
+            &[8; 32],
+            vec![1; 9],
+            order::ORDER_WORK_BITS,
+        )
+        .unwrap();
         assert_eq!(
             code(s.serve(Requester::Local, &elsewhere.to_bytes())),
             "bad_signature"
+        );
+        // A new epoch needs proof of work (bound to this relay and the epoch).
+        assert_eq!(
+            s.serve(
+                Requester::Local,
+                &ChatRequest::order(&me.public_key(), &[8; 32], vec![2; 9], 0)
+                    .unwrap()
+                    .to_bytes()
+            ),
+            ChatResponse::WorkNeeded {
+                bits: order::ORDER_WORK_BITS
+            }
+        );
+        let ChatRequest::OrderCommit { work, .. } = ChatRequest::order(
+            &mbox.public_key(),
+            &[8; 32],
+            vec![2; 9],
+            order::ORDER_WORK_BITS,
+        )
+        .unwrap() else {
+            unreachable!()
+        };
+        let ChatRequest::OrderCommit {
+            epoch, signature, ..
+        } = fresh(2)
+        else {
+            unreachable!()
+        };
+        let work_elsewhere = ChatRequest::OrderCommit {
+            epoch,
+            commit: vec![2; 9],
+            signature,
+            work,
+        };
+        assert!(
+            order_work_bits(&me.public_key(), &epoch, work) < u32::from(order::ORDER_WORK_BITS)
+        );
+        assert_eq!(
+            s.serve(Requester::Local, &work_elsewhere.to_bytes()),
+            ChatResponse::WorkNeeded {
+                bits: order::ORDER_WORK_BITS
+            }
         );
         // The epoch is still free for its members.
         assert_eq!(
@@ -667,15 +743,17 @@ mod tests {
         let me = SecretKey::from_seed(starling_types::KeyType::Ed25519, &[1; 32]).unwrap();
         let s = ChatServices::open(dir.path(), me.public_key(), None).unwrap();
         // Anyone can make an epoch key of their own and sign offers with it.
-        let offer = |token: u32| {
+        let offer = |token: u32, work: u8| {
             let mut t = [0u8; 32];
             t[..4].copy_from_slice(&token.to_be_bytes());
-            ChatRequest::order(&me.public_key(), &t, b"a commit".to_vec()).unwrap()
+            ChatRequest::order(&me.public_key(), &t, b"a commit".to_vec(), work).unwrap()
         };
         let mallory = Requester::peer("test", b"mallory");
         let mut ordered = 0;
         for n in 0..1_000 {
-            match s.serve(mallory, &offer(n).to_bytes()) {
+            // With work while it could still win (the rest are refused before work counts).
+            let work = if n < 70 { order::ORDER_WORK_BITS } else { 0 };
+            match s.serve(mallory, &offer(n, work).to_bytes()) {
                 ChatResponse::Ordered => ordered += 1,
                 ChatResponse::Refused { code, .. } => assert_eq!(code, "rate_limited"),
                 other => panic!("{other:?}"),
@@ -689,7 +767,7 @@ mod tests {
         // The members of a real group, elsewhere, still order their commits.
         let member = Requester::peer("test", b"a member");
         assert_eq!(
-            s.serve(member, &offer(5_000).to_bytes()),
+            s.serve(member, &offer(5_000, order::ORDER_WORK_BITS).to_bytes()),
             ChatResponse::Ordered
         );
     }

@@ -50,6 +50,8 @@ pub enum MailboxError {
     Empty,
     #[error("no key package left for that device")]
     NoKeyPackage,
+    #[error("this node orders no new group epochs until its oldest expire")]
+    OrderFull,
     #[error("storage: {0}")]
     Io(String),
 }
@@ -63,6 +65,7 @@ impl MailboxError {
             MailboxError::NodeFull => "node_full",
             MailboxError::Empty => "empty",
             MailboxError::NoKeyPackage => "no_key_package",
+            MailboxError::OrderFull => "order_full",
             MailboxError::Io(_) => "storage",
         }
     }

@@ -85,6 +85,50 @@ pub fn order_message(relay: &PublicKey, epoch: &Hash, commit: &[u8]) -> Vec<u8> 
     m
 }
 
+/// Leading zero bits of the proof of work `nonce` makes for a new group epoch named `epoch`
+/// at `relay`: a relay asks for some before it remembers a name it has not seen, so that
+/// filling its commit order with made-up epochs costs work (see [`ChatResponse::WorkNeeded`]).
+pub fn order_work_bits(relay: &PublicKey, epoch: &Hash, nonce: u64) -> u32 {
+    work_bits(&order_work_prefix(relay, epoch), nonce)
+}
+
+/// Proof of work a relay asks of a new epoch while its commit order is nearly empty (about
+/// 65,000 hashes, a few milliseconds); members offer this much to begin with.
+pub const ORDER_WORK_BITS: u8 = 16;
+
+/// Most proof of work a member does for one offer: a relay asking for more is refused.
+pub const MAX_ORDER_WORK_BITS: u8 = 26;
+
+/// The first nonce from `start` on whose [`order_work_bits`] reach `bits` (about 2^bits
+/// hashes; `bits` is capped at [`MAX_ORDER_WORK_BITS`]).
+pub fn find_order_work(relay: &PublicKey, epoch: &Hash, bits: u8, start: u64) -> u64 {
+    let bits = u32::from(bits.min(MAX_ORDER_WORK_BITS));
+    let prefix = order_work_prefix(relay, epoch);
+    let mut nonce = start;
+    while work_bits(&prefix, nonce) < bits {
+        nonce = nonce.wrapping_add(1);
+    }
+    nonce
+}
+
+fn order_work_prefix(relay: &PublicKey, epoch: &Hash) -> blake3::Hasher {
+    let mut h = blake3::Hasher::new_derive_key("starling commit order work v1");
+    let mut m = Vec::with_capacity(80);
+    relay.encode(&mut m);
+    epoch.encode(&mut m);
+    h.update(&m);
+    h
+}
+
+fn work_bits(prefix: &blake3::Hasher, nonce: u64) -> u32 {
+    let mut h = prefix.clone();
+    h.update(&nonce.to_le_bytes());
+    let out = h.finalize();
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&out.as_bytes()[..16]);
+    u128::from_be_bytes(first).leading_zeros()
+}
+
 /// What a member signs to ask `relay` for the winning commit of the epoch named `epoch`.
 pub fn winner_message(relay: &PublicKey, epoch: &Hash) -> Vec<u8> {
     let mut m = b"starling commit winner v1".to_vec();
@@ -133,11 +177,14 @@ pub enum ChatRequest {
     },
     /// A commit offered for a group epoch: `epoch` is the epoch key's public half
     /// ([`epoch_key`]), which signs [`order_message`]. Answered `Ordered` if it won the
-    /// epoch, else `Taken` with the commit that did.
+    /// epoch, else `Taken` with the commit that did; `WorkNeeded` if the epoch is new to the
+    /// relay and `work` (a nonce, [`order_work_bits`]) is not enough for it. Offers of
+    /// earlier versions carry no work (decoded as 0).
     OrderCommit {
         epoch: Hash,
         commit: Vec<u8>,
         signature: Signature,
+        work: u64,
     },
     /// The commit that won the epoch named `epoch` (asked by a member who never received it),
     /// signed by the epoch's key over [`winner_message`]. Answered `Taken`.
@@ -162,19 +209,26 @@ impl ChatRequest {
     }
 
     /// An offer of `commit` at `relay` for the epoch whose token (only its members hold it)
-    /// is `token`.
+    /// is `token`, with `work_bits` of proof of work (see [`find_order_work`]).
     pub fn order(
         relay: &PublicKey,
         token: &[u8; 32],
         commit: Vec<u8>,
+        work_bits: u8,
     ) -> Result<ChatRequest, starling_crypto::SigError> {
         let key = epoch_key(token)?;
         let epoch = Hash(key.public_key().bytes);
         let signature = key.sign(&order_message(relay, &epoch, &commit));
+        let work = if work_bits == 0 {
+            0
+        } else {
+            find_order_work(relay, &epoch, work_bits, 0)
+        };
         Ok(ChatRequest::OrderCommit {
             epoch,
             commit,
             signature,
+            work,
         })
     }
 
@@ -233,11 +287,13 @@ impl Encode for ChatRequest {
                 epoch,
                 commit,
                 signature,
+                work,
             } => {
-                put::u8(out, 5);
+                put::u8(out, 7);
                 epoch.encode(out);
                 put::bytes32(out, commit);
                 signature.encode(out);
+                put::u64(out, *work);
             }
             ChatRequest::WinnerOf { epoch, signature } => {
                 put::u8(out, 6);
@@ -278,10 +334,11 @@ impl Decode for ChatRequest {
                 account: PublicKey::decode(r)?,
                 device: r.u32()?,
             },
-            5 => ChatRequest::OrderCommit {
+            tag @ (5 | 7) => ChatRequest::OrderCommit {
                 epoch: Hash::decode(r)?,
                 commit: r.bytes32("commit", MAX_COMMIT_BYTES)?.to_vec(),
                 signature: Signature::decode(r)?,
+                work: if tag == 7 { r.u64()? } else { 0 },
             },
             6 => ChatRequest::WinnerOf {
                 epoch: Hash::decode(r)?,
@@ -318,6 +375,11 @@ pub enum ChatResponse {
     /// Another commit won the epoch: this one (empty if the relay no longer keeps it).
     Taken {
         commit: Vec<u8>,
+    },
+    /// The offered epoch is new here and needs a proof of work of `bits` leading zero bits
+    /// ([`order_work_bits`]): offer it again with one.
+    WorkNeeded {
+        bits: u8,
     },
 }
 
@@ -363,6 +425,10 @@ impl Encode for ChatResponse {
                 put::u8(out, 7);
                 put::bytes32(out, commit);
             }
+            ChatResponse::WorkNeeded { bits } => {
+                put::u8(out, 8);
+                put::u8(out, *bits);
+            }
         }
     }
 }
@@ -392,6 +458,7 @@ impl Decode for ChatResponse {
             7 => ChatResponse::Taken {
                 commit: r.bytes32("commit", MAX_COMMIT_BYTES)?.to_vec(),
             },
+            8 => ChatResponse::WorkNeeded { bits: r.u8()? },
             tag => {
                 return Err(DecodeError::InvalidTag {
                     what: "chat response",
@@ -433,7 +500,7 @@ pub trait ChatService: Send + Sync + std::fmt::Debug {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     #[test]
@@ -456,7 +523,7 @@ mod tests {
                 account: key.public_key(),
                 device: 2,
             },
-            ChatRequest::order(&key.public_key(), &[5; 32], b"a commit".to_vec()).unwrap(),
+            ChatRequest::order(&key.public_key(), &[5; 32], b"a commit".to_vec(), 8).unwrap(),
             ChatRequest::winner_of(&key.public_key(), &[5; 32]).unwrap(),
         ];
         for r in &reqs {
@@ -479,11 +546,17 @@ mod tests {
             ChatResponse::Taken {
                 commit: b"c".to_vec(),
             },
+            ChatResponse::WorkNeeded { bits: 20 },
         ];
         for r in &resps {
             let b = r.to_bytes();
             assert_eq!(&ChatResponse::from_bytes(&b).unwrap(), r);
         }
+        // An offer made with work carries it.
+        let ChatRequest::OrderCommit { epoch, work, .. } = &reqs[4] else {
+            panic!("not an offer")
+        };
+        assert!(order_work_bits(&key.public_key(), epoch, *work) >= 8);
         // Over the deposit bound.
         let mut b = vec![1u8];
         Hash([0; 32]).encode(&mut b);

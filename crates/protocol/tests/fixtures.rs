@@ -70,6 +70,7 @@ fn fixtures_pin_the_protocol() {
                 epoch: Hash([8; 32]),
                 commit: vec![9; 5],
                 signature: Signature([10; 64]),
+                work: 0x0102_0304,
             },
         ),
         (
@@ -103,6 +104,7 @@ fn fixtures_pin_the_protocol() {
             },
         ),
         ("chat_taken", ChatResponse::Taken { commit: vec![9; 5] }),
+        ("chat_work_needed", ChatResponse::WorkNeeded { bits: 20 }),
     ];
     pinned(HERE, "tx_batch", &batch);
     pinned(HERE, "finalized_block", &finalized.to_bytes());
@@ -119,4 +121,15 @@ fn fixtures_pin_the_protocol() {
         pinned(HERE, name, &r.to_bytes());
         assert_eq!(&ChatResponse::from_bytes(&r.to_bytes()).unwrap(), r);
     }
+    // An offer as earlier versions sent it (no proof of work) still reads, as one with none.
+    let unworked = include_str!("fixtures/chat_order_commit_unworked.hex");
+    assert_eq!(
+        ChatRequest::from_bytes(&hex::decode(unworked.trim()).unwrap()).unwrap(),
+        ChatRequest::OrderCommit {
+            epoch: Hash([8; 32]),
+            commit: vec![9; 5],
+            signature: Signature([10; 64]),
+            work: 0,
+        }
+    );
 }
