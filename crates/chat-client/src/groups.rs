@@ -407,9 +407,14 @@ impl Chat {
                 Ok(Settled::Lost { applied })
             }
             Ok(other) => Ok(Settled::Unanswered(format!("unexpected answer {other:?}"))),
-            // Busy: it may hold an earlier offer of this very commit, so it is kept.
+            // Busy: it may hold an earlier offer of this very commit, so it is kept. Kept too
+            // when the relay cannot read the offer or asks more work than members do (a relay
+            // of another version): nothing was ordered, and it may be offered again later.
             Err(NetError::Refused(code, message))
-                if code == "rate_limited" || code == "storage" || code == "order_full" =>
+                if matches!(
+                    code.as_str(),
+                    "rate_limited" | "storage" | "order_full" | "malformed" | "work_needed"
+                ) =>
             {
                 Ok(Settled::Unanswered(format!("{code}: {message}")))
             }

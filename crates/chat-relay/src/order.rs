@@ -108,6 +108,10 @@ struct Ordered {
     kept_bytes: usize,
     /// Bytes in the file (it is compacted when it holds twice what is remembered).
     file_bytes: u64,
+    /// The latest time an epoch was won: the order's clock never runs back, so a clock set
+    /// back does not stamp new epochs older than the last (which would let them expire
+    /// early). Epochs stamped ahead of the clock are read as won at open.
+    latest_s: u64,
 }
 
 impl Ordered {
@@ -279,7 +283,8 @@ impl CommitOrder {
                 if r.read_exact(&mut t).is_err() {
                     break;
                 }
-                at_s = u64::from_be_bytes(t);
+                // Won in the future (a clock that ran ahead and was set back): won now.
+                at_s = u64::from_be_bytes(t).min(now_s);
                 head += 8;
             }
             let mut bytes = Vec::new();
@@ -301,6 +306,7 @@ impl CommitOrder {
                 head += 4;
             }
             read += (head + bytes.len()) as u64;
+            inner.latest_s = inner.latest_s.max(at_s);
             let won = Won {
                 commit: Hash(commit),
                 at_s,
@@ -359,13 +365,16 @@ impl CommitOrder {
             }
             None => {}
         }
+        // Room first: a member is not asked for work that could not win a place anyway.
+        let now_s = now_s.max(inner.latest_s);
+        if !inner.make_room(now_s, self.limits) {
+            return Err(MailboxError::OrderFull);
+        }
         let needed = self.limits.work_needed(inner.order.len());
         if work_bits < u32::from(needed) {
             return Ok(Offered::WorkNeeded(needed));
         }
-        if !inner.make_room(now_s, self.limits) {
-            return Err(MailboxError::OrderFull);
-        }
+        inner.latest_s = now_s;
         let won = Won {
             commit: hash,
             at_s: now_s,
@@ -510,6 +519,11 @@ mod tests {
             }
         }
         assert_eq!((o.len(), refused), (1_000, 4_001));
+        // A full order asks no work of anyone: there is no place to win.
+        assert_eq!(
+            o.offer_at(id(0xCC), b"x", 0, 20),
+            Err(MailboxError::OrderFull)
+        );
         assert_eq!(
             o.offer_at(id(0xAA), b"bob's commit", PLENTY, 30),
             Ok(Offered::Lost(b"alice's commit".to_vec())),
@@ -565,6 +579,34 @@ mod tests {
         }
         assert_eq!(o.offer_at(id(2), b"c", 5, 1), Ok(Offered::WorkNeeded(7)));
         assert_eq!(o.offer_at(id(2), b"c", 7, 1), Ok(Offered::Won));
+    }
+
+    #[test]
+    fn the_orders_clock_never_runs_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = CommitOrder::open_with(dir.path(), limits(10, 1 << 20)).unwrap();
+        o.offer_at(id(1), b"x", PLENTY, 1_000).unwrap();
+        // The machine's clock is set back: the next epoch is not stamped older than the last.
+        o.offer_at(id(2), b"y", PLENTY, 10).unwrap();
+        let at = |o: &CommitOrder, e: Hash| o.inner.lock().unwrap().map[&e].at_s;
+        assert_eq!(at(&o, id(2)), 1_000);
+        drop(o);
+        // Stamped ahead of the clock (one that ran ahead, since set right): won at open.
+        let mut rec = Vec::new();
+        let won = Won {
+            commit: Hash(*blake3::hash(b"z").as_bytes()),
+            at_s: u64::MAX - 5,
+            bytes: Some(std::sync::Arc::new(b"z".to_vec())),
+        };
+        order_record(&id(3), &won, &mut rec);
+        let path = dir.path().join("commit-order.v3.log");
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut f, &rec).unwrap();
+        drop(f);
+        let o = CommitOrder::open_with(dir.path(), limits(10, 1 << 20)).unwrap();
+        let now = now_ms() / 1000;
+        assert!((now..now + 5).contains(&at(&o, id(3))));
+        assert_eq!(at(&o, id(1)), 1_000);
     }
 
     #[test]
@@ -632,6 +674,11 @@ mod tests {
         let o = CommitOrder::open(dir.path()).unwrap();
         for old in ["commit-order.log", "commit-order.v2.log"] {
             assert!(!dir.path().join(old).exists(), "{old} carried over");
+        }
+        // Their epochs count as won when carried over (they are kept 30 days from now).
+        let now = now_ms() / 1000;
+        for e in [id(1), id(4)] {
+            assert!(o.inner.lock().unwrap().map[&e].at_s + 5 >= now);
         }
         assert_eq!(o.offer(id(1), b"new", 0), Ok(Offered::Lost(vec![])));
         assert_eq!(o.offer(id(1), b"old", 0), Ok(Offered::Won));
