@@ -119,7 +119,7 @@ impl TopTree {
         writes: &WriteSet,
     ) -> Result<(Vec<(u32, BucketSummary)>, Journal), S::Error> {
         let mut journal = Journal::default();
-        let changed = self.bucket_summaries(source, writes, &mut journal)?;
+        let changed = self.bucket_summaries(source, writes, &mut journal, &mut Vec::new())?;
         self.recompute_journaled(
             changed.iter().map(|(b, _)| *b as usize).collect(),
             Some(&mut journal),
@@ -157,23 +157,39 @@ impl TopTree {
         source: &S,
         writes: &WriteSet,
     ) -> Result<Vec<(u32, BucketSummary)>, S::Error> {
-        let changed = self.bucket_summaries(source, writes, &mut Journal::default())?;
-        // Recompute the ancestors of changed buckets (ascending, as the writes are sorted).
-        self.recompute(changed.iter().map(|(b, _)| *b as usize).collect());
-        Ok(changed)
+        self.apply_hashed(source, writes)
+            .map(|(changed, _)| changed)
     }
 
-    /// Sets the summary of every bucket `writes` touch (recording the old ones in `journal`);
-    /// their ancestors are left for the caller to recompute. On a read error, the buckets set
-    /// so far are put back and the tree is as before.
+    /// As [`Self::apply`], also returning the hash of each value written, in the writes'
+    /// order (`None` for a deletion), so the caller need not hash them again.
+    #[allow(clippy::type_complexity)]
+    pub fn apply_hashed<S: LeafSource>(
+        &mut self,
+        source: &S,
+        writes: &WriteSet,
+    ) -> Result<(Vec<(u32, BucketSummary)>, Vec<Option<Hash>>), S::Error> {
+        let mut hashes = Vec::with_capacity(writes.len());
+        let changed =
+            self.bucket_summaries(source, writes, &mut Journal::default(), &mut hashes)?;
+        // Recompute the ancestors of changed buckets (ascending, as the writes are sorted).
+        self.recompute(changed.iter().map(|(b, _)| *b as usize).collect());
+        Ok((changed, hashes))
+    }
+
+    /// Sets the summary of every bucket `writes` touch (recording the old ones in `journal`,
+    /// and each written value's hash in `hashes`); their ancestors are left for the caller to
+    /// recompute. On a read error, the buckets set so far are put back and the tree is as
+    /// before.
     fn bucket_summaries<S: LeafSource>(
         &mut self,
         source: &S,
         writes: &WriteSet,
         journal: &mut Journal,
+        hashes: &mut Vec<Option<Hash>>,
     ) -> Result<Vec<(u32, BucketSummary)>, S::Error> {
         let start = journal.0.len();
-        let result = self.bucket_summaries_unchecked(source, writes, journal);
+        let result = self.bucket_summaries_unchecked(source, writes, journal, hashes);
         if result.is_err() {
             for (d, i, old) in journal.0.drain(start..).rev() {
                 self.levels[d as usize][i as usize] = old;
@@ -187,6 +203,7 @@ impl TopTree {
         source: &S,
         writes: &WriteSet,
         journal: &mut Journal,
+        hashes: &mut Vec<Option<Hash>>,
     ) -> Result<Vec<(u32, BucketSummary)>, S::Error> {
         let bits = self.bits as usize;
         let mut changed = Vec::new();
@@ -208,9 +225,11 @@ impl TopTree {
                     merged.push(*o);
                 }
                 old_iter.next_if(|o| o.0 == *k);
-                if let Some(v) = v {
-                    merged.push((*k, value_hash(v)));
+                let h = v.as_deref().map(value_hash);
+                if let Some(h) = h {
+                    merged.push((*k, h));
                 }
+                hashes.push(h);
             }
             merged.extend(old_iter);
             let summary = BucketSummary {

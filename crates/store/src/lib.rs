@@ -417,12 +417,11 @@ impl ChainStore {
                 .ok_or_else(|| StoreError::Corrupt(format!("block {h} missing")))?;
             // Committed blocks were checked in full when first applied; replaying them only
             // rebuilds the state (every root is checked again).
-            let (executed, changed, _) =
-                self.execute(&BlockInput::from_block(&block), &|_| true)?;
+            let (executed, change) = self.execute(&BlockInput::from_block(&block), &|_| true)?;
             self.ledger
                 .check_header(&block.header, &executed, self.top.root())
                 .map_err(|e| StoreError::Corrupt(format!("replaying block {h}: {e}")))?;
-            self.absorb(&executed.writes, &changed);
+            self.absorb(&executed.writes, &change);
             self.head = Head {
                 height: h,
                 id: block.header.id(),
@@ -466,15 +465,15 @@ impl ChainStore {
             txs,
             inbound,
         };
-        let (executed, changed, undo) = self.execute(&input, &|_| false)?;
+        let (executed, change) = self.execute(&input, &|_| false)?;
         let header = self.ledger.header(&input, &executed, self.top.root());
         let block = Block {
             header,
             txs: input.txs,
             inbound: input.inbound,
         };
-        if let Err(e) = self.commit(&block, &executed, &changed) {
-            self.top.set_buckets(&undo);
+        if let Err(e) = self.commit(&block, &executed, &change) {
+            self.top.set_buckets(&change.undo);
             return Err(e);
         }
         Ok((block, executed))
@@ -496,8 +495,8 @@ impl ChainStore {
         if block.header.parent != self.head.id {
             return Err(starling_ledger::BlockError::WrongParent.into());
         }
-        let (executed, changed, undo) = self.execute(&BlockInput::from_block(block), checked)?;
-        self.check_and_commit(block, executed, &changed, &undo)
+        let (executed, change) = self.execute(&BlockInput::from_block(block), checked)?;
+        self.check_and_commit(block, executed, &change)
     }
 
     /// Checks a block's header against its execution (whose writes are already in the tree)
@@ -506,18 +505,17 @@ impl ChainStore {
         &mut self,
         block: &Block,
         executed: Executed,
-        changed: &[(u32, BucketSummary)],
-        undo: &[(u32, BucketSummary)],
+        change: &TreeChange,
     ) -> Result<Executed, StoreError> {
         let result = self
             .ledger
             .check_header(&block.header, &executed, self.top.root())
             .map_err(StoreError::from)
-            .and_then(|()| self.commit(block, &executed, changed));
+            .and_then(|()| self.commit(block, &executed, change));
         match result {
             Ok(()) => Ok(executed),
             Err(e) => {
-                self.top.set_buckets(undo);
+                self.top.set_buckets(&change.undo);
                 Err(e)
             }
         }
@@ -587,12 +585,16 @@ impl ChainStore {
         if block.header.parent != self.head.id {
             return Err(starling_ledger::BlockError::WrongParent.into());
         }
-        let undo: Vec<(u32, BucketSummary)> = summaries
-            .iter()
-            .map(|(b, _)| (*b, self.top.bucket(*b)))
-            .collect();
+        let change = TreeChange {
+            changed: summaries.to_vec(),
+            undo: summaries
+                .iter()
+                .map(|(b, _)| (*b, self.top.bucket(*b)))
+                .collect(),
+            hashes: Vec::new(),
+        };
         self.top.set_buckets(summaries);
-        self.check_and_commit(block, executed, summaries, &undo)
+        self.check_and_commit(block, executed, &change)
     }
 
     /// Commits a block already executed on the current head (by [`Self::speculate`]), after
@@ -605,43 +607,42 @@ impl ChainStore {
         if block.header.parent != self.head.id {
             return Err(starling_ledger::BlockError::WrongParent.into());
         }
-        let (changed, undo) = {
+        let change = {
             let rtx = self.senv.read_txn()?;
             let view = View::over(&rtx, self.t, &self.pending, &self.merging);
             update_tree(&mut self.top, &view, &executed.writes)?
         };
-        self.check_and_commit(block, executed, &changed, &undo)
+        self.check_and_commit(block, executed, &change)
     }
 
     /// Executes `input` against the current state and applies its writes to the in-memory
-    /// tree. Returns the effects, the buckets that changed, and how to undo the tree change.
-    #[allow(clippy::type_complexity)]
+    /// tree. Returns the effects and the tree change.
     fn execute(
         &mut self,
         input: &BlockInput,
         checked: &dyn Fn(&Hash) -> bool,
-    ) -> Result<
-        (
-            Executed,
-            Vec<(u32, BucketSummary)>,
-            Vec<(u32, BucketSummary)>,
-        ),
-        StoreError,
-    > {
+    ) -> Result<(Executed, TreeChange), StoreError> {
         let rtx = self.senv.read_txn()?;
         let view = View::over(&rtx, self.t, &self.pending, &self.merging);
         let executed = self.ledger.execute_with(&view, input, checked)?;
-        let (changed, undo) = update_tree(&mut self.top, &view, &executed.writes)?;
-        Ok((executed, changed, undo))
+        let change = update_tree(&mut self.top, &view, &executed.writes)?;
+        Ok((executed, change))
     }
 
     /// Folds a committed block's changes into the pending state.
-    fn absorb(&mut self, writes: &WriteSet, changed: &[(u32, BucketSummary)]) {
-        for (k, v) in writes {
-            self.pending
-                .insert(*k, v.as_ref().map(|v| (value_hash(v), v.clone())));
+    fn absorb(&mut self, writes: &WriteSet, change: &TreeChange) {
+        if change.hashes.len() == writes.len() {
+            for ((k, v), h) in writes.iter().zip(&change.hashes) {
+                let entry = v.as_ref().zip(*h).map(|(v, h)| (h, v.clone()));
+                self.pending.insert(*k, entry);
+            }
+        } else {
+            for (k, v) in writes {
+                self.pending
+                    .insert(*k, v.as_ref().map(|v| (value_hash(v), v.clone())));
+            }
         }
-        self.pending_buckets.extend(changed.iter().copied());
+        self.pending_buckets.extend(change.changed.iter().copied());
     }
 
     /// Commits a block; starts a checkpoint of the pending state when one is due.
@@ -649,7 +650,7 @@ impl ChainStore {
         &mut self,
         block: &Block,
         executed: &Executed,
-        changed: &[(u32, BucketSummary)],
+        change: &TreeChange,
     ) -> Result<(), StoreError> {
         let head = Head {
             height: block.header.height,
@@ -683,7 +684,7 @@ impl ChainStore {
         }
         t.meta.put(&mut wtx, b"head", &head.to_bytes())?;
         wtx.commit()?;
-        self.absorb(&executed.writes, changed);
+        self.absorb(&executed.writes, change);
         self.head = head;
         // The block is committed either way; a missing hand-off is written on open.
         if let Err(e) = self.ensure_handoff() {
@@ -860,13 +861,23 @@ impl ChainStore {
     }
 }
 
-/// Applies writes to the in-memory tree; returns the changed buckets and how to undo them.
-#[allow(clippy::type_complexity)]
+/// How a block's writes changed the in-memory tree.
+struct TreeChange {
+    /// The buckets' new summaries.
+    changed: Vec<(u32, BucketSummary)>,
+    /// Their summaries before.
+    undo: Vec<(u32, BucketSummary)>,
+    /// Each written value's hash, in the writes' order (`None` for a deletion); empty when
+    /// not computed (the pending state then hashes the values itself).
+    hashes: Vec<Option<Hash>>,
+}
+
+/// Applies writes to the in-memory tree.
 fn update_tree(
     top: &mut TopTree,
     view: &View<'_>,
     writes: &WriteSet,
-) -> Result<(Vec<(u32, BucketSummary)>, Vec<(u32, BucketSummary)>), StoreError> {
+) -> Result<TreeChange, StoreError> {
     let bits = top.bits();
     let mut undo: Vec<(u32, BucketSummary)> = Vec::new();
     for k in writes.keys() {
@@ -875,8 +886,12 @@ fn update_tree(
             undo.push((b, top.bucket(b)));
         }
     }
-    match top.apply(view, writes) {
-        Ok(changed) => Ok((changed, undo)),
+    match top.apply_hashed(view, writes) {
+        Ok((changed, hashes)) => Ok(TreeChange {
+            changed,
+            undo,
+            hashes,
+        }),
         Err(e) => {
             // A read failed part way: put back the buckets already changed.
             top.set_buckets(&undo);
