@@ -36,11 +36,13 @@
 mod error;
 mod kept;
 mod speculative;
+mod tree;
 mod view;
 
 pub use error::StoreError;
 pub use kept::Handoff;
 pub use speculative::{Speculative, MAX_SPECULATIVE_BLOCKS};
+use tree::{update_tree, TreeChange};
 use view::View;
 
 use heed::types::Bytes;
@@ -48,7 +50,7 @@ use heed::{Database, Env, EnvOpenOptions, RwTxn};
 use starling_ledger::{
     BlockInput, Executed, GenesisValidators, LedgerParams, ShardLedger, StateView,
 };
-use starling_state::{bucket_of, value_hash, BucketSummary, Proof, TopTree, WriteSet};
+use starling_state::{value_hash, BucketSummary, Proof, TopTree, WriteSet};
 use starling_types::codec::{Decode, Encode, Reader};
 use starling_types::{AccountId, Asset, Block, Hash, InboundBatch, Receipt, ShardId, TxEnvelope};
 use std::collections::BTreeMap;
@@ -858,45 +860,6 @@ impl ChainStore {
         let rtx = self.senv.read_txn()?;
         let view = View::over(&rtx, self.t, &self.pending, &self.merging);
         Ok(f(&view))
-    }
-}
-
-/// How a block's writes changed the in-memory tree.
-struct TreeChange {
-    /// The buckets' new summaries.
-    changed: Vec<(u32, BucketSummary)>,
-    /// Their summaries before.
-    undo: Vec<(u32, BucketSummary)>,
-    /// Each written value's hash, in the writes' order (`None` for a deletion); empty when
-    /// not computed (the pending state then hashes the values itself).
-    hashes: Vec<Option<Hash>>,
-}
-
-/// Applies writes to the in-memory tree.
-fn update_tree(
-    top: &mut TopTree,
-    view: &View<'_>,
-    writes: &WriteSet,
-) -> Result<TreeChange, StoreError> {
-    let bits = top.bits();
-    let mut undo: Vec<(u32, BucketSummary)> = Vec::new();
-    for k in writes.keys() {
-        let b = bucket_of(k, bits);
-        if undo.last().map(|(l, _)| *l) != Some(b) {
-            undo.push((b, top.bucket(b)));
-        }
-    }
-    match top.apply_hashed(view, writes) {
-        Ok((changed, hashes)) => Ok(TreeChange {
-            changed,
-            undo,
-            hashes,
-        }),
-        Err(e) => {
-            // A read failed part way: put back the buckets already changed.
-            top.set_buckets(&undo);
-            Err(e)
-        }
     }
 }
 
