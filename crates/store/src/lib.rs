@@ -423,7 +423,7 @@ impl ChainStore {
             self.ledger
                 .check_header(&block.header, &executed, self.top.root())
                 .map_err(|e| StoreError::Corrupt(format!("replaying block {h}: {e}")))?;
-            self.absorb(&executed.writes, &change);
+            self.absorb(executed.writes, &change);
             self.head = Head {
                 height: h,
                 id: block.header.id(),
@@ -467,14 +467,14 @@ impl ChainStore {
             txs,
             inbound,
         };
-        let (executed, change) = self.execute(&input, &|_| false)?;
+        let (mut executed, change) = self.execute(&input, &|_| false)?;
         let header = self.ledger.header(&input, &executed, self.top.root());
         let block = Block {
             header,
             txs: input.txs,
             inbound: input.inbound,
         };
-        if let Err(e) = self.commit(&block, &executed, &change) {
+        if let Err(e) = self.commit(&block, &mut executed, &change) {
             self.top.set_buckets(&change.undo);
             return Err(e);
         }
@@ -482,7 +482,8 @@ impl ChainStore {
     }
 
     /// Verifies a block built elsewhere against this chain and commits it. On any error
-    /// nothing changes, on disk or in memory.
+    /// nothing changes, on disk or in memory. Here and wherever a block commits, the effects
+    /// returned hold no writes: they move into the store's state.
     pub fn apply(&mut self, block: &Block) -> Result<Executed, StoreError> {
         self.apply_with(block, &|_| false)
     }
@@ -506,14 +507,14 @@ impl ChainStore {
     fn check_and_commit(
         &mut self,
         block: &Block,
-        executed: Executed,
+        mut executed: Executed,
         change: &TreeChange,
     ) -> Result<Executed, StoreError> {
         let result = self
             .ledger
             .check_header(&block.header, &executed, self.top.root())
             .map_err(StoreError::from)
-            .and_then(|()| self.commit(block, &executed, change));
+            .and_then(|()| self.commit(block, &mut executed, change));
         match result {
             Ok(()) => Ok(executed),
             Err(e) => {
@@ -632,26 +633,25 @@ impl ChainStore {
     }
 
     /// Folds a committed block's changes into the pending state.
-    fn absorb(&mut self, writes: &WriteSet, change: &TreeChange) {
+    fn absorb(&mut self, writes: WriteSet, change: &TreeChange) {
         if change.hashes.len() == writes.len() {
-            for ((k, v), h) in writes.iter().zip(&change.hashes) {
-                let entry = v.as_ref().zip(*h).map(|(v, h)| (h, v.clone()));
-                self.pending.insert(*k, entry);
+            for ((k, v), h) in writes.into_iter().zip(&change.hashes) {
+                self.pending.insert(k, v.zip(*h).map(|(v, h)| (h, v)));
             }
         } else {
             for (k, v) in writes {
-                self.pending
-                    .insert(*k, v.as_ref().map(|v| (value_hash(v), v.clone())));
+                self.pending.insert(k, v.map(|v| (value_hash(&v), v)));
             }
         }
         self.pending_buckets.extend(change.changed.iter().copied());
     }
 
-    /// Commits a block; starts a checkpoint of the pending state when one is due.
+    /// Commits a block, moving its writes into the pending state; starts a checkpoint of the
+    /// pending state when one is due.
     fn commit(
         &mut self,
         block: &Block,
-        executed: &Executed,
+        executed: &mut Executed,
         change: &TreeChange,
     ) -> Result<(), StoreError> {
         let head = Head {
@@ -686,7 +686,7 @@ impl ChainStore {
         }
         t.meta.put(&mut wtx, b"head", &head.to_bytes())?;
         wtx.commit()?;
-        self.absorb(&executed.writes, change);
+        self.absorb(std::mem::take(&mut executed.writes), change);
         self.head = head;
         // The block is committed either way; a missing hand-off is written on open.
         if let Err(e) = self.ensure_handoff() {
