@@ -44,7 +44,9 @@ async function until(what, fn, timeout = WAIT) {
 const dir = mkdtempSync(join(tmpdir(), 'starling-e2e-'));
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
-const devnet = spawn(BIN, ['devnet', '--data-dir', join(dir, 'devnet'), '--api', `127.0.0.1:${port}`, '--block-interval-ms', '200'], { stdio: ['ignore', 'pipe', 'pipe'] });
+// Chat's own steps at debug level: if the test fails, the log tail says where a send waited.
+const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info,starling_chat_client=debug' };
+const devnet = spawn(BIN, ['devnet', '--data-dir', join(dir, 'devnet'), '--api', `127.0.0.1:${port}`, '--block-interval-ms', '200'], { stdio: ['ignore', 'pipe', 'pipe'], env });
 let devnetLog = '';
 devnet.stdout.on('data', (d) => { devnetLog += d; });
 const devnetWarnings = [];
@@ -54,8 +56,11 @@ devnet.stderr.on('data', (d) => {
 });
 let browser;
 let failed = false;
-// Every API answer that was an error or slow, by page: printed if the test fails.
+// Every API answer that was an error or slow, by page, and the requests still waiting for
+// one: printed if the test fails.
 const apiLog = [];
+const inFlight = new Map();
+const errors = [];
 
 async function getJson(path) {
   const r = await fetch(base + path);
@@ -73,17 +78,24 @@ try {
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-  const errors = [];
   let people = 0;
   async function person(viewport) {
     const ctx = await browser.newContext({ viewport, colorScheme: 'light' });
     const page = await ctx.newPage();
     const who = `page ${++people}`;
     const started = new Map();
-    page.on('request', (r) => started.set(r, Date.now()));
+    page.on('request', (r) => {
+      started.set(r, Date.now());
+      inFlight.set(r, `${who} ${r.method()} ${r.url().replace(base, '')}`);
+    });
+    page.on('requestfailed', (r) => {
+      inFlight.delete(r);
+      apiLog.push(`${new Date().toISOString()} ${who} ${r.method()} ${r.url().replace(base, '')} failed: ${r.failure()?.errorText}`);
+    });
     page.on('response', async (r) => {
       const ms = Date.now() - (started.get(r.request()) ?? Date.now());
       started.delete(r.request());
+      inFlight.delete(r.request());
       if (!r.url().includes('/api/v1/') || (r.status() < 400 && ms < 5_000)) return;
       const body = await r.text().catch(() => '');
       apiLog.push(`${new Date().toISOString()} ${who} ${r.request().method()} ${r.url().replace(base, '')} -> ${r.status()} in ${ms} ms ${body.slice(0, 300)}`);
@@ -248,6 +260,8 @@ try {
   failed = true;
   console.error('web app end-to-end FAILED:', e);
   console.error('--- API answers that failed or took over 5 s ---\n' + apiLog.slice(-60).join('\n'));
+  console.error('--- requests with no answer yet ---\n' + [...inFlight.values()].filter((r) => r.includes('/api/v1/')).join('\n'));
+  console.error('--- script errors ---\n' + errors.join('\n'));
   console.error('--- devnet warnings ---\n' + devnetWarnings.slice(-40).join('\n'));
   console.error('--- devnet log (tail) ---\n' + devnetLog.slice(-4000));
 } finally {

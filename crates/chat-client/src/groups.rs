@@ -196,7 +196,12 @@ impl Chat {
         }
         let group = Self::group_id(id)?;
         let held = self.require(account)?;
+        let asked = std::time::Instant::now();
         let mut h = held.lock().await;
+        if asked.elapsed() > Duration::from_secs(1) {
+            let waited_ms = asked.elapsed().as_millis() as u64;
+            tracing::debug!(chat = %id, waited_ms, "a send waited for the device");
+        }
         if !h.device.is_member(&group) {
             return Err(ChatError::NotFound(format!("no chat {id} on this device")));
         }
