@@ -206,9 +206,21 @@ impl Chat {
             return Err(ChatError::NotFound(format!("no chat {id} on this device")));
         }
         // A change of this device's still to be ordered is settled first if the relay
-        // answers; texts go out in the current epoch either way.
-        if let Settled::Unanswered(e) = self.settle(&mut h, &group).await? {
-            tracing::debug!(chat = %id, error = %e, "a change still waits for its delivery relay");
+        // answers, at most every SETTLE_RETRY (as the worker does), so a relay slow to answer
+        // holds up one send, not each; texts go out in the current epoch either way.
+        let gid = hex::encode(&group);
+        let due = h.meta.pending.contains_key(&gid)
+            && h.retry_at
+                .get(&gid)
+                .is_none_or(|t| t.elapsed() >= SETTLE_RETRY);
+        if due {
+            h.retry_at.insert(gid.clone(), std::time::Instant::now());
+            if let Settled::Unanswered(e) = self.settle(&mut h, &group).await? {
+                tracing::debug!(chat = %id, error = %e, "a change still waits for its delivery relay");
+            }
+            if !h.meta.pending.contains_key(&gid) {
+                h.retry_at.remove(&gid);
+            }
         }
         let mut envelopes = Vec::with_capacity(texts.len());
         for t in texts {
