@@ -218,6 +218,20 @@ fn texts(api: SocketAddr, token: &str, chat: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Starts a chat with `members` (account ids or handles); returns its id.
+fn new_chat(api: SocketAddr, token: &str, members: &[&str]) -> String {
+    ok(
+        api,
+        "POST",
+        "/api/v1/me/chats",
+        token,
+        json!({ "members": members }),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 fn send(api: SocketAddr, token: &str, chat: &str, text: &str) {
     ok(
         api,
@@ -401,16 +415,7 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
     assert_eq!(status, 200);
 
     // Alice starts a chat with Bob; both ways, node to node.
-    let chat = ok(
-        a_api,
-        "POST",
-        "/api/v1/me/chats",
-        &at,
-        json!({ "members": [bob] }),
-    )["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let chat = new_chat(a_api, &at, &[&bob]);
     wait_for("bob to join", || {
         let v = ok(b_api, "GET", "/api/v1/me/chats", &bt, Value::Null);
         v["items"]
@@ -795,16 +800,7 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
 
     // Leaving: in a new group of three, Carol leaves; Alice, the first member, removes her
     // device, and the two others go on without her.
-    let trio = ok(
-        a_api,
-        "POST",
-        "/api/v1/me/chats",
-        &at,
-        json!({ "members": [bob, carol] }),
-    )["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let trio = new_chat(a_api, &at, &[&bob, &carol]);
     for (api, token) in [(b_api, &bt), (devnet_api, &ct)] {
         wait_for("the trio to be joined", || {
             let v = ok(api, "GET", "/api/v1/me/chats", token, Value::Null);
@@ -971,16 +967,7 @@ fn a_node_killed_at_each_step_of_a_commit_recovers() {
     let (bob, bt) = import(b_api, "bob", 2);
     chat_on(a_api, &at, 1);
     chat_on(b_api, &bt, 0);
-    let chat = ok(
-        a_api,
-        "POST",
-        "/api/v1/me/chats",
-        &at,
-        json!({ "members": [bob] }),
-    )["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let chat = new_chat(a_api, &at, &[&bob]);
     send(a_api, &at, &chat, "hello");
     assert_eq!(wait_texts(b_api, &bt, &chat, 1).len(), 1);
     let mut expected: Vec<String> = vec!["hello".into()];
@@ -1070,16 +1057,7 @@ fn a_new_device_joins_the_accounts_chats_with_their_history() {
     let (bob, bt) = import(b, "bob", 2);
     chat_on(a1, &t1, 1);
     chat_on(b, &bt, 1);
-    let chat = ok(
-        a1,
-        "POST",
-        "/api/v1/me/chats",
-        &t1,
-        json!({ "members": [bob] }),
-    )["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let chat = new_chat(a1, &t1, &[&bob]);
     send(a1, &t1, &chat, "one");
     wait_texts(b, &bt, &chat, 1);
     send(b, &bt, &chat, "two");
@@ -1218,16 +1196,7 @@ fn chat_survives_killed_relays_a_flooded_mailbox_and_a_crash_during_a_commit() {
     let (bob, mut bt) = import(b_api, "bob", 2);
     chat_on(a_api, &at, 1);
     chat_on(b_api, &bt, 1);
-    let chat = ok(
-        a_api,
-        "POST",
-        "/api/v1/me/chats",
-        &at,
-        json!({ "members": [bob] }),
-    )["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let chat = new_chat(a_api, &at, &[&bob]);
     let mut expected: Vec<String> = Vec::new();
     // One text, read on the other side before the next is written.
     let say = |expected: &mut Vec<String>,
@@ -1368,16 +1337,7 @@ fn a_commit_its_relay_did_not_order_is_not_applied() {
     let (bob, bt) = import(b_api, "bob", 2);
     chat_on(a_api, &at, 1);
     chat_on(b_api, &bt, 1);
-    let chat = ok(
-        a_api,
-        "POST",
-        "/api/v1/me/chats",
-        &at,
-        json!({ "members": [bob] }),
-    )["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let chat = new_chat(a_api, &at, &[&bob]);
     send(a_api, &at, &chat, "hello");
     wait_texts(b_api, &bt, &chat, 1);
     let before = epochs(&[(b_api, &bt)], &chat)[0];
