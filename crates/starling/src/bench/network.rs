@@ -62,7 +62,8 @@ struct User {
 
 #[derive(Default)]
 struct Tally {
-    /// Submitted and not yet seen in a finalized block.
+    /// Submitted and not yet seen in a finalized block, with when each was first sent (kept
+    /// when refused: the same transaction may be sent again and taken).
     pending: HashMap<Hash, Instant>,
     /// Seen finalized (to catch a transaction finalized twice).
     seen: HashSet<Hash>,
@@ -77,8 +78,66 @@ struct Tally {
     failed: u64,
     duplicates: u64,
     rejected: BTreeMap<String, u64>,
+    /// Every transaction a node acknowledged. A user who signs again from a refused nonce may
+    /// sign the very same transaction (same body, same hash) as one already acknowledged:
+    /// the node answers `duplicate`, and the first acknowledgement still stands.
+    /// With the user (by index) and nonce that signed it.
+    acked: HashMap<Hash, (usize, u64)>,
     accepted: u64,
     blocks: BTreeMap<u16, u64>,
+}
+
+impl Tally {
+    /// Takes a node's answer to a batch: each transaction acknowledged or refused with a code.
+    fn answered(
+        &mut self,
+        hashes: &[Hash],
+        senders: &[(usize, u64)],
+        body: Option<&Value>,
+        rewind: &Mutex<HashMap<usize, u64>>,
+    ) {
+        let results = body.and_then(|b| b["results"].as_array());
+        for (i, (h, &(who, nonce))) in hashes.iter().zip(senders).enumerate() {
+            match results
+                .and_then(|r| r.get(i))
+                .map(|r| r["error"]["code"].as_str())
+            {
+                Some(None) => {
+                    if self.acked.insert(*h, (who, nonce)).is_none() {
+                        self.accepted += 1;
+                    }
+                }
+                other => {
+                    let code = other.flatten().unwrap_or("no_response");
+                    *self.rejected.entry(code.to_string()).or_default() += 1;
+                    // Sign again from this nonce only if nothing holds it: a nonce the chain
+                    // took, or a pooled transaction holds, stays taken.
+                    let held = matches!(
+                        code,
+                        "nonce_too_low" | "duplicate" | "replacement_underpriced"
+                    );
+                    if let (false, Ok(mut r)) = (held, rewind.lock()) {
+                        let e = r.entry(who).or_insert(nonce);
+                        *e = (*e).min(nonce);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the API node's pools dropped after acknowledging it, by reason, summed over shards.
+async fn pool_drops(client: &reqwest::Client, base: &str) -> serde_json::Map<String, Value> {
+    let mut drops = serde_json::Map::new();
+    if let Ok(Some(s)) = get_json(client, &format!("{base}/api/v1/status")).await {
+        for shard in s["shards"].as_array().into_iter().flatten() {
+            for (reason, n) in shard["mempool_drops"].as_object().into_iter().flatten() {
+                let sum = drops.get(reason).and_then(Value::as_u64).unwrap_or(0);
+                drops.insert(reason.clone(), json!(sum + n.as_u64().unwrap_or(0)));
+            }
+        }
+    }
+    drops
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -302,7 +361,6 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
     let mut submitted: u64 = 0;
     let mut next_user = 0usize;
     let mut in_flight = futures::stream::FuturesUnordered::new();
-    let mut rng_state: u64 = 0x5eed;
     let rewind: Arc<Mutex<HashMap<usize, u64>>> = Arc::default();
     while start.elapsed() < duration {
         let due = (start.elapsed().as_secs_f64() * args.rate as f64) as u64;
@@ -323,25 +381,7 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
                 let who = next_user;
                 let u = &mut users[next_user];
                 next_user = (next_user + 1) % count;
-                rng_state = rng_state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let transfer = (rng_state >> 33) % 100 < args.transfer_pct;
-                let action = if transfer {
-                    // Any other user: most transfers cross shards, as a credit message.
-                    let to = all_ids[((rng_state >> 20) as usize) % all_ids.len()];
-                    if to == u.id {
-                        post_action(u.nonce)
-                    } else {
-                        Action::Transfer {
-                            asset: Asset::Spend,
-                            to,
-                            amount: 1_000,
-                        }
-                    }
-                } else {
-                    post_action(u.nonce)
-                };
+                let action = action_at(who, u.nonce, args.transfer_pct, &all_ids);
                 let body = TxBody {
                     account: u.id,
                     nonce: u.nonce,
@@ -361,7 +401,10 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
                 let now = Instant::now();
                 let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
                 for h in &hashes {
-                    t.pending.insert(*h, now);
+                    // A transaction sent again keeps the time it was first sent.
+                    if !t.seen.contains(h) {
+                        t.pending.entry(*h).or_insert(now);
+                    }
                 }
             }
             let (client, url, tally, rewind) = (
@@ -377,23 +420,7 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
                     Err(_) => None,
                 };
                 let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
-                let results = body.as_ref().and_then(|b| b["results"].as_array());
-                for (i, h) in hashes.iter().enumerate() {
-                    let r = results.and_then(|r| r.get(i));
-                    match r.map(|r| r["error"]["code"].as_str()) {
-                        Some(None) => t.accepted += 1,
-                        other => {
-                            let code = other.flatten().unwrap_or("no_response").to_string();
-                            *t.rejected.entry(code).or_default() += 1;
-                            t.pending.remove(h);
-                            let (who, nonce) = senders[i];
-                            if let Ok(mut r) = rewind.lock() {
-                                let e = r.entry(who).or_insert(nonce);
-                                *e = (*e).min(nonce);
-                            }
-                        }
-                    }
-                }
+                t.answered(&hashes, &senders, body.as_ref(), &rewind);
             }));
         }
         while let Some(Some(_)) = futures::FutureExt::now_or_never(in_flight.next()) {}
@@ -410,7 +437,11 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
     // Let the last transactions finalize.
     let grace_end = Instant::now() + Duration::from_secs(args.grace);
     while Instant::now() < grace_end {
-        if tally.lock().map(|t| t.pending.is_empty()).unwrap_or(true) {
+        let waiting = tally
+            .lock()
+            .map(|t| t.acked.keys().any(|h| !t.seen.contains(h)))
+            .unwrap_or(false);
+        if !waiting {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -421,16 +452,19 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
     for f in followers {
         let _ = f.await;
     }
-    // Where the lost went: what the API node's pools dropped without a block taking it.
-    let mut pool_drops = serde_json::Map::new();
-    if let Ok(Some(s)) = get_json(&client, &format!("{base}/api/v1/status")).await {
-        for shard in s["shards"].as_array().into_iter().flatten() {
-            for (reason, n) in shard["mempool_drops"].as_object().into_iter().flatten() {
-                let sum = pool_drops.get(reason).and_then(Value::as_u64).unwrap_or(0);
-                pool_drops.insert(reason.clone(), json!(sum + n.as_u64().unwrap_or(0)));
-            }
-        }
-    }
+    let pool_drops = pool_drops(&client, base).await;
+    let unfinalized = {
+        let t = tally.lock().unwrap_or_else(|p| p.into_inner());
+        let mut u: Vec<(Hash, usize, u64)> = t
+            .acked
+            .iter()
+            .filter(|(h, _)| !t.seen.contains(*h))
+            .map(|(h, &(who, nonce))| (*h, who, nonce))
+            .collect();
+        u.sort();
+        u
+    };
+    let unfinalized = classify_unfinalized(&client, base, &users, unfinalized).await;
     let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
     t.latencies_ms.sort_by(f64::total_cmp);
     t.after_proposal_ms.sort_by(f64::total_cmp);
@@ -447,7 +481,6 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
             })
         })
         .collect();
-    let lost = t.accepted.saturating_sub(t.finalized);
     Ok(json!({
         "bench": "network",
         "api": base,
@@ -459,7 +492,9 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
         "rejected": t.rejected,
         "finalized": t.finalized,
         "failed_in_block": t.failed,
-        "lost": lost,
+        "lost": unfinalized.lost,
+        "lost_sample": unfinalized.lost_sample,
+        "behind_gap": unfinalized.behind_gap,
         "pool_drops": pool_drops,
         "duplicates": t.duplicates,
         "finalized_tps": (t.finalized_in_window as f64 / load_secs * 10.0).round() / 10.0,
@@ -473,11 +508,110 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
     }))
 }
 
+/// What became of the acknowledged transactions no finalized block carried.
+struct Unfinalized {
+    /// Their nonce is still ahead of the account's on chain: each waits behind an earlier
+    /// nonce of its user that a node refused and the load ended before it was accepted
+    /// (a node holds such a transaction, as a client may fill the gap; nothing is lost).
+    behind_gap: u64,
+    /// The account's nonce on chain passed theirs and no block carried them: lost.
+    lost: u64,
+    lost_sample: Vec<String>,
+}
+
+/// Sorts the acknowledged transactions no finalized block carried by the account's nonce
+/// on chain at the end.
+async fn classify_unfinalized(
+    client: &reqwest::Client,
+    base: &str,
+    users: &[User],
+    unfinalized: Vec<(Hash, usize, u64)>,
+) -> Unfinalized {
+    let mut who: Vec<usize> = unfinalized.iter().map(|&(_, w, _)| w).collect();
+    who.sort_unstable();
+    who.dedup();
+    let chain: HashMap<usize, Option<u64>> = futures::stream::iter(who.into_iter().map(|w| {
+        let url = format!("{base}/api/v1/accounts/{}", users[w].id.to_text());
+        async move {
+            let v = get_json(client, &url).await.ok().flatten();
+            (w, v.and_then(|v| v["nonce"].as_u64()))
+        }
+    }))
+    .buffered(32)
+    .collect()
+    .await;
+    let mut out = Unfinalized {
+        behind_gap: 0,
+        lost: 0,
+        lost_sample: Vec::new(),
+    };
+    for (hash, w, nonce) in unfinalized {
+        match chain.get(&w).copied().flatten() {
+            Some(next) if nonce >= next => out.behind_gap += 1,
+            _ => {
+                out.lost += 1;
+                if out.lost_sample.len() < 5 {
+                    out.lost_sample.push(hash.to_hex());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What user `who` signs at `nonce`: a function of the two alone, so that a user who signs
+/// again from a refused nonce sends the very transactions it sent before (as a wallet
+/// would), never a second, rival one at a nonce a node already holds: only one of two could
+/// ever be final, and the other would be counted lost.
+fn action_at(who: usize, nonce: u64, transfer_pct: u64, ids: &[PublicKey]) -> Action {
+    let digest = Hash::of(&[
+        b"starling/bench/network",
+        &(who as u64).to_le_bytes(),
+        &nonce.to_le_bytes(),
+    ]);
+    let mut pick = [0u8; 8];
+    pick.copy_from_slice(&digest.0[..8]);
+    let pick = u64::from_le_bytes(pick);
+    // Any other user: most transfers cross shards, as a credit message.
+    match ids.get((pick >> 20) as usize % ids.len().max(1)) {
+        Some(&to) if (pick >> 33) % 100 < transfer_pct && Some(&to) != ids.get(who) => {
+            Action::Transfer {
+                asset: Asset::Spend,
+                to,
+                amount: 1_000,
+            }
+        }
+        _ => post_action(nonce),
+    }
+}
+
 fn post_action(nonce: u64) -> Action {
     Action::Post {
         text: format!("load test post {nonce}: the quick brown fox jumps over the lazy dog"),
         reply_to: None,
         quote_of: None,
         langs: vec!["en".into()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_signs_the_same_transaction_at_the_same_nonce() {
+        let ids: Vec<PublicKey> = (0..50).map(|i| devnet::user_key(i).public_key()).collect();
+        let mut transfers = 0;
+        for nonce in 0..1_000 {
+            let a = action_at(7, nonce, 20, &ids);
+            assert_eq!(a, action_at(7, nonce, 20, &ids), "nonce {nonce}");
+            if let Action::Transfer { to, .. } = a {
+                assert_ne!(to, ids[7], "a transfer to oneself");
+                transfers += 1;
+            }
+        }
+        // About a fifth are transfers, and users differ.
+        assert!((120..280).contains(&transfers), "{transfers} transfers");
+        assert!((0..100).any(|n| action_at(7, n, 20, &ids) != action_at(8, n, 20, &ids)));
     }
 }
