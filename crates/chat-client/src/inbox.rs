@@ -32,17 +32,17 @@ impl Chat {
                 tracing::warn!(error = %e, "confirming received commits");
             }
             self.own_devices(&held).await;
+            if let Err(e) = self.ask_winners(&held).await {
+                tracing::warn!(error = %e, "asking for commits not received");
+            }
             {
                 let mut h = held.lock().await;
                 if h.closed {
                     return;
                 }
-                // These hold the device while the delivery relay answers: a commit's fate
+                // This holds the device while the delivery relay answers: a commit's fate
                 // and the device state move together.
                 self.settle_pending(&mut h).await;
-                if let Err(e) = self.ask_winners(&mut h).await {
-                    tracing::warn!(error = %e, "asking for commits not received");
-                }
                 let leavers = Self::leavers_to_remove(&mut h);
                 let stale = self.stale_keys(&h);
                 let account = h.account;
@@ -68,204 +68,6 @@ impl Chat {
                 () = tokio::time::sleep(POLL) => {}
             }
         }
-    }
-
-    /// Takes `commit`, which the group's delivery relay says won its epoch.
-    pub(crate) fn take_confirmed(&self, h: &mut Held, commit: &[u8]) -> Result<bool, ChatError> {
-        h.confirmed
-            .push_back(blake3::hash(commit).to_hex().to_string());
-        while h.confirmed.len() > MAX_CONFIRMED {
-            h.confirmed.pop_front();
-        }
-        self.take_one(h, commit)
-    }
-
-    /// Asks the delivery relay of each chat with commits received but not confirmed which
-    /// commit won the chat's epoch (without holding the device), takes the winner and drops
-    /// the others: those were never ordered, or lost.
-    async fn confirm_commits(&self, held: &HeldRef) -> Result<(), ChatError> {
-        let asks = {
-            let mut h = held.lock().await;
-            // Those of an epoch the group has left (or of a group left) are done with.
-            let device = &h.device;
-            let current: Vec<bool> = h
-                .unconfirmed
-                .iter()
-                .map(|(_, b)| {
-                    starling_chat::peek(b).is_some_and(|(g, e, _)| device.epoch(&g).ok() == Some(e))
-                })
-                .collect();
-            let mut keep = current.into_iter();
-            let (kept, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut h.unconfirmed)
-                .into_iter()
-                .partition(|_| keep.next().unwrap_or(false));
-            h.unconfirmed = kept;
-            // Not taken: unless the same commit came from the relay, they were not ordered.
-            let never = gone
-                .iter()
-                .filter(|(_, b)| !h.confirmed.contains(&blake3::hash(b).to_hex().to_string()))
-                .count();
-            self.rejected
-                .fetch_add(never as u64, std::sync::atomic::Ordering::Relaxed);
-            let mut groups: Vec<Vec<u8>> = Vec::new();
-            for (_, b) in &h.unconfirmed {
-                if let Some((g, _, _)) = starling_chat::peek(b) {
-                    if !groups.contains(&g) {
-                        groups.push(g);
-                    }
-                }
-            }
-            let mut asks = Vec::new();
-            for g in groups {
-                let (Ok(orderer), Ok(token)) = (self.orderer(&h, &g), h.device.epoch_token(&g))
-                else {
-                    continue;
-                };
-                let epoch = h.device.epoch(&g).unwrap_or(0);
-                if let Ok(req) = ChatRequest::winner_of(&orderer.node, &token) {
-                    asks.push((g, epoch, orderer, req));
-                }
-            }
-            asks
-        };
-        if asks.is_empty() {
-            return Ok(());
-        }
-        let mut answers = Vec::with_capacity(asks.len());
-        for (g, epoch, orderer, req) in asks {
-            let answer = self.request(&orderer, &req).await;
-            answers.push((g, epoch, answer));
-        }
-        let mut h = held.lock().await;
-        let mut changed = false;
-        for (g, epoch, answer) in answers {
-            let winner = match answer {
-                Ok(ChatResponse::Taken { commit }) if !commit.is_empty() => Some(commit),
-                _ => None,
-            };
-            let now = now_ms();
-            // What the relay did not order is dropped: at once if another commit won, after
-            // a while if it knows of none (the winner may be on its way).
-            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut h.unconfirmed)
-                .into_iter()
-                .partition(|(at, b)| {
-                    starling_chat::peek(b).is_some_and(|(bg, be, _)| bg == g && be == epoch)
-                        && (winner.is_some() || now.saturating_sub(*at) >= UNCONFIRMED_FOR_MS)
-                });
-            h.unconfirmed = kept;
-            let losers = gone
-                .iter()
-                .filter(|(_, b)| winner.as_ref() != Some(b))
-                .count();
-            if losers > 0 {
-                tracing::warn!(chat = %hex::encode(&g), losers, "dropped commits their delivery relay did not order");
-                self.rejected
-                    .fetch_add(losers as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-            if let Some(w) = winner {
-                changed |= self.take_confirmed(&mut h, &w)?;
-            }
-        }
-        if changed {
-            self.retry_deferred(&mut h)?;
-            self.flush_history(&mut h)?;
-            self.save(&h)?;
-            drop(h);
-            self.bump();
-        }
-        Ok(())
-    }
-
-    /// Settles this device's commits that were offered before a crash or got no answer,
-    /// each at most every [`SETTLE_RETRY`].
-    async fn settle_pending(self: &Arc<Self>, h: &mut Held) {
-        let due: Vec<String> = h
-            .meta
-            .pending
-            .keys()
-            .filter(|g| {
-                h.retry_at
-                    .get(*g)
-                    .is_none_or(|t| t.elapsed() >= SETTLE_RETRY)
-            })
-            .cloned()
-            .collect();
-        for gid in due {
-            h.retry_at.insert(gid.clone(), std::time::Instant::now());
-            let Ok(group) = hex::decode(&gid) else {
-                continue;
-            };
-            match self.settle(h, &group).await {
-                Ok(Settled::Won(epoch, _)) => {
-                    tracing::info!(chat = %gid, epoch, "a change offered before was ordered and applied");
-                    // Mail of the new epoch may have come first.
-                    let retried = self
-                        .retry_deferred(h)
-                        .and_then(|_| self.flush_history(h))
-                        .and_then(|()| self.save(h));
-                    if let Err(e) = retried {
-                        tracing::warn!(error = %e, "taking mail that waited for a change");
-                    }
-                }
-                Ok(Settled::Unanswered(e)) => {
-                    tracing::debug!(chat = %gid, error = %e, "a change still waits for its delivery relay")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(chat = %gid, error = %e, "settling a change"),
-            }
-            if !h.meta.pending.contains_key(&gid) {
-                h.retry_at.remove(&gid);
-            }
-        }
-    }
-
-    /// When mail has waited over [`WINNER_AFTER`] for a commit that never came (its committer
-    /// crashed before delivering it, say), asks each chat's delivery relay for the commit
-    /// that won the chat's epoch, and takes it; at most every [`WINNER_AFTER`].
-    async fn ask_winners(&self, h: &mut Held) -> Result<(), ChatError> {
-        let now = now_ms();
-        let stuck = h
-            .deferred
-            .waiting
-            .front()
-            .is_some_and(|(at, _)| now.saturating_sub(*at) >= WINNER_AFTER.as_millis() as u64);
-        if !stuck || h.winners_asked.is_some_and(|t| t.elapsed() < WINNER_AFTER) {
-            return Ok(());
-        }
-        h.winners_asked = Some(std::time::Instant::now());
-        let groups: Vec<Vec<u8>> = h
-            .meta
-            .groups
-            .keys()
-            .filter(|g| !h.meta.pending.contains_key(*g))
-            .filter_map(|g| hex::decode(g).ok())
-            .filter(|g| h.device.is_member(g))
-            .collect();
-        let mut changed = false;
-        for group in groups {
-            let Ok(orderer) = self.orderer(h, &group) else {
-                continue;
-            };
-            let Ok(token) = h.device.epoch_token(&group) else {
-                continue;
-            };
-            let Ok(req) = ChatRequest::winner_of(&orderer.node, &token) else {
-                continue;
-            };
-            if let Ok(ChatResponse::Taken { commit }) = self.request(&orderer, &req).await {
-                if !commit.is_empty() && self.take_confirmed(h, &commit)? {
-                    tracing::info!(chat = %hex::encode(&group), "took a commit that had not come with the mail");
-                    changed = true;
-                }
-            }
-        }
-        if changed {
-            self.retry_deferred(h)?;
-            self.flush_history(h)?;
-            self.save(h)?;
-            self.bump();
-        }
-        Ok(())
     }
 
     /// Publishes the device once the ledger lists it, and keeps its key packages topped up

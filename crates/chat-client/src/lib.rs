@@ -46,6 +46,7 @@ use zeroize::Zeroizing;
 mod devices;
 mod groups;
 mod inbox;
+mod ordering;
 mod outbox;
 mod store;
 mod sync;
