@@ -238,6 +238,7 @@ async fn status(State(api): State<Api>) -> ApiResult {
                 "rejected": drops.rejected,
                 "kept_losing": drops.kept_losing,
                 "expired": drops.expired,
+                "replaced": drops.replaced,
             },
         }));
     }

@@ -60,7 +60,7 @@ fn checks(addr: SocketAddr, alice: SecretKey, chain: starling_types::ChainId) {
         let shards = v["shards"].as_array().unwrap();
         assert_eq!(shards.len(), 3);
         // What each pool dropped, by reason: nothing on a quiet devnet.
-        for reason in ["evicted", "rejected", "kept_losing", "expired"] {
+        for reason in ["evicted", "rejected", "kept_losing", "expired", "replaced"] {
             assert!(shards.iter().all(|x| x["mempool_drops"][reason] == 0));
         }
         if shards.iter().all(|x| x["height"].as_u64().unwrap() >= 1) {

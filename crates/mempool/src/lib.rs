@@ -221,6 +221,10 @@ pub struct Drops {
     pub kept_losing: u64,
     /// Expired, or waited more than `max_age_blocks` (P6).
     pub expired: u64,
+    /// Replaced by their own account's transaction of the same nonce paying more tip per gas
+    /// (P2; at an equal tip, one of less gas pays more per gas). Its own signer asked for
+    /// it, but it was acknowledged, and another node may still take the one replaced.
+    pub replaced: u64,
 }
 
 /// The pool of one shard.
@@ -367,6 +371,7 @@ impl Mempool {
             }
         } else {
             self.remove(&account, body.nonce);
+            self.drops.replaced += 1;
         }
 
         self.hashes.insert(tx.hash, (account, body.nonce));

@@ -207,9 +207,15 @@ fn replacement_needs_a_higher_tip() {
         put(&mut p, tx(&a, 0, 105), 1, 1, 0),
         Err(MempoolError::ReplacementUnderpriced(10))
     );
+    assert_eq!(p.drops().replaced, 0);
     put(&mut p, tx(&a, 0, 200), 1, 1, 0).unwrap();
     assert_eq!(p.len(), 1);
     assert_eq!(p.select(u64::MAX, 10, &zero)[0].body.tip, 200);
+    // Counted, so that an acknowledged transaction that never becomes final is explained.
+    assert_eq!(p.drops().replaced, 1);
+    // At an equal tip, an action of less gas pays more per gas and replaces it too.
+    put(&mut p, like(&a, 0, 200), 1, 1, 0).unwrap();
+    assert_eq!(p.drops().replaced, 2);
 }
 
 /// A transaction whose action costs less gas than [`tx`]'s post at the same tip.
