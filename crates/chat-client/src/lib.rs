@@ -33,9 +33,7 @@ use starling_crypto::SecretKey;
 use starling_ledger::records::{ChatKeysRecord, StateKey};
 use starling_net::chat::{self as chatnet, ChatNet, NetError};
 use starling_node_api::Node;
-use starling_protocol::chat::{
-    mailbox_id, ChatRequest, ChatResponse, MAX_ORDER_WORK_BITS, ORDER_WORK_BITS,
-};
+use starling_protocol::chat::{mailbox_id, ChatRequest, ChatResponse, MAX_ORDER_WORK_BITS};
 use starling_types::{AccountId, ChatDevice, Decode as _, Endpoint, Hash, KeyType, PublicKey};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -50,6 +48,7 @@ mod ordering;
 mod outbox;
 mod store;
 mod sync;
+mod work;
 pub use sync::MAX_IMPORT_PARTS;
 
 /// Key packages a device keeps at its home node and at each relay.
@@ -476,6 +475,8 @@ pub struct Chat {
     key_update: Duration,
     /// Envelopes refused (damaged, replayed, undecryptable), for the metrics.
     pub rejected: std::sync::atomic::AtomicU64,
+    /// Proof of work found for commit offers, and what relays asked.
+    work: Mutex<work::WorkMemo>,
 }
 
 /// Where a node's chat devices are reached, and how often they refresh their keys.
@@ -540,6 +541,7 @@ impl Chat {
             changed,
             key_update,
             rejected: std::sync::atomic::AtomicU64::new(0),
+            work: Mutex::default(),
         });
         chat.resume(resumed);
         Ok(chat)
@@ -556,26 +558,41 @@ impl Chat {
     }
 
     /// Offers `commit` for the epoch whose token is `token` at `orderer`, with the proof of
-    /// work relays ask of a new epoch to begin with, then (once more) what this one asks,
-    /// if that is within [`MAX_ORDER_WORK_BITS`]. The work runs off the async threads.
+    /// work relays ask of a new epoch to begin with (or what this relay asked last), then
+    /// (once more) what this one asks, if that is within [`MAX_ORDER_WORK_BITS`]. Work runs
+    /// off the async threads and is remembered per relay and epoch, so an offer made again
+    /// does not do it again.
     async fn offer(
         &self,
         orderer: &Endpoint,
         token: [u8; 32],
         commit: Vec<u8>,
     ) -> Result<Result<ChatResponse, NetError>, ChatError> {
-        let mut bits = ORDER_WORK_BITS;
+        let relay = orderer.node;
+        let epoch = starling_protocol::chat::order_epoch(&token).map_err(internal)?;
+        let memo = || self.work.lock().unwrap_or_else(|p| p.into_inner());
+        let mut bits = memo().start_bits(&relay);
         loop {
-            let (relay, c) = (orderer.node, commit.clone());
-            let req =
-                tokio::task::spawn_blocking(move || ChatRequest::order(&relay, &token, c, bits))
+            let found = memo().found(&relay, &epoch, bits);
+            let work = match found {
+                Some(nonce) => nonce,
+                None => {
+                    let nonce = tokio::task::spawn_blocking(move || {
+                        starling_protocol::chat::find_order_work(&relay, &epoch, bits, 0)
+                    })
                     .await
-                    .map_err(internal)?
                     .map_err(internal)?;
+                    memo().keep(relay, epoch, bits, nonce);
+                    nonce
+                }
+            };
+            let req = ChatRequest::order_worked(&relay, &token, commit.clone(), work)
+                .map_err(internal)?;
             match self.request(orderer, &req).await {
                 Ok(ChatResponse::WorkNeeded { bits: more })
                     if more > bits && more <= MAX_ORDER_WORK_BITS =>
                 {
+                    memo().asked(relay, more);
                     bits = more
                 }
                 Ok(ChatResponse::WorkNeeded { bits: more }) => {

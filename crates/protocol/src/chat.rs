@@ -148,6 +148,12 @@ pub fn epoch_key(token: &[u8; 32]) -> Result<SecretKey, starling_crypto::SigErro
     )
 }
 
+/// The name relays know the epoch whose token is `token` by (the public half of its
+/// [`epoch_key`]), which proof of work is bound to.
+pub fn order_epoch(token: &[u8; 32]) -> Result<Hash, starling_crypto::SigError> {
+    Ok(Hash(epoch_key(token)?.public_key().bytes))
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChatRequest {
     Deposit {
@@ -216,14 +222,25 @@ impl ChatRequest {
         commit: Vec<u8>,
         work_bits: u8,
     ) -> Result<ChatRequest, starling_crypto::SigError> {
-        let key = epoch_key(token)?;
-        let epoch = Hash(key.public_key().bytes);
-        let signature = key.sign(&order_message(relay, &epoch, &commit));
         let work = if work_bits == 0 {
             0
         } else {
-            find_order_work(relay, &epoch, work_bits, 0)
+            find_order_work(relay, &order_epoch(token)?, work_bits, 0)
         };
+        Self::order_worked(relay, token, commit, work)
+    }
+
+    /// As [`Self::order`], with work already found for this relay and epoch (see
+    /// [`find_order_work`] and [`order_epoch`]).
+    pub fn order_worked(
+        relay: &PublicKey,
+        token: &[u8; 32],
+        commit: Vec<u8>,
+        work: u64,
+    ) -> Result<ChatRequest, starling_crypto::SigError> {
+        let key = epoch_key(token)?;
+        let epoch = Hash(key.public_key().bytes);
+        let signature = key.sign(&order_message(relay, &epoch, &commit));
         Ok(ChatRequest::OrderCommit {
             epoch,
             commit,
