@@ -12,6 +12,7 @@ use starling_protocol::limit::RateLimiter;
 use starling_types::{AccountId, Decode, Hash, PublicKey, Signature};
 use std::sync::Arc;
 
+mod known;
 pub mod mailbox;
 pub mod order;
 

@@ -9,6 +9,7 @@
 //! - **Key packages** are stored per device and handed out once each.
 //! - **Commit order** ([`crate::order`]).
 
+use crate::known::{Known, MAX_KNOWN};
 use starling_types::{AccountId, Hash};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
@@ -112,7 +113,7 @@ struct Mailbox {
     acked: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     /// Mailboxes holding mail; one that empties (taken or expired) is dropped, files and all.
     boxes: HashMap<Hash, Mailbox>,
@@ -125,14 +126,10 @@ struct Inner {
     reserved: u64,
     /// When every mailbox was last swept for expired mail.
     swept: Option<std::time::Instant>,
-    /// Mailboxes whose holders took mail lately (by when, in ms): deposits to them do not
-    /// open a new mailbox, even while they are empty and forgotten.
-    known: HashMap<Hash, u64>,
+    /// Mailboxes whose holders took mail lately: deposits to them do not open a new
+    /// mailbox, even while they are empty and forgotten (kept on disk across restarts).
+    known: Known,
 }
-
-/// Most mailboxes remembered as known; past it, the half taken from longest ago is
-/// forgotten.
-const MAX_KNOWN: usize = 200_000;
 
 /// Sequence numbers reserved on disk at a time.
 const SEQ_RESERVE: u64 = 1 << 20;
@@ -154,7 +151,14 @@ impl Mailboxes {
     pub fn open(dir: &Path) -> Result<Mailboxes, MailboxError> {
         std::fs::create_dir_all(dir).map_err(io)?;
         starling_config::fs::remove_stale_temporaries(dir);
-        let mut inner = Inner::default();
+        let mut inner = Inner {
+            boxes: HashMap::new(),
+            total: 0,
+            next: 0,
+            reserved: 0,
+            swept: None,
+            known: Known::open(dir, MAX_KNOWN),
+        };
         let now = now_ms();
         let mut ids = std::collections::BTreeSet::new();
         for entry in std::fs::read_dir(dir).map_err(io)? {
@@ -304,17 +308,11 @@ impl Mailboxes {
     /// mail lately.
     pub fn is_known(&self, id: &Hash) -> bool {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.boxes.contains_key(id) || inner.known.contains_key(id)
+        inner.boxes.contains_key(id) || inner.known.contains(id)
     }
 
     fn remember(inner: &mut Inner, id: &Hash, now: u64) {
-        if inner.known.len() >= MAX_KNOWN && !inner.known.contains_key(id) {
-            let mut ages: Vec<u64> = inner.known.values().copied().collect();
-            let (_, median, _) = ages.select_nth_unstable(MAX_KNOWN / 2);
-            let median = *median;
-            inner.known.retain(|_, at| *at > median);
-        }
-        inner.known.insert(*id, now);
+        inner.known.remember(id, now);
     }
 
     /// Mailboxes holding mail.
@@ -719,6 +717,9 @@ mod tests {
         drop(m);
         let m = Mailboxes::open(dir.path()).unwrap();
         assert_eq!((m.count(), m.total_bytes()), (1, 4));
+        // Its holder is still known: a deposit there is not a stranger's new mailbox.
+        assert!(m.is_known(&id(1)));
+        assert!(!m.is_known(&id(9)));
         assert!(m.deposit(&id(1), &[b"again".to_vec()]).unwrap() > 3);
     }
 
