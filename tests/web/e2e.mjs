@@ -11,7 +11,7 @@
 //   STARLING_BIN=path/to/starling CHROMIUM=/usr/bin/chromium node e2e.mjs
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -242,6 +242,18 @@ try {
   const numbers = await Promise.all([alice, bob].map(async (p) => { await p.waitForSelector('#safety .safety'); return p.textContent('#safety .safety'); }));
   assert.match(numbers[0], /^(\d{5} ){11}\d{5}$/);
   assert.equal(numbers[0], numbers[1], 'both see the same safety number');
+
+  // Alice saves her chats as a file and restores it: the history she has is kept.
+  await alice.goto(`${base}/#/chats`);
+  await alice.click('#chat-backup summary');
+  await alice.click('#chat-export');
+  await alice.waitForSelector('#chat-export-link:not([hidden])', { timeout: WAIT });
+  const [download] = await Promise.all([alice.waitForEvent('download'), alice.click('#chat-export-link')]);
+  const backup = readFileSync(await download.path(), 'utf8');
+  assert.ok(JSON.parse(backup).parts.length >= 1, 'the backup holds the chat');
+  assert.ok(!backup.includes('only we can read this'), 'the backup is sealed');
+  await alice.setInputFiles('#chat-import-file', { name: 'chats.json', mimeType: 'application/json', buffer: Buffer.from(backup) });
+  await alice.waitForFunction(() => /Restored the history of \d+ chat/.test(document.querySelector('#toast').textContent), null, { timeout: WAIT });
 
   // Log out ends the session; the cookie no longer works.
   await bob.click('nav a[data-route="wallet"]');

@@ -583,8 +583,42 @@ views.chats = async () => {
     } catch (x) { toast(x.message); }
   } }, h('label', { for: 'chat-members' }, 'New chat with'), who, h('div', { class: 'row' }, h('span', { class: 'small muted' }, '🔒 End to end encrypted'), h('button', { class: 'primary', type: 'submit' }, 'Start chat'))));
   m.append(h('div', { id: 'chat-list' }));
+  m.append(chatBackup());
   await refreshChatList();
 };
+// The chats' history, sealed under a key derived from the account key: saved as a file, and
+// restored into chats this device has no history of (a new device, a lost disk).
+function chatBackup() {
+  const link = h('a', { id: 'chat-export-link', hidden: true }, 'Download chat backup');
+  const exportBtn = h('button', { type: 'button', id: 'chat-export' }, 'Export chats');
+  exportBtn.addEventListener('click', async () => {
+    exportBtn.disabled = true;
+    try {
+      const r = await api('GET', '/me/chat/export');
+      if (link.href) URL.revokeObjectURL(link.href);
+      link.href = URL.createObjectURL(new Blob([JSON.stringify(r)], { type: 'application/json' }));
+      link.download = `starling-chats-${state.label || 'backup'}.json`;
+      link.hidden = false;
+    } catch (x) { toast(x.message); }
+    exportBtn.disabled = false;
+  });
+  const file = h('input', { id: 'chat-import-file', type: 'file', accept: 'application/json,.json' });
+  file.addEventListener('change', async () => {
+    const f = file.files && file.files[0];
+    if (!f) return;
+    try {
+      const backup = JSON.parse(await f.text());
+      const r = await api('POST', '/me/chat/import', { parts: backup.parts || [] });
+      toast(`Restored the history of ${r.chats} chat${r.chats === 1 ? '' : 's'}`);
+      refreshChatList();
+    } catch (x) { toast(x.message || 'Not a chat backup'); }
+    file.value = '';
+  });
+  return h('details', { class: 'pad', id: 'chat-backup' }, h('summary', {}, 'Back up or restore chats'),
+    h('p', { class: 'small muted' }, 'The backup is encrypted under your account key: only you can open it.'),
+    h('div', { class: 'row' }, exportBtn, link),
+    h('label', { for: 'chat-import-file' }, 'Restore from a backup'), file);
+}
 // Rebuilds the chat list; of overlapping calls (news arriving quickly) only the newest
 // writes.
 let chatListSeq = 0;
