@@ -254,6 +254,17 @@ try {
   assert.ok(!backup.includes('only we can read this'), 'the backup is sealed');
   await alice.setInputFiles('#chat-import-file', { name: 'chats.json', mimeType: 'application/json', buffer: Buffer.from(backup) });
   await alice.waitForFunction(() => /Restored the history of \d+ chat/.test(document.querySelector('#toast').textContent), null, { timeout: WAIT });
+  // A backup changed by one character, or not a backup at all, is refused.
+  const parsed = JSON.parse(backup);
+  const p0 = parsed.parts[0];
+  const i = Math.floor(p0.length / 2);
+  parsed.parts[0] = p0.slice(0, i) + (p0[i] === '0' ? '1' : '0') + p0.slice(i + 1);
+  for (const bad of [JSON.stringify(parsed), 'null']) {
+    await alice.evaluate(() => { document.querySelector('#toast').textContent = ''; });
+    await alice.setInputFiles('#chat-import-file', { name: 'chats.json', mimeType: 'application/json', buffer: Buffer.from(bad) });
+    await alice.waitForFunction(() => document.querySelector('#toast').textContent !== '', null, { timeout: WAIT });
+    assert.doesNotMatch(await alice.textContent('#toast'), /Restored/, `a bad backup is refused: ${bad.slice(0, 20)}`);
+  }
 
   // Log out ends the session; the cookie no longer works.
   await bob.click('nav a[data-route="wallet"]');

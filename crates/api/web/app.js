@@ -607,9 +607,12 @@ function chatBackup() {
     const f = file.files && file.files[0];
     if (!f) return;
     try {
-      const backup = JSON.parse(await f.text());
-      const r = await api('POST', '/me/chat/import', { parts: backup.parts || [] });
-      toast(`Restored the history of ${r.chats} chat${r.chats === 1 ? '' : 's'}`);
+      let backup = null;
+      try { backup = JSON.parse(await f.text()); } catch (_) { /* not JSON */ }
+      if (!backup || !Array.isArray(backup.parts)) throw new Error('Not a chat backup');
+      const r = await api('POST', '/me/chat/import', { parts: backup.parts });
+      const n = Number(r.chats) || 0;
+      toast(`Restored the history of ${n} chat${n === 1 ? '' : 's'}`);
       refreshChatList();
     } catch (x) { toast(x.message || 'Not a chat backup'); }
     file.value = '';

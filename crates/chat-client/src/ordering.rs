@@ -187,17 +187,18 @@ impl Chat {
                 else {
                     continue;
                 };
+                let epoch = h.device.epoch(&group).unwrap_or(0);
                 if let Ok(req) = ChatRequest::winner_of(&orderer.node, &token) {
-                    asks.push((group, orderer, req));
+                    asks.push((group, epoch, orderer, req));
                 }
             }
             asks
         };
         let mut winners = Vec::new();
-        for (group, orderer, req) in asks {
+        for (group, epoch, orderer, req) in asks {
             if let Ok(ChatResponse::Taken { commit }) = self.request(&orderer, &req).await {
                 if !commit.is_empty() {
-                    winners.push((group, commit));
+                    winners.push((group, epoch, commit));
                 }
             }
         }
@@ -209,9 +210,13 @@ impl Chat {
             return Ok(());
         }
         let mut changed = false;
-        for (group, commit) in winners {
-            // A change of this device's own came meanwhile: settling it learns the winner.
-            if h.meta.pending.contains_key(&hex::encode(&group)) {
+        for (group, epoch, commit) in winners {
+            // A change of this device's own came meanwhile (settling it learns the winner),
+            // or the chat moved on or was left: the answer is stale.
+            if h.meta.pending.contains_key(&hex::encode(&group))
+                || !h.device.is_member(&group)
+                || h.device.epoch(&group).ok() != Some(epoch)
+            {
                 continue;
             }
             if self.take_confirmed(&mut h, &commit)? {

@@ -51,6 +51,10 @@ impl WorkMemo {
 
     /// Remembers `nonce`, which reaches `bits` for `relay` and `epoch`.
     pub(crate) fn keep(&mut self, relay: PublicKey, epoch: Hash, bits: u8, nonce: u64) {
+        if self.found(&relay, &epoch, bits).is_some() {
+            // As much work or more is kept already (another account's offer, say).
+            return;
+        }
         self.found
             .retain(|((r, e), _)| !(*r == relay && *e == epoch));
         self.found.push_back(((relay, epoch), (bits, nonce)));
@@ -95,6 +99,9 @@ mod tests {
             None,
             "work is bound to its relay"
         );
+        // Less work found later does not replace more.
+        m.keep(r, epoch, 12, 1);
+        assert_eq!(m.found(&r, &epoch, 16), Some(nonce));
         for i in 0..200u8 {
             m.keep(relay(3), Hash([i; 32]), 16, u64::from(i));
         }

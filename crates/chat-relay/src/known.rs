@@ -35,13 +35,35 @@ pub(crate) struct Known {
     file: Option<File>,
     /// Records in the file.
     records: usize,
+    /// After a failed write, when to try the file again (memory is kept up meanwhile).
+    retry_at: Option<std::time::Instant>,
 }
+
+/// How long a failed write waits before the file is tried again.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Known {
     /// Reads what `dir` remembers (the newest time of each mailbox, at most `max` of them).
-    pub(crate) fn open(dir: &Path, max: usize) -> Known {
+    pub(crate) fn open(dir: &Path, max: usize, now: u64) -> Known {
         let path = dir.join(KNOWN_FILE);
-        let bytes = std::fs::read(&path).unwrap_or_default();
+        let max = max.max(2);
+        // At most what the file may legitimately hold (twice the kept, then a rewrite);
+        // a larger one is read that far.
+        let cap = (max as u64 * 2 + 1) * RECORD as u64;
+        let mut bytes = Vec::new();
+        match File::open(&path) {
+            Ok(f) => {
+                if let Err(e) =
+                    std::io::Read::read_to_end(&mut std::io::Read::take(f, cap), &mut bytes)
+                {
+                    tracing::warn!(error = %e, path = %path.display(), "reading the known mailboxes");
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(error = %e, path = %path.display(), "reading the known mailboxes")
+            }
+        }
         let mut at = HashMap::new();
         let mut records = 0;
         for r in bytes.chunks_exact(RECORD) {
@@ -49,17 +71,20 @@ impl Known {
             id.copy_from_slice(&r[..32]);
             let mut t = [0u8; 8];
             t.copy_from_slice(&r[32..]);
-            let t = u64::from_be_bytes(t);
+            // A time ahead of the clock (a clock set back, a damaged record) counts as now,
+            // so it cannot stay young for ever.
+            let t = u64::from_be_bytes(t).min(now);
             let e = at.entry(Hash(id)).or_insert(t);
             *e = (*e).max(t);
             records += 1;
         }
         let mut known = Known {
             at,
-            max: max.max(2),
+            max,
             path,
             file: None,
             records,
+            retry_at: None,
         };
         if known.at.len() > known.max {
             known.forget_older_half();
@@ -88,7 +113,10 @@ impl Known {
         if before.is_some_and(|t| now.saturating_sub(t) < REWRITE_AFTER_MS) {
             return;
         }
-        if self.records >= self.max.saturating_mul(2) {
+        if self.retry_at.is_some_and(|t| std::time::Instant::now() < t) {
+            return;
+        }
+        if self.file.is_none() || self.records >= self.max.saturating_mul(2) {
             self.rewrite();
             return;
         }
@@ -102,8 +130,9 @@ impl Known {
         match written {
             Ok(()) => self.records += 1,
             Err(e) => {
-                tracing::warn!(error = %e, "remembering a known mailbox");
-                self.rewrite();
+                tracing::warn!(error = %e, "remembering a known mailbox; tried again in a minute");
+                self.file = None;
+                self.retry_at = Some(std::time::Instant::now() + RETRY_AFTER);
             }
         }
     }
@@ -135,10 +164,12 @@ impl Known {
             Ok(f) => {
                 self.file = Some(f);
                 self.records = self.at.len();
+                self.retry_at = None;
             }
             Err(e) => {
-                tracing::warn!(error = %e, path = %self.path.display(), "writing the known mailboxes");
+                tracing::warn!(error = %e, path = %self.path.display(), "writing the known mailboxes; tried again in a minute");
                 self.file = None;
+                self.retry_at = Some(std::time::Instant::now() + RETRY_AFTER);
             }
         }
     }
@@ -155,7 +186,7 @@ mod tests {
     #[test]
     fn known_mailboxes_survive_a_restart_and_a_torn_record() {
         let dir = tempfile::tempdir().unwrap();
-        let mut k = Known::open(dir.path(), 100);
+        let mut k = Known::open(dir.path(), 100, u64::MAX);
         k.remember(&id(1), 1_000);
         k.remember(&id(2), 2_000);
         drop(k);
@@ -164,7 +195,7 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(&[7u8; 17]).unwrap();
         drop(f);
-        let k = Known::open(dir.path(), 100);
+        let k = Known::open(dir.path(), 100, u64::MAX);
         assert!(k.contains(&id(1)) && k.contains(&id(2)));
         assert!(!k.contains(&id(3)));
         assert_eq!(k.len(), 2);
@@ -175,7 +206,7 @@ mod tests {
     fn the_known_set_and_its_file_stay_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(KNOWN_FILE);
-        let mut k = Known::open(dir.path(), 100);
+        let mut k = Known::open(dir.path(), 100, u64::MAX);
         for n in 0..1_000u32 {
             k.remember(&id(n), u64::from(n) * 1_000);
             // Taking again soon writes nothing more.
@@ -185,7 +216,7 @@ mod tests {
         }
         // The newest are kept, the oldest forgotten, after a restart too.
         drop(k);
-        let k = Known::open(dir.path(), 100);
+        let k = Known::open(dir.path(), 100, u64::MAX);
         assert!(k.contains(&id(999)));
         assert!(!k.contains(&id(0)));
         assert!(k.len() <= 100);
@@ -194,5 +225,30 @@ mod tests {
         let before = k.records;
         k.remember(&id(999), 999_000 + REWRITE_AFTER_MS + 1);
         assert_eq!(k.records, before + 1);
+    }
+
+    #[test]
+    fn a_damaged_file_is_bounded_and_its_future_times_count_as_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(KNOWN_FILE);
+        // Far more records than the file may hold, all stamped far in the future.
+        let mut junk = Vec::new();
+        for n in 0..1_000u32 {
+            junk.extend_from_slice(&id(n).0);
+            junk.extend_from_slice(&u64::MAX.to_be_bytes());
+        }
+        std::fs::write(&path, &junk).unwrap();
+        let mut k = Known::open(dir.path(), 100, 5_000);
+        assert!(k.len() <= 100);
+        assert!(k.at.values().all(|t| *t <= 5_000));
+        // So they age like any other: newer holders push them out.
+        for n in 10_000..10_200u32 {
+            k.remember(&id(n), 6_000 + u64::from(n));
+        }
+        assert!(k.len() <= 100);
+        assert!(
+            k.at.values().all(|t| *t > 5_000),
+            "the damaged records aged out"
+        );
     }
 }

@@ -157,7 +157,7 @@ impl Mailboxes {
             next: 0,
             reserved: 0,
             swept: None,
-            known: Known::open(dir, MAX_KNOWN),
+            known: Known::open(dir, MAX_KNOWN, now_ms()),
         };
         let now = now_ms();
         let mut ids = std::collections::BTreeSet::new();
@@ -425,11 +425,15 @@ impl Mailboxes {
         (out, false)
     }
 
-    /// Drops the mail of `id` up to sequence number `upto` (its holder has it, and is known
-    /// from now on).
+    /// Drops the mail of `id` up to sequence number `upto`: its holder has it, and is known
+    /// from now on if the mailbox held mail. (Anyone can sign a fetch for a mailbox of a
+    /// key they just made: that alone must not make it known, or its deposits would skip
+    /// the quota on new mailboxes.)
     pub fn ack(&self, id: &Hash, upto: u64) -> Result<(), MailboxError> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        Self::remember(&mut inner, id, now_ms());
+        if inner.boxes.contains_key(id) {
+            Self::remember(&mut inner, id, now_ms());
+        }
         let next = inner.next;
         let Inner { boxes, total, .. } = &mut *inner;
         let Some(mailbox) = boxes.get_mut(id) else {
@@ -695,8 +699,10 @@ mod tests {
         m.deposit(&id(2), &[b"expires".to_vec()]).unwrap();
         m.deposit(&id(3), &[b"kept".to_vec()]).unwrap();
         assert_eq!((m.count(), m.total_bytes()), (3, 16));
-        // Taken: the mailbox and its files go (its holder is known now).
+        // A fetch for a mailbox that holds nothing makes nobody known.
+        m.ack(&id(9), 5).unwrap();
         assert!(!m.is_known(&id(9)));
+        // Taken: the mailbox and its files go (its holder is known now).
         m.ack(&id(1), 1).unwrap();
         assert_eq!((m.count(), m.total_bytes()), (2, 11));
         assert!(m.is_known(&id(1)));

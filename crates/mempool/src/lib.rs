@@ -222,8 +222,9 @@ pub struct Drops {
     /// Expired, or waited more than `max_age_blocks` (P6).
     pub expired: u64,
     /// Replaced by their own account's transaction of the same nonce paying more tip per gas
-    /// (P2; at an equal tip, one of less gas pays more per gas). Its own signer asked for
-    /// it, but it was acknowledged, and another node may still take the one replaced.
+    /// (P2; at an equal tip, one of less gas pays more per gas), from a client or a peer.
+    /// Its own signer made the newcomer, but the one replaced may have been acknowledged,
+    /// and another node may still take it.
     pub replaced: u64,
 }
 
@@ -370,8 +371,9 @@ impl Mempool {
                 }
             }
         } else {
-            self.remove(&account, body.nonce);
-            self.drops.replaced += 1;
+            if self.remove(&account, body.nonce).is_some() {
+                self.drops.replaced += 1;
+            }
         }
 
         self.hashes.insert(tx.hash, (account, body.nonce));

@@ -83,11 +83,27 @@ struct Tally {
     /// the node answers `duplicate`, and the first acknowledgement still stands.
     /// With the user (by index) and nonce that signed it.
     acked: HashMap<Hash, (usize, u64)>,
+    /// Acknowledged and not seen final yet.
+    open: u64,
+    /// The last height followed, per shard.
+    followed: BTreeMap<u16, u64>,
     accepted: u64,
     blocks: BTreeMap<u16, u64>,
 }
 
 impl Tally {
+    /// Acknowledged and not seen final: (hash, user, nonce), in hash order.
+    fn unfinalized(&self) -> Vec<(Hash, usize, u64)> {
+        let mut u: Vec<(Hash, usize, u64)> = self
+            .acked
+            .iter()
+            .filter(|(h, _)| !self.seen.contains(*h))
+            .map(|(h, &(who, nonce))| (*h, who, nonce))
+            .collect();
+        u.sort();
+        u
+    }
+
     /// Takes a node's answer to a batch: each transaction acknowledged or refused with a code.
     fn answered(
         &mut self,
@@ -105,6 +121,9 @@ impl Tally {
                 Some(None) => {
                     if self.acked.insert(*h, (who, nonce)).is_none() {
                         self.accepted += 1;
+                        if !self.seen.contains(h) {
+                            self.open += 1;
+                        }
                     }
                 }
                 other => {
@@ -124,6 +143,41 @@ impl Tally {
             }
         }
     }
+}
+
+/// Waits up to `grace` for everything acknowledged to be seen final. Then reads the next
+/// nonce on chain of each user of what was not, and waits (30 s at most) until the
+/// followers have reached every shard's height after that read, so that a block that took
+/// one of them is seen before it is called lost.
+async fn wind_down(
+    tally: &Mutex<Tally>,
+    grace: Duration,
+    client: &reqwest::Client,
+    base: &str,
+    users: &[User],
+) -> HashMap<usize, Option<u64>> {
+    let lock = || tally.lock().unwrap_or_else(|p| p.into_inner());
+    let grace_end = Instant::now() + grace;
+    while Instant::now() < grace_end && lock().open > 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = lock().unfinalized();
+    let chain = chain_nonces(client, base, users, &before).await;
+    let heads = shard_heights(client, base).await;
+    let caught_up_by = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < caught_up_by {
+        let behind = {
+            let t = lock();
+            heads
+                .iter()
+                .any(|(s, h)| t.followed.get(s).copied().unwrap_or(0) < *h)
+        };
+        if !behind {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    chain
 }
 
 /// What the API node's pools dropped after acknowledging it, by reason, summed over shards.
@@ -323,6 +377,9 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
                                 t.duplicates += 1;
                                 continue;
                             }
+                            if t.acked.contains_key(&hash) {
+                                t.open = t.open.saturating_sub(1);
+                            }
                             if let Some(sent) = t.pending.remove(&hash) {
                                 let ms = now.duration_since(sent).as_secs_f64() * 1e3;
                                 t.latencies_ms.push(ms);
@@ -338,6 +395,7 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
                                 }
                             }
                         }
+                        t.followed.insert(shard, h);
                         h += 1;
                     }
                     Ok(None) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -381,19 +439,18 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
                 let who = next_user;
                 let u = &mut users[next_user];
                 next_user = (next_user + 1) % count;
-                let action = action_at(who, u.nonce, args.transfer_pct, &all_ids);
-                let body = TxBody {
-                    account: u.id,
-                    nonce: u.nonce,
-                    max_fee: 1_000_000_000_000,
-                    tip: 1,
-                    expires_at_height: heights.get(&u.shard.0).copied().unwrap_or(0) + 50_000,
-                    action,
-                };
+                let expires = heights.get(&u.shard.0).copied().unwrap_or(0) + 50_000;
+                let env = sign_at(
+                    u,
+                    who,
+                    u.nonce,
+                    (args.transfer_pct, &all_ids),
+                    &chain_id,
+                    expires,
+                );
+                senders.push((who, u.nonce));
                 u.nonce += 1;
-                let env = u.key.sign_tx(&chain_id, &body);
                 hashes.push(env.hash());
-                senders.push((who, body.nonce));
                 hexes.push(hex::encode(env.to_bytes()));
             }
             submitted += n;
@@ -434,37 +491,26 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
     }
     while in_flight.next().await.is_some() {}
     pb.finish_and_clear();
-    // Let the last transactions finalize.
-    let grace_end = Instant::now() + Duration::from_secs(args.grace);
-    while Instant::now() < grace_end {
-        let waiting = tally
-            .lock()
-            .map(|t| t.acked.keys().any(|h| !t.seen.contains(h)))
-            .unwrap_or(false);
-        if !waiting {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // One more pass so a duplicate inclusion just after the last one is still seen.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let chain = wind_down(
+        &tally,
+        Duration::from_secs(args.grace),
+        &client,
+        base,
+        &users,
+    )
+    .await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for f in followers {
         let _ = f.await;
     }
     let pool_drops = pool_drops(&client, base).await;
-    let unfinalized = {
-        let t = tally.lock().unwrap_or_else(|p| p.into_inner());
-        let mut u: Vec<(Hash, usize, u64)> = t
-            .acked
-            .iter()
-            .filter(|(h, _)| !t.seen.contains(*h))
-            .map(|(h, &(who, nonce))| (*h, who, nonce))
-            .collect();
-        u.sort();
-        u
-    };
-    let unfinalized = classify_unfinalized(&client, base, &users, unfinalized).await;
+    let unfinalized = classify(
+        &tally
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unfinalized(),
+        &chain,
+    );
     let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
     t.latencies_ms.sort_by(f64::total_cmp);
     t.after_proposal_ms.sort_by(f64::total_cmp);
@@ -494,7 +540,8 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
         "failed_in_block": t.failed,
         "lost": unfinalized.lost,
         "lost_sample": unfinalized.lost_sample,
-        "behind_gap": unfinalized.behind_gap,
+        "pending": unfinalized.pending,
+        "unknown": unfinalized.unknown,
         "pool_drops": pool_drops,
         "duplicates": t.duplicates,
         "finalized_tps": (t.finalized_in_window as f64 / load_secs * 10.0).round() / 10.0,
@@ -509,46 +556,37 @@ async fn load(base: &str, args: &NetworkArgs) -> anyhow::Result<Value> {
 }
 
 /// What became of the acknowledged transactions no finalized block carried.
+#[derive(Debug, PartialEq, Eq)]
 struct Unfinalized {
-    /// Their nonce is still ahead of the account's on chain: each waits behind an earlier
-    /// nonce of its user that a node refused and the load ended before it was accepted
-    /// (a node holds such a transaction, as a client may fill the gap; nothing is lost).
-    behind_gap: u64,
-    /// The account's nonce on chain passed theirs and no block carried them: lost.
+    /// Their nonce is still ahead of the account's on chain: still queued, or waiting behind
+    /// an earlier nonce of their user that a node refused, when the load ended (a node holds
+    /// them, and a client may fill the gap; nothing was dropped).
+    pending: u64,
+    /// The account's nonce on chain had passed theirs, and no block followed to a height
+    /// after that carried them: lost (or replaced by another of the same nonce).
     lost: u64,
+    /// Their account could not be read at the end.
+    unknown: u64,
     lost_sample: Vec<String>,
 }
 
-/// Sorts the acknowledged transactions no finalized block carried by the account's nonce
-/// on chain at the end.
-async fn classify_unfinalized(
-    client: &reqwest::Client,
-    base: &str,
-    users: &[User],
-    unfinalized: Vec<(Hash, usize, u64)>,
+/// Sorts `unfinalized` (hash, user, nonce) by what each user had used on chain (`chain`:
+/// the next nonce, or `None` if it could not be read).
+fn classify(
+    unfinalized: &[(Hash, usize, u64)],
+    chain: &HashMap<usize, Option<u64>>,
 ) -> Unfinalized {
-    let mut who: Vec<usize> = unfinalized.iter().map(|&(_, w, _)| w).collect();
-    who.sort_unstable();
-    who.dedup();
-    let chain: HashMap<usize, Option<u64>> = futures::stream::iter(who.into_iter().map(|w| {
-        let url = format!("{base}/api/v1/accounts/{}", users[w].id.to_text());
-        async move {
-            let v = get_json(client, &url).await.ok().flatten();
-            (w, v.and_then(|v| v["nonce"].as_u64()))
-        }
-    }))
-    .buffered(32)
-    .collect()
-    .await;
     let mut out = Unfinalized {
-        behind_gap: 0,
+        pending: 0,
         lost: 0,
+        unknown: 0,
         lost_sample: Vec::new(),
     };
     for (hash, w, nonce) in unfinalized {
-        match chain.get(&w).copied().flatten() {
-            Some(next) if nonce >= next => out.behind_gap += 1,
-            _ => {
+        match chain.get(w).copied().flatten() {
+            None => out.unknown += 1,
+            Some(next) if *nonce >= next => out.pending += 1,
+            Some(_) => {
                 out.lost += 1;
                 if out.lost_sample.len() < 5 {
                     out.lost_sample.push(hash.to_hex());
@@ -557,6 +595,63 @@ async fn classify_unfinalized(
         }
     }
     out
+}
+
+/// The next nonce on chain of each user of `unfinalized`.
+async fn chain_nonces(
+    client: &reqwest::Client,
+    base: &str,
+    users: &[User],
+    unfinalized: &[(Hash, usize, u64)],
+) -> HashMap<usize, Option<u64>> {
+    let mut who: Vec<usize> = unfinalized.iter().map(|&(_, w, _)| w).collect();
+    who.sort_unstable();
+    who.dedup();
+    futures::stream::iter(who.into_iter().map(|w| {
+        let url = format!("{base}/api/v1/accounts/{}", users[w].id.to_text());
+        async move {
+            let v = get_json(client, &url).await.ok().flatten();
+            (w, v.and_then(|v| v["nonce"].as_u64()))
+        }
+    }))
+    .buffered(32)
+    .collect()
+    .await
+}
+
+/// Each shard's finalized height now.
+async fn shard_heights(client: &reqwest::Client, base: &str) -> BTreeMap<u16, u64> {
+    let mut out = BTreeMap::new();
+    if let Ok(Some(s)) = get_json(client, &format!("{base}/api/v1/status")).await {
+        for shard in s["shards"].as_array().into_iter().flatten() {
+            if let (Some(id), Some(h)) = (shard["shard"].as_u64(), shard["height"].as_u64()) {
+                out.insert(id as u16, h);
+            }
+        }
+    }
+    out
+}
+
+/// The transaction user `u` (number `who`) signs at `nonce`: a function of these alone
+/// (Ed25519 signatures are deterministic), so signing again from a refused nonce sends the
+/// very same transactions.
+fn sign_at(
+    u: &User,
+    who: usize,
+    nonce: u64,
+    (transfer_pct, ids): (u64, &[PublicKey]),
+    chain_id: &ChainId,
+    expires_at_height: u64,
+) -> starling_types::TxEnvelope {
+    let body = TxBody {
+        account: u.id,
+        nonce,
+        max_fee: 1_000_000_000_000,
+        tip: 1,
+        expires_at_height,
+        action: action_at(who, nonce, transfer_pct, ids),
+    };
+    u.key.sign_tx(chain_id, &body)
 }
 
 /// What user `who` signs at `nonce`: a function of the two alone, so that a user who signs
@@ -601,10 +696,31 @@ mod tests {
     #[test]
     fn a_user_signs_the_same_transaction_at_the_same_nonce() {
         let ids: Vec<PublicKey> = (0..50).map(|i| devnet::user_key(i).public_key()).collect();
+        let chain = ChainId::new("bench").unwrap();
+        let user = |i: u32| User {
+            key: devnet::user_key(i),
+            id: devnet::user_key(i).public_key(),
+            shard: ShardId(1),
+            nonce: 0,
+        };
+        let (seven, eight) = (user(7), user(8));
         let mut transfers = 0;
         for nonce in 0..1_000 {
+            // Signed again from a rewound nonce: the same envelope, so the same hash.
+            let first = sign_at(&seven, 7, nonce, (20, &ids), &chain, 100).hash();
+            assert_eq!(
+                first,
+                sign_at(&seven, 7, nonce, (20, &ids), &chain, 100).hash()
+            );
+            assert_ne!(
+                first,
+                sign_at(&seven, 7, nonce + 1, (20, &ids), &chain, 100).hash()
+            );
+            assert_ne!(
+                first,
+                sign_at(&eight, 8, nonce, (20, &ids), &chain, 100).hash()
+            );
             let a = action_at(7, nonce, 20, &ids);
-            assert_eq!(a, action_at(7, nonce, 20, &ids), "nonce {nonce}");
             if let Action::Transfer { to, .. } = a {
                 assert_ne!(to, ids[7], "a transfer to oneself");
                 transfers += 1;
@@ -613,5 +729,42 @@ mod tests {
         // About a fifth are transfers, and users differ.
         assert!((120..280).contains(&transfers), "{transfers} transfers");
         assert!((0..100).any(|n| action_at(7, n, 20, &ids) != action_at(8, n, 20, &ids)));
+    }
+
+    #[test]
+    fn an_acknowledged_transaction_is_counted_once_and_stays_open_until_seen() {
+        let mut t = Tally::default();
+        let rewind = Mutex::new(HashMap::new());
+        let (a, b) = (Hash([1; 32]), Hash([2; 32]));
+        let ok = json!({"results": [{}, {}]});
+        t.answered(&[a, b], &[(0, 5), (0, 6)], Some(&ok), &rewind);
+        assert_eq!((t.accepted, t.open), (2, 2));
+        // Sent again: "duplicate" for one, accepted again for the other. Neither counts
+        // twice, and the duplicate does not rewind the user (its nonce is held).
+        let again = json!({"results": [{"error": {"code": "duplicate"}}, {}]});
+        t.answered(&[a, b], &[(0, 5), (0, 6)], Some(&again), &rewind);
+        assert_eq!((t.accepted, t.open), (2, 2));
+        assert!(rewind.lock().unwrap().is_empty());
+        // A refusal that leaves the nonce free rewinds to it.
+        let full = json!({"results": [{"error": {"code": "mempool_full"}}]});
+        t.answered(&[Hash([3; 32])], &[(4, 9)], Some(&full), &rewind);
+        assert_eq!(rewind.lock().unwrap().get(&4), Some(&9));
+        assert_eq!(t.rejected.get("mempool_full"), Some(&1));
+        assert_eq!(t.accepted, 2);
+    }
+
+    #[test]
+    fn what_never_became_final_is_pending_lost_or_unknown_by_the_chains_nonce() {
+        let chain: HashMap<usize, Option<u64>> = [(0, Some(10)), (1, None)].into();
+        let u = [
+            (Hash([1; 32]), 0, 9),  // the chain used nonce 9: lost
+            (Hash([2; 32]), 0, 10), // still ahead: pending
+            (Hash([3; 32]), 0, 12),
+            (Hash([4; 32]), 1, 0), // account unread
+            (Hash([5; 32]), 2, 0), // not asked
+        ];
+        let c = classify(&u, &chain);
+        assert_eq!((c.lost, c.pending, c.unknown), (1, 2, 2));
+        assert_eq!(c.lost_sample, vec![Hash([1; 32]).to_hex()]);
     }
 }
