@@ -5,6 +5,9 @@
 
 use super::*;
 
+/// A chat, the epoch asked about, its delivery relay and the question.
+type WinnerQuestion = (Vec<u8>, u64, Endpoint, ChatRequest);
+
 impl Chat {
     /// Takes `commit`, which the group's delivery relay says won its epoch.
     pub(crate) fn take_confirmed(&self, h: &mut Held, commit: &[u8]) -> Result<bool, ChatError> {
@@ -51,34 +54,15 @@ impl Chat {
                     }
                 }
             }
-            let mut asks = Vec::new();
-            for g in groups {
-                let (Ok(orderer), Ok(token)) = (self.orderer(&h, &g), h.device.epoch_token(&g))
-                else {
-                    continue;
-                };
-                let epoch = h.device.epoch(&g).unwrap_or(0);
-                if let Ok(req) = ChatRequest::winner_of(&orderer.node, &token) {
-                    asks.push((g, epoch, orderer, req));
-                }
-            }
-            asks
+            self.winner_questions(&h, groups)
         };
         if asks.is_empty() {
             return Ok(());
         }
-        let mut answers = Vec::with_capacity(asks.len());
-        for (g, epoch, orderer, req) in asks {
-            let answer = self.request(&orderer, &req).await;
-            answers.push((g, epoch, answer));
-        }
+        let answers = self.ask_for_winners(asks).await;
         let mut h = held.lock().await;
         let mut changed = false;
-        for (g, epoch, answer) in answers {
-            let winner = match answer {
-                Ok(ChatResponse::Taken { commit }) if !commit.is_empty() => Some(commit),
-                _ => None,
-            };
+        for (g, epoch, winner) in answers {
             let now = now_ms();
             // What the relay did not order is dropped: at once if another commit won, after
             // a while if it knows of none (the winner may be on its way).
@@ -180,28 +164,14 @@ impl Chat {
                 .filter_map(|g| hex::decode(g).ok())
                 .filter(|g| h.device.is_member(g))
                 .collect();
-            let mut asks = Vec::new();
-            for group in groups {
-                let (Ok(orderer), Ok(token)) =
-                    (self.orderer(&h, &group), h.device.epoch_token(&group))
-                else {
-                    continue;
-                };
-                let epoch = h.device.epoch(&group).unwrap_or(0);
-                if let Ok(req) = ChatRequest::winner_of(&orderer.node, &token) {
-                    asks.push((group, epoch, orderer, req));
-                }
-            }
-            asks
+            self.winner_questions(&h, groups)
         };
-        let mut winners = Vec::new();
-        for (group, epoch, orderer, req) in asks {
-            if let Ok(ChatResponse::Taken { commit }) = self.request(&orderer, &req).await {
-                if !commit.is_empty() {
-                    winners.push((group, epoch, commit));
-                }
-            }
-        }
+        let winners: Vec<(Vec<u8>, u64, Vec<u8>)> = self
+            .ask_for_winners(asks)
+            .await
+            .into_iter()
+            .filter_map(|(g, epoch, w)| Some((g, epoch, w?)))
+            .collect();
         if winners.is_empty() {
             return Ok(());
         }
@@ -232,5 +202,39 @@ impl Chat {
             self.bump();
         }
         Ok(())
+    }
+
+    /// For each of `groups`, the question to its delivery relay of which commit won the
+    /// chat's current epoch, with that epoch.
+    fn winner_questions(&self, h: &Held, groups: Vec<Vec<u8>>) -> Vec<WinnerQuestion> {
+        let mut asks = Vec::new();
+        for group in groups {
+            let (Ok(orderer), Ok(token)) = (self.orderer(h, &group), h.device.epoch_token(&group))
+            else {
+                continue;
+            };
+            let epoch = h.device.epoch(&group).unwrap_or(0);
+            if let Ok(req) = ChatRequest::winner_of(&orderer.node, &token) {
+                asks.push((group, epoch, orderer, req));
+            }
+        }
+        asks
+    }
+
+    /// Asks each question (the caller does not hold the device): the winning commit, where
+    /// the relay names one.
+    async fn ask_for_winners(
+        &self,
+        asks: Vec<WinnerQuestion>,
+    ) -> Vec<(Vec<u8>, u64, Option<Vec<u8>>)> {
+        let mut answers = Vec::with_capacity(asks.len());
+        for (group, epoch, orderer, req) in asks {
+            let winner = match self.request(&orderer, &req).await {
+                Ok(ChatResponse::Taken { commit }) if !commit.is_empty() => Some(commit),
+                _ => None,
+            };
+            answers.push((group, epoch, winner));
+        }
+        answers
     }
 }
