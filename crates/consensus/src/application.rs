@@ -15,7 +15,7 @@ use commonware_consensus::marshal::{ancestry::Ancestry, Update};
 use commonware_consensus::simplex::{scheme::ed25519::Scheme, types::Context};
 use commonware_consensus::{Application, Reporter};
 use commonware_cryptography::{blake3::Digest, ed25519, Digested};
-use commonware_runtime::Clock;
+use commonware_runtime::{Clock, Spawner};
 use commonware_utils::Acknowledgement;
 use futures::StreamExt;
 use starling_ledger::{actions, BlockInput, Layered};
@@ -509,87 +509,15 @@ impl ShardApp {
             .collect()
     }
 
-    /// Executes (speculatively) every block of `chain` not seen yet, oldest first.
-    fn catch_up(inner: &mut Inner, chain: Vec<ShardBlock>) -> Result<(), StoreError> {
-        for b in chain.into_iter().rev() {
-            let Inner { store, spec, .. } = inner;
-            spec.verify(store, b.block().clone())?;
-        }
-        Ok(())
-    }
-
-    fn is_known(inner: &Inner, id: &Hash) -> bool {
-        *id == inner.store.head().id || inner.spec.get(id).is_some()
-    }
-
-    /// Walks `ancestry` from `first` back to a block this node knows; returns the unknown ones
-    /// (newest first), or `None` if the stream ends first.
-    async fn unknown_ancestors(
+    /// Builds (and executes) the block on `parent` at `now_ms`; the blocking half of
+    /// proposing.
+    fn build(
         &self,
-        first: ShardBlock,
-        ancestry: &mut impl Ancestry<ShardBlock>,
-    ) -> Option<Vec<ShardBlock>> {
-        let mut chain = Vec::new();
-        let mut at = first;
-        loop {
-            let (known, below_head) = {
-                let inner = self.lock();
-                (
-                    Self::is_known(&inner, &at.id()),
-                    at.block().header.height <= inner.store.head().height,
-                )
-            };
-            if known {
-                return Some(chain);
-            }
-            if below_head {
-                // Not on the finalized chain: nothing can be built on it.
-                return None;
-            }
-            let parent_id = at.block().header.parent;
-            chain.push(at);
-            let next = ancestry.next().await?;
-            if next.inner().id() != parent_id {
-                return None;
-            }
-            at = next.inner().clone();
-        }
-    }
-}
-
-impl<E: Clock + Send + 'static> Application<E> for ShardApp {
-    type SigningScheme = Scheme;
-    type Context = ShardContext;
-    type Block = ShardBlock;
-    type Input = ();
-
-    async fn propose(
-        &mut self,
-        (runtime, context): (E, Self::Context),
-        ancestry: impl Ancestry<Self::Block>,
-        _input: (),
-    ) -> Option<Digested<Self::Block>> {
-        let mut ancestry = ancestry;
-        let parent = ancestry.next().await?.inner().clone();
-        let unknown = self
-            .unknown_ancestors(parent.clone(), &mut ancestry)
-            .await?;
-        self.pace(&runtime, parent.block().header.timestamp_ms)
-            .await;
-        let now_ms = now_ms(&runtime);
-        let expected = {
-            let mut inner = self.lock();
-            if let Err(e) = Self::catch_up(&mut inner, unknown) {
-                tracing::warn!(error = %e, "cannot build on the proposed parent");
-                return None;
-            }
-            Self::expected_inbox(&inner, &parent.id())?
-        };
-        // Other shards' apps are locked one at a time, never while this one is.
-        let inbound = match self.cross.get() {
-            Some(cross) => cross.pending(self.shard(), &|s| expected.get(&s).copied().unwrap_or(0)),
-            None => Vec::new(),
-        };
+        parent: ShardBlock,
+        proposer: AccountId,
+        now_ms: u64,
+        inbound: Vec<InboundBatch>,
+    ) -> Option<Digested<ShardBlock>> {
         let mut inner = self.lock();
         let parent_header = &parent.block().header;
         let Inner {
@@ -603,7 +531,6 @@ impl<E: Clock + Send + 'static> Application<E> for ShardApp {
         } = &mut *inner;
         let ancestors = spec.ancestor_writes(store, &parent.id()).ok()?;
         let gas_limit = store.ledger().params.block_gas_limit;
-        let proposer = account_of(&context.leader);
         let height = parent_header.height.saturating_add(1);
         // Rule R1: the onion layer this block owes, as of the parent's state.
         let due = store
@@ -676,6 +603,126 @@ impl<E: Clock + Send + 'static> Application<E> for ShardApp {
         }
     }
 
+    /// Whether `block` (after its `unknown` ancestors) is valid; the blocking half of
+    /// verifying.
+    fn check(&self, block: ShardBlock, unknown: Vec<ShardBlock>) -> bool {
+        let mut inner = self.lock();
+        if Self::catch_up(&mut inner, unknown).is_err() {
+            return false;
+        }
+        let Inner {
+            store,
+            spec,
+            mempool,
+            ..
+        } = &mut *inner;
+        // Transactions this node admitted to its pool had their signatures checked then.
+        match spec.verify_with(store, block.block().clone(), &|h| mempool.contains(h)) {
+            Ok(_) => true,
+            Err(StoreError::Block(e)) => {
+                tracing::info!(error = %e, height = block.block().header.height, "voting against an invalid block");
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not verify a block");
+                false
+            }
+        }
+    }
+
+    /// Executes (speculatively) every block of `chain` not seen yet, oldest first.
+    fn catch_up(inner: &mut Inner, chain: Vec<ShardBlock>) -> Result<(), StoreError> {
+        for b in chain.into_iter().rev() {
+            let Inner { store, spec, .. } = inner;
+            spec.verify(store, b.block().clone())?;
+        }
+        Ok(())
+    }
+
+    fn is_known(inner: &Inner, id: &Hash) -> bool {
+        *id == inner.store.head().id || inner.spec.get(id).is_some()
+    }
+
+    /// Walks `ancestry` from `first` back to a block this node knows; returns the unknown ones
+    /// (newest first), or `None` if the stream ends first.
+    async fn unknown_ancestors(
+        &self,
+        first: ShardBlock,
+        ancestry: &mut impl Ancestry<ShardBlock>,
+    ) -> Option<Vec<ShardBlock>> {
+        let mut chain = Vec::new();
+        let mut at = first;
+        loop {
+            let (known, below_head) = {
+                let inner = self.lock();
+                (
+                    Self::is_known(&inner, &at.id()),
+                    at.block().header.height <= inner.store.head().height,
+                )
+            };
+            if known {
+                return Some(chain);
+            }
+            if below_head {
+                // Not on the finalized chain: nothing can be built on it.
+                return None;
+            }
+            let parent_id = at.block().header.parent;
+            chain.push(at);
+            let next = ancestry.next().await?;
+            if next.inner().id() != parent_id {
+                return None;
+            }
+            at = next.inner().clone();
+        }
+    }
+}
+
+impl<E: Clock + Spawner + Send + 'static> Application<E> for ShardApp {
+    type SigningScheme = Scheme;
+    type Context = ShardContext;
+    type Block = ShardBlock;
+    type Input = ();
+
+    async fn propose(
+        &mut self,
+        (runtime, context): (E, Self::Context),
+        ancestry: impl Ancestry<Self::Block>,
+        _input: (),
+    ) -> Option<Digested<Self::Block>> {
+        let mut ancestry = ancestry;
+        let parent = ancestry.next().await?.inner().clone();
+        let unknown = self
+            .unknown_ancestors(parent.clone(), &mut ancestry)
+            .await?;
+        self.pace(&runtime, parent.block().header.timestamp_ms)
+            .await;
+        let now_ms = now_ms(&runtime);
+        let expected = {
+            let mut inner = self.lock();
+            if let Err(e) = Self::catch_up(&mut inner, unknown) {
+                tracing::warn!(error = %e, "cannot build on the proposed parent");
+                return None;
+            }
+            Self::expected_inbox(&inner, &parent.id())?
+        };
+        // Other shards' apps are locked one at a time, never while this one is.
+        let inbound = match self.cross.get() {
+            Some(cross) => cross.pending(self.shard(), &|s| expected.get(&s).copied().unwrap_or(0)),
+            None => Vec::new(),
+        };
+        let proposer = account_of(&context.leader);
+        // Building executes the block: on a thread that may block, so the runtime's workers
+        // stay free for votes and network traffic while a large block executes.
+        let app = self.clone();
+        runtime
+            .shared(true)
+            .spawn(move |_| async move { app.build(parent, proposer, now_ms, inbound) })
+            .await
+            .ok()
+            .flatten()
+    }
+
     async fn verify(
         &mut self,
         (runtime, context): (E, Self::Context),
@@ -727,28 +774,13 @@ impl<E: Clock + Send + 'static> Application<E> for ShardApp {
             );
             return false;
         }
-        let mut inner = self.lock();
-        if Self::catch_up(&mut inner, unknown).is_err() {
-            return false;
-        }
-        let Inner {
-            store,
-            spec,
-            mempool,
-            ..
-        } = &mut *inner;
-        // Transactions this node admitted to its pool had their signatures checked then.
-        match spec.verify_with(store, block.block().clone(), &|h| mempool.contains(h)) {
-            Ok(_) => true,
-            Err(StoreError::Block(e)) => {
-                tracing::info!(error = %e, height = block.block().header.height, "voting against an invalid block");
-                false
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "could not verify a block");
-                false
-            }
-        }
+        // Executing the block blocks a thread: not one of the runtime's workers.
+        let app = self.clone();
+        runtime
+            .shared(true)
+            .spawn(move |_| async move { app.check(block, unknown) })
+            .await
+            .unwrap_or(false)
     }
 }
 
