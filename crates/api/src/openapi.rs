@@ -407,7 +407,7 @@ fn chat_schemas(m: &mut Map<String, Value>) {
         json!({"seq": s("integer"), "kind": {"enum": ["text", "event"]}, "from": s("string"), "text": s("string"), "at_ms": s("integer"), "mine": s("boolean"), "epoch": s("integer")}),
         &["seq", "kind", "text"],
     );
-    m.insert("ChatList".into(), json!(obj(json!({"items": {"type": "array", "items": obj(json!({"id": s("string"), "members": {"type": "array", "items": s("string")}, "epoch": s("integer"), "unread": s("integer"), "left": s("boolean"), "last": any, "encryption": s("string")}), &["id", "members", "unread"])}}), &["items"])));
+    m.insert("ChatList".into(), json!(obj(json!({"items": {"type": "array", "items": obj(json!({"id": s("string"), "members": {"type": "array", "items": s("string")}, "epoch": s("integer"), "unread": s("integer"), "left": s("boolean"), "last": any, "encryption": s("string"), "not_heard": {"type": "array", "items": s("string")}}), &["id", "members", "unread", "not_heard"])}}), &["items"])));
     m.insert("ChatCreate".into(), json!(obj(json!({"members": {"type": "array", "items": s("string"), "minItems": 1, "maxItems": starling_chat_client::MAX_NEW_MEMBERS}}), &["members"])));
     m.insert(
         "ChatCreated".into(),

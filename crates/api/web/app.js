@@ -690,6 +690,9 @@ async function chatView(id) {
   for (const mem of summary.members) {
     const li = h('li', {}, h('a', { href: `#/profile/${encodeURIComponent(mem)}` }, short(mem)));
     nameOf(mem).then((n) => { li.firstChild.textContent = n; });
+    // Named in the group, but nothing from them reached this device since it joined: until
+    // they speak, nothing shows they are in this chat.
+    if ((summary.not_heard || []).includes(mem)) li.append(' ', h('span', { class: 'small muted not-heard', title: 'No message or key change from them has reached you in this chat yet. Until one does, nothing shows they can read it.' }, 'not heard from yet'));
     if (mem !== state.me && !summary.left) li.append(' ', h('button', { type: 'button', class: 'ghost small', onclick: async () => {
       try { await api('POST', `/me/chats/${id}/members`, { remove: [mem] }); toast('Removed'); render(); } catch (x) { toast(x.message); }
     } }, 'Remove'));

@@ -685,13 +685,15 @@ impl Chat {
                     .filter(|m| m.seq > meta.read && !m.mine && m.kind == "text")
                     .count() as u64
             });
+            let members = if meta.left {
+                Vec::new()
+            } else {
+                self.member_accounts(&h, &group)
+            };
             out.push(ChatSummary {
                 id: gid.clone(),
-                members: if meta.left {
-                    Vec::new()
-                } else {
-                    self.member_accounts(&h, &group)
-                },
+                not_heard: Self::not_heard(&h, gid, &members),
+                members,
                 epoch: h.device.epoch(&group).unwrap_or(0),
                 unread,
                 left: meta.left || !h.device.is_member(&group),

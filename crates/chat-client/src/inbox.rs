@@ -28,6 +28,9 @@ impl Chat {
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "taking chat mail"),
             }
+            if let Err(e) = self.announce_joins(&held).await {
+                tracing::warn!(error = %e, "telling a chat this device joined");
+            }
             if let Err(e) = self.confirm_commits(&held).await {
                 tracing::warn!(error = %e, "confirming received commits");
             }
@@ -532,8 +535,14 @@ impl Chat {
                     .unwrap_or(from);
                 match text.split_first() {
                     Some((&PAYLOAD_TEXT, body)) => {
+                        Self::heard(h, &group, &from);
                         let body = String::from_utf8_lossy(body).into_owned();
                         (group, "text", from, body, epoch)
+                    }
+                    Some((&PAYLOAD_JOINED, _)) => {
+                        Self::heard(h, &group, &from);
+                        let text = format!("{from} joined");
+                        (group, "event", from, text, epoch)
                     }
                     Some((&PAYLOAD_LEAVE, _)) => {
                         let l = h.meta.leavers.entry(hex::encode(&group)).or_default();
@@ -546,21 +555,34 @@ impl Chat {
                     _ => return None,
                 }
             }
-            Received::Commit { group, epoch } => {
-                let members = self.member_accounts(h, &group).join(", ");
+            Received::Commit { group, epoch, from } => {
+                let members = self.member_accounts(h, &group);
+                Self::heard_among(h, &group, &from, &members);
+                let members = members.join(", ");
                 let text = format!("keys changed (epoch {epoch}); members: {members}");
                 (group, "event", String::new(), text, epoch)
             }
-            Received::Joined { group, epoch } => {
+            Received::Joined {
+                group,
+                epoch,
+                adder,
+            } => {
                 // (Its history may have come first, from another device of the account.)
-                h.meta
+                let meta = h
+                    .meta
                     .groups
                     .entry(hex::encode(&group))
                     .or_insert(GroupMeta {
                         created_ms: now,
                         ..GroupMeta::default()
-                    })
-                    .left = false;
+                    });
+                meta.left = false;
+                // Heard from in an earlier stay, not in this one.
+                meta.heard.clear();
+                meta.announce = true;
+                if let Some(adder) = adder {
+                    Self::heard(h, &group, &adder);
+                }
                 (
                     group,
                     "event",

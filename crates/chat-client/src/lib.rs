@@ -46,6 +46,7 @@ mod groups;
 mod inbox;
 mod ordering;
 mod outbox;
+mod presence;
 mod store;
 mod sync;
 mod work;
@@ -183,6 +184,15 @@ struct GroupMeta {
     synced: bool,
     #[serde(default)]
     synced_upto: u64,
+    /// Member accounts this device has heard from in this chat since it joined: a text or a
+    /// commit of theirs it could open, or the welcome they signed. Only those hold this
+    /// device's epoch secrets; a member named in the group but never heard from may not be
+    /// in it at all (a forked or made-up group shows its members so). At most the members.
+    #[serde(default)]
+    heard: std::collections::BTreeSet<String>,
+    /// This device joined and has not yet told the others (with a text they can open).
+    #[serde(default)]
+    announce: bool,
 }
 
 /// What a device keeps besides its MLS state (sealed with it).
@@ -403,6 +413,9 @@ pub struct ChatSummary {
     pub left: bool,
     pub last: Option<Message>,
     pub encryption: &'static str,
+    /// Members this device has not heard from in this chat since it joined (see
+    /// `GroupMeta::heard`): until they speak nothing shows they are in it.
+    pub not_heard: Vec<String>,
 }
 
 /// One member account's devices as the ledger lists them, checked with a proof.
@@ -450,6 +463,9 @@ pub(crate) enum Settled {
 /// Payload kinds inside MLS application messages.
 const PAYLOAD_TEXT: u8 = 0;
 const PAYLOAD_LEAVE: u8 = 1;
+/// A device that joined says so: its first message, which proves to the others that it
+/// holds their epoch's secrets.
+const PAYLOAD_JOINED: u8 = 2;
 
 /// The chat of every account this node holds.
 pub struct Chat {

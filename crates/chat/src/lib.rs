@@ -117,12 +117,22 @@ pub enum Received {
         from: String,
         text: Vec<u8>,
     },
-    /// A commit moved the group to `epoch` (members may have changed).
-    Commit { group: Vec<u8>, epoch: u64 },
+    /// A commit by member `from` (its credential identity) moved the group to `epoch`
+    /// (members may have changed).
+    Commit {
+        group: Vec<u8>,
+        epoch: u64,
+        from: String,
+    },
     /// A commit removed this device from the group: it can read nothing more in it.
     Removed { group: Vec<u8> },
-    /// A welcome made this device a member of `group`.
-    Joined { group: Vec<u8>, epoch: u64 },
+    /// A welcome made this device a member of `group`; `adder` (a credential identity)
+    /// signed it, so it holds the epoch's secrets (`None` only if its leaf cannot be read).
+    Joined {
+        group: Vec<u8>,
+        epoch: u64,
+        adder: Option<String>,
+    },
 }
 
 /// What a commit produces: the commit for the group's members, and a welcome for new ones.
@@ -535,6 +545,7 @@ impl Device {
                 Ok(Received::Commit {
                     epoch: group.epoch().as_u64(),
                     group: id,
+                    from,
                 })
             }
             ProcessedMessageContent::ProposalMessage(_)
@@ -557,11 +568,19 @@ impl Device {
         for m in staged.members() {
             vouched(directory, &gid, &m.credential, &m.signature_key)?;
         }
+        let adder = staged
+            .welcome_sender()
+            .ok()
+            .map(|leaf| identity_of(leaf.credential()));
         let group = staged.into_group(&self.provider).map_err(mls)?;
         let id = group.group_id().as_slice().to_vec();
         let epoch = group.epoch().as_u64();
         self.groups.insert(id.clone(), group);
-        Ok(Received::Joined { group: id, epoch })
+        Ok(Received::Joined {
+            group: id,
+            epoch,
+            adder,
+        })
     }
 
     /// Whether this device is in the group.

@@ -43,9 +43,15 @@ fn group_of(alice: &mut Device, others: &mut [&mut Device]) -> Vec<u8> {
     let welcome = out.welcome.unwrap();
     for d in others.iter_mut() {
         match d.receive(&welcome, &listed).unwrap() {
-            Received::Joined { group, epoch } => {
+            Received::Joined {
+                group,
+                epoch,
+                adder,
+            } => {
                 assert_eq!(group, id);
                 assert_eq!(epoch, out.epoch);
+                // The welcome names who signed it: the member who added this one.
+                assert_eq!(adder.as_deref(), Some(alice.identity()));
             }
             other => panic!("{other:?}"),
         }
@@ -103,7 +109,7 @@ fn a_removed_member_cannot_read_what_follows() {
     let out = alice.remove(&id, &["ed25519:carol#0"]).unwrap();
     alice.confirm(&id).unwrap();
     assert!(
-        matches!(bob.receive(&out.commit, &listed).unwrap(), Received::Commit { epoch, .. } if epoch == out.epoch)
+        matches!(bob.receive(&out.commit, &listed).unwrap(), Received::Commit { epoch, from, .. } if epoch == out.epoch && from == alice.identity())
     );
     // Carol's device, even holding the old epoch's keys and ignoring the commit, cannot read
     // the next epoch's messages.

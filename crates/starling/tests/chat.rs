@@ -1373,3 +1373,84 @@ fn a_commit_its_relay_did_not_order_is_not_applied() {
     assert!(refused(b_api, &bt) > refused_before);
     assert_eq!(epochs(&[(b_api, &bt)], &chat)[0], bob_epoch);
 }
+
+/// The members of `chat` that `api`'s device has not heard from, or `None` if it does not
+/// have the chat.
+fn not_heard(api: SocketAddr, token: &str, chat: &str) -> Option<Vec<String>> {
+    let l = ok(api, "GET", "/api/v1/me/chats", token, Value::Null);
+    let c = l["items"].as_array()?.iter().find(|c| c["id"] == chat)?;
+    Some(
+        c["not_heard"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap().to_string())
+            .collect(),
+    )
+}
+
+/// A welcome shows a newcomer members, but only those it hears from (a text or a commit it
+/// can open, or the welcome they signed) share its epochs. A device that joins says so at
+/// once, so the others hear it; a newcomer added by a commit its relay never ordered (a fork
+/// only the adder is in) sees the members it was shown as not heard from, and stays so when
+/// they write in the group's real epoch.
+#[test]
+fn only_members_heard_from_count_as_present_and_a_forked_welcome_shows_it() {
+    let _one = common::one_network_at_a_time();
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let net = Network::start(dir);
+    let (genesis, bootstrap, relay) = (&net.genesis, &net.bootstrap, &net.relay);
+    let mut alice_node = UserNode::create(dir, "alice-node", genesis, bootstrap, &[relay], 86_400);
+    let bob_node = UserNode::create(dir, "bob-node", genesis, bootstrap, &[relay], 86_400);
+    let carol_node = UserNode::create(dir, "carol-node", genesis, bootstrap, &[relay], 86_400);
+    let (a_api, b_api, c_api) = (alice_node.api, bob_node.api, carol_node.api);
+    let (alice, mut at) = import(a_api, "alice", 1);
+    let (bob, bt) = import(b_api, "bob", 2);
+    let (carol, ct) = import(c_api, "carol", 3);
+    chat_on(a_api, &at, 1);
+    chat_on(b_api, &bt, 1);
+    chat_on(c_api, &ct, 1);
+
+    // Honest: Bob joins and says so; Alice signed his welcome.
+    let chat = new_chat(a_api, &at, &[&bob]);
+    wait_for("alice to hear bob join", || {
+        (not_heard(a_api, &at, &chat)? == Vec::<String>::new()).then_some(())
+    });
+    wait_for("bob to join", || {
+        (not_heard(b_api, &bt, &chat)? == Vec::<String>::new()).then_some(())
+    });
+
+    // Alice forks the group: she adds Carol with a commit her relay never ordered.
+    alice_node.child = None;
+    alice_node.start_with(dir, &[("STARLING_CHAT_FAULT", "commit-unordered")]);
+    at = login(a_api, "alice");
+    ok(
+        a_api,
+        "POST",
+        &format!("/api/v1/me/chats/{chat}/members"),
+        &at,
+        json!({ "add": [carol] }),
+    );
+    let shown = wait_for("carol to be welcomed into the fork", || {
+        not_heard(c_api, &ct, &chat)
+    });
+    assert_eq!(
+        shown,
+        vec![bob.clone()],
+        "alice signed the welcome; bob is not heard"
+    );
+    // What Alice writes reaches Carol in the fork; Bob, still in the group's real epoch,
+    // neither sees Carol nor writes anything Carol can open.
+    send(a_api, &at, &chat, "welcome, carol");
+    send(b_api, &bt, &chat, "is anyone new here?");
+    assert_eq!(
+        wait_texts(c_api, &ct, &chat, 1),
+        vec![(alice.clone(), "welcome, carol".to_string())]
+    );
+    assert_eq!(not_heard(c_api, &ct, &chat), Some(vec![bob.clone()]));
+    let bobs = ok(b_api, "GET", "/api/v1/me/chats", &bt, Value::Null);
+    let members = bobs["items"][0]["members"].as_array().unwrap().clone();
+    assert!(!members.contains(&json!(carol)), "{members:?}");
+    assert!(members.contains(&json!(alice)));
+}

@@ -821,6 +821,11 @@ fn the_social_cli_drives_a_devnet() {
             .contains("@ann")
             .then_some(())
     });
+    // Ben's handle too is claimed on the global shard: the view may have it a little later
+    // than ann's.
+    wait_for("@ben to resolve", || {
+        get(api, "/api/v1/handles/ben").filter(|v| v["account"].is_string())
+    });
     let sent = cli_ok(api, &ann, &["transfer", "@ben", "1000"]);
     assert!(sent.contains("transfer sent"), "{sent}");
     let json_out = cli_ok(api, &ann, &["timeline", "--of", "@ann", "--json"]);

@@ -1,0 +1,86 @@
+//! Who is really in a chat, as far as this device can tell.
+//!
+//! A group's member list is what the member who added this device put in its welcome; it
+//! does not show that those members hold the epoch this device is in. A member who forks the
+//! group (adds someone with a commit its delivery relay never ordered), or who makes a new
+//! group from other people's key packages, can show a newcomer members who will never read
+//! what it writes. Asking the delivery relay whether the welcome's epoch was ordered would not
+//! help against the second, so this device counts a member as present only once it has heard
+//! from them in its own line of epochs: a text or a commit of theirs it could open (signed by
+//! their leaf, encrypted under epoch secrets only members of that line hold), or the welcome
+//! they signed. A device that joins says so at once ([`PAYLOAD_JOINED`]), so the others hear
+//! it; the chat summary lists the members not heard from yet (`not_heard`).
+
+use super::*;
+
+impl Chat {
+    /// `who` (an account or a credential identity) was heard from in `group`.
+    pub(crate) fn heard(h: &mut Held, group: &[u8], who: &str) {
+        let account = account_text(who);
+        if let Some(meta) = h.meta.groups.get_mut(&hex::encode(group)) {
+            meta.heard.insert(account);
+        }
+    }
+
+    /// `who` committed: heard from; and only the `members` (accounts) after the commit stay
+    /// in the set, so a member removed and added again is not heard from until they speak.
+    pub(crate) fn heard_among(h: &mut Held, group: &[u8], who: &str, members: &[String]) {
+        Self::heard(h, group, who);
+        if let Some(meta) = h.meta.groups.get_mut(&hex::encode(group)) {
+            meta.heard.retain(|a| members.contains(a));
+        }
+    }
+
+    /// The members of a chat (accounts, but this device's) it has not heard from.
+    pub(crate) fn not_heard(h: &Held, gid: &str, members: &[String]) -> Vec<String> {
+        let own = h.account.to_text();
+        let heard = h.meta.groups.get(gid).map(|m| &m.heard);
+        members
+            .iter()
+            .filter(|m| **m != own && !heard.is_some_and(|h| h.contains(*m)))
+            .cloned()
+            .collect()
+    }
+
+    /// Tells each chat this device joined since the last time that it is there: a text
+    /// the members can open only if they share its epoch.
+    pub(crate) async fn announce_joins(self: &Arc<Self>, held: &HeldRef) -> Result<(), ChatError> {
+        let mut h = held.lock().await;
+        let due: Vec<String> = h
+            .meta
+            .groups
+            .iter()
+            .filter(|(_, g)| g.announce && !g.left)
+            .map(|(gid, _)| gid.clone())
+            .collect();
+        let mut waits = Vec::new();
+        for gid in due {
+            let Ok(group) = hex::decode(&gid) else {
+                continue;
+            };
+            if let Some(meta) = h.meta.groups.get_mut(&gid) {
+                meta.announce = false;
+            }
+            if !h.device.is_member(&group) {
+                continue;
+            }
+            let envelope = h.device.send(&group, &[PAYLOAD_JOINED])?;
+            let devices = self.member_devices(&h, &group)?;
+            // The ratchet moved: on disk before the envelope is queued.
+            self.save(&h)?;
+            waits.extend(self.enqueue(&devices, &[envelope]));
+        }
+        drop(h);
+        if !waits.is_empty() {
+            self.bump();
+        }
+        // Queued on disk: the outbox delivers them whatever happens to this wait.
+        drop(waits);
+        Ok(())
+    }
+}
+
+/// The account (as text) of a credential identity, or `who` itself if it is one already.
+fn account_text(who: &str) -> String {
+    account_of_identity(who).map_or_else(|| who.to_string(), |(a, _)| a.to_text())
+}
