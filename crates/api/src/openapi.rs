@@ -390,7 +390,7 @@ fn chat_schemas(m: &mut Map<String, Value>) {
     let s = |t: &str| json!({"type": t});
     let any = json!({"type": "object"});
     let key = json!({"$ref": "#/components/schemas/Key"});
-    m.insert("ChatKeys".into(), json!(obj(json!({"account": key, "shard": s("integer"), "height": s("integer"), "state_root": s("string"), "version": s("integer"), "devices": {"type": "array", "items": obj(json!({"id": s("integer"), "signature_key": s("string"), "mailbox": s("string"), "home": {"type": ["string", "null"]}, "relays": {"type": "array", "items": s("string")}}), &["id", "signature_key", "mailbox"])}, "proof": {"type": "string", "description": "The state proof (hex) of the entry under state_root"}}), &["account", "devices", "proof", "state_root"])));
+    m.insert("ChatKeys".into(), json!(obj(json!({"account": key, "shard": s("integer"), "height": s("integer"), "state_root": s("string"), "version": s("integer"), "devices": {"type": "array", "items": obj(json!({"id": s("integer"), "signature_key": s("string"), "mailbox": s("string"), "seal_key": {"type": ["string", "null"], "description": "X25519 key (hex) each deposit for the device is sealed to"}, "home": {"type": ["string", "null"]}, "relays": {"type": "array", "items": s("string")}}), &["id", "signature_key", "mailbox"])}, "proof": {"type": "string", "description": "The state proof (hex) of the entry under state_root"}}), &["account", "devices", "proof", "state_root"])));
     m.insert(
         "ChatExport".into(),
         json!(obj(

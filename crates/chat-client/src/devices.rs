@@ -40,6 +40,7 @@ impl Chat {
                     id: d.id,
                     signature_key: hex::encode(d.signature_key),
                     mailbox: d.mailbox.to_hex(),
+                    seal_key: d.seal_key.map(hex::encode),
                     home: d.home.as_ref().map(Endpoint::to_string),
                     relays: d.relays.iter().map(Endpoint::to_string).collect(),
                 })
@@ -212,6 +213,7 @@ impl Chat {
             id: h.meta.device_id,
             signature_key,
             mailbox: mailbox_id(&h.mailbox_key.public_key()),
+            seal_key: deposits::seal_secret(&h.meta.mailbox_seed).map(|s| s.public()),
             home: Some(self.home.clone()),
             relays: self.relays.clone(),
         }
@@ -237,6 +239,7 @@ impl Chat {
             "identity": h.device.identity(),
             "signature_key": hex::encode(device.signature_key),
             "mailbox": device.mailbox.to_hex(),
+            "seal_key": device.seal_key.map(hex::encode),
             "home": self.home.to_string(),
             "relays": self.relays.iter().map(Endpoint::to_string).collect::<Vec<_>>(),
             "key_packages_at_home": self.services.key_packages.count(*account, h.meta.device_id),

@@ -269,6 +269,7 @@ impl Chat {
         remote: Vec<MailBatch>,
     ) -> Result<bool, ChatError> {
         let mailbox = mailbox_id(&h.mailbox_key.public_key());
+        let seal = deposits::seal_secret(&h.meta.mailbox_seed);
         // (the relay it came from, or this node; the mail in order)
         let mut batches: Vec<MailBatch> = Vec::new();
         let me = self.net.me.to_text();
@@ -292,7 +293,14 @@ impl Chat {
             let mut last = taken;
             for (seq, bytes) in mail.iter().filter(|(seq, _)| *seq > taken) {
                 last = *seq;
-                changed |= self.take_one(h, bytes)?;
+                match deposits::opened(seal.as_ref(), bytes) {
+                    Some(envelope) => changed |= self.take_one(h, &envelope)?,
+                    None => {
+                        self.rejected
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::info!("refused a deposit sealed for another key, or damaged");
+                    }
+                }
             }
             h.meta.cursors.insert(holder, last);
         }

@@ -41,6 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use zeroize::Zeroizing;
 
+mod deposits;
 mod devices;
 mod groups;
 mod inbox;
@@ -436,6 +437,8 @@ pub struct DeviceJson {
     pub id: u32,
     pub signature_key: String,
     pub mailbox: String,
+    /// The X25519 key deposits for it are sealed to (hex), if it has one.
+    pub seal_key: Option<String>,
     pub home: Option<String>,
     pub relays: Vec<String>,
 }

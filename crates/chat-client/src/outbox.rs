@@ -350,6 +350,12 @@ impl Chat {
                 }
                 failed = Some(why);
             };
+            // Each mailbox gets its own bytes (sealed for its device).
+            let sealed: Vec<Vec<u8>> = envelopes
+                .iter()
+                .map(|e| super::deposits::seal_for(&d.1, e))
+                .collect();
+            let envelopes = sealed.as_slice();
             // Room in the queue first, then on disk: what is on disk is always queued.
             let Ok(permits) = tx.try_reserve_many(envelopes.len()) else {
                 refused(format!(
@@ -562,6 +568,7 @@ mod tests {
             id: n.into(),
             signature_key: [n; 32],
             mailbox: Hash([n; 32]),
+            seal_key: None,
             home: None,
             relays: Vec::new(),
         }

@@ -131,8 +131,20 @@ pub fn validator(
 }
 
 /// Rule D1: a chat device names a home node and at most four relays, each a `host:port`
-/// of printable ASCII; its signature key is a valid Ed25519 point.
+/// of printable ASCII; its signature key is a valid Ed25519 point; its id is below 2^31;
+/// its seal key, if it has one, is an X25519 key of large order.
 pub fn chat_device(device: &starling_types::ChatDevice) -> Result<(), TxError> {
+    if device.id >= 1 << 31 {
+        return Err(TxError::InvalidChatDevice("device ids are below 2^31"));
+    }
+    if device
+        .seal_key
+        .is_some_and(|k| starling_crypto::seal::check_seal_key(&k).is_err())
+    {
+        return Err(TxError::InvalidChatDevice(
+            "seal key is not an X25519 key of large order",
+        ));
+    }
     let endpoints = device.home.iter().chain(device.relays.iter());
     for e in endpoints {
         let a = &e.address;

@@ -17,6 +17,9 @@ fn device(id: u32, seed: u8) -> ChatDevice {
         id,
         signature_key: signature_key(seed),
         mailbox: Hash::of(&[&[seed]]),
+        // Odd seeds have a seal key, even ones (as devices published before seal keys) none.
+        seal_key: (seed % 2 == 1)
+            .then(|| starling_crypto::seal::SealSecret::derive("test", &[seed]).public()),
         home: Some(Endpoint {
             node: key(77).public_key(),
             address: "127.0.0.1:7100".into(),
@@ -162,6 +165,21 @@ fn bad_devices_are_refused() {
     d.signature_key = [0; 32];
     d.signature_key[0] = 1;
     refuse(&mut net, d, "signature key is not an Ed25519 point");
+    // Every box sealed to a small-order key could be opened by anyone.
+    let mut order4 = [0u8; 32];
+    order4[0] = 1;
+    for k in [[0u8; 32], order4] {
+        let mut d = device(1, 1);
+        d.seal_key = Some(k);
+        refuse(&mut net, d, "seal key is not an X25519 key of large order");
+    }
+    // Ids are below 2^31 (the top bit of an encoded id says a seal key follows).
+    let mut d = device(1, 1);
+    d.id = 1 << 31;
+    assert_eq!(
+        starling_ledger::validate::chat_device(&d),
+        Err(TxError::InvalidChatDevice("device ids are below 2^31"))
+    );
     let shard = net.shard_of(&carol);
     assert_eq!(
         net.get::<ChatKeysRecord>(shard, StateKey::ChatKeys(&carol.public_key())),

@@ -489,6 +489,12 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
     let stored = std::fs::read(&log).expect("the relay keeps Bob's mail");
     let envelopes = logged_envelopes(&stored);
     assert_eq!(envelopes.len(), 3);
+    // Each deposit is sealed to Bob's device (its seal key is in the key directory), so the
+    // relay cannot match it with what other members' mailboxes receive.
+    assert!(
+        envelopes.iter().all(|e| e.starts_with(b"SLSEAL01")),
+        "deposits for bob are sealed"
+    );
     // The relay's files hold none of the texts (nor do the user nodes' files).
     let mut all = Vec::new();
     files(&relay_dir, &mut all);

@@ -274,17 +274,33 @@ pub struct ChatDevice {
     /// The opaque id of the device's mailbox (a hash of the mailbox key, unrelated to the
     /// account key).
     pub mailbox: Hash,
+    /// The X25519 key senders seal each deposit to, so that no two mailboxes receive the
+    /// same bytes for one group message (`None`: deposits go unsealed, as devices published
+    /// before there were seal keys).
+    pub seal_key: Option<[u8; 32]>,
     /// The node that holds the device, reached directly while it is online.
     pub home: Option<Endpoint>,
     /// Relays that keep the device's mail while its node is offline.
     pub relays: Vec<Endpoint>,
 }
 
+/// Device ids are below 2^31 (rule D1); in the encoding, this bit of the id says a seal key
+/// follows the mailbox id, so records made before seal keys existed read as they were.
+const SEAL_KEY_FLAG: u32 = 1 << 31;
+
 impl Encode for ChatDevice {
     fn encode(&self, out: &mut Vec<u8>) {
-        put::u32(out, self.id);
+        let flag = if self.seal_key.is_some() {
+            SEAL_KEY_FLAG
+        } else {
+            0
+        };
+        put::u32(out, self.id | flag);
         out.extend_from_slice(&self.signature_key);
         self.mailbox.encode(out);
+        if let Some(k) = &self.seal_key {
+            out.extend_from_slice(k);
+        }
         put::option(out, &self.home, |o, e| e.encode(o));
         put::seq(out, &self.relays, |o, e| e.encode(o));
     }
@@ -292,10 +308,19 @@ impl Encode for ChatDevice {
 
 impl Decode for ChatDevice {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let id = r.u32()?;
+        let signature_key = r.array::<32>()?;
+        let mailbox = Hash::decode(r)?;
+        let seal_key = if id & SEAL_KEY_FLAG != 0 {
+            Some(r.array::<32>()?)
+        } else {
+            None
+        };
         Ok(ChatDevice {
-            id: r.u32()?,
-            signature_key: r.array::<32>()?,
-            mailbox: Hash::decode(r)?,
+            id: id & !SEAL_KEY_FLAG,
+            signature_key,
+            mailbox,
+            seal_key,
             home: r.option("home node", Endpoint::decode)?,
             relays: r.seq("mailbox relays", MAX_CHAT_RELAYS, Endpoint::decode)?,
         })
