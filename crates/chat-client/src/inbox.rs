@@ -293,7 +293,7 @@ impl Chat {
             let mut last = taken;
             for (seq, bytes) in mail.iter().filter(|(seq, _)| *seq > taken) {
                 last = *seq;
-                match deposits::opened(seal.as_ref(), bytes) {
+                match deposits::opened(seal.as_ref(), &mut h.box_keys, bytes) {
                     Some(envelope) => changed |= self.take_one(h, &envelope)?,
                     None => {
                         self.rejected

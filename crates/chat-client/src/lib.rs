@@ -321,6 +321,8 @@ struct Held {
     device: Device,
     meta: Meta,
     mailbox_key: SecretKey,
+    /// The keys of the last few sealers whose deposits this device opened.
+    box_keys: starling_crypto::seal::BoxKeys,
     history: BTreeMap<String, Vec<Message>>,
     in_history: HashSet<String>,
     /// Sealed history records not yet written.
@@ -373,6 +375,7 @@ impl Held {
             device,
             meta,
             mailbox_key,
+            box_keys: Default::default(),
             history: BTreeMap::new(),
             in_history: HashSet::new(),
             unwritten: Vec::new(),

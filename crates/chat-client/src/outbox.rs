@@ -351,10 +351,7 @@ impl Chat {
                 failed = Some(why);
             };
             // Each mailbox gets its own bytes (sealed for its device).
-            let sealed: Vec<Vec<u8>> = envelopes
-                .iter()
-                .map(|e| super::deposits::seal_for(&d.1, e))
-                .collect();
+            let sealed = super::deposits::seal_for(&d.1, envelopes);
             let envelopes = sealed.as_slice();
             // Room in the queue first, then on disk: what is on disk is always queued.
             let Ok(permits) = tx.try_reserve_many(envelopes.len()) else {

@@ -1,22 +1,28 @@
 //! Sealed boxes: bytes for the holder of an X25519 key, from no one in particular.
 //!
-//! The sender makes a fresh X25519 key and agrees a secret with the recipient's key; BLAKE3
-//! derives a one-time key from that secret and both public keys; XChaCha20-Poly1305 seals
-//! under it (each key seals once, so the nonce is zero). A sealed box is the sender's fresh
-//! public key, then the ciphertext: [`SEAL_OVERHEAD`] bytes more than what it holds. Two
-//! boxes of the same bytes, for the same recipient or not, share nothing but their length.
+//! A [`Sealer`] makes a fresh X25519 key and agrees a secret with the recipient's key; BLAKE3
+//! derives a key from that secret and both public keys; each box is XChaCha20-Poly1305 under
+//! it with a random nonce. A sealed box is the sealer's fresh public key, the nonce, then the
+//! ciphertext: [`SEAL_OVERHEAD`] bytes more than what it holds. Boxes from different sealers
+//! share nothing but their length; boxes from one sealer (one batch for one recipient)
+//! share its public key. Opening costs one key agreement per sealer, which [`BoxKeys`]
+//! remembers for the last few.
 
 use chacha20poly1305::aead::{Aead as _, KeyInit as _};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use rand_core::{CryptoRng, RngCore};
+use std::collections::VecDeque;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-/// What sealing adds: the sender's fresh public key and the authentication tag.
-pub const SEAL_OVERHEAD: usize = 32 + 16;
+/// What sealing adds: the sealer's public key, the nonce and the authentication tag.
+pub const SEAL_OVERHEAD: usize = 32 + 24 + 16;
 
 const KDF_CONTEXT: &str = "starling sealed box v1";
+
+/// Sealers whose keys [`BoxKeys`] remembers.
+const REMEMBERED: usize = 32;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SealError {
@@ -31,12 +37,9 @@ pub struct SealSecret(Zeroizing<[u8; 32]>);
 
 impl std::fmt::Debug for SealSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SealSecret({})", hex_of(&self.public()))
+        let public: String = self.public().iter().map(|x| format!("{x:02x}")).collect();
+        write!(f, "SealSecret({public})")
     }
-}
-
-fn hex_of(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 impl SealSecret {
@@ -69,38 +72,104 @@ fn box_key(shared: &MontgomeryPoint, sender: &[u8; 32], to: &[u8; 32]) -> Zeroiz
     Zeroizing::new(*h.finalize().as_bytes())
 }
 
+/// Seals boxes for one recipient under one fresh key (one key agreement for a batch).
+pub struct Sealer {
+    sender: [u8; 32],
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer")
+    }
+}
+
+impl Sealer {
+    /// A sealer for the holder of `to`.
+    pub fn to<R: RngCore + CryptoRng>(to: &[u8; 32], rng: &mut R) -> Result<Sealer, SealError> {
+        check_seal_key(to)?;
+        let mut fresh = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(fresh.as_mut());
+        let sender = MontgomeryPoint::mul_base_clamped(*fresh).to_bytes();
+        let shared = MontgomeryPoint(*to).mul_clamped(*fresh);
+        Ok(Sealer {
+            sender,
+            key: box_key(&shared, &sender, to),
+        })
+    }
+
+    /// Seals `plain`.
+    pub fn seal<R: RngCore + CryptoRng>(&self, plain: &[u8], rng: &mut R) -> Vec<u8> {
+        let mut nonce = [0u8; 24];
+        rng.fill_bytes(&mut nonce);
+        let nonce = XNonce::from(nonce);
+        let mut out = Vec::with_capacity(SEAL_OVERHEAD + plain.len());
+        out.extend_from_slice(&self.sender);
+        out.extend_from_slice(&nonce);
+        // (Encryption with a 32-byte key fails only past 256 GiB.)
+        if let Ok(ciphertext) =
+            XChaCha20Poly1305::new(self.key.as_ref().into()).encrypt(&nonce, plain)
+        {
+            out.extend_from_slice(&ciphertext);
+        }
+        out
+    }
+}
+
 /// Seals `plain` for the holder of `to`.
 pub fn seal<R: RngCore + CryptoRng>(
     to: &[u8; 32],
     plain: &[u8],
     rng: &mut R,
 ) -> Result<Vec<u8>, SealError> {
-    check_seal_key(to)?;
-    let mut fresh = Zeroizing::new([0u8; 32]);
-    rng.fill_bytes(fresh.as_mut());
-    let sender = MontgomeryPoint::mul_base_clamped(*fresh).to_bytes();
-    let shared = MontgomeryPoint(*to).mul_clamped(*fresh);
-    let key = box_key(&shared, &sender, to);
-    let ciphertext = XChaCha20Poly1305::new(key.as_ref().into())
-        .encrypt(&XNonce::default(), plain)
-        .map_err(|_| SealError::BadKey)?;
-    let mut out = Vec::with_capacity(SEAL_OVERHEAD + plain.len());
-    out.extend_from_slice(&sender);
-    out.extend_from_slice(&ciphertext);
-    Ok(out)
+    Ok(Sealer::to(to, rng)?.seal(plain, rng))
 }
 
-/// Opens a box sealed for `secret`'s public key.
-pub fn open(secret: &SealSecret, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+/// The keys of the last few sealers a recipient opened boxes of (a batch costs one key
+/// agreement, not one per box).
+/// They hold for one seal key: opening with another forgets them first.
+#[derive(Default)]
+pub struct BoxKeys {
+    keys: VecDeque<([u8; 32], Zeroizing<[u8; 32]>)>,
+    /// A hash of the secret they were agreed with.
+    owner: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for BoxKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BoxKeys({})", self.keys.len())
+    }
+}
+
+/// Opens a box sealed for `secret`'s public key, with `keys` remembering sealers' keys.
+pub fn open(secret: &SealSecret, sealed: &[u8], keys: &mut BoxKeys) -> Result<Vec<u8>, SealError> {
     if sealed.len() < SEAL_OVERHEAD {
         return Err(SealError::NotForThisKey);
     }
-    let (sender, ciphertext) = sealed.split_at(32);
+    let (sender, rest) = sealed.split_at(32);
+    let (nonce, ciphertext) = rest.split_at(24);
     let sender: [u8; 32] = sender.try_into().map_err(|_| SealError::NotForThisKey)?;
-    let shared = MontgomeryPoint(sender).mul_clamped(*secret.0);
-    let key = box_key(&shared, &sender, &secret.public());
+    let nonce: [u8; 24] = nonce.try_into().map_err(|_| SealError::NotForThisKey)?;
+    let owner = *blake3::hash(secret.0.as_ref()).as_bytes();
+    if keys.owner != Some(owner) {
+        keys.keys.clear();
+        keys.owner = Some(owner);
+    }
+    let at = match keys.keys.iter().position(|(s, _)| *s == sender) {
+        Some(at) => at,
+        None => {
+            let shared = MontgomeryPoint(sender).mul_clamped(*secret.0);
+            if keys.keys.len() >= REMEMBERED {
+                keys.keys.pop_front();
+            }
+            keys.keys
+                .push_back((sender, box_key(&shared, &sender, &secret.public())));
+            keys.keys.len() - 1
+        }
+    };
+    let key = &keys.keys[at].1;
     XChaCha20Poly1305::new(key.as_ref().into())
-        .decrypt(&XNonce::default(), ciphertext)
+        .decrypt(&XNonce::from(nonce), ciphertext)
         .map_err(|_| SealError::NotForThisKey)
 }
 
@@ -126,10 +195,19 @@ mod tests {
         let for_carol = seal(&carol.public(), &text, &mut r).unwrap();
         let again_for_bob = seal(&bob.public(), &text, &mut r).unwrap();
         assert_eq!(for_bob.len(), text.len() + SEAL_OVERHEAD);
-        assert_eq!(open(&bob, &for_bob).unwrap(), text);
-        assert_eq!(open(&carol, &for_carol).unwrap(), text);
-        assert_eq!(open(&bob, &again_for_bob).unwrap(), text);
-        assert_eq!(open(&carol, &for_bob), Err(SealError::NotForThisKey));
+        assert_eq!(open(&bob, &for_bob, &mut BoxKeys::default()).unwrap(), text);
+        assert_eq!(
+            open(&carol, &for_carol, &mut BoxKeys::default()).unwrap(),
+            text
+        );
+        assert_eq!(
+            open(&bob, &again_for_bob, &mut BoxKeys::default()).unwrap(),
+            text
+        );
+        assert_eq!(
+            open(&carol, &for_bob, &mut BoxKeys::default()),
+            Err(SealError::NotForThisKey)
+        );
         // No 8-byte run of one box appears in another.
         for (a, b) in [(&for_bob, &for_carol), (&for_bob, &again_for_bob)] {
             assert!(!a.windows(8).any(|w| b.windows(8).any(|v| v == w)));
@@ -137,21 +215,58 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_costs_one_key_agreement_and_the_remembered_keys_stay_bounded() {
+        let bob = SealSecret::derive("test", b"bob");
+        let mut r = rng();
+        let sealer = Sealer::to(&bob.public(), &mut r).unwrap();
+        let boxes: Vec<Vec<u8>> = (0..5u8).map(|i| sealer.seal(&[i; 20], &mut r)).collect();
+        let mut keys = BoxKeys::default();
+        for (i, b) in boxes.iter().enumerate() {
+            assert_eq!(open(&bob, b, &mut keys).unwrap(), vec![i as u8; 20]);
+            // One batch shares its sealer's key, and nothing after it.
+            assert_eq!(b[..32], boxes[0][..32]);
+            if i > 0 {
+                assert_ne!(b[32..56], boxes[0][32..56]);
+            }
+        }
+        assert_eq!(keys.keys.len(), 1);
+        for _ in 0..3 * REMEMBERED {
+            let b = seal(&bob.public(), b"x", &mut r).unwrap();
+            assert_eq!(open(&bob, &b, &mut keys).unwrap(), b"x");
+        }
+        assert_eq!(keys.keys.len(), REMEMBERED);
+        // Remembered keys are another secret's: never used for it.
+        let carol = SealSecret::derive("test", b"carol");
+        assert!(open(&carol, &boxes[0], &mut keys).is_err());
+        assert!(open(&bob, &boxes[0], &mut keys).is_ok());
+    }
+
+    #[test]
     fn damaged_short_and_foreign_boxes_are_refused() {
         let bob = SealSecret::derive("test", b"bob");
         let mut sealed = seal(&bob.public(), b"hello", &mut rng()).unwrap();
-        for i in [0, 31, 32, sealed.len() - 1] {
+        for i in [0, 31, 32, 55, 56, sealed.len() - 1] {
             let mut bad = sealed.clone();
             bad[i] ^= 1;
-            assert_eq!(open(&bob, &bad), Err(SealError::NotForThisKey), "byte {i}");
+            assert_eq!(
+                open(&bob, &bad, &mut BoxKeys::default()),
+                Err(SealError::NotForThisKey),
+                "byte {i}"
+            );
         }
         assert_eq!(
-            open(&bob, &sealed[..SEAL_OVERHEAD - 1]),
+            open(&bob, &sealed[..SEAL_OVERHEAD - 1], &mut BoxKeys::default()),
             Err(SealError::NotForThisKey)
         );
-        assert_eq!(open(&bob, &[]), Err(SealError::NotForThisKey));
+        assert_eq!(
+            open(&bob, &[], &mut BoxKeys::default()),
+            Err(SealError::NotForThisKey)
+        );
         sealed.truncate(SEAL_OVERHEAD);
-        assert_eq!(open(&bob, &sealed), Err(SealError::NotForThisKey));
+        assert_eq!(
+            open(&bob, &sealed, &mut BoxKeys::default()),
+            Err(SealError::NotForThisKey)
+        );
     }
 
     #[test]
