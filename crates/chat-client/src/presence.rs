@@ -14,9 +14,19 @@
 use super::*;
 
 impl Chat {
-    /// `who` (an account or a credential identity) was heard from in `group`.
+    /// `who` (an account or a credential identity) was heard from in `group`; counted only
+    /// if it is a member now (a late text from before its removal does not count).
     pub(crate) fn heard(h: &mut Held, group: &[u8], who: &str) {
         let account = account_text(who);
+        let member = h
+            .device
+            .members(group)
+            .unwrap_or_default()
+            .iter()
+            .any(|m| account_text(m) == account);
+        if !member {
+            return;
+        }
         if let Some(meta) = h.meta.groups.get_mut(&hex::encode(group)) {
             meta.heard.insert(account);
         }
@@ -58,17 +68,30 @@ impl Chat {
             let Ok(group) = hex::decode(&gid) else {
                 continue;
             };
-            if let Some(meta) = h.meta.groups.get_mut(&gid) {
-                meta.announce = false;
-            }
             if !h.device.is_member(&group) {
+                if let Some(meta) = h.meta.groups.get_mut(&gid) {
+                    meta.announce = false;
+                }
                 continue;
             }
-            let envelope = h.device.send(&group, &[PAYLOAD_JOINED])?;
             let devices = self.member_devices(&h, &group)?;
-            // The ratchet moved: on disk before the envelope is queued.
+            let envelope = h.device.send(&group, &[PAYLOAD_JOINED])?;
+            // The ratchet moved: on disk before the envelope is queued (still to be
+            // announced: a crash from here sends another, under a new key, not none).
             self.save(&h)?;
-            waits.extend(self.enqueue(&devices, &[envelope]));
+            match self.enqueue_all(&devices, &[envelope]) {
+                Ok(w) => {
+                    waits.extend(w);
+                    if let Some(meta) = h.meta.groups.get_mut(&gid) {
+                        meta.announce = false;
+                    }
+                    self.save(&h)?;
+                }
+                // Tried again on the worker's next round.
+                Err(e) => {
+                    tracing::info!(chat = %gid, error = %e, "telling a chat this device joined waits")
+                }
+            }
         }
         drop(h);
         if !waits.is_empty() {

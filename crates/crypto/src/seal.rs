@@ -57,9 +57,11 @@ impl SealSecret {
 
 /// Whether `key` is an X25519 public key senders can seal to: a point whose agreed secrets
 /// are not forced into a small subgroup (which would make every box to it readable).
+/// Only the canonical encoding of such a point passes (a u-coordinate below p, bit 255
+/// clear), so the ledger never holds two encodings of one key.
 pub fn check_seal_key(key: &[u8; 32]) -> Result<(), SealError> {
     match MontgomeryPoint(*key).to_edwards(0) {
-        Some(p) if !p.is_small_order() => Ok(()),
+        Some(p) if !p.is_small_order() && p.to_montgomery().to_bytes() == *key => Ok(()),
         _ => Err(SealError::BadKey),
     }
 }
@@ -131,8 +133,8 @@ pub fn seal<R: RngCore + CryptoRng>(
 #[derive(Default)]
 pub struct BoxKeys {
     keys: VecDeque<([u8; 32], Zeroizing<[u8; 32]>)>,
-    /// A hash of the secret they were agreed with.
-    owner: Option<[u8; 32]>,
+    /// A hash of the secret they were agreed with, and its public key.
+    owner: Option<([u8; 32], [u8; 32])>,
 }
 
 impl std::fmt::Debug for BoxKeys {
@@ -151,26 +153,31 @@ pub fn open(secret: &SealSecret, sealed: &[u8], keys: &mut BoxKeys) -> Result<Ve
     let sender: [u8; 32] = sender.try_into().map_err(|_| SealError::NotForThisKey)?;
     let nonce: [u8; 24] = nonce.try_into().map_err(|_| SealError::NotForThisKey)?;
     let owner = *blake3::hash(secret.0.as_ref()).as_bytes();
-    if keys.owner != Some(owner) {
+    if keys.owner.as_ref().map(|(o, _)| o) != Some(&owner) {
         keys.keys.clear();
-        keys.owner = Some(owner);
+        keys.owner = Some((owner, secret.public()));
     }
-    let at = match keys.keys.iter().position(|(s, _)| *s == sender) {
-        Some(at) => at,
-        None => {
-            let shared = MontgomeryPoint(sender).mul_clamped(*secret.0);
-            if keys.keys.len() >= REMEMBERED {
-                keys.keys.pop_front();
-            }
-            keys.keys
-                .push_back((sender, box_key(&shared, &sender, &secret.public())));
-            keys.keys.len() - 1
-        }
+    let public = keys.owner.as_ref().map_or([0; 32], |(_, p)| *p);
+    let remembered = keys.keys.iter().position(|(s, _)| *s == sender);
+    let key = match remembered {
+        Some(at) => keys.keys[at].1.clone(),
+        None => box_key(
+            &MontgomeryPoint(sender).mul_clamped(*secret.0),
+            &sender,
+            &public,
+        ),
     };
-    let key = &keys.keys[at].1;
-    XChaCha20Poly1305::new(key.as_ref().into())
+    let plain = XChaCha20Poly1305::new(key.as_ref().into())
         .decrypt(&XNonce::from(nonce), ciphertext)
-        .map_err(|_| SealError::NotForThisKey)
+        .map_err(|_| SealError::NotForThisKey)?;
+    // Remembered only once a box of its opened: junk does not push out real sealers.
+    if remembered.is_none() {
+        if keys.keys.len() >= REMEMBERED {
+            keys.keys.pop_front();
+        }
+        keys.keys.push_back((sender, key));
+    }
+    Ok(plain)
 }
 
 #[cfg(test)]
@@ -235,6 +242,11 @@ mod tests {
             assert_eq!(open(&bob, &b, &mut keys).unwrap(), b"x");
         }
         assert_eq!(keys.keys.len(), REMEMBERED);
+        // A box that does not open is not remembered.
+        let mut junk = seal(&bob.public(), b"x", &mut r).unwrap();
+        *junk.last_mut().unwrap() ^= 1;
+        assert!(open(&bob, &junk, &mut keys).is_err());
+        assert!(keys.keys.iter().all(|(s, _)| s[..] != junk[..32]));
         // Remembered keys are another secret's: never used for it.
         let carol = SealSecret::derive("test", b"carol");
         assert!(open(&carol, &boxes[0], &mut keys).is_err());
@@ -283,9 +295,11 @@ mod tests {
             assert_eq!(check_seal_key(&k), Err(SealError::BadKey));
             assert_eq!(seal(&k, b"x", &mut rng()), Err(SealError::BadKey));
         }
-        assert_eq!(
-            check_seal_key(&SealSecret::derive("test", b"ok").public()),
-            Ok(())
-        );
+        let good = SealSecret::derive("test", b"ok").public();
+        assert_eq!(check_seal_key(&good), Ok(()));
+        // The same point with bit 255 set: another encoding of it, refused.
+        let mut other = good;
+        other[31] |= 0x80;
+        assert_eq!(check_seal_key(&other), Err(SealError::BadKey));
     }
 }
