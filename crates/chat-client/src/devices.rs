@@ -213,7 +213,7 @@ impl Chat {
             id: h.meta.device_id,
             signature_key,
             mailbox: mailbox_id(&h.mailbox_key.public_key()),
-            seal_key: deposits::seal_secret(&h.meta.mailbox_seed).map(|s| s.public()),
+            seal_key: h.deposit_key.as_ref().map(|s| s.public()),
             home: Some(self.home.clone()),
             relays: self.relays.clone(),
         }

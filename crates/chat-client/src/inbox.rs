@@ -269,7 +269,6 @@ impl Chat {
         remote: Vec<MailBatch>,
     ) -> Result<bool, ChatError> {
         let mailbox = mailbox_id(&h.mailbox_key.public_key());
-        let seal = deposits::seal_secret(&h.meta.mailbox_seed);
         // (the relay it came from, or this node; the mail in order)
         let mut batches: Vec<MailBatch> = Vec::new();
         let me = self.net.me.to_text();
@@ -293,7 +292,7 @@ impl Chat {
             let mut last = taken;
             for (seq, bytes) in mail.iter().filter(|(seq, _)| *seq > taken) {
                 last = *seq;
-                match deposits::opened(seal.as_ref(), &mut h.box_keys, bytes) {
+                match deposits::opened(h.deposit_key.as_ref(), &mut h.box_keys, bytes) {
                     Some(envelope) => changed |= self.take_one(h, &envelope)?,
                     None => {
                         self.rejected

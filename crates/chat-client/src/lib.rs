@@ -321,7 +321,9 @@ struct Held {
     device: Device,
     meta: Meta,
     mailbox_key: SecretKey,
-    /// The keys of the last few sealers whose deposits this device opened.
+    /// The key deposits for this device are sealed to (from the mailbox seed), and the keys
+    /// of the last few sealers whose deposits it opened.
+    deposit_key: Option<starling_crypto::seal::SealSecret>,
     box_keys: starling_crypto::seal::BoxKeys,
     history: BTreeMap<String, Vec<Message>>,
     in_history: HashSet<String>,
@@ -369,12 +371,14 @@ impl Held {
         meta: Meta,
         mailbox_key: SecretKey,
     ) -> Held {
+        let deposit_key = deposits::seal_secret(&meta.mailbox_seed);
         Held {
             account,
             seal,
             device,
             meta,
             mailbox_key,
+            deposit_key,
             box_keys: Default::default(),
             history: BTreeMap::new(),
             in_history: HashSet::new(),

@@ -18,6 +18,15 @@ impl Chat {
     /// if it is a member now (a late text from before its removal does not count).
     pub(crate) fn heard(h: &mut Held, group: &[u8], who: &str) {
         let account = account_text(who);
+        let gid = hex::encode(group);
+        // Most messages come from members heard from already: no need to list the group.
+        if h.meta
+            .groups
+            .get(&gid)
+            .is_none_or(|m| m.heard.contains(&account))
+        {
+            return;
+        }
         let member = h
             .device
             .members(group)
@@ -27,7 +36,7 @@ impl Chat {
         if !member {
             return;
         }
-        if let Some(meta) = h.meta.groups.get_mut(&hex::encode(group)) {
+        if let Some(meta) = h.meta.groups.get_mut(&gid) {
             meta.heard.insert(account);
         }
     }
@@ -35,9 +44,12 @@ impl Chat {
     /// `who` committed: heard from; and only the `members` (accounts) after the commit stay
     /// in the set, so a member removed and added again is not heard from until they speak.
     pub(crate) fn heard_among(h: &mut Held, group: &[u8], who: &str, members: &[String]) {
-        Self::heard(h, group, who);
+        let account = account_text(who);
         if let Some(meta) = h.meta.groups.get_mut(&hex::encode(group)) {
             meta.heard.retain(|a| members.contains(a));
+            if members.contains(&account) {
+                meta.heard.insert(account);
+            }
         }
     }
 
