@@ -45,7 +45,7 @@ const dir = mkdtempSync(join(tmpdir(), 'starling-e2e-'));
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 // Chat's own steps at debug level: if the test fails, the log tail says where a send waited.
-const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info,starling_chat_client=debug' };
+const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info,tantivy=warn,starling_chat_client=debug' };
 const devnet = spawn(BIN, ['devnet', '--data-dir', join(dir, 'devnet'), '--api', `127.0.0.1:${port}`, '--block-interval-ms', '200'], { stdio: ['ignore', 'pipe', 'pipe'], env });
 let devnetLog = '';
 devnet.stdout.on('data', (d) => { devnetLog += d; });
