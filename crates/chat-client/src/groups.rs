@@ -43,7 +43,7 @@ impl Chat {
                     .map(|d| (account, d)),
             );
         }
-        Ok(out)
+        Ok(Self::to_chat_mailboxes(h, group, out))
     }
 
     pub(crate) fn require(&self, account: &AccountId) -> Result<HeldRef, ChatError> {
@@ -299,7 +299,7 @@ impl Chat {
         let gid = hex::encode(group);
         // Mail first: a device that was away takes the commits it missed before it makes one
         // (its delivery relay remembers each epoch's winner for a long while, not forever).
-        if let Err(e) = self.poll_mail(held, true).await {
+        if let Err(e) = self.poll_mail(held, true, false, Some(group)).await {
             tracing::debug!(error = %e, "taking mail before a commit");
         }
         for attempt in 0..COMMIT_ATTEMPTS {
@@ -363,7 +363,7 @@ impl Chat {
     /// (when the delivery relay no longer keeps it).
     async fn await_epoch(&self, held: &HeldRef, group: &[u8], epoch: u64) {
         for _ in 0..40 {
-            let _ = self.poll_mail(held, true).await;
+            let _ = self.poll_mail(held, true, false, Some(group)).await;
             let moved = {
                 let h = held.lock().await;
                 h.device.epoch(group).map_or(true, |e| e + 1 != epoch)
@@ -462,6 +462,8 @@ impl Chat {
             probe.members(group).unwrap_or_default()
         };
         let (old, new) = self.recipients(h, &p.before, &after);
+        // The members before it read it in their mailboxes for this chat.
+        let old = Self::to_chat_mailboxes(h, group, old);
         // Queued before the confirmed state is saved: after a crash between the two, the
         // commit is offered again, wins again and is queued again (members skip a commit
         // they took already). Should queueing fail, nothing is applied and it is settled

@@ -10,6 +10,7 @@ impl Chat {
     pub(crate) async fn worker(self: Arc<Self>, held: HeldRef) {
         let mut local = self.services.mailboxes.watch();
         let mut last_poll = std::time::Instant::now() - POLL;
+        let mut last_chat_poll = std::time::Instant::now() - chat_mail::CHAT_POLL;
         loop {
             if held.lock().await.closed {
                 return;
@@ -23,7 +24,11 @@ impl Chat {
             if remote {
                 last_poll = std::time::Instant::now();
             }
-            match self.poll_mail(&held, remote).await {
+            let chats_too = remote && last_chat_poll.elapsed() >= chat_mail::CHAT_POLL;
+            if chats_too {
+                last_chat_poll = std::time::Instant::now();
+            }
+            match self.poll_mail(&held, remote, chats_too, None).await {
                 Ok(true) => self.bump(),
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "taking chat mail"),
@@ -224,30 +229,64 @@ impl Chat {
     }
 
     /// Takes the device's mail: what reached this node directly, and (when `remote`) what
-    /// waits at its relays, asked for without holding the device. Returns whether anything
-    /// changed.
-    pub(crate) async fn poll_mail(&self, held: &HeldRef, remote: bool) -> Result<bool, ChatError> {
+    /// waits at its relays in its directory mailbox and in some of its chats' mailboxes
+    /// (`only` that group's, else when `chats_too` some in turn), asked for without holding
+    /// the device. Returns whether anything changed.
+    pub(crate) async fn poll_mail(
+        &self,
+        held: &HeldRef,
+        remote: bool,
+        chats_too: bool,
+        only: Option<&[u8]>,
+    ) -> Result<bool, ChatError> {
         let fetches = if remote {
-            let h = held.lock().await;
-            self.relays
-                .iter()
-                .filter(|r| r.node != self.net.me)
-                .map(|r| {
-                    let after = h.meta.cursors.get(&r.node.to_text()).copied().unwrap_or(0);
-                    (
-                        r.clone(),
-                        ChatRequest::fetch(&r.node, &h.mailbox_key, after),
-                    )
-                })
-                .collect()
+            let mut h = held.lock().await;
+            let all = Self::chat_mailboxes(&mut h);
+            let chats: Vec<String> = if let Some(group) = only {
+                vec![hex::encode(group)]
+            } else if chats_too {
+                // At most so many a round, in turn: a device in many chats (strangers can
+                // add it to some) does not make each round longer.
+                let start = h.chat_poll_next % all.len().max(1);
+                let take = all.len().min(chat_mail::CHAT_FETCHES);
+                h.chat_poll_next = start + take;
+                all.into_iter()
+                    .cycle()
+                    .skip(start)
+                    .take(take)
+                    .map(|(gid, _)| gid)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let mut fetches = Vec::new();
+            for r in self.relays.iter().filter(|r| r.node != self.net.me) {
+                let holder = r.node.to_text();
+                let after = |chat: Option<&str>| {
+                    let name = chat_mail::cursor_name(&holder, chat);
+                    h.meta.cursors.get(&name).copied().unwrap_or(0)
+                };
+                fetches.push((
+                    r.clone(),
+                    None,
+                    ChatRequest::fetch(&r.node, &h.mailbox_key, after(None)),
+                ));
+                for gid in &chats {
+                    if let Some((key, _)) = h.chat_keys.get(gid) {
+                        let req = ChatRequest::fetch(&r.node, key, after(Some(gid)));
+                        fetches.push((r.clone(), Some(gid.clone()), req));
+                    }
+                }
+            }
+            fetches
         } else {
             Vec::new()
         };
         let mut batches: Vec<MailBatch> = Vec::new();
-        for (relay, req) in fetches {
+        for (relay, chat, req) in fetches {
             match self.request(&relay, &req).await {
                 Ok(ChatResponse::Mail { mail, .. }) if !mail.is_empty() => {
-                    batches.push((Some(relay), mail));
+                    batches.push((Some(relay), chat, mail));
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -262,36 +301,61 @@ impl Chat {
         self.take_mail(&mut h, batches)
     }
 
-    /// Takes what reached this node directly and `remote` (mail fetched from relays).
+    /// Takes what reached this node directly (in the directory mailbox and each chat's) and
+    /// `remote` (mail fetched from relays).
     pub(crate) fn take_mail(
         &self,
         h: &mut Held,
         remote: Vec<MailBatch>,
     ) -> Result<bool, ChatError> {
-        let mailbox = mailbox_id(&h.mailbox_key.public_key());
-        // (the relay it came from, or this node; the mail in order)
-        let mut batches: Vec<MailBatch> = Vec::new();
+        let directory = mailbox_id(&h.mailbox_key.public_key());
+        let mut local: Vec<(Option<String>, Hash)> = vec![(None, directory)];
+        local.extend(
+            Self::chat_mailboxes(h)
+                .into_iter()
+                .map(|(gid, id)| (Some(gid), id)),
+        );
         let me = self.net.me.to_text();
-        let after = h.meta.cursors.get(&me).copied().unwrap_or(0);
-        let (mail, _) = self
-            .services
-            .mailboxes
-            .fetch(&mailbox, after, chatnet::MAX_FETCH_BYTES);
-        if !mail.is_empty() {
-            batches.push((None, mail.into_iter().map(|m| (m.seq, m.bytes)).collect()));
+        let mut batches: Vec<MailBatch> = Vec::new();
+        for (chat, id) in &local {
+            if chat.is_some() && !self.services.mailboxes.is_known(id) {
+                self.claim(id);
+            }
+            let name = chat_mail::cursor_name(&me, chat.as_deref());
+            let after = h.meta.cursors.get(&name).copied().unwrap_or(0);
+            let (mail, _) = self
+                .services
+                .mailboxes
+                .fetch(id, after, chatnet::MAX_FETCH_BYTES);
+            if !mail.is_empty() {
+                let mail = mail.into_iter().map(|m| (m.seq, m.bytes)).collect();
+                batches.push((None, chat.clone(), mail));
+            }
         }
         batches.extend(remote);
         if batches.is_empty() {
             return Ok(false);
         }
+        // One holder numbers all its mailboxes' mail in one sequence: taken in that order,
+        // a chat's texts in its mailbox and commits still sent to the directory one (by a
+        // member who has not heard of the chat's) come in the order they were deposited.
+        let mut items: Vec<(String, &Option<String>, u64, &[u8])> = batches
+            .iter()
+            .flat_map(|(from, chat, mail)| {
+                let holder = from.as_ref().map_or(me.clone(), |r| r.node.to_text());
+                mail.iter()
+                    .map(move |(seq, bytes)| (holder.clone(), chat, *seq, bytes.as_slice()))
+            })
+            .collect();
+        items.sort_by(|a, b| (&a.0, a.2).cmp(&(&b.0, b.2)));
         let mut changed = false;
-        for (from, mail) in &batches {
-            let holder = from.as_ref().map_or(me.clone(), |r| r.node.to_text());
+        for (holder, chat, seq, bytes) in items {
+            let name = chat_mail::cursor_name(&holder, chat.as_deref());
             // Fetched without the device held, so another take may have gone further.
-            let taken = h.meta.cursors.get(&holder).copied().unwrap_or(0);
-            let mut last = taken;
-            for (seq, bytes) in mail.iter().filter(|(seq, _)| *seq > taken) {
-                last = *seq;
+            if h.meta.cursors.get(&name).is_some_and(|taken| seq <= *taken) {
+                continue;
+            }
+            if bytes != chat_mail::CLAIM {
                 match deposits::opened(h.deposit_key.as_ref(), &mut h.box_keys, bytes) {
                     Some(envelope) => changed |= self.take_one(h, &envelope)?,
                     None => {
@@ -301,7 +365,7 @@ impl Chat {
                     }
                 }
             }
-            h.meta.cursors.insert(holder, last);
+            h.meta.cursors.insert(name, seq);
         }
         if changed {
             changed |= self.retry_deferred(h)?;
@@ -311,14 +375,16 @@ impl Chat {
         // it once), then the state.
         self.flush_history(h)?;
         self.save(h)?;
-        for (from, mail) in &batches {
-            if from.is_none() {
-                if let Some((last, _)) = mail.last() {
-                    self.services
-                        .mailboxes
-                        .ack(&mailbox, *last)
-                        .map_err(internal)?;
-                }
+        for (from, chat, mail) in &batches {
+            if from.is_some() {
+                continue;
+            }
+            let id = local
+                .iter()
+                .find(|(c, _)| c == chat)
+                .map_or(directory, |(_, id)| *id);
+            if let Some((last, _)) = mail.last() {
+                self.services.mailboxes.ack(&id, *last).map_err(internal)?;
             }
         }
         // Relays learn the new positions with the next fetch.
@@ -477,6 +543,14 @@ impl Chat {
                 return Ok(false);
             }
         };
+        // A member naming its mailbox for the chat: nothing to show.
+        if let Received::Text { group, from, text } = &received {
+            if let Some((&PAYLOAD_MAILBOX, body)) = text.split_first() {
+                Self::heard(h, group, from);
+                Self::learn_mailbox(h, group, from, body);
+                return Ok(false);
+            }
+        }
         // Taken before (the state was older than the history after a crash): not again.
         let duplicate = h.in_history.contains(&hash);
         let Some((group, msg)) = self.entry_of(h, received, hash) else {
@@ -537,6 +611,7 @@ impl Chat {
         let (group, kind, from, text, epoch) = match received {
             Received::Text { group, from, text } => {
                 let epoch = h.device.epoch(&group).unwrap_or(0);
+                let identity = from.clone();
                 let from = account_of_identity(&from)
                     .map(|(a, _)| a.to_text())
                     .unwrap_or(from);
@@ -546,8 +621,9 @@ impl Chat {
                         let body = String::from_utf8_lossy(body).into_owned();
                         (group, "text", from, body, epoch)
                     }
-                    Some((&PAYLOAD_JOINED, _)) => {
+                    Some((&PAYLOAD_JOINED, body)) => {
                         Self::heard(h, &group, &from);
+                        Self::learn_mailbox(h, &group, &identity, body);
                         let text = format!("{from} joined");
                         (group, "event", from, text, epoch)
                     }

@@ -10,7 +10,8 @@
 //! - **Receiving**: the device's mail arrives in this node's own mailboxes (direct delivery)
 //!   or waits at its relays, which the node polls with fetches signed by the mailbox key.
 //!   Mail is taken in order, deduplicated by hash, and acknowledged only after the device
-//!   state that took it is on disk.
+//!   state that took it is on disk. Each device also keeps a mailbox per chat, named to its
+//!   members inside the group, where they deposit that chat's mail (`chat_mail`).
 //! - **Keys**: a peer's devices come from the ledger with a Merkle proof checked against the
 //!   finalized state root; a key package must name the identity and signature key the ledger
 //!   lists. Each device's key packages sit at its home node and relays, each handed out once.
@@ -41,6 +42,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use zeroize::Zeroizing;
 
+mod chat_mail;
 mod deposits;
 mod devices;
 mod groups;
@@ -194,6 +196,13 @@ struct GroupMeta {
     /// This device joined and has not yet told the others (with a text they can open).
     #[serde(default)]
     announce: bool,
+    /// The mailbox each other member device (identity) named for this chat (hex id; see
+    /// `chat_mail`). At most the members.
+    #[serde(default)]
+    mailboxes: BTreeMap<String, String>,
+    /// The members (identities) this device has told its own mailbox for this chat.
+    #[serde(default)]
+    told: std::collections::BTreeSet<String>,
 }
 
 /// What a device keeps besides its MLS state (sealed with it).
@@ -324,6 +333,10 @@ struct Held {
     /// The key deposits for this device are sealed to (from the mailbox seed), and the keys
     /// of the last few sealers whose deposits it opened.
     deposit_key: Option<starling_crypto::seal::SealSecret>,
+    /// The key and id of this device's mailbox for each chat it is in (see `chat_mail`).
+    chat_keys: BTreeMap<String, (SecretKey, Hash)>,
+    /// Where the next round of fetching chat mailboxes from relays starts.
+    chat_poll_next: usize,
     box_keys: starling_crypto::seal::BoxKeys,
     history: BTreeMap<String, Vec<Message>>,
     in_history: HashSet<String>,
@@ -379,6 +392,8 @@ impl Held {
             meta,
             mailbox_key,
             deposit_key,
+            chat_keys: BTreeMap::new(),
+            chat_poll_next: 0,
             box_keys: Default::default(),
             history: BTreeMap::new(),
             in_history: HashSet::new(),
@@ -400,7 +415,9 @@ impl Held {
 }
 
 type HeldRef = Arc<tokio::sync::Mutex<Held>>;
-type MailBatch = (Option<Endpoint>, Vec<(u64, Vec<u8>)>);
+/// Mail taken from a mailbox: where it waited (a relay, or this node), whose it is (a chat's
+/// mailbox, or the directory one) and the mail in order.
+type MailBatch = (Option<Endpoint>, Option<String>, Vec<(u64, Vec<u8>)>);
 /// A device envelopes are sent to, and its account.
 pub(crate) type Recipient = (AccountId, ChatDevice);
 
@@ -474,8 +491,10 @@ pub(crate) enum Settled {
 const PAYLOAD_TEXT: u8 = 0;
 const PAYLOAD_LEAVE: u8 = 1;
 /// A device that joined says so: its first message, which proves to the others that it
-/// holds their epoch's secrets.
+/// holds their epoch's secrets (its mailbox for the chat follows, as in [`PAYLOAD_MAILBOX`]).
 const PAYLOAD_JOINED: u8 = 2;
+/// A member names its mailbox for the chat (the 32-byte id follows; a join says it too).
+const PAYLOAD_MAILBOX: u8 = 3;
 
 /// The chat of every account this node holds.
 pub struct Chat {
@@ -493,7 +512,7 @@ pub struct Chat {
     /// Signs the device's publication in the key directory.
     accounts: Option<Arc<starling_accounts::Accounts>>,
     open: Mutex<HashMap<AccountId, HeldRef>>,
-    outboxes: Mutex<HashMap<Hash, tokio::sync::mpsc::Sender<outbox::Queued>>>,
+    outboxes: Mutex<HashMap<outbox::OutboxKey, tokio::sync::mpsc::Sender<outbox::Queued>>>,
     /// Envelopes waiting for their deposit, on disk.
     outbox_log: outbox::OutboxLog,
     changed: tokio::sync::watch::Sender<u64>,

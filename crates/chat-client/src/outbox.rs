@@ -14,7 +14,7 @@ use rand_core::{OsRng, RngCore as _};
 use starling_chat_relay::mailbox::now_ms;
 use starling_net::chat::{self as chatnet, ChatRequest, NetError};
 use starling_types::codec::put;
-use starling_types::{ChatDevice, Decode as _, Encode as _, Hash, Reader};
+use starling_types::{AccountId, ChatDevice, Decode as _, Encode as _, Hash, Reader};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -23,6 +23,8 @@ use tokio::sync::mpsc;
 
 /// Most envelopes waiting to be deposited for one device; more are refused at once.
 const MAX_OUTBOX: usize = 4_096;
+/// An outbox with nothing to send for this long goes (another is made when there is).
+const OUTBOX_IDLE: Duration = Duration::from_secs(300);
 /// Most bytes of envelopes waiting in all of a node's outboxes, and for one device (so a
 /// few unreachable devices cannot take all of it).
 const MAX_OUTBOX_BYTES: u64 = 256 << 20;
@@ -69,20 +71,21 @@ pub(super) struct OutboxLog {
 #[derive(Debug, Default)]
 struct LogInner {
     next: u64,
-    /// Queued envelopes by id: their recipient's mailbox, and their record as written.
-    live: BTreeMap<u64, (Hash, Vec<u8>)>,
+    /// Queued envelopes by id: their recipient device, and their record as written.
+    live: BTreeMap<u64, (DeviceRef, Vec<u8>)>,
     live_bytes: u64,
-    /// Bytes queued per recipient mailbox.
-    per_mailbox: HashMap<Hash, u64>,
+    /// Bytes queued per recipient device (whichever of its mailboxes they go to: a member
+    /// naming another's mailbox for a chat cannot fill that device's share).
+    per_device: HashMap<DeviceRef, u64>,
     file_bytes: u64,
 }
 
 impl LogInner {
-    fn add(&mut self, id: u64, mailbox: Hash, record: Vec<u8>) {
+    fn add(&mut self, id: u64, device: DeviceRef, record: Vec<u8>) {
         let n = record.len() as u64;
         self.live_bytes += n;
-        *self.per_mailbox.entry(mailbox).or_default() += n;
-        if let Some((m, old)) = self.live.insert(id, (mailbox, record)) {
+        *self.per_device.entry(device).or_default() += n;
+        if let Some((m, old)) = self.live.insert(id, (device, record)) {
             self.take_off(m, old.len() as u64);
         }
     }
@@ -93,16 +96,25 @@ impl LogInner {
         }
     }
 
-    fn take_off(&mut self, mailbox: Hash, n: u64) {
+    fn take_off(&mut self, device: DeviceRef, n: u64) {
         self.live_bytes -= n;
-        if let Some(b) = self.per_mailbox.get_mut(&mailbox) {
+        if let Some(b) = self.per_device.get_mut(&device) {
             *b -= n;
             if *b == 0 {
-                self.per_mailbox.remove(&mailbox);
+                self.per_device.remove(&device);
             }
         }
     }
 }
+
+/// A recipient device: its account (unknown for records written before they named it) and
+/// the device's number there.
+type DeviceRef = (Option<AccountId>, u32);
+
+/// What an outbox is for: a device and the mailbox it is sent to. Keyed by both, so that a
+/// member who names another device's mailbox as its own (for a chat) gets an outbox of its
+/// own, sending to its own nodes, and cannot take over that device's.
+pub(super) type OutboxKey = (Option<AccountId>, u32, Hash);
 
 /// An envelope and its recipient device; `QUEUED_FOR` also names the device's account.
 const QUEUED: u8 = 1;
@@ -172,7 +184,7 @@ impl OutboxLog {
                 inner.next = inner.next.max(q.id + 1);
                 let mut record = Vec::with_capacity(body.len() + 12);
                 frame(body, &mut record);
-                inner.add(q.id, q.device.mailbox, record);
+                inner.add(q.id, (q.account, q.device.id), record);
                 resumed.insert(q.id, q);
             }
             Ok(DONE) => {
@@ -245,7 +257,8 @@ impl OutboxLog {
                 "over {MAX_OUTBOX_BYTES} bytes wait to be delivered from this node; try again later"
             )));
         }
-        let device_bytes = inner.per_mailbox.get(&device.mailbox).copied().unwrap_or(0);
+        let device_ref = (Some(*account), device.id);
+        let device_bytes = inner.per_device.get(&device_ref).copied().unwrap_or(0);
         if device_bytes + add > MAX_DEVICE_OUTBOX_BYTES {
             return Err(ChatError::Unavailable(format!(
                 "over {MAX_DEVICE_OUTBOX_BYTES} bytes wait for a device no node takes mail for; try again later"
@@ -255,7 +268,7 @@ impl OutboxLog {
         inner.next += envelopes.len() as u64;
         inner.file_bytes += add;
         for (id, rec) in ids.iter().zip(records) {
-            inner.add(*id, device.mailbox, rec);
+            inner.add(*id, device_ref, rec);
         }
         Ok(ids)
     }
@@ -289,12 +302,12 @@ impl Chat {
     /// The sender of `device`'s outbox, started if need be.
     fn outbox_of(
         self: &Arc<Self>,
-        outboxes: &mut std::collections::HashMap<starling_types::Hash, mpsc::Sender<Queued>>,
-        account: Option<starling_types::AccountId>,
+        outboxes: &mut HashMap<OutboxKey, mpsc::Sender<Queued>>,
+        account: Option<AccountId>,
         device: &ChatDevice,
     ) -> mpsc::Sender<Queued> {
         outboxes
-            .entry(device.mailbox)
+            .entry((account, device.id, device.mailbox))
             .or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(MAX_OUTBOX);
                 let me = self.clone();
@@ -394,18 +407,22 @@ impl Chat {
         let me = self.clone();
         tokio::spawn(async move {
             for r in resumed {
-                let tx = {
-                    let mut outboxes = me.outboxes.lock().unwrap_or_else(|p| p.into_inner());
-                    me.outbox_of(&mut outboxes, r.account, &r.device)
-                };
-                let q = Queued {
+                let mut q = Queued {
                     id: r.id,
                     envelope: r.envelope,
                     expires_ms: r.expires_ms,
                     done: None,
                 };
-                if tx.send(q).await.is_err() {
-                    return;
+                loop {
+                    let tx = {
+                        let mut outboxes = me.outboxes.lock().unwrap_or_else(|p| p.into_inner());
+                        me.outbox_of(&mut outboxes, r.account, &r.device)
+                    };
+                    // An outbox that went idle meanwhile is made again.
+                    match tx.send(q).await {
+                        Ok(()) => break,
+                        Err(back) => q = back.0,
+                    }
                 }
             }
         });
@@ -420,7 +437,17 @@ impl Chat {
         mut device: ChatDevice,
         mut rx: mpsc::Receiver<Queued>,
     ) {
-        while let Some(first) = rx.recv().await {
+        let key = (account, device.id, device.mailbox);
+        loop {
+            let first = match tokio::time::timeout(OUTBOX_IDLE, rx.recv()).await {
+                Ok(Some(q)) => q,
+                Ok(None) => return,
+                // Idle: it goes (there is one per device and mailbox sent to).
+                Err(_) => {
+                    self.retire_outbox(key, &device, &mut rx);
+                    return;
+                }
+            };
             let mut batch = vec![first];
             let mut size = batch[0].envelope.len();
             while batch.len() < chatnet::MAX_DEPOSIT && size < chatnet::MAX_REQUEST_BYTES / 2 {
@@ -481,16 +508,48 @@ impl Chat {
         }
     }
 
-    /// `device` (same account, same mailbox) as the key directory lists it now.
+    /// Takes an idle outbox out of use. Envelopes are queued under the outboxes' lock, but
+    /// a restart's resumed ones are sent without it: any that got in before the channel
+    /// closed go on to a new outbox for the same device.
+    fn retire_outbox(
+        self: &Arc<Self>,
+        key: OutboxKey,
+        device: &ChatDevice,
+        rx: &mut mpsc::Receiver<Queued>,
+    ) {
+        let mut outboxes = self.outboxes.lock().unwrap_or_else(|p| p.into_inner());
+        outboxes.remove(&key);
+        rx.close();
+        let mut late = Vec::new();
+        while let Ok(q) = rx.try_recv() {
+            late.push(q);
+        }
+        if late.is_empty() {
+            return;
+        }
+        let tx = self.outbox_of(&mut outboxes, key.0, device);
+        for q in late {
+            // A new channel, as large as this one was: room for all of it.
+            let _ = tx.try_send(q);
+        }
+    }
+
+    /// `device` (same account and device keys) as the key directory lists it now.
     fn current(
         &self,
         account: &starling_types::AccountId,
         device: &ChatDevice,
     ) -> Option<ChatDevice> {
         let (rec, _) = self.directory(account).ok()?;
+        // The same device (its signature key), still sent to the mailbox it was (its
+        // directory mailbox, or the one it named for a chat).
         rec.devices
             .into_iter()
-            .find(|d| d.id == device.id && d.mailbox == device.mailbox)
+            .find(|d| d.id == device.id && d.signature_key == device.signature_key)
+            .map(|d| ChatDevice {
+                mailbox: device.mailbox,
+                ..d
+            })
     }
 
     /// One try at depositing `batch` at the device's home, else at its relays.
@@ -664,8 +723,17 @@ mod tests {
             n += 1;
         }
         assert!(n > 0 && n * (big.len() as u64) <= MAX_DEVICE_OUTBOX_BYTES);
-        // One device no node takes mail for does not stop the others.
-        log.queue(&to(2), std::slice::from_ref(&big), 9).unwrap();
+        // The same device's mail for another of its mailboxes (a chat's) shares its share.
+        let mut other_box = to(1);
+        other_box.1.mailbox = Hash([99; 32]);
+        assert!(log
+            .queue(&other_box, std::slice::from_ref(&big), 9)
+            .is_err());
+        // One device no node takes mail for does not stop the others, not even one that
+        // names the full device's mailbox as its own.
+        let mut impostor = to(2);
+        impostor.1.mailbox = to(1).1.mailbox;
+        log.queue(&impostor, std::slice::from_ref(&big), 9).unwrap();
         assert!(log.queued().1 <= MAX_DEVICE_OUTBOX_BYTES + big.len() as u64 + 1_024);
         // Done, it goes from the file too, and makes room again.
         let ids: Vec<u64> = (0..=n).collect();

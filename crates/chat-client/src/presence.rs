@@ -64,30 +64,27 @@ impl Chat {
             .collect()
     }
 
-    /// Tells each chat this device joined since the last time that it is there: a text
-    /// the members can open only if they share its epoch.
+    /// Tells each chat this device joined since the last time that it is there (a text the
+    /// members can open only if they share its epoch), and members it has not told yet its
+    /// mailbox for the chat (see `chat_mail`).
     pub(crate) async fn announce_joins(self: &Arc<Self>, held: &HeldRef) -> Result<(), ChatError> {
         let mut h = held.lock().await;
+        Self::chat_mailboxes(&mut h);
         let due: Vec<String> = h
             .meta
             .groups
             .iter()
-            .filter(|(_, g)| g.announce && !g.left)
+            .filter(|(gid, g)| !g.left && h.chat_keys.contains_key(*gid))
             .map(|(gid, _)| gid.clone())
             .collect();
         let mut waits = Vec::new();
         for gid in due {
-            let Ok(group) = hex::decode(&gid) else {
+            let Some((payload, members)) = Self::announcement(&mut h, &gid) else {
                 continue;
             };
-            if !h.device.is_member(&group) {
-                if let Some(meta) = h.meta.groups.get_mut(&gid) {
-                    meta.announce = false;
-                }
-                continue;
-            }
+            let group = hex::decode(&gid).map_err(internal)?;
             let devices = self.member_devices(&h, &group)?;
-            let envelope = h.device.send(&group, &[PAYLOAD_JOINED])?;
+            let envelope = h.device.send(&group, &payload)?;
             // The ratchet moved: on disk before the envelope is queued (still to be
             // announced: a crash from here sends another, under a new key, not none).
             self.save(&h)?;
@@ -96,6 +93,16 @@ impl Chat {
                     waits.extend(w);
                     if let Some(meta) = h.meta.groups.get_mut(&gid) {
                         meta.announce = false;
+                        meta.told = members.into_iter().collect();
+                    }
+                    self.save(&h)?;
+                }
+                // A mailbox named to some members but not all: members left out send to
+                // the directory mailbox, which is read too; not tried again each round.
+                Err(e) if payload[0] == PAYLOAD_MAILBOX => {
+                    tracing::info!(chat = %gid, error = %e, "naming this device's chat mailbox did not reach every member");
+                    if let Some(meta) = h.meta.groups.get_mut(&gid) {
+                        meta.told = members.into_iter().collect();
                     }
                     self.save(&h)?;
                 }

@@ -482,12 +482,29 @@ fn chat_across_user_nodes_and_a_mailbox_relay() {
         send(a_api, &at, &chat, t);
     }
     let relay_dir = devnet_dir.join("relay");
-    let log = relay_dir
-        .join("mail")
-        .join("mailboxes")
-        .join(format!("{bob_mailbox}.log"));
-    let stored = std::fs::read(&log).expect("the relay keeps Bob's mail");
-    let envelopes = logged_envelopes(&stored);
+    let mailboxes = relay_dir.join("mail").join("mailboxes");
+    // They wait in the mailbox Bob named for this chat inside it, not in the one the key
+    // directory lists for his device, so the relay's files do not say whose they are.
+    let holding: Vec<(PathBuf, Vec<Vec<u8>>)> = std::fs::read_dir(&mailboxes)
+        .expect("the relay keeps mailboxes")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .map(|p| {
+            let envelopes = logged_envelopes(&std::fs::read(&p).unwrap());
+            (p, envelopes)
+        })
+        .filter(|(_, envelopes)| !envelopes.is_empty())
+        .collect();
+    let [(log, envelopes)] = &holding[..] else {
+        let held: Vec<_> = holding.iter().map(|(p, e)| (p, e.len())).collect();
+        panic!("one mailbox at the relay holds mail: {held:?}");
+    };
+    let (log, envelopes) = (log.clone(), envelopes.clone());
+    assert_ne!(
+        log.file_stem().unwrap().to_str().unwrap(),
+        bob_mailbox,
+        "bob's mail for the chat is not in his directory mailbox"
+    );
     assert_eq!(envelopes.len(), 3);
     // Each deposit is sealed to Bob's device (its seal key is in the key directory), so the
     // relay cannot match it with what other members' mailboxes receive.
