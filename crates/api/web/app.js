@@ -752,7 +752,12 @@ function connectStream() {
   ws.onmessage = (ev) => {
     let m;
     try { m = JSON.parse(ev.data); } catch (_) { return; }
-    if (m.type === 'hello') { setUnread(m.unread); refreshChatUnread(); }
+    if (m.type === 'hello') {
+      setUnread(m.unread); refreshChatUnread();
+      // (Re)connected: what came while the stream was down shows now.
+      if (state.route === 'chat') loadMessages();
+      if (state.route === 'chats') refreshChatList();
+    }
     if (m.type === 'chat') {
       setChatUnread(m.unread);
       if (state.route === 'chat') loadMessages();
