@@ -63,6 +63,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ep!("get" "/api/v1/proofs/{kind}/{a}", "chain", None, &[], None, "RecordProof", "A record with its light-client proof (accounts, profiles, chat-keys, handles, bonds: one key or name)"),
     ep!("get" "/api/v1/proofs/{kind}/{a}/{b}", "chain", None, &[], None, "RecordProof", "A record with its light-client proof (posts: author, seq; follows and blocks: two keys)"),
     ep!("get" "/api/v1/proofs/{kind}/{a}/{b}/{c}", "chain", None, &[], None, "RecordProof", "A record with its light-client proof (likes and reposts: account, author, seq)"),
+    ep!("get" "/api/v1/foundations/of/{key}", "governance", None, &[], None, "FoundationOf", "The foundation an account is charged to (rule FD1), with the light-client proof of the federation record it is read from"),
     ep!("get" "/api/v1/accounts/{key}/profile", "social", None, &["viewer"], None, "Profile", "Profile, counts, fees paid, unread notifications; with a viewer, how the two stand"),
     ep!("get" "/api/v1/accounts/{key}/feed", "social", None, VIEW_Q, None, "FeedPage", "The account's posts and reposts, newest first"),
     ep!("get" "/api/v1/accounts/{key}/home", "social", None, PAGE_Q, None, "FeedPage", "Home timeline: followed accounts and the account's own, newest first"),
@@ -330,6 +331,11 @@ fn schemas() -> Value {
     );
     m.insert("Account".into(), json!(obj(json!({"account": key, "shard": s("integer"), "nonce": s("integer"), "balances": any, "allowance": s("string"), "handle": {"type": ["string", "null"]}}), &["account", "nonce", "balances"])));
     m.insert("RecordProof".into(), record_proof());
+    let foundation = json!(obj(
+        json!({"index": s("integer"), "treasury": key, "status": {"enum": ["active", "under_review", "receivership", "reconstituting"]}}),
+        &["index", "treasury", "status"]
+    ));
+    m.insert("FoundationOf".into(), json!(obj(json!({"account": key, "foundation": foundation, "period": s("integer"), "foundations": {"type": "array", "items": foundation}, "proof": {"$ref": "#/components/schemas/RecordProof"}}), &["account", "foundation", "period", "foundations", "proof"])));
     m.insert("Person".into(), json!(obj(json!({"account": key, "handle": {"type": ["string", "null"]}, "display_name": s("string"), "bio": s("string"), "posts": s("integer"), "followers": s("integer"), "following": s("integer")}), &["account"])));
     m.insert("Profile".into(), json!({"allOf": [{"$ref": "#/components/schemas/Person"}, obj(json!({"fees_paid": s("string"), "unread_notifications": s("integer"), "relation": any}), &[])]}));
     m.insert("Post".into(), json!(obj(json!({"author": {"$ref": "#/components/schemas/Person"}, "seq": s("integer"), "text": s("string"), "reply_to": {"oneOf": [{"$ref": "#/components/schemas/PostRef"}, {"type": "null"}]}, "quote_of": {"oneOf": [{"$ref": "#/components/schemas/PostRef"}, {"type": "null"}]}, "created_ms": s("integer"), "edited": s("boolean"), "deleted": s("boolean"), "revisions": {"type": "array", "items": any}, "tags": {"type": "array", "items": s("string")}, "counts": any, "liked": s("boolean"), "reposted": s("boolean")}), &["author", "seq", "text"])));
@@ -453,6 +459,7 @@ pub fn document() -> Value {
             {"name": "chain", "description": "The ledger: status, transactions, accounts, blocks"},
             {"name": "social", "description": "The app view: feeds, threads, notifications, search"},
             {"name": "accounts", "description": "Accounts held by this node, sessions, signed actions"},
+            {"name": "governance", "description": "The federation of foundations: charges, and (to come) offices, proposals and votes"},
             {"name": "meta", "description": "This document and metrics"},
         ],
         "paths": paths,

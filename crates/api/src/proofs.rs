@@ -13,6 +13,7 @@ pub(crate) fn routes() -> Router<crate::Api> {
         .route("/api/v1/proofs/{kind}/{a}", get(proof))
         .route("/api/v1/proofs/{kind}/{a}/{b}", get(proof))
         .route("/api/v1/proofs/{kind}/{a}/{b}/{c}", get(proof))
+        .route("/api/v1/foundations/of/{key}", get(foundation_of))
 }
 
 /// Proofs built at once by this process; more are refused (503 `busy`): each reads the
@@ -21,14 +22,36 @@ pub const MAX_PROVING: usize = 16;
 
 static PROVING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_PROVING);
 
-async fn proof(State(api): State<crate::Api>, Path(segments): Path<Vec<String>>) -> ApiResult {
-    let Ok(_permit) = PROVING.try_acquire() else {
-        return Err(ApiError::new(
+fn proving() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
+    PROVING.try_acquire().map_err(|_| {
+        ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
             "too many proofs are being built; try again",
-        ));
-    };
+        )
+    })
+}
+
+/// `GET /api/v1/foundations/of/{key}`: the foundation the account is charged to (rule FD1),
+/// read from the federation its shard holds, with that record's light-client proof.
+async fn foundation_of(State(api): State<crate::Api>, Path(key): Path<String>) -> ApiResult {
+    let account = parse_key(&key)?;
+    let _permit = proving()?;
+    let proof = prove(&api.node, &RecordRef::Charges(account))
+        .await
+        .map_err(from_prove)?;
+    let record = proof.record.clone().unwrap_or_default();
+    Ok(Json(serde_json::json!({
+        "account": account.to_text(),
+        "foundation": record["foundation"],
+        "period": record["period"],
+        "foundations": record["foundations"],
+        "proof": proof,
+    })))
+}
+
+async fn proof(State(api): State<crate::Api>, Path(segments): Path<Vec<String>>) -> ApiResult {
+    let _permit = proving()?;
     let Some((kind, args)) = segments.split_first() else {
         return Err(ApiError::bad_request("bad_record", "no record kind"));
     };

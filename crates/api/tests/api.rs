@@ -445,6 +445,39 @@ fn proof_checks(addr: SocketAddr, genesis: &Genesis, alice: &SecretKey) {
     let p = fetch(&format!("/api/v1/proofs/likes/{alice_text}/{alice_text}/0"));
     assert!(p.check(&like, shard, &trusted).unwrap().value.is_none());
 
+    // Alice's foundation (rule FD1), from the federation record her shard holds: the answer
+    // checks out, and the foundation is the one the checked record assigns her.
+    let start = Instant::now();
+    let of = loop {
+        let (s, v) = http(
+            addr,
+            "GET",
+            &format!("/api/v1/foundations/of/{alice_text}"),
+            "",
+        );
+        if s == 200 {
+            break v;
+        }
+        assert_eq!((s, error_code(&v)), (503, "no_certificate"), "{v}");
+        assert!(start.elapsed() < Duration::from_secs(60), "{v}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let charges = RecordRef::Charges(alice.public_key());
+    let p: RecordProof = serde_json::from_value(of["proof"].clone()).unwrap();
+    let checked = p.check(&charges, shard, &trusted).unwrap();
+    let federation = starling_types::Federation::from_bytes(&checked.value.unwrap()).unwrap();
+    let index = federation.charge_of(&alice.public_key());
+    assert_eq!(of["foundation"]["index"], u64::from(index), "{of}");
+    assert_eq!(
+        of["foundation"]["treasury"],
+        genesis.params.foundations[usize::from(index)].to_text()
+    );
+    assert_eq!(of["foundation"]["status"], "active");
+    assert_eq!(of["foundations"].as_array().unwrap().len(), 3);
+    // Not a key: a clear 400.
+    let (s, v) = http(addr, "GET", "/api/v1/foundations/of/not-a-key", "");
+    assert_eq!((s, error_code(&v)), (400, "bad_key"), "{v}");
+
     for (path, code) in [
         ("/api/v1/proofs/nothing/abc".to_string(), "bad_record"),
         ("/api/v1/proofs/accounts/not-a-key".to_string(), "bad_key"),

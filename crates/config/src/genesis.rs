@@ -84,6 +84,23 @@ pub struct LimitsSection {
     pub max_edits: u16,
 }
 
+/// Governance: how the federation of foundations runs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GovernanceSection {
+    /// Global epochs per charge period: accounts are assigned to foundations anew at the
+    /// start of each (rule FD2). Default: a year of epochs at one block per second.
+    pub charge_period_epochs: u64,
+}
+
+impl Default for GovernanceSection {
+    fn default() -> Self {
+        GovernanceSection {
+            charge_period_epochs: starling_ledger::params::DEFAULT_CHARGE_PERIOD_EPOCHS,
+        }
+    }
+}
+
 /// Consensus epochs and the validator registry.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -154,6 +171,8 @@ pub struct GenesisFile {
     pub limits: LimitsSection,
     #[serde(default)]
     pub epochs: EpochsSection,
+    #[serde(default)]
+    pub governance: GovernanceSection,
     pub foundations: Vec<FoundationEntry>,
     pub validators: Vec<ValidatorEntry>,
     #[serde(default)]
@@ -190,6 +209,7 @@ impl GenesisFile {
                 max_edits: 10,
             },
             epochs: EpochsSection::default(),
+            governance: GovernanceSection::default(),
             foundations: Vec::new(),
             validators: Vec::new(),
             allocations: Vec::new(),
@@ -240,6 +260,44 @@ impl Genesis {
         Self::from_file(&file, label)
     }
 
+    /// The `[[foundations]]`: 3 to 64, names and accounts unique.
+    fn foundations(f: &GenesisFile, p: &str) -> Result<Vec<Foundation>, SetupError> {
+        let bad = |field: &str, msg: String| SetupError::invalid(p, field, msg);
+        if f.foundations.len() < MIN_FOUNDATIONS || f.foundations.len() > MAX_FOUNDATIONS {
+            return Err(bad(
+                "foundations",
+                format!(
+                    "need {MIN_FOUNDATIONS} to {MAX_FOUNDATIONS}, found {}",
+                    f.foundations.len()
+                ),
+            ));
+        }
+        let mut foundations = Vec::new();
+        let (mut names, mut keys) = (BTreeSet::new(), BTreeSet::new());
+        for (i, fe) in f.foundations.iter().enumerate() {
+            let field = format!("foundations[{i}]");
+            if fe.name.trim().is_empty() || !names.insert(fe.name.to_lowercase()) {
+                return Err(bad(
+                    &format!("{field}.name"),
+                    "must be non-empty and unique".into(),
+                ));
+            }
+            let account =
+                parse_key(&fe.account).map_err(|m| bad(&format!("{field}.account"), m))?;
+            if !keys.insert(account) {
+                return Err(bad(
+                    &format!("{field}.account"),
+                    "used by another foundation".into(),
+                ));
+            }
+            foundations.push(Foundation {
+                name: fe.name.clone(),
+                account,
+            });
+        }
+        Ok(foundations)
+    }
+
     pub fn from_file(f: &GenesisFile, p: &str) -> Result<Genesis, SetupError> {
         let bad = |field: &str, msg: String| SetupError::invalid(p, field, msg);
         let chain_id = ChainId::new(&f.chain_id).map_err(|e| bad("chain_id", e.to_string()))?;
@@ -288,38 +346,7 @@ impl Genesis {
             ));
         }
 
-        if f.foundations.len() < MIN_FOUNDATIONS || f.foundations.len() > MAX_FOUNDATIONS {
-            return Err(bad(
-                "foundations",
-                format!(
-                    "need {MIN_FOUNDATIONS} to {MAX_FOUNDATIONS}, found {}",
-                    f.foundations.len()
-                ),
-            ));
-        }
-        let mut foundations = Vec::new();
-        let (mut names, mut keys) = (BTreeSet::new(), BTreeSet::new());
-        for (i, fe) in f.foundations.iter().enumerate() {
-            let field = format!("foundations[{i}]");
-            if fe.name.trim().is_empty() || !names.insert(fe.name.to_lowercase()) {
-                return Err(bad(
-                    &format!("{field}.name"),
-                    "must be non-empty and unique".into(),
-                ));
-            }
-            let account =
-                parse_key(&fe.account).map_err(|m| bad(&format!("{field}.account"), m))?;
-            if !keys.insert(account) {
-                return Err(bad(
-                    &format!("{field}.account"),
-                    "used by another foundation".into(),
-                ));
-            }
-            foundations.push(Foundation {
-                name: fe.name.clone(),
-                account,
-            });
-        }
+        let foundations = Self::foundations(f, p)?;
 
         if f.validators.is_empty() {
             return Err(bad(
@@ -433,6 +460,7 @@ impl Genesis {
             epoch_blocks: f.epochs.blocks,
             committee_size: f.epochs.committee_size,
             validator_bond: f.epochs.validator_bond.parse(p, "epochs.validator_bond")?,
+            charge_period_epochs: f.governance.charge_period_epochs,
         };
         params
             .validate()

@@ -90,6 +90,9 @@ impl ShardLedger {
                     .push(Event::CommitteesDrawn { epoch: next, seed });
             }
         }
+        if self.shard == ShardId::GLOBAL {
+            self.start_charge_period(st, ctx, epoch + 1)?;
+        }
         // E2: the next epoch of this shard runs with the newest committee it holds.
         let latest = match st.get::<CommitteeRecord>(StateKey::Committee)? {
             Some(c) => Some(c),
@@ -181,6 +184,7 @@ impl EpochSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use starling_types::Federation;
 
     /// Rule M8: committees come only from the global shard, and only to account shards.
     #[test]
@@ -201,17 +205,7 @@ mod tests {
             let ledger = ShardLedger::new(params.clone(), ShardId(shard));
             let state = starling_state::MemState::new(4);
             let mut st = Overlay::new(&state);
-            let mut ctx = BlockCtx {
-                height: 1,
-                base_fee: 1,
-                gas_used: 0,
-                fees: Default::default(),
-                foundation_fees: BTreeMap::new(),
-                tips: 0,
-                outbox: BTreeMap::new(),
-                messages: Vec::new(),
-                events: Vec::new(),
-            };
+            let mut ctx = BlockCtx::new(1, 1);
             let r = ledger.apply_payload(&mut st, &mut ctx, ShardId(source), &payload);
             (
                 r.is_ok(),
@@ -226,6 +220,54 @@ mod tests {
         // From another account shard, or to the global shard: rejected, nothing written.
         assert_eq!(outcome(1, 2), (false, None));
         assert_eq!(outcome(0, 1), (false, None));
+    }
+
+    /// Rule M9: an account shard keeps the newest federation, and only from the global
+    /// shard.
+    #[test]
+    fn only_the_global_shard_sends_the_federation_and_the_newest_is_kept() {
+        let foundations = (0..3u8).map(|i| PublicKey::ed25519([i + 1; 32])).collect();
+        let params = crate::LedgerParams::devnet(
+            starling_types::ChainId::new("m9").unwrap_or_else(|_| unreachable!()),
+            2,
+            foundations,
+        )
+        .unwrap_or_else(|_| unreachable!());
+        let ledger = ShardLedger::new(params.clone(), ShardId(1));
+        let state = starling_state::MemState::new(4);
+        let mut st = Overlay::new(&state);
+        let mut ctx = BlockCtx::new(1, 1);
+        let version = |v: u64| {
+            let mut f = params.genesis_federation();
+            f.version = v;
+            f.period = v;
+            Payload::Federation(f)
+        };
+        let held = |st: &Overlay<'_, _>| {
+            st.get::<Federation>(StateKey::Federation)
+                .ok()
+                .flatten()
+                .map(|f| f.version)
+        };
+        // From another account shard: refused, nothing kept.
+        assert!(ledger
+            .apply_payload(&mut st, &mut ctx, ShardId(2), &version(3))
+            .is_err());
+        assert_eq!(held(&st), None);
+        assert!(ledger
+            .apply_payload(&mut st, &mut ctx, ShardId::GLOBAL, &version(3))
+            .is_ok());
+        assert_eq!(held(&st), Some(3));
+        // An older one (a replay) changes nothing.
+        assert!(ledger
+            .apply_payload(&mut st, &mut ctx, ShardId::GLOBAL, &version(2))
+            .is_ok());
+        assert_eq!(held(&st), Some(3));
+        // The global shard takes none.
+        let global = ShardLedger::new(params.clone(), ShardId::GLOBAL);
+        assert!(global
+            .apply_payload(&mut st, &mut ctx, ShardId::GLOBAL, &version(9))
+            .is_err());
     }
 
     fn vals(n: u8) -> Vec<PublicKey> {

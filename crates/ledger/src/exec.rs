@@ -25,8 +25,8 @@ use starling_types::block::{MAX_BLOCK_TXS, MAX_INBOUND_BATCHES};
 use starling_types::receipt::{Payload, ShardMessage};
 use starling_types::tx::{signing_hash, TxBody};
 use starling_types::{
-    merkle, AccountId, Asset, Block, BlockHeader, Encode, Hash, InboundBatch, Receipt, ShardId,
-    TxEnvelope, TxReceipt,
+    merkle, AccountId, Asset, Block, BlockHeader, Encode, Federation, Hash, InboundBatch, Receipt,
+    ShardId, TxEnvelope, TxReceipt,
 };
 use std::collections::BTreeMap;
 
@@ -96,6 +96,9 @@ pub(crate) struct BlockCtx {
     pub outbox: BTreeMap<ShardId, u64>,
     pub messages: Vec<ShardMessage>,
     pub events: Vec<Event>,
+    /// The federation this shard holds, read at the block's first transaction (and again
+    /// after a message changes it).
+    pub federation: Option<Federation>,
 }
 
 /// How far a transaction got, so a rejection can undo its messages and events.
@@ -106,6 +109,22 @@ pub(crate) struct Mark {
 }
 
 impl BlockCtx {
+    /// Nothing done yet in a block at `height` with `base_fee`.
+    pub(crate) fn new(height: u64, base_fee: u64) -> BlockCtx {
+        BlockCtx {
+            height,
+            base_fee,
+            gas_used: 0,
+            fees: SplitAmounts::default(),
+            foundation_fees: BTreeMap::new(),
+            tips: 0,
+            outbox: BTreeMap::new(),
+            messages: Vec::new(),
+            events: Vec::new(),
+            federation: None,
+        }
+    }
+
     pub(crate) fn mark(&self) -> Mark {
         Mark {
             messages: self.messages.len(),
@@ -162,6 +181,10 @@ impl ShardLedger {
             w.insert(StateKey::Committee.hash(), Some(record.clone()));
             w.insert(StateKey::EpochCommittee(0).hash(), Some(record));
         }
+        w.insert(
+            StateKey::Federation.hash(),
+            Some(self.params.genesis_federation().to_bytes()),
+        );
         let meta = Meta {
             height: 0,
             last_parent: Hash::ZERO,
@@ -276,17 +299,7 @@ impl ShardLedger {
             return Err(BlockError::TooLarge);
         }
         let mut st = Overlay::new(view);
-        let mut ctx = BlockCtx {
-            height: input.height,
-            base_fee: meta.base_fee,
-            gas_used: 0,
-            fees: SplitAmounts::default(),
-            foundation_fees: BTreeMap::new(),
-            tips: 0,
-            outbox: BTreeMap::new(),
-            messages: Vec::new(),
-            events: Vec::new(),
-        };
+        let mut ctx = BlockCtx::new(input.height, meta.base_fee);
 
         // Rule R1: the proposer's onion layer (global shard), before anything else.
         self.apply_reveal(&mut st, input)?;
@@ -521,7 +534,7 @@ impl ShardLedger {
                 max_fee: body.max_fee,
             }));
         }
-        let foundation = self.params.foundation_of(&body.account);
+        let foundation = self.charge_of(st, ctx, &body.account)?;
         let from_allowance = self.use_allowance(st, ctx, &mut acct, foundation, base_cost)?;
         let from_balance = required - from_allowance;
         let spend = acct.balances[Asset::Spend.index()];
@@ -561,35 +574,6 @@ impl ShardLedger {
     }
 
     /// Refills and spends a new account's allowance; the foundation's treasury pays.
-    fn use_allowance<V: StateView + ?Sized>(
-        &self,
-        st: &mut Overlay<'_, V>,
-        ctx: &BlockCtx,
-        acct: &mut AccountRecord,
-        foundation: u16,
-        base_cost: u128,
-    ) -> Result<u128, StateError> {
-        let p = &self.params.allowance;
-        if ctx.height.saturating_sub(acct.created_height) >= p.period_blocks {
-            acct.allowance = 0;
-            return Ok(0);
-        }
-        let elapsed = ctx.height.saturating_sub(acct.allowance_height) as u128;
-        acct.allowance = acct
-            .allowance
-            .saturating_add(elapsed.saturating_mul(p.refill_per_block))
-            .min(p.cap);
-        acct.allowance_height = ctx.height;
-        let pool_key = StateKey::Pool(Pool::Foundation(foundation));
-        let treasury = pool_balance(st, pool_key)?;
-        let used = acct.allowance.min(base_cost).min(treasury);
-        if used > 0 {
-            acct.allowance -= used;
-            st.put_raw(pool_key, (treasury - used).to_be_bytes().to_vec());
-        }
-        Ok(used)
-    }
-
     /// Rule B4: pools and tips are credited once per block.
     fn settle_fees<V: StateView + ?Sized>(
         &self,

@@ -5,13 +5,15 @@
 //! returns the writes, which the caller commits (in memory with [`MemLedger`], on disk with
 //! `starling-store`). Rules are numbered in module docs and cited where they are implemented:
 //! B* block flow ([`exec`]), T* transaction checks, F* fees ([`fees`]), G* gas ([`gas`]),
-//! S* social and K* bank actions, M* cross-shard messages ([`actions`]).
+//! S* social and K* bank actions, M* cross-shard messages ([`actions`]), FD* the federation of
+//! foundations (`governance`).
 
 pub mod actions;
 pub mod committee;
 pub mod exec;
 pub mod fees;
 pub mod gas;
+mod governance;
 mod overlay;
 pub mod params;
 pub mod randomness;
@@ -119,6 +121,11 @@ pub enum Event {
     /// The global shard drew committees for global epoch `epoch`.
     CommitteesDrawn {
         epoch: u64,
+        seed: Hash,
+    },
+    /// A charge period began (rule FD2): accounts are assigned to foundations by `seed`.
+    ChargesReshuffled {
+        period: u64,
         seed: Hash,
     },
 }

@@ -3,10 +3,18 @@
 use crate::fees::FeeSplit;
 use starling_types::codec::{put, Decode, DecodeError, Encode, Reader};
 use starling_types::receipt::MAX_COMMITTEE;
-use starling_types::{AccountId, ChainId, Hash, PublicKey, ShardMap};
+use starling_types::{
+    AccountId, ChainId, Federation, Foundation, FoundationStatus, Hash, PublicKey, ShardMap,
+};
 
-/// Most foundations a network can have.
-pub const MAX_FOUNDATIONS: usize = 64;
+pub use starling_types::federation::MAX_FOUNDATIONS;
+
+/// Fewest foundations a network starts with.
+pub const MIN_FOUNDATIONS: usize = 3;
+
+/// Global epochs per charge period by default: a year of 1,000-block epochs at one block
+/// per second.
+pub const DEFAULT_CHARGE_PERIOD_EPOCHS: u64 = 31_536;
 
 /// The fee allowance new accounts receive from their foundation (rate-limited per account).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -47,9 +55,9 @@ pub struct LedgerParams {
     pub max_expiry_blocks: u64,
     /// Most edits one post may have.
     pub max_edits: u16,
-    /// The foundations' accounts, in registry order.
+    /// The genesis foundations' accounts (their treasuries), in registry order.
     pub foundations: Vec<AccountId>,
-    /// Seed of the current foundation-assignment period.
+    /// Seed of the first charge period (rule FD1).
     pub assignment_seed: Hash,
     /// Blocks per consensus epoch of every shard (rules E1, E2); at least 2.
     pub epoch_blocks: u64,
@@ -57,6 +65,8 @@ pub struct LedgerParams {
     pub committee_size: u16,
     /// SPEND a validator locks to join the registry.
     pub validator_bond: u128,
+    /// Global epochs per charge period (rule FD2); at least 1.
+    pub charge_period_epochs: u64,
 }
 
 impl LedgerParams {
@@ -64,18 +74,21 @@ impl LedgerParams {
         self.block_gas_limit / 2
     }
 
-    /// The foundation an account belongs to: rendezvous hashing,
-    /// `argmax_f blake3(seed || f || account)`, so a departing foundation only moves its own.
-    pub fn foundation_of(&self, account: &AccountId) -> u16 {
-        let enc = account.encoded();
-        let mut best = (Hash::ZERO, 0u16);
-        for (i, f) in self.foundations.iter().enumerate() {
-            let score = Hash::of(&[&self.assignment_seed.0, &f.encoded(), &enc]);
-            if i == 0 || score > best.0 {
-                best = (score, i as u16);
-            }
+    /// The federation at genesis: every foundation Active, in the first charge period.
+    pub fn genesis_federation(&self) -> Federation {
+        Federation {
+            version: 0,
+            period: 0,
+            seed: self.assignment_seed,
+            foundations: self
+                .foundations
+                .iter()
+                .map(|treasury| Foundation {
+                    treasury: *treasury,
+                    status: FoundationStatus::Active,
+                })
+                .collect(),
         }
-        best.1
     }
 
     /// A reasonable devnet configuration.
@@ -101,6 +114,7 @@ impl LedgerParams {
             epoch_blocks: 1_000,
             committee_size: 16,
             validator_bond: 1_000_000_000_000,
+            charge_period_epochs: DEFAULT_CHARGE_PERIOD_EPOCHS,
         })
     }
 
@@ -110,8 +124,13 @@ impl LedgerParams {
                 "fee split (must sum to 10000 bps)",
             ));
         }
-        if self.foundations.is_empty() || self.foundations.len() > MAX_FOUNDATIONS {
-            return Err(DecodeError::InvalidValue("foundations (1..=64)"));
+        if self.foundations.len() < MIN_FOUNDATIONS || self.foundations.len() > MAX_FOUNDATIONS {
+            return Err(DecodeError::InvalidValue("foundations (3..=64)"));
+        }
+        if self.charge_period_epochs == 0 {
+            return Err(DecodeError::InvalidValue(
+                "charge_period_epochs (at least 1)",
+            ));
         }
         if self.block_gas_limit < 2
             || self.min_base_fee == 0
@@ -131,7 +150,7 @@ impl LedgerParams {
 
 impl Encode for LedgerParams {
     fn encode(&self, out: &mut Vec<u8>) {
-        put::u8(out, 2);
+        put::u8(out, 3);
         self.chain_id.encode(out);
         self.shard_map.encode(out);
         put::u64(out, self.block_gas_limit);
@@ -149,13 +168,14 @@ impl Encode for LedgerParams {
         put::u64(out, self.epoch_blocks);
         put::u16(out, self.committee_size);
         put::u128(out, self.validator_bond);
+        put::u64(out, self.charge_period_epochs);
     }
 }
 
 impl Decode for LedgerParams {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let version = r.u8()?;
-        if version != 2 {
+        if version != 3 {
             return Err(DecodeError::UnsupportedVersion {
                 what: "ledger params",
                 version,
@@ -181,6 +201,7 @@ impl Decode for LedgerParams {
             epoch_blocks: r.u64()?,
             committee_size: r.u16()?,
             validator_bond: r.u128()?,
+            charge_period_epochs: r.u64()?,
         };
         p.validate()?;
         Ok(p)

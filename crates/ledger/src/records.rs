@@ -85,6 +85,9 @@ pub enum StateKey<'a> {
     /// The running mix of the current global epoch's reveals: a
     /// [`crate::randomness::MixRecord`] (rule R1).
     EpochMix,
+    /// The federation of foundations this shard holds: a [`starling_types::Federation`]
+    /// (rules FD1, FD2).
+    Federation,
 }
 
 impl StateKey<'_> {
@@ -158,6 +161,7 @@ impl StateKey<'_> {
             StateKey::ChatKeys(a) => tagged(&mut out, 22, &[*a]),
             StateKey::Onion(k) => tagged(&mut out, 23, &[*k]),
             StateKey::EpochMix => out.push(24),
+            StateKey::Federation => out.push(25),
         }
         out
     }

@@ -38,7 +38,7 @@ fn base_fee_is_split_into_pools_and_tips_go_to_the_proposer() {
     let base_fee = net.params.initial_base_fee as u128;
     let base_cost = gas_used as u128 * base_fee;
     let spend_before = net.account(&a.public_key()).unwrap().balances[0];
-    let f = net.params.foundation_of(&a.public_key());
+    let f = net.params.genesis_federation().charge_of(&a.public_key());
     let treasury_before = net.pool(ShardId(1), Pool::Foundation(f));
     let (_, ex) = net.block(ShardId(1), vec![env], vec![]);
     assert_eq!(tx_result(&ex, 0), Ok(()));

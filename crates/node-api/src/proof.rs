@@ -23,7 +23,9 @@ use starling_ledger::committee::EpochSchedule;
 use starling_ledger::records::{
     AccountRecord, ChatKeysRecord, CommitteeRecord, PostRecord, ProfileRecord, StateKey,
 };
-use starling_types::{AccountId, BlockHeader, ChainId, Decode, Encode, PostId, ShardId, ShardMap};
+use starling_types::{
+    AccountId, BlockHeader, ChainId, Decode, Encode, Federation, PostId, ShardId, ShardMap,
+};
 
 /// Which record a proof is about: what the client asked for, from which it recomputes the key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +44,9 @@ pub enum RecordRef {
     Bond(AccountId),
     /// The committee of a shard's consensus epoch (epoch 1 on: a hand-off).
     Committee(ShardId, u64),
+    /// The federation the account's shard holds, read for the account: the foundation it is
+    /// charged to (rule FD1).
+    Charges(AccountId),
 }
 
 /// The kinds of record a proof can be asked for, as they appear in the path.
@@ -57,6 +62,7 @@ pub const KINDS: &[&str] = &[
     "handles/{name}",
     "bonds/{key}",
     "committees/{shard}/{epoch}",
+    "charges/{key}",
 ];
 
 impl RecordRef {
@@ -82,6 +88,7 @@ impl RecordRef {
             ("reposts", [k, a, n]) => RecordRef::Repost(key(k)?, post(a, n)?),
             ("blocks", [a, b]) => RecordRef::Block(key(a)?, key(b)?),
             ("chat-keys", [k]) => RecordRef::ChatKeys(key(k)?),
+            ("charges", [k]) => RecordRef::Charges(key(k)?),
             ("handles", [h]) => RecordRef::Handle(
                 starling_ledger::validate::handle(h.trim_start_matches('@'))
                     .map_err(|e| format!("`{h}`: {e}"))?,
@@ -118,6 +125,7 @@ impl RecordRef {
             RecordRef::Handle(h) => StateKey::Handle(h),
             RecordRef::Bond(a) => StateKey::Bond(a),
             RecordRef::Committee(_, e) => StateKey::EpochCommittee(*e),
+            RecordRef::Charges(_) => StateKey::Federation,
         }
     }
 
@@ -138,6 +146,7 @@ impl RecordRef {
             | RecordRef::Repost(a, _)
             | RecordRef::Block(a, _)
             | RecordRef::ChatKeys(a)
+            | RecordRef::Charges(a)
             | RecordRef::Bond(a) => map.shard_of(a),
             RecordRef::Post(p) => map.shard_of(&p.author),
         }
@@ -180,10 +189,25 @@ impl RecordRef {
                     "members": c.members.iter().map(|m| hex::encode(m.bytes)).collect::<Vec<_>>(),
                 })
             }),
+            RecordRef::Charges(a) => Federation::from_bytes(value).map(|f| charges(&f, a)),
             _ => Ok(json!({"present": true, "bytes": hex::encode(value)})),
         };
         decoded.unwrap_or_else(|e| json!({"undecodable": e.to_string()}))
     }
+}
+
+/// The federation read for `account`: its foundation (rule FD1), and all of them.
+fn charges(f: &Federation, account: &AccountId) -> Value {
+    let i = f.charge_of(account);
+    let foundation = |i: usize, x: &starling_types::Foundation| json!({"index": i, "treasury": x.treasury.to_text(), "status": x.status.name()});
+    json!({
+        "account": account.to_text(),
+        "foundation": f.foundations.get(usize::from(i)).map(|x| foundation(usize::from(i), x)),
+        "period": f.period,
+        "seed": f.seed.to_hex(),
+        "version": f.version,
+        "foundations": f.foundations.iter().enumerate().map(|(i, x)| foundation(i, x)).collect::<Vec<_>>(),
+    })
 }
 
 /// A record with everything needed to check it (see the module docs). Byte fields are hex.

@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod block;
 pub mod codec;
+pub mod federation;
 pub mod hash;
 pub mod keys;
 pub mod merkle;
@@ -14,6 +15,7 @@ pub mod tx;
 pub use actions::{ActionKind, ACTIONS};
 pub use block::{Block, BlockHeader, InboundBatch};
 pub use codec::{Decode, DecodeError, Encode, Reader};
+pub use federation::{Federation, Foundation, FoundationStatus};
 pub use hash::Hash;
 pub use keys::{AccountId, KeyType, PublicKey, Signature};
 pub use merkle::MerkleProof;

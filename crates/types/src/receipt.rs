@@ -10,6 +10,7 @@
 //! so every message is applied exactly once and in order, however often it is delivered.
 
 use crate::codec::{put, Decode, DecodeError, Encode, Reader};
+use crate::federation::Federation;
 use crate::hash::Hash;
 use crate::keys::{AccountId, PublicKey};
 use crate::merkle;
@@ -86,6 +87,9 @@ pub enum Payload {
         seed: Hash,
         members: Vec<PublicKey>,
     },
+    /// tag 8: the global shard's federation of foundations (rule FD2): sent to every account
+    /// shard when a charge period starts; the destination keeps the newest version.
+    Federation(Federation),
 }
 
 /// Most members of one shard's committee.
@@ -155,6 +159,10 @@ impl Encode for Payload {
                 seed.encode(out);
                 put::seq(out, members, |o, m| m.encode(o));
             }
+            Payload::Federation(f) => {
+                put::u8(out, 8);
+                f.encode(out);
+            }
         }
     }
 }
@@ -195,6 +203,7 @@ impl Decode for Payload {
                 seed: Hash::decode(r)?,
                 members: r.seq("committee", MAX_COMMITTEE, PublicKey::decode)?,
             },
+            8 => Payload::Federation(Federation::decode(r)?),
             tag => {
                 return Err(DecodeError::InvalidTag {
                     what: "message payload",

@@ -83,6 +83,11 @@ impl ShardLedger {
                 seed,
                 members,
             } => self.keep_committee(st, source, *epoch, *seed, members)?,
+            // M9
+            Payload::Federation(federation) => {
+                self.keep_federation(st, source, federation)?;
+                ctx.federation = None;
+            }
         }
         Ok(())
     }
