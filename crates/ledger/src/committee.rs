@@ -42,6 +42,8 @@ impl ShardLedger {
         };
         // E1: the global shard draws the next epoch's committees from its registry (an empty
         // registry draws nothing: the committees in place stay).
+        // The seed E1 draws this epoch's committees with (none: the registry is empty).
+        let mut drawn_seed = None;
         if self.shard == ShardId::GLOBAL {
             let set: ValidatorSet = st.get(StateKey::Validators)?.unwrap_or_default();
             let keys: Vec<PublicKey> = set.validators.iter().map(|v| v.consensus_key).collect();
@@ -88,10 +90,11 @@ impl ShardLedger {
                 }
                 ctx.events
                     .push(Event::CommitteesDrawn { epoch: next, seed });
+                drawn_seed = Some(seed);
             }
         }
         if self.shard == ShardId::GLOBAL {
-            self.start_charge_period(st, ctx, epoch + 1)?;
+            self.start_charge_period(st, ctx, epoch + 1, drawn_seed)?;
         }
         // E2: the next epoch of this shard runs with the newest committee it holds.
         let latest = match st.get::<CommitteeRecord>(StateKey::Committee)? {
@@ -258,6 +261,26 @@ mod tests {
             .apply_payload(&mut st, &mut ctx, ShardId::GLOBAL, &version(3))
             .is_ok());
         assert_eq!(held(&st), Some(3));
+        // One naming other foundations, or where none takes charges: refused.
+        let mut other = params.genesis_federation();
+        other.version = 7;
+        other.foundations[0].treasury = PublicKey::ed25519([99; 32]);
+        let mut none = params.genesis_federation();
+        none.version = 7;
+        for f in &mut none.foundations {
+            f.status = starling_types::FoundationStatus::Receivership;
+        }
+        for bad in [other, none] {
+            assert!(ledger
+                .apply_payload(
+                    &mut st,
+                    &mut ctx,
+                    ShardId::GLOBAL,
+                    &Payload::Federation(bad)
+                )
+                .is_err());
+            assert_eq!(held(&st), Some(3));
+        }
         // An older one (a replay) changes nothing.
         assert!(ledger
             .apply_payload(&mut st, &mut ctx, ShardId::GLOBAL, &version(2))

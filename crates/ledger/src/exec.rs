@@ -573,7 +573,6 @@ impl ShardLedger {
         acct.balance(Asset::Spend).saturating_add(allowance)
     }
 
-    /// Refills and spends a new account's allowance; the foundation's treasury pays.
     /// Rule B4: pools and tips are credited once per block.
     fn settle_fees<V: StateView + ?Sized>(
         &self,

@@ -1,6 +1,6 @@
 //! Gas: what each transaction costs, by size and by action.
 //!
-//! Rule FD1: `gas = 1,000 + 8 * encoded_envelope_bytes + action_gas`, with `action_gas` from
+//! Rule G1: `gas = 1,000 + 8 * encoded_envelope_bytes + action_gas`, with `action_gas` from
 //! [`action_gas`]. Actions that reach another shard cost more because they emit a message.
 
 use starling_types::Action;

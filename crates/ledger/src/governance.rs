@@ -4,10 +4,10 @@
 use crate::exec::pool_balance;
 use crate::exec::{BlockCtx, Failure};
 use crate::overlay::Overlay;
-use crate::records::{AccountRecord, CommitteeRecord, Pool, StateKey};
+use crate::records::{AccountRecord, Pool, StateKey};
 use crate::{Event, ShardLedger, StateError, StateView, TxError};
 use starling_types::receipt::Payload;
-use starling_types::{AccountId, Federation, Hash, ShardId};
+use starling_types::{AccountId, DecodeError, Federation, Hash, ShardId};
 
 impl ShardLedger {
     /// Rule FD1 for `account`, from the federation this shard holds.
@@ -24,6 +24,8 @@ impl ShardLedger {
         Ok(ctx.federation.as_ref().map_or(0, |f| f.charge_of(account)))
     }
 
+    /// Refills and spends a new account's allowance; the treasury of the foundation it is
+    /// charged to pays.
     pub(crate) fn use_allowance<V: StateView + ?Sized>(
         &self,
         st: &mut Overlay<'_, V>,
@@ -53,22 +55,20 @@ impl ShardLedger {
         Ok(used)
     }
 
-    /// Rule FD2, on the global shard as global epoch `next` begins: a new charge period every
-    /// `charge_period_epochs`, seeded by the committee seed just drawn, sent to every account
-    /// shard.
+    /// Rule FD2, on the global shard's block that closes the epoch before `next`: a new
+    /// charge period every `charge_period_epochs`, seeded by the committee seed this block
+    /// drew (`drawn`; none drawn, no new period), sent to every account shard.
     pub(crate) fn start_charge_period<V: StateView + ?Sized>(
         &self,
         st: &mut Overlay<'_, V>,
         ctx: &mut BlockCtx,
         next: u64,
+        drawn: Option<Hash>,
     ) -> Result<(), StateError> {
         let every = self.params.charge_period_epochs.max(1);
-        if !next.is_multiple_of(every) {
+        let Some(committee_seed) = drawn.filter(|_| next.is_multiple_of(every)) else {
             return Ok(());
-        }
-        let committee_seed = st
-            .get::<CommitteeRecord>(StateKey::Committee)?
-            .map_or(Hash::ZERO, |c| c.seed);
+        };
         let mut federation = st
             .get::<Federation>(StateKey::Federation)?
             .unwrap_or_else(|| self.params.genesis_federation());
@@ -107,6 +107,17 @@ impl ShardLedger {
             }
             .into());
         }
+        // The network's foundations, in their order (admitting more is governance's, to
+        // come), at least one taking charges: else a fee cut could reach a pool genesis
+        // never made.
+        let theirs: Vec<_> = federation.foundations.iter().map(|f| f.treasury).collect();
+        if theirs != self.params.foundations {
+            return Err(TxError::Malformed(DecodeError::InvalidValue(
+                "federation (not this network's foundations)",
+            ))
+            .into());
+        }
+        federation.validate().map_err(TxError::Malformed)?;
         let newer = st
             .get::<Federation>(StateKey::Federation)?
             .is_none_or(|f| f.version < federation.version);

@@ -9,6 +9,13 @@ use starling_ledger::Event;
 use starling_types::receipt::Payload;
 use starling_types::{Action, Federation, Hash, ShardId};
 
+fn set_period(net: &mut Net, epochs: u64) {
+    net.params.charge_period_epochs = epochs;
+    for l in &mut net.shards {
+        l.ledger.params.charge_period_epochs = epochs;
+    }
+}
+
 fn post(text: &str) -> Action {
     Action::Post {
         text: text.into(),
@@ -23,11 +30,8 @@ fn a_new_charge_period_reassigns_accounts_on_every_shard_and_fees_follow() {
     let p = params(2);
     let keys = keys_on(&p, ShardId(1), 40, 1);
     let funded: Vec<_> = keys.iter().collect();
-    let mut net = Net::new(2, &funded);
-    net.params.charge_period_epochs = 2;
-    for l in &mut net.shards {
-        l.ledger.params.charge_period_epochs = 2;
-    }
+    let mut net = network(&funded);
+    set_period(&mut net, 2);
     // Genesis: every shard holds the first period, every foundation Active.
     let genesis: Federation = net.get(ShardId(1), StateKey::Federation).unwrap();
     assert_eq!(genesis, net.params.genesis_federation());
@@ -52,10 +56,18 @@ fn a_new_charge_period_reassigns_accounts_on_every_shard_and_fees_follow() {
             _ => None,
         })
         .collect();
-    // (No validator is registered here, so the committee seed is zero.)
-    let seed = Federation::period_seed(1, &Hash::ZERO);
+    // Seeded by the committee seed that same block drew for epoch 2.
+    let (_, ex) = produced.last().unwrap();
+    let drawn = ex
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::CommitteesDrawn { epoch: 2, seed } => Some(*seed),
+            _ => None,
+        })
+        .unwrap();
+    let seed = Federation::period_seed(1, &drawn);
     assert_eq!(reshuffles, vec![(1, seed)]);
-    let (closing, ex) = produced.last().unwrap();
     let sent: Vec<ShardId> = messages(ex)
         .iter()
         .filter(|m| matches!(m.payload, Payload::Federation(_)))
@@ -72,8 +84,10 @@ fn a_new_charge_period_reassigns_accounts_on_every_shard_and_fees_follow() {
         net.get::<Federation>(ShardId(1), StateKey::Federation),
         Some(genesis.clone())
     );
-    let delivered = net.deliver(closing, ex);
-    assert_eq!(delivered.len(), 2);
+    // (Each shard takes the global shard's messages in order: the epoch-1 committees first.)
+    for (block, ex) in &produced {
+        net.deliver(block, ex);
+    }
     for s in [ShardId(1), ShardId(2)] {
         assert_eq!(
             net.get::<Federation>(s, StateKey::Federation),
@@ -98,4 +112,20 @@ fn a_new_charge_period_reassigns_accounts_on_every_shard_and_fees_follow() {
     net.run(k, 0, post("charged anew")).unwrap();
     assert_eq!(net.pool(ShardId(1), Pool::Foundation(old)), old_before);
     assert_ne!(net.pool(ShardId(1), Pool::Foundation(new)), new_before);
+}
+
+#[test]
+fn a_boundary_that_draws_no_committee_starts_no_period() {
+    // No validator registered: no fresh seed, so the period goes on.
+    let mut net = Net::new(1, &[]);
+    set_period(&mut net, 1);
+    let mut events = Vec::new();
+    while net.shards[0].height < 3 * EPOCH {
+        events.extend(net.block(ShardId::GLOBAL, vec![], vec![]).1.events);
+    }
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, Event::ChargesReshuffled { .. })));
+    let f: Federation = net.get(ShardId::GLOBAL, StateKey::Federation).unwrap();
+    assert_eq!((f.period, f.version), (0, 0));
 }

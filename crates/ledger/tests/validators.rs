@@ -7,18 +7,10 @@ mod common;
 use common::*;
 use starling_crypto::SecretKey;
 use starling_ledger::committee::{draw, EpochSchedule};
-use starling_ledger::records::{CommitteeRecord, Pool, StateKey, ValidatorInfo, ValidatorSet};
-use starling_ledger::{Event, GenesisValidators, MemLedger, TxError};
+use starling_ledger::records::{CommitteeRecord, Pool, StateKey, ValidatorSet};
+use starling_ledger::{Event, TxError};
 use starling_types::receipt::Payload;
 use starling_types::{Action, Asset, Block, PublicKey, ShardId};
-
-fn consensus_secret(seed: u8) -> SecretKey {
-    SecretKey::from_seed(starling_types::KeyType::Ed25519, &[seed; 32]).unwrap()
-}
-
-fn consensus_key(seed: u8) -> PublicKey {
-    consensus_secret(seed).public_key()
-}
 
 /// Validator `seed`'s registration by `sender`, with its consensus key's proof of possession.
 fn register(net: &Net, sender: &SecretKey, seed: u8) -> Action {
@@ -27,42 +19,6 @@ fn register(net: &Net, sender: &SecretKey, seed: u8) -> Action {
         address: format!("10.0.0.{seed}:7000"),
         proof: consensus_secret(seed).validator_pop(&net.params.chain_id, &sender.public_key()),
     }
-}
-
-/// Two account shards; genesis registry of three validators, each shard's committee all three.
-fn network(keys: &[&SecretKey]) -> Net {
-    let mut net = Net::new(2, keys);
-    let genesis: Vec<PublicKey> = (1..=3).map(consensus_key).collect();
-    let validators = GenesisValidators {
-        registry: genesis
-            .iter()
-            .map(|k| ValidatorInfo {
-                account: *k,
-                consensus_key: *k,
-                address: String::new(),
-            })
-            .collect(),
-        committees: (0..=2).map(|s| (ShardId(s), genesis.clone())).collect(),
-    };
-    let mut alloc = Vec::new();
-    for k in keys {
-        for asset in Asset::ALL {
-            alloc.push((k.public_key(), asset, FUND));
-        }
-    }
-    net.shards = (0..=2)
-        .map(|s| {
-            MemLedger::genesis_with(
-                net.params.clone(),
-                ShardId(s),
-                &alloc,
-                FOUNDATION_SEED,
-                4,
-                &validators,
-            )
-        })
-        .collect();
-    net
 }
 
 fn registry(net: &Net) -> Vec<PublicKey> {

@@ -9,10 +9,15 @@
 //! receivership) only its own accounts move, each to an evenly drawn other; when it takes them
 //! again, exactly those come back.
 //!
-//! FD2 (reshuffles): the last block of every `charge_period_epochs`-th global epoch starts a
-//! new period with the seed `blake3("starling/charges/v1/period" || period || s)`, where `s`
-//! is the committee seed that block draws (rule R1: no proposer chooses it), and sends the
-//! federation to every account shard, which keeps the newest version it receives.
+//! FD2 (reshuffles): the block that closes global epoch `e`, when `e + 1` is a multiple of
+//! `charge_period_epochs` and it draws the committees of `e + 1`, starts period
+//! `(e + 1) / charge_period_epochs` with the seed `blake3("starling/charges/v1/period" ||
+//! period || s)`, where `s` is the committee seed it draws: as hard to steer as that seed
+//! (rule R1: no proposer chooses it; `b` leaders withholding their reveals choose among at
+//! most `2^b`). It sends the federation to every account shard, which keeps the newest
+//! version it receives from the global shard, if its foundations are the network's. A
+//! boundary that draws no committee (an empty registry) has no fresh seed: the period goes
+//! on.
 
 use crate::codec::{put, Decode, DecodeError, Encode, Reader};
 use crate::{AccountId, Hash, PublicKey};
@@ -26,7 +31,8 @@ pub enum FoundationStatus {
     Active,
     /// A dissolution motion against it is open; it keeps its charges meanwhile.
     UnderReview,
-    /// Dissolved: its charges go to the others, its fee cut is escrowed.
+    /// Dissolved: its charges go to the others (and, once dissolution is built, its fee
+    /// cut is escrowed).
     Receivership,
     /// New officers are being confirmed; its charges are still with the others.
     Reconstituting,
@@ -124,7 +130,9 @@ impl Federation {
             .count()
     }
 
-    fn check(&self) -> Result<(), DecodeError> {
+    /// What every federation must be: 1 to 64 foundations (genesis needs 3), at least one
+    /// taking charges. Checked when decoded and before one is written.
+    pub fn validate(&self) -> Result<(), DecodeError> {
         if self.foundations.is_empty() || self.foundations.len() > MAX_FOUNDATIONS {
             return Err(DecodeError::InvalidValue("foundations (1..=64)"));
         }
@@ -176,7 +184,7 @@ impl Decode for Federation {
                 Ok(Foundation { treasury, status })
             })?,
         };
-        f.check()?;
+        f.validate()?;
         Ok(f)
     }
 }

@@ -2,12 +2,15 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use starling_crypto::SecretKey;
-use starling_ledger::records::{AccountRecord, Pool, StateKey};
-use starling_ledger::{actions, Event, Executed, LedgerParams, MemLedger, TxError};
+use starling_ledger::records::{AccountRecord, Pool, StateKey, ValidatorInfo};
+use starling_ledger::{
+    actions, Event, Executed, GenesisValidators, LedgerParams, MemLedger, TxError,
+};
 use starling_types::merkle;
 use starling_types::receipt::ShardMessage;
 use starling_types::{
-    AccountId, Action, Asset, Block, ChainId, InboundBatch, Receipt, ShardId, TxBody, TxEnvelope,
+    AccountId, Action, Asset, Block, ChainId, InboundBatch, PublicKey, Receipt, ShardId, TxBody,
+    TxEnvelope,
 };
 
 pub const FUND: u128 = 1_000_000_000_000;
@@ -214,4 +217,48 @@ pub fn tx_result(ex: &Executed, index: u32) -> Result<(), TxError> {
         }
     }
     panic!("no outcome for tx {index}")
+}
+
+pub fn consensus_secret(seed: u8) -> SecretKey {
+    SecretKey::from_seed(starling_types::KeyType::Ed25519, &[seed; 32]).unwrap()
+}
+
+pub fn consensus_key(seed: u8) -> PublicKey {
+    consensus_secret(seed).public_key()
+}
+
+/// Two account shards; genesis registry of three validators, each shard's committee all three.
+pub fn network(keys: &[&SecretKey]) -> Net {
+    let mut net = Net::new(2, keys);
+    let genesis: Vec<PublicKey> = (1..=3).map(consensus_key).collect();
+    let validators = GenesisValidators {
+        registry: genesis
+            .iter()
+            .map(|k| ValidatorInfo {
+                account: *k,
+                consensus_key: *k,
+                address: String::new(),
+            })
+            .collect(),
+        committees: (0..=2).map(|s| (ShardId(s), genesis.clone())).collect(),
+    };
+    let mut alloc = Vec::new();
+    for k in keys {
+        for asset in Asset::ALL {
+            alloc.push((k.public_key(), asset, FUND));
+        }
+    }
+    net.shards = (0..=2)
+        .map(|s| {
+            MemLedger::genesis_with(
+                net.params.clone(),
+                ShardId(s),
+                &alloc,
+                FOUNDATION_SEED,
+                4,
+                &validators,
+            )
+        })
+        .collect();
+    net
 }
