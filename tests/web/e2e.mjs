@@ -201,6 +201,13 @@ try {
   await alice.click('nav a[data-route="wallet"]');
   await alice.waitForSelector('#balance-spend');
   assert.ok(BigInt(await alice.textContent('#fees-paid')) > 0n, 'fees paid');
+  // The foundation Alice is charged to, read with a proof, and the federation's page.
+  await alice.waitForSelector('#my-foundation .foundation-name');
+  const mine = await alice.textContent('#my-foundation .foundation-name');
+  await alice.click('#my-foundation a[href="#/foundations"]');
+  await alice.waitForSelector('#foundations li.foundation');
+  assert.equal(await alice.locator('#foundations li.foundation').count(), 3);
+  assert.ok(await alice.locator('#foundations li.foundation', { hasText: mine }).count() === 1, `${mine} is listed`);
 
   // Phone width: nothing spills sideways, the nav stays reachable.
   assert.ok(await bob.evaluate(() => document.scrollingElement.scrollWidth <= window.innerWidth + 1), 'no sideways scroll at 390 px');

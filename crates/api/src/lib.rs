@@ -17,6 +17,7 @@
 
 pub mod chat_api;
 pub mod client;
+mod governance;
 mod me;
 pub mod openapi;
 mod proofs;
@@ -152,6 +153,7 @@ pub fn router(node: Node, services: Services, metrics: MetricsFn, options: ApiOp
         .merge(crate::stream::routes())
         .merge(crate::openapi::routes())
         .merge(crate::proofs::routes())
+        .merge(crate::governance::routes())
         .merge(crate::web::routes())
         .route("/metrics", get(render_metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })

@@ -63,6 +63,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ep!("get" "/api/v1/proofs/{kind}/{a}", "chain", None, &[], None, "RecordProof", "A record with its light-client proof (accounts, profiles, chat-keys, handles, bonds: one key or name)"),
     ep!("get" "/api/v1/proofs/{kind}/{a}/{b}", "chain", None, &[], None, "RecordProof", "A record with its light-client proof (posts: author, seq; follows and blocks: two keys)"),
     ep!("get" "/api/v1/proofs/{kind}/{a}/{b}/{c}", "chain", None, &[], None, "RecordProof", "A record with its light-client proof (likes and reposts: account, author, seq)"),
+    ep!("get" "/api/v1/foundations", "governance", None, &[], None, "Foundations", "The federation of foundations (global shard): each one's status and whether it takes charges, its treasury summed over the shards this node keeps, and the charge period"),
     ep!("get" "/api/v1/foundations/of/{key}", "governance", None, &[], None, "FoundationOf", "The foundation an account is charged to (rule FD1), with the light-client proof of the federation record it is read from (the top-level fields are the server's reading: check the proof and run FD1 on the proven record to trust none)"),
     ep!("get" "/api/v1/accounts/{key}/profile", "social", None, &["viewer"], None, "Profile", "Profile, counts, fees paid, unread notifications; with a viewer, how the two stand"),
     ep!("get" "/api/v1/accounts/{key}/feed", "social", None, VIEW_Q, None, "FeedPage", "The account's posts and reposts, newest first"),
@@ -335,6 +336,7 @@ fn schemas() -> Value {
         json!({"index": s("integer"), "treasury": key, "status": {"enum": ["active", "under_review", "receivership", "reconstituting"]}}),
         &["index", "treasury", "status"]
     ));
+    m.insert("Foundations".into(), json!(obj(json!({"period": s("integer"), "version": s("integer"), "seed": s("string"), "charge_period_epochs": s("integer"), "treasury_shards": s("integer"), "foundations": {"type": "array", "items": obj(json!({"index": s("integer"), "name": {"type": ["string", "null"]}, "treasury": key, "status": s("string"), "takes_charges": s("boolean"), "treasury_spend": s("string")}), &["index", "treasury", "status", "takes_charges", "treasury_spend"])}}), &["period", "version", "foundations"])));
     m.insert("FoundationOf".into(), json!(obj(json!({"account": key, "foundation": foundation, "period": s("integer"), "foundations": {"type": "array", "items": foundation}, "proof": {"$ref": "#/components/schemas/RecordProof"}}), &["account", "foundation", "period", "foundations", "proof"])));
     m.insert("Person".into(), json!(obj(json!({"account": key, "handle": {"type": ["string", "null"]}, "display_name": s("string"), "bio": s("string"), "posts": s("integer"), "followers": s("integer"), "following": s("integer")}), &["account"])));
     m.insert("Profile".into(), json!({"allOf": [{"$ref": "#/components/schemas/Person"}, obj(json!({"fees_paid": s("string"), "unread_notifications": s("integer"), "relation": any}), &[])]}));
@@ -488,6 +490,7 @@ mod tests {
             include_str!("stream.rs"),
             include_str!("openapi.rs"),
             include_str!("proofs.rs"),
+            include_str!("governance.rs"),
         ];
         let mut out = Vec::new();
         for src in sources {

@@ -474,6 +474,29 @@ fn proof_checks(addr: SocketAddr, genesis: &Genesis, alice: &SecretKey) {
     );
     assert_eq!(of["foundation"]["status"], "active");
     assert_eq!(of["foundations"].as_array().unwrap().len(), 3);
+    // The federation: the genesis foundations by name, all taking charges, each with its
+    // treasury (seeded at genesis on every shard).
+    let (s, all) = http(addr, "GET", "/api/v1/foundations", "");
+    assert_eq!(s, 200, "{all}");
+    let listed = all["foundations"].as_array().unwrap();
+    assert_eq!(listed.len(), genesis.foundations.len());
+    for (x, g) in listed.iter().zip(&genesis.foundations) {
+        assert_eq!(x["name"], g.name.as_str());
+        assert_eq!(x["treasury"], g.account.to_text());
+        assert_eq!(
+            (x["status"].as_str(), x["takes_charges"].as_bool()),
+            (Some("active"), Some(true))
+        );
+        assert!(
+            x["treasury_spend"]
+                .as_str()
+                .unwrap()
+                .parse::<u128>()
+                .unwrap()
+                > 0
+        );
+    }
+    assert_eq!(all["period"], 0);
     // Not a key: a clear 400.
     let (s, v) = http(addr, "GET", "/api/v1/foundations/of/not-a-key", "");
     assert_eq!((s, error_code(&v)), (400, "bad_key"), "{v}");

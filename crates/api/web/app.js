@@ -470,6 +470,8 @@ views.wallet = async () => {
       h('dt', {}, 'Account'), h('dd', { class: 'small' }, state.me)));
   } catch (e) { sec.append(h('p', { class: 'muted' }, e.status === 404 ? 'No funds yet: your account appears once it receives some.' : e.message)); }
 
+  m.append(await foundationSection());
+
   const to = h('input', { id: 'transfer-to', placeholder: 'ed25519:…' });
   const amount = h('input', { id: 'transfer-amount', inputmode: 'numeric', pattern: '[0-9]+' });
   m.append(h('form', { class: 'pad', 'aria-label': 'Transfer', onsubmit: async (e) => {
@@ -511,6 +513,47 @@ views.wallet = async () => {
   h('label', { for: 'export-password' }, 'Password'), epw, h('div', { class: 'row' }, h('button', { type: 'submit' }, 'Export')), out));
 
   m.append(h('div', { class: 'pad' }, h('button', { class: 'danger', type: 'button', onclick: logout }, 'Log out')));
+};
+
+// ---------- governance ----------
+// The foundation this account is charged to (it takes the account's cut of fees and funds
+// its allowance), read from its shard's federation record with a light-client proof.
+async function foundationSection() {
+  const sec = h('section', { class: 'pad', id: 'my-foundation', 'aria-label': 'Your foundation' }, h('h2', {}, 'Your foundation'));
+  try {
+    const of = async () => {
+      // 503 while the newest block has no certificate here yet: a moment later it has.
+      for (let i = 0; ; i++) {
+        try { return await api('GET', `/foundations/of/${encodeURIComponent(state.me)}`); } catch (e) {
+          if (e.status !== 503 || i >= 20) throw e;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+    };
+    const [f, mine] = await Promise.all([api('GET', '/foundations'), of()]);
+    const name = f.foundations[mine.foundation.index]?.name || short(mine.foundation.treasury);
+    sec.append(h('p', {}, h('strong', { class: 'foundation-name' }, name), ` · charge period ${mine.period}`),
+      h('p', { class: 'small muted' }, `It takes your share of fees and funds your fee allowance. Read from shard ${mine.proof.shard} at height ${mine.proof.height}, with the proof its committee signed.`),
+      h('a', { href: '#/foundations' }, 'All foundations'));
+  } catch (e) { sec.append(h('p', { class: 'muted' }, e.message)); }
+  return sec;
+}
+
+views.foundations = async () => {
+  const m = main();
+  m.replaceChildren(h('h1', {}, 'Foundations'),
+    h('p', { class: 'pad muted' }, 'Starling is governed by a federation of independent foundations. Every account is charged to one of them, drawn evenly from a seed no block proposer chooses, anew each charge period.'));
+  try {
+    const f = await api('GET', '/foundations');
+    const rows = f.foundations.map((x) => h('li', { class: 'foundation pad', 'data-index': String(x.index) },
+      h('div', {}, h('strong', {}, x.name || short(x.treasury)), ` · ${x.status.replace('_', ' ')}`),
+      h('div', { class: 'small muted' }, `Treasury ${x.treasury_spend} SPEND on ${f.treasury_shards} shards · ${x.takes_charges ? 'takes charges' : 'takes no charges'}`),
+      h('div', { class: 'small' }, x.treasury)));
+    m.append(h('section', { 'aria-label': 'Federation' }, h('h2', { class: 'pad' }, `Charge period ${f.period}`),
+      h('ul', { id: 'foundations' }, ...rows),
+      h('p', { class: 'pad small muted' }, `Accounts are assigned anew every ${f.charge_period_epochs} epochs.`)));
+  } catch (e) { m.append(h('p', { class: 'pad muted' }, e.message)); }
+  m.append(await foundationSection());
 };
 
 async function logout() {
@@ -796,7 +839,7 @@ async function render() {
   if (!state.me && parts[0] !== 'login') { location.hash = '#/login'; return; }
   state.route = parts[0];
   document.querySelectorAll('nav a').forEach((a) => a.toggleAttribute('aria-current', false));
-  const navKey = parts[0] === 'me' || (parts[0] === 'profile' && parts[1] === state.me) ? 'profile' : parts[0] === 'chat' ? 'chats' : parts[0];
+  const navKey = parts[0] === 'me' || (parts[0] === 'profile' && parts[1] === state.me) ? 'profile' : parts[0] === 'chat' ? 'chats' : parts[0] === 'foundations' ? 'wallet' : parts[0];
   document.querySelector(`nav a[data-route="${navKey}"]`)?.setAttribute('aria-current', 'page');
   document.title = `Starling · ${parts[0]}`;
   switch (parts[0]) {
@@ -814,6 +857,7 @@ async function render() {
     case 'search': await views.search(query); break;
     case 'tag': await tagView(parts[1]); break;
     case 'wallet': await views.wallet(); break;
+    case 'foundations': await views.foundations(); break;
     case 'chats': await views.chats(); break;
     case 'chat': await chatView(parts[1]); break;
     default: main().replaceChildren(h('h1', {}, 'Not found'), h('div', { class: 'empty' }, 'No such page.'));

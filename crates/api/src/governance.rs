@@ -1,0 +1,87 @@
+//! Governance as the ledger holds it: `GET /api/v1/foundations` (the federation of
+//! foundations, from the global shard, with each one's treasury on the shards this node
+//! keeps). The foundation one account is charged to, with a proof, is
+//! `GET /api/v1/foundations/of/{key}` (in `proofs`).
+
+use crate::{ApiError, ApiResult};
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use starling_ledger::records::{decode_u128, Pool, StateKey};
+use starling_ledger::StateError;
+use starling_types::{Federation, ShardId};
+
+pub(crate) fn routes() -> Router<crate::Api> {
+    Router::new().route("/api/v1/foundations", get(foundations))
+}
+
+async fn foundations(State(api): State<crate::Api>) -> ApiResult {
+    let node = api.node.clone();
+    tokio::task::spawn_blocking(move || read(&node))
+        .await
+        .map_err(ApiError::internal)?
+}
+
+fn read(node: &starling_node_api::Node) -> ApiResult {
+    let genesis = node.genesis();
+    let global = node
+        .shard(ShardId::GLOBAL)
+        .ok_or_else(|| ApiError::not_found("this node does not keep the global shard"))?;
+    let federation = global
+        .read(|v| starling_ledger::actions::get_record::<_, Federation>(v, StateKey::Federation))
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?
+        .unwrap_or_else(|| genesis.params.genesis_federation());
+    // Each foundation's treasury (its pool) on every shard this node keeps.
+    let mut treasuries = vec![0u128; federation.foundations.len()];
+    let mut shards = 0;
+    for handle in node.shards().values() {
+        let pools = handle
+            .app
+            .read(|v| {
+                (0..treasuries.len() as u16)
+                    .map(|i| {
+                        let raw = v.get(&StateKey::Pool(Pool::Foundation(i)).hash())?;
+                        raw.map_or(Ok(0), |b| {
+                            decode_u128(&b).map_err(|e| StateError(format!("corrupt pool: {e}")))
+                        })
+                    })
+                    .collect::<Result<Vec<u128>, StateError>>()
+            })
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+        for (t, p) in treasuries.iter_mut().zip(pools) {
+            *t = t.saturating_add(p);
+        }
+        shards += 1;
+    }
+    let items: Vec<_> = federation
+        .foundations
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let name = genesis
+                .foundations
+                .iter()
+                .find(|g| g.account == f.treasury)
+                .map(|g| g.name.clone());
+            json!({
+                "index": i,
+                "name": name,
+                "treasury": f.treasury.to_text(),
+                "status": f.status.name(),
+                "takes_charges": f.status.takes_charges(),
+                "treasury_spend": treasuries[i].to_string(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "period": federation.period,
+        "version": federation.version,
+        "seed": federation.seed.to_hex(),
+        "charge_period_epochs": genesis.params.charge_period_epochs,
+        "treasury_shards": shards,
+        "foundations": items,
+    })))
+}
