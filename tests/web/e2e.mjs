@@ -202,12 +202,15 @@ try {
   await alice.waitForSelector('#balance-spend');
   assert.ok(BigInt(await alice.textContent('#fees-paid')) > 0n, 'fees paid');
   // The foundation Alice is charged to, read with a proof, and the federation's page.
-  await alice.waitForSelector('#my-foundation .foundation-name');
+  await alice.waitForSelector('#my-foundation .foundation-name', { timeout: WAIT });
+  const index = await alice.getAttribute('#my-foundation .foundation-name', 'data-index');
   const mine = await alice.textContent('#my-foundation .foundation-name');
+  // (The wallet page has finished drawing before Alice leaves it.)
+  await alice.waitForSelector('#export-password');
   await alice.click('#my-foundation a[href="#/foundations"]');
   await alice.waitForSelector('#foundations li.foundation');
   assert.equal(await alice.locator('#foundations li.foundation').count(), 3);
-  assert.ok(await alice.locator('#foundations li.foundation', { hasText: mine }).count() === 1, `${mine} is listed`);
+  assert.equal(await alice.textContent(`#foundations li.foundation[data-index="${index}"] strong`), mine);
 
   // Phone width: nothing spills sideways, the nav stays reachable.
   assert.ok(await bob.evaluate(() => document.scrollingElement.scrollWidth <= window.innerWidth + 1), 'no sideways scroll at 390 px');

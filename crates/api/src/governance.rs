@@ -16,7 +16,20 @@ pub(crate) fn routes() -> Router<crate::Api> {
     Router::new().route("/api/v1/foundations", get(foundations))
 }
 
+/// Lists read at once by this process; more are refused (503 `busy`): each reads every
+/// kept shard's state, and anyone may ask.
+const MAX_READING: usize = 4;
+
+static READING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_READING);
+
 async fn foundations(State(api): State<crate::Api>) -> ApiResult {
+    let Ok(_permit) = READING.try_acquire() else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many reads of the federation at once; try again",
+        ));
+    };
     let node = api.node.clone();
     tokio::task::spawn_blocking(move || read(&node))
         .await
@@ -61,11 +74,8 @@ fn read(node: &starling_node_api::Node) -> ApiResult {
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            let name = genesis
-                .foundations
-                .iter()
-                .find(|g| g.account == f.treasury)
-                .map(|g| g.name.clone());
+            // (An index never changes: the genesis names the first ones.)
+            let name = genesis.foundations.get(i).map(|g| g.name.clone());
             json!({
                 "index": i,
                 "name": name,

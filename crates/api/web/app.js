@@ -470,7 +470,7 @@ views.wallet = async () => {
       h('dt', {}, 'Account'), h('dd', { class: 'small' }, state.me)));
   } catch (e) { sec.append(h('p', { class: 'muted' }, e.status === 404 ? 'No funds yet: your account appears once it receives some.' : e.message)); }
 
-  m.append(await foundationSection());
+  m.append(foundationSection());
 
   const to = h('input', { id: 'transfer-to', placeholder: 'ed25519:…' });
   const amount = h('input', { id: 'transfer-amount', inputmode: 'numeric', pattern: '[0-9]+' });
@@ -518,42 +518,42 @@ views.wallet = async () => {
 // ---------- governance ----------
 // The foundation this account is charged to (it takes the account's cut of fees and funds
 // its allowance), read from its shard's federation record with a light-client proof.
-async function foundationSection() {
+function foundationSection() {
   const sec = h('section', { class: 'pad', id: 'my-foundation', 'aria-label': 'Your foundation' }, h('h2', {}, 'Your foundation'));
-  try {
-    const of = async () => {
-      // 503 while the newest block has no certificate here yet: a moment later it has.
-      for (let i = 0; ; i++) {
-        try { return await api('GET', `/foundations/of/${encodeURIComponent(state.me)}`); } catch (e) {
-          if (e.status !== 503 || i >= 20) throw e;
-          await new Promise((r) => setTimeout(r, 250));
-        }
+  const route = state.route;
+  (async () => {
+    // 503 while the newest block has no certificate here yet: a moment later it has.
+    let mine;
+    for (let i = 0; ; i++) {
+      try { mine = await api('GET', `/foundations/of/${encodeURIComponent(state.me)}`); break; } catch (e) {
+        if (e.status !== 503 || i >= 20 || state.route !== route) { sec.append(h('p', { class: 'muted' }, e.message)); return; }
+        await new Promise((r) => setTimeout(r, 250));
       }
-    };
-    const [f, mine] = await Promise.all([api('GET', '/foundations'), of()]);
-    const name = f.foundations[mine.foundation.index]?.name || short(mine.foundation.treasury);
-    sec.append(h('p', {}, h('strong', { class: 'foundation-name' }, name), ` · charge period ${mine.period}`),
-      h('p', { class: 'small muted' }, `It takes your share of fees and funds your fee allowance. Read from shard ${mine.proof.shard} at height ${mine.proof.height}, with the proof its committee signed.`),
+    }
+    const all = await api('GET', '/foundations').catch(() => null);
+    const index = mine.foundation.index;
+    const name = all?.foundations[index]?.name || short(mine.foundation.treasury);
+    sec.append(h('p', {}, h('strong', { class: 'foundation-name', 'data-index': String(index) }, name), ` · charge period ${mine.period}`),
+      h('p', { class: 'small muted' }, `It takes your share of fees and funds your fee allowance. The answer carries a light-client proof from shard ${mine.proof.shard} at height ${mine.proof.height}.`),
       h('a', { href: '#/foundations' }, 'All foundations'));
-  } catch (e) { sec.append(h('p', { class: 'muted' }, e.message)); }
+  })();
   return sec;
 }
 
 views.foundations = async () => {
   const m = main();
   m.replaceChildren(h('h1', {}, 'Foundations'),
-    h('p', { class: 'pad muted' }, 'Starling is governed by a federation of independent foundations. Every account is charged to one of them, drawn evenly from a seed no block proposer chooses, anew each charge period.'));
+    h('p', { class: 'pad muted' }, 'Starling is governed by a federation of independent foundations. Every account is charged to one of them, drawn evenly from a seed no block proposer chooses, anew each charge period.'), foundationSection());
   try {
     const f = await api('GET', '/foundations');
     const rows = f.foundations.map((x) => h('li', { class: 'foundation pad', 'data-index': String(x.index) },
       h('div', {}, h('strong', {}, x.name || short(x.treasury)), ` · ${x.status.replace('_', ' ')}`),
-      h('div', { class: 'small muted' }, `Treasury ${x.treasury_spend} SPEND on ${f.treasury_shards} shards · ${x.takes_charges ? 'takes charges' : 'takes no charges'}`),
-      h('div', { class: 'small' }, x.treasury)));
+      h('div', { class: 'small muted' }, `Treasury ${BigInt(x.treasury_spend).toLocaleString('en')} SPEND on ${f.treasury_shards} shards · ${x.takes_charges ? 'takes charges' : 'takes no charges'}`),
+      h('div', { class: 'small muted key' }, x.treasury)));
     m.append(h('section', { 'aria-label': 'Federation' }, h('h2', { class: 'pad' }, `Charge period ${f.period}`),
-      h('ul', { id: 'foundations' }, ...rows),
+      h('ul', { id: 'foundations', class: 'foundations' }, ...rows),
       h('p', { class: 'pad small muted' }, `Accounts are assigned anew every ${f.charge_period_epochs} epochs.`)));
   } catch (e) { m.append(h('p', { class: 'pad muted' }, e.message)); }
-  m.append(await foundationSection());
 };
 
 async function logout() {
