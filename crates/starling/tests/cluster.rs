@@ -793,6 +793,17 @@ fn the_social_cli_drives_a_devnet() {
     );
     let (ok, _, err) = cli(api, &ann, &["proof", "posts", author, "--genesis", genesis]);
     assert!(!ok && err.contains("no record kind"), "{err}");
+    // Ann's foundation (rule FD1), read by the light client from the federation record it
+    // checked: the same one the node names.
+    let charged = proof_json(api, &d.path().join("devnet"), &["charges", author]);
+    assert_eq!(charged["verified"], true, "{charged}");
+    let named = wait_for("ann's foundation", || {
+        get(api, &format!("/api/v1/foundations/of/{author}"))
+    });
+    assert_eq!(
+        charged["record"]["foundation"]["index"], named["foundation"]["index"],
+        "{charged} {named}"
+    );
     // The handle is claimed on the global shard; once the view has it, ben can follow it.
     wait_for("@ann to resolve", || {
         cli(api, &ben, &["follow", "@ann"]).0.then_some(())

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 #[derive(clap::Args, Debug)]
 pub struct ProofArgs {
     /// The kind of record: accounts, profiles, posts, follows, likes, reposts, blocks,
-    /// chat-keys, handles or bonds.
+    /// chat-keys, handles, bonds, committees (`<shard> <epoch>`) or charges (a key: the
+    /// federation its shard holds, read for it: its foundation).
     pub kind: String,
     /// What names the record: a key; `<author> <seq>` for a post; two keys for a follow or a
     /// block; `<account> <author> <seq>` for a like or a repost; a name for a handle.
