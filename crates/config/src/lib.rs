@@ -8,6 +8,7 @@ pub mod fs;
 pub mod genesis;
 pub mod init;
 pub mod keyfile;
+pub mod net;
 
 mod error;
 pub use error::SetupError;

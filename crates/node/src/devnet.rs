@@ -15,7 +15,7 @@ use crate::genesis::{
 use crate::{init, keyfile, SetupError};
 use starling_crypto::SecretKey;
 use starling_types::{Hash, KeyType};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// Funded devnet accounts with public keys.
@@ -74,43 +74,10 @@ pub struct Prepared {
     pub resumed: bool,
 }
 
-/// The lowest port a devnet picks for its nodes.
-const MIN_DEVNET_PORT: u16 = 10_000;
-
-/// A free loopback port for a node to listen on from the first run on. It is picked below
-/// the range the OS hands out by itself (for `bind(0)` and every outgoing connection:
-/// Linux's `ip_local_port_range`, 32768-60999 by default), so that none of the many ports
-/// the OS assigns between this pick and the node's bind can be this one; only if that range
-/// leaves no room is the OS asked.
+/// A free loopback port for a node to listen on from the first run on (see
+/// [`starling_config::net::free_loopback_port`]).
 fn free_port() -> Result<SocketAddr, SetupError> {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32_768);
-    let span = u64::from(low.saturating_sub(MIN_DEVNET_PORT));
-    if span >= 1_000 {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let mut x = nanos ^ (u64::from(std::process::id()) << 32);
-        for _ in 0..64 {
-            // splitmix64: spread the picks of devnets started side by side.
-            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            let port = MIN_DEVNET_PORT + (z % span) as u16;
-            if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
-                if let Ok(addr) = l.local_addr() {
-                    return Ok(addr);
-                }
-            }
-        }
-    }
-    let l = TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| SetupError::io(Path::new("127.0.0.1:0"), e))?;
-    l.local_addr()
+    starling_config::net::free_loopback_port()
         .map_err(|e| SetupError::io(Path::new("127.0.0.1:0"), e))
 }
 

@@ -12,7 +12,7 @@ use starling_crypto::SecretKey;
 use starling_ledger::LedgerParams;
 use starling_types::{ChainId, KeyType, PublicKey};
 use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// The Ed25519 key whose seed is 32 bytes of `seed`.
@@ -75,12 +75,10 @@ pub fn fund(g: &mut GenesisFile, key: &SecretKey, amount: u128) {
     });
 }
 
-/// A loopback address with a port that was free a moment ago.
+/// A loopback address with a port that was free a moment ago, below the range the OS hands
+/// out for outgoing connections (so a node started meanwhile cannot take it by connecting).
 pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    starling_config::net::free_loopback_port().unwrap()
 }
 
 /// An HTTP/1.1 response: its status, its head (status line and headers) and its body.

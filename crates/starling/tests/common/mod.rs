@@ -87,19 +87,29 @@ pub fn spawn_until_api_lines(command: &mut Command) -> (Child, Vec<String>) {
     // The last lines of its log, to say why if it stops before serving.
     let log: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>> =
         std::sync::Arc::default();
+    let errors: std::sync::Arc<std::sync::Mutex<Vec<String>>> = std::sync::Arc::default();
     let reader = {
         let stderr = BufReader::new(child.stderr.take().unwrap());
         let log = log.clone();
+        let errors = errors.clone();
         std::thread::spawn(move || {
             // Drained to the end whatever it holds, so the process never blocks on the pipe.
             let mut stderr = stderr;
             let mut line = Vec::new();
             while matches!(stderr.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                // Why it stopped, kept even when a backtrace follows and fills the tail.
+                if text.starts_with("Error") || text.contains("panicked") {
+                    let mut why = errors.lock().unwrap_or_else(|p| p.into_inner());
+                    if why.len() < 10 {
+                        why.push(text.clone());
+                    }
+                }
                 let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
                 if log.len() == 30 {
                     log.pop_front();
                 }
-                log.push_back(String::from_utf8_lossy(&line).trim_end().to_string());
+                log.push_back(text);
                 line.clear();
             }
         })
@@ -119,8 +129,9 @@ pub fn spawn_until_api_lines(command: &mut Command) -> (Child, Vec<String>) {
         // It exited: its log ends, and the reader with it.
         let _ = reader.join();
         let log: Vec<String> = log.lock().unwrap().iter().cloned().collect();
+        let errors = errors.lock().unwrap().join("\n");
         panic!(
-            "{command:?} exited before serving its API; its log ended:\n{}",
+            "{command:?} exited before serving its API:\n{errors}\nits log ended:\n{}",
             log.join("\n")
         );
     }
