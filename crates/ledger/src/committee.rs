@@ -192,13 +192,7 @@ mod tests {
     /// Rule M8: committees come only from the global shard, and only to account shards.
     #[test]
     fn only_the_global_shard_assigns_committees() {
-        let foundations = (0..3u8).map(|i| PublicKey::ed25519([i + 1; 32])).collect();
-        let params = crate::LedgerParams::devnet(
-            starling_types::ChainId::new("m8").unwrap_or_else(|_| unreachable!()),
-            2,
-            foundations,
-        )
-        .unwrap_or_else(|_| unreachable!());
+        let params = two_shards("m8");
         let payload = Payload::Committee {
             epoch: 3,
             seed: Hash::ZERO,
@@ -229,13 +223,7 @@ mod tests {
     /// shard.
     #[test]
     fn only_the_global_shard_sends_the_federation_and_the_newest_is_kept() {
-        let foundations = (0..3u8).map(|i| PublicKey::ed25519([i + 1; 32])).collect();
-        let params = crate::LedgerParams::devnet(
-            starling_types::ChainId::new("m9").unwrap_or_else(|_| unreachable!()),
-            2,
-            foundations,
-        )
-        .unwrap_or_else(|_| unreachable!());
+        let params = two_shards("m9");
         let ledger = ShardLedger::new(params.clone(), ShardId(1));
         let state = starling_state::MemState::new(4);
         let mut st = Overlay::new(&state);
@@ -291,6 +279,17 @@ mod tests {
         assert!(global
             .apply_payload(&mut st, &mut ctx, ShardId::GLOBAL, &version(9))
             .is_err());
+    }
+
+    /// Devnet parameters with two account shards and three foundations.
+    fn two_shards(chain: &str) -> crate::LedgerParams {
+        let foundations = (0..3u8).map(|i| PublicKey::ed25519([i + 1; 32])).collect();
+        crate::LedgerParams::devnet(
+            starling_types::ChainId::new(chain).unwrap_or_else(|_| unreachable!()),
+            2,
+            foundations,
+        )
+        .unwrap_or_else(|_| unreachable!())
     }
 
     fn vals(n: u8) -> Vec<PublicKey> {

@@ -7,15 +7,6 @@ use starling_ledger::records::{PostRecord, ProfileRecord, RevisionRecord, StateK
 use starling_ledger::TxError;
 use starling_types::{Action, PostId, ShardId, TxBody, TxEnvelope};
 
-fn post(text: &str) -> Action {
-    Action::Post {
-        text: text.into(),
-        reply_to: None,
-        quote_of: None,
-        langs: vec![],
-    }
-}
-
 fn one_shard(n: usize) -> (Net, Vec<starling_crypto::SecretKey>) {
     let p = params(1);
     let keys = keys_on(&p, ShardId(1), n, 1);

@@ -7,21 +7,12 @@ use common::*;
 use starling_ledger::records::{Pool, StateKey};
 use starling_ledger::Event;
 use starling_types::receipt::Payload;
-use starling_types::{Action, Federation, Hash, ShardId};
+use starling_types::{Federation, Hash, ShardId};
 
 fn set_period(net: &mut Net, epochs: u64) {
     net.params.charge_period_epochs = epochs;
     for l in &mut net.shards {
         l.ledger.params.charge_period_epochs = epochs;
-    }
-}
-
-fn post(text: &str) -> Action {
-    Action::Post {
-        text: text.into(),
-        reply_to: None,
-        quote_of: None,
-        langs: vec![],
     }
 }
 

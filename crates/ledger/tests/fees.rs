@@ -7,15 +7,6 @@ use starling_ledger::gas;
 use starling_ledger::records::{Meta, Pool, StateKey};
 use starling_types::{Action, Asset, ShardId, TxBody};
 
-fn post(text: &str) -> Action {
-    Action::Post {
-        text: text.into(),
-        reply_to: None,
-        quote_of: None,
-        langs: vec![],
-    }
-}
-
 #[test]
 fn base_fee_is_split_into_pools_and_tips_go_to_the_proposer() {
     let p = params(1);

@@ -219,6 +219,16 @@ pub fn tx_result(ex: &Executed, index: u32) -> Result<(), TxError> {
     panic!("no outcome for tx {index}")
 }
 
+/// A plain post of `text`.
+pub fn post(text: &str) -> Action {
+    Action::Post {
+        text: text.into(),
+        reply_to: None,
+        quote_of: None,
+        langs: vec![],
+    }
+}
+
 pub fn consensus_secret(seed: u8) -> SecretKey {
     SecretKey::from_seed(starling_types::KeyType::Ed25519, &[seed; 32]).unwrap()
 }
