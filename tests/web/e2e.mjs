@@ -232,11 +232,20 @@ try {
     await page.click('#chat-setup');
     await page.waitForSelector('form[aria-label="New chat"]', { timeout: WAIT });
   }
+  // The chat page's first load of messages is held until Alice has typed: when the page then
+  // finishes drawing, her cursor stays in the box and Enter sends.
+  let release;
+  const held = new Promise((r) => { release = r; });
+  await alice.route(/\/api\/v1\/me\/chats\/[^/]+\/messages\?/, async (route) => { await held; await route.continue(); }, { times: 1 });
   await alice.fill('#chat-members', '@bob');
   await alice.click('form[aria-label="New chat"] button[type="submit"]');
   await alice.waitForSelector('#chat-input', { timeout: WAIT });
   await alice.waitForFunction(() => /MLS/.test(document.querySelector('#chat-encryption')?.textContent || ''), null, { timeout: WAIT });
   await alice.fill('#chat-input', 'Hi Bob, only we can read this');
+  release();
+  await alice.waitForSelector('#show-safety', { timeout: WAIT });
+  await alice.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0))));
+  assert.equal(await alice.evaluate(() => document.activeElement?.id), 'chat-input', 'typing keeps its focus when the page finishes drawing');
   await alice.keyboard.press('Enter');
   await alice.locator('.bubble.mine', { hasText: 'only we can read this' }).waitFor();
   // Bob, on his chat list, sees the new chat and its unread badge arrive live.

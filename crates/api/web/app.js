@@ -2,7 +2,7 @@
 // node holds the keys and signs (see docs/operations.md, "Accounts on the node").
 
 const MAX_GRAPHEMES = 300;
-const state = { me: null, csrf: null, label: null, ws: null, unread: 0, route: null };
+const state = { me: null, csrf: null, label: null, ws: null, unread: 0, route: null, renders: 0 };
 
 // ---------- DOM helpers (text only: nothing from the network becomes HTML) ----------
 function h(tag, attrs = {}, ...children) {
@@ -724,7 +724,9 @@ async function chatView(id) {
   lock.textContent = `🔒 ${summary.encryption} · epoch ${summary.epoch}`;
   state.chat = { id, last: 0, list };
   await loadMessages();
-  input.focus();
+  if (!input.isConnected) return;
+  const at = document.activeElement;
+  if (!at || at === document.body || at === m) input.focus();
   // Members, safety numbers, leaving.
   const add = h('input', { id: 'chat-add', placeholder: '@handle or key' });
   const safety = h('div', { id: 'safety' });
@@ -833,6 +835,7 @@ async function trending() {
 
 // ---------- routing ----------
 async function render() {
+  const gen = ++state.renders;
   const hash = location.hash.replace(/^#\/?/, '') || 'home';
   const [path, query] = hash.split('?');
   const parts = path.split('/').map(decodeURIComponent);
@@ -862,7 +865,12 @@ async function render() {
     case 'chat': await chatView(parts[1]); break;
     default: main().replaceChildren(h('h1', {}, 'Not found'), h('div', { class: 'empty' }, 'No such page.'));
   }
-  if (parts[0] !== 'search' && parts[0] !== 'login') main().focus({ preventScroll: true });
+  // The page has finished drawing: move focus to it for screen readers, unless a newer render
+  // took over or the person is already typing in it (a slow load must not steal their input).
+  if (gen !== state.renders || parts[0] === 'search' || parts[0] === 'login') return;
+  const at = document.activeElement;
+  if (at && at !== document.body && at !== main() && main().contains(at)) return;
+  main().focus({ preventScroll: true });
 }
 
 function applyTheme(t) {
