@@ -205,11 +205,16 @@ try {
   await alice.waitForSelector('#my-foundation .foundation-name', { timeout: WAIT });
   const index = await alice.getAttribute('#my-foundation .foundation-name', 'data-index');
   const mine = await alice.textContent('#my-foundation .foundation-name');
+  // Her membership, from the registry: nobody's verified member yet, so no fee allowance.
+  await alice.waitForSelector('#my-membership', { timeout: WAIT });
+  assert.match(await alice.textContent('#my-membership'), /not a verified member/);
+  assert.equal(await alice.textContent('#membership'), 'Not a verified member');
   // (The wallet page has finished drawing before Alice leaves it.)
   await alice.waitForSelector('#export-password');
   await alice.click('#my-foundation a[href="#/foundations"]');
   await alice.waitForSelector('#foundations li.foundation');
   assert.equal(await alice.locator('#foundations li.foundation').count(), 3);
+  assert.equal(await alice.locator('#foundations li.foundation .members').count(), 3);
   assert.equal(await alice.textContent(`#foundations li.foundation[data-index="${index}"] strong`), mine);
 
   // Phone width: nothing spills sideways, the nav stays reachable.

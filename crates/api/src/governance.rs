@@ -1,14 +1,15 @@
 //! Governance as the ledger holds it: `GET /api/v1/foundations` (the federation of
 //! foundations, from the global shard, with each one's treasury on the shards this node
-//! keeps). The foundation one account is charged to, with a proof, is
-//! `GET /api/v1/foundations/of/{key}` (in `proofs`).
+//! keeps, and its count of verified members). The foundation one account is charged to, with
+//! a proof, is `GET /api/v1/foundations/of/{key}`, and its membership
+//! `GET /api/v1/foundations/members/{key}` (both in `proofs`).
 
 use crate::{ApiError, ApiResult};
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use starling_ledger::records::{decode_u128, Pool, StateKey};
+use starling_ledger::records::{decode_u128, decode_u64, Pool, StateKey};
 use starling_ledger::StateError;
 use starling_types::{Federation, ShardId};
 
@@ -46,6 +47,20 @@ fn read(node: &starling_node_api::Node) -> ApiResult {
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?
         .unwrap_or_else(|| genesis.params.genesis_federation());
+    // Each one's verified members, as the registry counts them (rule FM1).
+    let members = global
+        .read(|v| {
+            (0..federation.foundations.len() as u16)
+                .map(|i| {
+                    let raw = v.get(&StateKey::MemberCount(i).hash())?;
+                    raw.map_or(Ok(0), |b| {
+                        decode_u64(&b).map_err(|e| StateError(format!("corrupt count: {e}")))
+                    })
+                })
+                .collect::<Result<Vec<u64>, StateError>>()
+        })
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
     // Each foundation's treasury (its pool) on every shard this node keeps.
     let mut treasuries = vec![0u128; federation.foundations.len()];
     let mut shards = 0;
@@ -80,6 +95,8 @@ fn read(node: &starling_node_api::Node) -> ApiResult {
                 "index": i,
                 "name": name,
                 "treasury": f.treasury.to_text(),
+                "registrar": f.registrar.to_text(),
+                "members": members[i],
                 "status": f.status.name(),
                 "takes_charges": f.status.takes_charges(),
                 "treasury_spend": treasuries[i].to_string(),

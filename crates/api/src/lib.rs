@@ -388,6 +388,8 @@ async fn account(State(api): State<Api>, Path(key): Path<String>) -> ApiResult {
             "core": record.balance(Asset::Core).to_string(),
         },
         "allowance": record.allowance.to_string(),
+        "member": starling_node_api::proof::member_json(&record),
+        "sponsor": starling_node_api::proof::sponsor_json(&record),
         "handle": record.handle,
         "created_height": record.created_height,
         "profile": profile.map(|p| json!({

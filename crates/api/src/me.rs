@@ -532,6 +532,26 @@ enum ActionJson {
         to: String,
         amount: String,
     },
+    AdmitMember {
+        member: String,
+    },
+    RevokeMember {
+        member: String,
+    },
+    LeaveFoundation {},
+    Sponsor {
+        account: String,
+        amount: String,
+    },
+    EndSponsorship {
+        account: String,
+    },
+}
+
+fn parse_amount(amount: &str) -> Result<u128, ApiError> {
+    amount
+        .parse()
+        .map_err(|_| ApiError::bad_request("bad_amount", "amount is a whole number as a string"))
 }
 
 impl ActionJson {
@@ -599,9 +619,21 @@ impl ActionJson {
                     }
                 },
                 to: parse_key(&to)?,
-                amount: amount.parse().map_err(|_| {
-                    ApiError::bad_request("bad_amount", "amount is a whole number as a string")
-                })?,
+                amount: parse_amount(&amount)?,
+            },
+            ActionJson::AdmitMember { member } => Action::AdmitMember {
+                member: parse_key(&member)?,
+            },
+            ActionJson::RevokeMember { member } => Action::RevokeMember {
+                member: parse_key(&member)?,
+            },
+            ActionJson::LeaveFoundation {} => Action::LeaveFoundation,
+            ActionJson::Sponsor { account, amount } => Action::Sponsor {
+                account: parse_key(&account)?,
+                amount: parse_amount(&amount)?,
+            },
+            ActionJson::EndSponsorship { account } => Action::EndSponsorship {
+                account: parse_key(&account)?,
             },
         })
     }

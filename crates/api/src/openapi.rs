@@ -65,6 +65,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ep!("get" "/api/v1/proofs/{kind}/{a}/{b}/{c}", "chain", None, &[], None, "RecordProof", "A record with its light-client proof (likes and reposts: account, author, seq)"),
     ep!("get" "/api/v1/foundations", "governance", None, &[], None, "Foundations", "The federation of foundations (global shard): each one's status and whether it takes charges, its treasury summed over the shards this node keeps, and the charge period"),
     ep!("get" "/api/v1/foundations/of/{key}", "governance", None, &[], None, "FoundationOf", "The foundation an account is charged to (rule FD1), with the light-client proof of the federation record it is read from (the top-level fields are the server's reading: check the proof and run FD1 on the proven record to trust none)"),
+    ep!("get" "/api/v1/foundations/members/{key}", "governance", None, &[], None, "MemberOf", "The account's entry in the registry of verified members (global shard, rule FM1): the foundation whose registrar admitted it, or null, with the light-client proof of that entry or of its absence"),
     ep!("get" "/api/v1/accounts/{key}/profile", "social", None, &["viewer"], None, "Profile", "Profile, counts, fees paid, unread notifications; with a viewer, how the two stand"),
     ep!("get" "/api/v1/accounts/{key}/feed", "social", None, VIEW_Q, None, "FeedPage", "The account's posts and reposts, newest first"),
     ep!("get" "/api/v1/accounts/{key}/home", "social", None, PAGE_Q, None, "FeedPage", "Home timeline: followed accounts and the account's own, newest first"),
@@ -330,14 +331,15 @@ fn schemas() -> Value {
             &["accepted", "results"]
         )),
     );
-    m.insert("Account".into(), json!(obj(json!({"account": key, "shard": s("integer"), "nonce": s("integer"), "balances": any, "allowance": s("string"), "handle": {"type": ["string", "null"]}}), &["account", "nonce", "balances"])));
+    m.insert("Account".into(), json!(obj(json!({"account": key, "shard": s("integer"), "nonce": s("integer"), "balances": any, "allowance": s("string"), "member": {"type": ["object", "null"], "properties": {"foundation": s("integer"), "since": s("integer")}}, "sponsor": {"type": ["object", "null"], "properties": {"by": key, "left": s("string")}}, "handle": {"type": ["string", "null"]}}), &["account", "nonce", "balances"])));
     m.insert("RecordProof".into(), record_proof());
     let foundation = json!(obj(
-        json!({"index": s("integer"), "treasury": key, "status": {"enum": ["active", "under_review", "receivership", "reconstituting"]}}),
-        &["index", "treasury", "status"]
+        json!({"index": s("integer"), "treasury": key, "registrar": key, "status": {"enum": ["active", "under_review", "receivership", "reconstituting"]}}),
+        &["index", "treasury", "registrar", "status"]
     ));
-    m.insert("Foundations".into(), json!(obj(json!({"period": s("integer"), "version": s("integer"), "seed": s("string"), "charge_period_epochs": s("integer"), "treasury_shards": s("integer"), "foundations": {"type": "array", "items": obj(json!({"index": s("integer"), "name": {"type": ["string", "null"]}, "treasury": key, "status": {"enum": ["active", "under_review", "receivership", "reconstituting"]}, "takes_charges": s("boolean"), "treasury_spend": s("string")}), &["index", "treasury", "status", "takes_charges", "treasury_spend"])}}), &["period", "version", "seed", "charge_period_epochs", "treasury_shards", "foundations"])));
+    m.insert("Foundations".into(), json!(obj(json!({"period": s("integer"), "version": s("integer"), "seed": s("string"), "charge_period_epochs": s("integer"), "treasury_shards": s("integer"), "foundations": {"type": "array", "items": obj(json!({"index": s("integer"), "name": {"type": ["string", "null"]}, "treasury": key, "registrar": key, "members": s("integer"), "status": {"enum": ["active", "under_review", "receivership", "reconstituting"]}, "takes_charges": s("boolean"), "treasury_spend": s("string")}), &["index", "treasury", "registrar", "members", "status", "takes_charges", "treasury_spend"])}}), &["period", "version", "seed", "charge_period_epochs", "treasury_shards", "foundations"])));
     m.insert("FoundationOf".into(), json!(obj(json!({"account": key, "foundation": foundation, "period": s("integer"), "foundations": {"type": "array", "items": foundation}, "proof": {"$ref": "#/components/schemas/RecordProof"}}), &["account", "foundation", "period", "foundations", "proof"])));
+    m.insert("MemberOf".into(), json!(obj(json!({"account": key, "member": {"type": ["object", "null"], "properties": {"foundation": s("integer"), "registrar": key, "since": s("integer")}}, "proof": {"$ref": "#/components/schemas/RecordProof"}}), &["account", "member", "proof"])));
     m.insert("Person".into(), json!(obj(json!({"account": key, "handle": {"type": ["string", "null"]}, "display_name": s("string"), "bio": s("string"), "posts": s("integer"), "followers": s("integer"), "following": s("integer")}), &["account"])));
     m.insert("Profile".into(), json!({"allOf": [{"$ref": "#/components/schemas/Person"}, obj(json!({"fees_paid": s("string"), "unread_notifications": s("integer"), "relation": any}), &[])]}));
     m.insert("Post".into(), json!(obj(json!({"author": {"$ref": "#/components/schemas/Person"}, "seq": s("integer"), "text": s("string"), "reply_to": {"oneOf": [{"$ref": "#/components/schemas/PostRef"}, {"type": "null"}]}, "quote_of": {"oneOf": [{"$ref": "#/components/schemas/PostRef"}, {"type": "null"}]}, "created_ms": s("integer"), "edited": s("boolean"), "deleted": s("boolean"), "revisions": {"type": "array", "items": any}, "tags": {"type": "array", "items": s("string")}, "counts": any, "liked": s("boolean"), "reposted": s("boolean")}), &["author", "seq", "text"])));
@@ -461,7 +463,7 @@ pub fn document() -> Value {
             {"name": "chain", "description": "The ledger: status, transactions, accounts, blocks"},
             {"name": "social", "description": "The app view: feeds, threads, notifications, search"},
             {"name": "accounts", "description": "Accounts held by this node, sessions, signed actions"},
-            {"name": "governance", "description": "The federation of foundations: charges, and (to come) offices, proposals and votes"},
+            {"name": "governance", "description": "The federation of foundations: charges, verified members, and (to come) offices, proposals and votes"},
             {"name": "meta", "description": "This document and metrics"},
         ],
         "paths": paths,

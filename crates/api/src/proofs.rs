@@ -14,6 +14,7 @@ pub(crate) fn routes() -> Router<crate::Api> {
         .route("/api/v1/proofs/{kind}/{a}/{b}", get(proof))
         .route("/api/v1/proofs/{kind}/{a}/{b}/{c}", get(proof))
         .route("/api/v1/foundations/of/{key}", get(foundation_of))
+        .route("/api/v1/foundations/members/{key}", get(member_of))
 }
 
 /// Proofs built at once by this process; more are refused (503 `busy`): each reads the
@@ -46,6 +47,21 @@ async fn foundation_of(State(api): State<crate::Api>, Path(key): Path<String>) -
         "foundation": record["foundation"],
         "period": record["period"],
         "foundations": record["foundations"],
+        "proof": proof,
+    })))
+}
+
+/// `GET /api/v1/foundations/members/{key}`: the account's entry in the global shard's
+/// registry of verified members (rule FM1), or its absence, with a light-client proof.
+async fn member_of(State(api): State<crate::Api>, Path(key): Path<String>) -> ApiResult {
+    let account = parse_key(&key)?;
+    let _permit = proving()?;
+    let proof = prove(&api.node, &RecordRef::Member(account))
+        .await
+        .map_err(from_prove)?;
+    Ok(Json(serde_json::json!({
+        "account": account.to_text(),
+        "member": proof.record.clone(),
         "proof": proof,
     })))
 }

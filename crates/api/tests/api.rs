@@ -9,7 +9,7 @@ use starling_config::genesis::Genesis;
 use starling_config::{config::NodeConfig, config::Role, init};
 use starling_crypto::SecretKey;
 use starling_testkit::key;
-use starling_types::{Action, Encode as _, TxBody, TxEnvelope};
+use starling_types::{Action, Encode as _, ShardId, TxBody, TxEnvelope};
 use starling_validator::{start_validator, ValidatorSpec};
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -218,7 +218,8 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
     // Short epochs: proofs follow the committee hand-offs.
     g.epochs.blocks = EPOCH_BLOCKS;
     starling_testkit::add_validator(&mut g, &v, Some(p2p.to_string()));
-    for who in [&alice, &bob, &key(4)] {
+    // (key 50 is the North foundation's account and registrar.)
+    for who in [&alice, &bob, &key(4), &key(50)] {
         starling_testkit::fund(&mut g, who, 1_000_000_000_000_000_000);
     }
     let genesis_path = d.path().join("genesis.toml");
@@ -500,6 +501,97 @@ fn proof_checks(addr: SocketAddr, genesis: &Genesis, alice: &SecretKey) {
     // Not a key: a clear 400.
     let (s, v) = http(addr, "GET", "/api/v1/foundations/of/not-a-key", "");
     assert_eq!((s, error_code(&v)), (400, "bad_key"), "{v}");
+    let (s, v) = http(addr, "GET", "/api/v1/foundations/members/not-a-key", "");
+    assert_eq!((s, error_code(&v)), (400, "bad_key"), "{v}");
+    membership_checks(addr, genesis, alice, &all);
+}
+
+/// Trust in the committee of the epoch `p` stands in, followed from `trusted` one hand-off
+/// at a time.
+fn follow_for(
+    addr: SocketAddr,
+    p: &starling_node_api::proof::RecordProof,
+    mut trusted: starling_node_api::proof::Trusted,
+) -> starling_node_api::proof::Trusted {
+    let shard = ShardId(p.shard);
+    let epoch = trusted.epoch_of(p.height);
+    while trusted.epoch < epoch {
+        let path = format!(
+            "/api/v1/proofs/committees/{}/{}",
+            shard.0,
+            trusted.epoch + 1
+        );
+        let (s, v) = http(addr, "GET", &path, "");
+        assert_eq!(s, 200, "{path}: {v}");
+        let handoff = serde_json::from_value(v).unwrap();
+        trusted = trusted.advance(shard, &handoff).unwrap();
+    }
+    trusted
+}
+
+/// North's registrar admits alice: the registry's entry for her, with a proof that checks
+/// against the global shard's committee, her account's copy, and North's count.
+fn membership_checks(addr: SocketAddr, genesis: &Genesis, alice: &SecretKey, before: &Value) {
+    use starling_node_api::proof::{RecordProof, RecordRef, Trusted};
+    let alice_text = alice.public_key().to_text();
+    let member_path = format!("/api/v1/foundations/members/{alice_text}");
+    let (s, v) = http(addr, "GET", &member_path, "");
+    if s == 200 {
+        assert!(v["member"].is_null(), "{v}");
+    }
+    assert_eq!(before["foundations"][0]["members"], 0);
+    assert_eq!(
+        before["foundations"][0]["registrar"],
+        key(50).public_key().to_text()
+    );
+    let registrar = key(50);
+    let body = TxBody {
+        account: registrar.public_key(),
+        nonce: 0,
+        max_fee: 1_000_000_000,
+        tip: 0,
+        expires_at_height: 10_000,
+        action: Action::AdmitMember {
+            member: alice.public_key(),
+        },
+    };
+    submit(addr, &[registrar.sign_tx(&genesis.params.chain_id, &body)]);
+    let start = Instant::now();
+    let v = loop {
+        let (s, v) = http(addr, "GET", &member_path, "");
+        if s == 200 && !v["member"].is_null() {
+            break v;
+        }
+        // (503 while the newest block has no certificate here yet.)
+        assert!(s == 200 || error_code(&v) == "no_certificate", "{v}");
+        assert!(start.elapsed() < Duration::from_secs(60), "{v}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(v["member"]["foundation"], 0, "{v}");
+    assert_eq!(v["member"]["registrar"], key(50).public_key().to_text());
+    let record = RecordRef::Member(alice.public_key());
+    let p: RecordProof = serde_json::from_value(v["proof"].clone()).unwrap();
+    assert_eq!(p.shard, 0);
+    let trusted = Trusted::from_genesis(genesis, ShardId::GLOBAL).unwrap();
+    let trusted = follow_for(addr, &p, trusted);
+    assert!(p
+        .check(&record, ShardId::GLOBAL, &trusted)
+        .unwrap()
+        .value
+        .is_some());
+    // Her own shard hears it: the account now carries the membership and an allowance.
+    let account = until(
+        addr,
+        &format!("/api/v1/accounts/{alice_text}"),
+        |v: &Value| !v["member"].is_null(),
+    );
+    assert_eq!(account["member"]["foundation"], 0, "{account}");
+    assert_ne!(account["allowance"], "0");
+    assert!(account["sponsor"].is_null());
+    let all = until(addr, "/api/v1/foundations", |v: &Value| {
+        v["foundations"][0]["members"] == 1
+    });
+    assert_eq!(all["foundations"][1]["members"], 0);
 
     for (path, code) in [
         ("/api/v1/proofs/nothing/abc".to_string(), "bad_record"),

@@ -464,7 +464,9 @@ views.wallet = async () => {
       h('dt', {}, 'SPEND'), h('dd', { id: 'balance-spend' }, a.balances.spend),
       h('dt', {}, 'URC'), h('dd', {}, a.balances.urc),
       h('dt', {}, 'CORE'), h('dd', {}, a.balances.core),
-      h('dt', {}, 'Fee allowance'), h('dd', {}, a.allowance),
+      h('dt', {}, 'Membership'), h('dd', { id: 'membership' }, a.member ? `Verified member of foundation ${a.member.foundation}` : 'Not a verified member'),
+      h('dt', {}, 'Fee allowance'), h('dd', {}, a.member ? a.allowance : 'none (for verified members)'),
+      ...(a.sponsor ? [h('dt', {}, 'Sponsored fees'), h('dd', { id: 'sponsor' }, `${a.sponsor.left} SPEND left, from `, h('a', { href: `#/profile/${encodeURIComponent(a.sponsor.by)}` }, short(a.sponsor.by)))] : []),
       h('dt', {}, 'Fees paid'), h('dd', { id: 'fees-paid' }, p.fees_paid),
       h('dt', {}, 'Transactions'), h('dd', {}, a.nonce),
       h('dt', {}, 'Account'), h('dd', { class: 'small' }, state.me)));
@@ -516,8 +518,8 @@ views.wallet = async () => {
 };
 
 // ---------- governance ----------
-// The foundation this account is charged to (it takes the account's cut of fees and funds
-// its allowance), read from its shard's federation record with a light-client proof.
+// The foundation this account is charged to (it takes the account's cut of fees), read from
+// its shard's federation record with a light-client proof; and its membership.
 function foundationSection() {
   const sec = h('section', { class: 'pad', id: 'my-foundation', 'aria-label': 'Your foundation' }, h('h2', {}, 'Your foundation'));
   const route = state.route;
@@ -534,8 +536,17 @@ function foundationSection() {
     const index = mine.foundation.index;
     const name = all?.foundations[index]?.name || short(mine.foundation.treasury);
     sec.append(h('p', {}, h('strong', { class: 'foundation-name', 'data-index': String(index) }, name), ` · charge period ${mine.period}`),
-      h('p', { class: 'small muted' }, `It takes your share of fees and funds your fee allowance. The answer carries a light-client proof from shard ${mine.proof.shard} at height ${mine.proof.height}.`),
-      h('a', { href: '#/foundations' }, 'All foundations'));
+      h('p', { class: 'small muted' }, `It takes your share of fees. The answer carries a light-client proof from shard ${mine.proof.shard} at height ${mine.proof.height}.`));
+    // Membership, from the registry on the global shard: members get a fee allowance that
+    // the foundation which admitted them pays.
+    const reg = await api('GET', `/foundations/members/${encodeURIComponent(state.me)}`).catch(() => null);
+    if (reg) {
+      const of = reg.member ? (all?.foundations[reg.member.foundation]?.name || `foundation ${reg.member.foundation}`) : null;
+      sec.append(h('p', { id: 'my-membership', 'data-member': reg.member ? String(reg.member.foundation) : '' }, of
+        ? `You are a verified member of ${of} (admitted at height ${reg.member.since}): it pays your fee allowance.`
+        : 'You are not a verified member of any foundation. A foundation\'s registrar admits members; members get a fee allowance and, soon, vote tokens.'));
+    }
+    sec.append(h('a', { href: '#/foundations' }, 'All foundations'));
   })();
   return sec;
 }
@@ -548,7 +559,8 @@ views.foundations = async () => {
     const f = await api('GET', '/foundations');
     const rows = f.foundations.map((x) => h('li', { class: 'foundation pad', 'data-index': String(x.index) },
       h('div', {}, h('strong', {}, x.name || short(x.treasury)), ` · ${x.status.replace('_', ' ')}`),
-      h('div', { class: 'small muted' }, `Treasury ${BigInt(x.treasury_spend).toLocaleString('en')} SPEND on ${f.treasury_shards} shards · ${x.takes_charges ? 'takes charges' : 'takes no charges'}`),
+      h('div', { class: 'small muted' }, `Treasury ${BigInt(x.treasury_spend).toLocaleString('en')} SPEND on ${f.treasury_shards} shards · ${x.takes_charges ? 'takes charges' : 'takes no charges'} · `, h('span', { class: 'members' }, `${x.members} verified members`)),
+      h('div', { class: 'small muted key' }, `Registrar ${x.registrar}`),
       h('div', { class: 'small muted key' }, x.treasury)));
     m.append(h('section', { 'aria-label': 'Federation' }, h('h2', { class: 'pad' }, `Charge period ${f.period}`),
       h('ul', { id: 'foundations', class: 'foundations' }, ...rows),

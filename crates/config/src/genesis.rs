@@ -91,12 +91,20 @@ pub struct GovernanceSection {
     /// Global epochs per charge period: accounts are assigned to foundations anew at the
     /// start of each (rule FD2). Default: a year of epochs at one block per second.
     pub charge_period_epochs: u64,
+    /// Most SPEND anyone may set aside for one account's base fees (rule SP1).
+    #[serde(default = "default_sponsorship_cap")]
+    pub sponsorship_cap: Amount,
+}
+
+fn default_sponsorship_cap() -> Amount {
+    starling_ledger::params::DEFAULT_SPONSORSHIP_CAP.into()
 }
 
 impl Default for GovernanceSection {
     fn default() -> Self {
         GovernanceSection {
             charge_period_epochs: starling_ledger::params::DEFAULT_CHARGE_PERIOD_EPOCHS,
+            sponsorship_cap: default_sponsorship_cap(),
         }
     }
 }
@@ -128,6 +136,20 @@ impl Default for EpochsSection {
 pub struct FoundationEntry {
     pub name: String,
     pub account: String,
+    /// The account that admits its verified members (rule FM1); its own account if unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registrar: Option<String>,
+}
+
+impl FoundationEntry {
+    /// A foundation that is its own registrar.
+    pub fn new(name: &str, account: String) -> Self {
+        FoundationEntry {
+            name: name.into(),
+            account,
+            registrar: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -225,6 +247,8 @@ impl GenesisFile {
 pub struct Foundation {
     pub name: String,
     pub account: AccountId,
+    /// Admits its verified members (rule FM1).
+    pub registrar: AccountId,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -273,7 +297,8 @@ impl Genesis {
             ));
         }
         let mut foundations = Vec::new();
-        let (mut names, mut keys) = (BTreeSet::new(), BTreeSet::new());
+        let (mut names, mut keys, mut registrars) =
+            (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
         for (i, fe) in f.foundations.iter().enumerate() {
             let field = format!("foundations[{i}]");
             if fe.name.trim().is_empty() || !names.insert(fe.name.to_lowercase()) {
@@ -290,12 +315,44 @@ impl Genesis {
                     "used by another foundation".into(),
                 ));
             }
+            let registrar = match &fe.registrar {
+                Some(k) => parse_key(k).map_err(|m| bad(&format!("{field}.registrar"), m))?,
+                None => account,
+            };
+            if !registrars.insert(registrar) {
+                return Err(bad(
+                    &format!("{field}.registrar"),
+                    "registrar of another foundation".into(),
+                ));
+            }
             foundations.push(Foundation {
                 name: fe.name.clone(),
                 account,
+                registrar,
             });
         }
         Ok(foundations)
+    }
+
+    /// The `[allowance]` section, within its bounds.
+    fn allowance(f: &GenesisFile, p: &str) -> Result<AllowanceParams, SetupError> {
+        let bad = |field: &str, msg: String| SetupError::invalid(p, field, msg);
+        let allowance = AllowanceParams {
+            initial: f.allowance.initial.parse(p, "allowance.initial")?,
+            refill_per_block: f
+                .allowance
+                .refill_per_block
+                .parse(p, "allowance.refill_per_block")?,
+            cap: f.allowance.cap.parse(p, "allowance.cap")?,
+            period_blocks: f.allowance.period_blocks,
+        };
+        if allowance.initial > allowance.cap {
+            return Err(bad(
+                "allowance.initial",
+                "must not exceed allowance.cap".into(),
+            ));
+        }
+        Ok(allowance)
     }
 
     pub fn from_file(f: &GenesisFile, p: &str) -> Result<Genesis, SetupError> {
@@ -330,21 +387,7 @@ impl Genesis {
                 "must be at least min_base_fee".into(),
             ));
         }
-        let allowance = AllowanceParams {
-            initial: f.allowance.initial.parse(p, "allowance.initial")?,
-            refill_per_block: f
-                .allowance
-                .refill_per_block
-                .parse(p, "allowance.refill_per_block")?,
-            cap: f.allowance.cap.parse(p, "allowance.cap")?,
-            period_blocks: f.allowance.period_blocks,
-        };
-        if allowance.initial > allowance.cap {
-            return Err(bad(
-                "allowance.initial",
-                "must not exceed allowance.cap".into(),
-            ));
-        }
+        let allowance = Self::allowance(f, p)?;
 
         let foundations = Self::foundations(f, p)?;
 
@@ -456,6 +499,11 @@ impl Genesis {
             max_expiry_blocks: f.limits.max_expiry_blocks,
             max_edits: f.limits.max_edits,
             foundations: foundations.iter().map(|f| f.account).collect(),
+            registrars: foundations.iter().map(|f| f.registrar).collect(),
+            sponsorship_cap: f
+                .governance
+                .sponsorship_cap
+                .parse(p, "governance.sponsorship_cap")?,
             assignment_seed: Hash::of(&[b"starling/foundation-period/0", f.chain_id.as_bytes()]),
             epoch_blocks: f.epochs.blocks,
             committee_size: f.epochs.committee_size,

@@ -87,6 +87,18 @@ pub enum TxError {
     InvalidChatDevice(&'static str),
     #[error("no chat device with that id")]
     NoChatDevice,
+    #[error("only a foundation's registrar may admit or revoke members")]
+    NotRegistrar,
+    #[error("already a verified member of foundation {foundation}")]
+    AlreadyMember { foundation: u16 },
+    #[error("not a verified member of that foundation")]
+    NotMember,
+    #[error("sponsorship above the network's cap of {cap}")]
+    SponsorshipCap { cap: u128 },
+    #[error("that account is sponsored by another account")]
+    SponsoredByAnother,
+    #[error("this account does not sponsor that account")]
+    NotSponsor,
 }
 
 impl TxError {
@@ -133,6 +145,12 @@ impl TxError {
             TxError::InvalidValidator(_) => 38,
             TxError::InvalidChatDevice(_) => 39,
             TxError::NoChatDevice => 40,
+            TxError::NotRegistrar => 41,
+            TxError::AlreadyMember { .. } => 42,
+            TxError::NotMember => 43,
+            TxError::SponsorshipCap { .. } => 44,
+            TxError::SponsoredByAnother => 45,
+            TxError::NotSponsor => 46,
         }
     }
 }

@@ -251,7 +251,8 @@ impl ShardLedger {
     pub(crate) fn new_account(&self, height: u64) -> AccountRecord {
         AccountRecord {
             created_height: height,
-            allowance: self.params.allowance.initial,
+            // (The allowance starts when the account becomes a member: rule M12.)
+            allowance: 0,
             allowance_height: height,
             ..AccountRecord::default()
         }
@@ -525,7 +526,8 @@ impl ShardLedger {
         if ctx.gas_used + gas_used > self.params.block_gas_limit {
             return Err(Failure::Rejected(TxError::BlockFull));
         }
-        // T6: the fee is within max_fee and paid, first from the fee allowance.
+        // T6: the fee is within max_fee and paid: the base cost first from a member's fee
+        // allowance, then from a sponsorship; the rest and the tip from the balance.
         let base_cost = gas_used as u128 * ctx.base_fee as u128;
         let required = base_cost.checked_add(body.tip).ok_or(TxError::Overflow)?;
         if body.max_fee < required {
@@ -535,8 +537,7 @@ impl ShardLedger {
             }));
         }
         let foundation = self.charge_of(st, ctx, &body.account)?;
-        let from_allowance = self.use_allowance(st, ctx, &mut acct, foundation, base_cost)?;
-        let from_balance = required - from_allowance;
+        let from_balance = required - self.pay_base_cost(st, ctx, &mut acct, base_cost)?;
         let spend = acct.balances[Asset::Spend.index()];
         if spend < from_balance {
             return Err(Failure::Rejected(TxError::InsufficientBalance {
@@ -555,22 +556,6 @@ impl ShardLedger {
         *ctx.foundation_fees.entry(foundation).or_default() += split.foundation;
         ctx.tips += body.tip;
         Ok((gas_used, required))
-    }
-
-    /// The most `acct` can pay in fees in a block at `height`: its SPEND balance plus the fee
-    /// allowance it would have then (rule T6; the foundation's treasury is not consulted, so
-    /// this may over-estimate by what the treasury lacks). What the mempool admits against.
-    pub fn fee_budget(&self, acct: &AccountRecord, height: u64) -> u128 {
-        let p = &self.params.allowance;
-        let allowance = if height.saturating_sub(acct.created_height) >= p.period_blocks {
-            0
-        } else {
-            let elapsed = height.saturating_sub(acct.allowance_height) as u128;
-            acct.allowance
-                .saturating_add(elapsed.saturating_mul(p.refill_per_block))
-                .min(p.cap)
-        };
-        acct.balance(Asset::Spend).saturating_add(allowance)
     }
 
     /// Rule B4: pools and tips are credited once per block.

@@ -29,6 +29,9 @@ pub fn action_gas(action: &Action) -> u64 {
         Action::Transfer { .. } => 1_000,
         Action::RegisterValidator { .. } | Action::RetireValidator => 10_000,
         Action::SetChatDevice { .. } | Action::RemoveChatDevice { .. } => 2_000,
+        // Two messages each (there and back through the global shard's registry).
+        Action::AdmitMember { .. } | Action::RevokeMember { .. } | Action::LeaveFoundation => 5_000,
+        Action::Sponsor { .. } | Action::EndSponsorship { .. } => 2_000,
     }
 }
 

@@ -7,9 +7,26 @@ use crate::overlay::Overlay;
 use crate::records::{AccountRecord, Pool, StateKey};
 use crate::{Event, ShardLedger, StateError, StateView, TxError};
 use starling_types::receipt::Payload;
+use starling_types::Asset;
 use starling_types::{AccountId, DecodeError, Federation, Hash, ShardId};
 
 impl ShardLedger {
+    /// The federation this shard holds (genesis's until the global shard sends one),
+    /// read once per block.
+    pub(crate) fn held_federation<'c, V: StateView + ?Sized>(
+        &self,
+        st: &Overlay<'_, V>,
+        ctx: &'c mut BlockCtx,
+    ) -> Result<&'c Federation, StateError> {
+        let federation = match ctx.federation.take() {
+            Some(f) => f,
+            None => st
+                .get::<Federation>(StateKey::Federation)?
+                .unwrap_or_else(|| self.params.genesis_federation()),
+        };
+        Ok(ctx.federation.insert(federation))
+    }
+
     /// Rule FD1 for `account`, from the federation this shard holds.
     pub(crate) fn charge_of<V: StateView + ?Sized>(
         &self,
@@ -17,25 +34,70 @@ impl ShardLedger {
         ctx: &mut BlockCtx,
         account: &AccountId,
     ) -> Result<u16, StateError> {
-        if ctx.federation.is_none() {
-            let held = st.get::<Federation>(StateKey::Federation)?;
-            ctx.federation = Some(held.unwrap_or_else(|| self.params.genesis_federation()));
-        }
-        Ok(ctx.federation.as_ref().map_or(0, |f| f.charge_of(account)))
+        Ok(self.held_federation(st, ctx)?.charge_of(account))
     }
 
-    /// Refills and spends a new account's allowance; the treasury of the foundation it is
-    /// charged to pays.
-    pub(crate) fn use_allowance<V: StateView + ?Sized>(
+    /// Rule T6's payers of a base cost, in order: a member's allowance, then a sponsorship;
+    /// returns how much they paid (the balance pays the rest, and the tip).
+    pub(crate) fn pay_base_cost<V: StateView + ?Sized>(
         &self,
         st: &mut Overlay<'_, V>,
         ctx: &BlockCtx,
         acct: &mut AccountRecord,
-        foundation: u16,
+        base_cost: u128,
+    ) -> Result<u128, StateError> {
+        let from_allowance = self.use_allowance(st, ctx, acct, base_cost)?;
+        let from_sponsor = match &mut acct.sponsor {
+            Some(s) => {
+                let used = s.left.min(base_cost - from_allowance);
+                s.left -= used;
+                used
+            }
+            None => 0,
+        };
+        if acct.sponsor.is_some_and(|s| s.left == 0) {
+            acct.sponsor = None;
+        }
+        Ok(from_allowance + from_sponsor)
+    }
+
+    /// The most `acct` can pay in fees in a block at `height`: its SPEND balance, what is
+    /// left of a sponsorship, and the fee allowance it would have then (rule T6; the
+    /// foundation's treasury is not consulted, so this may over-estimate by what the treasury
+    /// lacks). What the mempool admits against.
+    pub fn fee_budget(&self, acct: &AccountRecord, height: u64) -> u128 {
+        let p = &self.params.allowance;
+        let allowance = match acct.member {
+            Some(m) if height.saturating_sub(m.since) < p.period_blocks => {
+                let elapsed = height.saturating_sub(acct.allowance_height) as u128;
+                acct.allowance
+                    .saturating_add(elapsed.saturating_mul(p.refill_per_block))
+                    .min(p.cap)
+            }
+            _ => 0,
+        };
+        let sponsored = acct.sponsor.map_or(0, |s| s.left);
+        acct.balance(Asset::Spend)
+            .saturating_add(allowance)
+            .saturating_add(sponsored)
+    }
+
+    /// Refills and spends a verified member's allowance for `allowance.period_blocks` after
+    /// it was admitted; the treasury of the foundation that admitted it pays (so a registrar
+    /// that admits sybils pays for them). Accounts that are not members have none.
+    fn use_allowance<V: StateView + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, V>,
+        ctx: &BlockCtx,
+        acct: &mut AccountRecord,
         base_cost: u128,
     ) -> Result<u128, StateError> {
         let p = &self.params.allowance;
-        if ctx.height.saturating_sub(acct.created_height) >= p.period_blocks {
+        let Some(member) = acct.member else {
+            return Ok(0);
+        };
+        let foundation = member.foundation;
+        if ctx.height.saturating_sub(member.since) >= p.period_blocks {
             acct.allowance = 0;
             return Ok(0);
         }

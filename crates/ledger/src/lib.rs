@@ -128,4 +128,30 @@ pub enum Event {
         period: u64,
         seed: Hash,
     },
+    /// The registry (global shard) admitted `account` to, or removed it from, `foundation`
+    /// (rules FM1, FM2).
+    MembershipChanged {
+        account: AccountId,
+        foundation: u16,
+        member: bool,
+    },
+    /// The registry (global shard) refused an attestation or a leave (rules FM1, FM2).
+    MembershipRefused {
+        account: AccountId,
+        error: TxError,
+    },
+    /// `account`'s shard took `amount` from `sponsor` for its base fees (rule SP1); `refunded`
+    /// went back (above the cap, or another sponsor holds it).
+    Sponsored {
+        sponsor: AccountId,
+        account: AccountId,
+        amount: u128,
+        refunded: u128,
+    },
+    /// `sponsor` stopped sponsoring `account`; `refunded` went back (rule SP2).
+    SponsorshipEnded {
+        sponsor: AccountId,
+        account: AccountId,
+        refunded: u128,
+    },
 }

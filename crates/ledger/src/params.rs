@@ -16,15 +16,20 @@ pub const MIN_FOUNDATIONS: usize = 3;
 /// per second.
 pub const DEFAULT_CHARGE_PERIOD_EPOCHS: u64 = 31_536;
 
-/// The fee allowance new accounts receive from their foundation (rate-limited per account).
+/// Most SPEND set aside for one account's base fees by default: about 250 posts at the
+/// initial base fee.
+pub const DEFAULT_SPONSORSHIP_CAP: u128 = 1_000_000_000;
+
+/// The fee allowance verified members receive from the foundation that admitted them
+/// (rate-limited per account; rule T6).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct AllowanceParams {
-    /// Granted when the account is created.
+    /// Granted when the account becomes a member.
     pub initial: u128,
     /// Regained per block, up to `cap`.
     pub refill_per_block: u128,
     pub cap: u128,
-    /// How many blocks after creation an account counts as new.
+    /// How many blocks after its admission a member has an allowance.
     pub period_blocks: u64,
 }
 
@@ -67,6 +72,10 @@ pub struct LedgerParams {
     pub validator_bond: u128,
     /// Global epochs per charge period (rule FD2); at least 1.
     pub charge_period_epochs: u64,
+    /// Each genesis foundation's registrar (rule FM1), in registry order; distinct.
+    pub registrars: Vec<AccountId>,
+    /// Most SPEND set aside for one account's base fees (rule SP1).
+    pub sponsorship_cap: u128,
 }
 
 impl LedgerParams {
@@ -83,8 +92,10 @@ impl LedgerParams {
             foundations: self
                 .foundations
                 .iter()
-                .map(|treasury| Foundation {
+                .zip(&self.registrars)
+                .map(|(treasury, registrar)| Foundation {
                     treasury: *treasury,
+                    registrar: *registrar,
                     status: FoundationStatus::Active,
                 })
                 .collect(),
@@ -109,12 +120,14 @@ impl LedgerParams {
             allowance: AllowanceParams::default(),
             max_expiry_blocks: 100_000,
             max_edits: 10,
+            registrars: foundations.clone(),
             foundations,
             assignment_seed: Hash::of(&[b"starling/foundation-period/0"]),
             epoch_blocks: 1_000,
             committee_size: 16,
             validator_bond: 1_000_000_000_000,
             charge_period_epochs: DEFAULT_CHARGE_PERIOD_EPOCHS,
+            sponsorship_cap: DEFAULT_SPONSORSHIP_CAP,
         })
     }
 
@@ -126,6 +139,12 @@ impl LedgerParams {
         }
         if self.foundations.len() < MIN_FOUNDATIONS || self.foundations.len() > MAX_FOUNDATIONS {
             return Err(DecodeError::InvalidValue("foundations (3..=64)"));
+        }
+        let distinct: std::collections::BTreeSet<_> = self.registrars.iter().collect();
+        if self.registrars.len() != self.foundations.len()
+            || distinct.len() != self.registrars.len()
+        {
+            return Err(DecodeError::InvalidValue("registrars (one each, distinct)"));
         }
         if self.charge_period_epochs == 0 {
             return Err(DecodeError::InvalidValue(
@@ -150,7 +169,7 @@ impl LedgerParams {
 
 impl Encode for LedgerParams {
     fn encode(&self, out: &mut Vec<u8>) {
-        put::u8(out, 3);
+        put::u8(out, 4);
         self.chain_id.encode(out);
         self.shard_map.encode(out);
         put::u64(out, self.block_gas_limit);
@@ -169,13 +188,15 @@ impl Encode for LedgerParams {
         put::u16(out, self.committee_size);
         put::u128(out, self.validator_bond);
         put::u64(out, self.charge_period_epochs);
+        put::seq(out, &self.registrars, |o, f| f.encode(o));
+        put::u128(out, self.sponsorship_cap);
     }
 }
 
 impl Decode for LedgerParams {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let version = r.u8()?;
-        if version != 3 {
+        if version != 4 {
             return Err(DecodeError::UnsupportedVersion {
                 what: "ledger params",
                 version,
@@ -202,6 +223,8 @@ impl Decode for LedgerParams {
             committee_size: r.u16()?,
             validator_bond: r.u128()?,
             charge_period_epochs: r.u64()?,
+            registrars: r.seq("registrars", MAX_FOUNDATIONS, PublicKey::decode)?,
+            sponsorship_cap: r.u128()?,
         };
         p.validate()?;
         Ok(p)

@@ -88,6 +88,10 @@ pub enum StateKey<'a> {
     /// The federation of foundations this shard holds: a [`starling_types::Federation`]
     /// (rules FD1, FD2).
     Federation,
+    /// An account's membership of a foundation (global shard): a [`MemberRecord`] (rule FM1).
+    Member(&'a AccountId),
+    /// How many verified members a foundation has (global shard): a `u64` (rule FM1).
+    MemberCount(u16),
 }
 
 impl StateKey<'_> {
@@ -162,6 +166,11 @@ impl StateKey<'_> {
             StateKey::Onion(k) => tagged(&mut out, 23, &[*k]),
             StateKey::EpochMix => out.push(24),
             StateKey::Federation => out.push(25),
+            StateKey::Member(a) => tagged(&mut out, 26, &[*a]),
+            StateKey::MemberCount(i) => {
+                out.push(27);
+                put::u16(&mut out, *i);
+            }
         }
         out
     }
@@ -221,11 +230,60 @@ pub struct AccountRecord {
     pub allowance_height: u64,
     pub handle: Option<String>,
     pub pending_handle: Option<String>,
+    /// The foundation that verified this account, as its shard last heard from the global
+    /// shard's registry (rules FM1, M12): only members have a fee allowance.
+    pub member: Option<Membership>,
+    /// Who pays this account's base fees, and how much is left (rules SP1, SP2).
+    pub sponsor: Option<Sponsorship>,
+}
+
+/// An account's membership, as its own shard holds it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Membership {
+    pub foundation: u16,
+    /// The height, on the account's shard, at which the membership arrived: the fee
+    /// allowance runs for `allowance.period_blocks` from here.
+    pub since: u64,
+}
+
+/// SPEND another account set aside for this account's base fees.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Sponsorship {
+    pub by: AccountId,
+    pub left: u128,
 }
 
 impl AccountRecord {
     pub fn balance(&self, asset: Asset) -> u128 {
         self.balances[asset.index()]
+    }
+}
+
+/// A verified member in the global shard's registry (rule FM1).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct MemberRecord {
+    pub foundation: u16,
+    /// The registrar that admitted it.
+    pub registrar: AccountId,
+    /// The global shard's height at admission.
+    pub since: u64,
+}
+
+impl Encode for MemberRecord {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put::u16(out, self.foundation);
+        self.registrar.encode(out);
+        put::u64(out, self.since);
+    }
+}
+
+impl Decode for MemberRecord {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(MemberRecord {
+            foundation: r.u16()?,
+            registrar: PublicKey::decode(r)?,
+            since: r.u64()?,
+        })
     }
 }
 
@@ -240,6 +298,14 @@ impl Encode for AccountRecord {
         put::u64(out, self.allowance_height);
         put::option(out, &self.handle, |o, h| put::string(o, h));
         put::option(out, &self.pending_handle, |o, h| put::string(o, h));
+        put::option(out, &self.member, |o, m| {
+            put::u16(o, m.foundation);
+            put::u64(o, m.since);
+        });
+        put::option(out, &self.sponsor, |o, s| {
+            s.by.encode(o);
+            put::u128(o, s.left);
+        });
     }
 }
 
@@ -253,6 +319,27 @@ impl Decode for AccountRecord {
             allowance_height: r.u64()?,
             handle: r.option("handle", |r| r.string("handle", MAX_HANDLE_BYTES))?,
             pending_handle: r.option("pending handle", |r| r.string("handle", MAX_HANDLE_BYTES))?,
+            // (Records written before memberships and sponsorships end here.)
+            member: if r.remaining() == 0 {
+                None
+            } else {
+                r.option("membership", |r| {
+                    Ok(Membership {
+                        foundation: r.u16()?,
+                        since: r.u64()?,
+                    })
+                })?
+            },
+            sponsor: if r.remaining() == 0 {
+                None
+            } else {
+                r.option("sponsorship", |r| {
+                    Ok(Sponsorship {
+                        by: PublicKey::decode(r)?,
+                        left: r.u128()?,
+                    })
+                })?
+            },
         })
     }
 }

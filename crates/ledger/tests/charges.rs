@@ -1,5 +1,5 @@
-//! Charges (rules FD1, FD2, M9): which foundation takes an account's fee cut and funds its
-//! allowance, and how a new charge period reassigns accounts on every shard.
+//! Charges (rules FD1, FD2, M9): which foundation takes an account's fee cut, and how a new
+//! charge period reassigns accounts on every shard.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
@@ -86,8 +86,8 @@ fn a_new_charge_period_reassigns_accounts_on_every_shard_and_fees_follow() {
         );
     }
 
-    // About two in three accounts moved; one that did pays its next fee cut to (and draws
-    // its allowance from) its new foundation, not its old one.
+    // About two in three accounts moved; one that did pays its next fee cut to its new
+    // foundation, not its old one.
     let moved: Vec<_> = keys
         .iter()
         .filter(|k| genesis.charge_of(&k.public_key()) != on_global.charge_of(&k.public_key()))

@@ -11,11 +11,19 @@ use starling_types::{Action, Asset, ShardId, TxBody};
 fn base_fee_is_split_into_pools_and_tips_go_to_the_proposer() {
     let p = params(1);
     let a = keys_on(&p, ShardId(1), 1, 1).pop().unwrap();
-    let mut net = Net::new(1, &[&a]);
+    let f = p.genesis_federation().charge_of(&a.public_key());
+    let registrar = foundation_key(u64::from(f));
+    let mut net = Net::new(1, &[&a, &registrar]);
+    // A verified member of the foundation it is charged to.
+    admit(&mut net, u64::from(f), &a.public_key());
     net.proposer = keys_on(&p, ShardId(1), 1, 5_000)
         .pop()
         .unwrap()
         .public_key();
+    let pools_before: Vec<u128> = [Pool::Burned, Pool::Operations, Pool::Venture, Pool::Rewards]
+        .into_iter()
+        .map(|pool| net.pool(ShardId(1), pool))
+        .collect();
     let body = TxBody {
         account: a.public_key(),
         nonce: 0,
@@ -26,23 +34,24 @@ fn base_fee_is_split_into_pools_and_tips_go_to_the_proposer() {
     };
     let env = net.sign_body(&a, &body);
     let gas_used = gas::tx_gas(env.encoded_len(), &body.action);
-    let base_fee = net.params.initial_base_fee as u128;
+    let meta: Meta = net.get(ShardId(1), StateKey::Meta).unwrap();
+    let base_fee = meta.base_fee as u128;
     let base_cost = gas_used as u128 * base_fee;
     let spend_before = net.account(&a.public_key()).unwrap().balances[0];
-    let f = net.params.genesis_federation().charge_of(&a.public_key());
     let treasury_before = net.pool(ShardId(1), Pool::Foundation(f));
     let (_, ex) = net.block(ShardId(1), vec![env], vec![]);
     assert_eq!(tx_result(&ex, 0), Ok(()));
 
-    // Genesis accounts are new: the allowance (paid by the foundation) covers the base cost.
+    // A new member: the allowance (paid by its foundation) covers the base cost.
     let acct = net.account(&a.public_key()).unwrap();
     assert_eq!(acct.balances[0], spend_before - 77);
     assert_eq!(acct.allowance, net.params.allowance.initial - base_cost);
     let split = net.params.fee_split.split(base_cost);
-    assert_eq!(net.pool(ShardId(1), Pool::Burned), split.burn);
-    assert_eq!(net.pool(ShardId(1), Pool::Operations), split.operations);
-    assert_eq!(net.pool(ShardId(1), Pool::Venture), split.venture);
-    assert_eq!(net.pool(ShardId(1), Pool::Rewards), split.rewards);
+    let gained = |pool: Pool, i: usize| net.pool(ShardId(1), pool) - pools_before[i];
+    assert_eq!(gained(Pool::Burned, 0), split.burn);
+    assert_eq!(gained(Pool::Operations, 1), split.operations);
+    assert_eq!(gained(Pool::Venture, 2), split.venture);
+    assert_eq!(gained(Pool::Rewards, 3), split.rewards);
     assert_eq!(
         net.pool(ShardId(1), Pool::Foundation(f)),
         treasury_before - base_cost + split.foundation
@@ -54,12 +63,13 @@ fn base_fee_is_split_into_pools_and_tips_go_to_the_proposer() {
 fn allowance_runs_out_then_the_balance_pays() {
     let p = params(1);
     let a = keys_on(&p, ShardId(1), 1, 1).pop().unwrap();
-    let mut net = Net::new(1, &[&a]);
+    let mut net = Net::new(1, &[&a, &foundation_key(0)]);
     for l in &mut net.shards {
         l.ledger.params.allowance.cap = 10_000_000;
         l.ledger.params.allowance.refill_per_block = 0;
     }
-    // The cap clamps the genesis allowance at first use; spend it down.
+    admit(&mut net, 0, &a.public_key());
+    // The cap clamps the new member's allowance at first use; spend it down.
     let mut nonce = 0;
     while net.account(&a.public_key()).unwrap().allowance > 0 {
         net.run(&a, nonce, post("spend allowance")).unwrap();

@@ -25,7 +25,19 @@ fn random_txs(
         .map(|_| {
             let i = rng.gen_range(0..keys.len());
             let k = &keys[i];
-            let action = match rng.gen_range(0..10) {
+            let action = match rng.gen_range(0..12) {
+                10 => Action::Sponsor {
+                    account: all[rng.gen_range(0..all.len())],
+                    // Sometimes over the cap, or more than the sender has.
+                    amount: match rng.gen_range(0..8) {
+                        0 => net.params.sponsorship_cap + 1,
+                        1 => FUND * 3,
+                        _ => rng.gen_range(0..50_000_000),
+                    },
+                },
+                11 => Action::EndSponsorship {
+                    account: all[rng.gen_range(0..all.len())],
+                },
                 0 | 1 => Action::Transfer {
                     asset: Asset::ALL[rng.gen_range(0..3)],
                     to: all[rng.gen_range(0..all.len())],
@@ -101,8 +113,8 @@ fn random_txs(
         .collect()
 }
 
-/// Everything each asset adds up to across shards: balances of `accounts`, pools, and credits
-/// still in flight.
+/// Everything each asset adds up to across shards: balances of `accounts`, what they hold
+/// from sponsors, pools, and credits and sponsorships still in flight.
 fn totals(
     net: &Net,
     accounts: &[starling_types::AccountId],
@@ -114,6 +126,7 @@ fn totals(
             for (s, b) in sum.iter_mut().zip(r.balances) {
                 *s += b;
             }
+            sum[0] += r.sponsor.map_or(0, |s| s.left);
         }
     }
     for (s, _) in net.shards.iter().enumerate() {
@@ -126,8 +139,10 @@ fn totals(
         for m in messages(ex) {
             let next = net.counter(m.dest, StateKey::Inbox(m.source));
             if m.seq >= next {
-                if let Payload::Credit { asset, amount, .. } = m.payload {
-                    sum[asset.index()] += amount;
+                match m.payload {
+                    Payload::Credit { asset, amount, .. } => sum[asset.index()] += amount,
+                    Payload::Sponsor { amount, .. } => sum[0] += amount,
+                    _ => {}
                 }
             }
         }

@@ -21,7 +21,8 @@ use serde_json::{json, Value};
 use starling_consensus::engine::{self, CertificateError};
 use starling_ledger::committee::EpochSchedule;
 use starling_ledger::records::{
-    AccountRecord, ChatKeysRecord, CommitteeRecord, PostRecord, ProfileRecord, StateKey,
+    AccountRecord, ChatKeysRecord, CommitteeRecord, MemberRecord, PostRecord, ProfileRecord,
+    StateKey,
 };
 use starling_types::{
     AccountId, BlockHeader, ChainId, Decode, Encode, Federation, PostId, ShardId, ShardMap,
@@ -47,6 +48,8 @@ pub enum RecordRef {
     /// The federation the account's shard holds, read for the account: the foundation it is
     /// charged to (rule FD1).
     Charges(AccountId),
+    /// An account's entry in the registry of verified members (global shard; rule FM1).
+    Member(AccountId),
 }
 
 /// The kinds of record a proof can be asked for, as they appear in the path.
@@ -63,6 +66,7 @@ pub const KINDS: &[&str] = &[
     "bonds/{key}",
     "committees/{shard}/{epoch}",
     "charges/{key}",
+    "members/{key}",
 ];
 
 impl RecordRef {
@@ -89,6 +93,7 @@ impl RecordRef {
             ("blocks", [a, b]) => RecordRef::Block(key(a)?, key(b)?),
             ("chat-keys", [k]) => RecordRef::ChatKeys(key(k)?),
             ("charges", [k]) => RecordRef::Charges(key(k)?),
+            ("members", [k]) => RecordRef::Member(key(k)?),
             ("handles", [h]) => RecordRef::Handle(
                 starling_ledger::validate::handle(h.trim_start_matches('@'))
                     .map_err(|e| format!("`{h}`: {e}"))?,
@@ -126,6 +131,7 @@ impl RecordRef {
             RecordRef::Bond(a) => StateKey::Bond(a),
             RecordRef::Committee(_, e) => StateKey::EpochCommittee(*e),
             RecordRef::Charges(_) => StateKey::Federation,
+            RecordRef::Member(a) => StateKey::Member(a),
         }
     }
 
@@ -137,7 +143,7 @@ impl RecordRef {
     /// The shard that holds the record.
     pub fn shard(&self, map: &ShardMap) -> ShardId {
         match self {
-            RecordRef::Handle(_) => ShardId::GLOBAL,
+            RecordRef::Handle(_) | RecordRef::Member(_) => ShardId::GLOBAL,
             RecordRef::Committee(shard, _) => *shard,
             RecordRef::Account(a)
             | RecordRef::Profile(a)
@@ -166,6 +172,8 @@ impl RecordRef {
                     "allowance": r.allowance.to_string(),
                     "handle": r.handle,
                     "created_height": r.created_height,
+                    "member": member_json(&r),
+                    "sponsor": sponsor_json(&r),
                 })
             }),
             RecordRef::Profile(_) => ProfileRecord::from_bytes(value).map(|p| {
@@ -190,16 +198,37 @@ impl RecordRef {
                 })
             }),
             RecordRef::Charges(a) => Federation::from_bytes(value).map(|f| charges(&f, a)),
+            RecordRef::Member(_) => MemberRecord::from_bytes(value).map(|m| {
+                json!({
+                    "foundation": m.foundation,
+                    "registrar": m.registrar.to_text(),
+                    "since": m.since,
+                })
+            }),
             _ => Ok(json!({"present": true, "bytes": hex::encode(value)})),
         };
         decoded.unwrap_or_else(|e| json!({"undecodable": e.to_string()}))
     }
 }
 
+/// An account's membership as its own shard holds it (rule M12).
+pub fn member_json(r: &AccountRecord) -> Value {
+    json!(r
+        .member
+        .map(|m| json!({"foundation": m.foundation, "since": m.since})))
+}
+
+/// Who sponsors an account's base fees, and what is left (rule SP1).
+pub fn sponsor_json(r: &AccountRecord) -> Value {
+    json!(r
+        .sponsor
+        .map(|s| json!({"by": s.by.to_text(), "left": s.left.to_string()})))
+}
+
 /// The federation read for `account`: its foundation (rule FD1), and all of them.
 fn charges(f: &Federation, account: &AccountId) -> Value {
     let i = f.charge_of(account);
-    let foundation = |i: usize, x: &starling_types::Foundation| json!({"index": i, "treasury": x.treasury.to_text(), "status": x.status.name()});
+    let foundation = |i: usize, x: &starling_types::Foundation| json!({"index": i, "treasury": x.treasury.to_text(), "registrar": x.registrar.to_text(), "status": x.status.name()});
     json!({
         "account": account.to_text(),
         "foundation": f.foundations.get(usize::from(i)).map(|x| foundation(usize::from(i), x)),

@@ -133,10 +133,8 @@ pub fn prepare(spec: &DevnetSpec) -> Result<Prepared, SetupError> {
                 KeyType::Ed25519,
                 &mut rand_core::OsRng,
             )?;
-            file.foundations.push(FoundationEntry {
-                name: (*name).into(),
-                account: key.public_key().to_text(),
-            });
+            file.foundations
+                .push(FoundationEntry::new(name, key.public_key().to_text()));
         }
         for i in 0..USERS {
             file.allocations.push(AllocationEntry {

@@ -64,6 +64,14 @@ enum Command {
         #[command(flatten)]
         opts: client::ClientOpts,
     },
+    /// Governance: the foundations, memberships (a registrar admits and revokes) and
+    /// sponsorships of other accounts' fees.
+    Gov {
+        #[command(subcommand)]
+        cmd: client::gov::GovCmd,
+        #[command(flatten)]
+        opts: client::ClientOpts,
+    },
     /// Fetch a record with its light-client proof and check it against the genesis
     /// committee: the record, its state proof, the block header and its certificate.
     Proof(client::proof::ProofArgs),
@@ -91,6 +99,7 @@ fn main() -> anyhow::Result<()> {
         Command::Account { cmd, opts } => client::account(cmd, opts),
         Command::Social(cmd) => client::social(cmd),
         Command::Chat { cmd, opts } => client::chat(cmd, opts),
+        Command::Gov { cmd, opts } => client::gov::run(cmd, opts),
         Command::Keys { cmd } => setup::keys(cmd),
         Command::Genesis { cmd } => setup::genesis(cmd),
         Command::Config { cmd } => setup::config(cmd),

@@ -124,10 +124,8 @@ pub fn genesis(cmd: GenesisCmd) -> anyhow::Result<()> {
                 let Some((name, account)) = f.split_once('=') else {
                     bail!("--foundation `{f}`: expected Name=<key>");
                 };
-                g.foundations.push(FoundationEntry {
-                    name: name.into(),
-                    account: account.into(),
-                });
+                g.foundations
+                    .push(FoundationEntry::new(name, account.into()));
             }
             for al in &a.allocations {
                 let Some((account, rest)) = al.split_once('=') else {

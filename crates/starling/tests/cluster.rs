@@ -713,6 +713,32 @@ fn cli(api: SocketAddr, session: &Path, args: &[&str]) -> (bool, String, String)
     )
 }
 
+/// `starling gov`: the foundations, ann's membership (none: she is nobody's verified member
+/// yet), and ann sponsoring ben's base fees until she ends it.
+fn gov_checks(api: SocketAddr, ann: &Path, ann_key: &str) {
+    let out = cli_ok(api, ann, &["gov", "foundations"]);
+    assert_eq!(out.matches("verified members").count(), 3, "{out}");
+    assert!(out.contains("registrar ed25519:"), "{out}");
+    let out = cli_ok(api, ann, &["gov", "membership"]);
+    assert!(out.contains("not a verified member"), "{out}");
+    let ben = get(api, "/api/v1/handles/ben").unwrap()["account"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sent = cli_ok(api, ann, &["gov", "sponsor", "@ben", "5000000"]);
+    assert!(sent.contains("sponsorship sent"), "{sent}");
+    let sponsored = wait_for("ben's sponsorship", || {
+        get(api, &format!("/api/v1/accounts/{ben}")).filter(|v| !v["sponsor"].is_null())
+    });
+    assert_eq!(sponsored["sponsor"]["by"], ann_key, "{sponsored}");
+    cli_ok(api, ann, &["gov", "sponsor", "@ben", "--end"]);
+    wait_for("ben's sponsorship to end", || {
+        get(api, &format!("/api/v1/accounts/{ben}")).filter(|v| v["sponsor"].is_null())
+    });
+    let (ok, _, err) = cli(api, ann, &["gov", "sponsor", "@ben"]);
+    assert!(!ok && err.contains("<AMOUNT>"), "{err}");
+}
+
 fn cli_ok(api: SocketAddr, session: &Path, args: &[&str]) -> String {
     let (ok, out, err) = cli(api, session, args);
     assert!(ok, "starling {args:?} failed:\n{out}\n{err}");
@@ -839,6 +865,7 @@ fn the_social_cli_drives_a_devnet() {
     });
     let sent = cli_ok(api, &ann, &["transfer", "@ben", "1000"]);
     assert!(sent.contains("transfer sent"), "{sent}");
+    gov_checks(api, &ann, author);
     let json_out = cli_ok(api, &ann, &["timeline", "--of", "@ann", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&json_out).unwrap();
     assert_eq!(v["items"][0]["post"]["text"], "hello from the CLI #cli");

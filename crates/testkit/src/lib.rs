@@ -49,10 +49,10 @@ pub fn devnet_params(chain: &str, account_shards: u16, first_foundation: u8) -> 
 pub fn genesis_file(chain: &str, account_shards: u16) -> GenesisFile {
     let mut g = GenesisFile::template(chain, account_shards);
     for (i, name) in ["North", "East", "West"].iter().enumerate() {
-        g.foundations.push(FoundationEntry {
-            name: (*name).into(),
-            account: key(50 + i as u8).public_key().to_text(),
-        });
+        g.foundations.push(FoundationEntry::new(
+            name,
+            key(50 + i as u8).public_key().to_text(),
+        ));
     }
     g
 }

@@ -71,6 +71,7 @@ const fn optional(name: &'static str, kind: FieldKind) -> Field {
 
 const POST: &[Field] = &[required("post", FieldKind::Post)];
 const TARGET: &[Field] = &[required("target", FieldKind::Account)];
+const MEMBER: &[Field] = &[required("member", FieldKind::Account)];
 
 const fn kind(
     tag: u8,
@@ -169,6 +170,39 @@ pub const ACTIONS: &[ActionKind] = &[
         "Withdraw a chat device from the key directory",
         None,
     ),
+    kind(
+        21,
+        "admit_member",
+        "A foundation's registrar admits an account as a verified member",
+        Some(MEMBER),
+    ),
+    kind(
+        22,
+        "revoke_member",
+        "A foundation's registrar revokes one of its members",
+        Some(MEMBER),
+    ),
+    kind(
+        23,
+        "leave_foundation",
+        "Give up one's membership of a foundation",
+        Some(&[]),
+    ),
+    kind(
+        24,
+        "sponsor",
+        "Set aside SPEND that pays another account's base fees",
+        Some(&[
+            required("account", FieldKind::Account),
+            required("amount", FieldKind::Amount),
+        ]),
+    ),
+    kind(
+        25,
+        "end_sponsorship",
+        "Stop sponsoring an account; what is left comes back",
+        Some(&[required("account", FieldKind::Account)]),
+    ),
 ];
 
 impl ActionKind {
@@ -202,6 +236,11 @@ impl Action {
             Action::RetireValidator => 18,
             Action::SetChatDevice { .. } => 19,
             Action::RemoveChatDevice { .. } => 20,
+            Action::AdmitMember { .. } => 21,
+            Action::RevokeMember { .. } => 22,
+            Action::LeaveFoundation => 23,
+            Action::Sponsor { .. } => 24,
+            Action::EndSponsorship { .. } => 25,
         };
         &ACTIONS[usize::from(tag) - 1]
     }

@@ -78,6 +78,8 @@ impl FoundationStatus {
 pub struct Foundation {
     /// Its treasury account (the genesis foundation account).
     pub treasury: AccountId,
+    /// The account that admits and revokes its verified members (rule FM1).
+    pub registrar: AccountId,
     pub status: FoundationStatus,
 }
 
@@ -122,6 +124,14 @@ impl Federation {
         ])
     }
 
+    /// The index of the foundation whose registrar `account` is.
+    pub fn registrar_of(&self, account: &AccountId) -> Option<u16> {
+        self.foundations
+            .iter()
+            .position(|f| f.registrar == *account)
+            .map(|i| i as u16)
+    }
+
     /// How many foundations take charges.
     pub fn taking_charges(&self) -> usize {
         self.foundations
@@ -141,18 +151,26 @@ impl Federation {
                 "federation (no foundation takes charges)",
             ));
         }
+        let registrars: std::collections::BTreeSet<_> =
+            self.foundations.iter().map(|f| f.registrar).collect();
+        if registrars.len() != self.foundations.len() {
+            return Err(DecodeError::InvalidValue(
+                "federation (a registrar serves one foundation)",
+            ));
+        }
         Ok(())
     }
 }
 
 impl Encode for Federation {
     fn encode(&self, out: &mut Vec<u8>) {
-        put::u8(out, 1);
+        put::u8(out, 2);
         put::u64(out, self.version);
         put::u64(out, self.period);
         self.seed.encode(out);
         put::seq(out, &self.foundations, |o, f| {
             f.treasury.encode(o);
+            f.registrar.encode(o);
             put::u8(o, f.status.code());
         });
     }
@@ -160,8 +178,9 @@ impl Encode for Federation {
 
 impl Decode for Federation {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        // Version 1 had no registrars: each foundation's own account was its registrar.
         let version = r.u8()?;
-        if version != 1 {
+        if version != 1 && version != 2 {
             return Err(DecodeError::UnsupportedVersion {
                 what: "federation",
                 version,
@@ -173,6 +192,11 @@ impl Decode for Federation {
             seed: Hash::decode(r)?,
             foundations: r.seq("foundations", MAX_FOUNDATIONS, |r| {
                 let treasury = PublicKey::decode(r)?;
+                let registrar = if version == 1 {
+                    treasury
+                } else {
+                    PublicKey::decode(r)?
+                };
                 let code = r.u8()?;
                 let status = FoundationStatus::ALL
                     .into_iter()
@@ -181,7 +205,11 @@ impl Decode for Federation {
                         what: "foundation status",
                         tag: code,
                     })?;
-                Ok(Foundation { treasury, status })
+                Ok(Foundation {
+                    treasury,
+                    registrar,
+                    status,
+                })
             })?,
         };
         f.validate()?;
@@ -201,6 +229,7 @@ mod tests {
             foundations: (0..n)
                 .map(|i| Foundation {
                     treasury: PublicKey::ed25519([i + 1; 32]),
+                    registrar: PublicKey::ed25519([i + 101; 32]),
                     status: FoundationStatus::Active,
                 })
                 .collect(),
@@ -305,8 +334,14 @@ mod tests {
         assert!(Federation::from_bytes(&bad).is_err());
         assert!(Federation::from_bytes(&federation(0).to_bytes()).is_err());
         let mut v = f.to_bytes();
-        v[0] = 2;
+        v[0] = 3;
         assert!(Federation::from_bytes(&v).is_err());
+        // One registrar for two foundations is refused.
+        let mut shared = f.clone();
+        shared.foundations[1].registrar = shared.foundations[0].registrar;
+        assert!(Federation::from_bytes(&shared.to_bytes()).is_err());
+        assert_eq!(f.registrar_of(&f.foundations[2].registrar), Some(2));
+        assert_eq!(f.registrar_of(&f.foundations[2].treasury), None);
         for cut in 0..f.to_bytes().len() {
             assert!(Federation::from_bytes(&f.to_bytes()[..cut]).is_err());
         }

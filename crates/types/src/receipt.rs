@@ -90,6 +90,34 @@ pub enum Payload {
     /// tag 8: the global shard's federation of foundations (rule FD2): sent to every account
     /// shard when a charge period starts; the destination keeps the newest version.
     Federation(Federation),
+    /// tag 9: `registrar` admitted (`admit`) or revoked `member` for foundation `foundation`
+    /// (rule FM1); to the global shard, from the registrar's shard.
+    Attest {
+        registrar: AccountId,
+        member: AccountId,
+        foundation: u16,
+        admit: bool,
+    },
+    /// tag 10: `account` gives up its membership (rule FM2); to the global shard, from the
+    /// account's shard.
+    LeaveFoundation { account: AccountId },
+    /// tag 11: the global shard's registry says which foundation, if any, `account` is a
+    /// verified member of (rule M12); to the account's shard.
+    Membership {
+        account: AccountId,
+        foundation: Option<u16>,
+    },
+    /// tag 12: `sponsor` set aside `amount` SPEND for `account`'s base fees (rule M13).
+    Sponsor {
+        sponsor: AccountId,
+        account: AccountId,
+        amount: u128,
+    },
+    /// tag 13: `sponsor` stops sponsoring `account` (rule M14).
+    EndSponsorship {
+        sponsor: AccountId,
+        account: AccountId,
+    },
 }
 
 /// Most members of one shard's committee.
@@ -163,6 +191,59 @@ impl Encode for Payload {
                 put::u8(out, 8);
                 f.encode(out);
             }
+            Payload::Attest { .. }
+            | Payload::LeaveFoundation { .. }
+            | Payload::Membership { .. }
+            | Payload::Sponsor { .. }
+            | Payload::EndSponsorship { .. } => self.encode_membership(out),
+        }
+    }
+}
+
+impl Payload {
+    /// Tags 9 to 13: memberships and sponsorships.
+    fn encode_membership(&self, out: &mut Vec<u8>) {
+        match self {
+            Payload::Attest {
+                registrar,
+                member,
+                foundation,
+                admit,
+            } => {
+                put::u8(out, 9);
+                registrar.encode(out);
+                member.encode(out);
+                put::u16(out, *foundation);
+                put::bool(out, *admit);
+            }
+            Payload::LeaveFoundation { account } => {
+                put::u8(out, 10);
+                account.encode(out);
+            }
+            Payload::Membership {
+                account,
+                foundation,
+            } => {
+                put::u8(out, 11);
+                account.encode(out);
+                put::option(out, foundation, |o, f| put::u16(o, *f));
+            }
+            Payload::Sponsor {
+                sponsor,
+                account,
+                amount,
+            } => {
+                put::u8(out, 12);
+                sponsor.encode(out);
+                account.encode(out);
+                put::u128(out, *amount);
+            }
+            Payload::EndSponsorship { sponsor, account } => {
+                put::u8(out, 13);
+                sponsor.encode(out);
+                account.encode(out);
+            }
+            _ => {}
         }
     }
 }
@@ -204,6 +285,28 @@ impl Decode for Payload {
                 members: r.seq("committee", MAX_COMMITTEE, PublicKey::decode)?,
             },
             8 => Payload::Federation(Federation::decode(r)?),
+            9 => Payload::Attest {
+                registrar: PublicKey::decode(r)?,
+                member: PublicKey::decode(r)?,
+                foundation: r.u16()?,
+                admit: r.bool()?,
+            },
+            10 => Payload::LeaveFoundation {
+                account: PublicKey::decode(r)?,
+            },
+            11 => Payload::Membership {
+                account: PublicKey::decode(r)?,
+                foundation: r.option("foundation", |r| r.u16())?,
+            },
+            12 => Payload::Sponsor {
+                sponsor: PublicKey::decode(r)?,
+                account: PublicKey::decode(r)?,
+                amount: r.u128()?,
+            },
+            13 => Payload::EndSponsorship {
+                sponsor: PublicKey::decode(r)?,
+                account: PublicKey::decode(r)?,
+            },
             tag => {
                 return Err(DecodeError::InvalidTag {
                     what: "message payload",

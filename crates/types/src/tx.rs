@@ -208,6 +208,16 @@ pub enum Action {
     SetChatDevice { device: ChatDevice },
     /// tag 20: withdraw a chat device from the key directory.
     RemoveChatDevice { id: u32 },
+    /// tag 21: a foundation's registrar admits `member` as a verified member (rule FM1).
+    AdmitMember { member: AccountId },
+    /// tag 22: a foundation's registrar revokes one of its members (rule FM1).
+    RevokeMember { member: AccountId },
+    /// tag 23: the sender gives up its membership (rule FM2).
+    LeaveFoundation,
+    /// tag 24: set aside `amount` SPEND that pays `account`'s base fees (rule SP1).
+    Sponsor { account: AccountId, amount: u128 },
+    /// tag 25: stop sponsoring `account`; what is left comes back (rule SP2).
+    EndSponsorship { account: AccountId },
 }
 
 /// Where a node is reached on the open network: its node key (the libp2p identity) and a
@@ -391,6 +401,17 @@ impl Encode for Action {
             Action::RemoveChatDevice { id } => {
                 put::u32(out, *id);
             }
+            Action::AdmitMember { member } | Action::RevokeMember { member } => {
+                member.encode(out);
+            }
+            Action::LeaveFoundation => {}
+            Action::Sponsor { account, amount } => {
+                account.encode(out);
+                put::u128(out, *amount);
+            }
+            Action::EndSponsorship { account } => {
+                account.encode(out);
+            }
         }
     }
 }
@@ -466,6 +487,20 @@ impl Decode for Action {
                 device: ChatDevice::decode(r)?,
             },
             20 => Action::RemoveChatDevice { id: r.u32()? },
+            21 => Action::AdmitMember {
+                member: PublicKey::decode(r)?,
+            },
+            22 => Action::RevokeMember {
+                member: PublicKey::decode(r)?,
+            },
+            23 => Action::LeaveFoundation,
+            24 => Action::Sponsor {
+                account: PublicKey::decode(r)?,
+                amount: r.u128()?,
+            },
+            25 => Action::EndSponsorship {
+                account: PublicKey::decode(r)?,
+            },
             tag => {
                 return Err(DecodeError::InvalidTag {
                     what: "action",

@@ -301,6 +301,85 @@ proptest! {
     }
 }
 
+/// Membership and sponsorship actions and messages decode to what was encoded, with one
+/// encoding each; cut short or with an unknown flag, they are refused.
+#[test]
+fn membership_and_sponsorship_round_trip() {
+    let actions = [
+        Action::AdmitMember { member: bob() },
+        Action::RevokeMember { member: bob() },
+        Action::LeaveFoundation,
+        Action::Sponsor {
+            account: bob(),
+            amount: u128::MAX,
+        },
+        Action::EndSponsorship { account: alice() },
+    ];
+    for a in actions {
+        let bytes = a.to_bytes();
+        assert_eq!(Action::from_bytes(&bytes).unwrap(), a);
+        for cut in 0..bytes.len() {
+            assert!(
+                Action::from_bytes(&bytes[..cut]).is_err(),
+                "{a:?} cut at {cut}"
+            );
+        }
+    }
+    let payloads = [
+        Payload::Attest {
+            registrar: alice(),
+            member: bob(),
+            foundation: 2,
+            admit: true,
+        },
+        Payload::LeaveFoundation { account: bob() },
+        Payload::Membership {
+            account: bob(),
+            foundation: Some(1),
+        },
+        Payload::Membership {
+            account: bob(),
+            foundation: None,
+        },
+        Payload::Sponsor {
+            sponsor: alice(),
+            account: bob(),
+            amount: 5,
+        },
+        Payload::EndSponsorship {
+            sponsor: alice(),
+            account: bob(),
+        },
+    ];
+    for p in payloads {
+        let bytes = p.to_bytes();
+        assert_eq!(Payload::from_bytes(&bytes).unwrap(), p);
+        for cut in 0..bytes.len() {
+            assert!(
+                Payload::from_bytes(&bytes[..cut]).is_err(),
+                "{p:?} cut at {cut}"
+            );
+        }
+    }
+    // A flag that is neither 0 nor 1: refused, not read as true.
+    let mut attest = Payload::Attest {
+        registrar: alice(),
+        member: bob(),
+        foundation: 0,
+        admit: false,
+    }
+    .to_bytes();
+    *attest.last_mut().unwrap() = 2;
+    assert!(Payload::from_bytes(&attest).is_err());
+    let mut membership = Payload::Membership {
+        account: bob(),
+        foundation: None,
+    }
+    .to_bytes();
+    *membership.last_mut().unwrap() = 7;
+    assert!(Payload::from_bytes(&membership).is_err());
+}
+
 /// The crate's directory, as `cargo test` says when it runs the test (a test binary reused
 /// from a checkout elsewhere would carry that checkout's compile-time path).
 fn manifest_dir() -> String {

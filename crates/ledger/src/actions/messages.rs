@@ -1,4 +1,4 @@
-//! Message rules (M2–M8): what an inbound cross-shard message does to this shard.
+//! Message rules (M2–M9; M10–M14 are in `membership`): what an inbound cross-shard message does to this shard.
 
 use super::set_presence;
 use crate::exec::{BlockCtx, Failure};
@@ -88,12 +88,18 @@ impl ShardLedger {
                 self.keep_federation(st, source, federation)?;
                 ctx.federation = None;
             }
+            // M10–M14 (in `membership`).
+            Payload::Attest { .. }
+            | Payload::LeaveFoundation { .. }
+            | Payload::Membership { .. }
+            | Payload::Sponsor { .. }
+            | Payload::EndSponsorship { .. } => self.apply_membership(st, ctx, source, payload)?,
         }
         Ok(())
     }
 
     /// Refuses a message that only the global shard takes.
-    fn global_only(&self) -> Result<(), Failure> {
+    pub(super) fn global_only(&self) -> Result<(), Failure> {
         if self.shard == ShardId::GLOBAL {
             Ok(())
         } else {

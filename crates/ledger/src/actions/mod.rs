@@ -1,7 +1,8 @@
 //! What each action and each inbound message does to the state.
 //!
 //! One module per rule family, each rule cited at its function: `social` (S*), `bank` (K*),
-//! `validators` (V*), `directory` (D*) and `messages` (M*, inbound messages).
+//! `validators` (V*), `directory` (D*), `membership` (FM*, SP* and their messages M10–M14)
+//! and `messages` (M*, inbound messages).
 //! `ShardLedger::apply_action` is the one table that says which function applies each
 //! [`Action`]; a new action adds a row there, its rule in a family module, its codec in
 //! `starling-types` and its gas in [`crate::gas`].
@@ -14,6 +15,7 @@ use starling_types::{AccountId, Action, PostId, TxBody};
 
 mod bank;
 mod directory;
+mod membership;
 mod messages;
 mod social;
 mod validators;
@@ -140,6 +142,11 @@ impl ShardLedger {
             Action::RetireValidator => self.retire_validator(a),
             Action::SetChatDevice { device } => self.set_chat_device(a, device),
             Action::RemoveChatDevice { id } => self.remove_chat_device(a, *id),
+            Action::AdmitMember { member } => self.attest(a, member, true),
+            Action::RevokeMember { member } => self.attest(a, member, false),
+            Action::LeaveFoundation => self.leave_foundation(a),
+            Action::Sponsor { account, amount } => self.sponsor(a, account, *amount),
+            Action::EndSponsorship { account } => self.end_sponsorship(a, account),
         }
     }
 }

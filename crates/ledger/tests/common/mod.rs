@@ -40,7 +40,7 @@ pub const BOND: u128 = FUND / 10;
 pub const EPOCH: u64 = 4;
 
 pub fn params(account_shards: u16) -> LedgerParams {
-    let foundations = (0..3).map(|i| key(9_000 + i).public_key()).collect();
+    let foundations = (0..3).map(|i| foundation_key(i).public_key()).collect();
     let mut p = LedgerParams::devnet(
         ChainId::new("starling-test").unwrap(),
         account_shards,
@@ -163,6 +163,59 @@ impl Net {
             .map(|(dest, batch)| self.block(dest, vec![], vec![batch]))
             .collect()
     }
+
+    /// Delivers a block's messages, then those that their delivery emitted, until none are
+    /// left; returns every block that took part, the source first.
+    pub fn settle(&mut self, source: (Block, Executed)) -> Vec<(Block, Executed)> {
+        let mut all = vec![source];
+        let mut i = 0;
+        while i < all.len() {
+            let next = self.deliver(&all[i].0, &all[i].1);
+            all.extend(next);
+            i += 1;
+        }
+        all
+    }
+
+    /// Runs one transaction alone in a block and delivers everything it sets off; returns
+    /// its outcome and every event on the way.
+    pub fn run_settled(
+        &mut self,
+        k: &SecretKey,
+        nonce: u64,
+        action: Action,
+    ) -> (Result<(), TxError>, Vec<Event>) {
+        let shard = self.shard_of(k);
+        let tx = self.sign(k, nonce, action);
+        let out = self.block(shard, vec![tx], vec![]);
+        let result = tx_result(&out.1, 0);
+        let events = self
+            .settle(out)
+            .into_iter()
+            .flat_map(|(_, ex)| ex.events)
+            .collect();
+        (result, events)
+    }
+}
+
+/// Foundation `i`'s registrar (funded by the test) admits `member`, and the registry's
+/// answer reaches the member's shard.
+pub fn admit(net: &mut Net, i: u64, member: &AccountId) {
+    let registrar = foundation_key(i);
+    let nonce = net.account(&registrar.public_key()).map_or(0, |r| r.nonce);
+    let (r, _) = net.run_settled(&registrar, nonce, Action::AdmitMember { member: *member });
+    r.unwrap();
+    assert_eq!(
+        net.account(member)
+            .and_then(|r| r.member)
+            .map(|m| m.foundation),
+        Some(i as u16)
+    );
+}
+
+/// The registrar (and treasury account) of genesis foundation `i` in these tests.
+pub fn foundation_key(i: u64) -> SecretKey {
+    key(9_000 + i)
 }
 
 /// The inbound batches (one per destination) for the messages of a block.

@@ -285,10 +285,10 @@ fn seed(args: &TimelineArgs, view: &AppView) -> anyhow::Result<()> {
 fn serving_node(dir: &Path, view: Arc<AppView>) -> anyhow::Result<(Node, Services)> {
     let mut g = GenesisFile::template("bench-timeline", 1);
     for (i, name) in ["North", "East", "West"].iter().enumerate() {
-        g.foundations.push(FoundationEntry {
-            name: (*name).into(),
-            account: account(u32::MAX - i as u32).to_text(),
-        });
+        g.foundations.push(FoundationEntry::new(
+            name,
+            account(u32::MAX - i as u32).to_text(),
+        ));
     }
     let validator = starling_crypto::SecretKey::from_seed(KeyType::Ed25519, &[7; 32])?;
     g.validators.push(ValidatorEntry {

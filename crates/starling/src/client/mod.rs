@@ -1,10 +1,10 @@
-//! The social CLI: accounts, posts, timelines, notifications, search and transfers, all
-//! through a node's HTTP API (the same one the web app uses). The node holds the account's
-//! encrypted keystore and signs; the CLI keeps only a session token, in a file readable by
-//! its owner alone (`--session`, default `~/.config/starling/session.json`).
-//!
+//! The social CLI: accounts, posts, timelines, notifications, search, transfers and (in
+//! `gov`) governance, all through a node's HTTP API (the same one the web app uses). The node
+//! holds the account's encrypted keystore and signs; the CLI keeps only a session token, in a
+//! file readable by its owner alone (`--session`, default `~/.config/starling/session.json`).
 //! Passwords come from `STARLING_PASSWORD`, `--password-file`, or a line on standard input.
 
+pub mod gov;
 pub mod proof;
 mod session;
 use session::{read_session, session_path, write_session};
