@@ -46,11 +46,42 @@ pub const EXPIRY_BLOCKS: u64 = 600;
 const PENDING_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Sponsored funding for new accounts (a devnet's faucet, or an operator's onboarding key):
-/// each sign up receives `amount` of SPEND from the key that lives on its shard, if any.
+/// each sign up receives `amount` of SPEND from the key that lives on its shard (or the
+/// first), as `grant` says, for at most `per_hour` sign ups an hour on this node.
 #[derive(Debug)]
 pub struct Faucet {
     pub keys: Vec<SecretKey>,
     pub amount: u128,
+    pub grant: Grant,
+    pub per_hour: u32,
+}
+
+/// How a faucet funds a new account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grant {
+    /// SPEND of its own (a devnet's faucet).
+    Transfer,
+    /// SPEND set aside for its base fees only (ledger rule SP1): the operator's money pays
+    /// for what the account does, never leaves as the account's, and the operator can end
+    /// it (what is left comes back).
+    Sponsor,
+}
+
+impl Grant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Grant::Transfer => "transfer",
+            Grant::Sponsor => "sponsorship",
+        }
+    }
+}
+
+/// Sign ups funded in the current hour: a node's onboarding money is spent at a bounded pace,
+/// whoever signs up.
+#[derive(Debug)]
+struct FundedWindow {
+    started: Instant,
+    count: u32,
 }
 
 /// A logged-in account.
@@ -210,6 +241,7 @@ pub struct Accounts {
     pub login_account_limit: RateLimiter<(AccountId, IpAddr)>,
     pub action_limit: RateLimiter<AccountId>,
     faucet: Option<Faucet>,
+    funded: Mutex<FundedWindow>,
     /// Per account: the nonce after the last transaction this node sent, and when.
     nonces: Mutex<HashMap<AccountId, Tracked>>,
 }
@@ -294,8 +326,33 @@ impl Accounts {
             login_account_limit: RateLimiter::new(10, 1.0 / 6.0),
             action_limit: RateLimiter::new(60, 10.0),
             faucet,
+            funded: Mutex::new(FundedWindow {
+                started: Instant::now(),
+                count: 0,
+            }),
             nonces: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How this node funds sign ups, if it does.
+    pub fn grant(&self) -> Option<Grant> {
+        self.faucet.as_ref().map(|f| f.grant)
+    }
+
+    /// Counts one funded sign up against the hour's budget; false when it is spent.
+    fn take_funding_slot(&self, per_hour: u32) -> bool {
+        let mut w = self.funded.lock().unwrap_or_else(|p| p.into_inner());
+        if w.started.elapsed() >= Duration::from_secs(3_600) {
+            *w = FundedWindow {
+                started: Instant::now(),
+                count: 0,
+            };
+        }
+        if w.count >= per_hour {
+            return false;
+        }
+        w.count += 1;
+        true
     }
 
     /// The fee `action` by `account` would pay now.
@@ -412,19 +469,30 @@ impl Accounts {
         }
     }
 
-    /// Funds a new account from the faucet key on its shard, if there is one.
+    /// Funds a new account from the faucet key on its shard, if there is one and this hour's
+    /// budget is not spent.
     pub fn fund(&self, node: &Node, account: &AccountId) -> Option<Sent> {
         let faucet = self.faucet.as_ref()?;
+        if !self.take_funding_slot(faucet.per_hour) {
+            tracing::warn!(%account, per_hour = faucet.per_hour, "sign ups funded this hour reached the limit; this one is not funded");
+            return None;
+        }
         let shard = node.shard_map().shard_of(account);
         let key = faucet
             .keys
             .iter()
             .find(|k| node.shard_map().shard_of(&k.public_key()) == shard)
             .or_else(|| faucet.keys.first())?;
-        let action = Action::Transfer {
-            asset: Asset::Spend,
-            to: *account,
-            amount: faucet.amount,
+        let action = match faucet.grant {
+            Grant::Transfer => Action::Transfer {
+                asset: Asset::Spend,
+                to: *account,
+                amount: faucet.amount,
+            },
+            Grant::Sponsor => Action::Sponsor {
+                account: *account,
+                amount: faucet.amount,
+            },
         };
         match self.sign_and_submit(node, key, action) {
             Ok(sent) => Some(sent),

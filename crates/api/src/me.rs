@@ -267,7 +267,10 @@ async fn signup(
         tracing::info!(%account, label = %req.label, "account created");
         let funding = accounts.fund(&node, &account);
         let (token, session) = accounts.sessions.create(key, req.label);
-        let extra = json!({"funding": funding.map(|s| s.hash.to_hex())});
+        let extra = json!({
+            "funding": funding.as_ref().map(|s| s.hash.to_hex()),
+            "funded_by": funding.and(accounts.grant()).map(|g| g.name()),
+        });
         Ok(started(&session, token, req.bearer, extra))
     })
     .await

@@ -253,6 +253,8 @@ fn the_api_serves_every_endpoint_and_refuses_bad_input_clearly() {
         let faucet = starling_accounts::Faucet {
             keys: vec![key(4)],
             amount: 1_000_000_000_000_000,
+            grant: starling_accounts::Grant::Transfer,
+            per_hour: 1_000,
         };
         let accounts = starling_accounts::open(&data_dir, Some(faucet)).unwrap();
         // Chat, on a chat-only swarm (this validator runs no open network).

@@ -279,7 +279,7 @@ views.login = async () => {
     err.textContent = '';
     try {
       const r = await api('POST', '/keystore', { label: name.value.trim(), password: spw.value });
-      startSession(r, { handle: name.value.trim(), display_name: dn.value.trim() });
+      startSession(r, { handle: name.value.trim(), display_name: dn.value.trim(), funded_by: r.funded_by });
     } catch (x) { err.textContent = x.message; }
   } }, h('h2', {}, 'New here? Sign up'),
   h('p', { class: 'small muted' }, 'Your node makes you a key pair and keeps it encrypted with your password. Nobody else holds it.'),
@@ -323,9 +323,14 @@ function go(hash) {
   if (location.hash === hash) render(); else location.hash = hash;
 }
 
-// A new account exists once the faucet's funds land; then it claims its handle and profile.
-async function finishSignup({ handle, display_name }) {
-  toast('Setting up your account…');
+// A new account exists once the node's funds land (SPEND of its own from a devnet's faucet,
+// or the operator's sponsorship of its fees); then it claims its handle and profile.
+async function finishSignup({ handle, display_name, funded_by }) {
+  if (!funded_by) {
+    toast('This node did not fund your account: it exists once someone sends you SPEND or sponsors your fees.');
+    return;
+  }
+  toast(funded_by === 'sponsorship' ? 'Setting up your account: this node\'s operator pays your first fees…' : 'Setting up your account…');
   for (let i = 0; i < 120; i++) {
     try { await api('GET', `/accounts/${encodeURIComponent(state.me)}`); break; } catch (_) { await new Promise((res) => setTimeout(res, 500)); }
   }

@@ -78,6 +78,17 @@ key_update_secs = 86400
 # in seconds: the nodes it deposits with can link its requests for at most that long.
 anon_key_secs = 3600
 
+[onboarding]
+# Pay the base fees of accounts signed up on this node's web app, from an account the
+# operator funds: the file of its secret key (`starling keys generate`). Unset: sign ups are
+# not funded, and a new account exists once someone sends it SPEND or sponsors it. Each new
+# account gets `amount` SPEND set aside for its fees only (at most the genesis's
+# sponsorship_cap); `starling gov sponsor <account> --end`, signed by that key, ends it and
+# what is left comes back. At most `per_hour` sign ups are funded an hour.
+# key_file = "onboarding.key"
+amount = 200000000
+per_hour = 60
+
 [log]
 # tracing filter, e.g. "info" or "starling=debug,info". RUST_LOG overrides it.
 filter = "info"
@@ -280,6 +291,26 @@ impl Default for ChatConfig {
     }
 }
 
+/// Sponsoring sign ups' fees from the operator's key (see [`DEFAULT_CONFIG`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnboardingConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    pub amount: u64,
+    pub per_hour: u32,
+}
+
+impl Default for OnboardingConfig {
+    fn default() -> Self {
+        Self {
+            key_file: None,
+            amount: 200_000_000,
+            per_hour: 60,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -308,6 +339,7 @@ pub struct NodeConfig {
     pub relay: RelayConfig,
     pub mempool: MempoolConfig,
     pub chat: ChatConfig,
+    pub onboarding: OnboardingConfig,
     pub log: LogConfig,
 }
 
@@ -327,6 +359,7 @@ impl Default for NodeConfig {
             relay: RelayConfig::default(),
             mempool: MempoolConfig::default(),
             chat: ChatConfig::default(),
+            onboarding: OnboardingConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -346,7 +379,11 @@ impl NodeConfig {
         let text = std::fs::read_to_string(path).map_err(|e| SetupError::io(path, e))?;
         let mut cfg = Self::parse(&text, &path.display().to_string())?;
         if let Some(base) = path.parent().filter(|b| !b.as_os_str().is_empty()) {
-            for p in [&mut cfg.data_dir, &mut cfg.key_file, &mut cfg.genesis] {
+            let onboarding = cfg.onboarding.key_file.as_mut();
+            for p in [&mut cfg.data_dir, &mut cfg.key_file, &mut cfg.genesis]
+                .into_iter()
+                .chain(onboarding)
+            {
                 if p.is_relative() {
                     *p = base.join(&*p);
                 }
@@ -430,6 +467,12 @@ impl NodeConfig {
             return Err(bad(
                 "validator.block_interval_ms",
                 "must be between 10 and 60000".into(),
+            ));
+        }
+        if self.onboarding.amount == 0 || !(1..=10_000).contains(&self.onboarding.per_hour) {
+            return Err(bad(
+                "onboarding",
+                "amount must be positive and per_hour 1 to 10000".into(),
             ));
         }
         if self.mempool.max_txs == 0 || self.mempool.max_per_account == 0 {

@@ -133,6 +133,7 @@ fn account_states(
                         .map(|a| starling_mempool::AccountState {
                             nonce: a.nonce,
                             fee_budget: ledger.fee_budget(&a, height),
+                            tip_budget: a.balance(starling_types::Asset::Spend),
                         })
                 })
                 .collect()

@@ -42,7 +42,7 @@ impl ShardLedger {
     pub(crate) fn pay_base_cost<V: StateView + ?Sized>(
         &self,
         st: &mut Overlay<'_, V>,
-        ctx: &BlockCtx,
+        ctx: &mut BlockCtx,
         acct: &mut AccountRecord,
         base_cost: u128,
     ) -> Result<u128, StateError> {
@@ -88,7 +88,7 @@ impl ShardLedger {
     fn use_allowance<V: StateView + ?Sized>(
         &self,
         st: &mut Overlay<'_, V>,
-        ctx: &BlockCtx,
+        ctx: &mut BlockCtx,
         acct: &mut AccountRecord,
         base_cost: u128,
     ) -> Result<u128, StateError> {
@@ -97,6 +97,15 @@ impl ShardLedger {
             return Ok(0);
         };
         let foundation = member.foundation;
+        // A foundation in receivership or being reconstituted funds no allowances.
+        let active = self
+            .held_federation(st, ctx)?
+            .foundations
+            .get(usize::from(foundation))
+            .is_some_and(|f| f.status.takes_charges());
+        if !active {
+            return Ok(0);
+        }
         if ctx.height.saturating_sub(member.since) >= p.period_blocks {
             acct.allowance = 0;
             return Ok(0);

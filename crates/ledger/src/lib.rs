@@ -148,7 +148,14 @@ pub enum Event {
         amount: u128,
         refunded: u128,
     },
-    /// `sponsor` stopped sponsoring `account`; `refunded` went back (rule SP2).
+    /// `sponsor` asked to end a sponsorship of `account` it does not hold (rule M14).
+    SponsorshipRefused {
+        sponsor: AccountId,
+        account: AccountId,
+        error: TxError,
+    },
+    /// `sponsor` stopped sponsoring `account`, or a larger offer displaced it; `refunded`
+    /// went back (rules SP1, SP2).
     SponsorshipEnded {
         sponsor: AccountId,
         account: AccountId,

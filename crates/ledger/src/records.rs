@@ -319,27 +319,18 @@ impl Decode for AccountRecord {
             allowance_height: r.u64()?,
             handle: r.option("handle", |r| r.string("handle", MAX_HANDLE_BYTES))?,
             pending_handle: r.option("pending handle", |r| r.string("handle", MAX_HANDLE_BYTES))?,
-            // (Records written before memberships and sponsorships end here.)
-            member: if r.remaining() == 0 {
-                None
-            } else {
-                r.option("membership", |r| {
-                    Ok(Membership {
-                        foundation: r.u16()?,
-                        since: r.u64()?,
-                    })
-                })?
-            },
-            sponsor: if r.remaining() == 0 {
-                None
-            } else {
-                r.option("sponsorship", |r| {
-                    Ok(Sponsorship {
-                        by: PublicKey::decode(r)?,
-                        left: r.u128()?,
-                    })
-                })?
-            },
+            member: r.option("membership", |r| {
+                Ok(Membership {
+                    foundation: r.u16()?,
+                    since: r.u64()?,
+                })
+            })?,
+            sponsor: r.option("sponsorship", |r| {
+                Ok(Sponsorship {
+                    by: PublicKey::decode(r)?,
+                    left: r.u128()?,
+                })
+            })?,
         })
     }
 }

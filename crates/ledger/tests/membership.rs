@@ -8,7 +8,7 @@ use common::*;
 use starling_crypto::SecretKey;
 use starling_ledger::records::{MemberRecord, Membership, Pool, StateKey};
 use starling_ledger::{Event, TxError};
-use starling_types::{Action, Asset, ShardId, TxBody};
+use starling_types::{Action, Asset, Encode as _, Federation, FoundationStatus, ShardId, TxBody};
 
 const GLOBAL: ShardId = ShardId::GLOBAL;
 
@@ -372,4 +372,127 @@ fn a_sponsorship_tops_up_to_the_cap_and_the_rest_comes_back() {
         },
     );
     assert_eq!(r, Err(TxError::SponsorshipCap { cap }));
+}
+
+/// Found in review of the first version: a sponsorship of 1 unit, from anyone, locked every
+/// real sponsor out of an account with nothing of its own (it could never pay a fee to get
+/// rid of it). Now a larger offer displaces a smaller one, which goes back to its sponsor.
+#[test]
+fn a_dust_sponsorship_does_not_lock_out_a_real_sponsor() {
+    let (mut net, _, people) = setup(2);
+    let (griefer, sponsor, local_friend) = (&people[0], &people[1], &people[3]);
+    let newcomer = keys_on(&net.params, ShardId(2), 1, 60_000).remove(0);
+    let nk = newcomer.public_key();
+    run(
+        &mut net,
+        griefer,
+        Action::Sponsor {
+            account: nk,
+            amount: 1,
+        },
+    )
+    .0
+    .unwrap();
+    let before = spend(&net, griefer);
+    let (r, ev) = run(
+        &mut net,
+        sponsor,
+        Action::Sponsor {
+            account: nk,
+            amount: 90_000_000,
+        },
+    );
+    r.unwrap();
+    assert!(ev.contains(&Event::SponsorshipEnded {
+        sponsor: griefer.public_key(),
+        account: nk,
+        refunded: 1
+    }));
+    assert_eq!(spend(&net, griefer), before + 1);
+    let s = net.account(&nk).unwrap().sponsor.unwrap();
+    assert_eq!((s.by, s.left), (sponsor.public_key(), 90_000_000));
+    run_untipped(&mut net, &newcomer, post("sponsored at last")).unwrap();
+    // On the account's own shard too: a larger offer displaces, a smaller one is refused.
+    let left = net.account(&nk).unwrap().sponsor.unwrap().left;
+    let (r, _) = run(
+        &mut net,
+        local_friend,
+        Action::Sponsor {
+            account: nk,
+            amount: left,
+        },
+    );
+    assert_eq!(r, Err(TxError::SponsoredByAnother));
+    let before = spend(&net, sponsor);
+    let (r, _) = run(
+        &mut net,
+        local_friend,
+        Action::Sponsor {
+            account: nk,
+            amount: left + 1,
+        },
+    );
+    r.unwrap();
+    assert_eq!(
+        net.account(&nk).unwrap().sponsor.unwrap().by,
+        local_friend.public_key()
+    );
+    assert_eq!(spend(&net, sponsor), before + left);
+    // Nobody ends a sponsorship of itself, and ending one you do not hold changes nothing
+    // (across shards it is an event, not an error the sender could see at once).
+    let r = run_untipped(&mut net, &newcomer, Action::EndSponsorship { account: nk });
+    assert_eq!(r, Err(TxError::SelfTarget));
+    let (r, ev) = run(&mut net, griefer, Action::EndSponsorship { account: nk });
+    r.unwrap();
+    assert!(ev.contains(&Event::SponsorshipRefused {
+        sponsor: griefer.public_key(),
+        account: nk,
+        error: TxError::NotSponsor
+    }));
+    assert_eq!(
+        net.account(&nk).unwrap().sponsor.unwrap().by,
+        local_friend.public_key()
+    );
+}
+
+/// Found in review: a foundation in receivership kept admitting members and paying their
+/// allowances. Now only a foundation taking charges does either.
+#[test]
+fn a_foundation_in_receivership_admits_no_one_and_pays_no_allowance() {
+    let (mut net, registrars, people) = setup(1);
+    let (alice, bob) = (&people[0], &people[1]);
+    run(
+        &mut net,
+        &registrars[1],
+        Action::AdmitMember {
+            member: alice.public_key(),
+        },
+    )
+    .0
+    .unwrap();
+    let mut federation: Federation = net.get(GLOBAL, StateKey::Federation).unwrap();
+    federation.foundations[1].status = FoundationStatus::Receivership;
+    federation.version += 1;
+    for l in &mut net.shards {
+        let writes = [(StateKey::Federation.hash(), Some(federation.to_bytes()))].into();
+        l.state.commit(&writes);
+    }
+    let (r, ev) = run(
+        &mut net,
+        &registrars[1],
+        Action::AdmitMember {
+            member: bob.public_key(),
+        },
+    );
+    r.unwrap();
+    assert!(ev.contains(&Event::MembershipRefused {
+        account: bob.public_key(),
+        error: TxError::NotRegistrar
+    }));
+    assert_eq!(net.account(&bob.public_key()).unwrap().member, None);
+    // Alice is still its member, but her fees are hers to pay now.
+    let before = spend(&net, alice);
+    let (r, ev) = run(&mut net, alice, post("receivership"));
+    r.unwrap();
+    assert_eq!(spend(&net, alice), before - fee_of(&ev));
 }

@@ -1,17 +1,16 @@
 //! Starling's per-shard transaction pool: bounded, fee-ordered, nonce-ordered, rate-limited.
 //!
 //! Rules (cited in the code as P*):
-//! - P1 admission: a transaction must belong to this shard, once the pool is half full
-//!   extend the account's run of pooled nonces from the chain's without a gap if a client
-//!   sent it (or replace one of them; another node's may arrive out of order, and is held),
-//!   come from an
-//!   account that exists on chain (no action creates its own sender: an account exists once something credited
-//!   it), not be expired, expire at most `max_expiry_blocks` ahead (rule T4), not reuse a nonce
-//!   the chain already consumed, be at most `max_nonce_ahead` past it, offer at least the
-//!   current base cost (`max_fee >= gas * base_fee + tip`), and the account's fee budget
-//!   (balance plus allowance) must cover the `max_fee` of this and all its other pooled
-//!   transactions. So a key with nothing on chain cannot put anything in a block. Signatures
-//!   are checked by the caller (in batches) before admission.
+//! - P1 admission: a transaction must belong to this shard (once the pool is half full,
+//!   extend the account's run of pooled nonces without a gap if a client sent it; a peer's
+//!   may arrive out of order, and is held), come from
+//!   an account that exists on chain (an account exists once something credited it), not be
+//!   expired, expire at most `max_expiry_blocks` ahead (rule T4), neither reuse a nonce the
+//!   chain consumed nor be more than `max_nonce_ahead` past it, offer the current base cost
+//!   (`max_fee >= gas * base_fee + tip`); the account's fee budget (balance, allowance,
+//!   sponsorship) must cover the `max_fee`s, and its balance the tips, of all it has pooled.
+//!   So a key with nothing on chain puts nothing in a block. Signatures are checked by the
+//!   caller (in batches) before admission.
 //! - P2 replacement: a transaction with the same account and nonce replaces the pooled one only
 //!   if its tip per gas is at least `replace_bump_pct` percent higher.
 //! - P3 bounds: at most `max_txs` transactions and `max_bytes` bytes in all, `max_per_account`
@@ -29,7 +28,6 @@
 //!   transaction a finalized block carried and rejected (for any reason but a full block: it
 //!   would be rejected again), and every transaction pooled for more than `max_age_blocks`
 //!   (one that keeps losing to better-paying ones ages out).
-//!
 //! - P7 depth: the pool holds at most `max_pending_blocks` times the most finalized blocks
 //!   recently took from it per block (a slowly decaying peak, never under `min_capacity`):
 //!   offered more than the shard can finalize, it refuses the excess (`mempool_full`) instead
@@ -39,7 +37,7 @@
 //! arrival order. Everything is keyed by data, never by wall-clock time.
 
 use starling_ledger::gas::tx_gas;
-use starling_types::{AccountId, Hash, ShardId, ShardMap, Tx};
+use starling_types::{AccountId, Hash, ShardId, ShardMap, Tx, TxBody};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use thiserror::Error;
 
@@ -109,8 +107,10 @@ pub struct Admission {
 pub struct AccountState {
     /// The next nonce the chain expects.
     pub nonce: u64,
-    /// The most the account can pay in fees (balance plus allowance).
+    /// The most it can pay in fees: balance, allowance and sponsorship (ledger rule T6).
     pub fee_budget: u128,
+    /// The most it can pay in tips: its SPEND balance alone.
+    pub tip_budget: u128,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -446,6 +446,29 @@ impl Mempool {
             .copied()
     }
 
+    /// P1's budgets over all the account has pooled, this included (a replacement frees what
+    /// it replaces): a tip only an allowance or a sponsorship could "cover" would buy
+    /// priority, then fail in the block, for free.
+    fn check_funds(
+        &self,
+        account: &AccountId,
+        tx: &TxBody,
+        st: AccountState,
+    ) -> Result<(), MempoolError> {
+        let others = self.accounts.get(account).into_iter().flatten();
+        let (mut fees, mut tips) = (tx.max_fee, tx.tip);
+        for (_, e) in others.filter(|(n, _)| **n != tx.nonce) {
+            fees = fees.saturating_add(e.tx.body.max_fee);
+            tips = tips.saturating_add(e.tx.body.tip);
+        }
+        for (needed, available) in [(fees, st.fee_budget), (tips, st.tip_budget)] {
+            if needed > available {
+                return Err(MempoolError::InsufficientFunds { needed, available });
+            }
+        }
+        Ok(())
+    }
+
     /// P1 and P2 for `tx` against the pool as it is. `gap_rule` applies the client's gap
     /// rule, which earlier transactions of the same batch may satisfy.
     fn check(
@@ -519,20 +542,7 @@ impl Mempool {
                 max_fee: body.max_fee,
             });
         }
-        // The account must be able to pay for everything it has pooled, this included (a
-        // replacement frees the fee of the one it replaces).
-        let pooled_fees = self.accounts.get(&account).map_or(0u128, |m| {
-            m.iter()
-                .filter(|(n, _)| **n != body.nonce)
-                .fold(0u128, |sum, (_, e)| sum.saturating_add(e.tx.body.max_fee))
-        });
-        let needed = pooled_fees.saturating_add(body.max_fee);
-        if needed > state.fee_budget {
-            return Err(MempoolError::InsufficientFunds {
-                needed,
-                available: state.fee_budget,
-            });
-        }
+        self.check_funds(&account, body, state)?;
         let tip_per_gas = (body.tip << 32).checked_div(gas as u128).unwrap_or(0);
 
         // P2: replacement of the same nonce.

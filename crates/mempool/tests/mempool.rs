@@ -59,6 +59,7 @@ fn funded(nonce: u64) -> AccountState {
     AccountState {
         nonce,
         fee_budget: u128::MAX,
+        tip_budget: u128::MAX,
     }
 }
 
@@ -120,6 +121,7 @@ fn selects_by_tip_and_keeps_each_account_in_nonce_order() {
     let rich = Some(AccountState {
         nonce: 0,
         fee_budget: u128::MAX,
+        tip_budget: u128::MAX,
     });
     gap.insert_from(tx(&a, 4, 999), &at, rich, starling_mempool::Source::Peer)
         .unwrap();
@@ -392,6 +394,7 @@ fn junk_costs_its_sender_or_never_gets_in() {
     let poor = AccountState {
         nonce: 0,
         fee_budget: 10,
+        tip_budget: 10,
     };
     assert!(matches!(
         p.insert(tx(&fresh, 0, 1), &at, Some(poor)),
@@ -400,15 +403,36 @@ fn junk_costs_its_sender_or_never_gets_in() {
     let rich = AccountState {
         nonce: 0,
         fee_budget: u128::MAX,
+        tip_budget: u128::MAX,
     };
     assert!(matches!(
         p.insert(junk, &at, Some(rich)),
         Err(MempoolError::ExpiryTooFar { .. })
     ));
+    // A tip only the balance can pay: an allowance or a sponsorship in the fee budget does
+    // not cover one.
+    let sponsored = AccountState {
+        nonce: 0,
+        fee_budget: u128::MAX,
+        tip_budget: 0,
+    };
+    assert!(matches!(
+        p.insert(tx(&fresh, 0, 1), &at, Some(sponsored)),
+        Err(MempoolError::InsufficientFunds {
+            needed: 1,
+            available: 0
+        })
+    ));
+    // (Without a tip it goes in: shown on a pool of its own.)
+    let mut other = pool(MempoolConfig::default());
+    other
+        .insert(tx(&fresh, 0, 0), &at, Some(sponsored))
+        .unwrap();
     // The budget covers every pooled max_fee of the account, not each alone.
     let two_fees = AccountState {
         nonce: 0,
         fee_budget: 1_500_000_000,
+        tip_budget: 1_500_000_000,
     };
     p.insert(tx(&a, 0, 1), &at, Some(two_fees)).unwrap();
     assert!(matches!(

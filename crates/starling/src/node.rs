@@ -105,6 +105,32 @@ async fn serve_api(
     Ok(())
 }
 
+/// The operator's sponsorship of sign ups (`[onboarding]`), if its key is configured.
+fn onboarding(
+    cfg: &NodeConfig,
+    genesis: &starling_node::genesis::Genesis,
+) -> anyhow::Result<Option<accounts::Faucet>> {
+    let o = &cfg.onboarding;
+    let Some(path) = &o.key_file else {
+        return Ok(None);
+    };
+    let cap = genesis.params.sponsorship_cap;
+    if u128::from(o.amount) > cap {
+        anyhow::bail!(
+            "onboarding.amount {} is above the network's sponsorship_cap {cap}",
+            o.amount
+        );
+    }
+    let key = keyfile::read(path).context("reading onboarding.key_file")?;
+    tracing::info!(sponsor = %key.public_key(), amount = o.amount, per_hour = o.per_hour, "sponsoring sign ups' fees");
+    Ok(Some(accounts::Faucet {
+        keys: vec![key],
+        amount: o.amount.into(),
+        grant: accounts::Grant::Sponsor,
+        per_hour: o.per_hour,
+    }))
+}
+
 pub fn node(args: NodeArgs) -> anyhow::Result<()> {
     let mut cfg = match &args.config {
         Some(p) => NodeConfig::load(p)?,
@@ -141,7 +167,7 @@ pub fn node(args: NodeArgs) -> anyhow::Result<()> {
         listen: p2p_listen,
         bootstrap,
         data_dir: cfg.data_dir.clone(),
-        faucet: None,
+        faucet: onboarding(&cfg, &genesis)?,
     };
     let relays = cfg
         .chat
@@ -234,6 +260,8 @@ pub fn devnet(args: DevnetArgs) -> anyhow::Result<()> {
             faucet: Some(accounts::Faucet {
                 keys: devnet::faucet_keys(),
                 amount: devnet::FAUCET_AMOUNT,
+                grant: accounts::Grant::Transfer,
+                per_hour: u32::MAX,
             }),
         };
         let chat = builder::RelayChat {

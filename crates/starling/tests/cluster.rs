@@ -154,7 +154,10 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
         args.extend(["--foundation".into(), format!("{name}={}", pk.trim())]);
     }
     let users: Vec<_> = (0..USERS).map(starling_node::devnet::user_key).collect();
-    for u in &users {
+    // The relay operator's onboarding key: it sponsors sign ups' fees.
+    let sponsor = starling_node::devnet::user_key(50_000);
+    starling_node::keyfile::write(&dir.join("sponsor.key"), &sponsor).unwrap();
+    for u in users.iter().chain([&sponsor]) {
         args.extend([
             "--alloc".into(),
             format!("{}=1000000000000000000", u.public_key().to_text()),
@@ -193,7 +196,7 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
     std::fs::write(
         &relay_config,
         format!(
-            "roles = [\"relay\"]\ndata_dir = \"relay-data\"\nkey_file = \"relay.key\"\ngenesis = \"genesis.toml\"\n\n[p2p]\nlisten = \"{}\"\nbootstrap = [{}]\n\n[api]\nlisten = \"{}\"\n",
+            "roles = [\"relay\"]\ndata_dir = \"relay-data\"\nkey_file = \"relay.key\"\ngenesis = \"genesis.toml\"\n\n[p2p]\nlisten = \"{}\"\nbootstrap = [{}]\n\n[onboarding]\nkey_file = \"sponsor.key\"\namount = 5000000\nper_hour = 1\n\n[api]\nlisten = \"{}\"\n",
             free_addr(),
             open_addrs.join(", "),
             free_addr()
@@ -391,6 +394,12 @@ fn four_validator_processes_survive_a_sigkill_and_agree() {
             "recipient {u}"
         );
     }
+
+    onboarding_checks(
+        relay.api,
+        validators[0].api,
+        &sponsor.public_key().to_text(),
+    );
 
     // The restarted validator catches up to where validator 0 was, and all four agree on
     // every block of every shard up to there.
@@ -711,6 +720,31 @@ fn cli(api: SocketAddr, session: &Path, args: &[&str]) -> (bool, String, String)
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// The relay sponsors its first sign up's fees from the operator's key (set aside on the
+/// ledger, not given), and no more than its hourly budget (one here).
+fn onboarding_checks(relay: SocketAddr, validator: SocketAddr, sponsor: &str) {
+    let signup = |label: &str| {
+        let body = serde_json::json!({"label": label, "password": "a long enough password"});
+        let (s, v) = http(relay, "POST", "/api/v1/keystore", Some(&body.to_string())).unwrap();
+        assert_eq!(s, 200, "{v}");
+        serde_json::from_str::<serde_json::Value>(&v).unwrap()
+    };
+    let first = signup("newcomer");
+    assert_eq!(first["funded_by"], "sponsorship", "{first}");
+    let key = first["account"].as_str().unwrap().to_string();
+    let account = wait_for("the newcomer's sponsorship on chain", || {
+        get(validator, &format!("/api/v1/accounts/{key}"))
+    });
+    assert_eq!(account["sponsor"]["by"], sponsor, "{account}");
+    assert_eq!(account["sponsor"]["left"], "5000000", "{account}");
+    assert_eq!(account["balances"]["spend"], "0", "{account}");
+    let second = signup("latecomer");
+    assert!(
+        second["funding"].is_null() && second["funded_by"].is_null(),
+        "{second}"
+    );
 }
 
 /// `starling gov`: the foundations, ann's membership (none: she is nobody's verified member

@@ -178,9 +178,8 @@ impl Encode for Federation {
 
 impl Decode for Federation {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        // Version 1 had no registrars: each foundation's own account was its registrar.
         let version = r.u8()?;
-        if version != 1 && version != 2 {
+        if version != 2 {
             return Err(DecodeError::UnsupportedVersion {
                 what: "federation",
                 version,
@@ -192,11 +191,7 @@ impl Decode for Federation {
             seed: Hash::decode(r)?,
             foundations: r.seq("foundations", MAX_FOUNDATIONS, |r| {
                 let treasury = PublicKey::decode(r)?;
-                let registrar = if version == 1 {
-                    treasury
-                } else {
-                    PublicKey::decode(r)?
-                };
+                let registrar = PublicKey::decode(r)?;
                 let code = r.u8()?;
                 let status = FoundationStatus::ALL
                     .into_iter()
@@ -334,7 +329,7 @@ mod tests {
         assert!(Federation::from_bytes(&bad).is_err());
         assert!(Federation::from_bytes(&federation(0).to_bytes()).is_err());
         let mut v = f.to_bytes();
-        v[0] = 3;
+        v[0] = 1; // (version 1 had no registrars)
         assert!(Federation::from_bytes(&v).is_err());
         // One registrar for two foundations is refused.
         let mut shared = f.clone();

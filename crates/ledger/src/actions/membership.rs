@@ -110,10 +110,10 @@ impl ShardLedger {
         }
         // Both here: what cannot be taken is refused now rather than sent back.
         if let Some(s) = self.account_here(a.st, account)?.and_then(|r| r.sponsor) {
-            if s.by != me {
+            if s.by != me && amount <= s.left {
                 return Err(TxError::SponsoredByAnother.into());
             }
-            if s.left.saturating_add(amount) > cap {
+            if s.by == me && s.left.saturating_add(amount) > cap {
                 return Err(TxError::SponsorshipCap { cap }.into());
             }
         }
@@ -128,6 +128,9 @@ impl ShardLedger {
         account: &AccountId,
     ) -> Result<(), Failure> {
         let me = a.body.account;
+        if *account == me {
+            return Err(TxError::SelfTarget.into());
+        }
         if !self.local(account) {
             let payload = Payload::EndSponsorship {
                 sponsor: me,
@@ -157,8 +160,10 @@ impl ShardLedger {
         st.get(StateKey::Account(account))
     }
 
-    /// M13 (and SP1 on one shard): `account` takes up to what the cap allows from `sponsor`
-    /// unless another sponsor holds it; returns what must go back.
+    /// M13 (and SP1 on one shard): `account` takes up to what the cap allows from `sponsor`;
+    /// another sponsor's is displaced (and goes back to it) only by a larger offer, so a
+    /// sponsorship of dust cannot lock an account's real sponsors out. Returns what must go
+    /// back to `sponsor`.
     pub(super) fn take_sponsorship<V: StateView + ?Sized>(
         &self,
         st: &mut Overlay<'_, V>,
@@ -170,15 +175,22 @@ impl ShardLedger {
         let mut rec = self
             .account_here(st, account)?
             .unwrap_or_else(|| self.new_account(ctx.height));
-        let held = rec
-            .sponsor
-            .filter(|s| s.by == *sponsor)
-            .map_or(0, |s| s.left);
-        let taken = if rec.sponsor.is_some_and(|s| s.by != *sponsor) {
-            0
-        } else {
-            amount.min(self.params.sponsorship_cap.saturating_sub(held))
+        let cap = self.params.sponsorship_cap;
+        let (held, taken, displaced) = match rec.sponsor {
+            Some(s) if s.by == *sponsor => (s.left, amount.min(cap.saturating_sub(s.left)), None),
+            Some(s) if amount > s.left => (0, amount.min(cap), Some(s)),
+            Some(_) => (0, 0, None),
+            None => (0, amount.min(cap), None),
         };
+        if let Some(old) = displaced {
+            ctx.events.push(Event::SponsorshipEnded {
+                sponsor: old.by,
+                account: *account,
+                refunded: old.left,
+            });
+            // (`old.by` is not `account`: nobody sponsors itself.)
+            self.credit(st, ctx, account, &old.by, Asset::Spend, old.left)?;
+        }
         if taken > 0 {
             rec.sponsor = Some(Sponsorship {
                 by: *sponsor,
@@ -261,10 +273,16 @@ impl ShardLedger {
             // M14
             Payload::EndSponsorship { sponsor, account } => {
                 self.sponsored_here(source, sponsor, account)?;
-                if let Some(back) = self.drop_sponsorship(st, ctx, sponsor, account)? {
-                    if back > 0 {
-                        self.credit(st, ctx, account, sponsor, Asset::Spend, back)?;
+                match self.drop_sponsorship(st, ctx, sponsor, account)? {
+                    Some(back) if back > 0 => {
+                        self.credit(st, ctx, account, sponsor, Asset::Spend, back)?
                     }
+                    Some(_) => {}
+                    None => ctx.events.push(Event::SponsorshipRefused {
+                        sponsor: *sponsor,
+                        account: *account,
+                        error: TxError::NotSponsor,
+                    }),
                 }
             }
             _ => {
@@ -310,7 +328,9 @@ impl ShardLedger {
             .held_federation(st, ctx)?
             .foundations
             .get(usize::from(foundation))
-            .is_some_and(|f| f.registrar == *registrar);
+            // Only an active foundation's registrar (one taking charges: not in receivership
+            // or being reconstituted) admits or revokes.
+            .is_some_and(|f| f.registrar == *registrar && f.status.takes_charges());
         let held: Option<MemberRecord> = st.get(StateKey::Member(member))?;
         let refused = match (serves, admit, held) {
             (false, _, _) => Some(TxError::NotRegistrar),
@@ -383,7 +403,9 @@ impl ShardLedger {
             }
             None => {
                 st.delete(StateKey::Member(account));
-                count.saturating_sub(1)
+                count
+                    .checked_sub(1)
+                    .ok_or_else(|| StateError("member count below its members".into()))?
             }
         };
         st.put_raw(count_key, count.to_be_bytes().to_vec());
