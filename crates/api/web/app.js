@@ -570,8 +570,32 @@ views.foundations = async () => {
     m.append(h('section', { 'aria-label': 'Federation' }, h('h2', { class: 'pad' }, `Charge period ${f.period}`),
       h('ul', { id: 'foundations', class: 'foundations' }, ...rows),
       h('p', { class: 'pad small muted' }, `Accounts are assigned anew every ${f.charge_period_epochs} epochs.`)));
+    for (const x of f.foundations.filter((y) => y.registrar === state.me)) m.append(registrarForm(x));
   } catch (e) { m.append(h('p', { class: 'pad muted' }, e.message)); }
 };
+
+// For a foundation's registrar: admit an account as a verified member, or revoke one. The
+// global shard's registry decides (one foundation per account); the answer shows on the
+// member's wallet once it reaches the member's shard.
+function registrarForm(x) {
+  const who = h('input', { id: `registrar-member-${x.index}`, placeholder: '@handle or ed25519:…', autocomplete: 'off' });
+  const send = async (type) => {
+    const text = who.value.trim();
+    if (!text) return;
+    try {
+      const member = text.startsWith('@') ? (await api('GET', `/handles/${encodeURIComponent(text.slice(1))}`)).account : text;
+      await act({ type, member });
+      toast(type === 'admit_member' ? 'Admission sent to the registry' : 'Revocation sent to the registry');
+      who.value = '';
+    } catch (e) { toast(e.message); }
+  };
+  return h('form', { class: 'pad registrar', 'aria-label': `Registrar of ${x.name || short(x.treasury)}`, onsubmit: (e) => { e.preventDefault(); send('admit_member'); } },
+    h('h2', {}, `You are the registrar of ${x.name || short(x.treasury)}`),
+    h('p', { class: 'small muted' }, 'Verify a person your own way, then admit their account: members get a fee allowance from this foundation\'s treasury and, soon, vote tokens. An account is a member of one foundation at a time.'),
+    h('label', { for: `registrar-member-${x.index}` }, 'Account'), who,
+    h('div', { class: 'row' }, h('button', { class: 'primary', type: 'submit' }, 'Admit'),
+      h('button', { type: 'button', class: 'danger', onclick: () => send('revoke_member') }, 'Revoke')));
+}
 
 async function logout() {
   try { await api('DELETE', '/session'); } catch (_) { /* already */ }

@@ -135,6 +135,13 @@ pub fn prepare(spec: &DevnetSpec) -> Result<Prepared, SetupError> {
             )?;
             file.foundations
                 .push(FoundationEntry::new(name, key.public_key().to_text()));
+            // Each foundation's account is its registrar: funded, so that it can admit
+            // members (import its key file to act as it).
+            file.allocations.push(AllocationEntry {
+                account: key.public_key().to_text(),
+                asset: "spend".into(),
+                amount: Amount::from(USER_BALANCE),
+            });
         }
         for i in 0..USERS {
             file.allocations.push(AllocationEntry {
