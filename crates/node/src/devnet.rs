@@ -85,6 +85,29 @@ fn validator_dir(root: &Path, i: usize) -> PathBuf {
     root.join(format!("validator-{i}"))
 }
 
+/// The devnet's three foundations, each with a key file in `keys`. Each foundation's account
+/// is its registrar: funded, so that it can admit members (import its key to act as it).
+fn add_foundations(file: &mut GenesisFile, keys: &Path) -> Result<(), SetupError> {
+    for (i, name) in ["Americas", "Europe-Africa", "Asia-Pacific"]
+        .iter()
+        .enumerate()
+    {
+        let key = keyfile::generate(
+            &keys.join(format!("foundation-{i}.key")),
+            KeyType::Ed25519,
+            &mut rand_core::OsRng,
+        )?;
+        file.foundations
+            .push(FoundationEntry::new(name, key.public_key().to_text()));
+        file.allocations.push(AllocationEntry {
+            account: key.public_key().to_text(),
+            asset: "spend".into(),
+            amount: Amount::from(USER_BALANCE),
+        });
+    }
+    Ok(())
+}
+
 /// Creates the devnet under `spec.data_dir`, or finds the one already there.
 pub fn prepare(spec: &DevnetSpec) -> Result<Prepared, SetupError> {
     let root = &spec.data_dir;
@@ -124,25 +147,7 @@ pub fn prepare(spec: &DevnetSpec) -> Result<Prepared, SetupError> {
                 shards: None,
             });
         }
-        for (i, name) in ["Americas", "Europe-Africa", "Asia-Pacific"]
-            .iter()
-            .enumerate()
-        {
-            let key = keyfile::generate(
-                &keys.join(format!("foundation-{i}.key")),
-                KeyType::Ed25519,
-                &mut rand_core::OsRng,
-            )?;
-            file.foundations
-                .push(FoundationEntry::new(name, key.public_key().to_text()));
-            // Each foundation's account is its registrar: funded, so that it can admit
-            // members (import its key file to act as it).
-            file.allocations.push(AllocationEntry {
-                account: key.public_key().to_text(),
-                asset: "spend".into(),
-                amount: Amount::from(USER_BALANCE),
-            });
-        }
+        add_foundations(&mut file, &keys)?;
         for i in 0..USERS {
             file.allocations.push(AllocationEntry {
                 account: user_key(i).public_key().to_text(),
