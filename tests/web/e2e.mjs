@@ -215,6 +215,9 @@ try {
   await alice.waitForSelector('#foundations li.foundation');
   assert.equal(await alice.locator('#foundations li.foundation').count(), 3);
   assert.equal(await alice.locator('#foundations li.foundation .members').count(), 3);
+  // Each devnet foundation has a president and a board of three, in term.
+  assert.equal(await alice.locator('#foundations li.foundation[data-index="0"] li.office[data-office="president"]').count(), 1);
+  assert.equal(await alice.locator('#foundations li.foundation[data-index="0"] li.office[data-office="board"]').count(), 3);
   assert.equal(await alice.textContent(`#foundations li.foundation[data-index="${index}"] strong`), mine);
 
   // The first foundation's registrar (the devnet's foundation account: its key file

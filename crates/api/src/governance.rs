@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use starling_ledger::records::{decode_u128, decode_u64, Pool, StateKey};
 use starling_ledger::StateError;
-use starling_types::{Federation, ShardId};
+use starling_types::{Federation, Offices, ShardId};
 
 pub(crate) fn routes() -> Router<crate::Api> {
     Router::new().route("/api/v1/foundations", get(foundations))
@@ -47,6 +47,21 @@ fn read(node: &starling_node_api::Node) -> ApiResult {
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?
         .unwrap_or_else(|| genesis.params.genesis_federation());
+    // Each one's offices (rule OF1: a seat whose term has ended holds no power, listed or
+    // not), as of the global shard's epoch.
+    let (epoch, offices) = global
+        .read(|v| {
+            let height = starling_ledger::ShardLedger::meta(v).map_or(0, |m| m.height);
+            let offices = (0..federation.foundations.len() as u16)
+                .map(|i| {
+                    starling_ledger::actions::get_record::<_, Offices>(v, StateKey::Offices(i))
+                        .map(Option::unwrap_or_default)
+                })
+                .collect::<Result<Vec<Offices>, StateError>>();
+            offices.map(|o| (height / genesis.params.epoch_blocks.max(2), o))
+        })
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
     // Each one's verified members, as the registry counts them (rule FM1).
     let members = global
         .read(|v| {
@@ -97,6 +112,14 @@ fn read(node: &starling_node_api::Node) -> ApiResult {
                 "treasury": f.treasury.to_text(),
                 "registrar": f.registrar.to_text(),
                 "members": members[i],
+                "offices": offices[i].seats.iter().map(|s| json!({
+                    "office": s.office.name(),
+                    "holder": s.holder.to_text(),
+                    "since": s.since,
+                    "until": s.until,
+                    "acting": s.acting,
+                    "in_term": s.in_term(epoch),
+                })).collect::<Vec<_>>(),
                 "status": f.status.name(),
                 "takes_charges": f.status.takes_charges(),
                 "treasury_spend": treasuries[i].to_string(),
@@ -108,6 +131,7 @@ fn read(node: &starling_node_api::Node) -> ApiResult {
         "version": federation.version,
         "seed": federation.seed.to_hex(),
         "charge_period_epochs": genesis.params.charge_period_epochs,
+        "epoch": epoch,
         "treasury_shards": shards,
         "foundations": items,
     })))

@@ -549,6 +549,10 @@ enum ActionJson {
     EndSponsorship {
         account: String,
     },
+    ExpireSeat {
+        foundation: u16,
+        holder: String,
+    },
 }
 
 fn parse_amount(amount: &str) -> Result<u128, ApiError> {
@@ -637,6 +641,10 @@ impl ActionJson {
             },
             ActionJson::EndSponsorship { account } => Action::EndSponsorship {
                 account: parse_key(&account)?,
+            },
+            ActionJson::ExpireSeat { foundation, holder } => Action::ExpireSeat {
+                foundation,
+                holder: parse_key(&holder)?,
             },
         })
     }
@@ -775,6 +783,7 @@ mod tests {
             FieldKind::Asset => json!("spend"),
             FieldKind::Amount => json!("5"),
             FieldKind::Handle => json!("alice_1"),
+            FieldKind::Index => json!(1),
         }
     }
 

@@ -282,6 +282,7 @@ fn action_schema() -> Value {
         FieldKind::Asset => json!({"enum": ["spend", "urc", "core"]}),
         FieldKind::Amount => json!({"type": "string", "pattern": "^[0-9]+$"}),
         FieldKind::Handle => json!({"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{2,29}$"}),
+        FieldKind::Index => json!({"type": "integer", "minimum": 0, "maximum": 65535}),
     };
     let variants: Vec<Value> = starling_types::ACTIONS
         .iter()
@@ -337,7 +338,7 @@ fn schemas() -> Value {
         json!({"index": s("integer"), "treasury": key, "registrar": key, "status": {"enum": ["active", "under_review", "receivership", "reconstituting"]}}),
         &["index", "treasury", "registrar", "status"]
     ));
-    m.insert("Foundations".into(), json!(obj(json!({"period": s("integer"), "version": s("integer"), "seed": s("string"), "charge_period_epochs": s("integer"), "treasury_shards": s("integer"), "foundations": {"type": "array", "items": obj(json!({"index": s("integer"), "name": {"type": ["string", "null"]}, "treasury": key, "registrar": key, "members": s("integer"), "status": {"enum": ["active", "under_review", "receivership", "reconstituting"]}, "takes_charges": s("boolean"), "treasury_spend": s("string")}), &["index", "treasury", "registrar", "members", "status", "takes_charges", "treasury_spend"])}}), &["period", "version", "seed", "charge_period_epochs", "treasury_shards", "foundations"])));
+    m.insert("Foundations".into(), json!(obj(json!({"period": s("integer"), "version": s("integer"), "seed": s("string"), "charge_period_epochs": s("integer"), "epoch": s("integer"), "treasury_shards": s("integer"), "foundations": {"type": "array", "items": obj(json!({"index": s("integer"), "name": {"type": ["string", "null"]}, "treasury": key, "registrar": key, "members": s("integer"), "offices": {"type": "array", "items": obj(json!({"office": {"enum": ["president", "officer", "board", "senate", "staff"]}, "holder": key, "since": s("integer"), "until": s("integer"), "acting": s("boolean"), "in_term": s("boolean")}), &["office", "holder", "since", "until", "acting", "in_term"])}, "status": {"enum": ["active", "under_review", "receivership", "reconstituting"]}, "takes_charges": s("boolean"), "treasury_spend": s("string")}), &["index", "treasury", "registrar", "members", "offices", "status", "takes_charges", "treasury_spend"])}}), &["period", "version", "seed", "charge_period_epochs", "treasury_shards", "foundations"])));
     m.insert("FoundationOf".into(), json!(obj(json!({"account": key, "foundation": foundation, "period": s("integer"), "foundations": {"type": "array", "items": foundation}, "proof": {"$ref": "#/components/schemas/RecordProof"}}), &["account", "foundation", "period", "foundations", "proof"])));
     m.insert("MemberOf".into(), json!(obj(json!({"account": key, "member": {"type": ["object", "null"], "properties": {"foundation": s("integer"), "registrar": key, "since": s("integer")}}, "proof": {"$ref": "#/components/schemas/RecordProof"}}), &["account", "member", "proof"])));
     m.insert("Person".into(), json!(obj(json!({"account": key, "handle": {"type": ["string", "null"]}, "display_name": s("string"), "bio": s("string"), "posts": s("integer"), "followers": s("integer"), "following": s("integer")}), &["account"])));

@@ -500,6 +500,9 @@ fn proof_checks(addr: SocketAddr, genesis: &Genesis, alice: &SecretKey) {
         );
     }
     assert_eq!(all["period"], 0);
+    // (This genesis names no office holders; the epoch is the global shard's.)
+    assert_eq!(all["foundations"][0]["offices"], json!([]));
+    assert!(all["epoch"].is_u64(), "{all}");
     // Not a key: a clear 400.
     let (s, v) = http(addr, "GET", "/api/v1/foundations/of/not-a-key", "");
     assert_eq!((s, error_code(&v)), (400, "bad_key"), "{v}");

@@ -566,10 +566,15 @@ views.foundations = async () => {
       h('div', {}, h('strong', {}, x.name || short(x.treasury)), ` · ${x.status.replace('_', ' ')}`),
       h('div', { class: 'small muted' }, `Treasury ${BigInt(x.treasury_spend).toLocaleString('en')} SPEND on ${f.treasury_shards} shards · ${x.takes_charges ? 'takes charges' : 'takes no charges'} · `, h('span', { class: 'members' }, `${x.members} verified members`)),
       h('div', { class: 'small muted key' }, `Registrar ${x.registrar}`),
+      x.offices.length
+        ? h('ul', { class: 'offices small' }, ...x.offices.map((o) => h('li', { class: o.in_term ? 'office' : 'office ended', 'data-office': o.office },
+          `${o.office}${o.acting ? ' (acting)' : ''}: `, h('a', { href: `#/profile/${encodeURIComponent(o.holder)}` }, short(o.holder)),
+          o.in_term ? ` · term ends at epoch ${o.until}` : ` · term ended at epoch ${o.until}: no powers`)))
+        : h('div', { class: 'small muted' }, 'No office holders'),
       h('div', { class: 'small muted key' }, x.treasury)));
     m.append(h('section', { 'aria-label': 'Federation' }, h('h2', { class: 'pad' }, `Charge period ${f.period}`),
       h('ul', { id: 'foundations', class: 'foundations' }, ...rows),
-      h('p', { class: 'pad small muted' }, `Accounts are assigned anew every ${f.charge_period_epochs} epochs.`)));
+      h('p', { class: 'pad small muted' }, `Accounts are assigned anew every ${f.charge_period_epochs} epochs; this is global epoch ${f.epoch}. An office's powers end with its term, by themselves.`)));
     for (const x of f.foundations.filter((y) => y.registrar === state.me)) m.append(registrarForm(x));
   } catch (e) { m.append(h('p', { class: 'pad muted' }, e.message)); }
 };

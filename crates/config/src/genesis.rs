@@ -94,6 +94,47 @@ pub struct GovernanceSection {
     /// Most SPEND anyone may set aside for one account's base fees (rule SP1).
     #[serde(default = "default_sponsorship_cap")]
     pub sponsorship_cap: Amount,
+    /// Each office's term in global epochs (rule OF1).
+    #[serde(default)]
+    pub terms: TermsSection,
+}
+
+/// Terms of office in global epochs; the defaults are 5, 3, 4, 2 and 1 years.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TermsSection {
+    pub president: u64,
+    pub officer: u64,
+    pub board: u64,
+    pub senate: u64,
+    pub staff: u64,
+}
+
+impl Default for TermsSection {
+    fn default() -> Self {
+        let [president, officer, board, senate, staff] =
+            starling_ledger::params::DEFAULT_OFFICE_TERMS;
+        TermsSection {
+            president,
+            officer,
+            board,
+            senate,
+            staff,
+        }
+    }
+}
+
+impl TermsSection {
+    /// By [`starling_types::Office::code`].
+    pub fn by_code(&self) -> [u64; 5] {
+        [
+            self.president,
+            self.officer,
+            self.board,
+            self.senate,
+            self.staff,
+        ]
+    }
 }
 
 fn default_sponsorship_cap() -> Amount {
@@ -105,6 +146,7 @@ impl Default for GovernanceSection {
         GovernanceSection {
             charge_period_epochs: starling_ledger::params::DEFAULT_CHARGE_PERIOD_EPOCHS,
             sponsorship_cap: default_sponsorship_cap(),
+            terms: TermsSection::default(),
         }
     }
 }
@@ -139,6 +181,17 @@ pub struct FoundationEntry {
     /// The account that admits its verified members (rule FM1); its own account if unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registrar: Option<String>,
+    /// Its offices' first holders, whose terms start at genesis (rule OF1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub president: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub officers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub board: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub senate: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub staff: Vec<String>,
 }
 
 impl FoundationEntry {
@@ -148,7 +201,39 @@ impl FoundationEntry {
             name: name.into(),
             account,
             registrar: None,
+            president: None,
+            officers: Vec::new(),
+            board: Vec::new(),
+            senate: Vec::new(),
+            staff: Vec::new(),
         }
+    }
+
+    /// Its first office holders, each office with its keys as written.
+    pub fn holders(&self) -> [(starling_types::Office, Vec<&str>); 5] {
+        use starling_types::Office;
+        [
+            (
+                Office::President,
+                self.president.iter().map(String::as_str).collect(),
+            ),
+            (
+                Office::Officer,
+                self.officers.iter().map(String::as_str).collect(),
+            ),
+            (
+                Office::Board,
+                self.board.iter().map(String::as_str).collect(),
+            ),
+            (
+                Office::Senate,
+                self.senate.iter().map(String::as_str).collect(),
+            ),
+            (
+                Office::Staff,
+                self.staff.iter().map(String::as_str).collect(),
+            ),
+        ]
     }
 }
 
@@ -249,6 +334,8 @@ pub struct Foundation {
     pub account: AccountId,
     /// Admits its verified members (rule FM1).
     pub registrar: AccountId,
+    /// Its offices at genesis.
+    pub offices: starling_types::Offices,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -325,13 +412,45 @@ impl Genesis {
                     "registrar of another foundation".into(),
                 ));
             }
+            let offices = Self::offices(fe, &f.governance.terms, &field, p)?;
             foundations.push(Foundation {
                 name: fe.name.clone(),
                 account,
                 registrar,
+                offices,
             });
         }
         Ok(foundations)
+    }
+
+    /// A foundation's first office holders: seats from epoch 0 to each office's term.
+    fn offices(
+        fe: &FoundationEntry,
+        terms: &TermsSection,
+        field: &str,
+        p: &str,
+    ) -> Result<starling_types::Offices, SetupError> {
+        let mut seats = Vec::new();
+        for (office, keys) in fe.holders() {
+            for k in keys {
+                let holder = parse_key(k)
+                    .map_err(|m| SetupError::invalid(p, format!("{field}.{}", office.name()), m))?;
+                let until = terms.by_code()[usize::from(office.code())];
+                seats.push(starling_types::Seat {
+                    office,
+                    holder,
+                    since: 0,
+                    until,
+                    acting: false,
+                });
+            }
+        }
+        seats.sort_by_key(|s| (s.office, s.holder));
+        let offices = starling_types::Offices { seats };
+        offices.validate().map_err(|e| {
+            SetupError::invalid(p, format!("{field}.offices"), format!("{e} (a holder holds one seat; at most 1 president, 7 officers, 15 board, 31 senate and 10 staff seats)"))
+        })?;
+        Ok(offices)
     }
 
     /// The `[allowance]` section, within its bounds.
@@ -500,6 +619,8 @@ impl Genesis {
             max_edits: f.limits.max_edits,
             foundations: foundations.iter().map(|f| f.account).collect(),
             registrars: foundations.iter().map(|f| f.registrar).collect(),
+            office_terms: f.governance.terms.by_code(),
+            genesis_offices: foundations.iter().map(|f| f.offices.clone()).collect(),
             sponsorship_cap: f
                 .governance
                 .sponsorship_cap

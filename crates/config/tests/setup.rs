@@ -179,6 +179,30 @@ fn bad_genesis_files_name_the_field() {
             Box::new(|g| g.allowance.initial = Amount::Text(u128::MAX.to_string())),
             "allowance.initial",
         ),
+        (
+            Box::new(|g| g.foundations[0].board = vec!["ed25519:nothex".into()]),
+            "foundations[0].board",
+        ),
+        (
+            // One holder in two seats of one foundation.
+            Box::new(|g| {
+                let k = g.foundations[0].account.clone();
+                g.foundations[0].president = Some(k.clone());
+                g.foundations[0].senate = vec![k];
+            }),
+            "foundations[0].offices",
+        ),
+        (
+            Box::new(|g| {
+                let k = g.foundations[1].account.clone();
+                g.foundations[1].staff = vec![k; 11];
+            }),
+            "foundations[1].offices",
+        ),
+        (
+            Box::new(|g| g.governance.terms.president = 0),
+            "office terms",
+        ),
     ];
     for (edit, field) in cases {
         let err = genesis_error(edit);
@@ -366,4 +390,32 @@ fn init_creates_the_stores_a_node_keeps() {
         .unwrap_err()
         .to_string()
         .contains("does not match"));
+}
+
+/// A genesis names each foundation's first office holders; their terms start at genesis and
+/// end after each office's term (configurable), and the file round-trips through TOML.
+#[test]
+fn a_genesis_names_the_first_office_holders() {
+    let mut g = genesis_file();
+    let president = starling_testkit::key(80).public_key();
+    let board: Vec<_> = (81..83)
+        .map(|i| starling_testkit::key(i).public_key())
+        .collect();
+    g.foundations[0].president = Some(president.to_text());
+    g.foundations[0].board = board.iter().map(|k| k.to_text()).collect();
+    g.governance.terms.board = 7;
+    let text = g.to_toml().unwrap();
+    let genesis = Genesis::parse(&text, "g.toml").unwrap();
+    let offices = &genesis.params.genesis_offices[0];
+    assert_eq!(offices.seats.len(), 3);
+    let p = offices.held_by(&president, 0).unwrap();
+    assert_eq!(
+        (p.office, p.until),
+        (starling_types::Office::President, 157_680)
+    );
+    let b = offices.held_by(&board[1], 6).unwrap();
+    assert_eq!((b.office, b.until), (starling_types::Office::Board, 7));
+    assert!(offices.held_by(&board[1], 7).is_none());
+    assert!(genesis.params.genesis_offices[1].seats.is_empty());
+    assert_eq!(genesis.params.office_terms[2], 7);
 }

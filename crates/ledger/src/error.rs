@@ -99,6 +99,8 @@ pub enum TxError {
     SponsoredByAnother,
     #[error("this account does not sponsor that account")]
     NotSponsor,
+    #[error("that seat's term has not ended")]
+    TermNotOver,
 }
 
 impl TxError {
@@ -151,6 +153,7 @@ impl TxError {
             TxError::SponsorshipCap { .. } => 44,
             TxError::SponsoredByAnother => 45,
             TxError::NotSponsor => 46,
+            TxError::TermNotOver => 47,
         }
     }
 }

@@ -185,6 +185,7 @@ impl ShardLedger {
             StateKey::Federation.hash(),
             Some(self.params.genesis_federation().to_bytes()),
         );
+        self.genesis_offices(&mut w);
         let meta = Meta {
             height: 0,
             last_parent: Hash::ZERO,

@@ -32,6 +32,7 @@ pub fn action_gas(action: &Action) -> u64 {
         // Two messages each (there and back through the global shard's registry).
         Action::AdmitMember { .. } | Action::RevokeMember { .. } | Action::LeaveFoundation => 5_000,
         Action::Sponsor { .. } | Action::EndSponsorship { .. } => 2_000,
+        Action::ExpireSeat { .. } => 2_000,
     }
 }
 

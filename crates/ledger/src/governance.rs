@@ -1,14 +1,17 @@
 //! Governance rules: the federation of foundations (rules FD1, FD2 and M9; the federation
-//! itself and the assignment are in [`starling_types::federation`]).
+//! itself and the assignment are in [`starling_types::federation`]), members' allowances,
+//! and offices (OF2 and M15; terms, OF1, are in [`starling_types::offices`]).
 
 use crate::exec::pool_balance;
 use crate::exec::{BlockCtx, Failure};
 use crate::overlay::Overlay;
 use crate::records::{AccountRecord, Pool, StateKey};
 use crate::{Event, ShardLedger, StateError, StateView, TxError};
+use starling_state::WriteSet;
 use starling_types::receipt::Payload;
-use starling_types::Asset;
-use starling_types::{AccountId, DecodeError, Federation, Hash, ShardId};
+use starling_types::{
+    AccountId, Asset, DecodeError, Encode as _, Federation, Hash, Offices, ShardId,
+};
 
 impl ShardLedger {
     /// The federation this shard holds (genesis's until the global shard sends one),
@@ -195,6 +198,74 @@ impl ShardLedger {
         if newer {
             st.put(StateKey::Federation, federation);
         }
+        Ok(())
+    }
+}
+
+impl ShardLedger {
+    /// The global shard's genesis offices, one record per foundation that has seats.
+    pub(crate) fn genesis_offices(&self, w: &mut WriteSet) {
+        if self.shard != ShardId::GLOBAL {
+            return;
+        }
+        for (i, offices) in self.params.genesis_offices.iter().enumerate() {
+            if !offices.seats.is_empty() {
+                w.insert(StateKey::Offices(i as u16).hash(), Some(offices.to_bytes()));
+            }
+        }
+    }
+
+    /// OF2 on the sender's shard: asks the global shard to clear a seat whose term ended.
+    pub(crate) fn expire_seat<V: StateView + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, V>,
+        ctx: &mut BlockCtx,
+        foundation: u16,
+        holder: &AccountId,
+    ) -> Result<(), Failure> {
+        if usize::from(foundation) >= self.params.foundations.len() {
+            return Err(TxError::UnknownTarget.into());
+        }
+        let payload = Payload::ExpireSeat {
+            foundation,
+            holder: *holder,
+        };
+        self.send(st, ctx, ShardId::GLOBAL, payload)?;
+        Ok(())
+    }
+
+    /// M15: the global shard clears `holder`'s seat if its term has ended by the epoch of this
+    /// block (rule OF1 already denies it any power); otherwise an event says why not.
+    pub(crate) fn clear_seat<V: StateView + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, V>,
+        ctx: &mut BlockCtx,
+        foundation: u16,
+        holder: &AccountId,
+    ) -> Result<(), Failure> {
+        let epoch = self.epochs().epoch_of(ctx.height);
+        let key = StateKey::Offices(foundation);
+        let mut offices: Offices = st.get(key)?.unwrap_or_default();
+        let found = offices.seats.iter().position(|s| s.holder == *holder);
+        let error = match found.map(|i| offices.seats[i]) {
+            None => TxError::UnknownTarget,
+            Some(seat) if epoch < seat.until => TxError::TermNotOver,
+            Some(seat) => {
+                offices.seats.retain(|s| s.holder != *holder);
+                st.put(key, &offices);
+                ctx.events.push(Event::SeatExpired {
+                    foundation,
+                    office: seat.office,
+                    holder: *holder,
+                });
+                return Ok(());
+            }
+        };
+        ctx.events.push(Event::SeatNotExpired {
+            foundation,
+            holder: *holder,
+            error,
+        });
         Ok(())
     }
 }

@@ -148,6 +148,18 @@ pub enum Event {
         amount: u128,
         refunded: u128,
     },
+    /// A seat whose term had ended was cleared (rule OF2).
+    SeatExpired {
+        foundation: u16,
+        office: starling_types::Office,
+        holder: AccountId,
+    },
+    /// A seat could not be cleared: no such seat, or its term has not ended (rule OF2).
+    SeatNotExpired {
+        foundation: u16,
+        holder: AccountId,
+        error: TxError,
+    },
     /// `sponsor` asked to end a sponsorship of `account` it does not hold (rule M14).
     SponsorshipRefused {
         sponsor: AccountId,

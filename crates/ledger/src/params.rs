@@ -4,7 +4,8 @@ use crate::fees::FeeSplit;
 use starling_types::codec::{put, Decode, DecodeError, Encode, Reader};
 use starling_types::receipt::MAX_COMMITTEE;
 use starling_types::{
-    AccountId, ChainId, Federation, Foundation, FoundationStatus, Hash, PublicKey, ShardMap,
+    AccountId, ChainId, Federation, Foundation, FoundationStatus, Hash, Offices, PublicKey,
+    ShardMap,
 };
 
 pub use starling_types::federation::MAX_FOUNDATIONS;
@@ -19,6 +20,10 @@ pub const DEFAULT_CHARGE_PERIOD_EPOCHS: u64 = 31_536;
 /// Most SPEND set aside for one account's base fees by default: about 250 posts at the
 /// initial base fee.
 pub const DEFAULT_SPONSORSHIP_CAP: u128 = 1_000_000_000;
+
+/// Default terms in global epochs (a year is 31,536 epochs of 1,000 one-second blocks), by
+/// [`starling_types::Office::code`]: president 5 years, officers 3, board 4, senate 2, staff 1.
+pub const DEFAULT_OFFICE_TERMS: [u64; 5] = [157_680, 94_608, 126_144, 63_072, 31_536];
 
 /// The fee allowance verified members receive from the foundation that admitted them
 /// (rate-limited per account; rule T6).
@@ -76,6 +81,10 @@ pub struct LedgerParams {
     pub registrars: Vec<AccountId>,
     /// Most SPEND set aside for one account's base fees (rule SP1).
     pub sponsorship_cap: u128,
+    /// Each office's term in global epochs, by [`starling_types::Office::code`] (rule OF1).
+    pub office_terms: [u64; 5],
+    /// Each genesis foundation's offices at genesis, in registry order (none: no seats).
+    pub genesis_offices: Vec<Offices>,
 }
 
 impl LedgerParams {
@@ -128,6 +137,8 @@ impl LedgerParams {
             validator_bond: 1_000_000_000_000,
             charge_period_epochs: DEFAULT_CHARGE_PERIOD_EPOCHS,
             sponsorship_cap: DEFAULT_SPONSORSHIP_CAP,
+            office_terms: DEFAULT_OFFICE_TERMS,
+            genesis_offices: Vec::new(),
         })
     }
 
@@ -145,6 +156,18 @@ impl LedgerParams {
             || distinct.len() != self.registrars.len()
         {
             return Err(DecodeError::InvalidValue("registrars (one each, distinct)"));
+        }
+        if self.office_terms.contains(&0) {
+            return Err(DecodeError::InvalidValue("office terms (at least 1 epoch)"));
+        }
+        if !self.genesis_offices.is_empty() && self.genesis_offices.len() != self.foundations.len()
+        {
+            return Err(DecodeError::InvalidValue(
+                "genesis offices (one per foundation)",
+            ));
+        }
+        for o in &self.genesis_offices {
+            o.validate()?;
         }
         if self.charge_period_epochs == 0 {
             return Err(DecodeError::InvalidValue(
@@ -169,7 +192,7 @@ impl LedgerParams {
 
 impl Encode for LedgerParams {
     fn encode(&self, out: &mut Vec<u8>) {
-        put::u8(out, 4);
+        put::u8(out, 5);
         self.chain_id.encode(out);
         self.shard_map.encode(out);
         put::u64(out, self.block_gas_limit);
@@ -190,13 +213,17 @@ impl Encode for LedgerParams {
         put::u64(out, self.charge_period_epochs);
         put::seq(out, &self.registrars, |o, f| f.encode(o));
         put::u128(out, self.sponsorship_cap);
+        for t in self.office_terms {
+            put::u64(out, t);
+        }
+        put::seq(out, &self.genesis_offices, |o, x| x.encode(o));
     }
 }
 
 impl Decode for LedgerParams {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let version = r.u8()?;
-        if version != 4 {
+        if version != 5 {
             return Err(DecodeError::UnsupportedVersion {
                 what: "ledger params",
                 version,
@@ -225,6 +252,8 @@ impl Decode for LedgerParams {
             charge_period_epochs: r.u64()?,
             registrars: r.seq("registrars", MAX_FOUNDATIONS, PublicKey::decode)?,
             sponsorship_cap: r.u128()?,
+            office_terms: [r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?],
+            genesis_offices: r.seq("genesis offices", MAX_FOUNDATIONS, Offices::decode)?,
         };
         p.validate()?;
         Ok(p)

@@ -92,6 +92,8 @@ pub enum StateKey<'a> {
     Member(&'a AccountId),
     /// How many verified members a foundation has (global shard): a `u64` (rule FM1).
     MemberCount(u16),
+    /// A foundation's offices (global shard): a [`starling_types::Offices`] (rules OF1, OF2).
+    Offices(u16),
 }
 
 impl StateKey<'_> {
@@ -169,6 +171,10 @@ impl StateKey<'_> {
             StateKey::Member(a) => tagged(&mut out, 26, &[*a]),
             StateKey::MemberCount(i) => {
                 out.push(27);
+                put::u16(&mut out, *i);
+            }
+            StateKey::Offices(i) => {
+                out.push(28);
                 put::u16(&mut out, *i);
             }
         }

@@ -86,7 +86,8 @@ fn validator_dir(root: &Path, i: usize) -> PathBuf {
 }
 
 /// The devnet's three foundations, each with a key file in `keys`. Each foundation's account
-/// is its registrar: funded, so that it can admit members (import its key to act as it).
+/// is its registrar and president: funded, so that it can act (import its key to act as it);
+/// three devnet users sit on each board.
 fn add_foundations(file: &mut GenesisFile, keys: &Path) -> Result<(), SetupError> {
     for (i, name) in ["Americas", "Europe-Africa", "Asia-Pacific"]
         .iter()
@@ -97,8 +98,12 @@ fn add_foundations(file: &mut GenesisFile, keys: &Path) -> Result<(), SetupError
             KeyType::Ed25519,
             &mut rand_core::OsRng,
         )?;
-        file.foundations
-            .push(FoundationEntry::new(name, key.public_key().to_text()));
+        let mut entry = FoundationEntry::new(name, key.public_key().to_text());
+        entry.president = Some(key.public_key().to_text());
+        entry.board = (0..3)
+            .map(|j| user_key(1_000 + 10 * i as u32 + j).public_key().to_text())
+            .collect();
+        file.foundations.push(entry);
         file.allocations.push(AllocationEntry {
             account: key.public_key().to_text(),
             asset: "spend".into(),

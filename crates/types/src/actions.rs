@@ -51,6 +51,8 @@ pub enum FieldKind {
     Amount,
     /// A handle: a letter, then 2 to 29 letters, digits or underscores.
     Handle,
+    /// A small whole number (a foundation's index).
+    Index,
 }
 
 const fn required(name: &'static str, kind: FieldKind) -> Field {
@@ -203,6 +205,15 @@ pub const ACTIONS: &[ActionKind] = &[
         "Stop sponsoring an account; what is left comes back",
         Some(&[required("account", FieldKind::Account)]),
     ),
+    kind(
+        26,
+        "expire_seat",
+        "Clear a foundation office's seat whose term has ended (anyone may)",
+        Some(&[
+            required("foundation", FieldKind::Index),
+            required("holder", FieldKind::Account),
+        ]),
+    ),
 ];
 
 impl ActionKind {
@@ -241,6 +252,7 @@ impl Action {
             Action::LeaveFoundation => 23,
             Action::Sponsor { .. } => 24,
             Action::EndSponsorship { .. } => 25,
+            Action::ExpireSeat { .. } => 26,
         };
         &ACTIONS[usize::from(tag) - 1]
     }

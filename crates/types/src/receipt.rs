@@ -118,6 +118,9 @@ pub enum Payload {
         sponsor: AccountId,
         account: AccountId,
     },
+    /// tag 14: clear `holder`'s seat in `foundation`'s offices if its term has ended (rule
+    /// M15); to the global shard.
+    ExpireSeat { foundation: u16, holder: AccountId },
 }
 
 /// Most members of one shard's committee.
@@ -195,13 +198,14 @@ impl Encode for Payload {
             | Payload::LeaveFoundation { .. }
             | Payload::Membership { .. }
             | Payload::Sponsor { .. }
-            | Payload::EndSponsorship { .. } => self.encode_membership(out),
+            | Payload::EndSponsorship { .. }
+            | Payload::ExpireSeat { .. } => self.encode_membership(out),
         }
     }
 }
 
 impl Payload {
-    /// Tags 9 to 13: memberships and sponsorships.
+    /// Tags 9 to 14: memberships, sponsorships and offices.
     fn encode_membership(&self, out: &mut Vec<u8>) {
         match self {
             Payload::Attest {
@@ -242,6 +246,11 @@ impl Payload {
                 put::u8(out, 13);
                 sponsor.encode(out);
                 account.encode(out);
+            }
+            Payload::ExpireSeat { foundation, holder } => {
+                put::u8(out, 14);
+                put::u16(out, *foundation);
+                holder.encode(out);
             }
             _ => {}
         }
@@ -306,6 +315,10 @@ impl Decode for Payload {
             13 => Payload::EndSponsorship {
                 sponsor: PublicKey::decode(r)?,
                 account: PublicKey::decode(r)?,
+            },
+            14 => Payload::ExpireSeat {
+                foundation: r.u16()?,
+                holder: PublicKey::decode(r)?,
             },
             tag => {
                 return Err(DecodeError::InvalidTag {

@@ -218,6 +218,9 @@ pub enum Action {
     Sponsor { account: AccountId, amount: u128 },
     /// tag 25: stop sponsoring `account`; what is left comes back (rule SP2).
     EndSponsorship { account: AccountId },
+    /// tag 26: clear `holder`'s seat in foundation `foundation`'s offices, whose term has
+    /// ended (rule OF2; anyone may).
+    ExpireSeat { foundation: u16, holder: AccountId },
 }
 
 /// Where a node is reached on the open network: its node key (the libp2p identity) and a
@@ -412,6 +415,10 @@ impl Encode for Action {
             Action::EndSponsorship { account } => {
                 account.encode(out);
             }
+            Action::ExpireSeat { foundation, holder } => {
+                put::u16(out, *foundation);
+                holder.encode(out);
+            }
         }
     }
 }
@@ -500,6 +507,10 @@ impl Decode for Action {
             },
             25 => Action::EndSponsorship {
                 account: PublicKey::decode(r)?,
+            },
+            26 => Action::ExpireSeat {
+                foundation: r.u16()?,
+                holder: PublicKey::decode(r)?,
             },
             tag => {
                 return Err(DecodeError::InvalidTag {

@@ -301,7 +301,7 @@ proptest! {
     }
 }
 
-/// Membership and sponsorship actions and messages decode to what was encoded, with one
+/// Membership, sponsorship and office actions and messages decode to what was encoded, with one
 /// encoding each; cut short or with an unknown flag, they are refused.
 #[test]
 fn membership_and_sponsorship_round_trip() {
@@ -314,6 +314,10 @@ fn membership_and_sponsorship_round_trip() {
             amount: u128::MAX,
         },
         Action::EndSponsorship { account: alice() },
+        Action::ExpireSeat {
+            foundation: 2,
+            holder: bob(),
+        },
     ];
     for a in actions {
         let bytes = a.to_bytes();
@@ -349,6 +353,10 @@ fn membership_and_sponsorship_round_trip() {
         Payload::EndSponsorship {
             sponsor: alice(),
             account: bob(),
+        },
+        Payload::ExpireSeat {
+            foundation: 1,
+            holder: alice(),
         },
     ];
     for p in payloads {

@@ -94,6 +94,11 @@ impl ShardLedger {
             | Payload::Membership { .. }
             | Payload::Sponsor { .. }
             | Payload::EndSponsorship { .. } => self.apply_membership(st, ctx, source, payload)?,
+            // M15 (in `governance`).
+            Payload::ExpireSeat { foundation, holder } => {
+                self.global_only()?;
+                self.clear_seat(st, ctx, *foundation, holder)?
+            }
         }
         Ok(())
     }

@@ -147,6 +147,9 @@ impl ShardLedger {
             Action::LeaveFoundation => self.leave_foundation(a),
             Action::Sponsor { account, amount } => self.sponsor(a, account, *amount),
             Action::EndSponsorship { account } => self.end_sponsorship(a, account),
+            Action::ExpireSeat { foundation, holder } => {
+                self.expire_seat(a.st, a.ctx, *foundation, holder)
+            }
         }
     }
 }

@@ -56,7 +56,12 @@ impl Net {
     /// A network with the global shard and `account_shards` account shards; every key in
     /// `funded` gets `FUND` SPEND, URC and CORE.
     pub fn new(account_shards: u16, funded: &[&SecretKey]) -> Net {
-        let params = params(account_shards);
+        Net::with(params(account_shards), funded)
+    }
+
+    /// A network with these parameters (see [`Net::new`]).
+    pub fn with(params: LedgerParams, funded: &[&SecretKey]) -> Net {
+        let account_shards = params.shard_map.ranges().len() as u16;
         let mut alloc = Vec::new();
         for k in funded {
             for asset in Asset::ALL {

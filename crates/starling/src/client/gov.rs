@@ -127,6 +127,19 @@ fn foundations(v: &Value, j: bool) -> anyhow::Result<()> {
             text(&f["treasury"]),
             text(&f["registrar"]),
         );
+        for o in f["offices"].as_array().into_iter().flatten() {
+            let ended = if o["in_term"] == true {
+                ""
+            } else {
+                " (term ended)"
+            };
+            println!(
+                "  {} {} until epoch {}{ended}",
+                text(&o["office"]),
+                text(&o["holder"]),
+                o["until"]
+            );
+        }
     }
     Ok(())
 }
