@@ -37,6 +37,31 @@ async fn foundations(State(api): State<crate::Api>) -> ApiResult {
         .map_err(ApiError::internal)?
 }
 
+/// Each foundation's offices (rule OF1: a seat whose term has ended holds no power, listed
+/// or not), and the global epoch the next block is in, which would judge a seat.
+fn offices(
+    global: &starling_consensus::ShardApp,
+    genesis: &starling_config::genesis::Genesis,
+    n: usize,
+) -> Result<(u64, Vec<Offices>), ApiError> {
+    let schedule = starling_ledger::committee::EpochSchedule {
+        length: genesis.params.epoch_blocks,
+    };
+    global
+        .read(|v| {
+            let height = starling_ledger::ShardLedger::meta(v).map_or(0, |m| m.height);
+            (0..n as u16)
+                .map(|i| {
+                    starling_ledger::actions::get_record::<_, Offices>(v, StateKey::Offices(i))
+                        .map(Option::unwrap_or_default)
+                })
+                .collect::<Result<Vec<Offices>, StateError>>()
+                .map(|o| (schedule.epoch_of(height + 1), o))
+        })
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+}
+
 fn read(node: &starling_node_api::Node) -> ApiResult {
     let genesis = node.genesis();
     let global = node
@@ -47,21 +72,7 @@ fn read(node: &starling_node_api::Node) -> ApiResult {
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?
         .unwrap_or_else(|| genesis.params.genesis_federation());
-    // Each one's offices (rule OF1: a seat whose term has ended holds no power, listed or
-    // not), as of the global shard's epoch.
-    let (epoch, offices) = global
-        .read(|v| {
-            let height = starling_ledger::ShardLedger::meta(v).map_or(0, |m| m.height);
-            let offices = (0..federation.foundations.len() as u16)
-                .map(|i| {
-                    starling_ledger::actions::get_record::<_, Offices>(v, StateKey::Offices(i))
-                        .map(Option::unwrap_or_default)
-                })
-                .collect::<Result<Vec<Offices>, StateError>>();
-            offices.map(|o| (height / genesis.params.epoch_blocks.max(2), o))
-        })
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let (epoch, offices) = offices(global, genesis, federation.foundations.len())?;
     // Each one's verified members, as the registry counts them (rule FM1).
     let members = global
         .read(|v| {

@@ -569,7 +569,7 @@ views.foundations = async () => {
       x.offices.length
         ? h('ul', { class: 'offices small' }, ...x.offices.map((o) => h('li', { class: o.in_term ? 'office' : 'office ended', 'data-office': o.office },
           `${o.office}${o.acting ? ' (acting)' : ''}: `, h('a', { href: `#/profile/${encodeURIComponent(o.holder)}` }, short(o.holder)),
-          o.in_term ? ` · term ends at epoch ${o.until}` : ` · term ended at epoch ${o.until}: no powers`)))
+          o.in_term ? ` · term ends at epoch ${o.until}` : o.since > f.epoch ? ` · term starts at epoch ${o.since}` : ` · term ended at epoch ${o.until}: no powers`)))
         : h('div', { class: 'small muted' }, 'No office holders'),
       h('div', { class: 'small muted key' }, x.treasury)));
     m.append(h('section', { 'aria-label': 'Federation' }, h('h2', { class: 'pad' }, `Charge period ${f.period}`),

@@ -383,6 +383,18 @@ impl Genesis {
                 ),
             ));
         }
+        let terms = &f.governance.terms;
+        for (name, t) in ["president", "officer", "board", "senate", "staff"]
+            .iter()
+            .zip(terms.by_code())
+        {
+            if !(1..=starling_ledger::params::MAX_OFFICE_TERM).contains(&t) {
+                return Err(bad(
+                    &format!("governance.terms.{name}"),
+                    "must be 1 to 315360 epochs (10 years)".into(),
+                ));
+            }
+        }
         let mut foundations = Vec::new();
         let (mut names, mut keys, mut registrars) =
             (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());

@@ -201,7 +201,11 @@ fn bad_genesis_files_name_the_field() {
         ),
         (
             Box::new(|g| g.governance.terms.president = 0),
-            "office terms",
+            "governance.terms.president",
+        ),
+        (
+            Box::new(|g| g.governance.terms.staff = u64::MAX),
+            "governance.terms.staff",
         ),
     ];
     for (edit, field) in cases {

@@ -252,7 +252,12 @@ impl ShardLedger {
             Some(seat) if epoch < seat.until => TxError::TermNotOver,
             Some(seat) => {
                 offices.seats.retain(|s| s.holder != *holder);
-                st.put(key, &offices);
+                // (No seats, no record: as genesis writes none.)
+                if offices.seats.is_empty() {
+                    st.delete(key);
+                } else {
+                    st.put(key, &offices);
+                }
                 ctx.events.push(Event::SeatExpired {
                     foundation,
                     office: seat.office,

@@ -4,7 +4,7 @@ use crate::fees::FeeSplit;
 use starling_types::codec::{put, Decode, DecodeError, Encode, Reader};
 use starling_types::receipt::MAX_COMMITTEE;
 use starling_types::{
-    AccountId, ChainId, Federation, Foundation, FoundationStatus, Hash, Offices, PublicKey,
+    AccountId, ChainId, Federation, Foundation, FoundationStatus, Hash, Offices, PublicKey, Seat,
     ShardMap,
 };
 
@@ -24,6 +24,9 @@ pub const DEFAULT_SPONSORSHIP_CAP: u128 = 1_000_000_000;
 /// Default terms in global epochs (a year is 31,536 epochs of 1,000 one-second blocks), by
 /// [`starling_types::Office::code`]: president 5 years, officers 3, board 4, senate 2, staff 1.
 pub const DEFAULT_OFFICE_TERMS: [u64; 5] = [157_680, 94_608, 126_144, 63_072, 31_536];
+
+/// The longest term of any office: 10 years of epochs (no seat for life).
+pub const MAX_OFFICE_TERM: u64 = 315_360;
 
 /// The fee allowance verified members receive from the foundation that admitted them
 /// (rate-limited per account; rule T6).
@@ -157,8 +160,14 @@ impl LedgerParams {
         {
             return Err(DecodeError::InvalidValue("registrars (one each, distinct)"));
         }
-        if self.office_terms.contains(&0) {
-            return Err(DecodeError::InvalidValue("office terms (at least 1 epoch)"));
+        if self
+            .office_terms
+            .iter()
+            .any(|t| !(1..=MAX_OFFICE_TERM).contains(t))
+        {
+            return Err(DecodeError::InvalidValue(
+                "office terms (1 epoch to 10 years of epochs)",
+            ));
         }
         if !self.genesis_offices.is_empty() && self.genesis_offices.len() != self.foundations.len()
         {
@@ -166,8 +175,18 @@ impl LedgerParams {
                 "genesis offices (one per foundation)",
             ));
         }
+        // Genesis seats start at genesis and last their office's term, never acting.
         for o in &self.genesis_offices {
             o.validate()?;
+            let term = |s: &Seat| self.office_terms[usize::from(s.office.code())];
+            if o.seats
+                .iter()
+                .any(|s| s.since != 0 || s.until != term(s) || s.acting)
+            {
+                return Err(DecodeError::InvalidValue(
+                    "genesis offices (from epoch 0 for the office's term)",
+                ));
+            }
         }
         if self.charge_period_epochs == 0 {
             return Err(DecodeError::InvalidValue(

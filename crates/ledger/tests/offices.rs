@@ -122,6 +122,34 @@ fn parameters_refuse_offices_no_rule_allows() {
             },
         ],
     };
-    p.genesis_offices = vec![twice, Offices::default(), Offices::default()];
+    p.genesis_offices = vec![twice.clone(), Offices::default(), Offices::default()];
     assert!(p.validate().is_err(), "one holder in two seats");
+    // A genesis seat runs from epoch 0 for its office's term, and is not acting.
+    let mut p = params(1);
+    p.office_terms = [5, 5, 5, 5, 5];
+    let good = Offices {
+        seats: vec![twice.seats[0]],
+    };
+    p.genesis_offices = vec![good.clone(), Offices::default(), Offices::default()];
+    p.validate().unwrap();
+    for bad in [
+        Seat {
+            until: 6,
+            ..good.seats[0]
+        },
+        Seat {
+            since: 1,
+            ..good.seats[0]
+        },
+        Seat {
+            acting: true,
+            ..good.seats[0]
+        },
+    ] {
+        p.genesis_offices[0] = Offices { seats: vec![bad] };
+        assert!(p.validate().is_err(), "{bad:?}");
+    }
+    let mut p = params(1);
+    p.office_terms = [starling_ledger::params::MAX_OFFICE_TERM + 1, 1, 1, 1, 1];
+    assert!(p.validate().is_err(), "a seat for life");
 }
