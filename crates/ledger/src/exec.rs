@@ -629,12 +629,7 @@ impl ShardLedger {
     ) -> Result<(), StateError> {
         let seq = match ctx.outbox.get(&dest) {
             Some(s) => *s,
-            None => match st.get_raw(&StateKey::Outbox(dest).hash())? {
-                Some(b) => {
-                    decode_u64(&b).map_err(|e| StateError(format!("corrupt outbox: {e}")))?
-                }
-                None => 0,
-            },
+            None => read_counter(st, StateKey::Outbox(dest))?,
         };
         ctx.outbox.insert(dest, seq + 1);
         ctx.messages.push(ShardMessage {
@@ -693,10 +688,7 @@ impl ShardLedger {
         msg: &ShardMessage,
     ) -> Result<(), StateError> {
         let inbox_key = StateKey::Inbox(msg.source);
-        let expected = match st.get_raw(&inbox_key.hash())? {
-            Some(b) => decode_u64(&b).map_err(|e| StateError(format!("corrupt inbox: {e}")))?,
-            None => 0,
-        };
+        let expected = read_counter(st, inbox_key)?;
         if msg.seq < expected {
             ctx.events.push(Event::MessageDuplicate {
                 source: msg.source,
@@ -765,6 +757,17 @@ pub(crate) fn pool_balance<V: StateView + ?Sized>(
 ) -> Result<u128, StateError> {
     match st.get_raw(&key.hash())? {
         Some(b) => decode_u128(&b).map_err(|e| StateError(format!("corrupt pool: {e}"))),
+        None => Ok(0),
+    }
+}
+
+/// A `u64` counter record (an outbox, an inbox, a member count); 0 if absent.
+pub(crate) fn read_counter<V: StateView + ?Sized>(
+    st: &Overlay<'_, V>,
+    key: StateKey<'_>,
+) -> Result<u64, StateError> {
+    match st.get_raw(&key.hash())? {
+        Some(b) => decode_u64(&b).map_err(|e| StateError(format!("corrupt counter: {e}"))),
         None => Ok(0),
     }
 }

@@ -69,13 +69,9 @@ impl ShardLedger {
     /// foundation's treasury is not consulted, so this may over-estimate by what the treasury
     /// lacks). What the mempool admits against.
     pub fn fee_budget(&self, acct: &AccountRecord, height: u64) -> u128 {
-        let p = &self.params.allowance;
         let allowance = match acct.member {
-            Some(m) if height.saturating_sub(m.since) < p.period_blocks => {
-                let elapsed = height.saturating_sub(acct.allowance_height) as u128;
-                acct.allowance
-                    .saturating_add(elapsed.saturating_mul(p.refill_per_block))
-                    .min(p.cap)
+            Some(m) if height.saturating_sub(m.since) < self.params.allowance.period_blocks => {
+                self.refilled_allowance(acct, height)
             }
             _ => 0,
         };
@@ -83,6 +79,15 @@ impl ShardLedger {
         acct.balance(Asset::Spend)
             .saturating_add(allowance)
             .saturating_add(sponsored)
+    }
+
+    /// A member's allowance at `height`: what it had, refilled per block since, up to the cap.
+    fn refilled_allowance(&self, acct: &AccountRecord, height: u64) -> u128 {
+        let p = &self.params.allowance;
+        let elapsed = height.saturating_sub(acct.allowance_height) as u128;
+        acct.allowance
+            .saturating_add(elapsed.saturating_mul(p.refill_per_block))
+            .min(p.cap)
     }
 
     /// Refills and spends a verified member's allowance for `allowance.period_blocks` after
@@ -113,11 +118,7 @@ impl ShardLedger {
             acct.allowance = 0;
             return Ok(0);
         }
-        let elapsed = ctx.height.saturating_sub(acct.allowance_height) as u128;
-        acct.allowance = acct
-            .allowance
-            .saturating_add(elapsed.saturating_mul(p.refill_per_block))
-            .min(p.cap);
+        acct.allowance = self.refilled_allowance(acct, ctx.height);
         acct.allowance_height = ctx.height;
         let pool_key = StateKey::Pool(Pool::Foundation(foundation));
         let treasury = pool_balance(st, pool_key)?;

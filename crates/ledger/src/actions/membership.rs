@@ -9,9 +9,10 @@
 //! refused until the first membership ends.
 
 use super::Apply;
+use crate::exec::read_counter;
 use crate::exec::{BlockCtx, Failure};
 use crate::overlay::Overlay;
-use crate::records::{decode_u64, AccountRecord, MemberRecord, Membership, Sponsorship, StateKey};
+use crate::records::{AccountRecord, MemberRecord, Membership, Sponsorship, StateKey};
 use crate::{Event, ShardLedger, StateError, StateView, TxError};
 use starling_types::receipt::Payload;
 use starling_types::{AccountId, Asset, DecodeError, ShardId};
@@ -392,10 +393,7 @@ impl ShardLedger {
         record: Option<MemberRecord>,
     ) -> Result<(), Failure> {
         let count_key = StateKey::MemberCount(foundation);
-        let count = match st.get_raw(&count_key.hash())? {
-            Some(b) => decode_u64(&b).map_err(|e| StateError(format!("corrupt count: {e}")))?,
-            None => 0,
-        };
+        let count = read_counter(st, count_key)?;
         let count = match &record {
             Some(r) => {
                 st.put(StateKey::Member(account), r);
