@@ -15,6 +15,7 @@
 //! Every error is `{"error": {"code": "<snake_case>", "message": "..."}}` with a 4xx status
 //! for a bad request; bodies are bounded before they are parsed.
 
+mod action_json;
 pub mod chat_api;
 pub mod client;
 mod governance;

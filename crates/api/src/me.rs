@@ -22,8 +22,9 @@
 //! `"type"`, with the fields the one table of actions names ([`starling_types::ACTIONS`], also
 //! in the OpenAPI document). A post is `{"author", "seq"}`; amounts are decimal strings.
 
+use crate::action_json::ActionJson;
 use crate::client::Client;
-use crate::{json_body, parse_key, Api, ApiError, ApiResult};
+use crate::{json_body, Api, ApiError, ApiResult};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -36,7 +37,7 @@ use serde_json::{json, Value};
 use starling_accounts::keystore::KeystoreError;
 use starling_accounts::{Accounts, Estimate, Sent, Session, CSRF_HEADER, SESSION_COOKIE};
 use starling_crypto::SecretKey;
-use starling_types::{Action, Asset, KeyType, PostId, PublicKey};
+use starling_types::{Action, KeyType, PublicKey};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -456,200 +457,6 @@ async fn export(
     Ok(Json(json!({ "backup": backup })))
 }
 
-/// A post named in an action.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PostRef {
-    author: String,
-    seq: u64,
-}
-
-impl PostRef {
-    fn id(&self) -> Result<PostId, ApiError> {
-        Ok(PostId {
-            author: parse_key(&self.author)?,
-            seq: self.seq,
-        })
-    }
-}
-
-/// An action as the API takes it.
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum ActionJson {
-    Post {
-        text: String,
-        reply_to: Option<PostRef>,
-        quote_of: Option<PostRef>,
-        #[serde(default)]
-        langs: Vec<String>,
-    },
-    EditPost {
-        post: PostRef,
-        text: String,
-    },
-    DeletePost {
-        post: PostRef,
-    },
-    Repost {
-        post: PostRef,
-    },
-    Unrepost {
-        post: PostRef,
-    },
-    Like {
-        post: PostRef,
-    },
-    Unlike {
-        post: PostRef,
-    },
-    Follow {
-        target: String,
-    },
-    Unfollow {
-        target: String,
-    },
-    Block {
-        target: String,
-    },
-    Unblock {
-        target: String,
-    },
-    Mute {
-        target: String,
-    },
-    Unmute {
-        target: String,
-    },
-    SetProfile {
-        display_name: String,
-        bio: String,
-        #[serde(default)]
-        avatar_url: String,
-    },
-    RegisterHandle {
-        handle: String,
-    },
-    Transfer {
-        asset: String,
-        to: String,
-        amount: String,
-    },
-    AdmitMember {
-        member: String,
-    },
-    RevokeMember {
-        member: String,
-    },
-    LeaveFoundation {},
-    Sponsor {
-        account: String,
-        amount: String,
-    },
-    EndSponsorship {
-        account: String,
-    },
-    ExpireSeat {
-        foundation: u16,
-        holder: String,
-    },
-}
-
-fn parse_amount(amount: &str) -> Result<u128, ApiError> {
-    amount
-        .parse()
-        .map_err(|_| ApiError::bad_request("bad_amount", "amount is a whole number as a string"))
-}
-
-impl ActionJson {
-    fn into_action(self) -> Result<Action, ApiError> {
-        let opt = |p: Option<PostRef>| p.map(|p| p.id()).transpose();
-        Ok(match self {
-            ActionJson::Post {
-                text,
-                reply_to,
-                quote_of,
-                langs,
-            } => Action::Post {
-                text,
-                reply_to: opt(reply_to)?,
-                quote_of: opt(quote_of)?,
-                langs,
-            },
-            ActionJson::EditPost { post, text } => Action::EditPost {
-                post: post.id()?,
-                text,
-            },
-            ActionJson::DeletePost { post } => Action::DeletePost { post: post.id()? },
-            ActionJson::Repost { post } => Action::Repost { post: post.id()? },
-            ActionJson::Unrepost { post } => Action::Unrepost { post: post.id()? },
-            ActionJson::Like { post } => Action::Like { post: post.id()? },
-            ActionJson::Unlike { post } => Action::Unlike { post: post.id()? },
-            ActionJson::Follow { target } => Action::Follow {
-                target: parse_key(&target)?,
-            },
-            ActionJson::Unfollow { target } => Action::Unfollow {
-                target: parse_key(&target)?,
-            },
-            ActionJson::Block { target } => Action::Block {
-                target: parse_key(&target)?,
-            },
-            ActionJson::Unblock { target } => Action::Unblock {
-                target: parse_key(&target)?,
-            },
-            ActionJson::Mute { target } => Action::Mute {
-                target: parse_key(&target)?,
-            },
-            ActionJson::Unmute { target } => Action::Unmute {
-                target: parse_key(&target)?,
-            },
-            ActionJson::SetProfile {
-                display_name,
-                bio,
-                avatar_url,
-            } => Action::SetProfile {
-                display_name,
-                bio,
-                avatar_url,
-            },
-            ActionJson::RegisterHandle { handle } => Action::RegisterHandle { handle },
-            ActionJson::Transfer { asset, to, amount } => Action::Transfer {
-                asset: match asset.as_str() {
-                    "spend" => Asset::Spend,
-                    "urc" => Asset::Urc,
-                    "core" => Asset::Core,
-                    _ => {
-                        return Err(ApiError::bad_request(
-                            "bad_asset",
-                            "asset is spend, urc or core",
-                        ))
-                    }
-                },
-                to: parse_key(&to)?,
-                amount: parse_amount(&amount)?,
-            },
-            ActionJson::AdmitMember { member } => Action::AdmitMember {
-                member: parse_key(&member)?,
-            },
-            ActionJson::RevokeMember { member } => Action::RevokeMember {
-                member: parse_key(&member)?,
-            },
-            ActionJson::LeaveFoundation {} => Action::LeaveFoundation,
-            ActionJson::Sponsor { account, amount } => Action::Sponsor {
-                account: parse_key(&account)?,
-                amount: parse_amount(&amount)?,
-            },
-            ActionJson::EndSponsorship { account } => Action::EndSponsorship {
-                account: parse_key(&account)?,
-            },
-            ActionJson::ExpireSeat { foundation, holder } => Action::ExpireSeat {
-                foundation,
-                holder: parse_key(&holder)?,
-            },
-        })
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ActionRequest {
@@ -784,6 +591,10 @@ mod tests {
             FieldKind::Amount => json!("5"),
             FieldKind::Handle => json!("alice_1"),
             FieldKind::Index => json!(1),
+            FieldKind::Id => json!(3),
+            FieldKind::Bool => json!(true),
+            FieldKind::Count => json!(2),
+            FieldKind::Motion => json!({"kind": "spend", "to": key, "amount": "5"}),
         }
     }
 
@@ -810,7 +621,7 @@ mod tests {
             .public_key()
             .to_text();
         let parse = |v: Value| {
-            serde_json::from_value::<ActionJson>(v)
+            serde_json::from_value::<crate::action_json::ActionJson>(v)
                 .map_err(|e| e.to_string())
                 .and_then(|a| a.into_action().map_err(|e| e.message))
         };

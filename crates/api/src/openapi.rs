@@ -283,6 +283,10 @@ fn action_schema() -> Value {
         FieldKind::Amount => json!({"type": "string", "pattern": "^[0-9]+$"}),
         FieldKind::Handle => json!({"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{2,29}$"}),
         FieldKind::Index => json!({"type": "integer", "minimum": 0, "maximum": 65535}),
+        FieldKind::Id => json!({"type": "integer", "minimum": 0}),
+        FieldKind::Bool => json!({"type": "boolean"}),
+        FieldKind::Count => json!({"type": "integer", "minimum": 1, "maximum": u32::MAX}),
+        FieldKind::Motion => json!({"$ref": "#/components/schemas/Motion"}),
     };
     let variants: Vec<Value> = starling_types::ACTIONS
         .iter()
@@ -316,6 +320,7 @@ fn schemas() -> Value {
             &["author", "seq"]
         )),
     );
+    m.insert("Motion".into(), motion_schema(&key));
     m.insert("Error".into(), json!(obj(json!({"error": obj(json!({"code": s("string"), "message": s("string")}), &["code", "message"])}), &["error"])));
     m.insert(
         "Ok".into(),
@@ -477,6 +482,17 @@ pub fn document() -> Value {
             },
         },
     })
+}
+
+/// A proposal's motion (see [`starling_types::actions::FieldKind::Motion`]).
+fn motion_schema(key: &Value) -> Value {
+    let amount = json!({"type": "string", "pattern": "^[0-9]+$"});
+    json!({"description": "What a proposal asks for (its track follows from it)", "oneOf": [
+        obj(json!({"kind": {"const": "spend"}, "to": key, "amount": amount}), &["kind", "to", "amount"]),
+        obj(json!({"kind": {"const": "appoint"}, "office": {"enum": ["president", "officer", "board", "senate", "staff"]}, "holder": key}), &["kind", "office", "holder"]),
+        obj(json!({"kind": {"const": "set_param"}, "param": {"enum": ["spend_limit", "tokens.members", "tokens.staff", "tokens.senate", "tokens.board", "tokens.executive"]}, "value": amount}), &["kind", "param", "value"]),
+        obj(json!({"kind": {"const": "registrar"}, "registrar": key}), &["kind", "registrar"]),
+    ]})
 }
 
 #[cfg(test)]

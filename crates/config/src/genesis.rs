@@ -4,6 +4,7 @@
 //! when loaded; every error names the field to fix. Its identity is [`Genesis::id`], the hash
 //! of its canonical binary form, so two nodes with the same genesis agree byte for byte.
 
+pub use crate::governance::{GovernanceSection, ProposalsSection, TermsSection};
 use crate::SetupError;
 use serde::{Deserialize, Serialize};
 use starling_ledger::fees::FeeSplit;
@@ -32,7 +33,7 @@ pub enum Amount {
 }
 
 impl Amount {
-    fn parse(&self, path: &str, field: &str) -> Result<u128, SetupError> {
+    pub(crate) fn parse(&self, path: &str, field: &str) -> Result<u128, SetupError> {
         match self {
             Amount::Int(v) => Ok(*v as u128),
             Amount::Text(s) => s.replace('_', "").parse::<u128>().map_err(|_| {
@@ -82,73 +83,6 @@ pub struct AllowanceSection {
 pub struct LimitsSection {
     pub max_expiry_blocks: u64,
     pub max_edits: u16,
-}
-
-/// Governance: how the federation of foundations runs.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GovernanceSection {
-    /// Global epochs per charge period: accounts are assigned to foundations anew at the
-    /// start of each (rule FD2). Default: a year of epochs at one block per second.
-    pub charge_period_epochs: u64,
-    /// Most SPEND anyone may set aside for one account's base fees (rule SP1).
-    #[serde(default = "default_sponsorship_cap")]
-    pub sponsorship_cap: Amount,
-    /// Each office's term in global epochs (rule OF1).
-    #[serde(default)]
-    pub terms: TermsSection,
-}
-
-/// Terms of office in global epochs; the defaults are 5, 3, 4, 2 and 1 years.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TermsSection {
-    pub president: u64,
-    pub officer: u64,
-    pub board: u64,
-    pub senate: u64,
-    pub staff: u64,
-}
-
-impl Default for TermsSection {
-    fn default() -> Self {
-        let [president, officer, board, senate, staff] =
-            starling_ledger::params::DEFAULT_OFFICE_TERMS;
-        TermsSection {
-            president,
-            officer,
-            board,
-            senate,
-            staff,
-        }
-    }
-}
-
-impl TermsSection {
-    /// By [`starling_types::Office::code`].
-    pub fn by_code(&self) -> [u64; 5] {
-        [
-            self.president,
-            self.officer,
-            self.board,
-            self.senate,
-            self.staff,
-        ]
-    }
-}
-
-fn default_sponsorship_cap() -> Amount {
-    starling_ledger::params::DEFAULT_SPONSORSHIP_CAP.into()
-}
-
-impl Default for GovernanceSection {
-    fn default() -> Self {
-        GovernanceSection {
-            charge_period_epochs: starling_ledger::params::DEFAULT_CHARGE_PERIOD_EPOCHS,
-            sponsorship_cap: default_sponsorship_cap(),
-            terms: TermsSection::default(),
-        }
-    }
 }
 
 /// Consensus epochs and the validator registry.
@@ -642,6 +576,7 @@ impl Genesis {
             committee_size: f.epochs.committee_size,
             validator_bond: f.epochs.validator_bond.parse(p, "epochs.validator_bond")?,
             charge_period_epochs: f.governance.charge_period_epochs,
+            governance: f.governance.proposals.params(p)?,
         };
         params
             .validate()

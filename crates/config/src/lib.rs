@@ -6,6 +6,7 @@
 pub mod config;
 pub mod fs;
 pub mod genesis;
+mod governance;
 pub mod init;
 pub mod keyfile;
 pub mod net;

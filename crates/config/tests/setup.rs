@@ -207,6 +207,30 @@ fn bad_genesis_files_name_the_field() {
             Box::new(|g| g.governance.terms.staff = u64::MAX),
             "governance.terms.staff",
         ),
+        (
+            Box::new(|g| g.governance.proposals.voting_epochs = 0),
+            "governance.proposals.voting_epochs",
+        ),
+        (
+            Box::new(|g| g.governance.proposals.round_epochs = u64::MAX),
+            "governance.proposals.round_epochs",
+        ),
+        (
+            Box::new(|g| {
+                g.governance.proposals.tokens.insert("board".into(), 0);
+            }),
+            "governance.proposals.tokens.board",
+        ),
+        (
+            Box::new(|g| {
+                g.governance.proposals.tokens.insert("kings".into(), 5);
+            }),
+            "governance.proposals.tokens",
+        ),
+        (
+            Box::new(|g| g.governance.proposals.spend_limit = Amount::Text("lots".into())),
+            "governance.proposals.spend_limit",
+        ),
     ];
     for (edit, field) in cases {
         let err = genesis_error(edit);
@@ -422,4 +446,13 @@ fn a_genesis_names_the_first_office_holders() {
     assert!(offices.held_by(&board[1], 7).is_none());
     assert!(genesis.params.genesis_offices[1].seats.is_empty());
     assert_eq!(genesis.params.office_terms[2], 7);
+    // How proposals run comes from `[governance.proposals]`, defaults where it is silent.
+    let mut g = genesis_file();
+    g.governance.proposals.voting_epochs = 3;
+    g.governance.proposals.tokens = [("senate".to_string(), 400)].into();
+    let text = g.to_toml().unwrap();
+    let params = Genesis::parse(&text, "g.toml").unwrap().params.governance;
+    assert_eq!(params.voting_epochs, 3);
+    assert_eq!(params.foundation.tokens[2], 400);
+    assert_eq!(params.foundation.tokens[3], 10_000);
 }

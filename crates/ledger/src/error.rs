@@ -101,6 +101,38 @@ pub enum TxError {
     NotSponsor,
     #[error("that seat's term has not ended")]
     TermNotOver,
+    #[error("the sender holds no seat that may do this (or its term is over)")]
+    NotInOffice,
+    #[error("an acting seat cannot make an irreversible decision")]
+    ActingSeat,
+    #[error("the members decide this by referendum (not yet open to proposals)")]
+    NeedsReferendum,
+    #[error("voting on that question is closed")]
+    VotingClosed,
+    #[error("not yet: the proposal's next step is not due")]
+    NotYet,
+    #[error("this seat already voted on that question")]
+    AlreadyVoted,
+    #[error("not enough vote tokens this round: needs {needed}, has {left}")]
+    VoteTokens { needed: u128, left: u128 },
+    #[error("that decision cannot be challenged (final, not decided, or its window has passed)")]
+    NotChallengeable,
+    #[error("a challenge of that decision is already running")]
+    ChallengeOpen,
+    #[error("already supported this challenge")]
+    AlreadySupported,
+    #[error("no challenge of that decision is taking support or votes")]
+    NoChallenge,
+    #[error("that proposal has nothing left to do")]
+    ProposalClosed,
+    #[error("no free seat in that office")]
+    SeatsFull,
+    #[error("that account is already another foundation's registrar")]
+    RegistrarTaken,
+    #[error("a foundation's treasury pays out only as its proposals decide")]
+    TreasuryLocked,
+    #[error("that question has all the votes it can hold")]
+    TooManyVotes,
 }
 
 impl TxError {
@@ -154,6 +186,22 @@ impl TxError {
             TxError::SponsoredByAnother => 45,
             TxError::NotSponsor => 46,
             TxError::TermNotOver => 47,
+            TxError::NotInOffice => 48,
+            TxError::ActingSeat => 49,
+            TxError::NeedsReferendum => 50,
+            TxError::VotingClosed => 51,
+            TxError::NotYet => 52,
+            TxError::AlreadyVoted => 53,
+            TxError::VoteTokens { .. } => 54,
+            TxError::NotChallengeable => 55,
+            TxError::ChallengeOpen => 56,
+            TxError::AlreadySupported => 57,
+            TxError::NoChallenge => 58,
+            TxError::ProposalClosed => 59,
+            TxError::SeatsFull => 60,
+            TxError::RegistrarTaken => 61,
+            TxError::TreasuryLocked => 62,
+            TxError::TooManyVotes => 63,
         }
     }
 }

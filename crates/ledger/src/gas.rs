@@ -33,6 +33,8 @@ pub fn action_gas(action: &Action) -> u64 {
         Action::AdmitMember { .. } | Action::RevokeMember { .. } | Action::LeaveFoundation => 5_000,
         Action::Sponsor { .. } | Action::EndSponsorship { .. } => 2_000,
         Action::ExpireSeat { .. } => 2_000,
+        // Its message to the global shard, and the work there (a roll call, a tally).
+        Action::Govern(_) => 5_000,
     }
 }
 

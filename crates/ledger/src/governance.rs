@@ -150,18 +150,7 @@ impl ShardLedger {
         federation.version += 1;
         federation.period = next / every;
         federation.seed = Federation::period_seed(federation.period, &committee_seed);
-        st.put(StateKey::Federation, &federation);
-        ctx.federation = None;
-        let shards: Vec<ShardId> = self
-            .params
-            .shard_map
-            .ranges()
-            .iter()
-            .map(|(id, _)| *id)
-            .collect();
-        for shard in shards {
-            self.send(st, ctx, shard, Payload::Federation(federation.clone()))?;
-        }
+        self.publish_federation(st, ctx, &federation)?;
         ctx.events.push(Event::ChargesReshuffled {
             period: federation.period,
             seed: federation.seed,

@@ -16,6 +16,7 @@ pub mod gas;
 mod governance;
 mod overlay;
 pub mod params;
+pub mod proposals;
 pub mod randomness;
 pub mod records;
 pub mod validate;
@@ -165,6 +166,55 @@ pub enum Event {
         sponsor: AccountId,
         account: AccountId,
         error: TxError,
+    },
+    /// A proposal opened (rule GV2).
+    ProposalOpened {
+        proposal: u64,
+        foundation: u16,
+        proposer: AccountId,
+    },
+    /// A seat holder voted on a proposal, or on its challenge (rule GV3).
+    Voted {
+        proposal: u64,
+        voter: AccountId,
+        challenge: bool,
+        yes: bool,
+        votes: u32,
+    },
+    /// A proposal's status changed (rules GV5, GV6, GV8): its new status's name.
+    ProposalChanged {
+        proposal: u64,
+        status: &'static str,
+    },
+    /// A passed proposal could not take effect (rule GV6).
+    EnactmentFailed {
+        proposal: u64,
+        error: TxError,
+    },
+    /// A challenge moved to a new stage (rule GV7): the stage's name.
+    ChallengeChanged {
+        proposal: u64,
+        stage: &'static str,
+    },
+    /// The global shard refused a governance act; its deposit went back (rule M16).
+    GovernanceRefused {
+        from: AccountId,
+        proposal: Option<u64>,
+        error: TxError,
+    },
+    /// An overturned appointment's seat was vacated (rule GV8).
+    SeatVacated {
+        foundation: u16,
+        office: starling_types::Office,
+        holder: AccountId,
+    },
+    /// A decided spend was paid from a treasury, or could not be (rule M17).
+    TreasurySpend {
+        proposal: u64,
+        foundation: u16,
+        to: AccountId,
+        amount: u128,
+        error: Option<TxError>,
     },
     /// `sponsor` stopped sponsoring `account`, or a larger offer displaced it; `refunded`
     /// went back (rules SP1, SP2).

@@ -1,6 +1,7 @@
 //! Parameters of a ledger, fixed at genesis (governance will version them later).
 
 use crate::fees::FeeSplit;
+pub use crate::proposals::FoundationParams;
 use starling_types::codec::{put, Decode, DecodeError, Encode, Reader};
 use starling_types::receipt::MAX_COMMITTEE;
 use starling_types::{
@@ -27,6 +28,88 @@ pub const DEFAULT_OFFICE_TERMS: [u64; 5] = [157_680, 94_608, 126_144, 63_072, 31
 
 /// The longest term of any office: 10 years of epochs (no seat for life).
 pub const MAX_OFFICE_TERM: u64 = 315_360;
+
+/// How proposals, votes and challenges run (rules GV1–GV8): periods in global epochs,
+/// deposits in SPEND units, and each foundation's parameters until its senate sets them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct GovernanceParams {
+    /// How long a proposal is open for votes.
+    pub voting_epochs: u64,
+    /// How long after its tally a decision may be challenged; irreversible ones wait it out.
+    pub challenge_epochs: u64,
+    /// How long a challenge gathers support before it lapses.
+    pub support_epochs: u64,
+    /// How long the board votes on a supported challenge.
+    pub board_vote_epochs: u64,
+    /// Vote tokens are replenished every this many epochs (rule GV4).
+    pub round_epochs: u64,
+    /// Held from a proposer; returned if the vote reaches quorum, else kept by the
+    /// foundation.
+    pub proposal_deposit: u128,
+    /// Held from a challenger; returned if the challenge overturns the decision.
+    pub challenge_deposit: u128,
+    /// Each foundation's starting parameters (its senate may change them).
+    pub foundation: FoundationParams,
+}
+
+impl Default for GovernanceParams {
+    fn default() -> Self {
+        // In 1,000-second epochs: a week of voting, 30 days to challenge, a week to gather
+        // support, 14 days for the board, and 30-day rounds.
+        Self {
+            voting_epochs: 605,
+            challenge_epochs: 2_592,
+            support_epochs: 605,
+            board_vote_epochs: 1_210,
+            round_epochs: 2_592,
+            proposal_deposit: 1_000_000_000,
+            challenge_deposit: 1_000_000_000,
+            foundation: FoundationParams::default(),
+        }
+    }
+}
+
+impl GovernanceParams {
+    fn validate(&self) -> Result<(), DecodeError> {
+        let periods = [
+            self.voting_epochs,
+            self.challenge_epochs,
+            self.support_epochs,
+            self.board_vote_epochs,
+            self.round_epochs,
+        ];
+        if periods.iter().any(|p| !(1..=MAX_OFFICE_TERM).contains(p)) {
+            return Err(DecodeError::InvalidValue(
+                "governance periods (1 epoch to 10 years of epochs)",
+            ));
+        }
+        self.foundation.validate()
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        put::u64(out, self.voting_epochs);
+        put::u64(out, self.challenge_epochs);
+        put::u64(out, self.support_epochs);
+        put::u64(out, self.board_vote_epochs);
+        put::u64(out, self.round_epochs);
+        put::u128(out, self.proposal_deposit);
+        put::u128(out, self.challenge_deposit);
+        self.foundation.encode(out);
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            voting_epochs: r.u64()?,
+            challenge_epochs: r.u64()?,
+            support_epochs: r.u64()?,
+            board_vote_epochs: r.u64()?,
+            round_epochs: r.u64()?,
+            proposal_deposit: r.u128()?,
+            challenge_deposit: r.u128()?,
+            foundation: FoundationParams::decode(r)?,
+        })
+    }
+}
 
 /// The fee allowance verified members receive from the foundation that admitted them
 /// (rate-limited per account; rule T6).
@@ -88,6 +171,8 @@ pub struct LedgerParams {
     pub office_terms: [u64; 5],
     /// Each genesis foundation's offices at genesis, in registry order (none: no seats).
     pub genesis_offices: Vec<Offices>,
+    /// Proposals, votes and challenges (rules GV1–GV8).
+    pub governance: GovernanceParams,
 }
 
 impl LedgerParams {
@@ -142,6 +227,7 @@ impl LedgerParams {
             sponsorship_cap: DEFAULT_SPONSORSHIP_CAP,
             office_terms: DEFAULT_OFFICE_TERMS,
             genesis_offices: Vec::new(),
+            governance: GovernanceParams::default(),
         })
     }
 
@@ -188,6 +274,7 @@ impl LedgerParams {
                 ));
             }
         }
+        self.governance.validate()?;
         if self.charge_period_epochs == 0 {
             return Err(DecodeError::InvalidValue(
                 "charge_period_epochs (at least 1)",
@@ -211,7 +298,7 @@ impl LedgerParams {
 
 impl Encode for LedgerParams {
     fn encode(&self, out: &mut Vec<u8>) {
-        put::u8(out, 5);
+        put::u8(out, 6);
         self.chain_id.encode(out);
         self.shard_map.encode(out);
         put::u64(out, self.block_gas_limit);
@@ -236,13 +323,14 @@ impl Encode for LedgerParams {
             put::u64(out, t);
         }
         put::seq(out, &self.genesis_offices, |o, x| x.encode(o));
+        self.governance.encode(out);
     }
 }
 
 impl Decode for LedgerParams {
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let version = r.u8()?;
-        if version != 5 {
+        if version != 6 {
             return Err(DecodeError::UnsupportedVersion {
                 what: "ledger params",
                 version,
@@ -273,6 +361,7 @@ impl Decode for LedgerParams {
             sponsorship_cap: r.u128()?,
             office_terms: [r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?],
             genesis_offices: r.seq("genesis offices", MAX_FOUNDATIONS, Offices::decode)?,
+            governance: GovernanceParams::decode(r)?,
         };
         p.validate()?;
         Ok(p)

@@ -23,6 +23,9 @@ pub enum Pool {
     Foundation(u16),
     /// Validator bonds held on this shard (their owners' [`StateKey::Bond`]s add up to it).
     Bonds,
+    /// Proposal and challenge deposits the global shard holds until they are settled
+    /// (rules GV2, GV7).
+    Deposits,
 }
 
 impl Pool {
@@ -35,6 +38,7 @@ impl Pool {
             Pool::Venture,
             Pool::Rewards,
             Pool::Bonds,
+            Pool::Deposits,
         ]
         .into_iter()
         .chain((0..foundations).map(Pool::Foundation))
@@ -94,6 +98,19 @@ pub enum StateKey<'a> {
     MemberCount(u16),
     /// A foundation's offices (global shard): a [`starling_types::Offices`] (rules OF1, OF2).
     Offices(u16),
+    /// A proposal (global shard): a [`crate::proposals::ProposalRecord`] (rules GV2–GV8).
+    Proposal(u64),
+    /// How many proposals were opened (global shard): a `u64`; the next one's number.
+    ProposalCount,
+    /// What a holder spent of a branch's vote tokens in a round (global shard): a
+    /// [`crate::proposals::TokenRecord`] (rule GV4), by foundation and branch code.
+    VoteTokens(u16, u8, &'a AccountId),
+    /// That an account supported challenge number `n` of a proposal (global shard): present
+    /// or absent (rule GV7).
+    Support(u64, u8, &'a AccountId),
+    /// A foundation's parameters, once its senate has set one (global shard): a
+    /// [`crate::proposals::FoundationParams`] (rule GV1; the network's defaults before).
+    FoundationParams(u16),
 }
 
 impl StateKey<'_> {
@@ -142,6 +159,7 @@ impl StateKey<'_> {
                         put::u16(&mut out, *i);
                     }
                     Pool::Bonds => out.push(5),
+                    Pool::Deposits => out.push(6),
                 }
             }
             StateKey::Outbox(s) => {
@@ -169,14 +187,26 @@ impl StateKey<'_> {
             StateKey::EpochMix => out.push(24),
             StateKey::Federation => out.push(25),
             StateKey::Member(a) => tagged(&mut out, 26, &[*a]),
-            StateKey::MemberCount(i) => {
-                out.push(27);
-                put::u16(&mut out, *i);
+            StateKey::MemberCount(i) => tagged_u16(&mut out, 27, *i),
+            StateKey::Offices(i) => tagged_u16(&mut out, 28, *i),
+            StateKey::Proposal(id) => {
+                out.push(29);
+                put::u64(&mut out, *id)
             }
-            StateKey::Offices(i) => {
-                out.push(28);
-                put::u16(&mut out, *i);
+            StateKey::ProposalCount => out.push(30),
+            StateKey::VoteTokens(f, b, a) => {
+                out.push(31);
+                put::u16(&mut out, *f);
+                put::u8(&mut out, *b);
+                a.encode(&mut out);
             }
+            StateKey::Support(id, n, a) => {
+                out.push(32);
+                put::u64(&mut out, *id);
+                put::u8(&mut out, *n);
+                a.encode(&mut out);
+            }
+            StateKey::FoundationParams(i) => tagged_u16(&mut out, 33, *i),
         }
         out
     }
@@ -184,6 +214,11 @@ impl StateKey<'_> {
     pub fn hash(&self) -> Hash {
         starling_state::key_hash(&self.encode())
     }
+}
+
+fn tagged_u16(out: &mut Vec<u8>, tag: u8, v: u16) {
+    out.push(tag);
+    put::u16(out, v);
 }
 
 fn tagged(out: &mut Vec<u8>, tag: u8, accounts: &[&AccountId]) {

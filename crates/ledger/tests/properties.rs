@@ -10,7 +10,9 @@ use starling_crypto::SecretKey;
 use starling_ledger::records::{Pool, StateKey};
 use starling_ledger::MemLedger;
 use starling_types::receipt::Payload;
-use starling_types::{Action, Asset, Block, InboundBatch, PostId, ShardId, TxBody, TxEnvelope};
+use starling_types::{
+    Action, Asset, Block, GovAct, InboundBatch, Motion, PostId, ShardId, TxBody, TxEnvelope,
+};
 
 /// A random mix of valid and invalid transactions from `keys` on `shard`.
 fn random_txs(
@@ -25,7 +27,7 @@ fn random_txs(
         .map(|_| {
             let i = rng.gen_range(0..keys.len());
             let k = &keys[i];
-            let action = match rng.gen_range(0..12) {
+            let action = match rng.gen_range(0..13) {
                 10 => Action::Sponsor {
                     account: all[rng.gen_range(0..all.len())],
                     // Sometimes over the cap, or more than the sender has.
@@ -35,6 +37,23 @@ fn random_txs(
                         _ => rng.gen_range(0..50_000_000),
                     },
                 },
+                // Governance acts the global shard refuses (no one here holds a seat): the
+                // deposit travels there and back.
+                12 => Action::Govern(if rng.gen_bool(0.5) {
+                    GovAct::Propose {
+                        foundation: 0,
+                        title: "t".into(),
+                        text: String::new(),
+                        motion: Motion::Spend {
+                            to: all[rng.gen_range(0..all.len())],
+                            amount: 1,
+                        },
+                    }
+                } else {
+                    GovAct::Challenge {
+                        proposal: rng.gen_range(0..2),
+                    }
+                }),
                 11 => Action::EndSponsorship {
                     account: all[rng.gen_range(0..all.len())],
                 },
@@ -142,6 +161,7 @@ fn totals(
                 match m.payload {
                     Payload::Credit { asset, amount, .. } => sum[asset.index()] += amount,
                     Payload::Sponsor { amount, .. } => sum[0] += amount,
+                    Payload::Govern { deposit, .. } => sum[0] += deposit,
                     _ => {}
                 }
             }
@@ -245,12 +265,20 @@ proptest! {
                 prop_assert_eq!(totals(&net, &accounts, &produced), issued);
             }
         }
-        // Finally deliver everything, in order, twice over: nothing is lost or doubled.
+        // Finally deliver everything, in order, twice over: nothing is lost or doubled. The
+        // global shard's answers (refunded deposits) are delivered the same way.
         let all: Vec<_> = produced.iter().flat_map(|(b, ex)| batches_for(b, ex)).collect();
+        let sent = produced.len();
         for (dest, batch) in all.iter().chain(all.iter()) {
-            if *dest != ShardId::GLOBAL {
-                net.block(*dest, vec![], vec![batch.clone()]);
+            let out = net.block(*dest, vec![], vec![batch.clone()]);
+            if *dest == ShardId::GLOBAL {
+                produced.push(out);
             }
+        }
+        prop_assert_eq!(totals(&net, &accounts, &produced), issued);
+        let back: Vec<_> = produced[sent..].iter().flat_map(|(b, ex)| batches_for(b, ex)).collect();
+        for (dest, batch) in back.iter().chain(back.iter()) {
+            net.block(*dest, vec![], vec![batch.clone()]);
         }
         prop_assert_eq!(totals(&net, &accounts, &produced), issued);
         // The run exercised both outcomes and real cross-shard credits.

@@ -7,7 +7,8 @@
 //! here; its rule in `starling-ledger` (`actions/`, `gas.rs`); and, if users sign it through a
 //! node, its JSON form in the API (`me.rs`).
 
-use crate::tx::{Action, MAX_BIO_BYTES, MAX_DISPLAY_NAME_BYTES, MAX_URL_BYTES};
+use crate::proposals::{MAX_PROPOSAL_TEXT_BYTES, MAX_TITLE_BYTES};
+use crate::tx::{Action, FIRST_GOV_TAG, MAX_BIO_BYTES, MAX_DISPLAY_NAME_BYTES, MAX_URL_BYTES};
 
 /// One kind of action.
 #[derive(Debug)]
@@ -53,6 +54,17 @@ pub enum FieldKind {
     Handle,
     /// A small whole number (a foundation's index).
     Index,
+    /// A proposal's number.
+    Id,
+    /// `true` or `false`.
+    Bool,
+    /// A whole number from 1 to 2^32 - 1.
+    Count,
+    /// A motion: `{"kind": "spend", "to": <key>, "amount": <amount>}`, `{"kind": "appoint",
+    /// "office": <office>, "holder": <key>}`, `{"kind": "set_param", "param":
+    /// "tokens.<branch>" | "spend_limit", "value": <amount>}` or `{"kind": "registrar",
+    /// "registrar": <key>}`.
+    Motion,
 }
 
 const fn required(name: &'static str, kind: FieldKind) -> Field {
@@ -74,6 +86,7 @@ const fn optional(name: &'static str, kind: FieldKind) -> Field {
 const POST: &[Field] = &[required("post", FieldKind::Post)];
 const TARGET: &[Field] = &[required("target", FieldKind::Account)];
 const MEMBER: &[Field] = &[required("member", FieldKind::Account)];
+const PROPOSAL: &[Field] = &[required("proposal", FieldKind::Id)];
 
 const fn kind(
     tag: u8,
@@ -214,6 +227,46 @@ pub const ACTIONS: &[ActionKind] = &[
             required("holder", FieldKind::Account),
         ]),
     ),
+    kind(
+        27,
+        "propose",
+        "Open a proposal in a foundation, on the track its motion names (a deposit is held)",
+        Some(&[
+            required("foundation", FieldKind::Index),
+            required("title", FieldKind::Text(MAX_TITLE_BYTES)),
+            optional("text", FieldKind::Text(MAX_PROPOSAL_TEXT_BYTES)),
+            required("motion", FieldKind::Motion),
+        ]),
+    ),
+    kind(
+        28,
+        "vote",
+        "Cast votes on a proposal or its challenge as a seat holder (n votes cost n² tokens)",
+        Some(&[
+            required("proposal", FieldKind::Id),
+            optional("challenge", FieldKind::Bool),
+            required("yes", FieldKind::Bool),
+            required("votes", FieldKind::Count),
+        ]),
+    ),
+    kind(
+        29,
+        "advance_proposal",
+        "Move a proposal on once its time has come: tally, enact, or settle its challenge",
+        Some(PROPOSAL),
+    ),
+    kind(
+        30,
+        "challenge",
+        "Challenge a decision within its window (a deposit is held)",
+        Some(PROPOSAL),
+    ),
+    kind(
+        31,
+        "support_challenge",
+        "Support a challenge as a senator or a member of the foundation",
+        Some(PROPOSAL),
+    ),
 ];
 
 impl ActionKind {
@@ -253,6 +306,7 @@ impl Action {
             Action::Sponsor { .. } => 24,
             Action::EndSponsorship { .. } => 25,
             Action::ExpireSeat { .. } => 26,
+            Action::Govern(act) => FIRST_GOV_TAG + act.index(),
         };
         &ACTIONS[usize::from(tag) - 1]
     }

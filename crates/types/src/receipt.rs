@@ -14,6 +14,7 @@ use crate::federation::Federation;
 use crate::hash::Hash;
 use crate::keys::{AccountId, PublicKey};
 use crate::merkle;
+use crate::proposals::GovAct;
 use crate::shard::ShardId;
 use crate::tx::{Asset, MAX_ADDRESS_BYTES, MAX_HANDLE_BYTES};
 
@@ -121,6 +122,22 @@ pub enum Payload {
     /// tag 14: clear `holder`'s seat in `foundation`'s offices if its term has ended (rule
     /// M15); to the global shard.
     ExpireSeat { foundation: u16, holder: AccountId },
+    /// tag 15: a governance act by `from`, to the global shard from `from`'s shard, with the
+    /// deposit it holds (rules GV2–GV8).
+    Govern {
+        from: AccountId,
+        deposit: u128,
+        act: GovAct,
+    },
+    /// tag 16: pay `amount` SPEND from foundation `foundation`'s treasury account to `to`, as
+    /// proposal `proposal` decided (rule M17); to the treasury account's shard, from the
+    /// global shard.
+    TreasurySpend {
+        foundation: u16,
+        proposal: u64,
+        to: AccountId,
+        amount: u128,
+    },
 }
 
 /// Most members of one shard's committee.
@@ -200,6 +217,24 @@ impl Encode for Payload {
             | Payload::Sponsor { .. }
             | Payload::EndSponsorship { .. }
             | Payload::ExpireSeat { .. } => self.encode_membership(out),
+            Payload::Govern { from, deposit, act } => {
+                put::u8(out, 15);
+                from.encode(out);
+                put::u128(out, *deposit);
+                act.encode(out);
+            }
+            Payload::TreasurySpend {
+                foundation,
+                proposal,
+                to,
+                amount,
+            } => {
+                put::u8(out, 16);
+                put::u16(out, *foundation);
+                put::u64(out, *proposal);
+                to.encode(out);
+                put::u128(out, *amount);
+            }
         }
     }
 }
@@ -319,6 +354,17 @@ impl Decode for Payload {
             14 => Payload::ExpireSeat {
                 foundation: r.u16()?,
                 holder: PublicKey::decode(r)?,
+            },
+            15 => Payload::Govern {
+                from: PublicKey::decode(r)?,
+                deposit: r.u128()?,
+                act: GovAct::decode(r)?,
+            },
+            16 => Payload::TreasurySpend {
+                foundation: r.u16()?,
+                proposal: r.u64()?,
+                to: PublicKey::decode(r)?,
+                amount: r.u128()?,
             },
             tag => {
                 return Err(DecodeError::InvalidTag {

@@ -12,6 +12,7 @@
 use crate::codec::{put, Decode, DecodeError, Encode, Reader};
 use crate::hash::Hash;
 use crate::keys::{AccountId, KeyType, PublicKey, Signature};
+use crate::proposals::GovAct;
 use std::fmt;
 
 /// Largest encoded envelope accepted anywhere.
@@ -221,7 +222,13 @@ pub enum Action {
     /// tag 26: clear `holder`'s seat in foundation `foundation`'s offices, whose term has
     /// ended (rule OF2; anyone may).
     ExpireSeat { foundation: u16, holder: AccountId },
+    /// tags 27 to 31: a governance act, sent to the global shard (rules GV2–GV8; tag
+    /// `FIRST_GOV_TAG + act.index()`).
+    Govern(GovAct),
 }
+
+/// The tag of the first governance act ([`Action::Govern`]).
+pub const FIRST_GOV_TAG: u8 = 27;
 
 /// Where a node is reached on the open network: its node key (the libp2p identity) and a
 /// `host:port` address.
@@ -419,6 +426,7 @@ impl Encode for Action {
                 put::u16(out, *foundation);
                 holder.encode(out);
             }
+            Action::Govern(act) => act.encode_body(out),
         }
     }
 }
@@ -512,6 +520,9 @@ impl Decode for Action {
                 foundation: r.u16()?,
                 holder: PublicKey::decode(r)?,
             },
+            tag if (FIRST_GOV_TAG..FIRST_GOV_TAG + GovAct::COUNT).contains(&tag) => {
+                Action::Govern(GovAct::decode_body(tag - FIRST_GOV_TAG, r)?)
+            }
             tag => {
                 return Err(DecodeError::InvalidTag {
                     what: "action",

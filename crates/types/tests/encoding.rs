@@ -6,7 +6,9 @@ use starling_types::block::{Block, BlockHeader, InboundBatch};
 use starling_types::merkle;
 use starling_types::receipt::{Payload, Receipt, ShardMessage, TxReceipt};
 use starling_types::tx::{Action, Asset, ChainId, PostId, TxBody, TxEnvelope};
-use starling_types::{Decode, Encode, Hash, PublicKey, ShardId, ShardMap, Signature};
+use starling_types::{
+    Decode, Encode, GovAct, Hash, Motion, PublicKey, ShardId, ShardMap, Signature,
+};
 
 fn alice() -> PublicKey {
     PublicKey::ed25519([0x11; 32])
@@ -318,6 +320,24 @@ fn membership_and_sponsorship_round_trip() {
             foundation: 2,
             holder: bob(),
         },
+        Action::Govern(GovAct::Propose {
+            foundation: 1,
+            title: "A title".into(),
+            text: "Some text".into(),
+            motion: Motion::Appoint {
+                office: starling_types::Office::Staff,
+                holder: bob(),
+            },
+        }),
+        Action::Govern(GovAct::Vote {
+            proposal: u64::MAX,
+            challenge: true,
+            yes: false,
+            votes: u32::MAX,
+        }),
+        Action::Govern(GovAct::Advance { proposal: 0 }),
+        Action::Govern(GovAct::Challenge { proposal: 1 }),
+        Action::Govern(GovAct::Support { proposal: 2 }),
     ];
     for a in actions {
         let bytes = a.to_bytes();
@@ -357,6 +377,25 @@ fn membership_and_sponsorship_round_trip() {
         Payload::ExpireSeat {
             foundation: 1,
             holder: alice(),
+        },
+        Payload::Govern {
+            from: alice(),
+            deposit: u128::MAX,
+            act: GovAct::Propose {
+                foundation: 0,
+                title: String::new(),
+                text: String::new(),
+                motion: Motion::Spend {
+                    to: bob(),
+                    amount: 1,
+                },
+            },
+        },
+        Payload::TreasurySpend {
+            foundation: 2,
+            proposal: 9,
+            to: bob(),
+            amount: 5,
         },
     ];
     for p in payloads {

@@ -460,7 +460,7 @@ impl ShardLedger {
     }
 
     /// A message about `account` comes from the shard that checked its signature.
-    pub(super) fn check_sent_from_home(
+    pub(crate) fn check_sent_from_home(
         &self,
         source: ShardId,
         account: &AccountId,

@@ -1,4 +1,4 @@
-//! Message rules (M2–M9; M10–M14 are in `membership`): what an inbound cross-shard message does to this shard.
+//! Message rules (M2–M9; M10–M14 are in `membership`, M15 in `governance`, M16 and M17 in `proposals`): what an inbound cross-shard message does to this shard.
 
 use super::set_presence;
 use crate::exec::{BlockCtx, Failure};
@@ -99,12 +99,22 @@ impl ShardLedger {
                 self.global_only()?;
                 self.clear_seat(st, ctx, *foundation, holder)?
             }
+            // M16 and M17 (in `proposals`).
+            Payload::Govern { from, deposit, act } => {
+                self.apply_govern(st, ctx, source, (from, *deposit, act))?
+            }
+            Payload::TreasurySpend {
+                foundation,
+                proposal,
+                to,
+                amount,
+            } => self.treasury_spend(st, ctx, source, (*foundation, *proposal, to, *amount))?,
         }
         Ok(())
     }
 
     /// Refuses a message that only the global shard takes.
-    pub(super) fn global_only(&self) -> Result<(), Failure> {
+    pub(crate) fn global_only(&self) -> Result<(), Failure> {
         if self.shard == ShardId::GLOBAL {
             Ok(())
         } else {

@@ -32,7 +32,7 @@ pub(crate) struct Apply<'a, 'v, V: StateView + ?Sized> {
 }
 
 impl ShardLedger {
-    fn local(&self, account: &AccountId) -> bool {
+    pub(crate) fn local(&self, account: &AccountId) -> bool {
         self.params.shard_map.shard_of(account) == self.shard
     }
 
@@ -102,6 +102,9 @@ impl ShardLedger {
         body: &TxBody,
         acct: &mut AccountRecord,
     ) -> Result<(), Failure> {
+        if self.treasury_locked(&body.account, &body.action) {
+            return Err(TxError::TreasuryLocked.into());
+        }
         let a = &mut Apply {
             st,
             ctx,
@@ -150,6 +153,7 @@ impl ShardLedger {
             Action::ExpireSeat { foundation, holder } => {
                 self.expire_seat(a.st, a.ctx, *foundation, holder)
             }
+            Action::Govern(act) => self.govern(a, act),
         }
     }
 }
