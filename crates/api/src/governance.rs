@@ -9,12 +9,171 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use starling_ledger::records::{decode_u128, decode_u64, Pool, StateKey};
+use starling_ledger::actions::get_record;
+use starling_ledger::proposals::{FoundationParams, ProposalRecord, TokenRecord};
+use starling_ledger::records::{decode_u128, decode_u64, MemberRecord, Pool, StateKey};
 use starling_ledger::StateError;
-use starling_types::{Federation, Offices, ShardId};
+use starling_node_api::proof::proposal_json;
+use starling_types::{Branch, Federation, Offices, ShardId};
 
 pub(crate) fn routes() -> Router<crate::Api> {
-    Router::new().route("/api/v1/foundations", get(foundations))
+    Router::new()
+        .route("/api/v1/foundations", get(foundations))
+        .route("/api/v1/proposals", get(proposals))
+        .route("/api/v1/proposals/{id}", get(proposal))
+        .route("/api/v1/vote-tokens/{key}", get(vote_tokens))
+}
+
+/// Most proposals in one page of `GET /api/v1/proposals`.
+const MAX_PAGE: u64 = 50;
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProposalsQuery {
+    /// Only this foundation's.
+    foundation: Option<u16>,
+    /// Only those numbered below this (the page before).
+    before: Option<u64>,
+    limit: Option<u64>,
+}
+
+fn global(node: &starling_node_api::Node) -> Result<&starling_consensus::ShardApp, ApiError> {
+    node.shard(ShardId::GLOBAL)
+        .ok_or_else(|| ApiError::not_found("this node does not keep the global shard"))
+}
+
+/// The global epoch the next block is in, and `f` of the global shard's state.
+fn read_global<T>(
+    node: &starling_node_api::Node,
+    f: impl FnOnce(&dyn starling_ledger::StateView, u64) -> Result<T, StateError>,
+) -> Result<(u64, T), ApiError> {
+    let schedule = starling_ledger::committee::EpochSchedule {
+        length: node.genesis().params.epoch_blocks,
+    };
+    global(node)?
+        .read(|v| {
+            let height = starling_ledger::ShardLedger::meta(v).map_or(0, |m| m.height);
+            let epoch = schedule.epoch_of(height + 1);
+            f(v, epoch).map(|t| (epoch, t))
+        })
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+}
+
+/// `GET /api/v1/proposals`: newest first, a page at a time.
+async fn proposals(
+    State(api): State<crate::Api>,
+    query: Result<axum::extract::Query<ProposalsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let q = query
+        .map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?
+        .0;
+    let limit = q.limit.unwrap_or(20).clamp(1, MAX_PAGE);
+    let node = api.node.clone();
+    tokio::task::spawn_blocking(move || {
+        let window = node.genesis().params.governance.challenge_epochs;
+        let (epoch, (count, items)) = read_global(&node, |v, _| {
+            let count = v
+                .get(&StateKey::ProposalCount.hash())?
+                .map_or(Ok(0), |b| decode_u64(&b))
+                .map_err(|e| StateError(format!("corrupt count: {e}")))?;
+            let mut items = Vec::new();
+            let mut id = q.before.unwrap_or(count).min(count);
+            // (Filtering by foundation reads at most a few pages' worth.)
+            let mut budget = limit * 4;
+            while id > 0 && (items.len() as u64) < limit && budget > 0 {
+                id -= 1;
+                budget -= 1;
+                let p: Option<ProposalRecord> = get_record(v, StateKey::Proposal(id))?;
+                if let Some(p) = p.filter(|p| q.foundation.is_none_or(|f| p.foundation == f)) {
+                    items.push(proposal_json(&p, Some(window)));
+                }
+            }
+            let next = (id > 0).then_some(id);
+            Ok((count, (items, next)))
+        })?;
+        Ok(Json(json!({
+            "epoch": epoch,
+            "count": count,
+            "proposals": items.0,
+            "next": items.1,
+        })))
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+/// `GET /api/v1/proposals/{id}`.
+async fn proposal(
+    State(api): State<crate::Api>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> ApiResult {
+    let id: u64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request("bad_id", "a proposal is named by its number"))?;
+    let node = api.node.clone();
+    let window = node.genesis().params.governance.challenge_epochs;
+    let (epoch, p) = read_global(&node, |v, _| {
+        get_record::<_, ProposalRecord>(v, StateKey::Proposal(id))
+    })?;
+    let p = p.ok_or_else(|| ApiError::not_found("no such proposal"))?;
+    let mut out = proposal_json(&p, Some(window));
+    out["epoch"] = json!(epoch);
+    Ok(Json(out))
+}
+
+/// `GET /api/v1/vote-tokens/{key}`: the account's vote tokens this round, per seat it holds
+/// (rule GV4), and as a member.
+async fn vote_tokens(
+    State(api): State<crate::Api>,
+    axum::extract::Path(key): axum::extract::Path<String>,
+) -> ApiResult {
+    let account = crate::parse_key(&key)?;
+    let node = api.node.clone();
+    let g = node.genesis().params.governance;
+    let n = node.genesis().params.foundations.len() as u16;
+    let round_epochs = g.round_epochs.max(1);
+    let (epoch, rows) = read_global(&node, |v, epoch| {
+        let member: Option<MemberRecord> = get_record(v, StateKey::Member(&account))?;
+        let mut rows = Vec::new();
+        for f in 0..n {
+            let offices: Offices = get_record(v, StateKey::Offices(f))?.unwrap_or_default();
+            let seat = offices
+                .held_by(&account, epoch)
+                .map(|s| (Some(s.office), Branch::of(s.office)));
+            let as_member = member
+                .filter(|m| m.foundation == f)
+                .map(|_| (None, Branch::Members));
+            for (office, branch) in seat.into_iter().chain(as_member) {
+                let params = get_record::<_, FoundationParams>(v, StateKey::FoundationParams(f))?
+                    .unwrap_or(g.foundation);
+                let allotment = params.tokens[usize::from(branch.code())];
+                let spent = get_record::<_, TokenRecord>(
+                    v,
+                    StateKey::VoteTokens(f, branch.code(), &account),
+                )?
+                .filter(|t| t.round == epoch / round_epochs)
+                .map_or(0, |t| t.spent);
+                rows.push(json!({
+                    "foundation": f,
+                    "office": office.map(|o| o.name()),
+                    "branch": branch.name(),
+                    "allotment": allotment.to_string(),
+                    "spent": spent.to_string(),
+                    "left": allotment.saturating_sub(spent).to_string(),
+                }));
+            }
+        }
+        Ok(rows)
+    })?;
+    let round = epoch / round_epochs;
+    Ok(Json(json!({
+        "account": account.to_text(),
+        "epoch": epoch,
+        "round": round,
+        "round_ends": (round + 1) * round_epochs,
+        "tokens": rows,
+    })))
 }
 
 /// Lists read at once by this process; more are refused (503 `busy`): each reads every

@@ -60,11 +60,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ep!("get" "/api/v1/accounts/{key}", "chain", None, &[], None, "Account", "Balances, nonce, allowance, handle and profile from the ledger"),
     ep!("get" "/api/v1/posts/{author}/{seq}", "chain", None, &[], None, "LedgerPost", "A post as the ledger holds it"),
     ep!("get" "/api/v1/shards/{shard}/blocks/{height}", "chain", None, &[], None, "Block", "A finalized block's header and its transactions' status"),
-    ep!("get" "/api/v1/proofs/{kind}/{a}", "chain", None, &[], None, "RecordProof", "A record with its light-client proof (accounts, profiles, chat-keys, handles, bonds: one key or name)"),
+    ep!("get" "/api/v1/proofs/{kind}/{a}", "chain", None, &[], None, "RecordProof", "A record with its light-client proof (accounts, profiles, chat-keys, handles, bonds, charges, members: one key or name; proposals: a number)"),
     ep!("get" "/api/v1/proofs/{kind}/{a}/{b}", "chain", None, &[], None, "RecordProof", "A record with its light-client proof (posts: author, seq; follows and blocks: two keys)"),
     ep!("get" "/api/v1/proofs/{kind}/{a}/{b}/{c}", "chain", None, &[], None, "RecordProof", "A record with its light-client proof (likes and reposts: account, author, seq)"),
     ep!("get" "/api/v1/foundations", "governance", None, &[], None, "Foundations", "The federation of foundations (global shard): each one's status and whether it takes charges, its treasury summed over the shards this node keeps, and the charge period"),
     ep!("get" "/api/v1/foundations/of/{key}", "governance", None, &[], None, "FoundationOf", "The foundation an account is charged to (rule FD1), with the light-client proof of the federation record it is read from (the top-level fields are the server's reading: check the proof and run FD1 on the proven record to trust none)"),
+    ep!("get" "/api/v1/proposals", "governance", None, &["foundation", "before", "limit"], None, "Proposals", "Proposals (global shard), newest first, a page at a time: each with its track, roll call, tally, status and challenge"),
+    ep!("get" "/api/v1/proposals/{id}", "governance", None, &[], None, "Proposal", "One proposal (rules GV1–GV8): its motion and track, timeline in global epochs, public roll call and tally, decision, and challenge (with its support and the board's roll call)"),
+    ep!("get" "/api/v1/vote-tokens/{key}", "governance", None, &[], None, "VoteTokens", "An account's vote tokens this round (rule GV4): per seat it holds and as a member, the allotment, what it spent and what is left"),
     ep!("get" "/api/v1/foundations/members/{key}", "governance", None, &[], None, "MemberOf", "The account's entry in the registry of verified members (global shard, rule FM1): the foundation whose registrar admitted it, or null, with the light-client proof of that entry or of its absence"),
     ep!("get" "/api/v1/accounts/{key}/profile", "social", None, &["viewer"], None, "Profile", "Profile, counts, fees paid, unread notifications; with a viewer, how the two stand"),
     ep!("get" "/api/v1/accounts/{key}/feed", "social", None, VIEW_Q, None, "FeedPage", "The account's posts and reposts, newest first"),
@@ -344,6 +347,7 @@ fn schemas() -> Value {
         &["index", "treasury", "registrar", "status"]
     ));
     m.insert("Foundations".into(), json!(obj(json!({"period": s("integer"), "version": s("integer"), "seed": s("string"), "charge_period_epochs": s("integer"), "epoch": s("integer"), "treasury_shards": s("integer"), "foundations": {"type": "array", "items": obj(json!({"index": s("integer"), "name": {"type": ["string", "null"]}, "treasury": key, "registrar": key, "members": s("integer"), "offices": {"type": "array", "items": obj(json!({"office": {"enum": ["president", "officer", "board", "senate", "staff"]}, "holder": key, "since": s("integer"), "until": s("integer"), "acting": s("boolean"), "in_term": s("boolean")}), &["office", "holder", "since", "until", "acting", "in_term"])}, "status": {"enum": ["active", "under_review", "receivership", "reconstituting"]}, "takes_charges": s("boolean"), "treasury_spend": s("string")}), &["index", "treasury", "registrar", "members", "offices", "status", "takes_charges", "treasury_spend"])}}), &["period", "version", "seed", "charge_period_epochs", "treasury_shards", "foundations"])));
+    governance_schemas(&mut m, &key);
     m.insert("FoundationOf".into(), json!(obj(json!({"account": key, "foundation": foundation, "period": s("integer"), "foundations": {"type": "array", "items": foundation}, "proof": {"$ref": "#/components/schemas/RecordProof"}}), &["account", "foundation", "period", "foundations", "proof"])));
     m.insert("MemberOf".into(), json!(obj(json!({"account": key, "member": {"type": ["object", "null"], "properties": {"foundation": s("integer"), "registrar": key, "since": s("integer")}}, "proof": {"$ref": "#/components/schemas/RecordProof"}}), &["account", "member", "proof"])));
     m.insert("Person".into(), json!(obj(json!({"account": key, "handle": {"type": ["string", "null"]}, "display_name": s("string"), "bio": s("string"), "posts": s("integer"), "followers": s("integer"), "following": s("integer")}), &["account"])));
@@ -469,7 +473,7 @@ pub fn document() -> Value {
             {"name": "chain", "description": "The ledger: status, transactions, accounts, blocks"},
             {"name": "social", "description": "The app view: feeds, threads, notifications, search"},
             {"name": "accounts", "description": "Accounts held by this node, sessions, signed actions"},
-            {"name": "governance", "description": "The federation of foundations: charges, verified members, and (to come) offices, proposals and votes"},
+            {"name": "governance", "description": "The federation of foundations: charges, verified members, offices, proposals, roll calls, vote tokens and challenges"},
             {"name": "meta", "description": "This document and metrics"},
         ],
         "paths": paths,
@@ -482,6 +486,48 @@ pub fn document() -> Value {
             },
         },
     })
+}
+
+/// Proposals, roll calls and vote tokens (rules GV1–GV8).
+fn governance_schemas(m: &mut Map<String, Value>, key: &Value) {
+    let s = |t: &str| json!({ "type": t });
+    let roll = obj(
+        json!({"yes": s("integer"), "no": s("integer"), "voters": s("integer"), "votes": {"type": "array", "items": obj(json!({"voter": key, "yes": s("boolean"), "votes": s("integer")}), &["voter", "yes", "votes"])}}),
+        &["yes", "no", "voters", "votes"],
+    );
+    let challenge = obj(
+        json!({"by": key, "deposit": s("string"), "opened": s("integer"), "stage": {"enum": ["gathering", "board_vote", "overturned", "undone", "upheld", "lapsed"]}, "until": {"type": ["integer", "null"]}, "senate": s("integer"), "members": s("integer"), "senators": s("integer"), "supporters": s("integer"), "electorate": s("integer"), "roll": roll}),
+        &["by", "stage", "roll"],
+    );
+    let track = obj(
+        json!({"name": s("string"), "proposers": {"type": "array", "items": s("string")}, "decides": {"enum": ["members", "staff", "senate", "board", "executive"]}, "quorum_pct": s("integer"), "threshold_pct": s("integer")}),
+        &[
+            "name",
+            "proposers",
+            "decides",
+            "quorum_pct",
+            "threshold_pct",
+        ],
+    );
+    let proposal = obj(
+        json!({"id": s("integer"), "foundation": s("integer"), "proposer": key, "title": s("string"), "text": s("string"), "motion": {"$ref": "#/components/schemas/Motion"}, "track": track, "finality": {"enum": ["reversible", "final", "after_window"]}, "deposit": s("string"), "opened": s("integer"), "closes": s("integer"), "electorate": s("integer"), "status": {"enum": ["voting", "passed", "rejected", "no_quorum", "enacted", "failed", "reversed", "cancelled"]}, "roll": roll, "decided": {"type": ["object", "null"]}, "enacted": {"type": ["integer", "null"]}, "challenge_until": {"type": ["integer", "null"]}, "challenge": {"oneOf": [challenge, {"type": "null"}]}, "challenges": s("integer"), "epoch": s("integer")}),
+        &[
+            "id",
+            "foundation",
+            "proposer",
+            "title",
+            "motion",
+            "track",
+            "finality",
+            "status",
+            "roll",
+            "opened",
+            "closes",
+        ],
+    );
+    m.insert("Proposal".into(), proposal.clone());
+    m.insert("Proposals".into(), json!(obj(json!({"epoch": s("integer"), "count": s("integer"), "proposals": {"type": "array", "items": proposal}, "next": {"type": ["integer", "null"]}}), &["epoch", "count", "proposals"])));
+    m.insert("VoteTokens".into(), json!(obj(json!({"account": key, "epoch": s("integer"), "round": s("integer"), "round_ends": s("integer"), "tokens": {"type": "array", "items": obj(json!({"foundation": s("integer"), "office": {"type": ["string", "null"]}, "branch": s("string"), "allotment": s("string"), "spent": s("string"), "left": s("string")}), &["foundation", "branch", "allotment", "spent", "left"])}}), &["account", "epoch", "round", "tokens"])));
 }
 
 /// A proposal's motion (see [`starling_types::actions::FieldKind::Motion`]).

@@ -133,6 +133,10 @@ pub enum TxError {
     TreasuryLocked,
     #[error("that question has all the votes it can hold")]
     TooManyVotes,
+    #[error("that account already holds a seat in this foundation")]
+    AlreadySeated,
+    #[error("that value is outside what the network allows")]
+    ParamOutOfBounds,
 }
 
 impl TxError {
@@ -202,6 +206,8 @@ impl TxError {
             TxError::RegistrarTaken => 61,
             TxError::TreasuryLocked => 62,
             TxError::TooManyVotes => 63,
+            TxError::AlreadySeated => 64,
+            TxError::ParamOutOfBounds => 65,
         }
     }
 }

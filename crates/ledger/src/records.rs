@@ -111,6 +111,9 @@ pub enum StateKey<'a> {
     /// A foundation's parameters, once its senate has set one (global shard): a
     /// [`crate::proposals::FoundationParams`] (rule GV1; the network's defaults before).
     FoundationParams(u16),
+    /// What a foundation's spends that took effect at once have reserved this round (global
+    /// shard): a [`crate::proposals::TokenRecord`] (rule GV6).
+    SpendBudget(u16),
 }
 
 impl StateKey<'_> {
@@ -207,6 +210,7 @@ impl StateKey<'_> {
                 a.encode(&mut out);
             }
             StateKey::FoundationParams(i) => tagged_u16(&mut out, 33, *i),
+            StateKey::SpendBudget(i) => tagged_u16(&mut out, 34, *i),
         }
         out
     }

@@ -445,10 +445,14 @@ fn an_irreversible_spend_waits_out_its_window_and_a_challenge_can_cancel_it() {
         pool + CHALLENGE_DEPOSIT
     );
     // A second one, with a member's support, is overturned by the board: the spend is
-    // cancelled and never paid.
-    act(&mut net, &people.member, GovAct::Challenge { proposal: 1 })
-        .0
-        .unwrap();
+    // cancelled and never paid. (The challenger cannot support its own challenge.)
+    act(
+        &mut net,
+        &people.stranger,
+        GovAct::Challenge { proposal: 1 },
+    )
+    .0
+    .unwrap();
     act(&mut net, &people.member, GovAct::Support { proposal: 1 })
         .0
         .unwrap();
@@ -724,4 +728,376 @@ fn an_acting_seat_cannot_make_an_irreversible_decision() {
     };
     let (_, ev) = act(&mut net, &people.president, appoint);
     assert_eq!(refused(&ev, &people.president), None, "reversible: allowed");
+}
+
+#[test]
+fn an_acting_seat_cannot_vote_on_what_cannot_be_undone() {
+    let (mut net, people) = setup(|p| {
+        let o = &mut p.genesis_offices[0];
+        o.seats
+            .iter_mut()
+            .find(|s| s.office == Office::Board)
+            .unwrap()
+            .acting = true;
+    });
+    let offices: Offices = net.get(GLOBAL, StateKey::Offices(0)).unwrap();
+    let acting = offices.seats.iter().find(|s| s.acting).unwrap().holder;
+    let k = people
+        .board
+        .iter()
+        .find(|k| k.public_key() == acting)
+        .unwrap();
+    act(&mut net, &people.president, spend(&people.stranger, 10))
+        .0
+        .unwrap();
+    let (_, ev) = act(&mut net, k, vote(0, true, 1));
+    assert_eq!(refused(&ev, k), Some(TxError::ActingSeat));
+    act(
+        &mut net,
+        &people.president,
+        appoint(Office::Officer, &people.member),
+    )
+    .0
+    .unwrap();
+    let (_, ev) = act(&mut net, k, vote(1, true, 1));
+    assert_eq!(refused(&ev, k), None, "an appointment can be undone");
+}
+
+// What one dishonest party could do with these rules, each refused.
+
+#[test]
+fn a_treasury_cannot_pay_out_by_tip_or_by_deposit() {
+    let (mut net, people) = setup(|_| {});
+    let t = &people.treasury;
+    let signed = |net: &Net, tip: u128, action: Action| {
+        let nonce = net.account(&t.public_key()).unwrap().nonce;
+        let body = starling_types::TxBody {
+            account: t.public_key(),
+            nonce,
+            max_fee: u128::MAX,
+            tip,
+            expires_at_height: 1_000,
+            action,
+        };
+        net.sign_body(t, &body)
+    };
+    let like = Action::Like {
+        post: starling_types::PostId {
+            author: t.public_key(),
+            seq: 0,
+        },
+    };
+    let before = spend_balance(&net, &t.public_key());
+    // A tip would go to the block's proposer: refused whatever the action.
+    let tx = signed(&net, 900_000_000_000, like);
+    let (_, ex) = net.block(SHARD, vec![tx], vec![]);
+    assert_eq!(tx_result(&ex, 0), Err(TxError::TreasuryLocked));
+    // So is a deposit (a proposal's or a challenge's).
+    for act in [spend(t, 1), GovAct::Challenge { proposal: 0 }] {
+        let tx = signed(&net, 0, Action::Govern(act));
+        let (_, ex) = net.block(SHARD, vec![tx], vec![]);
+        assert_eq!(tx_result(&ex, 0), Err(TxError::TreasuryLocked));
+    }
+    assert_eq!(spend_balance(&net, &t.public_key()), before);
+    // Advancing a proposal, untipped, moves nothing of its own: allowed.
+    let tx = signed(&net, 0, Action::Govern(GovAct::Advance { proposal: 0 }));
+    let (_, ex) = net.block(SHARD, vec![tx], vec![]);
+    assert_eq!(tx_result(&ex, 0), Ok(()));
+}
+
+fn appoint(office: Office, holder: &SecretKey) -> GovAct {
+    GovAct::Propose {
+        foundation: 0,
+        title: "An appointment".into(),
+        text: String::new(),
+        motion: Motion::Appoint {
+            office,
+            holder: holder.public_key(),
+        },
+    }
+}
+
+#[test]
+fn an_appointment_never_takes_a_seat_away() {
+    let (mut net, people) = setup(|_| {});
+    // A lone president cannot clear the board by "appointing" its members to the staff
+    // (a track the executive alone decides).
+    let (_, ev) = act(
+        &mut net,
+        &people.president,
+        appoint(Office::Staff, &people.board[0]),
+    );
+    assert_eq!(
+        refused(&ev, &people.president),
+        Some(TxError::AlreadySeated)
+    );
+    // Nor by two appointments of one free account: the second fails when it would take
+    // effect.
+    act(
+        &mut net,
+        &people.president,
+        appoint(Office::Staff, &people.member),
+    )
+    .0
+    .unwrap();
+    act(
+        &mut net,
+        &people.president,
+        appoint(Office::Officer, &people.member),
+    )
+    .0
+    .unwrap();
+    act(&mut net, &people.president, vote(0, true, 1))
+        .0
+        .unwrap();
+    board_passes(&mut net, &people, 1);
+    for id in [0, 1, 0, 1] {
+        act(&mut net, &people.stranger, GovAct::Advance { proposal: id })
+            .0
+            .unwrap();
+    }
+    assert_eq!(proposal(&net, 0).status, Status::Enacted);
+    assert_eq!(proposal(&net, 1).status, Status::Failed);
+    let offices: Offices = net.get(GLOBAL, StateKey::Offices(0)).unwrap();
+    let seat = offices
+        .held_by(&people.member.public_key(), epoch(&net))
+        .unwrap();
+    assert_eq!(seat.office, Office::Staff);
+    assert_eq!(offices.seats.len(), 7, "no seat was taken away");
+}
+
+#[test]
+fn the_board_may_uphold_a_decision_and_challenges_are_bounded() {
+    let (mut net, people) = setup(|p| p.governance.challenge_epochs = 40);
+    appoint_officer(&mut net, &people, &people.member, 0);
+    // Upheld: the board sides with the decision; the foundation keeps the deposit.
+    act(
+        &mut net,
+        &people.stranger,
+        GovAct::Challenge { proposal: 0 },
+    )
+    .0
+    .unwrap();
+    let (_, ev) = act(&mut net, &people.stranger, GovAct::Support { proposal: 0 });
+    assert_eq!(refused(&ev, &people.stranger), Some(TxError::NotMember));
+    act(&mut net, &people.senate[0], GovAct::Support { proposal: 0 })
+        .0
+        .unwrap();
+    for b in &people.board {
+        act(&mut net, b, board_vote(0, false, 1)).0.unwrap();
+    }
+    let pool = net.pool(GLOBAL, Pool::Foundation(0));
+    act(&mut net, &people.stranger, GovAct::Advance { proposal: 0 })
+        .0
+        .unwrap();
+    let p = proposal(&net, 0);
+    assert_eq!(
+        (p.status, p.challenge.unwrap().stage),
+        (Status::Enacted, Stage::Upheld)
+    );
+    assert_eq!(
+        net.pool(GLOBAL, Pool::Foundation(0)),
+        pool + CHALLENGE_DEPOSIT
+    );
+    // Two more that lapse, and then no more: one decision faces at most three.
+    for _ in 0..2 {
+        act(
+            &mut net,
+            &people.stranger,
+            GovAct::Challenge { proposal: 0 },
+        )
+        .0
+        .unwrap();
+        let e = epoch(&net) + 3;
+        to_epoch(&mut net, e);
+        act(&mut net, &people.stranger, GovAct::Advance { proposal: 0 })
+            .0
+            .unwrap();
+        assert_eq!(proposal(&net, 0).challenge.unwrap().stage, Stage::Lapsed);
+    }
+    let (_, ev) = act(
+        &mut net,
+        &people.stranger,
+        GovAct::Challenge { proposal: 0 },
+    );
+    assert_eq!(
+        refused(&ev, &people.stranger),
+        Some(TxError::NotChallengeable)
+    );
+    assert_eq!(proposal(&net, 0).challenges, 3);
+}
+
+#[test]
+fn a_decision_no_one_enacts_in_time_expires_and_cannot_outrun_its_window() {
+    let (mut net, people) = setup(|_| {});
+    act(
+        &mut net,
+        &people.president,
+        appoint(Office::Officer, &people.member),
+    )
+    .0
+    .unwrap();
+    board_passes(&mut net, &people, 0);
+    act(&mut net, &people.stranger, GovAct::Advance { proposal: 0 })
+        .0
+        .unwrap();
+    let decided = proposal(&net, 0).decided.unwrap().epoch;
+    // Held back past its voting period's worth of epochs, it can no longer take effect
+    // (else a stale decision could land after its challenge window, beyond reach).
+    to_epoch(&mut net, decided + 6);
+    let (_, ev) = act(&mut net, &people.stranger, GovAct::Advance { proposal: 0 });
+    assert!(ev.contains(&Event::ProposalChanged {
+        proposal: 0,
+        status: "expired"
+    }));
+    let offices: Offices = net.get(GLOBAL, StateKey::Offices(0)).unwrap();
+    assert!(offices
+        .held_by(&people.member.public_key(), epoch(&net))
+        .is_none());
+
+    // Enacted late but in time, its challenge window runs from when it took effect.
+    act(
+        &mut net,
+        &people.president,
+        appoint(Office::Officer, &people.member),
+    )
+    .0
+    .unwrap();
+    board_passes(&mut net, &people, 1);
+    act(&mut net, &people.stranger, GovAct::Advance { proposal: 1 })
+        .0
+        .unwrap();
+    let e = proposal(&net, 1).decided.unwrap().epoch + 5;
+    to_epoch(&mut net, e);
+    act(&mut net, &people.stranger, GovAct::Advance { proposal: 1 })
+        .0
+        .unwrap();
+    assert_eq!(proposal(&net, 1).status, Status::Enacted);
+    let (_, ev) = act(
+        &mut net,
+        &people.stranger,
+        GovAct::Challenge { proposal: 1 },
+    );
+    assert_eq!(
+        refused(&ev, &people.stranger),
+        None,
+        "3 epochs from enactment, not tally"
+    );
+}
+
+#[test]
+fn a_treasury_that_cannot_pay_fails_the_spend() {
+    let (mut net, people) = setup(|p| p.governance.challenge_epochs = 1);
+    let too_much = FUND * 2;
+    act(
+        &mut net,
+        &people.president,
+        spend(&people.stranger, too_much),
+    )
+    .0
+    .unwrap();
+    board_passes(&mut net, &people, 0);
+    act(&mut net, &people.stranger, GovAct::Advance { proposal: 0 })
+        .0
+        .unwrap();
+    let e = epoch(&net) + 2;
+    to_epoch(&mut net, e);
+    let before = spend_balance(&net, &people.treasury.public_key());
+    let (_, ev) = act(&mut net, &people.stranger, GovAct::Advance { proposal: 0 });
+    assert!(ev.contains(&Event::EnactmentFailed {
+        proposal: 0,
+        error: TxError::InsufficientBalance {
+            needed: too_much,
+            available: before
+        }
+    }));
+    assert_eq!(proposal(&net, 0).status, Status::Failed);
+    assert_eq!(spend_balance(&net, &people.treasury.public_key()), before);
+}
+
+/// The board proposes setting the board's tokens; the senate passes it; it takes effect.
+fn set_board_tokens(net: &mut Net, people: &People, id: u64, value: u128) {
+    let set = GovAct::Propose {
+        foundation: 0,
+        title: "Board tokens".into(),
+        text: String::new(),
+        motion: Motion::SetParam {
+            param: GovParam::Tokens(Branch::Board),
+            value,
+        },
+    };
+    act(net, &people.board[0], set).0.unwrap();
+    for s in &people.senate {
+        act(net, s, vote(id, true, 1)).0.unwrap();
+    }
+    act(net, &people.stranger, GovAct::Advance { proposal: id })
+        .0
+        .unwrap();
+    act(net, &people.stranger, GovAct::Advance { proposal: id })
+        .0
+        .unwrap();
+    assert_eq!(proposal(net, id).status, Status::Enacted);
+}
+
+#[test]
+fn undoing_a_decision_never_undoes_a_later_one() {
+    let (mut net, people) = setup(|p| p.governance.challenge_epochs = 40);
+    // 10,000 -> 50,000 -> 20,000 -> 50,000; then the first is overturned.
+    set_board_tokens(&mut net, &people, 0, 50_000);
+    set_board_tokens(&mut net, &people, 1, 20_000);
+    set_board_tokens(&mut net, &people, 2, 50_000);
+    act(
+        &mut net,
+        &people.stranger,
+        GovAct::Challenge { proposal: 0 },
+    )
+    .0
+    .unwrap();
+    act(&mut net, &people.senate[0], GovAct::Support { proposal: 0 })
+        .0
+        .unwrap();
+    for b in &people.board {
+        act(&mut net, b, board_vote(0, true, 1)).0.unwrap();
+    }
+    act(&mut net, &people.stranger, GovAct::Advance { proposal: 0 })
+        .0
+        .unwrap();
+    act(&mut net, &people.stranger, GovAct::Advance { proposal: 0 })
+        .0
+        .unwrap();
+    assert_eq!(proposal(&net, 0).status, Status::Reversed);
+    let fp: FoundationParams = net.get(GLOBAL, StateKey::FoundationParams(0)).unwrap();
+    assert_eq!(fp.tokens[3], 50_000, "the third decision stands");
+}
+
+#[test]
+fn small_spends_share_one_limit_per_round_and_the_limit_is_bounded() {
+    let (mut net, people) = setup(|_| {});
+    // Two spends of 3,000 under a 5,000 limit: the second waits out the window.
+    act(&mut net, &people.president, spend(&people.stranger, 3_000))
+        .0
+        .unwrap();
+    act(&mut net, &people.president, spend(&people.stranger, 3_000))
+        .0
+        .unwrap();
+    assert_eq!(proposal(&net, 0).finality, starling_types::Finality::Final);
+    assert_eq!(
+        proposal(&net, 1).finality,
+        starling_types::Finality::AfterWindow
+    );
+    // The senate may lower the limit, not raise it past the network's.
+    let raise = GovAct::Propose {
+        foundation: 0,
+        title: "Everything at once".into(),
+        text: String::new(),
+        motion: Motion::SetParam {
+            param: GovParam::SpendLimit,
+            value: SPEND_LIMIT + 1,
+        },
+    };
+    let (_, ev) = act(&mut net, &people.board[0], raise);
+    assert_eq!(
+        refused(&ev, &people.board[0]),
+        Some(TxError::ParamOutOfBounds)
+    );
 }

@@ -20,12 +20,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use starling_consensus::engine::{self, CertificateError};
 use starling_ledger::committee::EpochSchedule;
+use starling_ledger::proposals::{ProposalRecord, RollCall, Stage};
 use starling_ledger::records::{
     AccountRecord, ChatKeysRecord, CommitteeRecord, MemberRecord, PostRecord, ProfileRecord,
     StateKey,
 };
 use starling_types::{
-    AccountId, BlockHeader, ChainId, Decode, Encode, Federation, PostId, ShardId, ShardMap,
+    AccountId, BlockHeader, ChainId, Decode, Encode, Federation, Finality, Motion, PostId, ShardId,
+    ShardMap,
 };
 
 /// Which record a proof is about: what the client asked for, from which it recomputes the key.
@@ -50,6 +52,8 @@ pub enum RecordRef {
     Charges(AccountId),
     /// An account's entry in the registry of verified members (global shard; rule FM1).
     Member(AccountId),
+    /// A proposal, with its roll calls and its challenge (global shard; rules GV2–GV8).
+    Proposal(u64),
 }
 
 /// The kinds of record a proof can be asked for, as they appear in the path.
@@ -67,6 +71,7 @@ pub const KINDS: &[&str] = &[
     "committees/{shard}/{epoch}",
     "charges/{key}",
     "members/{key}",
+    "proposals/{id}",
 ];
 
 impl RecordRef {
@@ -94,6 +99,10 @@ impl RecordRef {
             ("chat-keys", [k]) => RecordRef::ChatKeys(key(k)?),
             ("charges", [k]) => RecordRef::Charges(key(k)?),
             ("members", [k]) => RecordRef::Member(key(k)?),
+            ("proposals", [n]) => RecordRef::Proposal(
+                n.parse()
+                    .map_err(|_| format!("`{n}` is not a proposal number"))?,
+            ),
             ("handles", [h]) => RecordRef::Handle(
                 starling_ledger::validate::handle(h.trim_start_matches('@'))
                     .map_err(|e| format!("`{h}`: {e}"))?,
@@ -132,6 +141,7 @@ impl RecordRef {
             RecordRef::Committee(_, e) => StateKey::EpochCommittee(*e),
             RecordRef::Charges(_) => StateKey::Federation,
             RecordRef::Member(a) => StateKey::Member(a),
+            RecordRef::Proposal(id) => StateKey::Proposal(*id),
         }
     }
 
@@ -143,7 +153,7 @@ impl RecordRef {
     /// The shard that holds the record.
     pub fn shard(&self, map: &ShardMap) -> ShardId {
         match self {
-            RecordRef::Handle(_) | RecordRef::Member(_) => ShardId::GLOBAL,
+            RecordRef::Handle(_) | RecordRef::Member(_) | RecordRef::Proposal(_) => ShardId::GLOBAL,
             RecordRef::Committee(shard, _) => *shard,
             RecordRef::Account(a)
             | RecordRef::Profile(a)
@@ -205,6 +215,9 @@ impl RecordRef {
                     "since": m.since,
                 })
             }),
+            RecordRef::Proposal(_) => {
+                ProposalRecord::from_bytes(value).map(|p| proposal_json(&p, None))
+            }
             _ => Ok(json!({"present": true, "bytes": hex::encode(value)})),
         };
         decoded.unwrap_or_else(|e| json!({"undecodable": e.to_string()}))
@@ -216,6 +229,89 @@ pub fn member_json(r: &AccountRecord) -> Value {
     json!(r
         .member
         .map(|m| json!({"foundation": m.foundation, "since": m.since})))
+}
+
+fn roll_json(roll: &RollCall) -> Value {
+    let (yes, no) = roll.tally();
+    json!({
+        "yes": yes,
+        "no": no,
+        "voters": roll.votes.len(),
+        "votes": roll.votes.iter().map(|v| json!({"voter": v.voter.to_text(), "yes": v.yes, "votes": v.votes})).collect::<Vec<_>>(),
+    })
+}
+
+fn motion_json(m: &Motion) -> Value {
+    match m {
+        Motion::Spend { to, amount } => {
+            json!({"kind": "spend", "to": to.to_text(), "amount": amount.to_string()})
+        }
+        Motion::Appoint { office, holder } => {
+            json!({"kind": "appoint", "office": office.name(), "holder": holder.to_text()})
+        }
+        Motion::SetParam { param, value } => {
+            json!({"kind": "set_param", "param": param.name(), "value": value.to_string()})
+        }
+        Motion::Registrar { registrar } => {
+            json!({"kind": "registrar", "registrar": registrar.to_text()})
+        }
+    }
+}
+
+/// A proposal as the API shows it (rules GV1–GV8); `challenge_epochs` (the network's
+/// parameter) adds the epoch its challenge window closes.
+pub fn proposal_json(p: &ProposalRecord, challenge_epochs: Option<u64>) -> Value {
+    let track = p.motion.track();
+    let challenge = p.challenge.as_ref().map(|c| {
+        let until = match c.stage {
+            Stage::Gathering { until } | Stage::BoardVote { until } => Some(until),
+            _ => None,
+        };
+        json!({
+            "by": c.by.to_text(),
+            "deposit": c.deposit.to_string(),
+            "opened": c.opened,
+            "stage": c.stage.name(),
+            "until": until,
+            "senate": c.senate,
+            "members": c.members,
+            "senators": c.senators,
+            "supporters": c.supporters,
+            "electorate": c.electorate,
+            "roll": roll_json(&c.roll),
+        })
+    });
+    json!({
+        "id": p.id,
+        "foundation": p.foundation,
+        "proposer": p.proposer.to_text(),
+        "title": p.title,
+        "text": p.text,
+        "motion": motion_json(&p.motion),
+        "track": {
+            "name": track.name,
+            "proposers": track.proposers.iter().map(|o| o.name()).collect::<Vec<_>>(),
+            "decides": track.decides.name(),
+            "quorum_pct": track.quorum_pct,
+            "threshold_pct": track.threshold_pct,
+        },
+        "finality": match p.finality {
+            Finality::Reversible => "reversible",
+            Finality::Final => "final",
+            Finality::AfterWindow => "after_window",
+        },
+        "deposit": p.deposit.to_string(),
+        "opened": p.opened,
+        "closes": p.closes,
+        "electorate": p.electorate,
+        "status": p.status.name(),
+        "roll": roll_json(&p.roll),
+        "decided": p.decided.map(|d| json!({"height": d.height, "epoch": d.epoch})),
+        "enacted": p.enacted,
+        "challenge_until": challenge_epochs.and_then(|w| p.decided.map(|d| d.epoch.saturating_add(w))),
+        "challenge": challenge,
+        "challenges": p.challenges,
+    })
 }
 
 /// Who sponsors an account's base fees, and what is left (rule SP1).

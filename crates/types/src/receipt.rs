@@ -138,6 +138,9 @@ pub enum Payload {
         to: AccountId,
         amount: u128,
     },
+    /// tag 17: the treasury could not pay proposal `proposal`'s spend: it held `available`
+    /// (rule M18); to the global shard, from the treasury account's shard.
+    SpendFailed { proposal: u64, available: u128 },
 }
 
 /// Most members of one shard's committee.
@@ -217,6 +220,17 @@ impl Encode for Payload {
             | Payload::Sponsor { .. }
             | Payload::EndSponsorship { .. }
             | Payload::ExpireSeat { .. } => self.encode_membership(out),
+            Payload::Govern { .. }
+            | Payload::TreasurySpend { .. }
+            | Payload::SpendFailed { .. } => self.encode_proposals(out),
+        }
+    }
+}
+
+impl Payload {
+    /// Tags 15 to 17: proposals.
+    fn encode_proposals(&self, out: &mut Vec<u8>) {
+        match self {
             Payload::Govern { from, deposit, act } => {
                 put::u8(out, 15);
                 from.encode(out);
@@ -235,11 +249,18 @@ impl Encode for Payload {
                 to.encode(out);
                 put::u128(out, *amount);
             }
+            Payload::SpendFailed {
+                proposal,
+                available,
+            } => {
+                put::u8(out, 17);
+                put::u64(out, *proposal);
+                put::u128(out, *available);
+            }
+            _ => {}
         }
     }
-}
 
-impl Payload {
     /// Tags 9 to 14: memberships, sponsorships and offices.
     fn encode_membership(&self, out: &mut Vec<u8>) {
         match self {
@@ -365,6 +386,10 @@ impl Decode for Payload {
                 proposal: r.u64()?,
                 to: PublicKey::decode(r)?,
                 amount: r.u128()?,
+            },
+            17 => Payload::SpendFailed {
+                proposal: r.u64()?,
+                available: r.u128()?,
             },
             tag => {
                 return Err(DecodeError::InvalidTag {

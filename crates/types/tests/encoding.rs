@@ -397,6 +397,10 @@ fn membership_and_sponsorship_round_trip() {
             to: bob(),
             amount: 5,
         },
+        Payload::SpendFailed {
+            proposal: 9,
+            available: 3,
+        },
     ];
     for p in payloads {
         let bytes = p.to_bytes();

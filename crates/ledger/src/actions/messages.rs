@@ -1,4 +1,4 @@
-//! Message rules (M2–M9; M10–M14 are in `membership`, M15 in `governance`, M16 and M17 in `proposals`): what an inbound cross-shard message does to this shard.
+//! Message rules (M2–M9; M10–M14 are in `membership`, M15 in `governance`, M16–M18 in `proposals`): what an inbound cross-shard message does to this shard.
 
 use super::set_presence;
 use crate::exec::{BlockCtx, Failure};
@@ -99,16 +99,10 @@ impl ShardLedger {
                 self.global_only()?;
                 self.clear_seat(st, ctx, *foundation, holder)?
             }
-            // M16 and M17 (in `proposals`).
-            Payload::Govern { from, deposit, act } => {
-                self.apply_govern(st, ctx, source, (from, *deposit, act))?
-            }
-            Payload::TreasurySpend {
-                foundation,
-                proposal,
-                to,
-                amount,
-            } => self.treasury_spend(st, ctx, source, (*foundation, *proposal, to, *amount))?,
+            // M16–M18 (in `proposals`).
+            Payload::Govern { .. }
+            | Payload::TreasurySpend { .. }
+            | Payload::SpendFailed { .. } => self.apply_proposals(st, ctx, source, payload)?,
         }
         Ok(())
     }

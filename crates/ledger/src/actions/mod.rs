@@ -102,7 +102,7 @@ impl ShardLedger {
         body: &TxBody,
         acct: &mut AccountRecord,
     ) -> Result<(), Failure> {
-        if self.treasury_locked(&body.account, &body.action) {
+        if self.treasury_locked(body) {
             return Err(TxError::TreasuryLocked.into());
         }
         let a = &mut Apply {

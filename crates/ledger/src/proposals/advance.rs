@@ -1,13 +1,13 @@
 //! GV5, GV6 and GV8: a proposal's tally, its effect, and the course of its challenge.
 
-use super::{Decided, ProposalRecord, Stage, Status};
+use super::{Decided, ProposalRecord, RollCall, Stage, Status};
 use crate::exec::{add_to_pool, take_from_pool, BlockCtx, Failure};
 use crate::overlay::Overlay;
 use crate::records::{Pool, StateKey};
 use crate::{Event, ShardLedger, StateError, StateView, TxError};
 use starling_types::receipt::Payload;
 use starling_types::{
-    AccountId, Asset, Federation, Finality, Motion, Office, Offices, Seat, ShardId,
+    AccountId, Asset, Branch, Federation, Finality, Motion, Office, Offices, Seat, ShardId,
 };
 
 impl ShardLedger {
@@ -39,7 +39,8 @@ impl ShardLedger {
         p: &mut ProposalRecord,
     ) -> Result<(), Failure> {
         let epoch = self.epochs().epoch_of(ctx.height);
-        let everyone_voted = p.electorate > 0 && p.roll.votes.len() >= usize::from(p.electorate);
+        let everyone_voted =
+            self.everyone_voted(st, p.foundation, p.motion.track().decides, &p.roll, epoch)?;
         if epoch < p.closes && !everyone_voted {
             return Err(TxError::NotYet.into());
         }
@@ -64,6 +65,25 @@ impl ShardLedger {
             status: p.status.name(),
         });
         Ok(())
+    }
+
+    /// Whether every seat of `branch` in term now has voted in `roll` (and there is one):
+    /// then the tally need not wait for the period's end.
+    fn everyone_voted<V: StateView + ?Sized>(
+        &self,
+        st: &Overlay<'_, V>,
+        foundation: u16,
+        branch: Branch,
+        roll: &RollCall,
+        epoch: u64,
+    ) -> Result<bool, StateError> {
+        let offices = self.offices_of(st, foundation)?;
+        let mut seats = offices
+            .seats
+            .iter()
+            .filter(|s| Branch::of(s.office) == branch && s.in_term(epoch))
+            .peekable();
+        Ok(seats.peek().is_some() && seats.all(|s| roll.has(&s.holder)))
     }
 
     /// Releases a deposit held in the deposits pool: to `back`, or to the foundation's
@@ -94,12 +114,23 @@ impl ShardLedger {
     ) -> Result<(), Failure> {
         let epoch = self.epochs().epoch_of(ctx.height);
         let decided = p.decided.ok_or(TxError::NotYet)?;
-        let window_over = epoch
-            >= decided
-                .epoch
-                .saturating_add(self.params.governance.challenge_epochs);
-        if ctx.height <= decided.height || (p.finality == Finality::AfterWindow && !window_over) {
+        let g = &self.params.governance;
+        // Due once the tally's block is past (and an irreversible one's window); expired if
+        // no one advanced it within a voting period of that.
+        let due = match p.finality {
+            Finality::AfterWindow => decided.epoch.saturating_add(g.challenge_epochs),
+            Finality::Reversible | Finality::Final => decided.epoch,
+        };
+        if ctx.height <= decided.height || epoch < due {
             return Err(TxError::NotYet.into());
+        }
+        if epoch >= due.saturating_add(g.voting_epochs) {
+            p.status = Status::Expired;
+            ctx.events.push(Event::ProposalChanged {
+                proposal: p.id,
+                status: p.status.name(),
+            });
+            return Ok(());
         }
         st.commit_tx();
         let mark = ctx.mark();
@@ -155,6 +186,7 @@ impl ShardLedger {
                 let mut fp = self.foundation_params(st, f)?;
                 p.previous = Some(fp.get(*param));
                 fp.set(*param, *value);
+                fp.set_at[usize::from(param.code())] = ctx.height;
                 st.put(StateKey::FoundationParams(f), &fp);
             }
             Motion::Registrar { registrar } => self.set_registrar(st, ctx, f, registrar)?,
@@ -206,7 +238,8 @@ impl ShardLedger {
             Stage::Gathering { until } if epoch < until => return Err(TxError::NotYet.into()),
             Stage::Gathering { .. } => Stage::Lapsed,
             Stage::BoardVote { until } => {
-                let everyone = c.electorate > 0 && c.roll.votes.len() >= usize::from(c.electorate);
+                let everyone =
+                    self.everyone_voted(st, p.foundation, Branch::Board, &c.roll, epoch)?;
                 if epoch < until && !everyone {
                     return Err(TxError::NotYet.into());
                 }
@@ -254,12 +287,14 @@ impl ShardLedger {
         let f = p.foundation;
         if p.status == Status::Enacted {
             match &p.motion {
+                // Only the seat this decision made: not one a later decision gave again.
                 Motion::Appoint { office, holder } => {
+                    let since = self.epochs().epoch_of(p.enacted.unwrap_or_default());
                     let mut offices = self.offices_of(st, f)?;
                     let before = offices.seats.len();
-                    offices
-                        .seats
-                        .retain(|s| !(s.office == *office && s.holder == *holder));
+                    offices.seats.retain(|s| {
+                        !(s.office == *office && s.holder == *holder && s.since == since)
+                    });
                     if offices.seats.len() != before {
                         put_offices(st, f, &offices);
                         ctx.events.push(Event::SeatVacated {
@@ -269,9 +304,12 @@ impl ShardLedger {
                         });
                     }
                 }
-                Motion::SetParam { param, value } => {
+                // Unless a later decision has set it since.
+                Motion::SetParam { param, .. } => {
                     let mut fp = self.foundation_params(st, f)?;
-                    if let (true, Some(previous)) = (fp.get(*param) == *value, p.previous) {
+                    let at = &mut fp.set_at[usize::from(param.code())];
+                    if let (true, Some(previous)) = (Some(*at) == p.enacted, p.previous) {
+                        *at = ctx.height;
                         fp.set(*param, previous);
                         st.put(StateKey::FoundationParams(f), &fp);
                     }
@@ -324,8 +362,8 @@ fn put_offices<V: StateView + ?Sized>(st: &mut Overlay<'_, V>, foundation: u16, 
 }
 
 /// Seats `holder` in `office` from `epoch` for `term` epochs: seats whose terms have ended
-/// are cleared first, a seat the holder already has is given up for the new one, and the
-/// office must have a free seat.
+/// are cleared first; the holder must hold no other seat (an appointment never takes one
+/// away), and the office must have a free seat.
 fn seat(
     offices: &mut Offices,
     office: Office,
@@ -333,9 +371,10 @@ fn seat(
     epoch: u64,
     term: u64,
 ) -> Result<(), TxError> {
-    offices
-        .seats
-        .retain(|s| s.until > epoch && s.holder != *holder);
+    offices.seats.retain(|s| s.until > epoch);
+    if offices.seats.iter().any(|s| s.holder == *holder) {
+        return Err(TxError::AlreadySeated);
+    }
     if offices.seats.iter().filter(|s| s.office == office).count() >= office.max_seats()
         || offices.seats.len() >= starling_types::offices::MAX_SEATS
     {
@@ -370,10 +409,14 @@ mod tests {
         // At epoch 10 the first term is over: the seat is free.
         seat(&mut o, Office::President, &k(2), 10, 10).unwrap();
         assert_eq!(o.seats.len(), 1);
-        // A president named to the board gives up the presidency.
-        seat(&mut o, Office::Board, &k(2), 11, 5).unwrap();
-        assert_eq!(o.seats.len(), 1);
-        assert_eq!(o.seats[0].office, Office::Board);
+        // A sitting president cannot be named to the board: no appointment takes a seat
+        // away (nor a seat one holds until a later epoch).
+        assert_eq!(
+            seat(&mut o, Office::Board, &k(2), 11, 5),
+            Err(TxError::AlreadySeated)
+        );
+        seat(&mut o, Office::Board, &k(3), 11, 5).unwrap();
+        assert_eq!(o.seats.len(), 2);
         o.validate().unwrap();
     }
 }

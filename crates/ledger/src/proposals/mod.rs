@@ -49,7 +49,9 @@ use crate::records::{MemberRecord, Pool, StateKey};
 use crate::{Event, ShardLedger, StateError, StateView, TxError};
 use starling_types::offices::MAX_SEATS;
 use starling_types::receipt::Payload;
-use starling_types::{AccountId, Action, Asset, Branch, GovAct, Motion, Office, Offices, ShardId};
+use starling_types::{
+    AccountId, Action, Asset, Branch, Finality, GovAct, GovParam, Motion, Office, Offices, ShardId,
+};
 
 /// Seats of `branch` in term at `epoch`.
 pub fn seats_of(offices: &Offices, branch: Branch, epoch: u64) -> u16 {
@@ -58,6 +60,41 @@ pub fn seats_of(offices: &Offices, branch: Branch, epoch: u64) -> u16 {
         .iter()
         .filter(|s| Branch::of(s.office) == branch && s.in_term(epoch))
         .count() as u16
+}
+
+/// TR1: what a treasury account may do by its own key: its registrar's work, votes and
+/// advances, and what sends no SPEND anywhere (every action is listed, so a new one must be
+/// judged here).
+fn treasury_may(action: &Action) -> bool {
+    match action {
+        Action::Transfer { .. } | Action::Sponsor { .. } | Action::RegisterValidator { .. } => {
+            false
+        }
+        Action::Govern(act) => !matches!(act, GovAct::Propose { .. } | GovAct::Challenge { .. }),
+        Action::Post { .. }
+        | Action::EditPost { .. }
+        | Action::DeletePost { .. }
+        | Action::Repost { .. }
+        | Action::Unrepost { .. }
+        | Action::Like { .. }
+        | Action::Unlike { .. }
+        | Action::Follow { .. }
+        | Action::Unfollow { .. }
+        | Action::Block { .. }
+        | Action::Unblock { .. }
+        | Action::Mute { .. }
+        | Action::Unmute { .. }
+        | Action::SetProfile { .. }
+        | Action::RegisterHandle { .. }
+        | Action::RetireValidator
+        | Action::SetChatDevice { .. }
+        | Action::RemoveChatDevice { .. }
+        | Action::AdmitMember { .. }
+        | Action::RevokeMember { .. }
+        | Action::LeaveFoundation
+        | Action::EndSponsorship { .. }
+        | Action::ExpireSeat { .. } => true,
+    }
 }
 
 impl ShardLedger {
@@ -96,17 +133,48 @@ impl ShardLedger {
         Ok(())
     }
 
-    /// TR1: whether `body`'s sender is a foundation's treasury trying to send SPEND itself.
-    pub(crate) fn treasury_locked(&self, account: &AccountId, action: &Action) -> bool {
-        matches!(
-            action,
-            Action::Transfer { .. } | Action::Sponsor { .. } | Action::RegisterValidator { .. }
-        ) && self.params.foundations.contains(account)
+    /// TR1: whether `body` is a foundation treasury's own transaction that would move SPEND
+    /// out of it: any tip (it goes to the proposer), or an action outside
+    /// [`treasury_may`].
+    pub(crate) fn treasury_locked(&self, body: &starling_types::TxBody) -> bool {
+        self.params.foundations.contains(&body.account)
+            && (body.tip > 0 || !treasury_may(&body.action))
+    }
+
+    /// Applies a proposals message (M16–M18).
+    pub(crate) fn apply_proposals<V: StateView + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, V>,
+        ctx: &mut BlockCtx,
+        source: ShardId,
+        payload: &Payload,
+    ) -> Result<(), Failure> {
+        match payload {
+            Payload::Govern { from, deposit, act } => {
+                self.apply_govern(st, ctx, source, (from, *deposit, act))
+            }
+            Payload::TreasurySpend {
+                foundation,
+                proposal,
+                to,
+                amount,
+            } => self.treasury_spend(st, ctx, source, (*foundation, *proposal, to, *amount)),
+            Payload::SpendFailed {
+                proposal,
+                available,
+            } => self.spend_failed(st, ctx, source, (*proposal, *available)),
+            _ => Err(
+                TxError::Malformed(starling_types::DecodeError::InvalidValue(
+                    "not a proposals message",
+                ))
+                .into(),
+            ),
+        }
     }
 
     /// M16: the global shard applies a governance act. A refused act changes nothing but
     /// gives its deposit back.
-    pub(crate) fn apply_govern<V: StateView + ?Sized>(
+    fn apply_govern<V: StateView + ?Sized>(
         &self,
         st: &mut Overlay<'_, V>,
         ctx: &mut BlockCtx,
@@ -208,8 +276,20 @@ impl ShardLedger {
             .held_by(from, epoch)
             .filter(|s| track.proposers.contains(&s.office))
             .ok_or(TxError::NotInOffice)?;
-        let finality = motion.finality(self.foundation_params(st, foundation)?.spend_limit);
-        if seat.acting && finality != starling_types::Finality::Reversible {
+        match motion {
+            Motion::Appoint { holder, .. } if offices.held_by(holder, epoch).is_some() => {
+                return Err(TxError::AlreadySeated.into())
+            }
+            Motion::SetParam {
+                param: GovParam::SpendLimit,
+                value,
+            } if *value > self.params.governance.foundation.spend_limit => {
+                return Err(TxError::ParamOutOfBounds.into())
+            }
+            _ => {}
+        }
+        let finality = self.finality(st, foundation, motion, epoch)?;
+        if seat.acting && finality != Finality::Reversible {
             return Err(TxError::ActingSeat.into());
         }
         let id = read_counter(st, StateKey::ProposalCount)?;
@@ -243,6 +323,35 @@ impl ShardLedger {
         Ok(())
     }
 
+    /// GV6: when a motion opened now would take effect. A spend takes effect at once only
+    /// within the spend limit and what is left of it this round (it reserves that much, so
+    /// a large spend split in small ones still waits out the window).
+    fn finality<V: StateView + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, V>,
+        foundation: u16,
+        motion: &Motion,
+        epoch: u64,
+    ) -> Result<Finality, StateError> {
+        let limit = self.foundation_params(st, foundation)?.spend_limit;
+        let finality = motion.finality(limit);
+        let Motion::Spend { amount, .. } = motion else {
+            return Ok(finality);
+        };
+        let key = StateKey::SpendBudget(foundation);
+        let round = epoch / self.params.governance.round_epochs.max(1);
+        let used = st
+            .get::<TokenRecord>(key)?
+            .filter(|t| t.round == round)
+            .map_or(0, |t| t.spent);
+        if finality != Finality::Final || used.saturating_add(*amount) > limit {
+            return Ok(Finality::AfterWindow);
+        }
+        let spent = used + amount;
+        st.put(key, &TokenRecord { round, spent });
+        Ok(Finality::Final)
+    }
+
     /// GV3 and GV4.
     fn cast<V: StateView + ?Sized>(
         &self,
@@ -267,10 +376,14 @@ impl ShardLedger {
             p.motion.track().decides
         };
         let offices = self.offices_of(st, p.foundation)?;
-        offices
+        let seat = offices
             .held_by(from, epoch)
             .filter(|s| Branch::of(s.office) == branch)
             .ok_or(TxError::NotInOffice)?;
+        // An acting seat takes no part in what cannot be undone.
+        if seat.acting && (challenge || p.finality != Finality::Reversible) {
+            return Err(TxError::ActingSeat.into());
+        }
         let foundation = p.foundation;
         let roll = match (challenge, p.challenge.as_mut()) {
             (true, Some(c)) => &mut c.roll,
@@ -340,11 +453,16 @@ impl ShardLedger {
     ) -> Result<(), Failure> {
         let epoch = self.epochs().epoch_of(ctx.height);
         let mut p = self.proposal(st, id)?;
+        // The window runs from the tally, or for a reversible decision from when it took
+        // effect (so a late enactment cannot outrun it).
+        let start = match (p.finality, p.enacted) {
+            (Finality::Reversible, Some(h)) => Some(self.epochs().epoch_of(h)),
+            _ => p.decided.map(|d| d.epoch),
+        };
         let window = self.params.governance.challenge_epochs;
-        let open_to_it = p.finality != starling_types::Finality::Final
+        let open_to_it = p.finality != Finality::Final
             && matches!(p.status, Status::Passed | Status::Enacted)
-            && p.decided
-                .is_some_and(|d| epoch < d.epoch.saturating_add(window))
+            && start.is_some_and(|s| epoch < s.saturating_add(window))
             && p.challenges < MAX_CHALLENGES;
         if p.challenge.as_ref().is_some_and(|c| c.stage.open()) {
             return Err(TxError::ChallengeOpen.into());
@@ -404,6 +522,9 @@ impl ShardLedger {
         if !senator && !member {
             return Err(TxError::NotMember.into());
         }
+        if c.by == *from {
+            return Err(TxError::SelfTarget.into());
+        }
         let key = StateKey::Support(id, n, from);
         if st.exists(key)? {
             return Err(TxError::AlreadySupported.into());
@@ -429,7 +550,7 @@ impl ShardLedger {
     }
 
     /// M17, on the treasury account's shard: pays a decided spend if the treasury holds it.
-    pub(crate) fn treasury_spend<V: StateView + ?Sized>(
+    fn treasury_spend<V: StateView + ?Sized>(
         &self,
         st: &mut Overlay<'_, V>,
         ctx: &mut BlockCtx,
@@ -462,6 +583,16 @@ impl ShardLedger {
                     available: *spend,
                 }),
             });
+            let available = *spend;
+            self.send(
+                st,
+                ctx,
+                ShardId::GLOBAL,
+                Payload::SpendFailed {
+                    proposal,
+                    available,
+                },
+            )?;
             return Ok(());
         }
         *spend -= amount;
@@ -473,6 +604,41 @@ impl ShardLedger {
             to: *to,
             amount,
             error: None,
+        });
+        Ok(())
+    }
+
+    /// M18: the global shard learns that a treasury could not pay a decided spend.
+    fn spend_failed<V: StateView + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, V>,
+        ctx: &mut BlockCtx,
+        source: ShardId,
+        (id, available): (u64, u128),
+    ) -> Result<(), Failure> {
+        self.global_only()?;
+        let mut p = self.proposal(st, id)?;
+        let treasury = self.params.foundations[usize::from(p.foundation)];
+        if source != self.params.shard_map.shard_of(&treasury)
+            || !matches!(p.motion, Motion::Spend { .. })
+            || p.status != Status::Enacted
+        {
+            return Err(TxError::WrongShard {
+                expected: self.params.shard_map.shard_of(&treasury),
+            }
+            .into());
+        }
+        let Motion::Spend { amount, .. } = p.motion else {
+            return Ok(());
+        };
+        p.status = Status::Failed;
+        st.put(StateKey::Proposal(id), &p);
+        ctx.events.push(Event::EnactmentFailed {
+            proposal: id,
+            error: TxError::InsufficientBalance {
+                needed: amount,
+                available,
+            },
         });
         Ok(())
     }

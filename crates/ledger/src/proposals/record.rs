@@ -10,8 +10,12 @@ use starling_types::{AccountId, Finality, GovParam, Motion, PublicKey};
 pub struct FoundationParams {
     /// Vote tokens per holder per round, by [`starling_types::Branch::code`] (rule GV4).
     pub tokens: [u128; 5],
-    /// The largest spend that takes effect at enactment (rule GV6).
+    /// The largest spend that takes effect at enactment, and the most such spends add up
+    /// to per round (rule GV6).
     pub spend_limit: u128,
+    /// The height at which each parameter (by [`GovParam::code`]) was last set by a
+    /// decision (0: never), so that undoing a decision never undoes a later one (rule GV8).
+    pub set_at: [u64; 6],
 }
 
 impl Default for FoundationParams {
@@ -22,6 +26,7 @@ impl Default for FoundationParams {
         Self {
             tokens: [1_000, 1_000, 10_000, 10_000, 10_000],
             spend_limit: 10_000_000_000,
+            set_at: [0; 6],
         }
     }
 }
@@ -61,6 +66,9 @@ impl Encode for FoundationParams {
             put::u128(out, t);
         }
         put::u128(out, self.spend_limit);
+        for h in self.set_at {
+            put::u64(out, h);
+        }
     }
 }
 
@@ -69,6 +77,7 @@ impl Decode for FoundationParams {
         let p = FoundationParams {
             tokens: [r.u128()?, r.u128()?, r.u128()?, r.u128()?, r.u128()?],
             spend_limit: r.u128()?,
+            set_at: [r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?],
         };
         p.validate()?;
         Ok(p)
@@ -183,10 +192,12 @@ pub enum Status {
     Reversed,
     /// Passed, but a challenge overturned it before it took effect.
     Cancelled,
+    /// Passed, but no one advanced it in time to take effect (rule GV6).
+    Expired,
 }
 
 impl Status {
-    pub const ALL: [Status; 8] = [
+    pub const ALL: [Status; 9] = [
         Status::Voting,
         Status::Passed,
         Status::Rejected,
@@ -195,6 +206,7 @@ impl Status {
         Status::Failed,
         Status::Reversed,
         Status::Cancelled,
+        Status::Expired,
     ];
 
     pub fn code(self) -> u8 {
@@ -211,6 +223,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Reversed => "reversed",
             Status::Cancelled => "cancelled",
+            Status::Expired => "expired",
         }
     }
 }
