@@ -241,6 +241,63 @@ try {
   assert.match(await bob.textContent('#my-membership'), /You are a verified member of /);
   await registrar.close();
 
+  // Governance: the first foundation's president proposes Bob as an officer; a board member
+  // votes with the quadratic slider (the token cost shows before sending); the tally moves
+  // as the rest of the board votes; anyone tallies it and puts it into effect; Alice
+  // challenges the decision within its window.
+  const keyOf = (name) => /secret\s*=\s*"([0-9a-f]{64})"/.exec(readFileSync(join(dir, 'devnet', 'keys', `${name}.key`), 'utf8'))[1];
+  async function importAs(name) {
+    const page = await person({ width: 1280, height: 900 });
+    await page.click('summary:has-text("Import an existing account")');
+    await page.fill('#import-secret', keyOf(name));
+    await page.fill('#import-label', name);
+    await page.fill('#import-password', `${name} has a long password`);
+    await page.click('form[aria-label="Import an account"] button[type="submit"]');
+    await page.waitForSelector('h1:has-text("Home")');
+    return page;
+  }
+  const president = await importAs('president-0');
+  await president.click('nav a[data-route="proposals"]');
+  await president.waitForSelector('form.propose');
+  await president.fill('#propose-title', 'Bob for officer');
+  await president.fill('#propose-text', 'He verified a hundred members this month.');
+  await president.selectOption('#propose-kind', 'appoint');
+  await president.fill('#propose-a', 'officer');
+  await president.fill('#propose-b', '@bob');
+  await president.click('form.propose button[type="submit"]');
+  await president.waitForSelector('#toast:has-text("Proposal sent")');
+  const proposal = await until('the proposal', async () => (await getJson('/api/v1/proposals')).proposals.find((p) => p.title === 'Bob for officer'));
+  await president.close();
+  const member = await importAs('board-0-0');
+  await member.goto(`${base}/#/proposals/${proposal.id}`);
+  await member.waitForSelector('#vote-votes');
+  await member.fill('#vote-votes', '3');
+  assert.match(await member.textContent('#vote-cost'), /^3 votes cost 9 of your 10000 tokens/);
+  await member.click('#vote-yes');
+  await member.waitForSelector('#toast:has-text("Vote sent")');
+  await member.waitForSelector('#tally .yes-count:text-is("3")');
+  // The other two board members vote through the API (bearer sessions); the page's tally
+  // follows.
+  for (const [name, yes, votes] of [['board-0-1', true, 1], ['board-0-2', false, 1]]) {
+    const r = await fetch(`${base}/api/v1/keystore/import`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ secret: keyOf(name), label: name, password: `${name} has a long password`, bearer: true }) });
+    const { token } = await r.json();
+    const sent = await fetch(`${base}/api/v1/me/actions`, { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` }, body: JSON.stringify({ action: { type: 'vote', proposal: proposal.id, yes, votes } }) });
+    assert.equal(sent.status, 200, await sent.text());
+  }
+  await member.waitForSelector('#tally .yes-count:text-is("4")');
+  await member.waitForSelector('#tally .no-count:text-is("1")');
+  for (const status of ['passed', 'enacted']) {
+    await member.click('#advance');
+    await member.waitForSelector(`#proposal-live[data-status="${status}"]`);
+  }
+  await member.close();
+  await alice.goto(`${base}/#/proposals/${proposal.id}`);
+  await alice.waitForSelector('#challenge');
+  await alice.click('#challenge');
+  await alice.waitForSelector('#toast:has-text("Challenge sent")');
+  await alice.waitForSelector('#proposal-live[data-stage="gathering"]');
+  assert.match(await alice.textContent('#challenge-box'), /gathering/);
+
   // Phone width: nothing spills sideways, the nav stays reachable.
   // (Checked on the wallet, with its long keys, where Bob now is.)
   const wide = await bob.evaluate(() => document.scrollingElement.scrollWidth <= window.innerWidth + 1 ? '' : [...document.querySelectorAll('main *')]

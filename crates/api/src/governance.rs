@@ -232,6 +232,7 @@ fn read(node: &starling_node_api::Node) -> ApiResult {
         .map_err(ApiError::internal)?
         .unwrap_or_else(|| genesis.params.genesis_federation());
     let (epoch, offices) = offices(global, genesis, federation.foundations.len())?;
+    let g = &genesis.params.governance;
     // Each one's verified members, as the registry counts them (rule FM1).
     let members = global
         .read(|v| {
@@ -304,5 +305,14 @@ fn read(node: &starling_node_api::Node) -> ApiResult {
         "epoch": epoch,
         "treasury_shards": shards,
         "foundations": items,
+        "governance": {
+            "voting_epochs": g.voting_epochs,
+            "challenge_epochs": g.challenge_epochs,
+            "support_epochs": g.support_epochs,
+            "board_vote_epochs": g.board_vote_epochs,
+            "round_epochs": g.round_epochs,
+            "proposal_deposit": g.proposal_deposit.to_string(),
+            "challenge_deposit": g.challenge_deposit.to_string(),
+        },
     })))
 }

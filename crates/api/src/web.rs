@@ -1,4 +1,4 @@
-//! The web app: three static files embedded in the binary and served at `/`, so a node
+//! The web app: four static files embedded in the binary and served at `/`, so a node
 //! serves its own client with no build step. Everything it shows comes from `/api/v1`.
 //!
 //! Responses carry a Content-Security-Policy that allows only this origin's scripts, styles
@@ -14,6 +14,7 @@ use axum::Router;
 const INDEX: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
 const APP_CSS: &str = include_str!("../web/app.css");
+const GOV_JS: &str = include_str!("../web/gov.js");
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
     connect-src 'self' ws: wss:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
@@ -31,6 +32,10 @@ pub(crate) fn routes() -> Router<Api> {
         .route(
             "/app.js",
             get(|| async { file("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/gov.js",
+            get(|| async { file("text/javascript; charset=utf-8", GOV_JS) }),
         )
         .route(
             "/app.css",

@@ -1,6 +1,8 @@
 // Starling web app: plain ES module, no build step. Talks to the node's /api/v1 only; the
 // node holds the keys and signs (see docs/operations.md, "Accounts on the node").
 
+import { govViews } from './gov.js';
+
 const MAX_GRAPHEMES = 300;
 const state = { me: null, csrf: null, label: null, ws: null, unread: 0, route: null, renders: 0 };
 
@@ -478,6 +480,9 @@ views.wallet = async () => {
   } catch (e) { sec.append(h('p', { class: 'muted' }, e.status === 404 ? 'No funds yet: your account appears once it receives some.' : e.message)); }
 
   m.append(foundationSection());
+  const tokens = h('div');
+  m.append(tokens);
+  gov().tokensSection().then((sec) => tokens.replaceWith(sec));
 
   const to = h('input', { id: 'transfer-to', placeholder: 'ed25519:…' });
   const amount = h('input', { id: 'transfer-amount', inputmode: 'numeric', pattern: '[0-9]+' });
@@ -551,7 +556,7 @@ function foundationSection() {
         ? `You are a verified member of ${of} (admitted at height ${reg.member.since}): it pays your fee allowance.`
         : 'You are not a verified member of any foundation. A foundation\'s registrar admits members; members get a fee allowance and, soon, vote tokens.'));
     }
-    sec.append(h('a', { href: '#/foundations' }, 'All foundations'));
+    sec.append(h('a', { href: '#/foundations' }, 'All foundations'), ' · ', h('a', { href: '#/proposals' }, 'Proposals'));
   })();
   return sec;
 }
@@ -879,6 +884,10 @@ async function trending() {
   } catch (_) { /* no view */ }
 }
 
+// ---------- governance (gov.js) ----------
+let govCache = null;
+const gov = () => (govCache ||= govViews({ h, api, act, state, toast, short, main }));
+
 // ---------- routing ----------
 async function render() {
   const gen = ++state.renders;
@@ -907,6 +916,7 @@ async function render() {
     case 'tag': await tagView(parts[1]); break;
     case 'wallet': await views.wallet(); break;
     case 'foundations': await views.foundations(); break;
+    case 'proposals': await (parts[1] ? gov().proposal(parts[1]) : gov().proposals()); break;
     case 'chats': await views.chats(); break;
     case 'chat': await chatView(parts[1]); break;
     default: main().replaceChildren(h('h1', {}, 'Not found'), h('div', { class: 'empty' }, 'No such page.'));

@@ -86,9 +86,18 @@ fn validator_dir(root: &Path, i: usize) -> PathBuf {
 }
 
 /// The devnet's three foundations, each with a key file in `keys`. Each foundation's account
-/// is its registrar and president: funded, so that it can act (import its key to act as it);
-/// three devnet users sit on each board.
+/// is its treasury and registrar: funded, so that it can act as registrar (import its key to
+/// act as it). A devnet user is each one's president and three sit on each board; their
+/// key files are `keys/president-<i>.key` and `keys/board-<i>-<j>.key`, to import and act as
+/// them. Governance runs in short periods (a few epochs), so a proposal can be watched from
+/// start to end.
 fn add_foundations(file: &mut GenesisFile, keys: &Path) -> Result<(), SetupError> {
+    let g = &mut file.governance.proposals;
+    g.voting_epochs = 2;
+    g.challenge_epochs = 10;
+    g.support_epochs = 2;
+    g.board_vote_epochs = 2;
+    g.round_epochs = 10;
     for (i, name) in ["Americas", "Europe-Africa", "Asia-Pacific"]
         .iter()
         .enumerate()
@@ -99,10 +108,15 @@ fn add_foundations(file: &mut GenesisFile, keys: &Path) -> Result<(), SetupError
             &mut rand_core::OsRng,
         )?;
         let mut entry = FoundationEntry::new(name, key.public_key().to_text());
-        entry.president = Some(key.public_key().to_text());
+        let seat = |j: u32, file: &str| -> Result<String, SetupError> {
+            let k = user_key(1_000 + 10 * i as u32 + j);
+            keyfile::write(&keys.join(file), &k)?;
+            Ok(k.public_key().to_text())
+        };
+        entry.president = Some(seat(9, &format!("president-{i}.key"))?);
         entry.board = (0..3)
-            .map(|j| user_key(1_000 + 10 * i as u32 + j).public_key().to_text())
-            .collect();
+            .map(|j| seat(j, &format!("board-{i}-{j}.key")))
+            .collect::<Result<_, _>>()?;
         file.foundations.push(entry);
         file.allocations.push(AllocationEntry {
             account: key.public_key().to_text(),

@@ -773,6 +773,107 @@ fn gov_checks(api: SocketAddr, ann: &Path, ann_key: &str) {
     assert!(!ok && err.contains("<AMOUNT>"), "{err}");
 }
 
+/// Logs in, in a new session file, as the devnet account whose key file is `keys/<name>`.
+fn import_devnet_key(api: SocketAddr, devnet: &Path, tmp: &Path, name: &str) -> PathBuf {
+    let text = std::fs::read_to_string(devnet.join("keys").join(format!("{name}.key"))).unwrap();
+    let secret = text
+        .lines()
+        .find_map(|l| l.strip_prefix("secret = "))
+        .unwrap()
+        .trim_matches('"');
+    let secret_file = tmp.join(format!("{name}.secret"));
+    std::fs::write(&secret_file, secret).unwrap();
+    let session = tmp.join(format!("{name}.json"));
+    let args = [
+        "account",
+        "import",
+        "--label",
+        name,
+        "--secret-file",
+        secret_file.to_str().unwrap(),
+    ];
+    cli_ok(api, &session, &args);
+    session
+}
+
+/// `starling gov` proposals on real processes: foundation 0's president proposes ann as an
+/// officer; its board votes (n votes cost n² tokens); anyone tallies it and, in a later
+/// block, puts it into effect; ann then holds the seat, and another account challenges the
+/// decision within its window.
+fn proposal_checks(api: SocketAddr, devnet: &Path, tmp: &Path, ann: &Path) {
+    let president = import_devnet_key(api, devnet, tmp, "president-0");
+    let board: Vec<PathBuf> = (0..3)
+        .map(|j| import_devnet_key(api, devnet, tmp, &format!("board-0-{j}")))
+        .collect();
+    let args = [
+        "gov",
+        "propose",
+        "0",
+        "Ann for officer",
+        "appoint",
+        "officer",
+        "@ann",
+        "--text",
+        "She runs the relays.",
+    ];
+    assert!(cli_ok(api, &president, &args).contains("proposal sent"));
+    let p = wait_for("the proposal", || get(api, "/api/v1/proposals/0"));
+    assert_eq!(
+        (p["status"].as_str(), p["electorate"].as_u64()),
+        (Some("voting"), Some(3)),
+        "{p}"
+    );
+    for (session, side, votes) in [
+        (&board[0], "yes", "3"),
+        (&board[1], "yes", "1"),
+        (&board[2], "no", "2"),
+    ] {
+        let (ok, out, err) = cli(api, session, &["gov", "vote", "0", side, votes]);
+        assert!(ok && out.contains("vote sent"), "{out}{err}");
+        let n: u64 = votes.parse().unwrap();
+        assert!(
+            err.contains(&format!("cost {} vote tokens", n * n)),
+            "{err}"
+        );
+    }
+    let p = wait_for("three votes", || {
+        get(api, "/api/v1/proposals/0").filter(|p| p["roll"]["voters"] == 3)
+    });
+    assert_eq!(
+        (p["roll"]["yes"].as_u64(), p["roll"]["no"].as_u64()),
+        (Some(4), Some(2)),
+        "{p}"
+    );
+    let tokens = cli_ok(api, &board[0], &["gov", "tokens"]);
+    assert!(tokens.contains("board: 9991 of 10000 left"), "{tokens}");
+    // Everyone voted: anyone may tally now; it takes effect at a later advance.
+    for status in ["passed", "enacted"] {
+        cli_ok(api, ann, &["gov", "advance", "0"]);
+        wait_for(status, || {
+            get(api, "/api/v1/proposals/0").filter(|p| p["status"] == status)
+        });
+    }
+    let ann_key = get(api, "/api/v1/handles/ann").unwrap()["account"].clone();
+    let f = get(api, "/api/v1/foundations").unwrap();
+    let seated = f["foundations"][0]["offices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["office"] == "officer" && o["holder"] == ann_key);
+    assert!(seated, "{f}");
+    // A board member challenges it (with a deposit); the challenge gathers support.
+    assert!(cli_ok(api, &board[2], &["gov", "challenge", "0"]).contains("challenge sent"));
+    wait_for("the challenge", || {
+        get(api, "/api/v1/proposals/0").filter(|p| p["challenge"]["stage"] == "gathering")
+    });
+    let out = cli_ok(api, ann, &["gov", "proposal", "0"]);
+    assert!(
+        out.contains("[enacted]") && out.contains("gathering"),
+        "{out}"
+    );
+    assert!(cli_ok(api, ann, &["gov", "proposals"]).contains("Ann for officer"));
+}
+
 fn cli_ok(api: SocketAddr, session: &Path, args: &[&str]) -> String {
     let (ok, out, err) = cli(api, session, args);
     assert!(ok, "starling {args:?} failed:\n{out}\n{err}");
@@ -900,6 +1001,7 @@ fn the_social_cli_drives_a_devnet() {
     let sent = cli_ok(api, &ann, &["transfer", "@ben", "1000"]);
     assert!(sent.contains("transfer sent"), "{sent}");
     gov_checks(api, &ann, author);
+    proposal_checks(api, &d.path().join("devnet"), d.path(), &ann);
     let json_out = cli_ok(api, &ann, &["timeline", "--of", "@ann", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&json_out).unwrap();
     assert_eq!(v["items"][0]["post"]["text"], "hello from the CLI #cli");

@@ -1,4 +1,5 @@
-//! `starling gov`: the federation of foundations, memberships and sponsorships.
+//! `starling gov`: the federation of foundations, memberships and sponsorships, proposals,
+//! roll-call votes with quadratic vote tokens, and challenges.
 
 use super::{enc, print_sent, resolve, session_of, Client, ClientOpts};
 use clap::Subcommand;
@@ -27,6 +28,56 @@ pub enum GovCmd {
         #[arg(long)]
         end: bool,
     },
+    /// Proposals, newest first (`--foundation` for one foundation's).
+    Proposals {
+        #[arg(long)]
+        foundation: Option<u16>,
+    },
+    /// One proposal: its motion and track, timeline, roll call and challenge.
+    Proposal { id: u64 },
+    /// An account's vote tokens this round (the logged-in account if none).
+    Tokens { who: Option<String> },
+    /// Open a proposal in a foundation, as a seat its track names (a deposit is held):
+    /// `spend <who> <amount>`, `appoint <office> <who>`, `set <param> <value>` (params:
+    /// spend_limit, tokens.<members|staff|senate|board|executive>) or `registrar <who>`.
+    Propose {
+        foundation: u16,
+        title: String,
+        #[arg(value_parser = ["spend", "appoint", "set", "registrar"])]
+        motion: String,
+        #[arg(num_args = 1..=2)]
+        args: Vec<String>,
+        #[arg(long, default_value = "")]
+        text: String,
+    },
+    /// Cast votes as a seat holder: n votes cost n² tokens (`--challenge` to vote on the
+    /// proposal's challenge, where yes overturns the decision).
+    Vote {
+        proposal: u64,
+        #[arg(value_parser = ["yes", "no"])]
+        side: String,
+        votes: u32,
+        #[arg(long)]
+        challenge: bool,
+    },
+    /// Move a proposal on once its time has come (tally, effect, or its challenge's step).
+    Advance { proposal: u64 },
+    /// Challenge a decision within its window (a deposit is held).
+    Challenge { proposal: u64 },
+    /// Support a challenge, as a senator or a member of the foundation.
+    Support { proposal: u64 },
+}
+
+/// A client and the key of `who` (`@handle` or key), or of the logged-in account.
+fn who_or_me(opts: &ClientOpts, who: Option<String>) -> anyhow::Result<(Client, String)> {
+    match who {
+        Some(w) => {
+            let c = Client::new(opts, None)?;
+            let key = resolve(&c, &w)?;
+            Ok((c, key))
+        }
+        None => session_of(opts),
+    }
 }
 
 pub fn run(cmd: GovCmd, opts: ClientOpts) -> anyhow::Result<()> {
@@ -34,19 +85,32 @@ pub fn run(cmd: GovCmd, opts: ClientOpts) -> anyhow::Result<()> {
     match cmd {
         GovCmd::Foundations => foundations(&Client::new(&opts, None)?.get("/foundations")?, j),
         GovCmd::Membership { who } => {
-            let (c, key) = match who {
-                Some(w) => {
-                    let c = Client::new(&opts, None)?;
-                    let key = resolve(&c, &w)?;
-                    (c, key)
-                }
-                None => session_of(&opts)?,
-            };
+            let (c, key) = who_or_me(&opts, who)?;
             membership(
                 &c.get(&format!("/foundations/members/{}", enc(&key)))?,
                 &key,
                 j,
             );
+            Ok(())
+        }
+        GovCmd::Proposals { foundation } => {
+            let q = foundation.map_or(String::new(), |f| format!("?foundation={f}"));
+            let v = Client::new(&opts, None)?.get(&format!("/proposals{q}"))?;
+            proposals(&v, j);
+            Ok(())
+        }
+        GovCmd::Proposal { id } => {
+            let v = Client::new(&opts, None)?.get(&format!("/proposals/{id}"))?;
+            if j {
+                println!("{v:#}");
+            } else {
+                proposal(&v, true);
+            }
+            Ok(())
+        }
+        GovCmd::Tokens { who } => {
+            let (c, key) = who_or_me(&opts, who)?;
+            tokens(&c.get(&format!("/vote-tokens/{}", enc(&key)))?, j);
             Ok(())
         }
         other => {
@@ -81,7 +145,48 @@ fn action_of(c: &Client, cmd: GovCmd) -> anyhow::Result<(Value, &'static str)> {
             json!({"type": "sponsor", "account": resolve(c, &who)?, "amount": amount.unwrap_or_default()}),
             "sponsorship sent",
         ),
-        GovCmd::Foundations | GovCmd::Membership { .. } => {
+        GovCmd::Propose {
+            foundation,
+            title,
+            motion,
+            args,
+            text,
+        } => (
+            json!({"type": "propose", "foundation": foundation, "title": title, "text": text,
+                   "motion": motion_of(c, &motion, &args)?}),
+            "proposal sent to the global shard",
+        ),
+        GovCmd::Vote {
+            proposal,
+            side,
+            votes,
+            challenge,
+        } => {
+            let cost = u128::from(votes) * u128::from(votes);
+            eprintln!("{votes} votes cost {cost} vote tokens");
+            (
+                json!({"type": "vote", "proposal": proposal, "challenge": challenge,
+                       "yes": side == "yes", "votes": votes}),
+                "vote sent",
+            )
+        }
+        GovCmd::Advance { proposal } => (
+            json!({"type": "advance_proposal", "proposal": proposal}),
+            "advance sent",
+        ),
+        GovCmd::Challenge { proposal } => (
+            json!({"type": "challenge", "proposal": proposal}),
+            "challenge sent",
+        ),
+        GovCmd::Support { proposal } => (
+            json!({"type": "support_challenge", "proposal": proposal}),
+            "support sent",
+        ),
+        GovCmd::Foundations
+        | GovCmd::Membership { .. }
+        | GovCmd::Proposals { .. }
+        | GovCmd::Proposal { .. }
+        | GovCmd::Tokens { .. } => {
             anyhow::bail!("not an action")
         }
     })
@@ -142,4 +247,113 @@ fn foundations(v: &Value, j: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A motion's JSON from its kind and arguments on the command line.
+fn motion_of(c: &Client, kind: &str, args: &[String]) -> anyhow::Result<Value> {
+    let arg = |i: usize| {
+        args.get(i)
+            .map(String::as_str)
+            .ok_or_else(|| anyhow::anyhow!("`{kind}` needs {} argument(s)", i + 1))
+    };
+    Ok(match kind {
+        "spend" => json!({"kind": "spend", "to": resolve(c, arg(0)?)?, "amount": arg(1)?}),
+        "appoint" => json!({"kind": "appoint", "office": arg(0)?, "holder": resolve(c, arg(1)?)?}),
+        "set" => json!({"kind": "set_param", "param": arg(0)?, "value": arg(1)?}),
+        _ => json!({"kind": "registrar", "registrar": resolve(c, arg(0)?)?}),
+    })
+}
+
+fn motion_text(m: &Value) -> String {
+    match text(&m["kind"]) {
+        "spend" => format!("spend {} SPEND to {}", text(&m["amount"]), text(&m["to"])),
+        "appoint" => format!("appoint {} as {}", text(&m["holder"]), text(&m["office"])),
+        "set_param" => format!("set {} to {}", text(&m["param"]), text(&m["value"])),
+        _ => format!("make {} the registrar", text(&m["registrar"])),
+    }
+}
+
+fn roll_text(label: &str, r: &Value) {
+    println!(
+        "  {label}: {} yes, {} no ({} voters)",
+        r["yes"], r["no"], r["voters"]
+    );
+    for v in r["votes"].as_array().into_iter().flatten() {
+        let side = if v["yes"] == true { "yes" } else { "no" };
+        println!("    {} {side} {}", text(&v["voter"]), v["votes"]);
+    }
+}
+
+fn proposal(p: &Value, full: bool) {
+    println!(
+        "#{} [{}] foundation {}: {}\n  {} (track {}, decided by the {}; {})",
+        p["id"],
+        text(&p["status"]),
+        p["foundation"],
+        text(&p["title"]),
+        motion_text(&p["motion"]),
+        text(&p["track"]["name"]),
+        text(&p["track"]["decides"]),
+        text(&p["finality"]),
+    );
+    if !full {
+        return;
+    }
+    if !text(&p["text"]).is_empty() {
+        println!("  {}", text(&p["text"]));
+    }
+    println!(
+        "  opened in epoch {}, voting until epoch {}, electorate {}; now epoch {}",
+        p["opened"], p["closes"], p["electorate"], p["epoch"]
+    );
+    roll_text("roll call", &p["roll"]);
+    if let Some(until) = p["challenge_until"].as_u64() {
+        println!("  open to challenge until epoch {until}");
+    }
+    let c = &p["challenge"];
+    if !c.is_null() {
+        println!(
+            "  challenge by {}: {} (support: {} senators, {} members)",
+            text(&c["by"]),
+            text(&c["stage"]),
+            c["senators"],
+            c["supporters"]
+        );
+        roll_text("board", &c["roll"]);
+    }
+}
+
+fn proposals(v: &Value, j: bool) {
+    if j {
+        println!("{v:#}");
+        return;
+    }
+    println!("{} proposals; epoch {}", v["count"], v["epoch"]);
+    for p in v["proposals"].as_array().into_iter().flatten() {
+        proposal(p, false);
+    }
+}
+
+fn tokens(v: &Value, j: bool) {
+    if j {
+        println!("{v:#}");
+        return;
+    }
+    println!(
+        "round {} (until epoch {}); epoch {}",
+        v["round"], v["round_ends"], v["epoch"]
+    );
+    let rows = v["tokens"].as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        println!("no seat and no membership: no vote tokens");
+    }
+    for t in rows {
+        println!(
+            "foundation {} {}: {} of {} left",
+            t["foundation"],
+            text(&t["branch"]),
+            text(&t["left"]),
+            text(&t["allotment"]),
+        );
+    }
 }
