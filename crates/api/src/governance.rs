@@ -13,7 +13,7 @@ use starling_ledger::actions::get_record;
 use starling_ledger::proposals::{FoundationParams, ProposalRecord, TokenRecord};
 use starling_ledger::records::{decode_u128, decode_u64, MemberRecord, Pool, StateKey};
 use starling_ledger::StateError;
-use starling_node_api::proof::proposal_json;
+use starling_node_api::proof::{proposal_json, Periods};
 use starling_types::{Branch, Federation, Offices, ShardId};
 
 pub(crate) fn routes() -> Router<crate::Api> {
@@ -60,6 +60,28 @@ fn read_global<T>(
         .map_err(ApiError::internal)
 }
 
+/// Reads of the global shard's governance records at once by this process, beyond the
+/// federation's (`READING`); more are refused (503 `busy`).
+static GOV_READING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_READING);
+
+fn busy() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        "too many governance reads at once; try again",
+    )
+}
+
+/// Runs `f` on a blocking thread, one of at most `MAX_READING` at once.
+async fn gov_read(f: impl FnOnce() -> ApiResult + Send + 'static) -> ApiResult {
+    let Ok(_permit) = GOV_READING.try_acquire() else {
+        return Err(busy());
+    };
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+}
+
 /// `GET /api/v1/proposals`: newest first, a page at a time.
 async fn proposals(
     State(api): State<crate::Api>,
@@ -70,37 +92,38 @@ async fn proposals(
         .0;
     let limit = q.limit.unwrap_or(20).clamp(1, MAX_PAGE);
     let node = api.node.clone();
-    tokio::task::spawn_blocking(move || {
-        let window = node.genesis().params.governance.challenge_epochs;
-        let (epoch, (count, items)) = read_global(&node, |v, _| {
+    gov_read(move || {
+        let periods = Periods::of(&node.genesis().params);
+        // The records are read under the store's lock; their JSON is built after.
+        let (epoch, (count, records, next)) = read_global(&node, |v, _| {
             let count = v
                 .get(&StateKey::ProposalCount.hash())?
                 .map_or(Ok(0), |b| decode_u64(&b))
                 .map_err(|e| StateError(format!("corrupt count: {e}")))?;
-            let mut items = Vec::new();
+            let mut records = Vec::new();
             let mut id = q.before.unwrap_or(count).min(count);
             // (Filtering by foundation reads at most a few pages' worth.)
             let mut budget = limit * 4;
-            while id > 0 && (items.len() as u64) < limit && budget > 0 {
+            while id > 0 && (records.len() as u64) < limit && budget > 0 {
                 id -= 1;
                 budget -= 1;
                 let p: Option<ProposalRecord> = get_record(v, StateKey::Proposal(id))?;
-                if let Some(p) = p.filter(|p| q.foundation.is_none_or(|f| p.foundation == f)) {
-                    items.push(proposal_json(&p, Some(window)));
-                }
+                records.extend(p.filter(|p| q.foundation.is_none_or(|f| p.foundation == f)));
             }
-            let next = (id > 0).then_some(id);
-            Ok((count, (items, next)))
+            Ok((count, records, (id > 0).then_some(id)))
         })?;
+        let items: Vec<_> = records
+            .iter()
+            .map(|p| proposal_json(p, Some(periods)))
+            .collect();
         Ok(Json(json!({
             "epoch": epoch,
             "count": count,
-            "proposals": items.0,
-            "next": items.1,
+            "proposals": items,
+            "next": next,
         })))
     })
     .await
-    .map_err(ApiError::internal)?
 }
 
 /// `GET /api/v1/proposals/{id}`.
@@ -112,14 +135,17 @@ async fn proposal(
         .parse()
         .map_err(|_| ApiError::bad_request("bad_id", "a proposal is named by its number"))?;
     let node = api.node.clone();
-    let window = node.genesis().params.governance.challenge_epochs;
-    let (epoch, p) = read_global(&node, |v, _| {
-        get_record::<_, ProposalRecord>(v, StateKey::Proposal(id))
-    })?;
-    let p = p.ok_or_else(|| ApiError::not_found("no such proposal"))?;
-    let mut out = proposal_json(&p, Some(window));
-    out["epoch"] = json!(epoch);
-    Ok(Json(out))
+    gov_read(move || {
+        let periods = Periods::of(&node.genesis().params);
+        let (epoch, p) = read_global(&node, |v, _| {
+            get_record::<_, ProposalRecord>(v, StateKey::Proposal(id))
+        })?;
+        let p = p.ok_or_else(|| ApiError::not_found("no such proposal"))?;
+        let mut out = proposal_json(&p, Some(periods));
+        out["epoch"] = json!(epoch);
+        Ok(Json(out))
+    })
+    .await
 }
 
 /// `GET /api/v1/vote-tokens/{key}`: the account's vote tokens this round, per seat it holds
@@ -130,10 +156,15 @@ async fn vote_tokens(
 ) -> ApiResult {
     let account = crate::parse_key(&key)?;
     let node = api.node.clone();
+    gov_read(move || tokens_of(&node, &account)).await
+}
+
+fn tokens_of(node: &starling_node_api::Node, account: &starling_types::AccountId) -> ApiResult {
+    let account = *account;
     let g = node.genesis().params.governance;
     let n = node.genesis().params.foundations.len() as u16;
     let round_epochs = g.round_epochs.max(1);
-    let (epoch, rows) = read_global(&node, |v, epoch| {
+    let (epoch, rows) = read_global(node, |v, epoch| {
         let member: Option<MemberRecord> = get_record(v, StateKey::Member(&account))?;
         let mut rows = Vec::new();
         for f in 0..n {
@@ -144,9 +175,9 @@ async fn vote_tokens(
             let as_member = member
                 .filter(|m| m.foundation == f)
                 .map(|_| (None, Branch::Members));
+            let params = get_record::<_, FoundationParams>(v, StateKey::FoundationParams(f))?
+                .unwrap_or(g.foundation);
             for (office, branch) in seat.into_iter().chain(as_member) {
-                let params = get_record::<_, FoundationParams>(v, StateKey::FoundationParams(f))?
-                    .unwrap_or(g.foundation);
                 let allotment = params.tokens[usize::from(branch.code())];
                 let spent = get_record::<_, TokenRecord>(
                     v,

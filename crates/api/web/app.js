@@ -916,7 +916,7 @@ async function render() {
     case 'tag': await tagView(parts[1]); break;
     case 'wallet': await views.wallet(); break;
     case 'foundations': await views.foundations(); break;
-    case 'proposals': await (parts[1] ? gov().proposal(parts[1]) : gov().proposals()); break;
+    case 'proposals': await (parts[1] ? gov().proposal(parts[1]) : gov().proposals(query)); break;
     case 'chats': await views.chats(); break;
     case 'chat': await chatView(parts[1]); break;
     default: main().replaceChildren(h('h1', {}, 'Not found'), h('div', { class: 'empty' }, 'No such page.'));

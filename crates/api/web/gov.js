@@ -39,6 +39,7 @@ export function govViews({ h, api, act, state, toast, short, main }) {
   // A quadratic slider: n votes cost n² tokens, shown before sending.
   function voteForm(p, row, challenge) {
     const left = Number(row.left);
+    if (left < 1) return h('p', { class: 'pad small muted', id: 'no-tokens' }, `You have no ${row.branch} vote tokens left this round.`);
     const max = Math.max(1, Math.floor(Math.sqrt(left)));
     const slider = h('input', { id: challenge ? 'challenge-votes' : 'vote-votes', type: 'range', min: '1', max: String(max), value: '1', 'aria-describedby': 'vote-cost' });
     const cost = h('p', { id: 'vote-cost', class: 'small', 'aria-live': 'polite' });
@@ -114,34 +115,48 @@ export function govViews({ h, api, act, state, toast, short, main }) {
   }
 
   async function proposal(id) {
+    const gen = state.renders;
     const m = main();
     m.replaceChildren(h('h1', {}, `Proposal #${id}`));
     let p;
     try { p = await api('GET', `/proposals/${encodeURIComponent(id)}`); } catch (e) { m.append(h('p', { class: 'pad muted' }, e.message)); return; }
     const gov = (await api('GET', '/foundations').catch(() => null))?.governance;
     const tokens = await api('GET', `/vote-tokens/${encodeURIComponent(state.me)}`).catch(() => null);
+    if (state.renders !== gen) return;
     m.replaceChildren(h('h1', {}, p.title),
       h('article', { class: 'pad proposal', 'data-id': String(p.id) },
         h('p', {}, ...motionText(p.motion)),
         p.text ? h('p', { class: 'text' }, p.text) : null,
         h('p', { class: 'small muted' }, `Foundation ${p.foundation} · proposed by `, who(p.proposer), ` · ${p.track.name} track`)),
       live(p, tokens, gov));
-    // The tally moves as votes land: redraw what changed, never the form being used.
-    let sig = JSON.stringify([p.status, p.roll, p.challenge, p.epoch]);
+    // The tally moves as votes land: redraw what changed, never under the person's
+    // typing, and keep the focus on the control they used. One poll per page: it stops
+    // when another page is drawn, or once nothing can change any more.
+    const signature = (q) => JSON.stringify([q.status, q.roll, q.challenge, q.challenge_until]);
+    let sig = signature(p);
+    const done = (q) => ['rejected', 'no_quorum', 'failed', 'reversed', 'cancelled', 'expired'].includes(q.status)
+      || (q.status === 'enacted' && !(q.challenge && OPEN_STAGES.includes(q.challenge.stage)) && (q.challenge_until === null || q.epoch >= q.challenge_until));
     const poll = async () => {
-      if (state.route !== 'proposals' || !document.querySelector(`article.proposal[data-id="${p.id}"]`)) return;
+      if (state.renders !== gen) return;
       try {
         const q = await api('GET', `/proposals/${p.id}`);
-        const next = JSON.stringify([q.status, q.roll, q.challenge, q.epoch]);
-        if (next !== sig) {
-          sig = next;
-          const t = await api('GET', `/vote-tokens/${encodeURIComponent(state.me)}`).catch(() => null);
+        if (state.renders !== gen) return;
+        if (signature(q) !== sig) {
           const box = document.querySelector('#proposal-live');
           const at = document.activeElement;
-          const typing = box && box.contains(at) && ['INPUT', 'TEXTAREA', 'SELECT'].includes(at.tagName);
-          if (box && !typing) box.replaceWith(live(q, t, gov));
-          else if (box) { box.querySelector('#tally').replaceWith(tally(q.roll, 'tally')); sig = ''; }
+          if (box && box.contains(at) && ['INPUT', 'TEXTAREA', 'SELECT'].includes(at.tagName)) {
+            box.querySelector('#tally').replaceWith(tally(q.roll, 'tally'));
+          } else if (box) {
+            sig = signature(q);
+            const t = await api('GET', `/vote-tokens/${encodeURIComponent(state.me)}`).catch(() => null);
+            if (state.renders !== gen) return;
+            const focused = box.contains(at) ? at.id : null;
+            const next = live(q, t, gov);
+            box.replaceWith(next);
+            if (focused) next.querySelector(`#${focused}`)?.focus();
+          }
         }
+        if (done(q)) return;
       } catch (_) { /* try again */ }
       setTimeout(poll, 1500);
     };
@@ -189,12 +204,14 @@ export function govViews({ h, api, act, state, toast, short, main }) {
       h('button', { class: 'primary', type: 'submit' }, 'Propose'));
   }
 
-  async function proposals() {
+  async function proposals(query) {
+    const before = new URLSearchParams(query || '').get('before');
     const m = main();
     m.replaceChildren(h('h1', {}, 'Governance'),
       h('p', { class: 'pad muted' }, 'Each foundation decides by public roll calls: the branch a proposal\'s track names votes, n votes costing n² of a seat\'s vote tokens for the round. Anyone may challenge a decision within its window.'));
     try {
-      const [list, f] = await Promise.all([api('GET', '/proposals'), api('GET', '/foundations')]);
+      const page = before && /^[0-9]+$/.test(before) ? `/proposals?before=${before}` : '/proposals';
+      const [list, f] = await Promise.all([api('GET', page), api('GET', '/foundations')]);
       const seats = f.foundations.flatMap((x) => x.offices.filter((o) => o.holder === state.me && o.in_term).map((o) => ({ foundation: x.index, name: x.name || short(x.treasury), office: o.office })));
       if (seats.length) m.append(proposeForm(seats));
       const rows = list.proposals.map((p) => h('li', { class: 'proposal-row pad', 'data-id': String(p.id), 'data-status': p.status },
@@ -202,7 +219,8 @@ export function govViews({ h, api, act, state, toast, short, main }) {
         h('div', { class: 'small muted' }, `#${p.id} · foundation ${p.foundation} · `, h('span', { class: `status ${p.status}` }, p.status.replace('_', ' ')), ` · ${p.roll.yes} yes, ${p.roll.no} no`),
         h('div', { class: 'small' }, ...motionText(p.motion))));
       m.append(h('section', { 'aria-label': 'Proposals' }, h('h2', { class: 'pad' }, `${list.count} proposals · epoch ${list.epoch}`),
-        rows.length ? h('ul', { id: 'proposals', class: 'proposals' }, ...rows) : h('div', { class: 'empty' }, 'No proposals yet.')));
+        rows.length ? h('ul', { id: 'proposals', class: 'proposals' }, ...rows) : h('div', { class: 'empty' }, 'No proposals yet.'),
+        list.next !== null ? h('p', { class: 'pad' }, h('a', { href: `#/proposals?before=${list.next + 1}` }, 'Older proposals')) : null));
     } catch (e) { m.append(h('p', { class: 'pad muted' }, e.message)); }
   }
 

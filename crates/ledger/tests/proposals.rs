@@ -6,150 +6,15 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod common;
+use common::gov::*;
 use common::*;
 use starling_crypto::SecretKey;
-use starling_ledger::proposals::{FoundationParams, ProposalRecord, Stage, Status};
+use starling_ledger::proposals::{FoundationParams, Stage, Status};
 use starling_ledger::records::{Pool, StateKey};
-use starling_ledger::{Event, LedgerParams, TxError};
+use starling_ledger::{Event, TxError};
 use starling_types::{
-    AccountId, Action, Asset, Branch, Federation, GovAct, GovParam, Motion, Office, Offices, Seat,
-    ShardId,
+    AccountId, Action, Asset, Branch, Federation, GovAct, GovParam, Motion, Office, Offices,
 };
-
-const GLOBAL: ShardId = ShardId::GLOBAL;
-const SHARD: ShardId = ShardId(1);
-const DEPOSIT: u128 = 7_000_000_000;
-const CHALLENGE_DEPOSIT: u128 = 11_000_000_000;
-const SPEND_LIMIT: u128 = 5_000;
-
-/// Foundation 0's people: its treasury, a president, three board members, two senators, a
-/// member, and a stranger.
-struct People {
-    treasury: SecretKey,
-    president: SecretKey,
-    board: Vec<SecretKey>,
-    senate: Vec<SecretKey>,
-    member: SecretKey,
-    stranger: SecretKey,
-}
-
-fn setup(tweak: impl FnOnce(&mut LedgerParams)) -> (Net, People) {
-    let mut p = params(1);
-    let mut ks = keys_on(&p, SHARD, 8, 81_000);
-    let people = People {
-        treasury: foundation_key(0),
-        president: ks.remove(0),
-        board: ks.drain(..3).collect(),
-        senate: ks.drain(..2).collect(),
-        member: ks.remove(0),
-        stranger: ks.remove(0),
-    };
-    let g = &mut p.governance;
-    g.voting_epochs = 6;
-    g.challenge_epochs = 3;
-    g.support_epochs = 2;
-    g.board_vote_epochs = 2;
-    g.round_epochs = 6;
-    g.proposal_deposit = DEPOSIT;
-    g.challenge_deposit = CHALLENGE_DEPOSIT;
-    g.foundation.spend_limit = SPEND_LIMIT;
-    let seat = |office, k: &SecretKey| Seat {
-        office,
-        holder: k.public_key(),
-        since: 0,
-        until: p.office_terms[usize::from(Office::code(office))],
-        acting: false,
-    };
-    let mut seats = vec![seat(Office::President, &people.president)];
-    seats.extend(people.board.iter().map(|k| seat(Office::Board, k)));
-    seats.extend(people.senate.iter().map(|k| seat(Office::Senate, k)));
-    seats.sort_by_key(|s| (s.office, s.holder));
-    p.genesis_offices = vec![Offices { seats }, Offices::default(), Offices::default()];
-    tweak(&mut p);
-    let mut funded: Vec<&SecretKey> = vec![&people.treasury, &people.president, &people.member];
-    funded.extend(people.board.iter().chain(&people.senate));
-    funded.push(&people.stranger);
-    funded.push(&people.treasury);
-    let mut net = Net::with(p, &funded);
-    admit(&mut net, 0, &people.member.public_key());
-    (net, people)
-}
-
-/// Sends a governance act and delivers everything it sets off.
-fn act(net: &mut Net, k: &SecretKey, act: GovAct) -> (Result<(), TxError>, Vec<Event>) {
-    let nonce = net.account(&k.public_key()).map_or(0, |r| r.nonce);
-    net.run_settled(k, nonce, Action::Govern(act))
-}
-
-/// What the global shard refused of `k`'s act, if it refused it.
-fn refused(events: &[Event], k: &SecretKey) -> Option<TxError> {
-    events.iter().find_map(|e| match e {
-        Event::GovernanceRefused { from, error, .. } if *from == k.public_key() => {
-            Some(error.clone())
-        }
-        _ => None,
-    })
-}
-
-fn proposal(net: &Net, id: u64) -> ProposalRecord {
-    net.get(GLOBAL, StateKey::Proposal(id)).unwrap()
-}
-
-fn spend(to: &SecretKey, amount: u128) -> GovAct {
-    GovAct::Propose {
-        foundation: 0,
-        title: "Pay for the relay".into(),
-        text: "It served the network all year.".into(),
-        motion: Motion::Spend {
-            to: to.public_key(),
-            amount,
-        },
-    }
-}
-
-fn vote(proposal: u64, yes: bool, votes: u32) -> GovAct {
-    GovAct::Vote {
-        proposal,
-        challenge: false,
-        yes,
-        votes,
-    }
-}
-
-fn board_vote(proposal: u64, yes: bool, votes: u32) -> GovAct {
-    GovAct::Vote {
-        proposal,
-        challenge: true,
-        yes,
-        votes,
-    }
-}
-
-/// The global shard's epoch.
-fn epoch(net: &Net) -> u64 {
-    net.shards[0].height / EPOCH
-}
-
-/// Empty global blocks until the global shard is in epoch `e`.
-fn to_epoch(net: &mut Net, e: u64) {
-    while epoch(net) < e {
-        net.block(GLOBAL, vec![], vec![]);
-    }
-}
-
-fn spend_balance(net: &Net, k: &AccountId) -> u128 {
-    net.account(k)
-        .map_or(0, |r| r.balances[Asset::Spend.index()])
-}
-
-/// Every board member votes yes with one vote.
-fn board_passes(net: &mut Net, people: &People, id: u64) {
-    for b in &people.board {
-        let (r, ev) = act(net, b, vote(id, true, 1));
-        r.unwrap();
-        assert_eq!(refused(&ev, b), None);
-    }
-}
 
 #[test]
 fn a_spend_runs_from_proposal_to_payment() {
@@ -301,17 +166,7 @@ fn votes_cost_their_square_in_tokens_and_a_round_replenishes_them() {
 
 /// Passes and enacts an appointment of `holder` as an officer; returns its number.
 fn appoint_officer(net: &mut Net, people: &People, holder: &SecretKey, id: u64) {
-    let appoint = GovAct::Propose {
-        foundation: 0,
-        title: "An officer for the relays".into(),
-        text: String::new(),
-        motion: Motion::Appoint {
-            office: Office::Officer,
-            holder: holder.public_key(),
-        },
-    };
-    act(net, &people.president, appoint).0.unwrap();
-    board_passes(net, people, id);
+    pass_officer(net, people, holder, id);
     act(net, &people.stranger, GovAct::Advance { proposal: id })
         .0
         .unwrap();
@@ -319,6 +174,14 @@ fn appoint_officer(net: &mut Net, people: &People, holder: &SecretKey, id: u64) 
         .0
         .unwrap();
     assert_eq!(proposal(net, id).status, Status::Enacted);
+}
+
+/// The president proposes `holder` as an officer, and the whole board votes yes.
+fn pass_officer(net: &mut Net, people: &People, holder: &SecretKey, id: u64) {
+    act(net, &people.president, appoint(Office::Officer, holder))
+        .0
+        .unwrap();
+    board_passes(net, people, id);
 }
 
 #[test]
@@ -805,18 +668,6 @@ fn a_treasury_cannot_pay_out_by_tip_or_by_deposit() {
     assert_eq!(tx_result(&ex, 0), Ok(()));
 }
 
-fn appoint(office: Office, holder: &SecretKey) -> GovAct {
-    GovAct::Propose {
-        foundation: 0,
-        title: "An appointment".into(),
-        text: String::new(),
-        motion: Motion::Appoint {
-            office,
-            holder: holder.public_key(),
-        },
-    }
-}
-
 #[test]
 fn an_appointment_never_takes_a_seat_away() {
     let (mut net, people) = setup(|_| {});
@@ -930,14 +781,7 @@ fn the_board_may_uphold_a_decision_and_challenges_are_bounded() {
 #[test]
 fn a_decision_no_one_enacts_in_time_expires_and_cannot_outrun_its_window() {
     let (mut net, people) = setup(|_| {});
-    act(
-        &mut net,
-        &people.president,
-        appoint(Office::Officer, &people.member),
-    )
-    .0
-    .unwrap();
-    board_passes(&mut net, &people, 0);
+    pass_officer(&mut net, &people, &people.member, 0);
     act(&mut net, &people.stranger, GovAct::Advance { proposal: 0 })
         .0
         .unwrap();
@@ -956,14 +800,7 @@ fn a_decision_no_one_enacts_in_time_expires_and_cannot_outrun_its_window() {
         .is_none());
 
     // Enacted late but in time, its challenge window runs from when it took effect.
-    act(
-        &mut net,
-        &people.president,
-        appoint(Office::Officer, &people.member),
-    )
-    .0
-    .unwrap();
-    board_passes(&mut net, &people, 1);
+    pass_officer(&mut net, &people, &people.member, 1);
     act(&mut net, &people.stranger, GovAct::Advance { proposal: 1 })
         .0
         .unwrap();
@@ -1073,16 +910,28 @@ fn undoing_a_decision_never_undoes_a_later_one() {
 #[test]
 fn small_spends_share_one_limit_per_round_and_the_limit_is_bounded() {
     let (mut net, people) = setup(|_| {});
-    // Two spends of 3,000 under a 5,000 limit: the second waits out the window.
-    act(&mut net, &people.president, spend(&people.stranger, 3_000))
-        .0
-        .unwrap();
-    act(&mut net, &people.president, spend(&people.stranger, 3_000))
-        .0
-        .unwrap();
-    assert_eq!(proposal(&net, 0).finality, starling_types::Finality::Final);
+    // Three spends of 3,000 under a 5,000 limit. The first is rejected: it takes nothing
+    // of the budget. The second passes and is final at once; the third passes but the
+    // budget is spent, so it waits out the window.
+    for _ in 0..3 {
+        act(&mut net, &people.president, spend(&people.stranger, 3_000))
+            .0
+            .unwrap();
+    }
+    for b in &people.board {
+        act(&mut net, b, vote(0, false, 1)).0.unwrap();
+    }
+    board_passes(&mut net, &people, 1);
+    board_passes(&mut net, &people, 2);
+    for id in 0..3 {
+        act(&mut net, &people.stranger, GovAct::Advance { proposal: id })
+            .0
+            .unwrap();
+    }
+    assert_eq!(proposal(&net, 0).status, Status::Rejected);
+    assert_eq!(proposal(&net, 1).finality, starling_types::Finality::Final);
     assert_eq!(
-        proposal(&net, 1).finality,
+        proposal(&net, 2).finality,
         starling_types::Finality::AfterWindow
     );
     // The senate may lower the limit, not raise it past the network's.
@@ -1100,4 +949,52 @@ fn small_spends_share_one_limit_per_round_and_the_limit_is_bounded() {
         refused(&ev, &people.board[0]),
         Some(TxError::ParamOutOfBounds)
     );
+}
+
+#[test]
+fn a_challenge_holds_the_clock_of_a_decision_it_does_not_overturn() {
+    // Support runs longer than the time left to enact: a challenge lodged in the tally's
+    // block must not make the decision expire by lapsing.
+    let (mut net, people) = setup(|p| {
+        p.governance.voting_epochs = 2;
+        p.governance.support_epochs = 4;
+        p.governance.challenge_epochs = 10;
+    });
+    pass_officer(&mut net, &people, &people.member, 0);
+    let k = &people.stranger;
+    let nonce = net.account(&k.public_key()).unwrap().nonce;
+    let txs = vec![
+        net.sign(k, nonce, Action::Govern(GovAct::Advance { proposal: 0 })),
+        net.sign(
+            k,
+            nonce + 1,
+            Action::Govern(GovAct::Challenge { proposal: 0 }),
+        ),
+    ];
+    let out = net.block(SHARD, txs, vec![]);
+    net.settle(out);
+    let p = proposal(&net, 0);
+    assert_eq!(p.status, Status::Passed);
+    assert!(p.challenge.is_some(), "challenged in the tally's block");
+    // The challenger cannot support its own challenge; no one else does: it lapses.
+    let (_, ev) = act(&mut net, &people.member, GovAct::Challenge { proposal: 0 });
+    assert_eq!(refused(&ev, &people.member), Some(TxError::ChallengeOpen));
+    let e = epoch(&net) + 5;
+    to_epoch(&mut net, e);
+    act(&mut net, k, GovAct::Advance { proposal: 0 }).0.unwrap();
+    assert_eq!(proposal(&net, 0).challenge.unwrap().stage, Stage::Lapsed);
+    // Past tally + voting period, but within a voting period of the challenge's end.
+    act(&mut net, k, GovAct::Advance { proposal: 0 }).0.unwrap();
+    assert_eq!(proposal(&net, 0).status, Status::Enacted);
+}
+
+#[test]
+fn a_challenger_cannot_support_its_own_challenge() {
+    let (mut net, people) = setup(|_| {});
+    appoint_officer(&mut net, &people, &people.stranger, 0);
+    act(&mut net, &people.member, GovAct::Challenge { proposal: 0 })
+        .0
+        .unwrap();
+    let (_, ev) = act(&mut net, &people.member, GovAct::Support { proposal: 0 });
+    assert_eq!(refused(&ev, &people.member), Some(TxError::SelfTarget));
 }

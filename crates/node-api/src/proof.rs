@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use starling_consensus::engine::{self, CertificateError};
 use starling_ledger::committee::EpochSchedule;
-use starling_ledger::proposals::{ProposalRecord, RollCall, Stage};
+use starling_ledger::proposals::{ProposalRecord, RollCall, Stage, Status};
 use starling_ledger::records::{
     AccountRecord, ChatKeysRecord, CommitteeRecord, MemberRecord, PostRecord, ProfileRecord,
     StateKey,
@@ -258,9 +258,52 @@ fn motion_json(m: &Motion) -> Value {
     }
 }
 
-/// A proposal as the API shows it (rules GV1–GV8); `challenge_epochs` (the network's
-/// parameter) adds the epoch its challenge window closes.
-pub fn proposal_json(p: &ProposalRecord, challenge_epochs: Option<u64>) -> Value {
+/// The network's periods a proposal's timeline is read with.
+#[derive(Clone, Copy, Debug)]
+pub struct Periods {
+    pub challenge_epochs: u64,
+    pub voting_epochs: u64,
+    pub epoch_blocks: u64,
+}
+
+impl Periods {
+    pub fn of(params: &starling_ledger::LedgerParams) -> Periods {
+        Periods {
+            challenge_epochs: params.governance.challenge_epochs,
+            voting_epochs: params.governance.voting_epochs,
+            epoch_blocks: params.epoch_blocks.max(2),
+        }
+    }
+
+    /// The epoch a decision's challenge window closes (rule GV7: from the tally, or for a
+    /// reversible decision from when it took effect), if it can be challenged at all.
+    fn challenge_until(&self, p: &ProposalRecord) -> Option<u64> {
+        let open =
+            p.finality != Finality::Final && matches!(p.status, Status::Passed | Status::Enacted);
+        let start = match (p.finality, p.enacted) {
+            (Finality::Reversible, Some(h)) => Some(h / self.epoch_blocks),
+            _ => p.decided.map(|d| d.epoch),
+        };
+        start
+            .filter(|_| open)
+            .map(|s| s.saturating_add(self.challenge_epochs))
+    }
+
+    /// The epoch a passed decision no one enacted expires in (rule GV6).
+    fn expires(&self, p: &ProposalRecord) -> Option<u64> {
+        let d = p.decided.filter(|_| p.status == Status::Passed)?;
+        let due = match p.finality {
+            Finality::AfterWindow => d.epoch.saturating_add(self.challenge_epochs),
+            _ => d.epoch,
+        };
+        let since = due.max(p.challenge.as_ref().map_or(0, |c| c.closed));
+        Some(since.saturating_add(self.voting_epochs))
+    }
+}
+
+/// A proposal as the API shows it (rules GV1–GV8); with the network's `periods`, the epochs
+/// its challenge window closes and it expires.
+pub fn proposal_json(p: &ProposalRecord, periods: Option<Periods>) -> Value {
     let track = p.motion.track();
     let challenge = p.challenge.as_ref().map(|c| {
         let until = match c.stage {
@@ -308,7 +351,8 @@ pub fn proposal_json(p: &ProposalRecord, challenge_epochs: Option<u64>) -> Value
         "roll": roll_json(&p.roll),
         "decided": p.decided.map(|d| json!({"height": d.height, "epoch": d.epoch})),
         "enacted": p.enacted,
-        "challenge_until": challenge_epochs.and_then(|w| p.decided.map(|d| d.epoch.saturating_add(w))),
+        "challenge_until": periods.and_then(|w| w.challenge_until(p)),
+        "expires": periods.and_then(|w| w.expires(p)),
         "challenge": challenge,
         "challenges": p.challenges,
     })

@@ -1,6 +1,6 @@
 //! GV5, GV6 and GV8: a proposal's tally, its effect, and the course of its challenge.
 
-use super::{Decided, ProposalRecord, RollCall, Stage, Status};
+use super::{Decided, ProposalRecord, RollCall, Stage, Status, TokenRecord};
 use crate::exec::{add_to_pool, take_from_pool, BlockCtx, Failure};
 use crate::overlay::Overlay;
 use crate::records::{Pool, StateKey};
@@ -57,6 +57,9 @@ impl ShardLedger {
             height: ctx.height,
             epoch,
         });
+        if p.status == Status::Passed {
+            p.finality = self.reserve_spend(st, p, epoch)?;
+        }
         // With quorum the proposer has its deposit back; without, the foundation keeps it.
         let back = quorum.then_some(p.proposer);
         self.settle_deposit(st, ctx, p.foundation, p.deposit, back.as_ref())?;
@@ -84,6 +87,36 @@ impl ShardLedger {
             .filter(|s| Branch::of(s.office) == branch && s.in_term(epoch))
             .peekable();
         Ok(seats.peek().is_some() && seats.all(|s| roll.has(&s.holder)))
+    }
+
+    /// GV6: a passed spend takes effect at once only within the spend limit and what is left
+    /// of it this round; it reserves that much (so a large spend split in small ones still
+    /// waits out the window, and only passed spends use the budget).
+    fn reserve_spend<V: StateView + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, V>,
+        p: &ProposalRecord,
+        epoch: u64,
+    ) -> Result<Finality, StateError> {
+        let Motion::Spend { amount, .. } = p.motion else {
+            return Ok(p.finality);
+        };
+        if p.finality != Finality::Final {
+            return Ok(p.finality);
+        }
+        let limit = self.foundation_params(st, p.foundation)?.spend_limit;
+        let key = StateKey::SpendBudget(p.foundation);
+        let round = epoch / self.params.governance.round_epochs.max(1);
+        let used = st
+            .get::<TokenRecord>(key)?
+            .filter(|t| t.round == round)
+            .map_or(0, |t| t.spent);
+        if amount > limit || used.saturating_add(amount) > limit {
+            return Ok(Finality::AfterWindow);
+        }
+        let spent = used + amount;
+        st.put(key, &TokenRecord { round, spent });
+        Ok(Finality::Final)
     }
 
     /// Releases a deposit held in the deposits pool: to `back`, or to the foundation's
@@ -121,10 +154,12 @@ impl ShardLedger {
             Finality::AfterWindow => decided.epoch.saturating_add(g.challenge_epochs),
             Finality::Reversible | Finality::Final => decided.epoch,
         };
+        // (A challenge that ran holds the clock: the time left counts from its end.)
+        let since = due.max(p.challenge.as_ref().map_or(0, |c| c.closed));
         if ctx.height <= decided.height || epoch < due {
             return Err(TxError::NotYet.into());
         }
-        if epoch >= due.saturating_add(g.voting_epochs) {
+        if epoch >= since.saturating_add(g.voting_epochs) {
             p.status = Status::Expired;
             ctx.events.push(Event::ProposalChanged {
                 proposal: p.id,
@@ -184,9 +219,10 @@ impl ShardLedger {
             }
             Motion::SetParam { param, value } => {
                 let mut fp = self.foundation_params(st, f)?;
-                p.previous = Some(fp.get(*param));
+                let code = usize::from(param.code());
+                p.previous = Some((fp.get(*param), fp.set_by[code]));
+                fp.set_by[code] = p.id + 1;
                 fp.set(*param, *value);
-                fp.set_at[usize::from(param.code())] = ctx.height;
                 st.put(StateKey::FoundationParams(f), &fp);
             }
             Motion::Registrar { registrar } => self.set_registrar(st, ctx, f, registrar)?,
@@ -269,6 +305,9 @@ impl ShardLedger {
         }
         if let Some(c) = p.challenge.as_mut() {
             c.stage = stage;
+            if !stage.open() {
+                c.closed = epoch;
+            }
         }
         ctx.events.push(Event::ChallengeChanged {
             proposal: p.id,
@@ -307,10 +346,10 @@ impl ShardLedger {
                 // Unless a later decision has set it since.
                 Motion::SetParam { param, .. } => {
                     let mut fp = self.foundation_params(st, f)?;
-                    let at = &mut fp.set_at[usize::from(param.code())];
-                    if let (true, Some(previous)) = (Some(*at) == p.enacted, p.previous) {
-                        *at = ctx.height;
-                        fp.set(*param, previous);
+                    let code = usize::from(param.code());
+                    if let (true, Some((value, by))) = (fp.set_by[code] == p.id + 1, p.previous) {
+                        fp.set_by[code] = by;
+                        fp.set(*param, value);
                         st.put(StateKey::FoundationParams(f), &fp);
                     }
                 }

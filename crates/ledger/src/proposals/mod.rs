@@ -288,7 +288,7 @@ impl ShardLedger {
             }
             _ => {}
         }
-        let finality = self.finality(st, foundation, motion, epoch)?;
+        let finality = motion.finality(self.foundation_params(st, foundation)?.spend_limit);
         if seat.acting && finality != Finality::Reversible {
             return Err(TxError::ActingSeat.into());
         }
@@ -321,35 +321,6 @@ impl ShardLedger {
             proposer: *from,
         });
         Ok(())
-    }
-
-    /// GV6: when a motion opened now would take effect. A spend takes effect at once only
-    /// within the spend limit and what is left of it this round (it reserves that much, so
-    /// a large spend split in small ones still waits out the window).
-    fn finality<V: StateView + ?Sized>(
-        &self,
-        st: &mut Overlay<'_, V>,
-        foundation: u16,
-        motion: &Motion,
-        epoch: u64,
-    ) -> Result<Finality, StateError> {
-        let limit = self.foundation_params(st, foundation)?.spend_limit;
-        let finality = motion.finality(limit);
-        let Motion::Spend { amount, .. } = motion else {
-            return Ok(finality);
-        };
-        let key = StateKey::SpendBudget(foundation);
-        let round = epoch / self.params.governance.round_epochs.max(1);
-        let used = st
-            .get::<TokenRecord>(key)?
-            .filter(|t| t.round == round)
-            .map_or(0, |t| t.spent);
-        if finality != Finality::Final || used.saturating_add(*amount) > limit {
-            return Ok(Finality::AfterWindow);
-        }
-        let spent = used + amount;
-        st.put(key, &TokenRecord { round, spent });
-        Ok(Finality::Final)
     }
 
     /// GV3 and GV4.
@@ -478,6 +449,7 @@ impl ShardLedger {
             stage: Stage::Gathering {
                 until: epoch.saturating_add(self.params.governance.support_epochs),
             },
+            closed: 0,
             senate: seats_of(&offices, Branch::Senate, epoch),
             members: read_counter(st, StateKey::MemberCount(p.foundation))?,
             senators: 0,

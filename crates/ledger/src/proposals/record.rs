@@ -13,9 +13,10 @@ pub struct FoundationParams {
     /// The largest spend that takes effect at enactment, and the most such spends add up
     /// to per round (rule GV6).
     pub spend_limit: u128,
-    /// The height at which each parameter (by [`GovParam::code`]) was last set by a
-    /// decision (0: never), so that undoing a decision never undoes a later one (rule GV8).
-    pub set_at: [u64; 6],
+    /// Which decision last set each parameter (by [`GovParam::code`]): its proposal's
+    /// number plus one (0: the network's default), so that undoing a decision never undoes
+    /// a later one (rule GV8).
+    pub set_by: [u64; 6],
 }
 
 impl Default for FoundationParams {
@@ -26,7 +27,7 @@ impl Default for FoundationParams {
         Self {
             tokens: [1_000, 1_000, 10_000, 10_000, 10_000],
             spend_limit: 10_000_000_000,
-            set_at: [0; 6],
+            set_by: [0; 6],
         }
     }
 }
@@ -66,7 +67,7 @@ impl Encode for FoundationParams {
             put::u128(out, t);
         }
         put::u128(out, self.spend_limit);
-        for h in self.set_at {
+        for h in self.set_by {
             put::u64(out, h);
         }
     }
@@ -77,7 +78,7 @@ impl Decode for FoundationParams {
         let p = FoundationParams {
             tokens: [r.u128()?, r.u128()?, r.u128()?, r.u128()?, r.u128()?],
             spend_limit: r.u128()?,
-            set_at: [r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?],
+            set_by: [r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?, r.u64()?],
         };
         p.validate()?;
         Ok(p)
@@ -311,6 +312,9 @@ pub struct Challenge {
     /// Global epoch it was lodged in.
     pub opened: u64,
     pub stage: Stage,
+    /// Global epoch it ended in (0 while it runs): a decision's time to take effect counts
+    /// from then (rule GV6).
+    pub closed: u64,
     /// Senate seats in term, and the foundation's members, when it was lodged.
     pub senate: u16,
     pub members: u64,
@@ -339,6 +343,7 @@ impl Encode for Challenge {
         put::u128(out, self.deposit);
         put::u64(out, self.opened);
         self.stage.encode(out);
+        put::u64(out, self.closed);
         put::u16(out, self.senate);
         put::u64(out, self.members);
         put::u16(out, self.senators);
@@ -355,6 +360,7 @@ impl Decode for Challenge {
             deposit: r.u128()?,
             opened: r.u64()?,
             stage: Stage::decode(r)?,
+            closed: r.u64()?,
             senate: r.u16()?,
             members: r.u64()?,
             senators: r.u16()?,
@@ -395,8 +401,9 @@ pub struct ProposalRecord {
     pub decided: Option<Decided>,
     /// The height at which it took effect.
     pub enacted: Option<u64>,
-    /// A parameter's value before this motion set it (what a reversal restores).
-    pub previous: Option<u128>,
+    /// A parameter's value before this motion set it, and which decision had set that
+    /// (what a reversal restores).
+    pub previous: Option<(u128, u64)>,
     /// The latest challenge, and how many were lodged.
     pub challenge: Option<Challenge>,
     pub challenges: u8,
@@ -434,7 +441,10 @@ impl Encode for ProposalRecord {
             put::u64(o, d.epoch);
         });
         put::option(out, &self.enacted, |o, h| put::u64(o, *h));
-        put::option(out, &self.previous, |o, v| put::u128(o, *v));
+        put::option(out, &self.previous, |o, (v, by)| {
+            put::u128(o, *v);
+            put::u64(o, *by);
+        });
         put::option(out, &self.challenge, |o, c| c.encode(o));
         put::u8(out, self.challenges);
     }
@@ -481,7 +491,7 @@ impl Decode for ProposalRecord {
                 })
             })?,
             enacted: r.option("enacted", |r| r.u64())?,
-            previous: r.option("previous", |r| r.u128())?,
+            previous: r.option("previous", |r| Ok((r.u128()?, r.u64()?)))?,
             challenge: r.option("challenge", Challenge::decode)?,
             challenges: r.u8()?,
         })
@@ -529,6 +539,7 @@ mod tests {
                 deposit: 9,
                 opened: 5,
                 stage: Stage::BoardVote { until: 9 },
+                closed: 0,
                 senate: 4,
                 members: 100,
                 senators: 1,

@@ -1,6 +1,8 @@
 //! A small multi-shard network in memory, for ledger tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod gov;
+
 use starling_crypto::SecretKey;
 use starling_ledger::records::{AccountRecord, Pool, StateKey, ValidatorInfo};
 use starling_ledger::{

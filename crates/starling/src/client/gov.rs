@@ -163,7 +163,12 @@ fn action_of(c: &Client, cmd: GovCmd) -> anyhow::Result<(Value, &'static str)> {
             challenge,
         } => {
             let cost = u128::from(votes) * u128::from(votes);
-            eprintln!("{votes} votes cost {cost} vote tokens");
+            let noun = if votes == 1 {
+                "vote costs"
+            } else {
+                "votes cost"
+            };
+            eprintln!("{votes} {noun} {cost} vote tokens (see `starling gov tokens`)");
             (
                 json!({"type": "vote", "proposal": proposal, "challenge": challenge,
                        "yes": side == "yes", "votes": votes}),
@@ -256,6 +261,10 @@ fn motion_of(c: &Client, kind: &str, args: &[String]) -> anyhow::Result<Value> {
             .map(String::as_str)
             .ok_or_else(|| anyhow::anyhow!("`{kind}` needs {} argument(s)", i + 1))
     };
+    let wanted = if kind == "registrar" { 1 } else { 2 };
+    if args.len() != wanted {
+        anyhow::bail!("`{kind}` takes {wanted} argument(s), got {}", args.len());
+    }
     Ok(match kind {
         "spend" => json!({"kind": "spend", "to": resolve(c, arg(0)?)?, "amount": arg(1)?}),
         "appoint" => json!({"kind": "appoint", "office": arg(0)?, "holder": resolve(c, arg(1)?)?}),
@@ -309,6 +318,9 @@ fn proposal(p: &Value, full: bool) {
     roll_text("roll call", &p["roll"]);
     if let Some(until) = p["challenge_until"].as_u64() {
         println!("  open to challenge until epoch {until}");
+    }
+    if let Some(epoch) = p["expires"].as_u64() {
+        println!("  expires unless advanced before epoch {epoch}");
     }
     let c = &p["challenge"];
     if !c.is_null() {
