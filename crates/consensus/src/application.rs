@@ -134,6 +134,7 @@ fn account_states(
                             nonce: a.nonce,
                             fee_budget: ledger.fee_budget(&a, height),
                             tip_budget: a.balance(starling_types::Asset::Spend),
+                            locked: ledger.treasury_locked(&tx.body),
                         })
                 })
                 .collect()

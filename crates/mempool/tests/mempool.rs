@@ -60,6 +60,7 @@ fn funded(nonce: u64) -> AccountState {
         nonce,
         fee_budget: u128::MAX,
         tip_budget: u128::MAX,
+        locked: false,
     }
 }
 
@@ -122,6 +123,7 @@ fn selects_by_tip_and_keeps_each_account_in_nonce_order() {
         nonce: 0,
         fee_budget: u128::MAX,
         tip_budget: u128::MAX,
+        locked: false,
     });
     gap.insert_from(tx(&a, 4, 999), &at, rich, starling_mempool::Source::Peer)
         .unwrap();
@@ -395,6 +397,7 @@ fn junk_costs_its_sender_or_never_gets_in() {
         nonce: 0,
         fee_budget: 10,
         tip_budget: 10,
+        locked: false,
     };
     assert!(matches!(
         p.insert(tx(&fresh, 0, 1), &at, Some(poor)),
@@ -404,6 +407,7 @@ fn junk_costs_its_sender_or_never_gets_in() {
         nonce: 0,
         fee_budget: u128::MAX,
         tip_budget: u128::MAX,
+        locked: false,
     };
     assert!(matches!(
         p.insert(junk, &at, Some(rich)),
@@ -415,6 +419,7 @@ fn junk_costs_its_sender_or_never_gets_in() {
         nonce: 0,
         fee_budget: u128::MAX,
         tip_budget: 0,
+        locked: false,
     };
     assert!(matches!(
         p.insert(tx(&fresh, 0, 1), &at, Some(sponsored)),
@@ -423,6 +428,19 @@ fn junk_costs_its_sender_or_never_gets_in() {
             available: 0
         })
     ));
+    // A foundation treasury's own transaction that would move its SPEND (rule TR1): never
+    // in the pool, however rich it is.
+    assert_eq!(
+        p.insert(
+            tx(&fresh, 0, 1),
+            &at,
+            Some(AccountState {
+                locked: true,
+                ..rich
+            })
+        ),
+        Err(MempoolError::TreasuryLocked)
+    );
     // (Without a tip it goes in: shown on a pool of its own.)
     let mut other = pool(MempoolConfig::default());
     other
@@ -433,6 +451,7 @@ fn junk_costs_its_sender_or_never_gets_in() {
         nonce: 0,
         fee_budget: 1_500_000_000,
         tip_budget: 1_500_000_000,
+        locked: false,
     };
     p.insert(tx(&a, 0, 1), &at, Some(two_fees)).unwrap();
     assert!(matches!(

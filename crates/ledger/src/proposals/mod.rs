@@ -135,8 +135,8 @@ impl ShardLedger {
 
     /// TR1: whether `body` is a foundation treasury's own transaction that would move SPEND
     /// out of it: any tip (it goes to the proposer), or an action outside
-    /// [`treasury_may`].
-    pub(crate) fn treasury_locked(&self, body: &starling_types::TxBody) -> bool {
+    /// `treasury_may`.
+    pub fn treasury_locked(&self, body: &starling_types::TxBody) -> bool {
         self.params.foundations.contains(&body.account)
             && (body.tip > 0 || !treasury_may(&body.action))
     }
