@@ -302,6 +302,19 @@ impl AccountRecord {
     pub fn balance(&self, asset: Asset) -> u128 {
         self.balances[asset.index()]
     }
+
+    /// Takes `amount` of `asset`, or refuses (and takes nothing) if the account holds less.
+    pub fn debit(&mut self, asset: Asset, amount: u128) -> Result<(), crate::TxError> {
+        let held = &mut self.balances[asset.index()];
+        if *held < amount {
+            return Err(crate::TxError::InsufficientBalance {
+                needed: amount,
+                available: *held,
+            });
+        }
+        *held -= amount;
+        Ok(())
+    }
 }
 
 /// A verified member in the global shard's registry (rule FM1).

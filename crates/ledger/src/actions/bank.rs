@@ -18,15 +18,7 @@ impl ShardLedger {
         if amount == 0 {
             return Err(TxError::InvalidAmount.into());
         }
-        let bal = acct.balances[asset.index()];
-        if bal < amount {
-            return Err(TxError::InsufficientBalance {
-                needed: amount,
-                available: bal,
-            }
-            .into());
-        }
-        acct.balances[asset.index()] = bal - amount;
+        acct.debit(asset, amount)?;
         if to == me {
             acct.balances[asset.index()] += amount;
         } else {

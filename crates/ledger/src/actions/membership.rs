@@ -86,15 +86,7 @@ impl ShardLedger {
         if amount > cap {
             return Err(TxError::SponsorshipCap { cap }.into());
         }
-        let spend = &mut a.acct.balances[Asset::Spend.index()];
-        if *spend < amount {
-            return Err(TxError::InsufficientBalance {
-                needed: amount,
-                available: *spend,
-            }
-            .into());
-        }
-        *spend -= amount;
+        a.acct.debit(Asset::Spend, amount)?;
         if !self.local(account) {
             let payload = Payload::Sponsor {
                 sponsor: me,

@@ -23,15 +23,7 @@ impl ShardLedger {
             return Err(TxError::AlreadyValidator.into());
         }
         let bond = self.params.validator_bond;
-        let bal = acct.balances[Asset::Spend.index()];
-        if bal < bond {
-            return Err(TxError::InsufficientBalance {
-                needed: bond,
-                available: bal,
-            }
-            .into());
-        }
-        acct.balances[Asset::Spend.index()] = bal - bond;
+        acct.debit(Asset::Spend, bond)?;
         st.put_raw(StateKey::Bond(me), bond.to_be_bytes().to_vec());
         add_to_pool(st, Pool::Bonds, bond)?;
         self.send(

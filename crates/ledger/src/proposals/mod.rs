@@ -115,15 +115,7 @@ impl ShardLedger {
             GovAct::Challenge { .. } => g.challenge_deposit,
             _ => 0,
         };
-        let spend = &mut a.acct.balances[Asset::Spend.index()];
-        if *spend < deposit {
-            return Err(TxError::InsufficientBalance {
-                needed: deposit,
-                available: *spend,
-            }
-            .into());
-        }
-        *spend -= deposit;
+        a.acct.debit(Asset::Spend, deposit)?;
         let payload = Payload::Govern {
             from: a.body.account,
             deposit,
@@ -543,19 +535,15 @@ impl ShardLedger {
         let mut rec = st
             .get::<crate::records::AccountRecord>(StateKey::Account(&treasury))?
             .unwrap_or_else(|| self.new_account(ctx.height));
-        let spend = &mut rec.balances[Asset::Spend.index()];
-        if *spend < amount {
+        if let Err(error) = rec.debit(Asset::Spend, amount) {
+            let available = rec.balance(Asset::Spend);
             ctx.events.push(Event::TreasurySpend {
                 proposal,
                 foundation,
                 to: *to,
                 amount,
-                error: Some(TxError::InsufficientBalance {
-                    needed: amount,
-                    available: *spend,
-                }),
+                error: Some(error),
             });
-            let available = *spend;
             self.send(
                 st,
                 ctx,
@@ -567,7 +555,6 @@ impl ShardLedger {
             )?;
             return Ok(());
         }
-        *spend -= amount;
         st.put(StateKey::Account(&treasury), &rec);
         self.credit(st, ctx, &treasury, to, Asset::Spend, amount)?;
         ctx.events.push(Event::TreasurySpend {
