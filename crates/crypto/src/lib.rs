@@ -1,6 +1,7 @@
 //! Starling signatures: Ed25519 and secp256k1 BIP-340 keys, signing, single and batched
 //! verification, and secret keys that are zeroized on drop and never printed.
 
+pub mod blind;
 pub mod seal;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
