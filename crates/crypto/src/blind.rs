@@ -149,7 +149,7 @@ impl CredentialKey {
         let parse = |b: &[u8]| BoxedUint::from_be_slice(b, bits).map_err(|_| BlindError::Length);
         let (m, s) = (parse(blinded)?, parse(blind_sig)?);
         let n: &BoxedUint = key.n().as_ref();
-        if &m >= n || &s >= n {
+        if m >= *n || s >= *n {
             return Err(BlindError::Invalid);
         }
         let back = rsa::hazmat::rsa_encrypt(key, &s).map_err(|_| BlindError::Invalid)?;
