@@ -105,8 +105,8 @@ pub enum TxError {
     NotInOffice,
     #[error("an acting seat cannot make an irreversible decision")]
     ActingSeat,
-    #[error("the members decide this by referendum (not yet open to proposals)")]
-    NeedsReferendum,
+    #[error("the members decide this by anonymous ballots, not by roll call")]
+    BallotsOnly,
     #[error("voting on that question is closed")]
     VotingClosed,
     #[error("not yet: the proposal's next step is not due")]
@@ -133,6 +133,24 @@ pub enum TxError {
     TreasuryLocked,
     #[error("that question has all the votes it can hold")]
     TooManyVotes,
+    #[error("not a usable credential key (RSA, 2048 to 4096 bits, exponent 65537)")]
+    BadCredentialKey,
+    #[error("that credential key is already published")]
+    KeyPublished,
+    #[error("no credential key is published for that foundation and round")]
+    NoCredentialKey,
+    #[error("that credential was already issued")]
+    CredentialIssued,
+    #[error("the blind signature or credential does not verify under the round's key")]
+    BadCredential,
+    #[error("every credential issued this round has already voted")]
+    CredentialsExhausted,
+    #[error("this credential has cast all the ballots it may")]
+    TooManyBallots,
+    #[error("a ballot pays no fee and no tip")]
+    BallotPays,
+    #[error("wrong round: a credential of a round not begun, or not the referendum's")]
+    WrongRound,
     #[error("that account already holds a seat in this foundation")]
     AlreadySeated,
     #[error("that value is outside what the network allows")]
@@ -192,7 +210,7 @@ impl TxError {
             TxError::TermNotOver => 47,
             TxError::NotInOffice => 48,
             TxError::ActingSeat => 49,
-            TxError::NeedsReferendum => 50,
+            TxError::BallotsOnly => 50,
             TxError::VotingClosed => 51,
             TxError::NotYet => 52,
             TxError::AlreadyVoted => 53,
@@ -208,6 +226,15 @@ impl TxError {
             TxError::TooManyVotes => 63,
             TxError::AlreadySeated => 64,
             TxError::ParamOutOfBounds => 65,
+            TxError::BadCredentialKey => 66,
+            TxError::KeyPublished => 67,
+            TxError::NoCredentialKey => 68,
+            TxError::CredentialIssued => 69,
+            TxError::BadCredential => 70,
+            TxError::CredentialsExhausted => 71,
+            TxError::TooManyBallots => 72,
+            TxError::BallotPays => 73,
+            TxError::WrongRound => 74,
         }
     }
 }

@@ -486,6 +486,9 @@ impl ShardLedger {
         body: &TxBody,
         envelope_len: usize,
     ) -> Result<(u64, u128), Failure> {
+        if let starling_types::Action::Ballot(ballot) = &body.action {
+            return self.ballot_tx(st, ctx, body, ballot, envelope_len);
+        }
         // T1: a transaction runs on the home shard of its account.
         let home = self.params.shard_map.shard_of(&body.account);
         if home != self.shard || self.shard == ShardId::GLOBAL {
@@ -557,32 +560,6 @@ impl ShardLedger {
         *ctx.foundation_fees.entry(foundation).or_default() += split.foundation;
         ctx.tips += body.tip;
         Ok((gas_used, required))
-    }
-
-    /// Rule B4: pools and tips are credited once per block.
-    fn settle_fees<V: StateView + ?Sized>(
-        &self,
-        st: &mut Overlay<'_, V>,
-        ctx: &mut BlockCtx,
-        proposer: &AccountId,
-    ) -> Result<(), StateError> {
-        let f = ctx.fees;
-        for (pool, amount) in [
-            (Pool::Burned, f.burn),
-            (Pool::Operations, f.operations),
-            (Pool::Venture, f.venture),
-            (Pool::Rewards, f.rewards),
-        ] {
-            add_to_pool(st, pool, amount)?;
-        }
-        for (i, amount) in std::mem::take(&mut ctx.foundation_fees) {
-            add_to_pool(st, Pool::Foundation(i), amount)?;
-        }
-        if ctx.tips > 0 {
-            let tips = ctx.tips;
-            self.credit(st, ctx, proposer, proposer, Asset::Spend, tips)?;
-        }
-        Ok(())
     }
 
     /// Credits `to` here if it lives on this shard, else sends a credit message.

@@ -8,7 +8,12 @@
 //! burn, the sender's foundation, and the Operations, Venture and Rewards pools; rounding dust
 //! goes to Operations. Tips go to the block proposer, who never receives base fees.
 
+use crate::exec::{add_to_pool, BlockCtx};
+use crate::overlay::Overlay;
+use crate::records::Pool;
+use crate::{ShardLedger, StateError, StateView};
 use starling_types::codec::{put, Decode, DecodeError, Encode, Reader};
+use starling_types::{AccountId, Asset};
 
 /// Basis points (1/10,000) of the base fee for each destination. They sum to 10,000.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -128,6 +133,34 @@ pub fn next_base_fee(base_fee: u64, gas_used: u64, gas_target: u64, min_base_fee
         base - delta
     };
     (next.min(u64::MAX as u128) as u64).max(min_base_fee)
+}
+
+impl ShardLedger {
+    /// Rule B4: pools and tips are credited once per block.
+    pub(crate) fn settle_fees<V: StateView + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, V>,
+        ctx: &mut BlockCtx,
+        proposer: &AccountId,
+    ) -> Result<(), StateError> {
+        let f = ctx.fees;
+        for (pool, amount) in [
+            (Pool::Burned, f.burn),
+            (Pool::Operations, f.operations),
+            (Pool::Venture, f.venture),
+            (Pool::Rewards, f.rewards),
+        ] {
+            add_to_pool(st, pool, amount)?;
+        }
+        for (i, amount) in std::mem::take(&mut ctx.foundation_fees) {
+            add_to_pool(st, Pool::Foundation(i), amount)?;
+        }
+        if ctx.tips > 0 {
+            let tips = ctx.tips;
+            self.credit(st, ctx, proposer, proposer, Asset::Spend, tips)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ pub fn action_gas(action: &Action) -> u64 {
         Action::ExpireSeat { .. } => 2_000,
         // Its message to the global shard, and the work there (a roll call, a tally).
         Action::Govern(_) => 5_000,
+        // No fee is paid; this is its share of a block: a blind RSA verification and a count.
+        Action::Ballot(_) => 20_000,
     }
 }
 

@@ -9,6 +9,7 @@
 //! foundations (`governance`).
 
 pub mod actions;
+pub mod ballots;
 pub mod committee;
 pub mod exec;
 pub mod fees;
@@ -178,6 +179,30 @@ pub enum Event {
         proposal: u64,
         voter: AccountId,
         challenge: bool,
+        yes: bool,
+        votes: u32,
+    },
+    /// A registrar published its credential key for a round (rule BL1).
+    CredentialKeyPublished {
+        foundation: u16,
+        round: u64,
+    },
+    /// A member asked for a ballot credential (rule BL2).
+    CredentialRequested {
+        foundation: u16,
+        round: u64,
+        member: AccountId,
+    },
+    /// A registrar issued a member's credential (rule BL2).
+    CredentialIssued {
+        foundation: u16,
+        round: u64,
+        member: AccountId,
+    },
+    /// An anonymous ballot counted (rule BL3): it replaces the key's earlier one, if any.
+    BallotCast {
+        proposal: u64,
+        ballot_key: AccountId,
         yes: bool,
         votes: u32,
     },

@@ -114,6 +114,17 @@ pub enum StateKey<'a> {
     /// What a foundation's spends that took effect at once have reserved this round (global
     /// shard): a [`crate::proposals::TokenRecord`] (rule GV6).
     SpendBudget(u16),
+    /// A registrar's credential key for a foundation's round (global shard): a
+    /// [`crate::ballots::CredentialKeyRecord`] (rule BL1).
+    CredentialKey(u16, u64),
+    /// A member's credential request in a foundation's round (global shard): a
+    /// [`crate::ballots::CredentialRequest`] (rule BL2).
+    CredentialRequest(u16, u64, &'a AccountId),
+    /// A ballot key's use (global shard): a [`crate::ballots::NullifierRecord`] (rule BL3).
+    Nullifier(&'a AccountId),
+    /// A ballot key's current ballot on a proposal (global shard): a
+    /// [`crate::ballots::BallotRecord`] (rule BL3).
+    BallotOn(u64, &'a AccountId),
 }
 
 impl StateKey<'_> {
@@ -211,6 +222,21 @@ impl StateKey<'_> {
             }
             StateKey::FoundationParams(i) => tagged_u16(&mut out, 33, *i),
             StateKey::SpendBudget(i) => tagged_u16(&mut out, 34, *i),
+            StateKey::CredentialKey(f, round) => {
+                tagged_u16(&mut out, 35, *f);
+                put::u64(&mut out, *round);
+            }
+            StateKey::CredentialRequest(f, round, a) => {
+                tagged_u16(&mut out, 36, *f);
+                put::u64(&mut out, *round);
+                a.encode(&mut out);
+            }
+            StateKey::Nullifier(a) => tagged(&mut out, 37, &[*a]),
+            StateKey::BallotOn(id, a) => {
+                out.push(38);
+                put::u64(&mut out, *id);
+                a.encode(&mut out);
+            }
         }
         out
     }

@@ -488,20 +488,6 @@ fn bad_governance_acts_are_refused_with_their_own_error_and_change_nothing() {
             spend(&people.stranger, 10),
             TxError::NotInOffice,
         ),
-        // The members elect the senate (by referendum, not yet open).
-        (
-            &people.board[1],
-            GovAct::Propose {
-                foundation: 0,
-                title: "t".into(),
-                text: String::new(),
-                motion: Motion::Appoint {
-                    office: Office::Senate,
-                    holder: people.member.public_key(),
-                },
-            },
-            TxError::NeedsReferendum,
-        ),
         // Unknown proposal; no challenge to vote on; not decided yet.
         (&people.board[0], vote(9, true, 1), TxError::UnknownTarget),
         (

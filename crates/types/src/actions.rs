@@ -8,7 +8,9 @@
 //! node, its JSON form in the API (`me.rs`).
 
 use crate::proposals::{MAX_PROPOSAL_TEXT_BYTES, MAX_TITLE_BYTES};
-use crate::tx::{Action, FIRST_GOV_TAG, MAX_BIO_BYTES, MAX_DISPLAY_NAME_BYTES, MAX_URL_BYTES};
+use crate::tx::{
+    Action, BALLOT_TAG, FIRST_GOV_TAG, MAX_BIO_BYTES, MAX_DISPLAY_NAME_BYTES, MAX_URL_BYTES,
+};
 
 /// One kind of action.
 #[derive(Debug)]
@@ -267,6 +269,30 @@ pub const ACTIONS: &[ActionKind] = &[
         "Support a challenge as a senator or a member of the foundation",
         Some(PROPOSAL),
     ),
+    kind(
+        32,
+        "ballot_key",
+        "Publish a registrar's blind-signature key for a round's ballot credentials",
+        None,
+    ),
+    kind(
+        33,
+        "request_credential",
+        "Ask one's foundation's registrar for a ballot credential, with a blinded message",
+        None,
+    ),
+    kind(
+        34,
+        "issue_credential",
+        "Answer a member's credential request with the registrar's blind signature",
+        None,
+    ),
+    kind(
+        35,
+        "ballot",
+        "An anonymous ballot in a members' referendum, from a credential's fresh key",
+        None,
+    ),
 ];
 
 impl ActionKind {
@@ -307,6 +333,7 @@ impl Action {
             Action::EndSponsorship { .. } => 25,
             Action::ExpireSeat { .. } => 26,
             Action::Govern(act) => FIRST_GOV_TAG + act.index(),
+            Action::Ballot(_) => BALLOT_TAG,
         };
         &ACTIONS[usize::from(tag) - 1]
     }

@@ -2,6 +2,7 @@
 //! blocks, with one canonical, versioned binary encoding decoded within explicit limits.
 
 pub mod actions;
+pub mod ballots;
 pub mod block;
 pub mod codec;
 pub mod federation;
@@ -15,6 +16,7 @@ pub mod shard;
 pub mod tx;
 
 pub use actions::{ActionKind, ACTIONS};
+pub use ballots::Ballot;
 pub use block::{Block, BlockHeader, InboundBatch};
 pub use codec::{Decode, DecodeError, Encode, Reader};
 pub use federation::{Federation, Foundation, FoundationStatus};

@@ -20,6 +20,7 @@
 //! So the board confirms officers, the senate confirms the board and the president, the
 //! executive (president and officers) confirms staff, and the members elect the senate.
 
+use crate::ballots::{blind_bytes, MAX_CREDENTIAL_KEY_BYTES};
 use crate::codec::{put, Decode, DecodeError, Encode, Reader};
 use crate::offices::Office;
 use crate::{AccountId, PublicKey};
@@ -321,11 +322,27 @@ pub enum GovAct {
     Challenge { proposal: u64 },
     /// Support an open challenge as a senator or a member of the foundation (rule GV7).
     Support { proposal: u64 },
+    /// The registrar of `foundation` publishes its blind-signature key for `round`'s
+    /// ballot credentials (rule BL1): an RSA key in DER.
+    BallotKey {
+        foundation: u16,
+        round: u64,
+        key: Vec<u8>,
+    },
+    /// A member asks its foundation's registrar for a credential for `round`, with a
+    /// blinded message (rule BL2).
+    RequestCredential { round: u64, blinded: Vec<u8> },
+    /// The registrar answers a member's request with the blind signature (rule BL2).
+    IssueCredential {
+        member: AccountId,
+        round: u64,
+        blind_sig: Vec<u8>,
+    },
 }
 
 impl GovAct {
     /// Number of acts; an [`crate::Action`] tag `FIRST_ACTION_TAG + i` is act `i`.
-    pub const COUNT: u8 = 5;
+    pub const COUNT: u8 = 8;
 
     /// Its index among the acts.
     pub fn index(&self) -> u8 {
@@ -335,13 +352,19 @@ impl GovAct {
             GovAct::Advance { .. } => 2,
             GovAct::Challenge { .. } => 3,
             GovAct::Support { .. } => 4,
+            GovAct::BallotKey { .. } => 5,
+            GovAct::RequestCredential { .. } => 6,
+            GovAct::IssueCredential { .. } => 7,
         }
     }
 
     /// The proposal it is about (none for a new one).
     pub fn proposal(&self) -> Option<u64> {
         match self {
-            GovAct::Propose { .. } => None,
+            GovAct::Propose { .. }
+            | GovAct::BallotKey { .. }
+            | GovAct::RequestCredential { .. }
+            | GovAct::IssueCredential { .. } => None,
             GovAct::Vote { proposal, .. }
             | GovAct::Advance { proposal }
             | GovAct::Challenge { proposal }
@@ -377,6 +400,28 @@ impl GovAct {
             GovAct::Advance { proposal }
             | GovAct::Challenge { proposal }
             | GovAct::Support { proposal } => put::u64(out, *proposal),
+            GovAct::BallotKey {
+                foundation,
+                round,
+                key,
+            } => {
+                put::u16(out, *foundation);
+                put::u64(out, *round);
+                put::bytes16(out, key);
+            }
+            GovAct::RequestCredential { round, blinded } => {
+                put::u64(out, *round);
+                put::bytes16(out, blinded);
+            }
+            GovAct::IssueCredential {
+                member,
+                round,
+                blind_sig,
+            } => {
+                member.encode(out);
+                put::u64(out, *round);
+                put::bytes16(out, blind_sig);
+            }
         }
     }
 
@@ -404,6 +449,22 @@ impl GovAct {
             2 => GovAct::Advance { proposal: r.u64()? },
             3 => GovAct::Challenge { proposal: r.u64()? },
             4 => GovAct::Support { proposal: r.u64()? },
+            5 => GovAct::BallotKey {
+                foundation: r.u16()?,
+                round: r.u64()?,
+                key: r
+                    .bytes16("credential key", MAX_CREDENTIAL_KEY_BYTES)?
+                    .to_vec(),
+            },
+            6 => GovAct::RequestCredential {
+                round: r.u64()?,
+                blinded: blind_bytes(r, "blinded message")?,
+            },
+            7 => GovAct::IssueCredential {
+                member: PublicKey::decode(r)?,
+                round: r.u64()?,
+                blind_sig: blind_bytes(r, "blind signature")?,
+            },
             tag => {
                 return Err(DecodeError::InvalidTag {
                     what: "governance act",

@@ -9,6 +9,7 @@
 //! `body_bytes` travel verbatim: the hash and the signature are always computed over the bytes
 //! that were received, never over a re-encoding.
 
+use crate::ballots::Ballot;
 use crate::codec::{put, Decode, DecodeError, Encode, Reader};
 use crate::hash::Hash;
 use crate::keys::{AccountId, KeyType, PublicKey, Signature};
@@ -222,13 +223,18 @@ pub enum Action {
     /// tag 26: clear `holder`'s seat in foundation `foundation`'s offices, whose term has
     /// ended (rule OF2; anyone may).
     ExpireSeat { foundation: u16, holder: AccountId },
-    /// tags 27 to 31: a governance act, sent to the global shard (rules GV2–GV8; tag
+    /// tags 27 to 34: a governance act, sent to the global shard (rules GV2–GV8, BL1, BL2; tag
     /// `FIRST_GOV_TAG + act.index()`).
     Govern(GovAct),
+    /// tag 35: a member's anonymous ballot, sent from its fresh ballot key with no fee; runs
+    /// on the global shard (rules BL3, BL4).
+    Ballot(Ballot),
 }
 
 /// The tag of the first governance act ([`Action::Govern`]).
 pub const FIRST_GOV_TAG: u8 = 27;
+/// The tag of [`Action::Ballot`].
+pub const BALLOT_TAG: u8 = FIRST_GOV_TAG + GovAct::COUNT;
 
 /// Where a node is reached on the open network: its node key (the libp2p identity) and a
 /// `host:port` address.
@@ -427,6 +433,7 @@ impl Encode for Action {
                 holder.encode(out);
             }
             Action::Govern(act) => act.encode_body(out),
+            Action::Ballot(b) => b.encode(out),
         }
     }
 }
@@ -523,6 +530,7 @@ impl Decode for Action {
             tag if (FIRST_GOV_TAG..FIRST_GOV_TAG + GovAct::COUNT).contains(&tag) => {
                 Action::Govern(GovAct::decode_body(tag - FIRST_GOV_TAG, r)?)
             }
+            BALLOT_TAG => Action::Ballot(Ballot::decode(r)?),
             tag => {
                 return Err(DecodeError::InvalidTag {
                     what: "action",
@@ -545,6 +553,17 @@ pub struct TxBody {
     /// The last height at which the transaction may be included.
     pub expires_at_height: u64,
     pub action: Action,
+}
+
+impl TxBody {
+    /// The shard that runs it (rule T1): its account's home shard, or the global shard for
+    /// a ballot, whose sender is no account.
+    pub fn home(&self, map: &crate::ShardMap) -> crate::ShardId {
+        match self.action {
+            Action::Ballot(_) => crate::ShardId::GLOBAL,
+            _ => map.shard_of(&self.account),
+        }
+    }
 }
 
 impl Encode for TxBody {

@@ -154,6 +154,11 @@ impl ShardLedger {
                 self.expire_seat(a.st, a.ctx, *foundation, holder)
             }
             Action::Govern(act) => self.govern(a, act),
+            // Ballots run on the global shard, before any account is read (rule BL3).
+            Action::Ballot(_) => Err(TxError::WrongShard {
+                expected: starling_types::ShardId::GLOBAL,
+            }
+            .into()),
         }
     }
 }

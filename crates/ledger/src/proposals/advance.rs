@@ -39,15 +39,20 @@ impl ShardLedger {
         p: &mut ProposalRecord,
     ) -> Result<(), Failure> {
         let epoch = self.epochs().epoch_of(ctx.height);
-        let everyone_voted =
-            self.everyone_voted(st, p.foundation, p.motion.track().decides, &p.roll, epoch)?;
+        let track = p.motion.track();
+        let everyone_voted = match &p.referendum {
+            Some(r) => r.members > 0 && r.voters >= r.members,
+            None => self.everyone_voted(st, p.foundation, track.decides, &p.roll, epoch)?,
+        };
         if epoch < p.closes && !everyone_voted {
             return Err(TxError::NotYet.into());
         }
-        let track = p.motion.track();
-        let (quorum, passes) = p
-            .roll
-            .carries(p.electorate, track.quorum_pct, track.threshold_pct);
+        let (quorum, passes) = match &p.referendum {
+            Some(r) => r.carries(track.quorum_pct, track.threshold_pct),
+            None => p
+                .roll
+                .carries(p.electorate, track.quorum_pct, track.threshold_pct),
+        };
         p.status = match (quorum, passes) {
             (_, true) => Status::Passed,
             (true, false) => Status::Rejected,

@@ -38,8 +38,8 @@ mod advance;
 pub mod record;
 
 pub use record::{
-    Challenge, Decided, FoundationParams, ProposalRecord, RollCall, RollVote, Stage, Status,
-    TokenRecord, MAX_CHALLENGES,
+    Challenge, Decided, FoundationParams, ProposalRecord, Referendum, RollCall, RollVote, Stage,
+    Status, TokenRecord, MAX_CHALLENGES,
 };
 
 use crate::actions::Apply;
@@ -67,9 +67,10 @@ pub fn seats_of(offices: &Offices, branch: Branch, epoch: u64) -> u16 {
 /// judged here).
 fn treasury_may(action: &Action) -> bool {
     match action {
-        Action::Transfer { .. } | Action::Sponsor { .. } | Action::RegisterValidator { .. } => {
-            false
-        }
+        Action::Transfer { .. }
+        | Action::Sponsor { .. }
+        | Action::RegisterValidator { .. }
+        | Action::Ballot(_) => false,
         Action::Govern(act) => !matches!(act, GovAct::Propose { .. } | GovAct::Challenge { .. }),
         Action::Post { .. }
         | Action::EditPost { .. }
@@ -196,6 +197,19 @@ impl ShardLedger {
                 self.lodge_challenge(st, ctx, from, deposit, *proposal)
             }
             GovAct::Support { proposal } => self.support(st, ctx, from, *proposal),
+            GovAct::BallotKey {
+                foundation,
+                round,
+                key,
+            } => self.publish_credential_key(st, ctx, from, (*foundation, *round, key)),
+            GovAct::RequestCredential { round, blinded } => {
+                self.request_credential(st, ctx, from, (*round, blinded))
+            }
+            GovAct::IssueCredential {
+                member,
+                round,
+                blind_sig,
+            } => self.issue_credential(st, ctx, from, (member, *round, blind_sig)),
         };
         match done {
             Err(Failure::Rejected(error)) => {
@@ -235,7 +249,7 @@ impl ShardLedger {
         Ok(st.get(StateKey::Offices(foundation))?.unwrap_or_default())
     }
 
-    fn proposal<V: StateView + ?Sized>(
+    pub(crate) fn proposal<V: StateView + ?Sized>(
         &self,
         st: &Overlay<'_, V>,
         id: u64,
@@ -260,9 +274,6 @@ impl ShardLedger {
             return Err(TxError::UnknownTarget.into());
         }
         let track = motion.track();
-        if track.decides == Branch::Members {
-            return Err(TxError::NeedsReferendum.into());
-        }
         let offices = self.offices_of(st, foundation)?;
         let seat = offices
             .held_by(from, epoch)
@@ -305,6 +316,13 @@ impl ShardLedger {
             previous: None,
             challenge: None,
             challenges: 0,
+            referendum: match track.decides {
+                Branch::Members => Some(Referendum {
+                    members: read_counter(st, StateKey::MemberCount(foundation))?,
+                    ..Referendum::default()
+                }),
+                _ => None,
+            },
         };
         st.put(StateKey::Proposal(id), &record);
         ctx.events.push(Event::ProposalOpened {
@@ -336,7 +354,10 @@ impl ShardLedger {
             if p.status != Status::Voting || epoch >= p.closes {
                 return Err(TxError::VotingClosed.into());
             }
-            p.motion.track().decides
+            match p.motion.track().decides {
+                Branch::Members => return Err(TxError::BallotsOnly.into()),
+                branch => branch,
+            }
         };
         let offices = self.offices_of(st, p.foundation)?;
         let seat = offices

@@ -174,6 +174,30 @@ impl Decode for RollCall {
     }
 }
 
+/// A members' referendum's count, kept by difference as ballots come (rule BL4).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct Referendum {
+    /// The foundation's members when it opened: the quorum's base.
+    pub members: u64,
+    /// Ballot keys with a standing ballot on it.
+    pub voters: u64,
+    /// Weighted yes and no.
+    pub yes: u64,
+    pub no: u64,
+}
+
+impl Referendum {
+    /// Whether at least `quorum_pct`% of the members voted and strictly more than
+    /// `threshold_pct`% of the weighted votes are yes (rules GV5, BL4).
+    pub fn carries(&self, quorum_pct: u8, threshold_pct: u8) -> (bool, bool) {
+        let quorum = self.members > 0
+            && u128::from(self.voters) * 100 >= u128::from(quorum_pct) * u128::from(self.members);
+        let (yes, no) = (u128::from(self.yes), u128::from(self.no));
+        let passes = quorum && yes * 100 > u128::from(threshold_pct) * (yes + no);
+        (quorum, passes)
+    }
+}
+
 /// Where a proposal stands (rule GV5).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Status {
@@ -407,6 +431,8 @@ pub struct ProposalRecord {
     /// The latest challenge, and how many were lodged.
     pub challenge: Option<Challenge>,
     pub challenges: u8,
+    /// A members' referendum's count (rule BL4); `None` for a roll call.
+    pub referendum: Option<Referendum>,
 }
 
 fn finality_code(f: Finality) -> u8 {
@@ -447,6 +473,12 @@ impl Encode for ProposalRecord {
         });
         put::option(out, &self.challenge, |o, c| c.encode(o));
         put::u8(out, self.challenges);
+        put::option(out, &self.referendum, |o, r| {
+            put::u64(o, r.members);
+            put::u64(o, r.voters);
+            put::u64(o, r.yes);
+            put::u64(o, r.no);
+        });
     }
 }
 
@@ -494,6 +526,14 @@ impl Decode for ProposalRecord {
             previous: r.option("previous", |r| Ok((r.u128()?, r.u64()?)))?,
             challenge: r.option("challenge", Challenge::decode)?,
             challenges: r.u8()?,
+            referendum: r.option("referendum", |r| {
+                Ok(Referendum {
+                    members: r.u64()?,
+                    voters: r.u64()?,
+                    yes: r.u64()?,
+                    no: r.u64()?,
+                })
+            })?,
         })
     }
 }
@@ -548,6 +588,12 @@ mod tests {
                 roll: RollCall::default(),
             }),
             challenges: 1,
+            referendum: Some(Referendum {
+                members: 40,
+                voters: 3,
+                yes: 5,
+                no: 2,
+            }),
         }
     }
 

@@ -1,0 +1,476 @@
+//! Members' anonymous ballots in referenda (rules BL1–BL4), on the global shard. The wire
+//! forms are in [`starling_types::ballots`]; the cryptography (RFC 9474 blind RSA) in
+//! [`starling_crypto::blind`].
+//!
+//! - BL1 (credential key): a foundation's registrar publishes one blind-signature key per
+//!   round, once, for any round up to the next. The key fixes the credential's public
+//!   metadata: foundation, round, branch (members) and the members' token allotment at
+//!   publication, which is recorded beside it.
+//! - BL2 (credentials): a member of the foundation asks for a credential of a round that has
+//!   begun, with a blinded message (again, until it is answered); the registrar answers with
+//!   the blind signature, which the ledger checks is exactly the signature of that blinded
+//!   message (`s^e mod n = m`). Requests and answers are public: the issuance log. What the
+//!   registrar sees (the member, the blinded message, its signature) shares no value with
+//!   what the member later shows (the ballot key, the credential): RSA blinding makes them
+//!   independent.
+//! - BL3 (ballots): a ballot is a transaction from a fresh ballot key, with no fee and no
+//!   tip, that no account holds. It counts if its credential verifies under the key of its
+//!   foundation and round over [`credential_message`] for that ballot key, its round is the
+//!   one its referendum opened in (so a member has one voice on it however long it runs
+//!   across rounds), its nonce is the next of that ballot key (at most
+//!   [`MAX_BALLOTS_PER_CREDENTIAL`]), and its proposal is the foundation's members'
+//!   referendum still voting. The ballot key is the nullifier: a credential signs one key,
+//!   so one credential is one voice per question. A later ballot on the same question
+//!   replaces the earlier one (its tokens come back first); `n` votes cost `n²` of the
+//!   credential's allotment for the round. A ballot key's first ballot is refused once as
+//!   many ballot keys have voted in the round as credentials were issued.
+//! - BL4 (tally): a referendum counts ballots by difference as they come; anyone recounts
+//!   it from the ballots on record. Its quorum's base is the foundation's members when it
+//!   opened.
+
+use crate::exec::{BlockCtx, Failure};
+use crate::overlay::Overlay;
+use crate::proposals::{ProposalRecord, Status};
+use crate::records::{MemberRecord, StateKey};
+use crate::{Event, ShardLedger, StateView, TxError};
+use starling_crypto::blind::{Credential, CredentialKey};
+use starling_types::ballots::{credential_message, MAX_BALLOTS_PER_CREDENTIAL};
+use starling_types::codec::{put, Decode, DecodeError, Encode, Reader};
+use starling_types::{AccountId, Ballot, Branch, PublicKey, TxBody};
+
+pub use crate::proposals::record::Referendum;
+
+/// A registrar's published key for one round (rule BL1).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct CredentialKeyRecord {
+    /// The RSA key, in DER.
+    pub key: Vec<u8>,
+    /// What each credential of the round may spend (the members' allotment when published).
+    pub tokens: u128,
+    /// Credentials issued under it.
+    pub issued: u64,
+    /// Ballot keys that have voted under it.
+    pub voters: u64,
+}
+
+impl Encode for CredentialKeyRecord {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put::bytes16(out, &self.key);
+        put::u128(out, self.tokens);
+        put::u64(out, self.issued);
+        put::u64(out, self.voters);
+    }
+}
+
+impl Decode for CredentialKeyRecord {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(CredentialKeyRecord {
+            key: r
+                .bytes16(
+                    "credential key",
+                    starling_types::ballots::MAX_CREDENTIAL_KEY_BYTES,
+                )?
+                .to_vec(),
+            tokens: r.u128()?,
+            issued: r.u64()?,
+            voters: r.u64()?,
+        })
+    }
+}
+
+/// A member's request, and the registrar's answer once given (rule BL2).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct CredentialRequest {
+    pub blinded: Vec<u8>,
+    pub blind_sig: Option<Vec<u8>>,
+}
+
+impl Encode for CredentialRequest {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put::bytes16(out, &self.blinded);
+        put::option(out, &self.blind_sig, |o, s| put::bytes16(o, s));
+    }
+}
+
+impl Decode for CredentialRequest {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        use starling_types::ballots::blind_bytes;
+        Ok(CredentialRequest {
+            blinded: blind_bytes(r, "blinded message")?,
+            blind_sig: r.option("blind signature", |r| blind_bytes(r, "blind signature"))?,
+        })
+    }
+}
+
+/// A ballot key's use (rule BL3).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct NullifierRecord {
+    pub foundation: u16,
+    pub round: u64,
+    /// Its next ballot's nonce.
+    pub nonce: u64,
+    /// Tokens its standing ballots cost.
+    pub spent: u128,
+}
+
+impl Encode for NullifierRecord {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put::u16(out, self.foundation);
+        put::u64(out, self.round);
+        put::u64(out, self.nonce);
+        put::u128(out, self.spent);
+    }
+}
+
+impl Decode for NullifierRecord {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(NullifierRecord {
+            foundation: r.u16()?,
+            round: r.u64()?,
+            nonce: r.u64()?,
+            spent: r.u128()?,
+        })
+    }
+}
+
+/// A ballot key's standing ballot on one question (rule BL3).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct BallotRecord {
+    pub yes: bool,
+    pub votes: u32,
+}
+
+impl Encode for BallotRecord {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put::bool(out, self.yes);
+        put::u32(out, self.votes);
+    }
+}
+
+impl Decode for BallotRecord {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(BallotRecord {
+            yes: r.bool()?,
+            votes: r.u32()?,
+        })
+    }
+}
+
+fn cost(votes: u32) -> u128 {
+    u128::from(votes) * u128::from(votes)
+}
+
+impl ShardLedger {
+    /// The current governance round.
+    pub(crate) fn round_at(&self, height: u64) -> u64 {
+        self.epochs().epoch_of(height) / self.params.governance.round_epochs.max(1)
+    }
+
+    /// Whether `from` is the registrar of `foundation` now.
+    fn check_registrar<V: StateView + ?Sized>(
+        &self,
+        st: &Overlay<'_, V>,
+        ctx: &mut BlockCtx,
+        foundation: u16,
+        from: &AccountId,
+    ) -> Result<(), Failure> {
+        let serves = self
+            .held_federation(st, ctx)?
+            .foundations
+            .get(usize::from(foundation))
+            .is_some_and(|f| f.registrar == *from && f.status.takes_charges());
+        if serves {
+            Ok(())
+        } else {
+            Err(TxError::NotRegistrar.into())
+        }
+    }
+
+    /// BL1.
+    pub(crate) fn publish_credential_key<V: StateView + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, V>,
+        ctx: &mut BlockCtx,
+        from: &AccountId,
+        (foundation, round, key): (u16, u64, &[u8]),
+    ) -> Result<(), Failure> {
+        self.check_registrar(st, ctx, foundation, from)?;
+        if round > self.round_at(ctx.height).saturating_add(1) {
+            return Err(TxError::WrongRound.into());
+        }
+        if st
+            .get::<CredentialKeyRecord>(StateKey::CredentialKey(foundation, round))?
+            .is_some()
+        {
+            return Err(TxError::KeyPublished.into());
+        }
+        CredentialKey::from_der(key).map_err(|_| TxError::BadCredentialKey)?;
+        let tokens =
+            self.foundation_params(st, foundation)?.tokens[usize::from(Branch::Members.code())];
+        let record = CredentialKeyRecord {
+            key: key.to_vec(),
+            tokens,
+            issued: 0,
+            voters: 0,
+        };
+        st.put(StateKey::CredentialKey(foundation, round), &record);
+        ctx.events
+            .push(Event::CredentialKeyPublished { foundation, round });
+        Ok(())
+    }
+
+    fn credential_key<V: StateView + ?Sized>(
+        &self,
+        st: &Overlay<'_, V>,
+        foundation: u16,
+        round: u64,
+    ) -> Result<(CredentialKeyRecord, CredentialKey), Failure> {
+        let record: CredentialKeyRecord = st
+            .get(StateKey::CredentialKey(foundation, round))?
+            .ok_or(TxError::NoCredentialKey)?;
+        let key = CredentialKey::from_der(&record.key).map_err(|_| TxError::BadCredentialKey)?;
+        Ok((record, key))
+    }
+
+    /// BL2: a member's request.
+    pub(crate) fn request_credential<V: StateView + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, V>,
+        ctx: &mut BlockCtx,
+        from: &AccountId,
+        (round, blinded): (u64, &[u8]),
+    ) -> Result<(), Failure> {
+        if round > self.round_at(ctx.height) {
+            return Err(TxError::WrongRound.into());
+        }
+        let member: MemberRecord = st.get(StateKey::Member(from))?.ok_or(TxError::NotMember)?;
+        let foundation = member.foundation;
+        let (_, key) = self.credential_key(st, foundation, round)?;
+        if blinded.len() != key.modulus_len() {
+            return Err(TxError::BadCredential.into());
+        }
+        let at = StateKey::CredentialRequest(foundation, round, from);
+        if st
+            .get::<CredentialRequest>(at)?
+            .is_some_and(|r| r.blind_sig.is_some())
+        {
+            return Err(TxError::CredentialIssued.into());
+        }
+        let request = CredentialRequest {
+            blinded: blinded.to_vec(),
+            blind_sig: None,
+        };
+        st.put(at, &request);
+        ctx.events.push(Event::CredentialRequested {
+            foundation,
+            round,
+            member: *from,
+        });
+        Ok(())
+    }
+
+    /// BL2: the registrar's answer.
+    pub(crate) fn issue_credential<V: StateView + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, V>,
+        ctx: &mut BlockCtx,
+        from: &AccountId,
+        (member, round, blind_sig): (&AccountId, u64, &[u8]),
+    ) -> Result<(), Failure> {
+        if round > self.round_at(ctx.height) {
+            return Err(TxError::WrongRound.into());
+        }
+        let foundation = st
+            .get::<MemberRecord>(StateKey::Member(member))?
+            .ok_or(TxError::NotMember)?
+            .foundation;
+        self.check_registrar(st, ctx, foundation, from)?;
+        let at = StateKey::CredentialRequest(foundation, round, member);
+        let mut request: CredentialRequest = st.get(at)?.ok_or(TxError::UnknownTarget)?;
+        if request.blind_sig.is_some() {
+            return Err(TxError::CredentialIssued.into());
+        }
+        let (mut record, key) = self.credential_key(st, foundation, round)?;
+        key.check_blind_signature(&request.blinded, blind_sig)
+            .map_err(|_| TxError::BadCredential)?;
+        request.blind_sig = Some(blind_sig.to_vec());
+        record.issued += 1;
+        st.put(at, &request);
+        st.put(StateKey::CredentialKey(foundation, round), &record);
+        ctx.events.push(Event::CredentialIssued {
+            foundation,
+            round,
+            member: *member,
+        });
+        Ok(())
+    }
+
+    /// A ballot transaction: rules T4 (expiry) and T5 (room in the block) as for any
+    /// transaction, then BL3. It pays nothing: its gas and fee paid are `(gas, 0)`.
+    pub(crate) fn ballot_tx<V: StateView + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, V>,
+        ctx: &mut BlockCtx,
+        body: &TxBody,
+        ballot: &Ballot,
+        envelope_len: usize,
+    ) -> Result<(u64, u128), Failure> {
+        if body.expires_at_height < ctx.height {
+            return Err(TxError::Expired {
+                expires_at: body.expires_at_height,
+                height: ctx.height,
+            }
+            .into());
+        }
+        let max_expiry = ctx.height.saturating_add(self.params.max_expiry_blocks);
+        if body.expires_at_height > max_expiry {
+            return Err(TxError::ExpiryTooFar {
+                expires_at: body.expires_at_height,
+                max: max_expiry,
+            }
+            .into());
+        }
+        let gas = crate::gas::tx_gas(envelope_len, &body.action);
+        if ctx.gas_used + gas > self.params.block_gas_limit {
+            return Err(TxError::BlockFull.into());
+        }
+        self.apply_ballot(st, ctx, body, ballot)?;
+        Ok((gas, 0))
+    }
+
+    /// BL3: a ballot, from its ballot key `body.account`. The cheap checks come first; the
+    /// credential's RSA verification only for a ballot that would otherwise count.
+    pub(crate) fn apply_ballot<V: StateView + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, V>,
+        ctx: &mut BlockCtx,
+        body: &TxBody,
+        ballot: &Ballot,
+    ) -> Result<(), Failure> {
+        self.global_only()?;
+        if body.max_fee != 0 || body.tip != 0 {
+            return Err(TxError::BallotPays.into());
+        }
+        let voter = &body.account;
+        let used: Option<NullifierRecord> = st.get(StateKey::Nullifier(voter))?;
+        let mut use_ = used.unwrap_or(NullifierRecord {
+            foundation: ballot.foundation,
+            round: ballot.round,
+            nonce: 0,
+            spent: 0,
+        });
+        if body.nonce != use_.nonce {
+            let (expected, got) = (use_.nonce, body.nonce);
+            return Err(if got < expected {
+                TxError::NonceReused { expected, got }
+            } else {
+                TxError::NonceGap { expected, got }
+            }
+            .into());
+        }
+        if use_.nonce >= MAX_BALLOTS_PER_CREDENTIAL {
+            return Err(TxError::TooManyBallots.into());
+        }
+        let mut p = self.referendum_open(st, ctx, ballot)?;
+        // A ballot key's credential names one foundation and round.
+        if (use_.foundation, use_.round) != (ballot.foundation, ballot.round) {
+            return Err(TxError::BadCredential.into());
+        }
+        let (mut record, key) = self.credential_key(st, ballot.foundation, ballot.round)?;
+        let msg = credential_message(
+            &self.params.chain_id,
+            ballot.foundation,
+            ballot.round,
+            voter,
+        );
+        let credential = Credential {
+            randomizer: ballot.randomizer,
+            signature: ballot.credential.clone(),
+        };
+        key.verify(&msg, &credential)
+            .map_err(|_| TxError::BadCredential)?;
+        if used.is_none() {
+            if record.voters >= record.issued {
+                return Err(TxError::CredentialsExhausted.into());
+            }
+            record.voters += 1;
+            st.put(
+                StateKey::CredentialKey(ballot.foundation, ballot.round),
+                &record,
+            );
+        }
+        self.count_ballot(st, voter, ballot, &mut p, (&mut use_, record.tokens))?;
+        use_.nonce += 1;
+        st.put(StateKey::Nullifier(voter), &use_);
+        st.put(StateKey::Proposal(ballot.proposal), &p);
+        ctx.events.push(Event::BallotCast {
+            proposal: ballot.proposal,
+            ballot_key: *voter,
+            yes: ballot.yes,
+            votes: ballot.votes,
+        });
+        Ok(())
+    }
+
+    /// The ballot's proposal: a members' referendum of its foundation, opened in its round,
+    /// still voting.
+    fn referendum_open<V: StateView + ?Sized>(
+        &self,
+        st: &Overlay<'_, V>,
+        ctx: &BlockCtx,
+        ballot: &Ballot,
+    ) -> Result<ProposalRecord, Failure> {
+        let p = self.proposal(st, ballot.proposal)?;
+        if p.referendum.is_none() || p.foundation != ballot.foundation {
+            return Err(TxError::UnknownTarget.into());
+        }
+        if ballot.round != p.opened / self.params.governance.round_epochs.max(1) {
+            return Err(TxError::WrongRound.into());
+        }
+        let epoch = self.epochs().epoch_of(ctx.height);
+        if p.status != Status::Voting || epoch >= p.closes {
+            return Err(TxError::VotingClosed.into());
+        }
+        Ok(p)
+    }
+
+    /// BL3 and BL4: the ballot replaces the key's standing one on its question, in the
+    /// tokens spent and in the count.
+    fn count_ballot<V: StateView + ?Sized>(
+        &self,
+        st: &mut Overlay<'_, V>,
+        voter: &PublicKey,
+        ballot: &Ballot,
+        p: &mut ProposalRecord,
+        (use_, allotment): (&mut NullifierRecord, u128),
+    ) -> Result<(), Failure> {
+        let Some(count) = p.referendum.as_mut() else {
+            return Err(TxError::UnknownTarget.into());
+        };
+        let at = StateKey::BallotOn(ballot.proposal, voter);
+        let before: Option<BallotRecord> = st.get(at)?;
+        let refund = before.map_or(0, |b| cost(b.votes));
+        let left = allotment.saturating_sub(use_.spent - refund);
+        let needed = cost(ballot.votes);
+        if needed > left {
+            return Err(TxError::VoteTokens { needed, left }.into());
+        }
+        match before {
+            Some(b) if b.yes => count.yes -= u64::from(b.votes),
+            Some(b) => count.no -= u64::from(b.votes),
+            None => count.voters += 1,
+        }
+        if ballot.yes {
+            count.yes += u64::from(ballot.votes);
+        } else {
+            count.no += u64::from(ballot.votes);
+        }
+        use_.spent = use_.spent - refund + needed;
+        let record = BallotRecord {
+            yes: ballot.yes,
+            votes: ballot.votes,
+        };
+        st.put(at, &record);
+        Ok(())
+    }
+}
