@@ -203,42 +203,50 @@ impl StateKey<'_> {
             StateKey::Member(a) => tagged(&mut out, 26, &[*a]),
             StateKey::MemberCount(i) => tagged_u16(&mut out, 27, *i),
             StateKey::Offices(i) => tagged_u16(&mut out, 28, *i),
+            _ => self.encode_governance(&mut out),
+        }
+        out
+    }
+
+    /// The governance keys' encodings (tags 29 and up).
+    fn encode_governance(&self, out: &mut Vec<u8>) {
+        match self {
             StateKey::Proposal(id) => {
                 out.push(29);
-                put::u64(&mut out, *id)
+                put::u64(out, *id)
             }
             StateKey::ProposalCount => out.push(30),
             StateKey::VoteTokens(f, b, a) => {
                 out.push(31);
-                put::u16(&mut out, *f);
-                put::u8(&mut out, *b);
-                a.encode(&mut out);
+                put::u16(out, *f);
+                put::u8(out, *b);
+                a.encode(out);
             }
             StateKey::Support(id, n, a) => {
                 out.push(32);
-                put::u64(&mut out, *id);
-                put::u8(&mut out, *n);
-                a.encode(&mut out);
+                put::u64(out, *id);
+                put::u8(out, *n);
+                a.encode(out);
             }
-            StateKey::FoundationParams(i) => tagged_u16(&mut out, 33, *i),
-            StateKey::SpendBudget(i) => tagged_u16(&mut out, 34, *i),
+            StateKey::FoundationParams(i) => tagged_u16(out, 33, *i),
+            StateKey::SpendBudget(i) => tagged_u16(out, 34, *i),
             StateKey::CredentialKey(f, round) => {
-                tagged_u16(&mut out, 35, *f);
-                put::u64(&mut out, *round);
+                tagged_u16(out, 35, *f);
+                put::u64(out, *round);
             }
             StateKey::CredentialRequest(f, round, a) => {
-                tagged_u16(&mut out, 36, *f);
-                put::u64(&mut out, *round);
-                a.encode(&mut out);
+                tagged_u16(out, 36, *f);
+                put::u64(out, *round);
+                a.encode(out);
             }
-            StateKey::Nullifier(a) => tagged(&mut out, 37, &[*a]),
+            StateKey::Nullifier(a) => tagged(out, 37, &[*a]),
             StateKey::BallotOn(id, a) => {
                 out.push(38);
-                put::u64(&mut out, *id);
-                a.encode(&mut out);
+                put::u64(out, *id);
+                a.encode(out);
             }
+            _ => unreachable!("every other key is encoded by `encode`"),
         }
-        out
     }
 
     pub fn hash(&self) -> Hash {
