@@ -116,7 +116,8 @@ fn admission(store: &ChainStore) -> starling_mempool::Admission {
 }
 
 /// The signers' accounts of `txs` as the pool needs them, read in one view of the finalized
-/// state (`None` for an account that does not exist).
+/// state (`None` for an account that does not exist). A ballot's "account" is its ballot
+/// key's next nonce, with nothing to pay: [`ballot_verdicts`] has admitted it.
 fn account_states(
     store: &ChainStore,
     txs: &[Tx],
@@ -127,6 +128,14 @@ fn account_states(
         .with_view(|v| {
             txs.iter()
                 .map(|tx| {
+                    if let starling_types::Action::Ballot(_) = tx.body.action {
+                        return Some(starling_mempool::AccountState {
+                            nonce: actions::next_nonce(v, &tx.body.account),
+                            fee_budget: 0,
+                            tip_budget: 0,
+                            locked: false,
+                        });
+                    }
                     actions::account(v, &tx.body.account)
                         .ok()
                         .flatten()
@@ -140,6 +149,41 @@ fn account_states(
                 .collect()
         })
         .unwrap_or_else(|_| vec![None; txs.len()])
+}
+
+/// For each of `txs`: `None` if it is no ballot, else whether the ledger would count it in
+/// the next block (its credential verified, its referendum open, its tokens enough), read
+/// in one view of the finalized state. A ballot pays no fee, so this is what admits it.
+fn ballot_verdicts(
+    store: &ChainStore,
+    txs: &[Tx],
+    height: u64,
+) -> Vec<Option<Result<(), MempoolError>>> {
+    let ledger = store.ledger();
+    store
+        .with_view(|v| {
+            txs.iter()
+                .map(|tx| {
+                    let starling_types::Action::Ballot(_) = tx.body.action else {
+                        return None;
+                    };
+                    let len = tx.envelope.encoded_len();
+                    Some(match ledger.check_ballot(v, &tx.body, len, height) {
+                        Ok(_) => Ok(()),
+                        Err(starling_ledger::ballots::BallotCheck::Refused(e)) => {
+                            Err(MempoolError::BallotRefused(e.to_string()))
+                        }
+                        Err(starling_ledger::ballots::BallotCheck::State(e)) => {
+                            Err(MempoolError::BallotRefused(e.to_string()))
+                        }
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_else(|e| {
+            let refused = || Some(Err(MempoolError::BallotRefused(e.to_string())));
+            txs.iter().map(|_| refused()).collect()
+        })
 }
 
 /// Takes out of the pool what a committed block consumed or rejected (P6, P7).
@@ -171,10 +215,7 @@ fn prune_pool(
         .with_view(|v| {
             touched
                 .iter()
-                .map(|a| {
-                    let n = actions::account(v, a).ok().flatten().map_or(0, |r| r.nonce);
-                    (*a, n)
-                })
+                .map(|a| (*a, actions::next_nonce(v, a)))
                 .collect()
         })
         .unwrap_or_default();
@@ -415,12 +456,7 @@ impl ShardApp {
     pub fn nonce(&self, account: &AccountId) -> u64 {
         self.lock()
             .store
-            .with_view(|v| {
-                actions::account(v, account)
-                    .ok()
-                    .flatten()
-                    .map_or(0, |r| r.nonce)
-            })
+            .with_view(|v| actions::next_nonce(v, account))
             .unwrap_or(0)
     }
 
@@ -461,7 +497,16 @@ impl ShardApp {
             let inner = self.lock();
             let at = admission(&inner.store);
             let states = account_states(&inner.store, &txs, at.height);
-            inner.mempool.screen(&txs, &states, &at, source)
+            let mut results = inner.mempool.screen(&txs, &states, &at, source);
+            // A ballot the pool would take must also be one the ledger would count: its
+            // credential (an RSA verification) is checked only for those.
+            let ballots = ballot_verdicts(&inner.store, &txs, at.height);
+            for (r, b) in results.iter_mut().zip(ballots) {
+                if let (Ok(()), Some(Err(e))) = (&r, b) {
+                    *r = Err(e);
+                }
+            }
+            results
         };
         let (kept, txs): (Vec<usize>, Vec<Tx>) = txs
             .into_iter()

@@ -32,11 +32,11 @@ use crate::exec::{BlockCtx, Failure};
 use crate::overlay::Overlay;
 use crate::proposals::{ProposalRecord, Status};
 use crate::records::{MemberRecord, StateKey};
-use crate::{Event, ShardLedger, StateView, TxError};
+use crate::{Event, ShardLedger, StateError, StateView, TxError};
 use starling_crypto::blind::{Credential, CredentialKey};
 use starling_types::ballots::{credential_message, MAX_BALLOTS_PER_CREDENTIAL};
 use starling_types::codec::{put, Decode, DecodeError, Encode, Reader};
-use starling_types::{AccountId, Ballot, Branch, PublicKey, TxBody};
+use starling_types::{AccountId, Action, Ballot, Branch, PublicKey, TxBody};
 
 pub use crate::proposals::record::Referendum;
 
@@ -154,6 +154,15 @@ impl Decode for BallotRecord {
             votes: r.u32()?,
         })
     }
+}
+
+/// Why [`ShardLedger::check_ballot`] would not admit a ballot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BallotCheck {
+    /// The ledger would refuse it.
+    Refused(TxError),
+    /// The state could not be read.
+    State(StateError),
 }
 
 fn cost(votes: u32) -> u128 {
@@ -303,6 +312,38 @@ impl ShardLedger {
             member: *member,
         });
         Ok(())
+    }
+
+    /// What a pool needs to admit a ballot (the mempool's P1 for ballots): whether it would
+    /// count in a block at `height` on `view`, whatever its nonce (the pool orders those), by
+    /// the same code that applies it. `Ok` gives its ballot key's next nonce.
+    pub fn check_ballot<V: StateView + ?Sized>(
+        &self,
+        view: &V,
+        body: &TxBody,
+        envelope_len: usize,
+        height: u64,
+    ) -> Result<u64, BallotCheck> {
+        let Action::Ballot(ballot) = &body.action else {
+            return Err(BallotCheck::Refused(TxError::WrongShard {
+                expected: self.params.shard_map.shard_of(&body.account),
+            }));
+        };
+        let mut st = Overlay::new(view);
+        let next = st
+            .get::<NullifierRecord>(StateKey::Nullifier(&body.account))
+            .map_err(BallotCheck::State)?
+            .map_or(0, |r| r.nonce);
+        let mut ctx = BlockCtx::new(height, 0);
+        let at = TxBody {
+            nonce: next,
+            ..body.clone()
+        };
+        match self.ballot_tx(&mut st, &mut ctx, &at, ballot, envelope_len) {
+            Ok(_) => Ok(next),
+            Err(Failure::Rejected(e)) => Err(BallotCheck::Refused(e)),
+            Err(Failure::State(e)) => Err(BallotCheck::State(e)),
+        }
     }
 
     /// A ballot transaction: rules T4 (expiry) and T5 (room in the block) as for any

@@ -510,3 +510,48 @@ fn what_the_registrar_saw_shares_no_value_with_the_ballot() {
     }
     cast(&mut w, &k, 0, ballot(round, &c, id, true, 1)).unwrap();
 }
+
+#[test]
+fn admission_takes_a_ballot_only_if_the_ledger_would_count_it() {
+    use starling_ledger::ballots::BallotCheck;
+    let (mut w, people) = world();
+    let round = w.round;
+    let id = referendum(&mut w, &people.board[0], &key(600_000));
+    let (k, c) = credential(&mut w, &people.member, 0);
+    let check = |w: &World, tx: &TxEnvelope| {
+        let body = tx.body().unwrap();
+        let g = &w.net.shards[0];
+        g.ledger
+            .check_ballot(&g.state, &body, tx.encoded_len(), g.height + 1)
+    };
+    let good = ballot_tx(&w, &k, 0, ballot(round, &c, id, true, 2));
+    assert_eq!(check(&w, &good), Ok(0));
+    let forged = Credential {
+        randomizer: [1; 32],
+        signature: c.signature.clone(),
+    };
+    let bad = ballot_tx(&w, &k, 0, ballot(round, &forged, id, true, 2));
+    assert_eq!(
+        check(&w, &bad),
+        Err(BallotCheck::Refused(TxError::BadCredential))
+    );
+    let greedy = ballot_tx(&w, &k, 0, ballot(round, &c, id, true, 40));
+    assert!(matches!(
+        check(&w, &greedy),
+        Err(BallotCheck::Refused(TxError::VoteTokens { .. }))
+    ));
+    // What it checks is what the block does.
+    cast(&mut w, &k, 0, ballot(round, &c, id, true, 2)).unwrap();
+    let again = ballot_tx(&w, &k, 1, ballot(round, &c, id, false, 2));
+    assert_eq!(
+        check(&w, &again),
+        Ok(1),
+        "a re-vote, at the key's next nonce"
+    );
+    // Not a ballot: the pool's account rules apply instead.
+    let post = w.net.sign(&people.member, 0, post("hi"));
+    assert!(matches!(
+        check(&w, &post),
+        Err(BallotCheck::Refused(TxError::WrongShard { .. }))
+    ));
+}

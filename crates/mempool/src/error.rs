@@ -35,6 +35,8 @@ pub enum MempoolError {
     InsufficientFunds { needed: u128, available: u128 },
     #[error("a foundation's treasury pays out only as its proposals decide")]
     TreasuryLocked,
+    #[error("the ballot would not count: {0}")]
+    BallotRefused(String),
 }
 
 impl MempoolError {
@@ -56,6 +58,7 @@ impl MempoolError {
             MempoolError::ExpiryTooFar { .. } => "expiry_too_far",
             MempoolError::InsufficientFunds { .. } => "insufficient_funds",
             MempoolError::TreasuryLocked => "treasury_locked",
+            MempoolError::BallotRefused(_) => "ballot_refused",
         }
     }
 }

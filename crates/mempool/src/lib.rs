@@ -437,7 +437,7 @@ impl Mempool {
         let body = &tx.body;
         let account = body.account;
         // P1
-        let home = self.shard_map.shard_of(&account);
+        let home = body.home(&self.shard_map);
         if home != self.shard {
             return Err(MempoolError::WrongShard(home));
         }
@@ -487,9 +487,14 @@ impl Mempool {
         }
         let bytes = tx.envelope.encoded_len();
         let gas = tx_gas(bytes, &body.action);
-        let required = (gas as u128)
-            .saturating_mul(at.base_fee as u128)
-            .saturating_add(body.tip);
+        // A ballot pays nothing (ledger rule BL3): what admits it is its credential, which
+        // the caller checked into `account_state`.
+        let required = match body.action {
+            starling_types::Action::Ballot(_) => 0,
+            _ => (gas as u128)
+                .saturating_mul(at.base_fee as u128)
+                .saturating_add(body.tip),
+        };
         if body.max_fee < required {
             return Err(MempoolError::FeeTooLow {
                 required,

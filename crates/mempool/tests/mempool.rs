@@ -532,3 +532,56 @@ proptest! {
         }
     }
 }
+
+/// A ballot (ledger rule BL3): free, from a key with no account, on the global shard only.
+fn ballot_tx(k: &SecretKey, nonce: u64, max_fee: u128) -> Tx {
+    let body = TxBody {
+        account: k.public_key(),
+        nonce,
+        max_fee,
+        tip: 0,
+        expires_at_height: 100,
+        action: Action::Ballot(starling_types::Ballot {
+            foundation: 0,
+            round: 0,
+            proposal: 0,
+            yes: true,
+            votes: 1,
+            randomizer: [0; 32],
+            credential: vec![0; 256],
+        }),
+    };
+    Tx::parse(&chain(), k.sign_tx(&chain(), &body)).unwrap()
+}
+
+#[test]
+fn a_ballot_enters_only_the_global_pool_and_pays_nothing() {
+    let map = ShardMap::even(1).unwrap();
+    let mut global = Mempool::new(MempoolConfig::default(), ShardId::GLOBAL, map.clone());
+    let mut shard = Mempool::new(MempoolConfig::default(), ShardId(1), map);
+    // What the caller says of a ballot key that its credential admits: a nonce, no funds.
+    let free = AccountState {
+        nonce: 0,
+        fee_budget: 0,
+        tip_budget: 0,
+        locked: false,
+    };
+    let at = admission(1, 50);
+    let b = ballot_tx(&key(7), 0, 0);
+    assert_eq!(
+        shard.insert(b.clone(), &at, Some(free)),
+        Err(MempoolError::WrongShard(ShardId::GLOBAL))
+    );
+    global.insert(b, &at, Some(free)).unwrap();
+    assert_eq!(global.select(u64::MAX, 10, &zero).len(), 1);
+    // Paying is no way in: a ballot's fee must be nothing, and a ballot key has no funds.
+    assert!(matches!(
+        global.insert(ballot_tx(&key(8), 0, 5), &at, Some(free)),
+        Err(MempoolError::InsufficientFunds { .. })
+    ));
+    // A post on the global shard still needs its account's shard.
+    assert!(matches!(
+        global.insert(tx(&key(9), 0, 1), &at, Some(funded(0))),
+        Err(MempoolError::WrongShard(s)) if s != ShardId::GLOBAL
+    ));
+}

@@ -272,7 +272,7 @@ impl Node {
         for (i, env) in envelopes.into_iter().enumerate() {
             match Tx::parse(self.chain_id(), env) {
                 Ok(tx) => {
-                    let shard = self.inner.shard_map.shard_of(&tx.body.account);
+                    let shard = tx.body.home(&self.inner.shard_map);
                     by_shard.entry(shard).or_default().push((i, tx));
                 }
                 Err(e) => results[i] = Some(Err(e.into())),

@@ -62,12 +62,7 @@ impl ShardApp {
                     base: v,
                     top: &ancestors,
                 };
-                let nonces = |a: &AccountId| {
-                    actions::account(&state, a)
-                        .ok()
-                        .flatten()
-                        .map_or(0, |r| r.nonce)
-                };
+                let nonces = |a: &AccountId| actions::next_nonce(&state, a);
                 mempool.select(gas_limit, *max_block_txs, &nonces)
             })
             .unwrap_or_default()

@@ -189,6 +189,19 @@ pub fn account<V: StateView + ?Sized>(
     Overlay::new(view).get(StateKey::Account(account))
 }
 
+/// The next nonce `account` must use: its account's, or, for a ballot key on the global
+/// shard, its ballots' (rule BL3); 0 for a key never seen.
+pub fn next_nonce<V: StateView + ?Sized>(view: &V, account: &AccountId) -> u64 {
+    let st = Overlay::new(view);
+    if let Ok(Some(a)) = st.get::<AccountRecord>(StateKey::Account(account)) {
+        return a.nonce;
+    }
+    st.get::<crate::ballots::NullifierRecord>(StateKey::Nullifier(account))
+        .ok()
+        .flatten()
+        .map_or(0, |n| n.nonce)
+}
+
 pub fn get_record<V: StateView + ?Sized, T: starling_types::Decode>(
     view: &V,
     key: StateKey<'_>,
