@@ -510,7 +510,7 @@ fn governance_schemas(m: &mut Map<String, Value>, key: &Value) {
         ],
     );
     let proposal = obj(
-        json!({"id": s("integer"), "foundation": s("integer"), "proposer": key, "title": s("string"), "text": s("string"), "motion": {"$ref": "#/components/schemas/Motion"}, "track": track, "finality": {"enum": ["reversible", "final", "after_window"]}, "deposit": s("string"), "opened": s("integer"), "closes": s("integer"), "electorate": s("integer"), "status": {"enum": ["voting", "passed", "rejected", "no_quorum", "enacted", "failed", "reversed", "cancelled"]}, "roll": roll, "decided": {"type": ["object", "null"]}, "enacted": {"type": ["integer", "null"]}, "challenge_until": {"type": ["integer", "null"]}, "challenge": {"oneOf": [challenge, {"type": "null"}]}, "challenges": s("integer"), "epoch": s("integer")}),
+        json!({"id": s("integer"), "foundation": s("integer"), "proposer": key, "title": s("string"), "text": s("string"), "motion": {"$ref": "#/components/schemas/Motion"}, "track": track, "finality": {"enum": ["reversible", "final", "after_window"]}, "deposit": s("string"), "opened": s("integer"), "closes": s("integer"), "electorate": s("integer"), "status": {"enum": ["voting", "passed", "rejected", "no_quorum", "enacted", "failed", "reversed", "cancelled", "expired"]}, "roll": roll, "decided": {"type": ["object", "null"]}, "enacted": {"type": ["integer", "null"]}, "challenge_until": {"type": ["integer", "null"]}, "challenge": {"oneOf": [challenge, {"type": "null"}]}, "challenges": s("integer"), "referendum": {"type": ["object", "null"], "description": "a members' referendum's anonymous count (rule BL4): members, voters, yes, no"}, "epoch": s("integer")}),
         &[
             "id",
             "foundation",

@@ -25,6 +25,12 @@ export function govViews({ h, api, act, state, toast, short, main }) {
     }
   }
 
+  // What a proposal's tally shows: its roll call, or a referendum's anonymous count (no
+  // names: ballots come from keys no one can link to a member).
+  function count(p) {
+    return p.referendum ? { yes: p.referendum.yes, no: p.referendum.no, voters: p.referendum.voters, votes: [] } : p.roll;
+  }
+
   function tally(roll, id) {
     const total = roll.yes + roll.no;
     const pct = total ? Math.round((100 * roll.yes) / total) : 0;
@@ -70,7 +76,9 @@ export function govViews({ h, api, act, state, toast, short, main }) {
     const c = p.challenge;
     const open = c && OPEN_STAGES.includes(c.stage);
     const mine = (branch) => tokens?.tokens.find((t) => t.foundation === p.foundation && t.branch === branch);
-    if (p.status === 'voting' && p.epoch < p.closes && !p.roll.votes.some((v) => v.voter === state.me) && mine(p.track.decides)) {
+    if (p.referendum && p.status === 'voting') {
+      out.push(h('p', { class: 'small muted', id: 'ballot-note' }, 'Members vote by anonymous ballot, from a one-time key their foundation\'s registrar certified without seeing it.'));
+    } else if (p.status === 'voting' && p.epoch < p.closes && !p.roll.votes.some((v) => v.voter === state.me) && mine(p.track.decides)) {
       out.push(voteForm(p, mine(p.track.decides), false));
     }
     if (open && c.stage === 'board_vote' && !c.roll.votes.some((v) => v.voter === state.me) && mine('board')) {
@@ -103,9 +111,9 @@ export function govViews({ h, api, act, state, toast, short, main }) {
     const c = p.challenge;
     return h('div', { id: 'proposal-live', 'data-status': p.status, 'data-stage': c ? c.stage : '' },
       h('div', { class: 'pad' }, h('span', { class: `status ${p.status}`, id: 'proposal-status' }, p.status.replace('_', ' ')),
-        ` · decided by the ${p.track.decides} (quorum ${p.track.quorum_pct}% of ${p.electorate} seats, more than ${p.track.threshold_pct}% yes) · ${p.finality.replace('_', ' ')}`),
+        ` · decided by the ${p.track.decides} (quorum ${p.track.quorum_pct}% of ${p.referendum ? `${p.referendum.members} members` : `${p.electorate} seats`}, more than ${p.track.threshold_pct}% yes) · ${p.finality.replace('_', ' ')}`),
       timeline(p),
-      h('section', { 'aria-label': 'Tally', class: 'pad' }, h('h2', {}, 'Roll call'), tally(p.roll, 'tally')),
+      h('section', { 'aria-label': 'Tally', class: 'pad' }, h('h2', {}, p.referendum ? 'Referendum (anonymous ballots)' : 'Roll call'), tally(count(p), 'tally')),
       c ? h('section', { 'aria-label': 'Challenge', class: 'pad challenge', id: 'challenge-box' },
         h('h2', {}, 'Challenge'),
         h('p', { class: 'small' }, 'By ', who(c.by), ` · ${c.stage.replace('_', ' ')}`, c.until !== null ? ` until epoch ${c.until}` : '',
@@ -132,7 +140,7 @@ export function govViews({ h, api, act, state, toast, short, main }) {
     // The tally moves as votes land: redraw what changed, never under the person's
     // typing, and keep the focus on the control they used. One poll per page: it stops
     // when another page is drawn, or once nothing can change any more.
-    const signature = (q) => JSON.stringify([q.status, q.roll, q.challenge, q.challenge_until]);
+    const signature = (q) => JSON.stringify([q.status, q.roll, q.referendum, q.challenge, q.challenge_until]);
     let sig = signature(p);
     const done = (q) => ['rejected', 'no_quorum', 'failed', 'reversed', 'cancelled', 'expired'].includes(q.status)
       || (q.status === 'enacted' && !(q.challenge && OPEN_STAGES.includes(q.challenge.stage)) && (q.challenge_until === null || q.epoch >= q.challenge_until));
@@ -145,7 +153,7 @@ export function govViews({ h, api, act, state, toast, short, main }) {
           const box = document.querySelector('#proposal-live');
           const at = document.activeElement;
           if (box && box.contains(at) && ['INPUT', 'TEXTAREA', 'SELECT'].includes(at.tagName)) {
-            box.querySelector('#tally').replaceWith(tally(q.roll, 'tally'));
+            box.querySelector('#tally').replaceWith(tally(count(q), 'tally'));
           } else if (box) {
             sig = signature(q);
             const t = await api('GET', `/vote-tokens/${encodeURIComponent(state.me)}`).catch(() => null);
@@ -216,7 +224,7 @@ export function govViews({ h, api, act, state, toast, short, main }) {
       if (seats.length) m.append(proposeForm(seats));
       const rows = list.proposals.map((p) => h('li', { class: 'proposal-row pad', 'data-id': String(p.id), 'data-status': p.status },
         h('a', { href: `#/proposals/${p.id}` }, h('strong', {}, p.title)),
-        h('div', { class: 'small muted' }, `#${p.id} · foundation ${p.foundation} · `, h('span', { class: `status ${p.status}` }, p.status.replace('_', ' ')), ` · ${p.roll.yes} yes, ${p.roll.no} no`),
+        h('div', { class: 'small muted' }, `#${p.id} · foundation ${p.foundation} · `, h('span', { class: `status ${p.status}` }, p.status.replace('_', ' ')), ` · ${count(p).yes} yes, ${count(p).no} no`),
         h('div', { class: 'small' }, ...motionText(p.motion))));
       m.append(h('section', { 'aria-label': 'Proposals' }, h('h2', { class: 'pad' }, `${list.count} proposals · epoch ${list.epoch}`),
         rows.length ? h('ul', { id: 'proposals', class: 'proposals' }, ...rows) : h('div', { class: 'empty' }, 'No proposals yet.'),

@@ -151,22 +151,28 @@ fn account_states(
         .unwrap_or_else(|_| vec![None; txs.len()])
 }
 
-/// For each of `txs`: `None` if it is no ballot, else whether the ledger would count it in
-/// the next block (its credential verified, its referendum open, its tokens enough), read
-/// in one view of the finalized state. A ballot pays no fee, so this is what admits it.
+/// For each of `txs`: `None` if it is no ballot or `wanted` is false for it, else whether
+/// the ledger would count it in the next block (its credential verified, its referendum
+/// open, its tokens enough), read in one view of the finalized state. A ballot pays no fee,
+/// so this is what admits it.
 fn ballot_verdicts(
     store: &ChainStore,
     txs: &[Tx],
     height: u64,
+    wanted: &dyn Fn(usize) -> bool,
 ) -> Vec<Option<Result<(), MempoolError>>> {
     let ledger = store.ledger();
     store
         .with_view(|v| {
             txs.iter()
-                .map(|tx| {
+                .enumerate()
+                .map(|(j, tx)| {
                     let starling_types::Action::Ballot(_) = tx.body.action else {
                         return None;
                     };
+                    if !wanted(j) {
+                        return None;
+                    }
                     let len = tx.envelope.encoded_len();
                     Some(match ledger.check_ballot(v, &tx.body, len, height) {
                         Ok(_) => Ok(()),
@@ -497,16 +503,7 @@ impl ShardApp {
             let inner = self.lock();
             let at = admission(&inner.store);
             let states = account_states(&inner.store, &txs, at.height);
-            let mut results = inner.mempool.screen(&txs, &states, &at, source);
-            // A ballot the pool would take must also be one the ledger would count: its
-            // credential (an RSA verification) is checked only for those.
-            let ballots = ballot_verdicts(&inner.store, &txs, at.height);
-            for (r, b) in results.iter_mut().zip(ballots) {
-                if let (Ok(()), Some(Err(e))) = (&r, b) {
-                    *r = Err(e);
-                }
-            }
-            results
+            inner.mempool.screen(&txs, &states, &at, source)
         };
         let (kept, txs): (Vec<usize>, Vec<Tx>) = txs
             .into_iter()
@@ -518,11 +515,16 @@ impl ShardApp {
         let Inner { store, mempool, .. } = &mut *inner;
         let at = admission(store);
         let states = account_states(store, &txs, at.height);
+        // A ballot must also be one the ledger would count: its credential (an RSA
+        // verification) is checked only for ballots the pool would take, signed.
+        let ballots = ballot_verdicts(store, &txs, at.height, &|j| !forged.contains(&j));
         let mut forged = forged.into_iter().peekable();
-        for (j, (tx, state)) in txs.into_iter().zip(states).enumerate() {
+        for (j, ((tx, state), ballot)) in txs.into_iter().zip(states).zip(ballots).enumerate() {
             results[kept[j]] = if forged.peek() == Some(&j) {
                 forged.next();
                 Err(MempoolError::BadSignature)
+            } else if let Some(Err(e)) = ballot {
+                Err(e)
             } else {
                 mempool.insert_from(tx, &at, state, source)
             };

@@ -6,8 +6,10 @@
 //!   round, once, for any round up to the next. The key fixes the credential's public
 //!   metadata: foundation, round, branch (members) and the members' token allotment at
 //!   publication, which is recorded beside it.
-//! - BL2 (credentials): a member of the foundation asks for a credential of a round that has
-//!   begun, with a blinded message (again, until it is answered); the registrar answers with
+//! - BL2 (credentials): a member of the foundation asks for a credential of a round up to
+//!   the next (so credentials can be issued before a referendum opens, and the timing of
+//!   issuance says less about who votes when), with a blinded message (again, until it is
+//!   answered); the registrar answers with
 //!   the blind signature, which the ledger checks is exactly the signature of that blinded
 //!   message (`s^e mod n = m`). Requests and answers are public: the issuance log. What the
 //!   registrar sees (the member, the blinded message, its signature) shares no value with
@@ -17,16 +19,22 @@
 //!   tip, that no account holds. It counts if its credential verifies under the key of its
 //!   foundation and round over [`credential_message`] for that ballot key, its round is the
 //!   one its referendum opened in (so a member has one voice on it however long it runs
-//!   across rounds), its nonce is the next of that ballot key (at most
-//!   [`MAX_BALLOTS_PER_CREDENTIAL`]), and its proposal is the foundation's members'
-//!   referendum still voting. The ballot key is the nullifier: a credential signs one key,
-//!   so one credential is one voice per question. A later ballot on the same question
-//!   replaces the earlier one (its tokens come back first); `n` votes cost `n²` of the
-//!   credential's allotment for the round. A ballot key's first ballot is refused once as
-//!   many ballot keys have voted in the round as credentials were issued.
+//!   across rounds), its nonce is the next of that ballot key, and its proposal is the
+//!   foundation's members' referendum still voting. The ballot key is the nullifier: a
+//!   credential signs one key, so one credential is one voice per question. A later ballot
+//!   on the same question replaces the earlier one (its tokens come back first), at most
+//!   [`MAX_BALLOTS_PER_QUESTION`] in all; `n` votes cost `n²` of the credential's allotment
+//!   for the round. Refused or counted, a ballot takes its gas of the block (rule G2).
+//!   The ballot key must be fresh: the global shard cannot tell a key some account also
+//!   uses, so a member who votes from its account's key gives its vote away.
 //! - BL4 (tally): a referendum counts ballots by difference as they come; anyone recounts
 //!   it from the ballots on record. Its quorum's base is the foundation's members when it
-//!   opened.
+//!   opened; it is tallied only once voting has closed. A valid credential from a ballot
+//!   key beyond the count the log issued is proof that the registrar signed off the ledger:
+//!   it counts nothing, marks the round's key forged, and the foundation's referenda of that
+//!   round are void (rejected, the deposit back). A registrar can still vote in place of
+//!   members who never use their credentials, undetectably: one signer can; several
+//!   registrars signing each credential would close that.
 
 use crate::exec::{BlockCtx, Failure};
 use crate::overlay::Overlay;
@@ -34,7 +42,7 @@ use crate::proposals::{ProposalRecord, Status};
 use crate::records::{MemberRecord, StateKey};
 use crate::{Event, ShardLedger, StateError, StateView, TxError};
 use starling_crypto::blind::{Credential, CredentialKey};
-use starling_types::ballots::{credential_message, MAX_BALLOTS_PER_CREDENTIAL};
+use starling_types::ballots::{credential_message, MAX_BALLOTS_PER_QUESTION};
 use starling_types::codec::{put, Decode, DecodeError, Encode, Reader};
 use starling_types::{AccountId, Action, Ballot, Branch, PublicKey, TxBody};
 
@@ -51,6 +59,9 @@ pub struct CredentialKeyRecord {
     pub issued: u64,
     /// Ballot keys that have voted under it.
     pub voters: u64,
+    /// A valid credential came beyond the issuance log: the registrar signed off the ledger,
+    /// and the round's referenda of this foundation are void (rule BL4).
+    pub forged: bool,
 }
 
 impl Encode for CredentialKeyRecord {
@@ -59,6 +70,7 @@ impl Encode for CredentialKeyRecord {
         put::u128(out, self.tokens);
         put::u64(out, self.issued);
         put::u64(out, self.voters);
+        put::bool(out, self.forged);
     }
 }
 
@@ -74,6 +86,7 @@ impl Decode for CredentialKeyRecord {
             tokens: r.u128()?,
             issued: r.u64()?,
             voters: r.u64()?,
+            forged: r.bool()?,
         })
     }
 }
@@ -138,12 +151,15 @@ impl Decode for NullifierRecord {
 pub struct BallotRecord {
     pub yes: bool,
     pub votes: u32,
+    /// Ballots this key cast on the question (at most [`MAX_BALLOTS_PER_QUESTION`]).
+    pub cast: u8,
 }
 
 impl Encode for BallotRecord {
     fn encode(&self, out: &mut Vec<u8>) {
         put::bool(out, self.yes);
         put::u32(out, self.votes);
+        put::u8(out, self.cast);
     }
 }
 
@@ -152,6 +168,7 @@ impl Decode for BallotRecord {
         Ok(BallotRecord {
             yes: r.bool()?,
             votes: r.u32()?,
+            cast: r.u8()?,
         })
     }
 }
@@ -221,6 +238,7 @@ impl ShardLedger {
             tokens,
             issued: 0,
             voters: 0,
+            forged: false,
         };
         st.put(StateKey::CredentialKey(foundation, round), &record);
         ctx.events
@@ -249,7 +267,7 @@ impl ShardLedger {
         from: &AccountId,
         (round, blinded): (u64, &[u8]),
     ) -> Result<(), Failure> {
-        if round > self.round_at(ctx.height) {
+        if round > self.round_at(ctx.height).saturating_add(1) {
             return Err(TxError::WrongRound.into());
         }
         let member: MemberRecord = st.get(StateKey::Member(from))?.ok_or(TxError::NotMember)?;
@@ -286,7 +304,7 @@ impl ShardLedger {
         from: &AccountId,
         (member, round, blind_sig): (&AccountId, u64, &[u8]),
     ) -> Result<(), Failure> {
-        if round > self.round_at(ctx.height) {
+        if round > self.round_at(ctx.height).saturating_add(1) {
             return Err(TxError::WrongRound.into());
         }
         let foundation = st
@@ -344,6 +362,18 @@ impl ShardLedger {
             Err(Failure::Rejected(e)) => Err(BallotCheck::Refused(e)),
             Err(Failure::State(e)) => Err(BallotCheck::State(e)),
         }
+    }
+
+    /// BL4: whether a referendum's round's credentials of its foundation were forged.
+    pub(crate) fn referendum_void<V: StateView + ?Sized>(
+        &self,
+        st: &Overlay<'_, V>,
+        p: &ProposalRecord,
+    ) -> Result<bool, StateError> {
+        let round = p.opened / self.params.governance.round_epochs.max(1);
+        Ok(st
+            .get::<CredentialKeyRecord>(StateKey::CredentialKey(p.foundation, round))?
+            .is_some_and(|k| k.forged))
     }
 
     /// A ballot transaction: rules T4 (expiry) and T5 (room in the block) as for any
@@ -409,9 +439,6 @@ impl ShardLedger {
             }
             .into());
         }
-        if use_.nonce >= MAX_BALLOTS_PER_CREDENTIAL {
-            return Err(TxError::TooManyBallots.into());
-        }
         let mut p = self.referendum_open(st, ctx, ballot)?;
         // A ballot key's credential names one foundation and round.
         if (use_.foundation, use_.round) != (ballot.foundation, ballot.round) {
@@ -432,7 +459,18 @@ impl ShardLedger {
             .map_err(|_| TxError::BadCredential)?;
         if used.is_none() {
             if record.voters >= record.issued {
-                return Err(TxError::CredentialsExhausted.into());
+                // More valid credentials than the log issued: proof that the registrar
+                // signed off the ledger. The ballot counts nothing; it voids the round.
+                record.forged = true;
+                st.put(
+                    StateKey::CredentialKey(ballot.foundation, ballot.round),
+                    &record,
+                );
+                ctx.events.push(Event::CredentialForged {
+                    foundation: ballot.foundation,
+                    round: ballot.round,
+                });
+                return Ok(());
             }
             record.voters += 1;
             st.put(
@@ -490,6 +528,10 @@ impl ShardLedger {
         };
         let at = StateKey::BallotOn(ballot.proposal, voter);
         let before: Option<BallotRecord> = st.get(at)?;
+        let cast = before.map_or(0, |b| b.cast);
+        if cast >= MAX_BALLOTS_PER_QUESTION {
+            return Err(TxError::TooManyBallots.into());
+        }
         let refund = before.map_or(0, |b| cost(b.votes));
         let left = allotment.saturating_sub(use_.spent - refund);
         let needed = cost(ballot.votes);
@@ -510,6 +552,7 @@ impl ShardLedger {
         let record = BallotRecord {
             yes: ballot.yes,
             votes: ballot.votes,
+            cast: cast + 1,
         };
         st.put(at, &record);
         Ok(())

@@ -143,9 +143,7 @@ pub enum TxError {
     CredentialIssued,
     #[error("the blind signature or credential does not verify under the round's key")]
     BadCredential,
-    #[error("every credential issued this round has already voted")]
-    CredentialsExhausted,
-    #[error("this credential has cast all the ballots it may")]
+    #[error("this ballot key has cast all the ballots it may on that question")]
     TooManyBallots,
     #[error("a ballot pays no fee and no tip")]
     BallotPays,
@@ -231,7 +229,6 @@ impl TxError {
             TxError::NoCredentialKey => 68,
             TxError::CredentialIssued => 69,
             TxError::BadCredential => 70,
-            TxError::CredentialsExhausted => 71,
             TxError::TooManyBallots => 72,
             TxError::BallotPays => 73,
             TxError::WrongRound => 74,

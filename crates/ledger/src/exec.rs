@@ -348,6 +348,7 @@ impl ShardLedger {
         for (i, (env, (body, _))) in input.txs.iter().zip(parsed).enumerate() {
             let tx_hash = tx_ids[i];
             let mark = ctx.mark();
+            let refused_gas = gas::refused_gas(env.encoded_len(), &body.action);
             let result = match self.apply_tx(&mut st, &mut ctx, &body, env.encoded_len()) {
                 Ok(r) => Ok((body, r)),
                 Err(Failure::Rejected(e)) => Err(e),
@@ -374,10 +375,16 @@ impl ShardLedger {
                 Err(error) => {
                     st.rollback_tx();
                     ctx.rewind(mark);
+                    let gas_used = if error == TxError::BlockFull {
+                        0
+                    } else {
+                        refused_gas
+                    };
+                    ctx.gas_used += gas_used;
                     receipts.push(Receipt::Tx(TxReceipt {
                         tx_hash,
                         status: error.code(),
-                        gas_used: 0,
+                        gas_used,
                         fee_paid: 0,
                     }));
                     ctx.events.push(Event::TxRejected {

@@ -40,6 +40,16 @@ pub fn action_gas(action: &Action) -> u64 {
     }
 }
 
+/// Rule G2: a ballot pays nothing, but counted or refused it takes its gas of the block (a
+/// proposer cannot fill a block with free ballots that fail, each costing every validator a
+/// credential check). What a refused transaction takes of the block: 0 unless a ballot.
+pub fn refused_gas(envelope_len: usize, action: &Action) -> u64 {
+    match action {
+        Action::Ballot(_) => tx_gas(envelope_len, action),
+        _ => 0,
+    }
+}
+
 pub fn tx_gas(envelope_len: usize, action: &Action) -> u64 {
     TX_BASE_GAS + GAS_PER_BYTE * envelope_len as u64 + action_gas(action)
 }

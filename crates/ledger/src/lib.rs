@@ -199,6 +199,16 @@ pub enum Event {
         round: u64,
         member: AccountId,
     },
+    /// A valid credential beyond the issuance log: its registrar signed off the ledger, and
+    /// the foundation's referenda of that round are void (rule BL4).
+    CredentialForged {
+        foundation: u16,
+        round: u64,
+    },
+    /// A referendum was void: its round's credentials were forged (rule BL4).
+    ReferendumVoid {
+        proposal: u64,
+    },
     /// An anonymous ballot counted (rule BL3): it replaces the key's earlier one, if any.
     BallotCast {
         proposal: u64,

@@ -16,7 +16,7 @@ use starling_ledger::ballots::{
 use starling_ledger::proposals::Status;
 use starling_ledger::records::StateKey;
 use starling_ledger::TxError;
-use starling_types::ballots::{credential_message, MAX_BALLOTS_PER_CREDENTIAL};
+use starling_types::ballots::{credential_message, MAX_BALLOTS_PER_QUESTION};
 use starling_types::{Action, Ballot, GovAct, Office, TxBody, TxEnvelope};
 
 const ROUND_EPOCHS: u64 = 6;
@@ -319,13 +319,11 @@ fn bad_ballots_and_credential_acts_are_refused_with_their_own_error_and_change_n
             got: 0
         })
     );
-    for n in 1..MAX_BALLOTS_PER_CREDENTIAL {
+    let max = u64::from(MAX_BALLOTS_PER_QUESTION);
+    for n in 1..max {
         cast(&mut w, &k, n, b.clone()).unwrap();
     }
-    assert_eq!(
-        cast(&mut w, &k, MAX_BALLOTS_PER_CREDENTIAL, b),
-        Err(TxError::TooManyBallots)
-    );
+    assert_eq!(cast(&mut w, &k, max, b), Err(TxError::TooManyBallots));
     let r = proposal(&w.net, id).referendum.unwrap();
     assert_eq!((r.voters, r.yes, r.no), (1, 1, 0), "re-votes replace");
 
@@ -439,27 +437,160 @@ fn bad_ballots_and_credential_acts_are_refused_with_their_own_error_and_change_n
     assert_eq!((record.issued, record.voters), (1, 1));
 }
 
+/// A credential the registrar signs off the ledger (no request, no issuance log).
+fn forged_credential(w: &World, ballot_key: &SecretKey) -> Credential {
+    let pk: CredentialKey = w.key.public().unwrap();
+    let msg = credential_message(&w.net.params.chain_id, 0, w.round, &ballot_key.public_key());
+    let blinding = pk.blind(&msg).unwrap();
+    let sig = w.key.sign_blinded(&blinding.blinded).unwrap();
+    pk.finalize(&sig, &blinding, &msg).unwrap()
+}
+
 #[test]
-fn no_more_ballot_keys_vote_than_credentials_were_issued() {
+fn a_credential_beyond_the_issuance_log_counts_nothing_and_voids_the_round() {
     let (mut w, people) = world();
     let round = w.round;
     let id = referendum(&mut w, &people.board[0], &key(600_000));
     let (k, c) = credential(&mut w, &people.member, 0);
-    cast(&mut w, &k, 0, ballot(round, &c, id, true, 1)).unwrap();
-    // The registrar signs a credential off the ledger (no request, no issuance log): it
-    // verifies, but every issued credential has voted.
-    let pk: CredentialKey = w.key.public().unwrap();
+    // The registrar votes first, in the place of the member it issued a credential to.
     let extra = key(900_000);
-    let msg = credential_message(&w.net.params.chain_id, 0, w.round, &extra.public_key());
-    let blinding = pk.blind(&msg).unwrap();
-    let sig = w.key.sign_blinded(&blinding.blinded).unwrap();
-    let off_ledger = pk.finalize(&sig, &blinding, &msg).unwrap();
-    assert_eq!(
-        cast(&mut w, &extra, 0, ballot(round, &off_ledger, id, true, 1)),
-        Err(TxError::CredentialsExhausted)
-    );
+    let off_ledger = forged_credential(&w, &extra);
+    cast(&mut w, &extra, 0, ballot(round, &off_ledger, id, false, 5)).unwrap();
+    // The member's own ballot, beyond the count the log issued, is the proof.
+    let tx = ballot_tx(&w, &k, 0, ballot(round, &c, id, true, 1));
+    let (_, ex) = w.net.block(GLOBAL, vec![tx], vec![]);
+    assert_eq!(tx_result(&ex, 0), Ok(()));
+    assert!(ex
+        .events
+        .contains(&starling_ledger::Event::CredentialForged {
+            foundation: 0,
+            round
+        }));
+    let key_record: CredentialKeyRecord = w
+        .net
+        .get(GLOBAL, StateKey::CredentialKey(0, round))
+        .unwrap();
+    assert!(key_record.forged);
+    assert_eq!((key_record.issued, key_record.voters), (1, 1));
     let r = proposal(&w.net, id).referendum.unwrap();
-    assert_eq!((r.voters, r.yes), (1, 1));
+    assert_eq!(
+        (r.voters, r.yes, r.no),
+        (1, 0, 5),
+        "the proof counted nothing"
+    );
+    // The referendum is void: rejected at its tally, the proposer's deposit back.
+    let closes = proposal(&w.net, id).closes;
+    to_epoch(&mut w.net, closes);
+    let anyone = &people.stranger;
+    let (r, ev) = act(&mut w.net, anyone, GovAct::Advance { proposal: id });
+    r.unwrap();
+    assert!(ev.contains(&starling_ledger::Event::ReferendumVoid { proposal: id }));
+    assert_eq!(proposal(&w.net, id).status, Status::Rejected);
+}
+
+#[test]
+fn a_referendum_is_never_tallied_before_its_vote_closes() {
+    let (mut w, people) = world();
+    let round = w.round;
+    let id = referendum(&mut w, &people.board[0], &key(600_000));
+    assert_eq!(proposal(&w.net, id).referendum.unwrap().members, 4);
+    // Four ballot keys vote (as many as members when it opened): still not over.
+    let voters = [
+        &people.member,
+        &people.stranger,
+        &people.senate[0],
+        &people.senate[1],
+    ];
+    for (i, m) in voters.into_iter().enumerate() {
+        let (k, c) = credential(&mut w, m, i as u64);
+        cast(&mut w, &k, 0, ballot(round, &c, id, true, 1)).unwrap();
+    }
+    let anyone = &people.president;
+    let (_, ev) = act(&mut w.net, anyone, GovAct::Advance { proposal: id });
+    assert_eq!(refused(&ev, anyone), Some(TxError::NotYet));
+    assert_eq!(proposal(&w.net, id).status, Status::Voting);
+}
+
+#[test]
+fn refused_ballots_take_their_gas_of_the_block() {
+    let (mut w, people) = world();
+    let round = w.round;
+    let id = referendum(&mut w, &people.board[0], &key(600_000));
+    let (k, c) = credential(&mut w, &people.member, 0);
+    let junk: Vec<TxEnvelope> = (0..3)
+        .map(|i| {
+            let bad = Credential {
+                randomizer: [i; 32],
+                signature: c.signature.clone(),
+            };
+            ballot_tx(
+                &w,
+                &key(950_000 + u64::from(i)),
+                0,
+                ballot(round, &bad, id, true, 1),
+            )
+        })
+        .collect();
+    let good = ballot_tx(&w, &k, 0, ballot(round, &c, id, true, 1));
+    let mut txs = junk;
+    txs.push(good);
+    let (block, ex) = w.net.block(GLOBAL, txs, vec![]);
+    let gas: Vec<u64> = ex
+        .receipts
+        .iter()
+        .filter_map(|r| match r {
+            starling_types::Receipt::Tx(t) => Some(t.gas_used),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(gas.len(), 4);
+    assert!(gas.iter().all(|g| *g > 20_000), "{gas:?}");
+    assert_eq!(ex.gas_used, gas.iter().sum::<u64>());
+    assert_eq!(tx_result(&ex, 3), Ok(()));
+    assert!(block.txs.len() == 4);
+}
+
+#[test]
+fn credentials_may_be_asked_and_issued_for_the_next_round_before_it_begins() {
+    let (mut w, people) = world();
+    let next = w.round + 1;
+    let key_next = RegistrarKey::generate(2048).unwrap();
+    let registrar = &w.registrar;
+    let publish = GovAct::BallotKey {
+        foundation: 0,
+        round: next,
+        key: key_next.public().unwrap().to_der(),
+    };
+    let (r, ev) = act(&mut w.net, registrar, publish);
+    r.unwrap();
+    assert_eq!(refused(&ev, registrar), None);
+    let blinded = key_next
+        .public()
+        .unwrap()
+        .blind(b"later")
+        .unwrap()
+        .blinded
+        .clone();
+    let request = GovAct::RequestCredential {
+        round: next,
+        blinded: blinded.clone(),
+    };
+    let (_, ev) = act(&mut w.net, &people.member, request);
+    assert_eq!(refused(&ev, &people.member), None);
+    let issue = GovAct::IssueCredential {
+        member: people.member.public_key(),
+        round: next,
+        blind_sig: key_next.sign_blinded(&blinded).unwrap(),
+    };
+    let (_, ev) = act(&mut w.net, &w.registrar, issue);
+    assert_eq!(refused(&ev, &w.registrar), None);
+    // Not two rounds ahead.
+    let early = GovAct::RequestCredential {
+        round: next + 1,
+        blinded,
+    };
+    let (_, ev) = act(&mut w.net, &people.stranger, early);
+    assert_eq!(refused(&ev, &people.stranger), Some(TxError::WrongRound));
 }
 
 #[test]

@@ -355,6 +355,14 @@ pub fn proposal_json(p: &ProposalRecord, periods: Option<Periods>) -> Value {
         "expires": periods.and_then(|w| w.expires(p)),
         "challenge": challenge,
         "challenges": p.challenges,
+        // A members' referendum's count (rule BL4): ballots are anonymous, so there is no
+        // roll call, only how many ballot keys stand and their weighted yes and no.
+        "referendum": p.referendum.map(|r| json!({
+            "members": r.members,
+            "voters": r.voters,
+            "yes": r.yes,
+            "no": r.no,
+        })),
     })
 }
 

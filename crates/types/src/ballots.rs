@@ -19,9 +19,9 @@ pub const MAX_CREDENTIAL_KEY_BYTES: usize = 800;
 pub const MAX_BLIND_BYTES: usize = 512;
 /// Fewest bytes of the same (a 2048-bit modulus).
 pub const MIN_BLIND_BYTES: usize = 256;
-/// Most ballots one credential casts in its round (its ballot key's nonces `0..` this):
-/// re-votes are bounded, as ballots pay no fee.
-pub const MAX_BALLOTS_PER_CREDENTIAL: u64 = 16;
+/// Most ballots one credential casts on one question (the first and its re-votes): re-votes
+/// are bounded, as ballots pay no fee.
+pub const MAX_BALLOTS_PER_QUESTION: u8 = 8;
 
 /// A member's anonymous ballot on a referendum of its foundation (rule BL3).
 #[derive(Clone, Debug, PartialEq, Eq)]

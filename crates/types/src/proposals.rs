@@ -12,7 +12,7 @@
 //! | appoint the president | board | senate | at enactment, reversible |
 //! | appoint an officer | president | board | at enactment, reversible |
 //! | appoint a board member | president | senate | at enactment, reversible |
-//! | appoint a senator | board | members (referendum) | at enactment, reversible |
+//! | appoint a senator | board | members (referendum; quorum 10%) | at enactment, reversible |
 //! | appoint staff | president, officers | executive | at enactment, reversible |
 //! | set a parameter | board | senate | at enactment, reversible |
 //! | replace the registrar | president | board | after the challenge window |
@@ -208,7 +208,11 @@ impl Motion {
                 Office::President => track("appoint", BOARD, Branch::Senate, 66),
                 Office::Officer => track("appoint", PRESIDENT, Branch::Board, 50),
                 Office::Board => track("appoint", PRESIDENT, Branch::Senate, 50),
-                Office::Senate => track("appoint", BOARD, Branch::Members, 50),
+                // A referendum: a tenth of the members is a quorum.
+                Office::Senate => Track {
+                    quorum_pct: 10,
+                    ..track("appoint", BOARD, Branch::Members, 50)
+                },
                 Office::Staff => track("appoint", EXECUTIVE, Branch::Executive, 50),
             },
             Motion::SetParam { .. } => track("parameters", BOARD, Branch::Senate, 50),

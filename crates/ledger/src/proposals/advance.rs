@@ -40,14 +40,21 @@ impl ShardLedger {
     ) -> Result<(), Failure> {
         let epoch = self.epochs().epoch_of(ctx.height);
         let track = p.motion.track();
+        // A referendum never closes early: ballots do not say who voted, and credentials of
+        // members admitted since it opened may outnumber its electorate.
         let everyone_voted = match &p.referendum {
-            Some(r) => r.members > 0 && r.voters >= r.members,
+            Some(_) => false,
             None => self.everyone_voted(st, p.foundation, track.decides, &p.roll, epoch)?,
         };
         if epoch < p.closes && !everyone_voted {
             return Err(TxError::NotYet.into());
         }
         let (quorum, passes) = match &p.referendum {
+            // Void if its round's credentials were forged: rejected, the deposit back.
+            Some(_) if self.referendum_void(st, p)? => {
+                ctx.events.push(Event::ReferendumVoid { proposal: p.id });
+                (true, false)
+            }
             Some(r) => r.carries(track.quorum_pct, track.threshold_pct),
             None => p
                 .roll

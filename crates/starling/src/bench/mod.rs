@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod chatnodes;
+pub mod governance;
 pub mod network;
 pub mod timeline;
 
@@ -31,6 +32,9 @@ pub enum Which {
     Timeline(crate::bench::timeline::TimelineArgs),
     /// MLS chat: 1:1 encrypt and decrypt, and adding a member to a group.
     Chat(crate::bench::chat::ChatArgs),
+    /// Members' anonymous ballots applied through the global shard's ledger (signature,
+    /// credential, nullifier, count), then the tally and a public recount.
+    Governance(crate::bench::governance::GovernanceArgs),
 }
 
 #[derive(Args, Debug)]
@@ -61,6 +65,7 @@ pub fn run(which: Which) -> anyhow::Result<()> {
         Which::Network(args) => crate::bench::network::network(args),
         Which::Timeline(args) => crate::bench::timeline::timeline(args),
         Which::Chat(args) => crate::bench::chat::chat(args),
+        Which::Governance(args) => crate::bench::governance::governance(args),
     }
 }
 
