@@ -315,34 +315,7 @@ impl ShardLedger {
         // invalid. So a certified block holds only valid signatures, and a node that skips
         // them (a relay, a replay) computes what the committee computed.
         let tx_ids: Vec<Hash> = input.txs.iter().map(|env| env.hash()).collect();
-        let mut parsed: Vec<(TxBody, Hash)> = Vec::with_capacity(input.txs.len());
-        for (index, env) in input.txs.iter().enumerate() {
-            let body = env.body().map_err(|e| BlockError::MalformedTx {
-                index,
-                reason: e.to_string(),
-            })?;
-            let h = signing_hash(&self.params.chain_id, &env.body_bytes);
-            parsed.push((body, h));
-        }
-        let items: Vec<(usize, SigItem<'_>)> = parsed
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !checked(&tx_ids[*i]))
-            .map(|(i, (body, h))| {
-                (
-                    i,
-                    SigItem {
-                        key: &body.account,
-                        msg: h.as_bytes(),
-                        sig: &input.txs[i].signature,
-                    },
-                )
-            })
-            .collect();
-        let sig_items: Vec<SigItem<'_>> = items.iter().map(|(_, s)| *s).collect();
-        if let Some(&j) = verify_batch(&sig_items).first() {
-            return Err(BlockError::BadSignature { index: items[j].0 });
-        }
+        let parsed = self.check_signatures(input, &tx_ids, checked)?;
 
         let mut receipts = Vec::with_capacity(input.txs.len() + 8);
         for (i, (env, (body, _))) in input.txs.iter().zip(parsed).enumerate() {
@@ -428,6 +401,45 @@ impl ShardLedger {
             gas_used: ctx.gas_used,
             base_fee: meta.base_fee,
         })
+    }
+
+    /// Rule B3's check: every transaction of `input` decodes, and every signature not
+    /// `checked` already verifies (one batch). The bodies, with their signing hashes.
+    fn check_signatures(
+        &self,
+        input: &BlockInput,
+        tx_ids: &[Hash],
+        checked: &dyn Fn(&Hash) -> bool,
+    ) -> Result<Vec<(TxBody, Hash)>, BlockError> {
+        let mut parsed: Vec<(TxBody, Hash)> = Vec::with_capacity(input.txs.len());
+        for (index, env) in input.txs.iter().enumerate() {
+            let body = env.body().map_err(|e| BlockError::MalformedTx {
+                index,
+                reason: e.to_string(),
+            })?;
+            let h = signing_hash(&self.params.chain_id, &env.body_bytes);
+            parsed.push((body, h));
+        }
+        let items: Vec<(usize, SigItem<'_>)> = parsed
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !checked(&tx_ids[*i]))
+            .map(|(i, (body, h))| {
+                (
+                    i,
+                    SigItem {
+                        key: &body.account,
+                        msg: h.as_bytes(),
+                        sig: &input.txs[i].signature,
+                    },
+                )
+            })
+            .collect();
+        let sig_items: Vec<SigItem<'_>> = items.iter().map(|(_, s)| *s).collect();
+        if let Some(&j) = verify_batch(&sig_items).first() {
+            return Err(BlockError::BadSignature { index: items[j].0 });
+        }
+        Ok(parsed)
     }
 
     /// The header of an executed block, given the state root after its writes.
