@@ -22,6 +22,7 @@ use blind_rsa_signatures::{
 use rsa::rand_core::CryptoRng;
 use rsa::traits::PublicKeyParts;
 use rsa::BoxedUint;
+use std::sync::Mutex;
 use zeroize::Zeroize;
 
 type Pk = blind_rsa_signatures::PublicKey<Sha384, PSS, Randomized>;
@@ -35,6 +36,9 @@ pub const MAX_KEY_DER_BYTES: usize = 800;
 /// and a blinded message are exactly the modulus's length.
 pub const MIN_MODULUS_BYTES: usize = 256;
 pub const MAX_MODULUS_BYTES: usize = 512;
+
+/// Keys [`CredentialKey::from_der_cached`] keeps (a few foundations' current rounds).
+const KEY_CACHE: usize = 8;
 
 /// Why a key, a signature or a blinding is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -107,6 +111,25 @@ impl CredentialKey {
             return Err(BlindError::UnsupportedKey);
         }
         Ok(CredentialKey(pk))
+    }
+
+    /// As [`Self::from_der`], from a small cache of the keys parsed last (a round's key is
+    /// read once per ballot; parsing it again each time costs a fifth of a verification).
+    /// The cache holds parse results only, keyed by the whole encoding: it cannot change a
+    /// verdict.
+    pub fn from_der_cached(der: &[u8]) -> Result<Self, BlindError> {
+        static CACHE: Mutex<Vec<(Vec<u8>, CredentialKey)>> = Mutex::new(Vec::new());
+        let lock = || CACHE.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, k)) = lock().iter().find(|(d, _)| d == der) {
+            return Ok(k.clone());
+        }
+        let key = Self::from_der(der)?;
+        let mut cache = lock();
+        if cache.len() >= KEY_CACHE {
+            cache.remove(0);
+        }
+        cache.push((der.to_vec(), key.clone()));
+        Ok(key)
     }
 
     pub fn to_der(&self) -> Vec<u8> {

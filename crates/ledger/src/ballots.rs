@@ -173,6 +173,26 @@ impl Decode for BallotRecord {
     }
 }
 
+/// Credential verdicts computed ahead of a block's ballots, by the hash of what each depends
+/// on (the foundation and round, the ballot key, the randomizer and the signature).
+pub type Verdicts = std::collections::HashMap<starling_types::Hash, bool>;
+
+/// Fewest ballots in a block for which their credentials are verified on several cores.
+const PARALLEL_FROM: usize = 32;
+
+/// Everything a credential's verdict depends on besides the round's key, hashed: the
+/// foundation and round (which name the key), the ballot key, the randomizer and the
+/// signature.
+fn verdict_id(ballot: &Ballot, voter: &AccountId) -> starling_types::Hash {
+    let mut b = Vec::with_capacity(64 + ballot.credential.len());
+    put::u16(&mut b, ballot.foundation);
+    put::u64(&mut b, ballot.round);
+    voter.encode(&mut b);
+    b.extend_from_slice(&ballot.randomizer);
+    b.extend_from_slice(&ballot.credential);
+    starling_types::Hash::of(&[&b])
+}
+
 /// Why [`ShardLedger::check_ballot`] would not admit a ballot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BallotCheck {
@@ -255,7 +275,8 @@ impl ShardLedger {
         let record: CredentialKeyRecord = st
             .get(StateKey::CredentialKey(foundation, round))?
             .ok_or(TxError::NoCredentialKey)?;
-        let key = CredentialKey::from_der(&record.key).map_err(|_| TxError::BadCredentialKey)?;
+        let key =
+            CredentialKey::from_der_cached(&record.key).map_err(|_| TxError::BadCredentialKey)?;
         Ok((record, key))
     }
 
@@ -364,6 +385,61 @@ impl ShardLedger {
         }
     }
 
+    /// BL3's credential checks for a block's ballots, ahead of them and on every core: the
+    /// same verdicts as one at a time (each is a function of the key, the message and the
+    /// signature alone), so only the time changes. Few ballots are left to be checked as
+    /// they apply.
+    pub(crate) fn check_credentials<V: StateView + ?Sized>(
+        &self,
+        st: &Overlay<'_, V>,
+        txs: &[(TxBody, starling_types::Hash)],
+    ) -> Result<Verdicts, StateError> {
+        let mut jobs = Vec::new();
+        for (body, _) in txs {
+            let Action::Ballot(b) = &body.action else {
+                continue;
+            };
+            let at = StateKey::CredentialKey(b.foundation, b.round);
+            let Some(record) = st.get::<CredentialKeyRecord>(at)? else {
+                continue;
+            };
+            let Ok(key) = CredentialKey::from_der_cached(&record.key) else {
+                continue;
+            };
+            let msg =
+                credential_message(&self.params.chain_id, b.foundation, b.round, &body.account);
+            let credential = Credential {
+                randomizer: b.randomizer,
+                signature: b.credential.clone(),
+            };
+            jobs.push((verdict_id(b, &body.account), key, msg, credential));
+        }
+        if jobs.len() < PARALLEL_FROM || self.shard != starling_types::ShardId::GLOBAL {
+            return Ok(Verdicts::new());
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let chunk = jobs.len().div_ceil(threads);
+        let verdicts = std::thread::scope(|s| {
+            let workers: Vec<_> = jobs
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|(id, key, msg, c)| (*id, key.verify(msg, c).is_ok()))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            // A worker that panicked leaves its ballots to be checked as they apply.
+            workers
+                .into_iter()
+                .filter_map(|w| w.join().ok())
+                .flatten()
+                .collect()
+        });
+        Ok(verdicts)
+    }
+
     /// BL4: whether a referendum's round's credentials of its foundation were forged.
     pub(crate) fn referendum_void<V: StateView + ?Sized>(
         &self,
@@ -455,8 +531,13 @@ impl ShardLedger {
             randomizer: ballot.randomizer,
             signature: ballot.credential.clone(),
         };
-        key.verify(&msg, &credential)
-            .map_err(|_| TxError::BadCredential)?;
+        let valid = match ctx.credentials.get(&verdict_id(ballot, voter)) {
+            Some(v) => *v,
+            None => key.verify(&msg, &credential).is_ok(),
+        };
+        if !valid {
+            return Err(TxError::BadCredential.into());
+        }
         if used.is_none() {
             if record.voters >= record.issued {
                 // More valid credentials than the log issued: proof that the registrar

@@ -19,11 +19,10 @@ use crate::records::{
     ValidatorSet,
 };
 use crate::{gas, BlockError, Event, StateError, StateView, TxError};
-use starling_crypto::{verify_batch, SigItem};
 use starling_state::WriteSet;
 use starling_types::block::{MAX_BLOCK_TXS, MAX_INBOUND_BATCHES};
 use starling_types::receipt::{Payload, ShardMessage};
-use starling_types::tx::{signing_hash, TxBody};
+use starling_types::tx::TxBody;
 use starling_types::{
     merkle, AccountId, Asset, Block, BlockHeader, Encode, Federation, Hash, InboundBatch, Receipt,
     ShardId, TxEnvelope, TxReceipt,
@@ -99,6 +98,8 @@ pub(crate) struct BlockCtx {
     /// The federation this shard holds, read at the block's first transaction (and again
     /// after a message changes it).
     pub federation: Option<Federation>,
+    /// The block's ballots' credential verdicts, checked before they apply (rule BL3).
+    pub credentials: crate::ballots::Verdicts,
 }
 
 /// How far a transaction got, so a rejection can undo its messages and events.
@@ -122,6 +123,7 @@ impl BlockCtx {
             messages: Vec::new(),
             events: Vec::new(),
             federation: None,
+            credentials: Default::default(),
         }
     }
 
@@ -315,7 +317,7 @@ impl ShardLedger {
         // invalid. So a certified block holds only valid signatures, and a node that skips
         // them (a relay, a replay) computes what the committee computed.
         let tx_ids: Vec<Hash> = input.txs.iter().map(|env| env.hash()).collect();
-        let parsed = self.check_signatures(input, &tx_ids, checked)?;
+        let parsed = self.check_transactions(&st, &mut ctx, input, &tx_ids, checked)?;
 
         let mut receipts = Vec::with_capacity(input.txs.len() + 8);
         for (i, (env, (body, _))) in input.txs.iter().zip(parsed).enumerate() {
@@ -401,45 +403,6 @@ impl ShardLedger {
             gas_used: ctx.gas_used,
             base_fee: meta.base_fee,
         })
-    }
-
-    /// Rule B3's check: every transaction of `input` decodes, and every signature not
-    /// `checked` already verifies (one batch). The bodies, with their signing hashes.
-    fn check_signatures(
-        &self,
-        input: &BlockInput,
-        tx_ids: &[Hash],
-        checked: &dyn Fn(&Hash) -> bool,
-    ) -> Result<Vec<(TxBody, Hash)>, BlockError> {
-        let mut parsed: Vec<(TxBody, Hash)> = Vec::with_capacity(input.txs.len());
-        for (index, env) in input.txs.iter().enumerate() {
-            let body = env.body().map_err(|e| BlockError::MalformedTx {
-                index,
-                reason: e.to_string(),
-            })?;
-            let h = signing_hash(&self.params.chain_id, &env.body_bytes);
-            parsed.push((body, h));
-        }
-        let items: Vec<(usize, SigItem<'_>)> = parsed
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !checked(&tx_ids[*i]))
-            .map(|(i, (body, h))| {
-                (
-                    i,
-                    SigItem {
-                        key: &body.account,
-                        msg: h.as_bytes(),
-                        sig: &input.txs[i].signature,
-                    },
-                )
-            })
-            .collect();
-        let sig_items: Vec<SigItem<'_>> = items.iter().map(|(_, s)| *s).collect();
-        if let Some(&j) = verify_batch(&sig_items).first() {
-            return Err(BlockError::BadSignature { index: items[j].0 });
-        }
-        Ok(parsed)
     }
 
     /// The header of an executed block, given the state root after its writes.
@@ -821,6 +784,6 @@ fn check_inbound_order(inbound: &[InboundBatch]) -> Result<(), BlockError> {
     Ok(())
 }
 
-fn state_err(e: StateError) -> BlockError {
+pub(crate) fn state_err(e: StateError) -> BlockError {
     BlockError::State(e.0)
 }

@@ -10,6 +10,7 @@
 
 pub mod actions;
 pub mod ballots;
+mod checks;
 pub mod committee;
 pub mod exec;
 pub mod fees;

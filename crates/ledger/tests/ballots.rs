@@ -686,3 +686,37 @@ fn admission_takes_a_ballot_only_if_the_ledger_would_count_it() {
         Err(BallotCheck::Refused(TxError::WrongShard { .. }))
     ));
 }
+
+#[test]
+fn a_block_of_many_ballots_gets_the_same_verdicts_checked_on_every_core() {
+    let (mut w, people) = world();
+    let round = w.round;
+    let id = referendum(&mut w, &people.board[0], &key(600_000));
+    let (k, c) = credential(&mut w, &people.member, 0);
+    // Forty ballots whose credentials do not verify, and one that does, in the middle:
+    // enough for the credentials to be checked ahead, on several threads.
+    let mut txs: Vec<TxEnvelope> = (0..40u8)
+        .map(|i| {
+            let mut bad = c.clone();
+            bad.signature[i as usize] ^= 1;
+            ballot_tx(
+                &w,
+                &key(960_000 + u64::from(i)),
+                0,
+                ballot(round, &bad, id, true, 1),
+            )
+        })
+        .collect();
+    txs.insert(20, ballot_tx(&w, &k, 0, ballot(round, &c, id, true, 3)));
+    let (_, ex) = w.net.block(GLOBAL, txs, vec![]);
+    for i in 0..41u32 {
+        let expected = if i == 20 {
+            Ok(())
+        } else {
+            Err(TxError::BadCredential)
+        };
+        assert_eq!(tx_result(&ex, i), expected, "ballot {i}");
+    }
+    let r = proposal(&w.net, id).referendum.unwrap();
+    assert_eq!((r.voters, r.yes), (1, 3));
+}
