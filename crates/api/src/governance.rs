@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use starling_ledger::actions::get_record;
+use starling_ledger::ballots::{CredentialKeyRecord, CredentialRequest};
 use starling_ledger::proposals::{FoundationParams, ProposalRecord, TokenRecord};
 use starling_ledger::records::{decode_u128, decode_u64, MemberRecord, Pool, StateKey};
 use starling_ledger::StateError;
@@ -22,6 +23,53 @@ pub(crate) fn routes() -> Router<crate::Api> {
         .route("/api/v1/proposals", get(proposals))
         .route("/api/v1/proposals/{id}", get(proposal))
         .route("/api/v1/vote-tokens/{key}", get(vote_tokens))
+        .route("/api/v1/foundations/{f}/ballots/{round}", get(ballot_round))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BallotQuery {
+    /// A member whose credential request (and its answer) to show.
+    member: Option<String>,
+}
+
+/// `GET /api/v1/foundations/{f}/ballots/{round}`: a round's credential key and issuance
+/// log's counts (rules BL1, BL2, BL4), and with `?member=` that member's request and the
+/// registrar's answer: what a member's node blinds against and unblinds, and what a
+/// registrar answers.
+async fn ballot_round(
+    State(api): State<crate::Api>,
+    axum::extract::Path((f, round)): axum::extract::Path<(u16, u64)>,
+    axum::extract::Query(q): axum::extract::Query<BallotQuery>,
+) -> ApiResult {
+    let member = q.member.as_deref().map(crate::parse_key).transpose()?;
+    let node = api.node.clone();
+    gov_read(move || {
+        let (epoch, (key, request)) = read_global(&node, |v, _| {
+            let key: Option<CredentialKeyRecord> =
+                get_record(v, StateKey::CredentialKey(f, round))?;
+            let request: Option<CredentialRequest> = match &member {
+                Some(m) => get_record(v, StateKey::CredentialRequest(f, round, m))?,
+                None => None,
+            };
+            Ok((key, request))
+        })?;
+        Ok(Json(json!({
+            "foundation": f,
+            "round": round,
+            "epoch": epoch,
+            "key": key.as_ref().map(|k| hex::encode(&k.key)),
+            "tokens": key.as_ref().map(|k| k.tokens.to_string()),
+            "issued": key.as_ref().map_or(0, |k| k.issued),
+            "voters": key.as_ref().map_or(0, |k| k.voters),
+            "forged": key.as_ref().is_some_and(|k| k.forged),
+            "request": request.map(|r| json!({
+                "blinded": hex::encode(&r.blinded),
+                "blind_sig": r.blind_sig.map(hex::encode),
+            })),
+        })))
+    })
+    .await
 }
 
 /// Most proposals in one page of `GET /api/v1/proposals`.

@@ -250,11 +250,14 @@ impl ShardLedger {
         {
             return Err(TxError::KeyPublished.into());
         }
-        CredentialKey::from_der(key).map_err(|_| TxError::BadCredentialKey)?;
+        // Kept as this library encodes it, so that a later parser reads what it wrote.
+        let key = CredentialKey::from_der(key)
+            .map_err(|_| TxError::BadCredentialKey)?
+            .to_der();
         let tokens =
             self.foundation_params(st, foundation)?.tokens[usize::from(Branch::Members.code())];
         let record = CredentialKeyRecord {
-            key: key.to_vec(),
+            key,
             tokens,
             issued: 0,
             voters: 0,

@@ -869,6 +869,13 @@ fn proposal_checks(api: SocketAddr, devnet: &Path, tmp: &Path, ann: &Path) {
         "{out}"
     );
     assert!(cli_ok(api, ann, &["gov", "proposals"]).contains("Ann for officer"));
+    // No registrar has published a ballot key for round 0: the issuance log is empty.
+    let round = get(api, "/api/v1/foundations/0/ballots/0").expect("a ballot round");
+    assert!(
+        round["key"].is_null() && round["issued"] == 0 && round["forged"] == false,
+        "{round}"
+    );
+    assert!(get(api, "/api/v1/foundations/0/ballots/0?member=nonsense").is_none());
 }
 
 fn cli_ok(api: SocketAddr, session: &Path, args: &[&str]) -> String {
