@@ -174,14 +174,12 @@ fn ballot_verdicts(
                         return None;
                     }
                     let len = tx.envelope.encoded_len();
+                    use starling_ledger::ballots::BallotCheck;
+                    let refused = |why: String| Err(MempoolError::BallotRefused(why));
                     Some(match ledger.check_ballot(v, &tx.body, len, height) {
                         Ok(_) => Ok(()),
-                        Err(starling_ledger::ballots::BallotCheck::Refused(e)) => {
-                            Err(MempoolError::BallotRefused(e.to_string()))
-                        }
-                        Err(starling_ledger::ballots::BallotCheck::State(e)) => {
-                            Err(MempoolError::BallotRefused(e.to_string()))
-                        }
+                        Err(BallotCheck::Refused(e)) => refused(e.to_string()),
+                        Err(BallotCheck::State(e)) => refused(e.to_string()),
                     })
                 })
                 .collect()

@@ -397,7 +397,14 @@ impl ShardLedger {
         st: &Overlay<'_, V>,
         txs: &[(TxBody, starling_types::Hash)],
     ) -> Result<Verdicts, StateError> {
-        let mut jobs = Vec::new();
+        let ballots = txs
+            .iter()
+            .filter(|(b, _)| matches!(b.action, Action::Ballot(_)))
+            .count();
+        if ballots < PARALLEL_FROM || self.shard != starling_types::ShardId::GLOBAL {
+            return Ok(Verdicts::new());
+        }
+        let mut jobs = Vec::with_capacity(ballots);
         for (body, _) in txs {
             let Action::Ballot(b) = &body.action else {
                 continue;
@@ -409,16 +416,7 @@ impl ShardLedger {
             let Ok(key) = CredentialKey::from_der_cached(&record.key) else {
                 continue;
             };
-            let msg =
-                credential_message(&self.params.chain_id, b.foundation, b.round, &body.account);
-            let credential = Credential {
-                randomizer: b.randomizer,
-                signature: b.credential.clone(),
-            };
-            jobs.push((verdict_id(b, &body.account), key, msg, credential));
-        }
-        if jobs.len() < PARALLEL_FROM || self.shard != starling_types::ShardId::GLOBAL {
-            return Ok(Verdicts::new());
+            jobs.push((verdict_id(b, &body.account), key, b, &body.account));
         }
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
         let chunk = jobs.len().div_ceil(threads);
@@ -428,7 +426,7 @@ impl ShardLedger {
                 .map(|part| {
                     s.spawn(move || {
                         part.iter()
-                            .map(|(id, key, msg, c)| (*id, key.verify(msg, c).is_ok()))
+                            .map(|(id, key, b, voter)| (*id, self.credential_valid(key, b, voter)))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -441,6 +439,22 @@ impl ShardLedger {
                 .collect()
         });
         Ok(verdicts)
+    }
+
+    /// BL3's credential check: the ballot's credential signs [`credential_message`] for its
+    /// foundation, round and ballot key under the round's key.
+    fn credential_valid(&self, key: &CredentialKey, ballot: &Ballot, voter: &AccountId) -> bool {
+        let msg = credential_message(
+            &self.params.chain_id,
+            ballot.foundation,
+            ballot.round,
+            voter,
+        );
+        let credential = Credential {
+            randomizer: ballot.randomizer,
+            signature: ballot.credential.clone(),
+        };
+        key.verify(&msg, &credential).is_ok()
     }
 
     /// BL4: whether a referendum's round's credentials of its foundation were forged.
@@ -465,26 +479,11 @@ impl ShardLedger {
         ballot: &Ballot,
         envelope_len: usize,
     ) -> Result<(u64, u128), Failure> {
-        if body.expires_at_height < ctx.height {
-            return Err(TxError::Expired {
-                expires_at: body.expires_at_height,
-                height: ctx.height,
-            }
-            .into());
-        }
-        let max_expiry = ctx.height.saturating_add(self.params.max_expiry_blocks);
-        if body.expires_at_height > max_expiry {
-            return Err(TxError::ExpiryTooFar {
-                expires_at: body.expires_at_height,
-                max: max_expiry,
-            }
-            .into());
-        }
-        let gas = crate::gas::tx_gas(envelope_len, &body.action);
-        if ctx.gas_used + gas > self.params.block_gas_limit {
-            return Err(TxError::BlockFull.into());
-        }
-        self.apply_ballot(st, ctx, body, ballot)?;
+        self.global_only()?;
+        let used: Option<NullifierRecord> = st.get(StateKey::Nullifier(&body.account))?;
+        let next = used.map_or(0, |u| u.nonce);
+        let gas = self.check_sequence(ctx, body, next, envelope_len)?;
+        self.apply_ballot(st, ctx, body, ballot, used)?;
         Ok((gas, 0))
     }
 
@@ -496,47 +495,27 @@ impl ShardLedger {
         ctx: &mut BlockCtx,
         body: &TxBody,
         ballot: &Ballot,
+        used: Option<NullifierRecord>,
     ) -> Result<(), Failure> {
-        self.global_only()?;
         if body.max_fee != 0 || body.tip != 0 {
             return Err(TxError::BallotPays.into());
         }
         let voter = &body.account;
-        let used: Option<NullifierRecord> = st.get(StateKey::Nullifier(voter))?;
         let mut use_ = used.unwrap_or(NullifierRecord {
             foundation: ballot.foundation,
             round: ballot.round,
             nonce: 0,
             spent: 0,
         });
-        if body.nonce != use_.nonce {
-            let (expected, got) = (use_.nonce, body.nonce);
-            return Err(if got < expected {
-                TxError::NonceReused { expected, got }
-            } else {
-                TxError::NonceGap { expected, got }
-            }
-            .into());
-        }
         let mut p = self.referendum_open(st, ctx, ballot)?;
         // A ballot key's credential names one foundation and round.
         if (use_.foundation, use_.round) != (ballot.foundation, ballot.round) {
             return Err(TxError::BadCredential.into());
         }
         let (mut record, key) = self.credential_key(st, ballot.foundation, ballot.round)?;
-        let msg = credential_message(
-            &self.params.chain_id,
-            ballot.foundation,
-            ballot.round,
-            voter,
-        );
-        let credential = Credential {
-            randomizer: ballot.randomizer,
-            signature: ballot.credential.clone(),
-        };
         let valid = match ctx.credentials.get(&verdict_id(ballot, voter)) {
             Some(v) => *v,
-            None => key.verify(&msg, &credential).is_ok(),
+            None => self.credential_valid(&key, ballot, voter),
         };
         if !valid {
             return Err(TxError::BadCredential.into());

@@ -480,38 +480,7 @@ impl ShardLedger {
         let mut acct: AccountRecord = st
             .get(StateKey::Account(&body.account))?
             .ok_or(TxError::UnknownAccount)?;
-        // T3: nonces are consecutive; a used nonce is a replay.
-        if body.nonce < acct.nonce {
-            return Err(Failure::Rejected(TxError::NonceReused {
-                expected: acct.nonce,
-                got: body.nonce,
-            }));
-        }
-        if body.nonce > acct.nonce {
-            return Err(Failure::Rejected(TxError::NonceGap {
-                expected: acct.nonce,
-                got: body.nonce,
-            }));
-        }
-        // T4: expiry bounds the life of a transaction.
-        if body.expires_at_height < ctx.height {
-            return Err(Failure::Rejected(TxError::Expired {
-                expires_at: body.expires_at_height,
-                height: ctx.height,
-            }));
-        }
-        let max_expiry = ctx.height.saturating_add(self.params.max_expiry_blocks);
-        if body.expires_at_height > max_expiry {
-            return Err(Failure::Rejected(TxError::ExpiryTooFar {
-                expires_at: body.expires_at_height,
-                max: max_expiry,
-            }));
-        }
-        // T5: the block has room.
-        let gas_used = gas::tx_gas(envelope_len, &body.action);
-        if ctx.gas_used + gas_used > self.params.block_gas_limit {
-            return Err(Failure::Rejected(TxError::BlockFull));
-        }
+        let gas_used = self.check_sequence(ctx, body, acct.nonce, envelope_len)?;
         // T6: the fee is within max_fee and paid: the base cost first from a member's fee
         // allowance, then from a sponsorship; the rest and the tip from the balance.
         let base_cost = gas_used as u128 * ctx.base_fee as u128;
@@ -542,6 +511,39 @@ impl ShardLedger {
         *ctx.foundation_fees.entry(foundation).or_default() += split.foundation;
         ctx.tips += body.tip;
         Ok((gas_used, required))
+    }
+
+    /// Rules T3 (nonces are consecutive; a used nonce is a replay; `expected` is the
+    /// sender's next), T4 (expiry bounds the life of a transaction) and T5 (the block has
+    /// room), for accounts and ballot keys alike. The transaction's gas.
+    pub(crate) fn check_sequence(
+        &self,
+        ctx: &BlockCtx,
+        body: &TxBody,
+        expected: u64,
+        envelope_len: usize,
+    ) -> Result<u64, TxError> {
+        let got = body.nonce;
+        if got < expected {
+            return Err(TxError::NonceReused { expected, got });
+        }
+        if got > expected {
+            return Err(TxError::NonceGap { expected, got });
+        }
+        let expires_at = body.expires_at_height;
+        if expires_at < ctx.height {
+            let height = ctx.height;
+            return Err(TxError::Expired { expires_at, height });
+        }
+        let max = ctx.height.saturating_add(self.params.max_expiry_blocks);
+        if expires_at > max {
+            return Err(TxError::ExpiryTooFar { expires_at, max });
+        }
+        let gas = gas::tx_gas(envelope_len, &body.action);
+        if ctx.gas_used + gas > self.params.block_gas_limit {
+            return Err(TxError::BlockFull);
+        }
+        Ok(gas)
     }
 
     /// Credits `to` here if it lives on this shard, else sends a credit message.

@@ -208,12 +208,8 @@ pub fn governance(args: GovernanceArgs) -> anyhow::Result<()> {
     if args.ballots == 0 || args.per_block == 0 {
         bail!("--ballots and --per-block must be positive");
     }
-    let chain = ChainId::new("starling-bench")?;
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
-    let foundations = (0..3)
-        .map(|_| SecretKey::generate(KeyType::Ed25519, &mut rng).public_key())
-        .collect();
-    let mut params = LedgerParams::devnet(chain.clone(), 1, foundations)?;
+    let (chain, mut params) = crate::bench::bench_params(&mut rng)?;
     params.block_gas_limit = params.block_gas_limit.max(args.per_block as u64 * 30_000);
     params.max_expiry_blocks = params.max_expiry_blocks.max(1 << 20);
     let key = RegistrarKey::generate(args.rsa_bits).context("the registrar's key")?;

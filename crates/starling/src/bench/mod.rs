@@ -81,16 +81,24 @@ pub(crate) fn bar(len: u64, msg: &'static str) -> ProgressBar {
     pb
 }
 
+/// The benchmarks' chain: one account shard, three foundations with keys from `rng`.
+pub(crate) fn bench_params(
+    rng: &mut rand_chacha::ChaCha20Rng,
+) -> anyhow::Result<(ChainId, LedgerParams)> {
+    let chain = ChainId::new("starling-bench")?;
+    let foundations = (0..3)
+        .map(|_| SecretKey::generate(KeyType::Ed25519, rng).public_key())
+        .collect();
+    let params = LedgerParams::devnet(chain.clone(), 1, foundations)?;
+    Ok((chain, params))
+}
+
 fn ledger(args: LedgerArgs) -> anyhow::Result<()> {
     if args.accounts == 0 || args.txs_per_block == 0 || args.blocks == 0 {
         bail!("--accounts, --txs-per-block and --blocks must be positive");
     }
-    let chain = ChainId::new("starling-bench")?;
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
-    let foundations = (0..3)
-        .map(|_| SecretKey::generate(KeyType::Ed25519, &mut rng).public_key())
-        .collect();
-    let mut params = LedgerParams::devnet(chain.clone(), 1, foundations)?;
+    let (chain, mut params) = bench_params(&mut rng)?;
     params.block_gas_limit = params
         .block_gas_limit
         .max(args.txs_per_block as u64 * 20_000);
